@@ -1,0 +1,127 @@
+//! The broker: assigns each room's seq, keeps its history and hands every
+//! published message to the hubs of all nodes that have the room open.
+//!
+//! It sits behind the [`Broker`] trait so a multi-node implementation (Redis)
+//! can replace the in-process one without touching the WebSocket or REST
+//! code. Whatever the implementation, a message is serialized into its
+//! WebSocket frame exactly once, at publish time; every recipient gets the
+//! same shared bytes.
+//!
+//! # Layout
+//!
+//! - this module: the trait and the [`Published`] message.
+//! - [`local`]: the in-process broker (one node), history in memory and in
+//!   the store.
+//! - [`writer`]: the batching history writer the local broker persists with.
+
+pub mod local;
+pub mod writer;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use comms_protocol::ws::ServerFrame;
+use comms_protocol::{Message, Sender};
+use serde_json::value::RawValue;
+
+use crate::store::StoreError;
+
+/// The room a broker call is about. The name goes into every message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// What a publisher hands in; the broker adds id, seq and timestamp.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub sender: Sender,
+    pub payload: Box<RawValue>,
+}
+
+/// A message with its seq assigned and its frame serialized once.
+#[derive(Debug)]
+pub struct Published {
+    pub room_id: i64,
+    /// Milliseconds since the epoch; `message.timestamp` is its text form.
+    pub created_ms: i64,
+    pub message: Message,
+    /// `{"type": "message", …}` as sent on every WebSocket of the room.
+    pub frame: Bytes,
+}
+
+impl Published {
+    /// Serializes the frame of a message. Called once per message.
+    pub fn new(room_id: i64, created_ms: i64, message: Message) -> Self {
+        let frame = ServerFrame::Message(message);
+        let bytes = serde_json::to_vec(&frame).expect("a message always serializes");
+        let ServerFrame::Message(message) = frame else { unreachable!("built as a message frame above") };
+        Self {
+            room_id,
+            created_ms,
+            message,
+            frame: Bytes::from(bytes),
+        }
+    }
+
+    /// The message's seq.
+    pub fn seq(&self) -> u64 {
+        self.message.seq
+    }
+}
+
+/// A slice of a room's retained history.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Oldest retained seq; `last_seq + 1` when none is retained.
+    pub first_seq: u64,
+    /// Newest seq of the room; 0 when nothing was ever published.
+    pub last_seq: u64,
+    /// Retained messages with `seq > after_seq`, oldest first, at most `limit`.
+    pub messages: Vec<Arc<Published>>,
+}
+
+/// How long `publish` waits before returning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Return once delivered to live connections; history is written in the
+    /// next batch. For WebSocket publishes, whose sender sees its own echo.
+    Delivered,
+    /// Return only once history holding the message is committed. For REST
+    /// publishes, whose `201` promises the message is stored.
+    Stored,
+}
+
+/// Why a broker call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored message is not valid JSON: {0}")]
+    CorruptHistory(#[from] serde_json::Error),
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+}
+
+/// Seq, history and delivery of messages. See the module docs.
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// Assigns the next seq of the room, retains the message and delivers it
+    /// to every live connection of the room, in seq order.
+    async fn publish(&self, room: &RoomRef, draft: Draft, durability: Durability) -> Result<Arc<Published>, BrokerError>;
+
+    /// Retained messages with `seq > after_seq`, oldest first, at most
+    /// `limit` (0 gives just the bounds).
+    async fn history(&self, room: &RoomRef, after_seq: u64, limit: usize) -> Result<History, BrokerError>;
+
+    /// Drops what the broker holds for a deleted room.
+    async fn forget_room(&self, room_id: i64);
+
+    /// Whether the broker can serve, for `/readyz`.
+    async fn ready(&self) -> Result<(), BrokerError>;
+
+    /// Stops taking messages and writes out everything pending.
+    async fn shutdown(&self);
+}

@@ -1,0 +1,139 @@
+//! Writes published messages to the store in batches, off the fan-out path.
+//!
+//! Publishers hand a message to a bounded channel and go on; one task drains
+//! whatever has queued up into a single transaction (group commit), so the
+//! database sees one round trip per batch, never one per message or per
+//! recipient. A full channel makes publishers wait: back pressure rather
+//! than lost history. A failed write is retried with backoff, never dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::BrokerError;
+use crate::store::{Store, StoredMessage};
+use crate::time::now_ms;
+
+enum Command {
+    Write(StoredMessage, Option<oneshot::Sender<()>>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle of the writer task. The task lives as long as the process and
+/// ends when every handle is dropped.
+pub struct HistoryWriter {
+    commands: mpsc::Sender<Command>,
+}
+
+/// What the writer keeps and how it batches.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterSettings {
+    pub keep_per_room: usize,
+    pub max_age: Duration,
+    pub batch: usize,
+}
+
+const QUEUE: usize = 8192;
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+impl HistoryWriter {
+    /// Starts the writer task on the current runtime.
+    pub fn spawn(store: Arc<dyn Store>, settings: WriterSettings) -> Self {
+        let (commands, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(run(store, settings, receiver));
+        Self { commands }
+    }
+
+    /// Queues a message; with `wait`, returns only once it is committed.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::ShuttingDown`] if the writer task has stopped.
+    pub async fn write(&self, message: StoredMessage, wait: bool) -> Result<(), BrokerError> {
+        let (ack, done) = if wait {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.commands.send(Command::Write(message, ack)).await.map_err(|_| BrokerError::ShuttingDown)?;
+        if let Some(done) = done {
+            done.await.map_err(|_| BrokerError::ShuttingDown)?;
+        }
+        Ok(())
+    }
+
+    /// Returns once everything queued before this call is committed.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn run(store: Arc<dyn Store>, settings: WriterSettings, mut commands: mpsc::Receiver<Command>) {
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let mut batch = Vec::with_capacity(settings.batch);
+    let mut acks = Vec::new();
+    loop {
+        let first = tokio::select! {
+            command = commands.recv() => match command {
+                Some(command) => command,
+                None => return,
+            },
+            _ = prune.tick() => {
+                prune_old(&*store, settings.max_age).await;
+                continue;
+            }
+        };
+        take(first, &mut batch, &mut acks);
+        while batch.len() < settings.batch {
+            match commands.try_recv() {
+                Ok(command) => take(command, &mut batch, &mut acks),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            write_until_done(&*store, &batch, settings.keep_per_room).await;
+            batch.clear();
+        }
+        for ack in acks.drain(..) {
+            let _ = ack.send(());
+        }
+    }
+}
+
+fn take(command: Command, batch: &mut Vec<StoredMessage>, acks: &mut Vec<oneshot::Sender<()>>) {
+    match command {
+        Command::Write(message, ack) => {
+            batch.push(message);
+            acks.extend(ack);
+        }
+        Command::Flush(ack) => acks.push(ack),
+    }
+}
+
+async fn write_until_done(store: &dyn Store, batch: &[StoredMessage], keep_per_room: usize) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match store.append_messages(batch, keep_per_room).await {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::error!(error = %err, messages = batch.len(), retry_in = ?backoff, "writing history failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn prune_old(store: &dyn Store, max_age: Duration) {
+    let before = now_ms() - max_age.as_millis() as i64;
+    match store.prune_history(before).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::debug!(pruned, "pruned aged-out history"),
+        Err(err) => tracing::warn!(error = %err, "pruning history failed"),
+    }
+}

@@ -1,0 +1,359 @@
+//! Layered configuration: defaults, then `comms.toml` in the working
+//! folder's parent (where the original deployment kept its machine-specific
+//! file), then `comms.toml` in the working folder, then `--config FILE`, then
+//! environment variables.
+//!
+//! Environment variables are `COMMS_` followed by the key path with `__`
+//! between sections, e.g. `COMMS_DATA_DIR`, `COMMS_SERVER__ADDR`,
+//! `COMMS_LIMITS__MAX_MESSAGE_BYTES`. `DATABASE_URL` and `REDIS_URL` are also
+//! read as-is because every hosting platform sets them under those names.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The file name looked up in the parent and working folders.
+pub const CONFIG_FILE_NAME: &str = "comms.toml";
+
+/// The effective configuration of a comms process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `dev` or `prod`: the two differ only by the values in this file.
+    pub profile: String,
+    /// Where the SQLite database lives (`COMMS_DATA_DIR`).
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub limits: LimitsConfig,
+    pub history: HistoryConfig,
+    pub websocket: WebSocketConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+}
+
+/// The HTTP listener and how the server names itself in URLs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address `comms serve` listens on (`--addr` overrides it).
+    pub addr: SocketAddr,
+    /// Base URL clients reach this server at, e.g. `https://comms.example.com`.
+    /// Endpoint `ws_url`s are built from it. Empty: taken from each
+    /// request's `Host` header with the `ws://` scheme.
+    pub public_url: String,
+    /// Seconds to wait for connections to drain on SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Where data is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` URL (`DATABASE_URL`). Empty: `comms.db` in `data_dir`.
+    pub url: String,
+    /// Size of the connection pool.
+    pub max_connections: u32,
+}
+
+/// Sizes and rates. Every limit a client can hit lives here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest WebSocket frame, and largest `message` of a REST publish.
+    pub max_message_bytes: usize,
+    /// Largest endpoint meta, serialized.
+    pub max_meta_bytes: usize,
+    /// Largest HTTP request body.
+    pub max_body_bytes: usize,
+    /// Frames queued for one connection before it counts as too slow and is
+    /// closed with 1013.
+    pub connection_queue: usize,
+    /// Largest `limit` of the messages API.
+    pub max_page_size: usize,
+    /// REST requests per second per app (sustained); 0 disables the limit.
+    pub api_requests_per_second: u32,
+    /// REST requests an app may burst above the sustained rate.
+    pub api_burst: u32,
+    /// Messages per second one WebSocket connection may send; 0 disables.
+    pub ws_messages_per_second: u32,
+    /// Messages one connection may burst above the sustained rate.
+    pub ws_burst: u32,
+}
+
+/// Message history kept per room for `after_seq` resume and the messages API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Messages retained per room.
+    pub max_messages: usize,
+    /// Oldest message age retained, in seconds.
+    pub max_age_secs: u64,
+    /// Most messages written to the database in one transaction.
+    pub write_batch: usize,
+}
+
+/// WebSocket keep-alive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// Seconds of silence from a client before the server pings it.
+    pub ping_interval_secs: u64,
+    /// Seconds without any frame (pong included) before a client is dropped.
+    pub idle_timeout_secs: u64,
+}
+
+/// API-key checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How long a verified key is trusted without asking the database.
+    /// Changes made by this process (rotate, revoke, suspend) take effect at
+    /// once; changes made by another process (the CLI) within this time.
+    pub key_cache_ttl_ms: u64,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `comms=debug,info`; `RUST_LOG` wins.
+    pub filter: String,
+    /// `pretty` for people or `json` for log collectors.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            profile: "dev".into(),
+            data_dir: PathBuf::from("./data"),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            limits: LimitsConfig::default(),
+            history: HistoryConfig::default(),
+            websocket: WebSocketConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            public_url: String::new(),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_connections: 8,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+            max_meta_bytes: 4 * 1024,
+            max_body_bytes: 256 * 1024,
+            connection_queue: 1024,
+            max_page_size: 1000,
+            api_requests_per_second: 1000,
+            api_burst: 2000,
+            ws_messages_per_second: 1000,
+            ws_burst: 1000,
+        }
+    }
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            max_messages: 1000,
+            max_age_secs: 7 * 24 * 3600,
+            write_batch: 512,
+        }
+    }
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval_secs: 25,
+            idle_timeout_secs: 60,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            key_cache_ttl_ms: 1000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: "pretty".into(),
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Rule(String),
+}
+
+impl Config {
+    /// Loads the layered configuration for a process started in `work_dir`.
+    ///
+    /// # Errors
+    ///
+    /// A named `--config` file that does not exist, a file that is not valid
+    /// TOML, an unknown key, a value of the wrong type, or a value that
+    /// breaks a rule (see [`Config::validate`]).
+    pub fn load(work_dir: &Path, explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        // Optional files: `Toml::file` skips a missing one. Paths are made
+        // absolute first, since for a relative path it would search upwards.
+        let work_dir = std::path::absolute(work_dir).map_err(|err| ConfigError::Rule(err.to_string()))?;
+        if let Some(parent) = work_dir.parent() {
+            figment = figment.merge(Toml::file(parent.join(CONFIG_FILE_NAME)));
+        }
+        figment = figment.merge(Toml::file(work_dir.join(CONFIG_FILE_NAME)));
+        if let Some(path) = explicit {
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        Self::from_figment(figment.merge(environment()))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the rules that types alone cannot express.
+    ///
+    /// # Errors
+    ///
+    /// The first rule broken, named by its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let rule = |ok: bool, text: &str| if ok { Ok(()) } else { Err(ConfigError::Rule(text.into())) };
+        rule(matches!(self.profile.as_str(), "dev" | "prod"), "profile must be \"dev\" or \"prod\"")?;
+        rule(matches!(self.log.format.as_str(), "pretty" | "json"), "log.format must be \"pretty\" or \"json\"")?;
+        rule(self.limits.max_message_bytes >= 16, "limits.max_message_bytes must be at least 16")?;
+        rule(self.limits.connection_queue >= 1, "limits.connection_queue must be at least 1")?;
+        rule(self.limits.max_page_size >= 1, "limits.max_page_size must be at least 1")?;
+        rule(self.history.max_messages >= 1, "history.max_messages must be at least 1")?;
+        rule(self.history.write_batch >= 1, "history.write_batch must be at least 1")?;
+        rule(self.websocket.ping_interval_secs >= 1, "websocket.ping_interval_secs must be at least 1")?;
+        rule(
+            self.websocket.idle_timeout_secs > self.websocket.ping_interval_secs,
+            "websocket.idle_timeout_secs must be longer than websocket.ping_interval_secs",
+        )?;
+        rule(
+            self.server.public_url.is_empty()
+                || self.server.public_url.starts_with("http://")
+                || self.server.public_url.starts_with("https://"),
+            "server.public_url must start with http:// or https://",
+        )?;
+        Ok(())
+    }
+
+    /// The database URL in effect: the configured one, or a SQLite file in
+    /// the data folder.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("comms.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    /// The effective configuration as TOML, for `--print-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("every config value has a TOML form")
+    }
+}
+
+/// `COMMS_*` variables, plus the conventional `DATABASE_URL`.
+fn environment() -> Figment {
+    Figment::new()
+        .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
+        .merge(
+            Env::prefixed("COMMS_")
+                .split("__")
+                .filter(|key| TOP_LEVEL_KEYS.iter().any(|top| key.as_str().split('.').next() == Some(*top))),
+        )
+}
+
+/// Only variables naming a real key are read, so an unrelated `COMMS_…`
+/// variable in the environment does not fail the strict key check.
+const TOP_LEVEL_KEYS: &[&str] =
+    &["profile", "data_dir", "server", "database", "limits", "history", "websocket", "auth", "log"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_layer_parent_then_work_dir_then_explicit() {
+        let root = tempfile::tempdir().unwrap();
+        let work = root.path().join("app");
+        std::fs::create_dir(&work).unwrap();
+        std::fs::write(root.path().join(CONFIG_FILE_NAME), "profile = \"prod\"\n[limits]\nmax_page_size = 7\nqueue = 1\n")
+            .unwrap();
+        assert!(Config::load(&work, None).is_err(), "unknown keys are refused");
+
+        std::fs::write(root.path().join(CONFIG_FILE_NAME), "profile = \"prod\"\n[limits]\nmax_page_size = 7\n").unwrap();
+        std::fs::write(work.join(CONFIG_FILE_NAME), "[limits]\nmax_page_size = 8\n").unwrap();
+        let config = Config::load(&work, None).unwrap();
+        assert_eq!(config.profile, "prod");
+        assert_eq!(config.limits.max_page_size, 8);
+
+        let explicit = root.path().join("explicit.toml");
+        std::fs::write(&explicit, "[limits]\nmax_page_size = 9\n").unwrap();
+        assert_eq!(Config::load(&work, Some(&explicit)).unwrap().limits.max_page_size, 9);
+        assert!(Config::load(&work, Some(&root.path().join("missing.toml"))).is_err());
+    }
+
+    #[test]
+    fn printed_config_reads_back_the_same() {
+        let config = Config::default();
+        let back: Config = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(back, config);
+    }
+
+    #[test]
+    fn rules_are_checked() {
+        let mut config = Config::default();
+        config.server.public_url = "example.com".into();
+        assert!(config.validate().is_err());
+        config.server.public_url = "https://example.com".into();
+        assert!(config.validate().is_ok());
+    }
+}

@@ -1,0 +1,88 @@
+//! [`ServiceError`]: what a service call can answer instead of a result.
+//! Each client-facing variant maps to one of SPEC's error codes; the server
+//! turns it into the error JSON with the matching status.
+
+use std::time::Duration;
+
+use comms_protocol::ErrorCode;
+
+use crate::broker::BrokerError;
+use crate::names::InvalidName;
+use crate::store::StoreError;
+
+/// Why a service call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Bad input; the text says what was wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// Missing, unknown or revoked key, or an app that is not approved.
+    #[error("a valid API key of an approved app is required")]
+    Forbidden,
+    /// The room or endpoint does not exist for this app.
+    #[error("{0}")]
+    NotFound(String),
+    /// The name is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// A body, message or frame over its limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A `read` endpoint tried to publish.
+    #[error("this endpoint has read permission only")]
+    ReadOnly,
+    /// Over a configured rate; retry after the given time.
+    #[error("rate limit exceeded, retry in {} ms", retry_after.as_millis())]
+    RateLimited { retry_after: Duration },
+    /// The database or broker cannot be reached right now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; logged, never shown to clients.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl ServiceError {
+    /// SPEC's error code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid(_) => ErrorCode::Invalid,
+            Self::Forbidden => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::ReadOnly => ErrorCode::ReadOnly,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<InvalidName> for ServiceError {
+    fn from(err: InvalidName) -> Self {
+        Self::Invalid(err.to_string())
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict => Self::Conflict("already exists".into()),
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
+                Self::Unavailable("the database is unavailable, retry later".into())
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<BrokerError> for ServiceError {
+    fn from(err: BrokerError) -> Self {
+        match err {
+            BrokerError::Store(err) => err.into(),
+            BrokerError::ShuttingDown => Self::Unavailable("the server is shutting down, retry elsewhere".into()),
+            other => Self::Internal(other.into()),
+        }
+    }
+}

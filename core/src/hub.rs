@@ -1,0 +1,217 @@
+//! This node's live connections, grouped by room, and the fan-out to them.
+//!
+//! The hub knows nothing about sockets or JSON: a member is a bounded queue
+//! of already-serialized messages plus a one-shot "you are closed" signal.
+//! The connection task (in the server's `ws` module) owns the receiving ends
+//! through a [`Membership`]; the hub owns the sending ends.
+//!
+//! Locking: one `RwLock` over the room map (written only on join and leave)
+//! and one `Mutex` per room, held while a message is pushed to that room's
+//! queues. Both are synchronous locks never held across an `.await`, and a
+//! push never blocks: a full queue closes its connection with 1013 instead
+//! of slowing the room down or silently skipping the message.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use comms_protocol::ws::close;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::broker::Published;
+use crate::metrics::Metrics;
+
+/// Why the hub closed a connection; maps to a WebSocket close code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    EndpointDeleted,
+    RoomDeleted,
+    AppDisabled,
+    SlowConsumer,
+    ShuttingDown,
+}
+
+impl CloseReason {
+    /// The WebSocket close code.
+    pub fn code(self) -> u16 {
+        match self {
+            Self::EndpointDeleted => close::ENDPOINT_DELETED,
+            Self::RoomDeleted => close::ROOM_DELETED,
+            Self::AppDisabled => close::APP_DISABLED,
+            Self::SlowConsumer => close::TRY_AGAIN_LATER,
+            Self::ShuttingDown => close::GOING_AWAY,
+        }
+    }
+
+    /// The close reason text.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::EndpointDeleted => "endpoint deleted",
+            Self::RoomDeleted => "room deleted",
+            Self::AppDisabled => "app disabled",
+            Self::SlowConsumer => "too slow: queue full, resume with after_seq",
+            Self::ShuttingDown => "server shutting down",
+        }
+    }
+}
+
+struct Member {
+    endpoint_id: i64,
+    queue: mpsc::Sender<Arc<Published>>,
+    close: oneshot::Sender<CloseReason>,
+}
+
+type Room = Arc<Mutex<HashMap<u64, Member>>>;
+
+/// Live connections of this node. Share it as `Arc<Hub>`.
+pub struct Hub {
+    rooms: RwLock<HashMap<i64, Room>>,
+    next_member: AtomicU64,
+    queue_len: usize,
+    metrics: Arc<Metrics>,
+}
+
+/// A connection's place in a room. Dropping it leaves the room.
+///
+/// `queue` yields every message of the room published after the join, in
+/// seq order; `closed` fires when the hub ends the connection (endpoint or
+/// room deleted, too slow, shutdown). The connection should then close the
+/// socket with the reason's code.
+pub struct Membership {
+    hub: Arc<Hub>,
+    room_id: i64,
+    member_id: u64,
+    pub queue: mpsc::Receiver<Arc<Published>>,
+    pub closed: oneshot::Receiver<CloseReason>,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.hub.leave(self.room_id, self.member_id);
+    }
+}
+
+impl Hub {
+    /// An empty hub whose members each get a queue of `queue_len` messages.
+    pub fn new(queue_len: usize, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            rooms: RwLock::new(HashMap::new()),
+            next_member: AtomicU64::new(1),
+            queue_len,
+            metrics,
+        })
+    }
+
+    /// Adds a connection of `endpoint_id` to a room.
+    pub fn join(self: &Arc<Self>, room_id: i64, endpoint_id: i64) -> Membership {
+        let (queue_tx, queue) = mpsc::channel(self.queue_len);
+        let (close_tx, closed) = oneshot::channel();
+        let member_id = self.next_member.fetch_add(1, Ordering::Relaxed);
+        let mut rooms = self.rooms.write();
+        let room = rooms.entry(room_id).or_insert_with(|| {
+            self.metrics.live_rooms.inc();
+            Room::default()
+        });
+        room.lock().insert(
+            member_id,
+            Member {
+                endpoint_id,
+                queue: queue_tx,
+                close: close_tx,
+            },
+        );
+        self.metrics.connections.inc();
+        Membership {
+            hub: Arc::clone(self),
+            room_id,
+            member_id,
+            queue,
+            closed,
+        }
+    }
+
+    fn leave(&self, room_id: i64, member_id: u64) {
+        let mut rooms = self.rooms.write();
+        let Some(room) = rooms.get(&room_id) else { return };
+        let mut members = room.lock();
+        if members.remove(&member_id).is_some() {
+            self.metrics.connections.dec();
+        }
+        if members.is_empty() {
+            drop(members);
+            rooms.remove(&room_id);
+            self.metrics.live_rooms.dec();
+        }
+    }
+
+    /// Hands a published message to every connection of its room. Must be
+    /// called in seq order per room (the broker guarantees it).
+    pub fn deliver(&self, message: &Arc<Published>) {
+        let Some(room) = self.rooms.read().get(&message.room_id).cloned() else { return };
+        let mut members = room.lock();
+        let mut delivered = 0u64;
+        let mut too_slow = Vec::new();
+        for (id, member) in members.iter() {
+            match member.queue.try_send(Arc::clone(message)) {
+                Ok(()) => delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*id),
+                // The connection task is gone; its Membership drop removes it.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        for id in too_slow {
+            if let Some(member) = members.remove(&id) {
+                self.metrics.slow_consumers.inc();
+                self.metrics.connections.dec();
+                let _ = member.close.send(CloseReason::SlowConsumer);
+            }
+        }
+        self.metrics.messages_out.inc_by(delivered);
+    }
+
+    /// Closes every connection of one endpoint.
+    pub fn close_endpoint(&self, room_id: i64, endpoint_id: i64) {
+        let Some(room) = self.rooms.read().get(&room_id).cloned() else { return };
+        let mut members = room.lock();
+        let ids: Vec<u64> =
+            members.iter().filter(|(_, m)| m.endpoint_id == endpoint_id).map(|(id, _)| *id).collect();
+        for id in ids {
+            if let Some(member) = members.remove(&id) {
+                self.metrics.connections.dec();
+                let _ = member.close.send(CloseReason::EndpointDeleted);
+            }
+        }
+    }
+
+    /// Closes every connection of one room.
+    pub fn close_room(&self, room_id: i64, reason: CloseReason) {
+        let Some(room) = self.rooms.read().get(&room_id).cloned() else { return };
+        self.close_members(&room, reason);
+    }
+
+    /// Closes every connection of this node, e.g. on shutdown.
+    pub fn close_all(&self, reason: CloseReason) {
+        let rooms: Vec<Room> = self.rooms.read().values().cloned().collect();
+        for room in rooms {
+            self.close_members(&room, reason);
+        }
+    }
+
+    fn close_members(&self, room: &Room, reason: CloseReason) {
+        for (_, member) in room.lock().drain() {
+            self.metrics.connections.dec();
+            let _ = member.close.send(reason);
+        }
+    }
+
+    /// Open connections in a room on this node.
+    pub fn online(&self, room_id: i64) -> u64 {
+        self.rooms.read().get(&room_id).map_or(0, |room| room.lock().len() as u64)
+    }
+
+    /// Open connections on this node.
+    pub fn connection_count(&self) -> u64 {
+        self.rooms.read().values().map(|room| room.lock().len() as u64).sum()
+    }
+}

@@ -1,0 +1,32 @@
+//! The comms product without HTTP: everything the REST handlers, the legacy
+//! routes, the WebSocket and (later) the site's server functions share.
+//!
+//! # Layout
+//!
+//! - [`config`]: layered TOML + environment configuration.
+//! - [`names`]: validated room and app names.
+//! - [`secrets`]: API keys (SHA-256 hashed), endpoint codes and ids.
+//! - [`store`]: the SQL boundary (`Store` trait, SQLite backend).
+//! - [`error`]: `ServiceError`, mapped to SPEC's error codes.
+//! - [`auth`]: API-key check with a small cache.
+//! - [`limits`]: REST and WebSocket rate limits.
+//! - [`broker`]: seq, history and publishing behind a trait (in-process now).
+//! - [`hub`]: this node's live connections per room and the fan-out to them.
+//! - [`service`]: rooms, endpoints and messages as the API offers them.
+//! - [`apps`]: app administration (the CLI, later the portal).
+//! - [`metrics`]: Prometheus counters and gauges.
+//! - [`time`]: the API's time format.
+
+pub mod apps;
+pub mod auth;
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod limits;
+pub mod metrics;
+pub mod names;
+pub mod secrets;
+pub mod service;
+pub mod store;
+pub mod time;

@@ -1,0 +1,378 @@
+//! Rooms, endpoints and messages as the API offers them: one implementation
+//! of every rule (names, permissions, meta, limits, isolation between apps)
+//! called by the REST handlers, the legacy routes, the WebSocket and, later,
+//! the site's server functions.
+//!
+//! Every call takes the authenticated [`AppRecord`] and only ever touches
+//! that app's rooms, which is how one app can never see another's.
+
+use std::sync::Arc;
+
+use comms_protocol::ws::{ServerFrame, WelcomeEndpoint};
+use comms_protocol::{Endpoint, Message, Permission, Room, Sender};
+use serde_json::value::RawValue;
+
+use crate::broker::{Broker, Draft, Durability, History, Published, RoomRef};
+use crate::config::LimitsConfig;
+use crate::error::ServiceError;
+use crate::hub::{CloseReason, Hub, Membership};
+use crate::names::RoomName;
+use crate::secrets;
+use crate::store::{AppRecord, AppStatus, EndpointRecord, NewEndpoint, RoomRecord, Store};
+use crate::time::format_ms;
+
+/// Sender id of messages published by the app's backend through the API.
+pub const APP_SENDER_ID: &str = "app";
+
+/// The product's operations. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    store: Arc<dyn Store>,
+    broker: Arc<dyn Broker>,
+    hub: Arc<Hub>,
+    limits: Arc<LimitsConfig>,
+}
+
+/// An endpoint a WebSocket may join, found by its code.
+#[derive(Debug, Clone)]
+pub struct JoinTicket {
+    pub room: RoomRef,
+    pub endpoint: EndpointRecord,
+}
+
+/// A joined connection: its membership in the room, the welcome frame, and
+/// the retained messages it asked for with `after_seq`.
+pub struct Session {
+    pub membership: Membership,
+    pub welcome: ServerFrame,
+    pub backlog: Vec<Arc<Published>>,
+    /// Messages in the membership's queue up to this seq are already covered
+    /// by the welcome's `last_seq` or the backlog, and must be skipped.
+    pub covered_seq: u64,
+}
+
+impl Service {
+    /// Wires the service to its store, broker and hub.
+    pub fn new(store: Arc<dyn Store>, broker: Arc<dyn Broker>, hub: Arc<Hub>, limits: LimitsConfig) -> Self {
+        Self {
+            store,
+            broker,
+            hub,
+            limits: Arc::new(limits),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.limits
+    }
+
+    async fn find_room(&self, app: &AppRecord, name: &str) -> Result<RoomRecord, ServiceError> {
+        let name = RoomName::parse(name)?;
+        self.store
+            .room(app.id, &name)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("room {name} does not exist")))
+    }
+
+    fn room_view(&self, room: RoomRecord) -> Room {
+        Room {
+            online: self.hub.online(room.id),
+            name: room.name,
+            created_at: format_ms(room.created_at),
+            endpoint_count: room.endpoint_count,
+        }
+    }
+
+    /// Creates a room.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad name, `Conflict` if the app has the room already.
+    pub async fn create_room(&self, app: &AppRecord, name: &str) -> Result<Room, ServiceError> {
+        let name = RoomName::parse(name)?;
+        let room = self.store.create_room(app.id, &name).await.map_err(|err| match ServiceError::from(err) {
+            ServiceError::Conflict(_) => ServiceError::Conflict(format!("room {name} already exists")),
+            other => other,
+        })?;
+        Ok(self.room_view(room))
+    }
+
+    /// One room.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad name, `NotFound` if the app has no such room.
+    pub async fn room(&self, app: &AppRecord, name: &str) -> Result<Room, ServiceError> {
+        let room = self.find_room(app, name).await?;
+        Ok(self.room_view(room))
+    }
+
+    /// The app's rooms, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// Only store failures.
+    pub async fn list_rooms(&self, app: &AppRecord) -> Result<Vec<Room>, ServiceError> {
+        let rooms = self.store.list_rooms(app.id).await?;
+        Ok(rooms.into_iter().map(|room| self.room_view(room)).collect())
+    }
+
+    /// Deletes a room with its endpoints and history, closing its live
+    /// connections.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad name, `NotFound` if the app has no such room.
+    pub async fn delete_room(&self, app: &AppRecord, name: &str) -> Result<(), ServiceError> {
+        let name = RoomName::parse(name)?;
+        let room_id = self
+            .store
+            .delete_room(app.id, &name)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("room {name} does not exist")))?;
+        self.hub.close_room(room_id, CloseReason::RoomDeleted);
+        self.broker.forget_room(room_id).await;
+        Ok(())
+    }
+
+    fn endpoint_view(record: EndpointRecord, ws_base: &str) -> Result<Endpoint, ServiceError> {
+        let meta = RawValue::from_string(record.meta).map_err(|err| ServiceError::Internal(err.into()))?;
+        Ok(Endpoint {
+            ws_url: format!("{ws_base}/ws/endpoint/{}/", record.code),
+            id: record.public_id,
+            code: record.code,
+            room: record.room_name,
+            permission: record.permission,
+            meta,
+            created_at: format_ms(record.created_at),
+        })
+    }
+
+    /// Checks that meta is a JSON object within the size limit; no meta is
+    /// the empty object.
+    fn checked_meta(&self, meta: Option<&RawValue>) -> Result<String, ServiceError> {
+        let Some(meta) = meta else { return Ok("{}".into()) };
+        let text = meta.get();
+        if text == "null" {
+            return Ok("{}".into());
+        }
+        if !text.starts_with('{') {
+            return Err(ServiceError::Invalid("meta must be a JSON object".into()));
+        }
+        if text.len() > self.limits.max_meta_bytes {
+            return Err(ServiceError::Invalid(format!(
+                "meta is {} bytes, over the limit of {} bytes",
+                text.len(),
+                self.limits.max_meta_bytes
+            )));
+        }
+        Ok(text.to_owned())
+    }
+
+    /// Adds an endpoint to a room. `ws_base` is `ws://host[:port]` or
+    /// `wss://…`, the start of the endpoint's `ws_url`.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad room name, permission or meta; `NotFound` if the
+    /// app has no such room.
+    pub async fn create_endpoint(
+        &self,
+        app: &AppRecord,
+        room: &str,
+        permission: &str,
+        meta: Option<&RawValue>,
+        ws_base: &str,
+    ) -> Result<Endpoint, ServiceError> {
+        let room = self.find_room(app, room).await?;
+        let permission = Permission::parse(permission).ok_or_else(|| {
+            ServiceError::Invalid(format!("permission must be \"read\" or \"read_and_write\" (got {permission:?})"))
+        })?;
+        let meta = self.checked_meta(meta)?;
+        let record = self
+            .store
+            .create_endpoint(NewEndpoint {
+                room_id: room.id,
+                public_id: secrets::endpoint_id(),
+                code: secrets::endpoint_code(),
+                permission,
+                meta,
+            })
+            .await?;
+        Self::endpoint_view(record, ws_base)
+    }
+
+    /// A room's endpoints, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad room name, `NotFound` if the app has no such room.
+    pub async fn list_endpoints(&self, app: &AppRecord, room: &str, ws_base: &str) -> Result<Vec<Endpoint>, ServiceError> {
+        let room = self.find_room(app, room).await?;
+        let records = self.store.list_endpoints(room.id).await?;
+        records.into_iter().map(|record| Self::endpoint_view(record, ws_base)).collect()
+    }
+
+    /// Deletes an endpoint by code, closing its live connections.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad room name, `NotFound` if the room or the endpoint
+    /// does not exist for this app.
+    pub async fn delete_endpoint(&self, app: &AppRecord, room: &str, code: &str) -> Result<(), ServiceError> {
+        let room = self.find_room(app, room).await?;
+        let endpoint_id = self
+            .store
+            .delete_endpoint(room.id, code)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("room {} has no endpoint with that code", room.name)))?;
+        self.hub.close_endpoint(room.id, endpoint_id);
+        Ok(())
+    }
+
+    /// Retained messages with `seq > after_seq`, oldest first. `limit`
+    /// defaults to 100 and is capped at `limits.max_page_size`.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad room name or a zero limit, `NotFound` if the app
+    /// has no such room.
+    pub async fn list_messages(
+        &self,
+        app: &AppRecord,
+        room: &str,
+        after_seq: u64,
+        limit: Option<usize>,
+    ) -> Result<Vec<Message>, ServiceError> {
+        let limit = match limit {
+            Some(0) => return Err(ServiceError::Invalid("limit must be at least 1".into())),
+            Some(limit) => limit.min(self.limits.max_page_size),
+            None => 100.min(self.limits.max_page_size),
+        };
+        let room = self.find_room(app, room).await?;
+        let history = self.broker.history(&room_ref(&room), after_seq, limit).await?;
+        Ok(history.messages.iter().map(|published| published.message.clone()).collect())
+    }
+
+    /// Publishes from the app's backend (sender id `"app"`), returning once
+    /// the message is stored.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad room name or meta, `TooLarge` for a payload over
+    /// `limits.max_message_bytes`, `NotFound` if the app has no such room.
+    pub async fn publish_as_app(
+        &self,
+        app: &AppRecord,
+        room: &str,
+        payload: Box<RawValue>,
+        meta: Option<&RawValue>,
+    ) -> Result<Message, ServiceError> {
+        self.check_payload_size(&payload)?;
+        let meta = self.checked_meta(meta)?;
+        let room = self.find_room(app, room).await?;
+        let sender = Sender {
+            id: APP_SENDER_ID.into(),
+            meta: RawValue::from_string(meta).map_err(|err| ServiceError::Internal(err.into()))?,
+        };
+        let published = self.broker.publish(&room_ref(&room), Draft { sender, payload }, Durability::Stored).await?;
+        Ok(published.message.clone())
+    }
+
+    fn check_payload_size(&self, payload: &RawValue) -> Result<(), ServiceError> {
+        let size = payload.get().len();
+        if size > self.limits.max_message_bytes {
+            return Err(ServiceError::TooLarge(format!(
+                "message is {size} bytes, over the limit of {} bytes",
+                self.limits.max_message_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Finds the endpoint a WebSocket presents the code of.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown or deleted code, or an endpoint whose app is
+    /// not approved.
+    pub async fn ticket(&self, code: &str) -> Result<JoinTicket, ServiceError> {
+        let unknown = || ServiceError::NotFound("unknown endpoint code".into());
+        let access = self.store.endpoint_by_code(code).await?.ok_or_else(unknown)?;
+        if access.app_status != AppStatus::Approved {
+            return Err(unknown());
+        }
+        Ok(JoinTicket {
+            room: RoomRef {
+                id: access.endpoint.room_id,
+                name: access.endpoint.room_name.clone(),
+            },
+            endpoint: access.endpoint,
+        })
+    }
+
+    /// Joins the room: registers the connection for live messages first,
+    /// then reads history, so nothing published in between is missed; the
+    /// overlap is skipped by seq (see [`Session::covered_seq`]).
+    ///
+    /// # Errors
+    ///
+    /// Store or broker failures.
+    pub async fn join(&self, ticket: &JoinTicket, after_seq: Option<u64>) -> Result<Session, ServiceError> {
+        let membership = self.hub.join(ticket.room.id, ticket.endpoint.id);
+        let history = match after_seq {
+            Some(after) => self.broker.history(&ticket.room, after, usize::MAX).await?,
+            None => self.broker.history(&ticket.room, u64::MAX, 0).await?,
+        };
+        let History {
+            first_seq,
+            last_seq,
+            messages,
+        } = history;
+        let meta = RawValue::from_string(ticket.endpoint.meta.clone()).map_err(|err| ServiceError::Internal(err.into()))?;
+        Ok(Session {
+            membership,
+            welcome: ServerFrame::Welcome {
+                room: ticket.room.name.clone(),
+                endpoint: WelcomeEndpoint {
+                    id: ticket.endpoint.public_id.clone(),
+                    permission: ticket.endpoint.permission,
+                    meta,
+                },
+                last_seq,
+                first_seq,
+            },
+            // History is read under the room's lock: everything up to
+            // last_seq is either in the backlog or older than after_seq.
+            covered_seq: last_seq,
+            backlog: messages,
+        })
+    }
+
+    /// Publishes a frame's payload through an endpoint, with the endpoint's
+    /// stored meta as sender meta.
+    ///
+    /// # Errors
+    ///
+    /// `ReadOnly` for a `read` endpoint, `TooLarge` over the size limit.
+    pub async fn publish_as_endpoint(&self, ticket: &JoinTicket, payload: Box<RawValue>) -> Result<(), ServiceError> {
+        if !ticket.endpoint.permission.can_write() {
+            return Err(ServiceError::ReadOnly);
+        }
+        self.check_payload_size(&payload)?;
+        let sender = Sender {
+            id: ticket.endpoint.public_id.clone(),
+            meta: RawValue::from_string(ticket.endpoint.meta.clone()).map_err(|err| ServiceError::Internal(err.into()))?,
+        };
+        self.broker.publish(&ticket.room, Draft { sender, payload }, Durability::Delivered).await?;
+        Ok(())
+    }
+}
+
+fn room_ref(room: &RoomRecord) -> RoomRef {
+    RoomRef {
+        id: room.id,
+        name: room.name.clone(),
+    }
+}

@@ -1,0 +1,213 @@
+//! The store boundary: every SQL statement of comms lives behind [`Store`].
+//!
+//! Services and the broker hold an `Arc<dyn Store>` and never see SQL, so a
+//! second backend (PostgreSQL) is a second implementation of this trait and
+//! nothing else changes.
+//!
+//! # Layout
+//!
+//! - this module: the trait, the records it returns, and [`StoreError`].
+//! - [`sqlite`]: the zero-config SQLite backend (WAL mode, migrations at start).
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use comms_protocol::Permission;
+
+use crate::names::{AppName, RoomName};
+use crate::secrets::ApiKeyHash;
+
+/// Lifecycle of an app; only `approved` apps' keys and endpoints work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Suspended,
+}
+
+impl AppStatus {
+    /// The stored and displayed form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Suspended => "suspended",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Self::Pending),
+            "approved" => Some(Self::Approved),
+            "rejected" => Some(Self::Rejected),
+            "suspended" => Some(Self::Suspended),
+            _ => None,
+        }
+    }
+}
+
+/// An app row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRecord {
+    pub id: i64,
+    pub name: String,
+    pub status: AppStatus,
+    pub owner_id: Option<i64>,
+    pub created_at: i64,
+}
+
+/// An app with counts, for listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSummary {
+    pub app: AppRecord,
+    pub active_keys: u64,
+    pub rooms: u64,
+}
+
+/// A room row with its endpoint count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRecord {
+    pub id: i64,
+    pub app_id: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub endpoint_count: u64,
+}
+
+/// What a new endpoint is made of; codes and ids are drawn by the caller.
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub room_id: i64,
+    pub public_id: String,
+    pub code: String,
+    pub permission: Permission,
+    /// JSON object text.
+    pub meta: String,
+}
+
+/// An endpoint row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRecord {
+    pub id: i64,
+    pub public_id: String,
+    pub code: String,
+    pub room_id: i64,
+    pub room_name: String,
+    pub permission: Permission,
+    /// JSON object text.
+    pub meta: String,
+    pub created_at: i64,
+}
+
+/// An endpoint found by its code, with what a WebSocket join must check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointAccess {
+    pub endpoint: EndpointRecord,
+    pub app_id: i64,
+    pub app_status: AppStatus,
+}
+
+/// A retained message as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub room_id: i64,
+    pub seq: u64,
+    pub id: String,
+    pub created_at: i64,
+    pub sender_id: String,
+    /// JSON object text.
+    pub sender_meta: String,
+    /// JSON text as the sender gave it.
+    pub payload: String,
+}
+
+/// A room's retained history as loaded at start or on first use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomHistory {
+    /// Highest seq ever assigned in the room.
+    pub last_seq: u64,
+    /// Retained messages, oldest first.
+    pub messages: Vec<StoredMessage>,
+}
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the row (room name or app name taken).
+    #[error("already exists")]
+    Conflict,
+    /// The database could not be reached or refused the statement.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The data folder could not be created.
+    #[error("data folder: {0}")]
+    DataDir(#[from] std::io::Error),
+    /// A stored value is not one this version understands.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Every query comms makes. Implementations are cheap to share behind an
+/// `Arc` and safe to call from any task.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Runs a trivial query, for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Creates an app with its first API key.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the name is taken.
+    async fn create_app(&self, name: &AppName, status: AppStatus, key: ApiKeyHash) -> Result<AppRecord, StoreError>;
+    /// Finds an app by name.
+    async fn app_by_name(&self, name: &AppName) -> Result<Option<AppRecord>, StoreError>;
+    /// Every app, oldest first, with counts.
+    async fn list_apps(&self) -> Result<Vec<AppSummary>, StoreError>;
+    /// Changes an app's status.
+    async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError>;
+    /// Revokes every active key of the app and stores `new` as its only key.
+    async fn replace_api_keys(&self, app_id: i64, new: ApiKeyHash) -> Result<(), StoreError>;
+    /// The app owning an active (not revoked) key, whatever its status.
+    async fn app_by_key(&self, key: ApiKeyHash) -> Result<Option<AppRecord>, StoreError>;
+
+    /// Creates a room.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the app already has a room of that name.
+    async fn create_room(&self, app_id: i64, name: &RoomName) -> Result<RoomRecord, StoreError>;
+    /// Finds one of the app's rooms by name.
+    async fn room(&self, app_id: i64, name: &RoomName) -> Result<Option<RoomRecord>, StoreError>;
+    /// The app's rooms, oldest first.
+    async fn list_rooms(&self, app_id: i64) -> Result<Vec<RoomRecord>, StoreError>;
+    /// Deletes a room with its endpoints and history; the id of the deleted
+    /// room, or `None` if the app had no such room.
+    async fn delete_room(&self, app_id: i64, name: &RoomName) -> Result<Option<i64>, StoreError>;
+
+    /// Creates an endpoint.
+    async fn create_endpoint(&self, new: NewEndpoint) -> Result<EndpointRecord, StoreError>;
+    /// A room's endpoints, oldest first.
+    async fn list_endpoints(&self, room_id: i64) -> Result<Vec<EndpointRecord>, StoreError>;
+    /// Deletes an endpoint of the room by code; its row id, or `None`.
+    async fn delete_endpoint(&self, room_id: i64, code: &str) -> Result<Option<i64>, StoreError>;
+    /// Finds an endpoint by code, for a WebSocket join.
+    async fn endpoint_by_code(&self, code: &str) -> Result<Option<EndpointAccess>, StoreError>;
+
+    /// Appends published messages in one transaction, moves each room's
+    /// `last_seq` forward and drops all but the newest `keep_per_room`
+    /// messages of the rooms touched. Messages of rooms deleted meanwhile
+    /// are skipped.
+    async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError>;
+    /// Loads the newest `limit` messages of a room created at or after
+    /// `since_ms`, and its `last_seq`.
+    async fn load_history(&self, room_id: i64, limit: usize, since_ms: i64) -> Result<RoomHistory, StoreError>;
+    /// Deletes messages created before `before_ms`; how many went.
+    async fn prune_history(&self, before_ms: i64) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,464 @@
+//! The SQLite backend: one file in the data folder, WAL mode so readers never
+//! wait for the history writer, migrations from `migrations/sqlite` applied
+//! at open.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use comms_protocol::Permission;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::{
+    AppRecord, AppStatus, AppSummary, EndpointAccess, EndpointRecord, NewEndpoint, RoomHistory, RoomRecord, Store,
+    StoreError, StoredMessage,
+};
+use crate::names::{AppName, RoomName};
+use crate::secrets::ApiKeyHash;
+use crate::time::now_ms;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// A pool of connections to one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` and applies pending
+    /// migrations. The folder of a `sqlite://` file path is created too.
+    ///
+    /// # Errors
+    ///
+    /// The folder cannot be created, the file cannot be opened, or a
+    /// migration fails.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable in WAL mode except for the last commits on
+            // power loss, and several times faster than FULL.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(parent) = options.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn conflict_or(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Database(err),
+    }
+}
+
+fn app_from(row: &SqliteRow) -> Result<AppRecord, StoreError> {
+    let status: String = row.try_get("status")?;
+    Ok(AppRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        status: AppStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("app status {status:?}")))?,
+        owner_id: row.try_get("owner_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn room_from(row: &SqliteRow) -> Result<RoomRecord, StoreError> {
+    Ok(RoomRecord {
+        id: row.try_get("id")?,
+        app_id: row.try_get("app_id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        endpoint_count: row.try_get::<i64, _>("endpoint_count")? as u64,
+    })
+}
+
+fn endpoint_from(row: &SqliteRow) -> Result<EndpointRecord, StoreError> {
+    let permission: String = row.try_get("permission")?;
+    Ok(EndpointRecord {
+        id: row.try_get("id")?,
+        public_id: row.try_get("public_id")?,
+        code: row.try_get("code")?,
+        room_id: row.try_get("room_id")?,
+        room_name: row.try_get("room_name")?,
+        permission: Permission::parse(&permission)
+            .ok_or_else(|| StoreError::Corrupt(format!("endpoint permission {permission:?}")))?,
+        meta: row.try_get("meta")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn message_from(row: &SqliteRow) -> Result<StoredMessage, StoreError> {
+    Ok(StoredMessage {
+        room_id: row.try_get("room_id")?,
+        seq: row.try_get::<i64, _>("seq")? as u64,
+        id: row.try_get("id")?,
+        created_at: row.try_get("created_at")?,
+        sender_id: row.try_get("sender_id")?,
+        sender_meta: row.try_get("sender_meta")?,
+        payload: row.try_get("payload")?,
+    })
+}
+
+const ROOM_COLUMNS: &str = "r.id, r.app_id, r.name, r.created_at, \
+     (SELECT COUNT(*) FROM endpoints e WHERE e.room_id = r.id) AS endpoint_count";
+
+const ENDPOINT_COLUMNS: &str =
+    "e.id, e.public_id, e.code, e.room_id, r.name AS room_name, e.permission, e.meta, e.created_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_app(&self, name: &AppName, status: AppStatus, key: ApiKeyHash) -> Result<AppRecord, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO apps (name, status, created_at) VALUES (?, ?, ?) \
+             RETURNING id, name, status, owner_id, created_at",
+        )
+        .bind(name.as_str())
+        .bind(status.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(conflict_or)?;
+        let app = app_from(&row)?;
+        sqlx::query("INSERT INTO api_keys (app_id, key_hash, created_at) VALUES (?, ?, ?)")
+            .bind(app.id)
+            .bind(key.to_hex())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(app)
+    }
+
+    async fn app_by_name(&self, name: &AppName) -> Result<Option<AppRecord>, StoreError> {
+        let row = sqlx::query("SELECT id, name, status, owner_id, created_at FROM apps WHERE name = ?")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(app_from).transpose()
+    }
+
+    async fn list_apps(&self) -> Result<Vec<AppSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at, \
+               (SELECT COUNT(*) FROM api_keys k WHERE k.app_id = a.id AND k.revoked_at IS NULL) AS active_keys, \
+               (SELECT COUNT(*) FROM rooms r WHERE r.app_id = a.id) AS rooms \
+             FROM apps a ORDER BY a.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AppSummary {
+                    app: app_from(row)?,
+                    active_keys: row.try_get::<i64, _>("active_keys")? as u64,
+                    rooms: row.try_get::<i64, _>("rooms")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError> {
+        sqlx::query("UPDATE apps SET status = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(app_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn replace_api_keys(&self, app_id: i64, new: ApiKeyHash) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE app_id = ? AND revoked_at IS NULL")
+            .bind(now)
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO api_keys (app_id, key_hash, created_at) VALUES (?, ?, ?)")
+            .bind(app_id)
+            .bind(new.to_hex())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn app_by_key(&self, key: ApiKeyHash) -> Result<Option<AppRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at \
+             FROM api_keys k JOIN apps a ON a.id = k.app_id \
+             WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+        )
+        .bind(key.to_hex())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(app_from).transpose()
+    }
+
+    async fn create_room(&self, app_id: i64, name: &RoomName) -> Result<RoomRecord, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO rooms (app_id, name, created_at) VALUES (?, ?, ?) \
+             RETURNING id, app_id, name, created_at, 0 AS endpoint_count",
+        )
+        .bind(app_id)
+        .bind(name.as_str())
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict_or)?;
+        room_from(&row)
+    }
+
+    async fn room(&self, app_id: i64, name: &RoomName) -> Result<Option<RoomRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.app_id = ? AND r.name = ?"))
+            .bind(app_id)
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(room_from).transpose()
+    }
+
+    async fn list_rooms(&self, app_id: i64) -> Result<Vec<RoomRecord>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.app_id = ? ORDER BY r.id"))
+            .bind(app_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(room_from).collect()
+    }
+
+    async fn delete_room(&self, app_id: i64, name: &RoomName) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("DELETE FROM rooms WHERE app_id = ? AND name = ? RETURNING id")
+            .bind(app_id)
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.try_get("id")).transpose()?)
+    }
+
+    async fn create_endpoint(&self, new: NewEndpoint) -> Result<EndpointRecord, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO endpoints (public_id, code, room_id, permission, meta, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             RETURNING id, public_id, code, room_id, \
+               (SELECT name FROM rooms WHERE id = room_id) AS room_name, permission, meta, created_at",
+        )
+        .bind(&new.public_id)
+        .bind(&new.code)
+        .bind(new.room_id)
+        .bind(new.permission.as_str())
+        .bind(&new.meta)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        endpoint_from(&row)
+    }
+
+    async fn list_endpoints(&self, room_id: i64) -> Result<Vec<EndpointRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id \
+             WHERE e.room_id = ? ORDER BY e.id"
+        ))
+        .bind(room_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(endpoint_from).collect()
+    }
+
+    async fn delete_endpoint(&self, room_id: i64, code: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("DELETE FROM endpoints WHERE room_id = ? AND code = ? RETURNING id")
+            .bind(room_id)
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.try_get("id")).transpose()?)
+    }
+
+    async fn endpoint_by_code(&self, code: &str) -> Result<Option<EndpointAccess>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLUMNS}, a.id AS app_id, a.status AS app_status \
+             FROM endpoints e JOIN rooms r ON r.id = e.room_id JOIN apps a ON a.id = r.app_id \
+             WHERE e.code = ?"
+        ))
+        .bind(code)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status: String = row.try_get("app_status")?;
+        Ok(Some(EndpointAccess {
+            endpoint: endpoint_from(&row)?,
+            app_id: row.try_get("app_id")?,
+            app_status: AppStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("app status {status:?}")))?,
+        }))
+    }
+
+    async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError> {
+        let mut newest: BTreeMap<i64, u64> = BTreeMap::new();
+        let mut tx = self.pool.begin().await?;
+        for message in batch {
+            sqlx::query(
+                "INSERT INTO messages (room_id, seq, id, created_at, sender_id, sender_meta, payload) \
+                 SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM rooms WHERE id = ?)",
+            )
+            .bind(message.room_id)
+            .bind(message.seq as i64)
+            .bind(&message.id)
+            .bind(message.created_at)
+            .bind(&message.sender_id)
+            .bind(&message.sender_meta)
+            .bind(&message.payload)
+            .bind(message.room_id)
+            .execute(&mut *tx)
+            .await?;
+            let seq = newest.entry(message.room_id).or_default();
+            *seq = (*seq).max(message.seq);
+        }
+        for (room_id, last_seq) in newest {
+            sqlx::query("UPDATE rooms SET last_seq = MAX(last_seq, ?) WHERE id = ?")
+                .bind(last_seq as i64)
+                .bind(room_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM messages WHERE room_id = ? AND seq <= ?")
+                .bind(room_id)
+                .bind(last_seq as i64 - keep_per_room as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_history(&self, room_id: i64, limit: usize, since_ms: i64) -> Result<RoomHistory, StoreError> {
+        let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = ?")
+            .bind(room_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .unwrap_or(0);
+        let rows = sqlx::query(
+            "SELECT room_id, seq, id, created_at, sender_id, sender_meta, payload FROM messages \
+             WHERE room_id = ? AND created_at >= ? ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(room_id)
+        .bind(since_ms)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut messages = rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?;
+        messages.reverse();
+        Ok(RoomHistory {
+            last_seq: last_seq as u64,
+            messages,
+        })
+    }
+
+    async fn prune_history(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM messages WHERE created_at < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::NewApiKey;
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("nested/comms.db").display());
+        let store = SqliteStore::open(&url, 2).await.unwrap();
+        (dir, store)
+    }
+
+    async fn app(store: &SqliteStore, name: &str) -> AppRecord {
+        let name = AppName::parse(name).unwrap();
+        store.create_app(&name, AppStatus::Approved, NewApiKey::generate().hash).await.unwrap()
+    }
+
+    fn message(room_id: i64, seq: u64) -> StoredMessage {
+        StoredMessage {
+            room_id,
+            seq,
+            id: format!("m{seq}"),
+            created_at: 1000 + seq as i64,
+            sender_id: "app".into(),
+            sender_meta: "{}".into(),
+            payload: seq.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn room_names_are_unique_per_app_only() {
+        let (_dir, store) = store().await;
+        let a = app(&store, "a").await;
+        let b = app(&store, "b").await;
+        let lobby = RoomName::parse("lobby").unwrap();
+        store.create_room(a.id, &lobby).await.unwrap();
+        store.create_room(b.id, &lobby).await.unwrap();
+        assert!(matches!(store.create_room(a.id, &lobby).await, Err(StoreError::Conflict)));
+    }
+
+    #[tokio::test]
+    async fn history_keeps_the_newest_and_last_seq() {
+        let (_dir, store) = store().await;
+        let app = app(&store, "a").await;
+        let room = store.create_room(app.id, &RoomName::parse("r").unwrap()).await.unwrap();
+        let batch: Vec<_> = (1..=10).map(|seq| message(room.id, seq)).collect();
+        store.append_messages(&batch, 4).await.unwrap();
+        let history = store.load_history(room.id, 100, 0).await.unwrap();
+        assert_eq!(history.last_seq, 10);
+        assert_eq!(history.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
+
+        store.prune_history(i64::MAX).await.unwrap();
+        let history = store.load_history(room.id, 100, 0).await.unwrap();
+        assert_eq!(history.last_seq, 10, "seq survives pruning");
+        assert!(history.messages.is_empty());
+    }
+
+    #[tokio::test]
+    async fn messages_of_deleted_rooms_are_skipped() {
+        let (_dir, store) = store().await;
+        let app = app(&store, "a").await;
+        let name = RoomName::parse("r").unwrap();
+        let room = store.create_room(app.id, &name).await.unwrap();
+        store.delete_room(app.id, &name).await.unwrap();
+        store.append_messages(&[message(room.id, 1)], 10).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn revoked_keys_stop_matching() {
+        let (_dir, store) = store().await;
+        let first = NewApiKey::generate();
+        let name = AppName::parse("a").unwrap();
+        let app = store.create_app(&name, AppStatus::Approved, first.hash).await.unwrap();
+        assert_eq!(store.app_by_key(first.hash).await.unwrap().map(|a| a.id), Some(app.id));
+        let second = NewApiKey::generate();
+        store.replace_api_keys(app.id, second.hash).await.unwrap();
+        assert_eq!(store.app_by_key(first.hash).await.unwrap(), None);
+        assert!(store.app_by_key(second.hash).await.unwrap().is_some());
+    }
+}

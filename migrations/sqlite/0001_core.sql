@@ -1,0 +1,60 @@
+-- Apps, their API keys, rooms, endpoints and retained message history.
+-- Times are milliseconds since the Unix epoch (UTC).
+-- AUTOINCREMENT keeps ids of deleted rows from being reused: the in-memory
+-- hub and broker key rooms by id.
+
+CREATE TABLE apps (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT    NOT NULL UNIQUE,
+    status     TEXT    NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'suspended')),
+    -- The portal account that owns the app; NULL for apps made with the CLI.
+    owner_id   INTEGER,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE api_keys (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    app_id     INTEGER NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+    -- Lower-case hex SHA-256 of the key; the key itself is never stored.
+    key_hash   TEXT    NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE INDEX api_keys_app ON api_keys (app_id);
+
+CREATE TABLE rooms (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    app_id     INTEGER NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+    name       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    -- Highest seq ever assigned, kept even when history ages out, so seq
+    -- never goes back after a restart.
+    last_seq   INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (app_id, name)
+);
+
+CREATE TABLE endpoints (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    public_id  TEXT    NOT NULL UNIQUE,
+    code       TEXT    NOT NULL UNIQUE,
+    room_id    INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+    permission TEXT    NOT NULL CHECK (permission IN ('read', 'read_and_write')),
+    -- JSON object text.
+    meta       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX endpoints_room ON endpoints (room_id);
+
+CREATE TABLE messages (
+    room_id     INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    id          TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    sender_id   TEXT    NOT NULL,
+    -- JSON object text.
+    sender_meta TEXT    NOT NULL,
+    -- JSON text exactly as the sender gave it.
+    payload     TEXT    NOT NULL,
+    PRIMARY KEY (room_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX messages_created ON messages (created_at);

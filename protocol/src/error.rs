@@ -1,0 +1,72 @@
+//! The error body: `{"error": {"code": "<code>", "message": "<human text>"}}`.
+
+use serde::{Deserialize, Serialize};
+
+/// Machine-readable error codes of SPEC's Errors section.
+///
+/// The same codes appear in WebSocket `error` frames (`read_only`, `invalid`,
+/// `too_large`, `rate_limited`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Bad room name, bad permission, malformed JSON, bad meta.
+    Invalid,
+    /// API key missing, unknown, revoked, or its app is not approved.
+    Forbidden,
+    /// The room or endpoint does not exist for this app.
+    NotFound,
+    /// The room name is already taken in this app.
+    Conflict,
+    /// A body or message is over its limit.
+    TooLarge,
+    /// Over a configured rate.
+    RateLimited,
+    /// A `read` endpoint tried to publish (WebSocket only).
+    ReadOnly,
+    /// The database or broker is unreachable.
+    Unavailable,
+    /// Anything else; details are in the server log only.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::TooLarge => "too_large",
+            Self::RateLimited => "rate_limited",
+            Self::ReadOnly => "read_only",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// The inner object of an error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Every API error answers with this body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+impl ErrorBody {
+    /// Builds an error body from a code and a human-readable message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Wire types of comms, shared by the server, the site and the SDKs.
+//!
+//! Everything here is plain data with serde derives, so it compiles to wasm
+//! and can be used by any client. The shapes follow SPEC.md to the letter.
+//!
+//! # Layout
+//!
+//! - [`rest`]: bodies of the REST API (`Room`, `Endpoint`, requests, lists).
+//! - [`ws`]: WebSocket frames, both directions, and the close codes.
+//! - [`error`]: the error body every API error answers with.
+//! - [`legacy`]: the `{"status": …}` envelope of the original `/main/…` API.
+
+pub mod error;
+pub mod legacy;
+pub mod rest;
+pub mod ws;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use rest::{Endpoint, Message, Permission, Room, Sender};

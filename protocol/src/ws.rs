@@ -1,0 +1,118 @@
+//! WebSocket frames on `/ws/endpoint/{code}/` and the close codes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::ErrorCode;
+use crate::rest::{Message, Permission};
+
+/// The endpoint a connection joined with, as the welcome frame shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WelcomeEndpoint {
+    pub id: String,
+    pub permission: Permission,
+    pub meta: Box<RawValue>,
+}
+
+/// Frames the server sends, tagged by `type`.
+///
+/// Serialize-only: payloads are carried as raw JSON so the server never
+/// re-parses them, and serde cannot read raw JSON through an internally
+/// tagged enum. Clients parse frames as generic JSON on the `type` field.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Always the first frame of a connection.
+    Welcome {
+        room: String,
+        endpoint: WelcomeEndpoint,
+        /// The newest seq of the room (0 when nothing was ever sent).
+        last_seq: u64,
+        /// The oldest retained seq; `last_seq + 1` when nothing is retained.
+        first_seq: u64,
+    },
+    /// A message published into the room.
+    Message(Message),
+    /// Something the client sent was refused; the connection stays open
+    /// unless a close frame follows.
+    Error { code: ErrorCode, message: String },
+}
+
+/// What a client sends: a JSON object with a `message` key. Other keys are
+/// ignored.
+#[derive(Debug, Deserialize)]
+pub struct ClientFrame {
+    pub message: Box<RawValue>,
+}
+
+impl ClientFrame {
+    /// Parses a text frame.
+    ///
+    /// # Errors
+    ///
+    /// Returns a human-readable reason when the text is not a JSON object
+    /// with a `message` key.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        // serde would also accept a struct written as an array (`[1]`).
+        if !text.trim_start().starts_with('{') {
+            return Err("expected a JSON object with a \"message\" key".to_string());
+        }
+        serde_json::from_str(text).map_err(|err| {
+            if err.is_data() {
+                "expected a JSON object with a \"message\" key".to_string()
+            } else {
+                format!("not valid JSON: {err}")
+            }
+        })
+    }
+}
+
+/// Close codes the server uses, with the reason text it sends.
+pub mod close {
+    /// The server is shutting down or restarting; resume elsewhere.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame was over the message size limit.
+    pub const TOO_BIG: u16 = 1009;
+    /// The client did not keep up with the room: its queue filled up.
+    /// Reconnect with `after_seq` to catch up.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The endpoint this connection joined with was deleted.
+    pub const ENDPOINT_DELETED: u16 = 4001;
+    /// The room was deleted.
+    pub const ROOM_DELETED: u16 = 4002;
+    /// The app owning the room was suspended or its access withdrawn.
+    pub const APP_DISABLED: u16 = 4003;
+    /// The client stopped answering pings.
+    pub const PING_TIMEOUT: u16 = 4008;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frame_takes_any_json_payload() {
+        let frame = ClientFrame::parse(r#"{"message": {"x": 1}, "extra": true}"#).unwrap();
+        assert_eq!(frame.message.get(), r#"{"x": 1}"#);
+        let frame = ClientFrame::parse(r#"{"message":"hi"}"#).unwrap();
+        assert_eq!(frame.message.get(), r#""hi""#);
+    }
+
+    #[test]
+    fn client_frame_rejects_other_shapes() {
+        for text in ["hi", "", "[1]", r#"{"msg": 1}"#, "42", r#"{"message": }"#] {
+            assert!(ClientFrame::parse(text).is_err(), "{text} should be rejected");
+        }
+    }
+
+    #[test]
+    fn error_frame_is_tagged() {
+        let frame = ServerFrame::Error {
+            code: ErrorCode::ReadOnly,
+            message: "no".into(),
+        };
+        let json = serde_json::to_value(&frame).unwrap();
+        assert_eq!(json["type"], "error");
+        assert_eq!(json["code"], "read_only");
+    }
+}

@@ -1,0 +1,156 @@
+//! The `comms` command line. Every command reads the same layered config
+//! (see `comms_core::config`), so `comms app create` run next to a live
+//! `comms serve` works on the same data folder (`COMMS_DATA_DIR`).
+//!
+//! Command results go to stdout as JSON lines, logs and errors to stderr.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use comms_core::apps::Apps;
+use comms_core::auth::KeyAuthenticator;
+use comms_core::config::Config;
+use comms_core::store::AppStatus;
+use comms_core::time::format_ms;
+use serde_json::json;
+
+use crate::startup::{open_store, shutdown_signal, Application};
+use crate::telemetry;
+
+/// A self-hostable real-time communication server.
+#[derive(Debug, Parser)]
+#[command(name = "comms", version, about)]
+pub struct Cli {
+    /// A TOML config file, read after `../comms.toml` and `./comms.toml`.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (REST API, legacy API, WebSocket).
+    Serve {
+        /// Address to listen on; overrides `server.addr`.
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+        /// Print the effective configuration as TOML and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+    /// Create the database if needed and apply pending migrations.
+    Migrate,
+    /// Manage apps and their API keys.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// Create an approved app; prints `{"name", "api_key"}` (the key is shown only once).
+    Create { name: String },
+    /// List apps, one JSON object per line.
+    List,
+    /// Revoke every key of the app and print a new one.
+    RotateKey { name: String },
+    /// Suspend the app: its keys and endpoints stop working.
+    Suspend { name: String },
+    /// Approve (or reinstate) the app.
+    Approve { name: String },
+}
+
+impl Cli {
+    /// Runs the command; the exit code is 0 on success, 1 on any error
+    /// (printed to stderr).
+    pub fn run(self) -> ExitCode {
+        let runtime = match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                eprintln!("error: cannot start the async runtime: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match runtime.block_on(self.execute()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn execute(self) -> anyhow::Result<()> {
+        let work_dir = std::env::current_dir().context("reading the working folder")?;
+        let config = Config::load(&work_dir, self.config.as_deref())?;
+        telemetry::init(&config.log);
+        match self.command {
+            Command::Serve { addr, print_config } => serve(config, addr, print_config).await,
+            Command::Migrate => {
+                open_store(&config).await?;
+                println!("{}", json!({ "migrated": config.database_url() }));
+                Ok(())
+            }
+            Command::App { command } => app(config, command).await,
+        }
+    }
+}
+
+async fn serve(mut config: Config, addr: Option<SocketAddr>, print_config: bool) -> anyhow::Result<()> {
+    if let Some(addr) = addr {
+        config.server.addr = addr;
+    }
+    if print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    let addr = config.server.addr;
+    let database = config.database_url();
+    let application = Application::build(config, addr).await?;
+    tracing::info!(%database, "listening on http://{}", application.local_addr());
+    application.run_until(shutdown_signal()).await
+}
+
+async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let authenticator = Arc::new(KeyAuthenticator::new(Arc::clone(&store), Duration::ZERO));
+    let apps = Apps::new(store, authenticator);
+    match command {
+        AppCommand::Create { name } => {
+            let issued = apps.create(&name, AppStatus::Approved).await?;
+            println!("{}", json!({ "name": issued.app.name, "api_key": issued.api_key }));
+        }
+        AppCommand::List => {
+            for summary in apps.list().await? {
+                let line = json!({
+                    "name": summary.app.name,
+                    "status": summary.app.status.as_str(),
+                    "created_at": format_ms(summary.app.created_at),
+                    "active_keys": summary.active_keys,
+                    "rooms": summary.rooms,
+                });
+                println!("{line}");
+            }
+        }
+        AppCommand::RotateKey { name } => {
+            let issued = apps.rotate_key(&name).await?;
+            println!("{}", json!({ "name": issued.app.name, "api_key": issued.api_key }));
+        }
+        AppCommand::Suspend { name } => {
+            let app = apps.set_status(&name, AppStatus::Suspended).await?;
+            println!("{}", json!({ "name": app.name, "status": app.status.as_str() }));
+        }
+        AppCommand::Approve { name } => {
+            let app = apps.set_status(&name, AppStatus::Approved).await?;
+            println!("{}", json!({ "name": app.name, "status": app.status.as_str() }));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! [`ApiError`]: how any failure of a request becomes SPEC's error JSON with
+//! the matching status. Internal errors are logged here, with their chain,
+//! and answered with a generic text.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use comms_core::error::ServiceError;
+use comms_protocol::{ErrorBody, ErrorCode};
+
+/// A failed API request.
+#[derive(Debug)]
+pub struct ApiError(pub ServiceError);
+
+impl ApiError {
+    /// `400 invalid` with the given text.
+    pub fn invalid(text: impl Into<String>) -> Self {
+        Self(ServiceError::Invalid(text.into()))
+    }
+
+    /// `413 too_large` with the given text.
+    pub fn too_large(text: impl Into<String>) -> Self {
+        Self(ServiceError::TooLarge(text.into()))
+    }
+
+    /// `404 not_found` with the given text.
+    pub fn not_found(text: impl Into<String>) -> Self {
+        Self(ServiceError::NotFound(text.into()))
+    }
+
+    /// The HTTP status for the error.
+    pub fn status(&self) -> StatusCode {
+        match self.0.code() {
+            ErrorCode::Invalid | ErrorCode::ReadOnly => StatusCode::BAD_REQUEST,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The error body; internal details never leave the server.
+    pub fn body(&self) -> ErrorBody {
+        let message = match &self.0 {
+            ServiceError::Internal(err) => {
+                tracing::error!(error = ?err, "internal error");
+                "internal server error".to_string()
+            }
+            other => other.to_string(),
+        };
+        ErrorBody::new(self.0.code(), message)
+    }
+
+    /// Headers the error adds: `Retry-After` when rate limited.
+    pub fn retry_after(&self) -> Option<HeaderValue> {
+        match &self.0 {
+            ServiceError::RateLimited { retry_after } => {
+                let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                Some(HeaderValue::from(seconds))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        Self(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after() {
+            response.headers_mut().insert(header::RETRY_AFTER, seconds);
+        }
+        response
+    }
+}

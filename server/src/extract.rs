@@ -1,0 +1,152 @@
+//! Extractors that answer with SPEC's error JSON when they fail: the API-key
+//! check, JSON bodies, query strings, paths, and the public WebSocket base.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use comms_core::error::ServiceError;
+use comms_core::store::AppRecord;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The approved app whose API key the request carries, in `X-API-Key` or
+/// `Authorization: Bearer`. Also takes one request from the app's rate limit.
+pub struct AuthApp(pub AppRecord);
+
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(key.trim()).filter(|k| !k.is_empty());
+    }
+    let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = authorization.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim()).filter(|k| !k.is_empty())
+}
+
+impl FromRequestParts<AppState> for AuthApp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let key = presented_key(&parts.headers).ok_or(ApiError(ServiceError::Forbidden))?;
+        let app = state.authenticator.authenticate(key).await?;
+        state.api_limiter.check(app.id).map_err(|retry_after| ApiError(ServiceError::RateLimited { retry_after }))?;
+        Ok(Self(app))
+    }
+}
+
+/// A JSON object body. The `Content-Type` is not checked, so `curl -d` works
+/// as people expect; a body that is not a JSON object is `400 invalid`, one
+/// over `limits.max_body_bytes` is `413 too_large`.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await?;
+        parse_json_object(&bytes).map(Self)
+    }
+}
+
+/// Parses a body that must be a JSON object.
+///
+/// # Errors
+///
+/// `400 invalid` naming what was wrong.
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let starts_as_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !starts_as_object {
+        return Err(ApiError::invalid("the request body must be a JSON object"));
+    }
+    serde_json::from_slice(bytes).map_err(|err| ApiError::invalid(format!("malformed JSON body: {err}")))
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large("the request body is over the size limit")
+        } else {
+            ApiError::invalid(rejection.body_text())
+        }
+    }
+}
+
+/// A query string; a malformed one is `400 invalid`.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::invalid(rejection.body_text())
+    }
+}
+
+/// Path parameters; undecodable ones are `400 invalid`.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::invalid(rejection.body_text())
+    }
+}
+
+/// `ws://host[:port]` or `wss://…`: where clients reach this server's
+/// WebSocket. From `server.public_url` when set, else from the request's
+/// `Host` header.
+pub struct WsBase(pub String);
+
+impl FromRequestParts<AppState> for WsBase {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let public = state.config.server.public_url.trim_end_matches('/');
+        if let Some(rest) = public.strip_prefix("https://") {
+            return Ok(Self(format!("wss://{rest}")));
+        }
+        if let Some(rest) = public.strip_prefix("http://") {
+            return Ok(Self(format!("ws://{rest}")));
+        }
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .filter(|host| host.parse::<axum::http::uri::Authority>().is_ok())
+            .map_or_else(|| state.config.server.addr.to_string(), str::to_owned);
+        Ok(Self(format!("ws://{host}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (header::HeaderName::from_static(k), v.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn key_from_either_header() {
+        assert_eq!(presented_key(&headers(&[("x-api-key", " k1 ")])), Some("k1"));
+        assert_eq!(presented_key(&headers(&[("authorization", "Bearer k2")])), Some("k2"));
+        assert_eq!(presented_key(&headers(&[("authorization", "bearer k3")])), Some("k3"));
+        assert_eq!(presented_key(&headers(&[("authorization", "Basic k4")])), None);
+        assert_eq!(presented_key(&headers(&[("x-api-key", "")])), None);
+        assert_eq!(presented_key(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn bodies_must_be_objects() {
+        use comms_protocol::rest::CreateRoomRequest;
+        let body: CreateRoomRequest = parse_json_object(br#" {"name": "x"}"#).unwrap();
+        assert_eq!(body.name, "x");
+        for bad in [&b"[\"x\"]"[..], b"", b"{", b"\"x\"", b"{\"other\": 1}"] {
+            assert!(parse_json_object::<CreateRoomRequest>(bad).is_err());
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The `comms` binary: CLI, HTTP API, legacy routes and WebSocket, wired
+//! around the product in `comms-core`.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the `comms` command line (`serve`, `migrate`, `app …`).
+//! - [`startup`]: builds the application from a config and runs it until
+//!   SIGTERM, draining connections and history on the way out.
+//! - [`state`]: [`state::AppState`], the handle every handler gets.
+//! - [`error`]: [`error::ApiError`], service errors as SPEC's error JSON.
+//! - [`extract`]: the API-key check, JSON/query extractors with our errors,
+//!   and the public WebSocket base URL.
+//! - [`routes`]: one router per resource: `rooms`, `endpoints`, `messages`,
+//!   the original `/main/…` API in `legacy`, and `ops` (health, metrics).
+//! - [`ws`]: the WebSocket connection: protocol frames in and out of a
+//!   socket; room membership and fan-out live in `comms_core::hub`.
+//! - [`telemetry`]: logging and the HTTP metrics middleware.
+
+pub mod cli;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod ws;

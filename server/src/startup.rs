@@ -1,0 +1,184 @@
+//! Building the application from a config, and running it until shutdown.
+//!
+//! Shutdown (SIGTERM or Ctrl-C): stop accepting, close every WebSocket with
+//! 1001 so clients resume elsewhere, let in-flight requests finish, wait for
+//! the socket tasks (up to `server.shutdown_grace_secs`), then write out the
+//! history still queued.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use comms_core::auth::KeyAuthenticator;
+use comms_core::broker::local::LocalBroker;
+use comms_core::broker::writer::WriterSettings;
+use comms_core::broker::Broker;
+use comms_core::config::Config;
+use comms_core::error::ServiceError;
+use comms_core::hub::{CloseReason, Hub};
+use comms_core::limits::ApiRateLimiter;
+use comms_core::metrics::Metrics;
+use comms_core::service::Service;
+use comms_core::store::sqlite::SqliteStore;
+use comms_core::store::Store;
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::routes;
+use crate::state::AppState;
+use crate::telemetry;
+
+/// Opens the configured store and applies migrations.
+///
+/// # Errors
+///
+/// An unsupported database URL, or a database that cannot be opened or
+/// migrated.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url();
+    if !url.starts_with("sqlite:") {
+        anyhow::bail!("unsupported database URL {url:?}: this build stores data in SQLite only (sqlite://PATH)");
+    }
+    let store = SqliteStore::open(&url, config.database.max_connections)
+        .await
+        .with_context(|| format!("opening the database at {url}"))?;
+    Ok(Arc::new(store))
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens storage, wires the services and binds `addr` (port 0 picks a
+    /// free port, see [`Application::local_addr`]).
+    ///
+    /// # Errors
+    ///
+    /// Storage cannot be opened or the address cannot be bound.
+    pub async fn build(config: Config, addr: SocketAddr) -> anyhow::Result<Self> {
+        let store = open_store(&config).await?;
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(config.limits.connection_queue, Arc::clone(&metrics));
+        let writer = WriterSettings {
+            keep_per_room: config.history.max_messages,
+            max_age: Duration::from_secs(config.history.max_age_secs),
+            batch: config.history.write_batch,
+        };
+        let broker: Arc<dyn Broker> =
+            Arc::new(LocalBroker::new(Arc::clone(&store), Arc::clone(&hub), Arc::clone(&metrics), writer));
+        let service = Service::new(Arc::clone(&store), Arc::clone(&broker), Arc::clone(&hub), config.limits.clone());
+        let authenticator =
+            Arc::new(KeyAuthenticator::new(Arc::clone(&store), Duration::from_millis(config.auth.key_cache_ttl_ms)));
+        let state = AppState {
+            api_limiter: Arc::new(ApiRateLimiter::new(config.limits.api_requests_per_second, config.limits.api_burst)),
+            config: Arc::new(config),
+            service,
+            authenticator,
+            store,
+            broker,
+            hub,
+            metrics,
+            sockets: TaskTracker::new(),
+        };
+        let router = router(state.clone());
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        Ok(Self { listener, router, state })
+    }
+
+    /// The address actually bound.
+    ///
+    /// # Panics
+    ///
+    /// Never in practice: a bound listener always has a local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The shared handles, for tests and embedding.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// The listener fails.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, router, state } = self;
+        let hub = Arc::clone(&state.hub);
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: closing WebSockets with 1001");
+                hub.close_all(CloseReason::ShuttingDown);
+            })
+            .await
+            .context("serving HTTP")?;
+        // Sockets upgraded while the listener was closing.
+        state.hub.close_all(CloseReason::ShuttingDown);
+        state.sockets.close();
+        let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+        if tokio::time::timeout(grace, state.sockets.wait()).await.is_err() {
+            tracing::warn!("some WebSockets did not close within the grace period");
+        }
+        state.broker.shutdown().await;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// The full HTTP stack: routes, metrics, tracing, body limit, panic guard.
+pub fn router(state: AppState) -> Router {
+    routes::router()
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), telemetry::track_http))
+        .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    let mut response = ApiError(ServiceError::Internal(anyhow::anyhow!("handler panicked"))).into_response();
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -104,6 +104,8 @@ pub struct WebSocketConfig {
     pub ping_interval_secs: u64,
     /// Seconds without any frame (pong included) before a client is dropped.
     pub idle_timeout_secs: u64,
+    /// Seconds one socket write may take before the client counts as gone.
+    pub write_timeout_secs: u64,
 }
 
 /// API-key checks.
@@ -192,6 +194,7 @@ impl Default for WebSocketConfig {
         Self {
             ping_interval_secs: 25,
             idle_timeout_secs: 60,
+            write_timeout_secs: 10,
         }
     }
 }
@@ -271,6 +274,7 @@ impl Config {
         rule(self.history.max_messages >= 1, "history.max_messages must be at least 1")?;
         rule(self.history.write_batch >= 1, "history.write_batch must be at least 1")?;
         rule(self.websocket.ping_interval_secs >= 1, "websocket.ping_interval_secs must be at least 1")?;
+        rule(self.websocket.write_timeout_secs >= 1, "websocket.write_timeout_secs must be at least 1")?;
         rule(
             self.websocket.idle_timeout_secs > self.websocket.ping_interval_secs,
             "websocket.idle_timeout_secs must be longer than websocket.ping_interval_secs",
@@ -307,7 +311,10 @@ fn environment() -> Figment {
         .merge(
             Env::prefixed("COMMS_")
                 .split("__")
-                .filter(|key| TOP_LEVEL_KEYS.iter().any(|top| key.as_str().split('.').next() == Some(*top))),
+                .filter(|key| {
+                    let top = key.as_str().split('.').next().unwrap_or_default();
+                    TOP_LEVEL_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
+                }),
         )
 }
 

@@ -69,6 +69,7 @@ impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict => Self::Conflict("already exists".into()),
+            StoreError::ParentMissing => Self::NotFound("the room does not exist".into()),
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
                 Self::Unavailable("the database is unavailable, retry later".into())
             }
@@ -82,6 +83,10 @@ impl From<BrokerError> for ServiceError {
         match err {
             BrokerError::Store(err) => err.into(),
             BrokerError::ShuttingDown => Self::Unavailable("the server is shutting down, retry elsewhere".into()),
+            BrokerError::RoomGone => Self::NotFound("the room does not exist".into()),
+            BrokerError::StoreTimeout => {
+                Self::Unavailable("the message was delivered but storing it is slow; it will be stored".into())
+            }
             other => Self::Internal(other.into()),
         }
     }

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use comms_protocol::ws::close;
 use parking_lot::{Mutex, RwLock};
@@ -27,7 +28,6 @@ use crate::metrics::Metrics;
 pub enum CloseReason {
     EndpointDeleted,
     RoomDeleted,
-    AppDisabled,
     SlowConsumer,
     ShuttingDown,
 }
@@ -38,7 +38,6 @@ impl CloseReason {
         match self {
             Self::EndpointDeleted => close::ENDPOINT_DELETED,
             Self::RoomDeleted => close::ROOM_DELETED,
-            Self::AppDisabled => close::APP_DISABLED,
             Self::SlowConsumer => close::TRY_AGAIN_LATER,
             Self::ShuttingDown => close::GOING_AWAY,
         }
@@ -49,7 +48,6 @@ impl CloseReason {
         match self {
             Self::EndpointDeleted => "endpoint deleted",
             Self::RoomDeleted => "room deleted",
-            Self::AppDisabled => "app disabled",
             Self::SlowConsumer => "too slow: queue full, resume with after_seq",
             Self::ShuttingDown => "server shutting down",
         }
@@ -64,9 +62,40 @@ struct Member {
 
 type Room = Arc<Mutex<HashMap<u64, Member>>>;
 
+/// Endpoints and rooms deleted recently. A WebSocket checks its code before
+/// the upgrade and joins after it; a delete landing in between must still
+/// keep it out, so joins consult these.
+#[derive(Default)]
+struct Tombstones {
+    endpoints: HashMap<i64, Instant>,
+    rooms: HashMap<i64, Instant>,
+}
+
+/// Longer than any upgrade takes; afterwards the code lookup itself fails.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
+
+impl Tombstones {
+    fn bury(map: &mut HashMap<i64, Instant>, id: i64) {
+        let now = Instant::now();
+        map.retain(|_, at| now.duration_since(*at) < TOMBSTONE_TTL);
+        map.insert(id, now);
+    }
+
+    fn refusal(&self, room_id: i64, endpoint_id: i64) -> Option<CloseReason> {
+        if self.rooms.contains_key(&room_id) {
+            Some(CloseReason::RoomDeleted)
+        } else if self.endpoints.contains_key(&endpoint_id) {
+            Some(CloseReason::EndpointDeleted)
+        } else {
+            None
+        }
+    }
+}
+
 /// Live connections of this node. Share it as `Arc<Hub>`.
 pub struct Hub {
     rooms: RwLock<HashMap<i64, Room>>,
+    tombstones: Mutex<Tombstones>,
     next_member: AtomicU64,
     queue_len: usize,
     metrics: Arc<Metrics>,
@@ -97,6 +126,7 @@ impl Hub {
     pub fn new(queue_len: usize, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             rooms: RwLock::new(HashMap::new()),
+            tombstones: Mutex::new(Tombstones::default()),
             next_member: AtomicU64::new(1),
             queue_len,
             metrics,
@@ -104,11 +134,20 @@ impl Hub {
     }
 
     /// Adds a connection of `endpoint_id` to a room.
-    pub fn join(self: &Arc<Self>, room_id: i64, endpoint_id: i64) -> Membership {
+    ///
+    /// # Errors
+    ///
+    /// Why the connection may not join: its endpoint or room was deleted.
+    pub fn join(self: &Arc<Self>, room_id: i64, endpoint_id: i64) -> Result<Membership, CloseReason> {
         let (queue_tx, queue) = mpsc::channel(self.queue_len);
         let (close_tx, closed) = oneshot::channel();
         let member_id = self.next_member.fetch_add(1, Ordering::Relaxed);
+        // Deletes bury under the read lock, so holding the write lock here
+        // orders this join entirely before or after any delete.
         let mut rooms = self.rooms.write();
+        if let Some(reason) = self.tombstones.lock().refusal(room_id, endpoint_id) {
+            return Err(reason);
+        }
         let room = rooms.entry(room_id).or_insert_with(|| {
             self.metrics.live_rooms.inc();
             Room::default()
@@ -122,13 +161,13 @@ impl Hub {
             },
         );
         self.metrics.connections.inc();
-        Membership {
+        Ok(Membership {
             hub: Arc::clone(self),
             room_id,
             member_id,
             queue,
             closed,
-        }
+        })
     }
 
     fn leave(&self, room_id: i64, member_id: u64) {
@@ -170,9 +209,12 @@ impl Hub {
         self.metrics.messages_out.inc_by(delivered);
     }
 
-    /// Closes every connection of one endpoint.
+    /// Closes every connection of a deleted endpoint and keeps new ones out.
     pub fn close_endpoint(&self, room_id: i64, endpoint_id: i64) {
-        let Some(room) = self.rooms.read().get(&room_id).cloned() else { return };
+        let rooms = self.rooms.read();
+        Tombstones::bury(&mut self.tombstones.lock().endpoints, endpoint_id);
+        let Some(room) = rooms.get(&room_id).cloned() else { return };
+        drop(rooms);
         let mut members = room.lock();
         let ids: Vec<u64> =
             members.iter().filter(|(_, m)| m.endpoint_id == endpoint_id).map(|(id, _)| *id).collect();
@@ -184,10 +226,13 @@ impl Hub {
         }
     }
 
-    /// Closes every connection of one room.
-    pub fn close_room(&self, room_id: i64, reason: CloseReason) {
-        let Some(room) = self.rooms.read().get(&room_id).cloned() else { return };
-        self.close_members(&room, reason);
+    /// Closes every connection of a deleted room and keeps new ones out.
+    pub fn close_room(&self, room_id: i64) {
+        let rooms = self.rooms.read();
+        Tombstones::bury(&mut self.tombstones.lock().rooms, room_id);
+        let Some(room) = rooms.get(&room_id).cloned() else { return };
+        drop(rooms);
+        self.close_members(&room, CloseReason::RoomDeleted);
     }
 
     /// Closes every connection of this node, e.g. on shutdown.

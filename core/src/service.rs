@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use crate::broker::{Broker, Draft, Durability, History, Published, RoomRef};
 use crate::config::LimitsConfig;
 use crate::error::ServiceError;
-use crate::hub::{CloseReason, Hub, Membership};
+use crate::hub::{Hub, Membership};
 use crate::names::RoomName;
 use crate::secrets;
 use crate::store::{AppRecord, AppStatus, EndpointRecord, NewEndpoint, RoomRecord, Store};
@@ -131,7 +131,7 @@ impl Service {
             .delete_room(app.id, &name)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("room {name} does not exist")))?;
-        self.hub.close_room(room_id, CloseReason::RoomDeleted);
+        self.hub.close_room(room_id);
         self.broker.forget_room(room_id).await;
         Ok(())
     }
@@ -318,9 +318,13 @@ impl Service {
     ///
     /// # Errors
     ///
-    /// Store or broker failures.
+    /// `NotFound` when the endpoint or room was deleted since the ticket was
+    /// issued; store or broker failures.
     pub async fn join(&self, ticket: &JoinTicket, after_seq: Option<u64>) -> Result<Session, ServiceError> {
-        let membership = self.hub.join(ticket.room.id, ticket.endpoint.id);
+        let membership = self
+            .hub
+            .join(ticket.room.id, ticket.endpoint.id)
+            .map_err(|reason| ServiceError::NotFound(format!("cannot join: {}", reason.text())))?;
         let history = match after_seq {
             Some(after) => self.broker.history(&ticket.room, after, usize::MAX).await?,
             None => self.broker.history(&ticket.room, u64::MAX, 0).await?,

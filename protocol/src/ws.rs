@@ -80,8 +80,6 @@ pub mod close {
     pub const ENDPOINT_DELETED: u16 = 4001;
     /// The room was deleted.
     pub const ROOM_DELETED: u16 = 4002;
-    /// The app owning the room was suspended or its access withdrawn.
-    pub const APP_DISABLED: u16 = 4003;
     /// The client stopped answering pings.
     pub const PING_TIMEOUT: u16 = 4008;
 }

@@ -18,8 +18,9 @@ use crate::state::AppState;
 pub struct AuthApp(pub AppRecord);
 
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(key.trim()).filter(|k| !k.is_empty());
+    let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(key) = api_key.filter(|k| !k.is_empty()) {
+        return Some(key);
     }
     let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, key) = authorization.trim().split_once(' ')?;
@@ -137,6 +138,7 @@ mod tests {
         assert_eq!(presented_key(&headers(&[("authorization", "bearer k3")])), Some("k3"));
         assert_eq!(presented_key(&headers(&[("authorization", "Basic k4")])), None);
         assert_eq!(presented_key(&headers(&[("x-api-key", "")])), None);
+        assert_eq!(presented_key(&headers(&[("x-api-key", ""), ("authorization", "Bearer k5")])), Some("k5"));
         assert_eq!(presented_key(&HeaderMap::new()), None);
     }
 

@@ -8,11 +8,13 @@
 //! ping timer. Queued frames are written in batches with a single flush, and
 //! each frame is the same shared buffer every other member of the room got.
 
+use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::State;
+use axum::extract::{Query, State};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -27,13 +29,15 @@ use serde::Deserialize;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
 use crate::error::ApiError;
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::ApiPath;
 use crate::state::AppState;
 
 /// Frames written before one flush, at most.
 const WRITE_BATCH: usize = 64;
 /// Socket read buffer: small, so idle connections stay cheap.
 const READ_BUFFER: usize = 4 * 1024;
+/// How long a closing connection waits for the client's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Bytes gathered before a socket write; a flush writes whatever is there.
 const WRITE_BUFFER: usize = 16 * 1024;
 
@@ -49,15 +53,17 @@ struct ConnectQuery {
     after_seq: Option<u64>,
 }
 
-/// Checks the code before upgrading, so unknown codes get a plain `404`.
+/// Checks the code before upgrading, so unknown codes get a plain `404`
+/// (before any complaint about the query or a missing upgrade).
 #[tracing::instrument(skip_all)]
 async fn connect(
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
-    ApiQuery(query): ApiQuery<ConnectQuery>,
+    uri: Uri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ticket = state.service.ticket(&code).await?;
+    let query = Query::<ConnectQuery>::try_from_uri(&uri)?.0;
     let upgrade = upgrade.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
     let limit = state.config.limits.max_message_bytes;
     // Frames up to 16x the limit are read whole so they can be answered with
@@ -80,15 +86,22 @@ type Stream = SplitStream<WebSocket>;
 enum Next {
     Continue,
     Close(u16, &'static str),
+    /// The client closed the connection.
+    Gone,
 }
 
 async fn serve(socket: WebSocket, state: AppState, ticket: JoinTicket, after_seq: Option<u64>) {
     let (mut sink, stream) = socket.split();
+    let write_timeout = Duration::from_secs(state.config.websocket.write_timeout_secs);
     let session = match state.service.join(&ticket, after_seq).await {
         Ok(session) => session,
+        Err(ServiceError::NotFound(_)) => {
+            let _ = within(write_timeout, close_with(&mut sink, close::ENDPOINT_DELETED, "endpoint deleted")).await;
+            return;
+        }
         Err(err) => {
             tracing::error!(error = ?err, "joining a room failed");
-            let _ = close_with(&mut sink, 1011, "internal error").await;
+            let _ = within(write_timeout, close_with(&mut sink, 1011, "internal error")).await;
             return;
         }
     };
@@ -96,6 +109,7 @@ async fn serve(socket: WebSocket, state: AppState, ticket: JoinTicket, after_seq
         state: &state,
         ticket: &ticket,
         sink,
+        write_timeout,
         limiter: ConnectionRateLimiter::new(
             state.config.limits.ws_messages_per_second,
             state.config.limits.ws_burst,
@@ -112,22 +126,48 @@ struct Connection<'a> {
     state: &'a AppState,
     ticket: &'a JoinTicket,
     sink: Sink,
+    /// Every write gives up after this: a client that stops reading must not
+    /// hold its task, and the close it is owed, forever.
+    write_timeout: Duration,
     limiter: ConnectionRateLimiter,
 }
 
 impl Connection<'_> {
+    /// Serves the connection, then closes it the polite way: send the close
+    /// frame and wait briefly for the client's, so the client reads the code
+    /// before the TCP connection goes away.
     async fn run(mut self, session: Session, mut stream: Stream) -> Result<(), axum::Error> {
+        let Some((code, reason)) = self.pump(session, &mut stream).await? else { return Ok(()) };
+        self.close(code, reason).await?;
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Some(Ok(frame)) = stream.next().await {
+                if matches!(frame, WsMessage::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Runs the protocol until the connection should end: `Some` with the
+    /// close code to send, `None` when the client is already gone.
+    async fn pump(&mut self, session: Session, stream: &mut Stream) -> Result<Option<(u16, &'static str)>, axum::Error> {
         let Session {
             mut membership,
             welcome,
             backlog,
             covered_seq,
         } = session;
-        self.sink.feed(text_frame(&welcome)).await?;
-        for message in &backlog {
-            self.sink.feed(shared_frame(&message.frame)).await?;
-        }
-        self.sink.flush().await?;
+        let sink = &mut self.sink;
+        within(self.write_timeout, async {
+            sink.feed(text_frame(&welcome)).await?;
+            for message in &backlog {
+                sink.feed(shared_frame(&message.frame)).await?;
+            }
+            sink.flush().await
+        })
+        .await?;
         drop(backlog);
 
         let ping_every = Duration::from_secs(self.state.config.websocket.ping_interval_secs);
@@ -144,38 +184,52 @@ impl Connection<'_> {
                         Ok(reason) => (reason.code(), reason.text()),
                         Err(_) => (close::GOING_AWAY, "closed"),
                     };
-                    return close_with(&mut self.sink, code, text).await;
+                    return Ok(Some((code, text)));
                 }
                 queued = membership.queue.recv() => {
-                    let Some(first) = queued else { return Ok(()) };
-                    let mut next = Some(first);
-                    let mut written = 0;
-                    while let Some(message) = next.take() {
-                        if message.seq() > covered_seq {
-                            self.sink.feed(shared_frame(&message.frame)).await?;
+                    let Some(first) = queued else { return Ok(None) };
+                    let (sink, queue) = (&mut self.sink, &mut membership.queue);
+                    within(self.write_timeout, async {
+                        let mut next = Some(first);
+                        let mut written = 0;
+                        while let Some(message) = next.take() {
+                            if message.seq() > covered_seq {
+                                sink.feed(shared_frame(&message.frame)).await?;
+                            }
+                            written += 1;
+                            if written < WRITE_BATCH {
+                                next = queue.try_recv().ok();
+                            }
                         }
-                        written += 1;
-                        if written < WRITE_BATCH {
-                            next = membership.queue.try_recv().ok();
-                        }
-                    }
-                    self.sink.flush().await?;
+                        sink.flush().await
+                    })
+                    .await?;
                 }
                 incoming = stream.next() => {
-                    let Some(Ok(frame)) = incoming else { return Ok(()) };
+                    let frame = match incoming {
+                        Some(Ok(frame)) => frame,
+                        Some(Err(err)) if is_over_capacity(&err) => {
+                            self.send_error(ErrorCode::TooLarge, "frame over the size limit").await?;
+                            return Ok(Some((close::TOO_BIG, "message too large")));
+                        }
+                        Some(Err(_)) | None => return Ok(None),
+                    };
                     last_heard = Instant::now();
                     match self.on_frame(frame).await? {
                         Next::Continue => {}
-                        Next::Close(code, text) => return close_with(&mut self.sink, code, text).await,
+                        Next::Close(code, text) => return Ok(Some((code, text))),
+                        Next::Gone => return Ok(None),
                     }
                 }
                 _ = ping.tick() => {
                     let silent = last_heard.elapsed();
                     if silent >= idle_timeout {
-                        return close_with(&mut self.sink, close::PING_TIMEOUT, "no answer to pings").await;
+                        return Ok(Some((close::PING_TIMEOUT, "no answer to pings")));
                     }
-                    if silent >= ping_every {
-                        self.sink.send(WsMessage::Ping(Default::default())).await?;
+                    // Half an interval, so a tick landing just short of a
+                    // full interval of silence still pings.
+                    if silent >= ping_every / 2 {
+                        within(self.write_timeout, self.sink.send(WsMessage::Ping(Default::default()))).await?;
                     }
                 }
             }
@@ -185,23 +239,38 @@ impl Connection<'_> {
     async fn on_frame(&mut self, frame: WsMessage) -> Result<Next, axum::Error> {
         match frame {
             WsMessage::Text(text) => self.on_text(text.as_str()).await,
-            WsMessage::Binary(_) => {
+            WsMessage::Binary(bytes) => {
+                if let Some(next) = self.refuse_oversized(bytes.len()).await? {
+                    return Ok(next);
+                }
                 self.send_error(ErrorCode::Invalid, "binary frames are not supported; send JSON text").await?;
                 Ok(Next::Continue)
             }
             // The library queues the pong; flushing sends it now.
-            WsMessage::Ping(_) => self.sink.flush().await.map(|()| Next::Continue),
+            WsMessage::Ping(_) => within(self.write_timeout, self.sink.flush()).await.map(|()| Next::Continue),
             WsMessage::Pong(_) => Ok(Next::Continue),
-            WsMessage::Close(_) => Ok(Next::Close(1000, "bye")),
+            // The library answers the client's close; flushing sends it.
+            WsMessage::Close(_) => {
+                let _ = within(self.write_timeout, self.sink.close()).await;
+                Ok(Next::Gone)
+            }
         }
     }
 
-    async fn on_text(&mut self, text: &str) -> Result<Next, axum::Error> {
+    /// Answers a frame over the size limit with `too_large` and a 1009 close.
+    async fn refuse_oversized(&mut self, size: usize) -> Result<Option<Next>, axum::Error> {
         let limit = self.state.config.limits.max_message_bytes;
-        if text.len() > limit {
-            let reason = format!("frame is {} bytes, over the limit of {limit} bytes", text.len());
-            self.send_error(ErrorCode::TooLarge, &reason).await?;
-            return Ok(Next::Close(close::TOO_BIG, "message too large"));
+        if size <= limit {
+            return Ok(None);
+        }
+        let reason = format!("frame is {size} bytes, over the limit of {limit} bytes");
+        self.send_error(ErrorCode::TooLarge, &reason).await?;
+        Ok(Some(Next::Close(close::TOO_BIG, "message too large")))
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<Next, axum::Error> {
+        if let Some(next) = self.refuse_oversized(text.len()).await? {
+            return Ok(next);
         }
         if !self.limiter.allow() {
             self.send_error(ErrorCode::RateLimited, "sending too fast; message not published").await?;
@@ -230,8 +299,25 @@ impl Connection<'_> {
             code,
             message: message.to_owned(),
         };
-        self.sink.send(text_frame(&frame)).await
+        within(self.write_timeout, self.sink.send(text_frame(&frame))).await
     }
+
+    async fn close(&mut self, code: u16, reason: &'static str) -> Result<(), axum::Error> {
+        within(self.write_timeout, close_with(&mut self.sink, code, reason)).await
+    }
+}
+
+/// Runs one socket write, failing it if it takes longer than `limit`.
+async fn within(limit: Duration, write: impl Future<Output = Result<(), axum::Error>>) -> Result<(), axum::Error> {
+    tokio::time::timeout(limit, write).await.map_err(|_| axum::Error::new("socket write timed out"))?
+}
+
+/// Whether a read failed because the frame was over the library's hard
+/// size limit, which is still worth a `too_large` answer.
+fn is_over_capacity(err: &axum::Error) -> bool {
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)))
 }
 
 fn text_frame(frame: &ServerFrame) -> WsMessage {

@@ -82,7 +82,11 @@ impl LocalBroker {
     }
 
     async fn load(&self, room: &RoomRef) -> Result<Mutex<RoomLog>, BrokerError> {
-        let history = self.store.load_history(room.id, self.max_messages, self.oldest_retained_ms()).await?;
+        let history = self
+            .store
+            .load_history(room.id, self.max_messages, self.oldest_retained_ms())
+            .await?
+            .ok_or(BrokerError::RoomGone)?;
         let retained = history
             .messages
             .into_iter()

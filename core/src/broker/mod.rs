@@ -103,6 +103,10 @@ pub enum BrokerError {
     CorruptHistory(#[from] serde_json::Error),
     #[error("the broker is shutting down")]
     ShuttingDown,
+    #[error("the room does not exist")]
+    RoomGone,
+    #[error("storing the message took too long")]
+    StoreTimeout,
 }
 
 /// Seq, history and delivery of messages. See the module docs.

@@ -36,6 +36,9 @@ pub struct WriterSettings {
 
 const QUEUE: usize = 8192;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How long a publisher waiting for its message to be stored waits before
+/// answering 503; the write itself goes on and is retried until it lands.
+const STORED_WAIT: Duration = Duration::from_secs(10);
 
 impl HistoryWriter {
     /// Starts the writer task on the current runtime.
@@ -59,7 +62,10 @@ impl HistoryWriter {
         };
         self.commands.send(Command::Write(message, ack)).await.map_err(|_| BrokerError::ShuttingDown)?;
         if let Some(done) = done {
-            done.await.map_err(|_| BrokerError::ShuttingDown)?;
+            tokio::time::timeout(STORED_WAIT, done)
+                .await
+                .map_err(|_| BrokerError::StoreTimeout)?
+                .map_err(|_| BrokerError::ShuttingDown)?;
         }
         Ok(())
     }

@@ -139,6 +139,9 @@ pub enum StoreError {
     /// A unique constraint refused the row (room name or app name taken).
     #[error("already exists")]
     Conflict,
+    /// The row it belongs to (a room) was deleted meanwhile.
+    #[error("the room it belongs to does not exist")]
+    ParentMissing,
     /// The database could not be reached or refused the statement.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -206,8 +209,9 @@ pub trait Store: Send + Sync + 'static {
     /// are skipped.
     async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError>;
     /// Loads the newest `limit` messages of a room created at or after
-    /// `since_ms`, and its `last_seq`.
-    async fn load_history(&self, room_id: i64, limit: usize, since_ms: i64) -> Result<RoomHistory, StoreError>;
+    /// `since_ms`, and its `last_seq`; `None` if the room does not exist.
+    async fn load_history(&self, room_id: i64, limit: usize, since_ms: i64)
+        -> Result<Option<RoomHistory>, StoreError>;
     /// Deletes messages created before `before_ms`; how many went.
     async fn prune_history(&self, before_ms: i64) -> Result<u64, StoreError>;
 }

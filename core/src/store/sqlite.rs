@@ -61,6 +61,7 @@ impl SqliteStore {
 fn conflict_or(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::ParentMissing,
         _ => StoreError::Database(err),
     }
 }
@@ -271,7 +272,8 @@ impl Store for SqliteStore {
         .bind(&new.meta)
         .bind(now_ms())
         .fetch_one(&self.pool)
-        .await?;
+        .await
+        .map_err(conflict_or)?;
         endpoint_from(&row)
     }
 
@@ -350,12 +352,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn load_history(&self, room_id: i64, limit: usize, since_ms: i64) -> Result<RoomHistory, StoreError> {
-        let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = ?")
+    async fn load_history(
+        &self,
+        room_id: i64,
+        limit: usize,
+        since_ms: i64,
+    ) -> Result<Option<RoomHistory>, StoreError> {
+        let last_seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = ?")
             .bind(room_id)
             .fetch_optional(&self.pool)
-            .await?
-            .unwrap_or(0);
+            .await?;
+        let Some(last_seq) = last_seq else { return Ok(None) };
         let rows = sqlx::query(
             "SELECT room_id, seq, id, created_at, sender_id, sender_meta, payload FROM messages \
              WHERE room_id = ? AND created_at >= ? ORDER BY seq DESC LIMIT ?",
@@ -367,10 +374,10 @@ impl Store for SqliteStore {
         .await?;
         let mut messages = rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?;
         messages.reverse();
-        Ok(RoomHistory {
+        Ok(Some(RoomHistory {
             last_seq: last_seq as u64,
             messages,
-        })
+        }))
     }
 
     async fn prune_history(&self, before_ms: i64) -> Result<u64, StoreError> {
@@ -429,12 +436,12 @@ mod tests {
         let room = store.create_room(app.id, &RoomName::parse("r").unwrap()).await.unwrap();
         let batch: Vec<_> = (1..=10).map(|seq| message(room.id, seq)).collect();
         store.append_messages(&batch, 4).await.unwrap();
-        let history = store.load_history(room.id, 100, 0).await.unwrap();
+        let history = store.load_history(room.id, 100, 0).await.unwrap().unwrap();
         assert_eq!(history.last_seq, 10);
         assert_eq!(history.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
 
         store.prune_history(i64::MAX).await.unwrap();
-        let history = store.load_history(room.id, 100, 0).await.unwrap();
+        let history = store.load_history(room.id, 100, 0).await.unwrap().unwrap();
         assert_eq!(history.last_seq, 10, "seq survives pruning");
         assert!(history.messages.is_empty());
     }
@@ -447,6 +454,15 @@ mod tests {
         let room = store.create_room(app.id, &name).await.unwrap();
         store.delete_room(app.id, &name).await.unwrap();
         store.append_messages(&[message(room.id, 1)], 10).await.unwrap();
+        assert_eq!(store.load_history(room.id, 10, 0).await.unwrap(), None);
+        let endpoint = NewEndpoint {
+            room_id: room.id,
+            public_id: "ep_x".into(),
+            code: "code".into(),
+            permission: Permission::Read,
+            meta: "{}".into(),
+        };
+        assert!(matches!(store.create_endpoint(endpoint).await, Err(StoreError::ParentMissing)));
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
+use axum::routing::{any, get, MethodRouter};
 use axum::{Json, Router};
 use comms_protocol::legacy::{LegacyResponse, LegacyStatus};
 use serde::Serialize;
@@ -37,7 +37,16 @@ pub fn router() -> Router<AppState> {
     {
         router = router.route(path, handler.clone()).route(&format!("{path}/"), handler);
     }
-    router
+    router.route("/main/{*rest}", any(unknown_route))
+}
+
+/// Any other `/main/…` path: checked for a key first, like the real ones,
+/// then answered with the failure envelope.
+async fn unknown_route(auth: Result<AuthApp, ApiError>) -> Failure {
+    match auth {
+        Ok(_) => Failure(ApiError::not_found("no such legacy route")),
+        Err(err) => Failure(err),
+    }
 }
 
 /// A successful legacy answer.
@@ -135,10 +144,11 @@ async fn list_rooms(State(state): State<AppState>, auth: Result<AuthApp, ApiErro
     })
 }
 
-/// Meta of a legacy `add_endpoint`: the `meta` key of a JSON body, else the
-/// `meta` query parameter holding URL-encoded JSON.
+/// Meta of a legacy `add_endpoint`: the `meta` key of a JSON object body,
+/// else the `meta` query parameter holding URL-encoded JSON. Bodies that are
+/// not JSON objects (old clients posting forms) are ignored.
 fn legacy_meta(body: &[u8], query: &HashMap<String, String>) -> Result<Option<Box<RawValue>>, ApiError> {
-    if !body.iter().all(u8::is_ascii_whitespace) {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         #[derive(serde::Deserialize)]
         struct MetaBody {
             meta: Option<Box<RawValue>>,

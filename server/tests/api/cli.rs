@@ -1,0 +1,86 @@
+//! The `comms` binary's commands, run as a user would run them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, WAIT};
+
+fn comms(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_comms"))
+        .args(args)
+        .current_dir(data_dir)
+        .env("COMMS_DATA_DIR", data_dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run comms")
+}
+
+fn json_lines(output: &Output) -> Vec<Value> {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect()
+}
+
+#[test]
+fn app_commands_create_list_rotate_and_suspend() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = json_lines(&comms(dir.path(), &["app", "create", "acme"]));
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["name"], "acme");
+    let key = created[0]["api_key"].as_str().unwrap();
+    assert!(key.len() >= 43);
+
+    let duplicate = comms(dir.path(), &["app", "create", "acme"]);
+    assert!(!duplicate.status.success());
+    assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already exists"));
+    assert!(!comms(dir.path(), &["app", "create", "bad name"]).status.success());
+
+    let listed = json_lines(&comms(dir.path(), &["app", "list"]));
+    assert_eq!(listed[0]["name"], "acme");
+    assert_eq!(listed[0]["status"], "approved");
+
+    let rotated = json_lines(&comms(dir.path(), &["app", "rotate-key", "acme"]));
+    assert_ne!(rotated[0]["api_key"].as_str().unwrap(), key);
+
+    let suspended = json_lines(&comms(dir.path(), &["app", "suspend", "acme"]));
+    assert_eq!(suspended[0]["status"], "suspended");
+    assert_eq!(json_lines(&comms(dir.path(), &["app", "list"]))[0]["status"], "suspended");
+    assert!(!comms(dir.path(), &["app", "suspend", "nobody"]).status.success());
+}
+
+#[test]
+fn migrate_and_print_config() {
+    let dir = tempfile::tempdir().unwrap();
+    json_lines(&comms(dir.path(), &["migrate"]));
+    assert!(dir.path().join("comms.db").exists());
+
+    std::fs::write(dir.path().join("comms.toml"), "[limits]\nmax_page_size = 42\n").unwrap();
+    let output = comms(dir.path(), &["serve", "--print-config", "--addr", "127.0.0.1:4567"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("max_page_size = 42"), "{printed}");
+    assert!(printed.contains("addr = \"127.0.0.1:4567\""), "{printed}");
+    assert!(printed.contains(&format!("data_dir = {:?}", dir.path().display().to_string())), "{printed}");
+
+    std::fs::write(dir.path().join("comms.toml"), "[limits]\nno_such_key = 1\n").unwrap();
+    let output = comms(dir.path(), &["serve", "--print-config"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no_such_key"));
+}
+
+#[tokio::test]
+async fn a_key_made_by_the_cli_works_on_a_running_server() {
+    let app = spawn_app().await;
+    let dir = app.data_dir.path().to_owned();
+    let output = tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || comms(&dir, &["app", "create", "live"])))
+        .await
+        .unwrap()
+        .unwrap();
+    let key = json_lines(&output)[0]["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 200);
+}

@@ -1,0 +1,262 @@
+//! The test harness: starts the real application on `127.0.0.1:0` with its
+//! own temporary data folder and talks to it over HTTP and WebSocket.
+//! Every await that depends on the server has a timeout, so a bug fails a
+//! test quickly instead of hanging it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use comms_core::apps::Apps;
+use comms_core::config::Config;
+use comms_core::store::AppStatus;
+use comms_server::startup::Application;
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single wait on the server may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
+        }
+    });
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub data_dir: Arc<TempDir>,
+    pub config: Config,
+    apps: Apps,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Default test config: a fresh data folder, everything else as shipped.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with the config adjusted first.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut config = Config::default();
+    configure(&mut config);
+    start(config, data_dir).await
+}
+
+async fn start(mut config: Config, data_dir: Arc<TempDir>) -> TestApp {
+    init_logging();
+    config.data_dir = PathBuf::from(data_dir.path());
+    let application = Application::build(config.clone(), "127.0.0.1:0".parse().unwrap()).await.expect("build app");
+    let addr = application.local_addr();
+    let state = application.state();
+    let apps = Apps::new(state.store.clone(), state.authenticator.clone());
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async move {
+        let _ = stop.await;
+    }));
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        client: reqwest::Client::builder().timeout(WAIT).build().unwrap(),
+        data_dir,
+        config,
+        apps,
+        shutdown: Some(shutdown),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// Shuts the server down gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(WAIT * 2, server).await.expect("shutdown in time").unwrap().unwrap();
+        }
+    }
+
+    /// Stops this server and starts a new one on the same data folder.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        start(self.config.clone(), Arc::clone(&self.data_dir)).await
+    }
+
+    /// Creates an approved app; returns its API key.
+    pub async fn create_app(&self, name: &str) -> String {
+        self.apps.create(name, AppStatus::Approved).await.expect("create app").api_key
+    }
+
+    /// The app administration the CLI uses, on this server's store.
+    pub fn apps(&self) -> &Apps {
+        &self.apps
+    }
+
+    /// A request to `path` carrying `key` (if any) in `X-API-Key`.
+    pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, format!("{}{path}", self.base));
+        match key {
+            Some(key) => builder.header("X-API-Key", key),
+            None => builder,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Response {
+        self.request(Method::GET, path, Some(key)).send().await.expect("GET")
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(key)).json(&body).send().await.expect("POST")
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> Response {
+        self.request(Method::DELETE, path, Some(key)).send().await.expect("DELETE")
+    }
+
+    /// Creates a room through the REST API, asserting 201.
+    pub async fn create_room(&self, key: &str, name: &str) -> Value {
+        let response = self.post("/api/v1/rooms", key, json!({ "name": name })).await;
+        assert_eq!(response.status(), 201, "create room {name}");
+        response.json().await.unwrap()
+    }
+
+    /// Creates an endpoint through the REST API, asserting 201.
+    pub async fn create_endpoint(&self, key: &str, room: &str, permission: &str, meta: Option<Value>) -> Value {
+        let mut body = json!({ "permission": permission });
+        if let Some(meta) = meta {
+            body["meta"] = meta;
+        }
+        let response = self.post(&format!("/api/v1/rooms/{room}/endpoints"), key, body).await;
+        assert_eq!(response.status(), 201, "create endpoint in {room}");
+        response.json().await.unwrap()
+    }
+
+    /// Opens a WebSocket with an endpoint code, optionally resuming.
+    pub async fn connect_ws(&self, code: &str, after_seq: Option<u64>) -> WsClient {
+        let query = after_seq.map(|seq| format!("?after_seq={seq}")).unwrap_or_default();
+        let url = format!("ws://{}/ws/endpoint/{code}/{query}", self.addr);
+        let (stream, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("WebSocket handshake");
+        WsClient { stream }
+    }
+
+    /// The HTTP status a WebSocket handshake with `code` is refused with.
+    pub async fn ws_refusal(&self, code: &str) -> u16 {
+        let url = format!("ws://{}/ws/endpoint/{code}/", self.addr);
+        match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url)).await.expect("answer in time") {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+            Err(other) => panic!("expected an HTTP refusal, got {other}"),
+            Ok(_) => panic!("expected the handshake to be refused"),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// A WebSocket client speaking JSON text frames.
+pub struct WsClient {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl WsClient {
+    /// The next JSON frame from the server, skipping pings and pongs.
+    pub async fn next_json(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("a frame in time")
+                .expect("the connection is open")
+                .expect("a valid frame");
+            match frame {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame, which must be a `message`.
+    pub async fn next_message(&mut self) -> Value {
+        let frame = self.next_json().await;
+        assert_eq!(frame["type"], "message", "{frame}");
+        frame
+    }
+
+    /// Sends `{"message": payload}`.
+    pub async fn send_message(&mut self, payload: Value) {
+        self.send_text(&json!({ "message": payload }).to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream.send(Message::text(text)).await.expect("send");
+    }
+
+    /// Waits for the server's close frame, skipping anything else.
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.stream.next()).await.expect("close in time");
+            match frame {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Closed {
+                        code: u16::from(frame.code),
+                        reason: frame.reason.to_string(),
+                    }
+                }
+                Some(Ok(Message::Close(None))) | None => {
+                    return Closed {
+                        code: u16::from(CloseCode::Status),
+                        reason: String::new(),
+                    }
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => panic!("socket error before close: {err}"),
+            }
+        }
+    }
+}
+
+/// Reads a JSON body.
+pub async fn body(response: Response) -> Value {
+    response.json().await.expect("JSON body")
+}
+
+/// Asserts SPEC's error JSON with the given status and code.
+pub async fn assert_error(response: Response, status: u16, code: &str) {
+    assert_eq!(response.status(), status, "status");
+    let body = body(response).await;
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+}

@@ -1,0 +1,14 @@
+//! Integration tests: the real server on port 0 with a temporary SQLite
+//! file, driven over HTTP and WebSocket as SPEC.md describes.
+
+mod auth;
+mod cli;
+mod concurrency;
+mod endpoints;
+mod helpers;
+mod legacy;
+mod messages;
+mod ops;
+mod restart;
+mod rooms;
+mod websocket;

@@ -1,0 +1,44 @@
+//! Health, readiness, metrics and unknown routes.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{assert_error, body, spawn_app};
+
+#[tokio::test]
+async fn health_and_readiness_need_no_key() {
+    let app = spawn_app().await;
+    let health = app.request(Method::GET, "/healthz", None).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app.request(Method::GET, "/readyz", None).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(body(ready).await["status"], "ready");
+}
+
+#[tokio::test]
+async fn metrics_count_connections_and_messages() {
+    let app = spawn_app().await;
+    let key = app.create_app("acme").await;
+    app.create_room(&key, "lobby").await;
+    let endpoint = app.create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let mut ws = app.connect_ws(endpoint["code"].as_str().unwrap(), None).await;
+    ws.next_json().await;
+    ws.send_message(json!("hi")).await;
+    ws.next_message().await;
+
+    let response = app.request(Method::GET, "/metrics", None).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    for line in ["comms_connections 1", "comms_live_rooms 1", "comms_messages_in_total 1", "comms_messages_out_total 1"] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    assert!(text.contains("comms_http_request_duration_seconds_bucket{"), "{text}");
+    assert!(text.contains("route=\"/api/v1/rooms\""), "{text}");
+}
+
+#[tokio::test]
+async fn unknown_routes_are_json_404() {
+    let app = spawn_app().await;
+    let response = app.request(Method::GET, "/api/v1/nothing-here", None).send().await.unwrap();
+    assert_error(response, 404, "not_found").await;
+}

@@ -30,10 +30,7 @@ impl Apps {
 
     async fn find(&self, name: &str) -> Result<AppRecord, ServiceError> {
         let name = AppName::parse(name)?;
-        self.store
-            .app_by_name(&name)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("app {name} does not exist")))
+        self.store.app_by_name(&name).await?.ok_or_else(|| ServiceError::NotFound(format!("app {name} does not exist")))
     }
 
     /// Creates an app with the given status and its first key.
@@ -44,10 +41,11 @@ impl Apps {
     pub async fn create(&self, name: &str, status: AppStatus) -> Result<IssuedKey, ServiceError> {
         let name = AppName::parse(name)?;
         let key = NewApiKey::generate();
-        let app = self.store.create_app(&name, status, key.hash).await.map_err(|err| match ServiceError::from(err) {
-            ServiceError::Conflict(_) => ServiceError::Conflict(format!("app {name} already exists")),
-            other => other,
-        })?;
+        let app =
+            self.store.create_app(&name, status, key.hash).await.map_err(|err| match ServiceError::from(err) {
+                ServiceError::Conflict(_) => ServiceError::Conflict(format!("app {name} already exists")),
+                other => other,
+            })?;
         Ok(IssuedKey { app, api_key: key.plain })
     }
 

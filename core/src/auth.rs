@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 
-use crate::secrets::ApiKeyHash;
 use crate::error::ServiceError;
+use crate::secrets::ApiKeyHash;
 use crate::store::{AppRecord, AppStatus, Store};
 
 /// Entries kept at most; past it the cache starts over (keys are few).
@@ -30,11 +30,7 @@ pub struct KeyAuthenticator {
 impl KeyAuthenticator {
     /// A checker trusting cached answers for `ttl`.
     pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
-        Self {
-            store,
-            ttl,
-            cache: RwLock::new(HashMap::new()),
-        }
+        Self { store, ttl, cache: RwLock::new(HashMap::new()) }
     }
 
     /// The approved app owning `presented`.

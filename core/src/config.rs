@@ -146,20 +146,13 @@ impl Default for Config {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
-            public_url: String::new(),
-            shutdown_grace_secs: 10,
-        }
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], 3000)), public_url: String::new(), shutdown_grace_secs: 10 }
     }
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            url: String::new(),
-            max_connections: 8,
-        }
+        Self { url: String::new(), max_connections: 8 }
     }
 }
 
@@ -181,38 +174,25 @@ impl Default for LimitsConfig {
 
 impl Default for HistoryConfig {
     fn default() -> Self {
-        Self {
-            max_messages: 1000,
-            max_age_secs: 7 * 24 * 3600,
-            write_batch: 512,
-        }
+        Self { max_messages: 1000, max_age_secs: 7 * 24 * 3600, write_batch: 512 }
     }
 }
 
 impl Default for WebSocketConfig {
     fn default() -> Self {
-        Self {
-            ping_interval_secs: 25,
-            idle_timeout_secs: 60,
-            write_timeout_secs: 10,
-        }
+        Self { ping_interval_secs: 25, idle_timeout_secs: 60, write_timeout_secs: 10 }
     }
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self {
-            key_cache_ttl_ms: 1000,
-        }
+        Self { key_cache_ttl_ms: 1000 }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            filter: "info".into(),
-            format: "pretty".into(),
-        }
+        Self { filter: "info".into(), format: "pretty".into() }
     }
 }
 
@@ -306,16 +286,12 @@ impl Config {
 
 /// `COMMS_*` variables, plus the conventional `DATABASE_URL`.
 fn environment() -> Figment {
-    Figment::new()
-        .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
-        .merge(
-            Env::prefixed("COMMS_")
-                .split("__")
-                .filter(|key| {
-                    let top = key.as_str().split('.').next().unwrap_or_default();
-                    TOP_LEVEL_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
-                }),
-        )
+    Figment::new().merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into())).merge(
+        Env::prefixed("COMMS_").split("__").filter(|key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            TOP_LEVEL_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
+        }),
+    )
 }
 
 /// Only variables naming a real key are read, so an unrelated `COMMS_…`
@@ -332,11 +308,15 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let work = root.path().join("app");
         std::fs::create_dir(&work).unwrap();
-        std::fs::write(root.path().join(CONFIG_FILE_NAME), "profile = \"prod\"\n[limits]\nmax_page_size = 7\nqueue = 1\n")
-            .unwrap();
+        std::fs::write(
+            root.path().join(CONFIG_FILE_NAME),
+            "profile = \"prod\"\n[limits]\nmax_page_size = 7\nqueue = 1\n",
+        )
+        .unwrap();
         assert!(Config::load(&work, None).is_err(), "unknown keys are refused");
 
-        std::fs::write(root.path().join(CONFIG_FILE_NAME), "profile = \"prod\"\n[limits]\nmax_page_size = 7\n").unwrap();
+        std::fs::write(root.path().join(CONFIG_FILE_NAME), "profile = \"prod\"\n[limits]\nmax_page_size = 7\n")
+            .unwrap();
         std::fs::write(work.join(CONFIG_FILE_NAME), "[limits]\nmax_page_size = 8\n").unwrap();
         let config = Config::load(&work, None).unwrap();
         assert_eq!(config.profile, "prod");

@@ -152,22 +152,9 @@ impl Hub {
             self.metrics.live_rooms.inc();
             Room::default()
         });
-        room.lock().insert(
-            member_id,
-            Member {
-                endpoint_id,
-                queue: queue_tx,
-                close: close_tx,
-            },
-        );
+        room.lock().insert(member_id, Member { endpoint_id, queue: queue_tx, close: close_tx });
         self.metrics.connections.inc();
-        Ok(Membership {
-            hub: Arc::clone(self),
-            room_id,
-            member_id,
-            queue,
-            closed,
-        })
+        Ok(Membership { hub: Arc::clone(self), room_id, member_id, queue, closed })
     }
 
     fn leave(&self, room_id: i64, member_id: u64) {
@@ -216,8 +203,7 @@ impl Hub {
         let Some(room) = rooms.get(&room_id).cloned() else { return };
         drop(rooms);
         let mut members = room.lock();
-        let ids: Vec<u64> =
-            members.iter().filter(|(_, m)| m.endpoint_id == endpoint_id).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> = members.iter().filter(|(_, m)| m.endpoint_id == endpoint_id).map(|(id, _)| *id).collect();
         for id in ids {
             if let Some(member) = members.remove(&id) {
                 self.metrics.connections.dec();

@@ -21,9 +21,7 @@ pub struct ApiRateLimiter {
 impl ApiRateLimiter {
     /// A limiter allowing `per_second` sustained and `burst` at once.
     pub fn new(per_second: u32, burst: u32) -> Self {
-        Self {
-            limiter: quota(per_second, burst).map(RateLimiter::keyed),
-        }
+        Self { limiter: quota(per_second, burst).map(RateLimiter::keyed) }
     }
 
     /// Takes one request from the app's bucket.
@@ -45,9 +43,7 @@ pub struct ConnectionRateLimiter {
 impl ConnectionRateLimiter {
     /// A limiter allowing `per_second` sustained and `burst` at once.
     pub fn new(per_second: u32, burst: u32) -> Self {
-        Self {
-            limiter: quota(per_second, burst).map(RateLimiter::direct),
-        }
+        Self { limiter: quota(per_second, burst).map(RateLimiter::direct) }
     }
 
     /// Whether one more message may be sent now.

@@ -46,38 +46,23 @@ impl Default for Metrics {
         let messages_in = Counter::default();
         let messages_out = Counter::default();
         let slow_consumers = Counter::default();
-        let http_requests =
-            Family::<HttpLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 16)));
+        let http_requests = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+        });
         registry.register("connections", "Open WebSocket connections", connections.clone());
         registry.register("live_rooms", "Rooms with at least one open connection", live_rooms.clone());
         registry.register("messages_in", "Messages published", messages_in.clone());
         registry.register("messages_out", "Message frames delivered to connections", messages_out.clone());
         registry.register("slow_consumers", "Connections closed for not keeping up", slow_consumers.clone());
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency",
-            http_requests.clone(),
-        );
-        Self {
-            registry,
-            connections,
-            live_rooms,
-            messages_in,
-            messages_out,
-            slow_consumers,
-            http_requests,
-        }
+        registry.register("http_request_duration_seconds", "HTTP request latency", http_requests.clone());
+        Self { registry, connections, live_rooms, messages_in, messages_out, slow_consumers, http_requests }
     }
 }
 
 impl Metrics {
     /// Records one finished HTTP request.
     pub fn observe_http(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let labels = HttpLabels {
-            method: method.to_owned(),
-            route: route.to_owned(),
-            status,
-        };
+        let labels = HttpLabels { method: method.to_owned(), route: route.to_owned(), status };
         self.http_requests.get_or_create(&labels).observe(seconds);
     }
 

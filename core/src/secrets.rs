@@ -76,10 +76,7 @@ mod tests {
 
     #[test]
     fn key_hash_is_sha256() {
-        assert_eq!(
-            ApiKeyHash::of("abc").to_hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(ApiKeyHash::of("abc").to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

@@ -54,12 +54,7 @@ pub struct Session {
 impl Service {
     /// Wires the service to its store, broker and hub.
     pub fn new(store: Arc<dyn Store>, broker: Arc<dyn Broker>, hub: Arc<Hub>, limits: LimitsConfig) -> Self {
-        Self {
-            store,
-            broker,
-            hub,
-            limits: Arc::new(limits),
-        }
+        Self { store, broker, hub, limits: Arc::new(limits) }
     }
 
     /// The limits in force.
@@ -208,7 +203,12 @@ impl Service {
     /// # Errors
     ///
     /// `Invalid` for a bad room name, `NotFound` if the app has no such room.
-    pub async fn list_endpoints(&self, app: &AppRecord, room: &str, ws_base: &str) -> Result<Vec<Endpoint>, ServiceError> {
+    pub async fn list_endpoints(
+        &self,
+        app: &AppRecord,
+        room: &str,
+        ws_base: &str,
+    ) -> Result<Vec<Endpoint>, ServiceError> {
         let room = self.find_room(app, room).await?;
         let records = self.store.list_endpoints(room.id).await?;
         records.into_iter().map(|record| Self::endpoint_view(record, ws_base)).collect()
@@ -304,10 +304,7 @@ impl Service {
             return Err(unknown());
         }
         Ok(JoinTicket {
-            room: RoomRef {
-                id: access.endpoint.room_id,
-                name: access.endpoint.room_name.clone(),
-            },
+            room: RoomRef { id: access.endpoint.room_id, name: access.endpoint.room_name.clone() },
             endpoint: access.endpoint,
         })
     }
@@ -329,12 +326,9 @@ impl Service {
             Some(after) => self.broker.history(&ticket.room, after, usize::MAX).await?,
             None => self.broker.history(&ticket.room, u64::MAX, 0).await?,
         };
-        let History {
-            first_seq,
-            last_seq,
-            messages,
-        } = history;
-        let meta = RawValue::from_string(ticket.endpoint.meta.clone()).map_err(|err| ServiceError::Internal(err.into()))?;
+        let History { first_seq, last_seq, messages } = history;
+        let meta =
+            RawValue::from_string(ticket.endpoint.meta.clone()).map_err(|err| ServiceError::Internal(err.into()))?;
         Ok(Session {
             membership,
             welcome: ServerFrame::Welcome {
@@ -367,7 +361,8 @@ impl Service {
         self.check_payload_size(&payload)?;
         let sender = Sender {
             id: ticket.endpoint.public_id.clone(),
-            meta: RawValue::from_string(ticket.endpoint.meta.clone()).map_err(|err| ServiceError::Internal(err.into()))?,
+            meta: RawValue::from_string(ticket.endpoint.meta.clone())
+                .map_err(|err| ServiceError::Internal(err.into()))?,
         };
         self.broker.publish(&ticket.room, Draft { sender, payload }, Durability::Delivered).await?;
         Ok(())
@@ -375,8 +370,5 @@ impl Service {
 }
 
 fn room_ref(room: &RoomRecord) -> RoomRef {
-    RoomRef {
-        id: room.id,
-        name: room.name.clone(),
-    }
+    RoomRef { id: room.id, name: room.name.clone() }
 }

@@ -9,9 +9,7 @@ pub fn now_ms() -> i64 {
 
 /// Formats stored milliseconds as e.g. `2026-11-30T12:00:00.123Z`.
 pub fn format_ms(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// The same codes appear in WebSocket `error` frames (`read_only`, `invalid`,
 /// `too_large`, `rate_limited`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Bad room name, bad permission, malformed JSON, bad meta.
@@ -48,6 +49,7 @@ impl ErrorCode {
 
 /// The inner object of an error body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
@@ -55,6 +57,7 @@ pub struct ErrorDetail {
 
 /// Every API error answers with this body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
@@ -62,11 +65,6 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// Builds an error body from a code and a human-readable message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            error: ErrorDetail {
-                code,
-                message: message.into(),
-            },
-        }
+        Self { error: ErrorDetail { code, message: message.into() } }
     }
 }

@@ -5,6 +5,7 @@ use serde_json::value::RawValue;
 
 /// What an endpoint may do in its room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// Receive messages only; sending gets a `read_only` error frame.
@@ -39,6 +40,7 @@ impl Permission {
 
 /// A room as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Room {
     pub name: String,
     /// RFC 3339 UTC with milliseconds.
@@ -51,11 +53,13 @@ pub struct Room {
 /// An endpoint as the API shows it. The `code` is the credential a client
 /// connects with; `id` is public and is what other clients see as sender.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Endpoint {
     pub id: String,
     pub code: String,
     pub room: String,
     pub permission: Permission,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub meta: Box<RawValue>,
     pub created_at: String,
     /// The full `ws://` or `wss://` URL to connect to.
@@ -64,14 +68,17 @@ pub struct Endpoint {
 
 /// Who sent a message: an endpoint's public id and meta, or `"app"`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sender {
     pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub meta: Box<RawValue>,
 }
 
 /// A published message, as the messages API lists it and as the `message`
 /// WebSocket frame carries it (that frame adds `"type": "message"`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub id: String,
     pub seq: u64,
@@ -79,45 +86,57 @@ pub struct Message {
     pub timestamp: String,
     pub sender: Sender,
     /// The payload exactly as the sender gave it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub message: Box<RawValue>,
 }
 
 /// `POST /api/v1/rooms`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRoomRequest {
     pub name: String,
 }
 
 /// `POST /api/v1/rooms/{room}/endpoints`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateEndpointRequest {
+    /// Kept as text so an unknown value gets SPEC's `invalid` error.
+    #[cfg_attr(feature = "openapi", schema(value_type = Permission))]
     pub permission: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub meta: Option<Box<RawValue>>,
 }
 
 /// `POST /api/v1/rooms/{room}/messages`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishMessageRequest {
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub message: Box<RawValue>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub meta: Option<Box<RawValue>>,
 }
 
 /// `GET /api/v1/rooms`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomList {
     pub rooms: Vec<Room>,
 }
 
 /// `GET /api/v1/rooms/{room}/endpoints`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EndpointList {
     pub endpoints: Vec<Endpoint>,
 }
 
 /// `GET /api/v1/rooms/{room}/messages`, oldest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageList {
     pub messages: Vec<Message>,
 }

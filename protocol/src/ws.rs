@@ -105,10 +105,7 @@ mod tests {
 
     #[test]
     fn error_frame_is_tagged() {
-        let frame = ServerFrame::Error {
-            code: ErrorCode::ReadOnly,
-            message: "no".into(),
-        };
+        let frame = ServerFrame::Error { code: ErrorCode::ReadOnly, message: "no".into() };
         let json = serde_json::to_value(&frame).unwrap();
         assert_eq!(json["type"], "error");
         assert_eq!(json["code"], "read_only");

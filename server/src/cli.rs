@@ -46,6 +46,9 @@ enum Command {
     },
     /// Create the database if needed and apply pending migrations.
     Migrate,
+    /// Print the OpenAPI 3 document of the REST API (also served at
+    /// `/api/v1/openapi.json`).
+    Openapi,
     /// Manage apps and their API keys.
     App {
         #[command(subcommand)]
@@ -99,6 +102,10 @@ impl Cli {
                 Ok(())
             }
             Command::App { command } => app(config, command).await,
+            Command::Openapi => {
+                println!("{}", crate::routes::openapi().to_pretty_json()?);
+                Ok(())
+            }
         }
     }
 }

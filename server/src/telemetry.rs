@@ -16,11 +16,7 @@ use crate::state::AppState;
 pub fn init(config: &LogConfig) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if config.format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ = if config.format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
 /// Records the latency of every routed request by method, route pattern and
@@ -33,8 +29,6 @@ pub async fn track_http(State(state): State<AppState>, request: Request, next: N
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let response = next.run(request).await;
-    state
-        .metrics
-        .observe_http(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.observe_http(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }

@@ -11,8 +11,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
@@ -43,9 +43,7 @@ const WRITE_BUFFER: usize = 16 * 1024;
 
 /// The WebSocket route, with and without the trailing slash.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ws/endpoint/{code}", get(connect))
-        .route("/ws/endpoint/{code}/", get(connect))
+    Router::new().route("/ws/endpoint/{code}", get(connect)).route("/ws/endpoint/{code}/", get(connect))
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,10 +108,7 @@ async fn serve(socket: WebSocket, state: AppState, ticket: JoinTicket, after_seq
         ticket: &ticket,
         sink,
         write_timeout,
-        limiter: ConnectionRateLimiter::new(
-            state.config.limits.ws_messages_per_second,
-            state.config.limits.ws_burst,
-        ),
+        limiter: ConnectionRateLimiter::new(state.config.limits.ws_messages_per_second, state.config.limits.ws_burst),
     }
     .run(session, stream)
     .await;
@@ -152,13 +147,12 @@ impl Connection<'_> {
 
     /// Runs the protocol until the connection should end: `Some` with the
     /// close code to send, `None` when the client is already gone.
-    async fn pump(&mut self, session: Session, stream: &mut Stream) -> Result<Option<(u16, &'static str)>, axum::Error> {
-        let Session {
-            mut membership,
-            welcome,
-            backlog,
-            covered_seq,
-        } = session;
+    async fn pump(
+        &mut self,
+        session: Session,
+        stream: &mut Stream,
+    ) -> Result<Option<(u16, &'static str)>, axum::Error> {
+        let Session { mut membership, welcome, backlog, covered_seq } = session;
         let sink = &mut self.sink;
         within(self.write_timeout, async {
             sink.feed(text_frame(&welcome)).await?;
@@ -295,10 +289,7 @@ impl Connection<'_> {
     }
 
     async fn send_error(&mut self, code: ErrorCode, message: &str) -> Result<(), axum::Error> {
-        let frame = ServerFrame::Error {
-            code,
-            message: message.to_owned(),
-        };
+        let frame = ServerFrame::Error { code, message: message.to_owned() };
         within(self.write_timeout, self.sink.send(text_frame(&frame))).await
     }
 
@@ -330,10 +321,7 @@ fn shared_frame(frame: &bytes::Bytes) -> WsMessage {
 }
 
 async fn close_with(sink: &mut Sink, code: u16, reason: &'static str) -> Result<(), axum::Error> {
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    };
+    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
     sink.send(WsMessage::Close(Some(frame))).await?;
     sink.close().await
 }

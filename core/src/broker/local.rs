@@ -87,15 +87,9 @@ impl LocalBroker {
             .load_history(room.id, self.max_messages, self.oldest_retained_ms())
             .await?
             .ok_or(BrokerError::RoomGone)?;
-        let retained = history
-            .messages
-            .into_iter()
-            .map(|stored| restore(room, stored).map(Arc::new))
-            .collect::<Result<_, _>>()?;
-        Ok(Mutex::new(RoomLog {
-            last_seq: history.last_seq,
-            retained,
-        }))
+        let retained =
+            history.messages.into_iter().map(|stored| restore(room, stored).map(Arc::new)).collect::<Result<_, _>>()?;
+        Ok(Mutex::new(RoomLog { last_seq: history.last_seq, retained }))
     }
 }
 
@@ -105,10 +99,7 @@ fn restore(room: &RoomRef, stored: StoredMessage) -> Result<Published, serde_jso
         seq: stored.seq,
         room: room.name.clone(),
         timestamp: format_ms(stored.created_at),
-        sender: Sender {
-            id: stored.sender_id,
-            meta: RawValue::from_string(stored.sender_meta)?,
-        },
+        sender: Sender { id: stored.sender_id, meta: RawValue::from_string(stored.sender_meta)? },
         message: RawValue::from_string(stored.payload)?,
     };
     Ok(Published::new(room.id, stored.created_at, message))
@@ -133,7 +124,12 @@ fn initialized(cell: &LogCell) -> &Mutex<RoomLog> {
 
 #[async_trait]
 impl Broker for LocalBroker {
-    async fn publish(&self, room: &RoomRef, draft: Draft, durability: Durability) -> Result<Arc<Published>, BrokerError> {
+    async fn publish(
+        &self,
+        room: &RoomRef,
+        draft: Draft,
+        durability: Durability,
+    ) -> Result<Arc<Published>, BrokerError> {
         let cell = self.log(room).await?;
         let published = {
             let mut log = initialized(&cell).lock();

@@ -58,12 +58,7 @@ impl Published {
         let frame = ServerFrame::Message(message);
         let bytes = serde_json::to_vec(&frame).expect("a message always serializes");
         let ServerFrame::Message(message) = frame else { unreachable!("built as a message frame above") };
-        Self {
-            room_id,
-            created_ms,
-            message,
-            frame: Bytes::from(bytes),
-        }
+        Self { room_id, created_ms, message, frame: Bytes::from(bytes) }
     }
 
     /// The message's seq.
@@ -114,7 +109,12 @@ pub enum BrokerError {
 pub trait Broker: Send + Sync + 'static {
     /// Assigns the next seq of the room, retains the message and delivers it
     /// to every live connection of the room, in seq order.
-    async fn publish(&self, room: &RoomRef, draft: Draft, durability: Durability) -> Result<Arc<Published>, BrokerError>;
+    async fn publish(
+        &self,
+        room: &RoomRef,
+        draft: Draft,
+        durability: Durability,
+    ) -> Result<Arc<Published>, BrokerError>;
 
     /// Retained messages with `seq > after_seq`, oldest first, at most
     /// `limit` (0 gives just the bounds).

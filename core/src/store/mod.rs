@@ -210,8 +210,7 @@ pub trait Store: Send + Sync + 'static {
     async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError>;
     /// Loads the newest `limit` messages of a room created at or after
     /// `since_ms`, and its `last_seq`; `None` if the room does not exist.
-    async fn load_history(&self, room_id: i64, limit: usize, since_ms: i64)
-        -> Result<Option<RoomHistory>, StoreError>;
+    async fn load_history(&self, room_id: i64, limit: usize, since_ms: i64) -> Result<Option<RoomHistory>, StoreError>;
     /// Deletes messages created before `before_ms`; how many went.
     async fn prune_history(&self, before_ms: i64) -> Result<u64, StoreError>;
 }

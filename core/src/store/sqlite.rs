@@ -49,10 +49,7 @@ impl SqliteStore {
                 std::fs::create_dir_all(parent)?;
             }
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .connect_with(options)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
@@ -311,7 +308,8 @@ impl Store for SqliteStore {
         Ok(Some(EndpointAccess {
             endpoint: endpoint_from(&row)?,
             app_id: row.try_get("app_id")?,
-            app_status: AppStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("app status {status:?}")))?,
+            app_status: AppStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("app status {status:?}")))?,
         }))
     }
 
@@ -352,12 +350,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn load_history(
-        &self,
-        room_id: i64,
-        limit: usize,
-        since_ms: i64,
-    ) -> Result<Option<RoomHistory>, StoreError> {
+    async fn load_history(&self, room_id: i64, limit: usize, since_ms: i64) -> Result<Option<RoomHistory>, StoreError> {
         let last_seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = ?")
             .bind(room_id)
             .fetch_optional(&self.pool)
@@ -374,17 +367,11 @@ impl Store for SqliteStore {
         .await?;
         let mut messages = rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?;
         messages.reverse();
-        Ok(Some(RoomHistory {
-            last_seq: last_seq as u64,
-            messages,
-        }))
+        Ok(Some(RoomHistory { last_seq: last_seq as u64, messages }))
     }
 
     async fn prune_history(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM messages WHERE created_at < ?")
-            .bind(before_ms)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query("DELETE FROM messages WHERE created_at < ?").bind(before_ms).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 }

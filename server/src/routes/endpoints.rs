@@ -2,22 +2,31 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use comms_protocol::rest::{CreateEndpointRequest, EndpointList};
-use comms_protocol::Endpoint;
+use comms_protocol::{Endpoint, ErrorBody};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, AuthApp, WsBase};
 use crate::state::AppState;
 
 /// Routes of the endpoints resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/rooms/{room}/endpoints", get(list_endpoints).post(create_endpoint))
-        .route("/api/v1/rooms/{room}/endpoints/{code}", delete(delete_endpoint))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_endpoints, create_endpoint)).routes(routes!(delete_endpoint))
 }
 
+/// List a room's endpoints, oldest first.
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/endpoints", tag = "endpoints",
+    params(("room" = String, Path, description = "Room name")),
+    responses(
+        (status = 200, description = "The room's endpoints", body = EndpointList),
+        (status = 400, description = "Bad room name", body = ErrorBody),
+        (status = 403, description = "Missing or bad API key", body = ErrorBody),
+        (status = 404, description = "No such room in this app", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
 async fn list_endpoints(
     State(state): State<AppState>,
@@ -29,6 +38,20 @@ async fn list_endpoints(
     Ok(Json(EndpointList { endpoints }))
 }
 
+/// Add an endpoint to a room: an unguessable code with a permission and
+/// optional meta (a JSON object of at most 4 KiB) stamped on every message
+/// sent through it.
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/endpoints", tag = "endpoints",
+    params(("room" = String, Path, description = "Room name")),
+    request_body = CreateEndpointRequest,
+    responses(
+        (status = 201, description = "Created", body = Endpoint),
+        (status = 400, description = "Bad room name, permission or meta", body = ErrorBody),
+        (status = 403, description = "Missing or bad API key", body = ErrorBody),
+        (status = 404, description = "No such room in this app", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
 async fn create_endpoint(
     State(state): State<AppState>,
@@ -37,11 +60,20 @@ async fn create_endpoint(
     ApiPath(room): ApiPath<String>,
     ApiJson(body): ApiJson<CreateEndpointRequest>,
 ) -> Result<(StatusCode, Json<Endpoint>), ApiError> {
-    let endpoint =
-        state.service.create_endpoint(&app, &room, &body.permission, body.meta.as_deref(), &ws_base).await?;
+    let endpoint = state.service.create_endpoint(&app, &room, &body.permission, body.meta.as_deref(), &ws_base).await?;
     Ok((StatusCode::CREATED, Json(endpoint)))
 }
 
+/// Delete an endpoint by code; its live connections are closed with code 4001.
+#[utoipa::path(delete, path = "/api/v1/rooms/{room}/endpoints/{code}", tag = "endpoints",
+    params(("room" = String, Path, description = "Room name"), ("code" = String, Path, description = "Endpoint code")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Bad room name", body = ErrorBody),
+        (status = 403, description = "Missing or bad API key", body = ErrorBody),
+        (status = 404, description = "No such room or endpoint in this app", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
 async fn delete_endpoint(
     State(state): State<AppState>,

@@ -113,11 +113,7 @@ async fn create_room(
 ) -> Reply {
     let (AuthApp(app), ApiPath(room)) = (auth?, path?);
     let room = state.service.create_room(&app, &room).await?;
-    Ok(Success {
-        status: StatusCode::CREATED,
-        message: "room created",
-        data: json!({ "room": room }),
-    })
+    Ok(Success { status: StatusCode::CREATED, message: "room created", data: json!({ "room": room }) })
 }
 
 async fn delete_room(
@@ -127,21 +123,13 @@ async fn delete_room(
 ) -> Reply {
     let (AuthApp(app), ApiPath(room)) = (auth?, path?);
     state.service.delete_room(&app, &room).await?;
-    Ok(Success {
-        status: StatusCode::OK,
-        message: "room deleted",
-        data: json!({}),
-    })
+    Ok(Success { status: StatusCode::OK, message: "room deleted", data: json!({}) })
 }
 
 async fn list_rooms(State(state): State<AppState>, auth: Result<AuthApp, ApiError>) -> Reply {
     let AuthApp(app) = auth?;
     let rooms = state.service.list_rooms(&app).await?;
-    Ok(Success {
-        status: StatusCode::OK,
-        message: "rooms listed",
-        data: json!({ "rooms": data(rooms) }),
-    })
+    Ok(Success { status: StatusCode::OK, message: "rooms listed", data: json!({ "rooms": data(rooms) }) })
 }
 
 /// Meta of a legacy `add_endpoint`: the `meta` key of a JSON object body,
@@ -192,11 +180,7 @@ async fn delete_endpoint(
 ) -> Reply {
     let (AuthApp(app), ApiPath((room, code))) = (auth?, path?);
     state.service.delete_endpoint(&app, &room, &code).await?;
-    Ok(Success {
-        status: StatusCode::OK,
-        message: "endpoint deleted",
-        data: json!({}),
-    })
+    Ok(Success { status: StatusCode::OK, message: "endpoint deleted", data: json!({}) })
 }
 
 async fn list_endpoints(
@@ -207,9 +191,5 @@ async fn list_endpoints(
 ) -> Reply {
     let (AuthApp(app), ApiPath(room)) = (auth?, path?);
     let endpoints = state.service.list_endpoints(&app, &room, &ws_base).await?;
-    Ok(Success {
-        status: StatusCode::OK,
-        message: "endpoints listed",
-        data: json!({ "endpoints": data(endpoints) }),
-    })
+    Ok(Success { status: StatusCode::OK, message: "endpoints listed", data: json!({ "endpoints": data(endpoints) }) })
 }

@@ -2,29 +2,44 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use comms_protocol::rest::{MessageList, PublishMessageRequest};
-use comms_protocol::Message;
+use comms_protocol::{ErrorBody, Message};
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthApp};
 use crate::state::AppState;
 
 /// Routes of the messages resource.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/rooms/{room}/messages", get(list_messages).post(publish_message))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_messages, publish_message))
 }
 
-/// `?after_seq=N&limit=L`; `after_seq` defaults to 0 (from the oldest
-/// retained message), `limit` to 100.
-#[derive(Debug, Deserialize)]
+/// Paging through retained history.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct MessagesQuery {
+    /// Only messages with a greater seq; default 0 (from the oldest retained).
     after_seq: Option<u64>,
+    /// At most this many messages (1 or more; default 100, capped at
+    /// `limits.max_page_size`, 1000 by default).
     limit: Option<usize>,
 }
 
+/// Retained messages of a room, oldest first.
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/messages", tag = "messages",
+    params(("room" = String, Path, description = "Room name"), MessagesQuery),
+    responses(
+        (status = 200, description = "Messages, oldest first", body = MessageList),
+        (status = 400, description = "Bad room name or query", body = ErrorBody),
+        (status = 403, description = "Missing or bad API key", body = ErrorBody),
+        (status = 404, description = "No such room in this app", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
 async fn list_messages(
     State(state): State<AppState>,
@@ -36,6 +51,19 @@ async fn list_messages(
     Ok(Json(MessageList { messages }))
 }
 
+/// Publish from the app's backend: every connection of the room receives it
+/// with sender id `"app"` and the given meta. Answers once it is stored.
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/messages", tag = "messages",
+    params(("room" = String, Path, description = "Room name")),
+    request_body = PublishMessageRequest,
+    responses(
+        (status = 201, description = "Published and stored", body = Message),
+        (status = 400, description = "Bad room name, body or meta", body = ErrorBody),
+        (status = 403, description = "Missing or bad API key", body = ErrorBody),
+        (status = 404, description = "No such room in this app", body = ErrorBody),
+        (status = 413, description = "Message or body over the limit", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
 async fn publish_message(
     State(state): State<AppState>,

@@ -1,4 +1,6 @@
-//! One router per resource, merged in [`router`].
+//! One router per resource, merged in [`router`]. The REST resources are
+//! described with utoipa as they are routed, so the OpenAPI document served
+//! at `/api/v1/openapi.json` is derived from the handlers themselves.
 
 pub mod endpoints;
 pub mod legacy;
@@ -6,19 +8,71 @@ pub mod messages;
 pub mod ops;
 pub mod rooms;
 
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use axum::routing::get;
 use axum::Router;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as OpenApiDocument;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Every HTTP route of the server, WebSocket included.
-pub fn router() -> Router<AppState> {
-    Router::new()
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "comms REST API",
+        description = "Rooms, endpoints and messages of a comms server. Authenticate with the app's API key \
+                       in `X-API-Key` or `Authorization: Bearer`. Errors are `{\"error\": {\"code\", \"message\"}}`."
+    ),
+    modifiers(&KeySecurity),
+    security(("api_key" = []), ("bearer" = [])),
+    tags(
+        (name = "rooms", description = "Named channels owned by one app"),
+        (name = "endpoints", description = "Codes that let a WebSocket client join a room"),
+        (name = "messages", description = "History and server-side publishing"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the two ways to present an API key.
+struct KeySecurity;
+
+impl Modify for KeySecurity {
+    fn modify(&self, openapi: &mut OpenApiDocument) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+fn rest() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(rooms::router())
         .merge(endpoints::router())
         .merge(messages::router())
+}
+
+/// The OpenAPI 3 document of the REST API.
+pub fn openapi() -> OpenApiDocument {
+    rest().into_openapi()
+}
+
+/// Every HTTP route of the server, WebSocket included.
+pub fn router() -> Router<AppState> {
+    let (rest, document) = rest().split_for_parts();
+    let document = Bytes::from(document.to_json().expect("the OpenAPI document serializes"));
+    let serve_document = move || async move { ([(header::CONTENT_TYPE, "application/json")], document.clone()) };
+    Router::new()
+        .merge(rest)
+        .route("/api/v1/openapi.json", get(serve_document))
         .merge(legacy::router())
         .merge(crate::ws::router())
         .merge(ops::router())

@@ -77,10 +77,11 @@ fn migrate_and_print_config() {
 async fn a_key_made_by_the_cli_works_on_a_running_server() {
     let app = spawn_app().await;
     let dir = app.data_dir.path().to_owned();
-    let output = tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || comms(&dir, &["app", "create", "live"])))
-        .await
-        .unwrap()
-        .unwrap();
+    let output =
+        tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || comms(&dir, &["app", "create", "live"])))
+            .await
+            .unwrap()
+            .unwrap();
     let key = json_lines(&output)[0]["api_key"].as_str().unwrap().to_owned();
     assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 200);
 }

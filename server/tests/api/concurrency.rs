@@ -46,7 +46,8 @@ async fn twenty_sockets_sending_twenty_messages_all_see_one_order() {
         assert_eq!(received, first, "every socket sees the same messages in the same order");
     }
     for n in 0..20 {
-        let mine: Vec<_> = first.iter().filter(|(_, m)| m["from"] == n).map(|(_, m)| m["i"].as_u64().unwrap()).collect();
+        let mine: Vec<_> =
+            first.iter().filter(|(_, m)| m["from"] == n).map(|(_, m)| m["i"].as_u64().unwrap()).collect();
         assert_eq!(mine, (0..20).collect::<Vec<_>>(), "each sender's messages keep their order");
     }
 }

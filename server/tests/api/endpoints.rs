@@ -9,8 +9,13 @@ async fn create_endpoint_answers_201_with_the_endpoint() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
     app.create_room(&key, "lobby").await;
-    let response =
-        app.post("/api/v1/rooms/lobby/endpoints", &key, json!({ "permission": "read_and_write", "meta": { "name": "Ann" } })).await;
+    let response = app
+        .post(
+            "/api/v1/rooms/lobby/endpoints",
+            &key,
+            json!({ "permission": "read_and_write", "meta": { "name": "Ann" } }),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     let endpoint = body(response).await;
     let code = endpoint["code"].as_str().unwrap();
@@ -37,7 +42,8 @@ async fn meta_is_optional_and_defaults_to_an_empty_object() {
 
 #[tokio::test]
 async fn ws_url_uses_the_configured_public_url() {
-    let app = crate::helpers::spawn_app_with(|config| config.server.public_url = "https://chat.example.com/".into()).await;
+    let app =
+        crate::helpers::spawn_app_with(|config| config.server.public_url = "https://chat.example.com/".into()).await;
     let key = app.create_app("acme").await;
     app.create_room(&key, "lobby").await;
     let endpoint = app.create_endpoint(&key, "lobby", "read", None).await;

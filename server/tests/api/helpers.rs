@@ -230,16 +230,10 @@ impl WsClient {
             let frame = tokio::time::timeout(WAIT, self.stream.next()).await.expect("close in time");
             match frame {
                 Some(Ok(Message::Close(Some(frame)))) => {
-                    return Closed {
-                        code: u16::from(frame.code),
-                        reason: frame.reason.to_string(),
-                    }
+                    return Closed { code: u16::from(frame.code), reason: frame.reason.to_string() }
                 }
                 Some(Ok(Message::Close(None))) | None => {
-                    return Closed {
-                        code: u16::from(CloseCode::Status),
-                        reason: String::new(),
-                    }
+                    return Closed { code: u16::from(CloseCode::Status), reason: String::new() }
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(err)) => panic!("socket error before close: {err}"),

@@ -26,21 +26,24 @@ async fn every_legacy_route_takes_get_and_post_with_or_without_slash() {
         for slash in ["/", ""] {
             n += 1;
             let room = format!("room{n}");
-            let (status, body) = call(&app, method.clone(), &format!("/main/create_room/{room}{slash}"), Some(&key)).await;
+            let (status, body) =
+                call(&app, method.clone(), &format!("/main/create_room/{room}{slash}"), Some(&key)).await;
             assert_eq!(status, 201, "{body}");
             assert_eq!(body["status"], "success");
             assert_eq!(body["room"]["name"], room.as_str());
             assert!(body["message"].is_string());
 
             let (status, body) =
-                call(&app, method.clone(), &format!("/main/add_endpoint/{room}/read_and_write{slash}"), Some(&key)).await;
+                call(&app, method.clone(), &format!("/main/add_endpoint/{room}/read_and_write{slash}"), Some(&key))
+                    .await;
             assert_eq!(status, 201, "{body}");
             assert_eq!(body["status"], "success");
             let code = body["code"].as_str().unwrap().to_owned();
             assert_eq!(body["endpoint"]["code"], code.as_str());
             assert_eq!(body["endpoint"]["permission"], "read_and_write");
 
-            let (status, body) = call(&app, method.clone(), &format!("/main/list_endpoints/{room}{slash}"), Some(&key)).await;
+            let (status, body) =
+                call(&app, method.clone(), &format!("/main/list_endpoints/{room}{slash}"), Some(&key)).await;
             assert_eq!(status, 200, "{body}");
             assert_eq!(body["endpoints"][0]["code"], code.as_str());
 
@@ -118,12 +121,8 @@ async fn legacy_meta_comes_from_the_body_or_the_query() {
         let (status, body) = call(&app, Method::GET, &format!("/main/add_endpoint/lobby/read/{bad}"), Some(&key)).await;
         assert_failure(status, &body, 400, "invalid");
     }
-    let response = app
-        .request(Method::POST, "/main/add_endpoint/lobby/read/", Some(&key))
-        .body("{broken")
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.request(Method::POST, "/main/add_endpoint/lobby/read/", Some(&key)).body("{broken").send().await.unwrap();
     let status = response.status().as_u16();
     assert_failure(status, &response.json().await.unwrap(), 400, "invalid");
 }

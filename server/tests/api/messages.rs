@@ -68,7 +68,8 @@ async fn bad_publishes_are_refused() {
     let raw = app.request(Method::POST, path, Some(&key)).body("{\"message\": ").send().await.unwrap();
     assert_error(raw, 400, "invalid").await;
     assert_error(app.post(path, &key, json!({ "message": "x".repeat(200) })).await, 413, "too_large").await;
-    assert_error(app.post("/api/v1/rooms/nowhere/messages", &key, json!({ "message": 1 })).await, 404, "not_found").await;
+    assert_error(app.post("/api/v1/rooms/nowhere/messages", &key, json!({ "message": 1 })).await, 404, "not_found")
+        .await;
     let history = body(app.get(path, &key).await).await;
     assert_eq!(history["messages"], json!([]), "nothing was published");
 }

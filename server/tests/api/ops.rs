@@ -29,7 +29,8 @@ async fn metrics_count_connections_and_messages() {
     let response = app.request(Method::GET, "/metrics", None).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
-    for line in ["comms_connections 1", "comms_live_rooms 1", "comms_messages_in_total 1", "comms_messages_out_total 1"] {
+    for line in ["comms_connections 1", "comms_live_rooms 1", "comms_messages_in_total 1", "comms_messages_out_total 1"]
+    {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
     assert!(text.contains("comms_http_request_duration_seconds_bucket{"), "{text}");
@@ -41,4 +42,30 @@ async fn unknown_routes_are_json_404() {
     let app = spawn_app().await;
     let response = app.request(Method::GET, "/api/v1/nothing-here", None).send().await.unwrap();
     assert_error(response, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_rest_route() {
+    let app = spawn_app().await;
+    let response = app.request(Method::GET, "/api/v1/openapi.json", None).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let document = body(response).await;
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/api/v1/rooms", &["get", "post"][..]),
+        ("/api/v1/rooms/{room}", &["get", "delete"]),
+        ("/api/v1/rooms/{room}/endpoints", &["get", "post"]),
+        ("/api/v1/rooms/{room}/endpoints/{code}", &["delete"]),
+        ("/api/v1/rooms/{room}/messages", &["get", "post"]),
+    ] {
+        for method in methods {
+            assert!(paths[path][method].is_object(), "{method} {path} missing");
+        }
+    }
+    let schemas = &document["components"]["schemas"];
+    for schema in ["Room", "Endpoint", "Message", "ErrorBody"] {
+        assert!(schemas[schema].is_object(), "schema {schema} missing");
+    }
+    assert_eq!(document["components"]["securitySchemes"]["api_key"]["name"], "X-API-Key");
 }

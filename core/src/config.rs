@@ -336,6 +336,23 @@ mod tests {
     }
 
     #[test]
+    fn every_key_is_in_the_configuration_reference() {
+        let docs = include_str!("../../docs/configuration.md");
+        let table: toml::Table = toml::from_str(&Config::default().to_toml()).unwrap();
+        for (key, value) in &table {
+            match value.as_table() {
+                Some(section) => {
+                    assert!(docs.contains(&format!("## `[{key}]`")), "section [{key}] is not documented");
+                    for inner in section.keys() {
+                        assert!(docs.contains(&format!("| `{inner}` |")), "{key}.{inner} is not documented");
+                    }
+                }
+                None => assert!(docs.contains(&format!("| `{key}` |")), "{key} is not documented"),
+            }
+        }
+    }
+
+    #[test]
     fn rules_are_checked() {
         let mut config = Config::default();
         config.server.public_url = "example.com".into();

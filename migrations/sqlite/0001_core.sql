@@ -27,9 +27,13 @@ CREATE TABLE rooms (
     app_id     INTEGER NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
     name       TEXT    NOT NULL,
     created_at INTEGER NOT NULL,
-    -- Highest seq ever assigned, kept even when history ages out, so seq
-    -- never goes back after a restart.
+    -- Highest seq stored, kept even when history ages out, so seq never
+    -- goes back after a restart.
     last_seq   INTEGER NOT NULL DEFAULT 0,
+    -- Seqs are handed out in blocks reserved here before use; after a crash
+    -- numbering resumes above the block, so a seq is never used twice.
+    -- A clean shutdown lowers it back to last_seq.
+    reserved_seq INTEGER NOT NULL DEFAULT 0,
     UNIQUE (app_id, name)
 );
 

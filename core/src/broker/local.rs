@@ -5,6 +5,11 @@
 //! survive a restart) and then kept in memory. Seq assignment, retention and
 //! the hand-off to the hub happen under the room's lock, which is what makes
 //! every connection see the room's messages in seq order.
+//!
+//! Seqs are handed out from blocks reserved in the store beforehand (one
+//! write per [`SEQ_BLOCK`] messages), so a crash that loses the last batch
+//! of history can make numbering skip ahead, but never reuse a seq a client
+//! has already seen.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -23,13 +28,25 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoredMessage};
 use crate::time::{format_ms, now_ms};
 
+/// Seqs reserved per store write.
+pub const SEQ_BLOCK: u64 = 1000;
+
 /// A room's seq counter and retained messages, oldest first.
-struct RoomLog {
+struct LogState {
     last_seq: u64,
+    /// Seqs up to this one may be handed out without asking the store.
+    reserved_seq: u64,
     retained: VecDeque<Arc<Published>>,
 }
 
-impl RoomLog {
+/// A loaded room: its state under a sync lock (never held across an await),
+/// and an async lock so one task at a time reserves the next block.
+struct RoomLog {
+    state: Mutex<LogState>,
+    reserving: tokio::sync::Mutex<()>,
+}
+
+impl LogState {
     fn trim(&mut self, max_messages: usize, oldest_ms: i64) {
         while self.retained.len() > max_messages {
             self.retained.pop_front();
@@ -44,7 +61,7 @@ impl RoomLog {
     }
 }
 
-type LogCell = OnceCell<Mutex<RoomLog>>;
+type LogCell = OnceCell<RoomLog>;
 
 /// The single-node broker. See the module docs.
 pub struct LocalBroker {
@@ -81,7 +98,7 @@ impl LocalBroker {
         Ok(cell)
     }
 
-    async fn load(&self, room: &RoomRef) -> Result<Mutex<RoomLog>, BrokerError> {
+    async fn load(&self, room: &RoomRef) -> Result<RoomLog, BrokerError> {
         let history = self
             .store
             .load_history(room.id, self.max_messages, self.oldest_retained_ms())
@@ -89,7 +106,26 @@ impl LocalBroker {
             .ok_or(BrokerError::RoomGone)?;
         let retained =
             history.messages.into_iter().map(|stored| restore(room, stored).map(Arc::new)).collect::<Result<_, _>>()?;
-        Ok(Mutex::new(RoomLog { last_seq: history.last_seq, retained }))
+        Ok(RoomLog {
+            state: Mutex::new(LogState { last_seq: history.last_seq, reserved_seq: history.last_seq, retained }),
+            reserving: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Makes sure at least one seq is reserved, writing the next block's end
+    /// to the store if none is left.
+    async fn reserve(&self, room_id: i64, log: &RoomLog) -> Result<(), BrokerError> {
+        let _one_at_a_time = log.reserving.lock().await;
+        let target = {
+            let state = log.state.lock();
+            if state.last_seq < state.reserved_seq {
+                return Ok(());
+            }
+            state.reserved_seq + SEQ_BLOCK
+        };
+        self.store.reserve_seq(room_id, target).await?;
+        log.state.lock().reserved_seq = target;
+        Ok(())
     }
 }
 
@@ -118,7 +154,7 @@ fn to_stored(published: &Published) -> StoredMessage {
     }
 }
 
-fn initialized(cell: &LogCell) -> &Mutex<RoomLog> {
+fn initialized(cell: &LogCell) -> &RoomLog {
     cell.get().expect("LocalBroker::log initializes the cell")
 }
 
@@ -131,24 +167,32 @@ impl Broker for LocalBroker {
         durability: Durability,
     ) -> Result<Arc<Published>, BrokerError> {
         let cell = self.log(room).await?;
-        let published = {
-            let mut log = initialized(&cell).lock();
-            log.last_seq += 1;
-            let now = now_ms();
-            let message = Message {
-                id: uuid::Uuid::now_v7().to_string(),
-                seq: log.last_seq,
-                room: room.name.clone(),
-                timestamp: format_ms(now),
-                sender: draft.sender,
-                message: draft.payload,
-            };
-            let published = Arc::new(Published::new(room.id, now, message));
-            log.retained.push_back(Arc::clone(&published));
-            log.trim(self.max_messages, self.oldest_retained_ms());
-            // Still under the room's lock: deliveries happen in seq order.
-            self.hub.deliver(&published);
-            published
+        let log = initialized(&cell);
+        let mut draft = Some(draft);
+        let published = loop {
+            {
+                let mut state = log.state.lock();
+                if state.last_seq < state.reserved_seq {
+                    let Draft { sender, payload } = draft.take().expect("taken once, then the loop ends");
+                    state.last_seq += 1;
+                    let now = now_ms();
+                    let message = Message {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        seq: state.last_seq,
+                        room: room.name.clone(),
+                        timestamp: format_ms(now),
+                        sender,
+                        message: payload,
+                    };
+                    let published = Arc::new(Published::new(room.id, now, message));
+                    state.retained.push_back(Arc::clone(&published));
+                    state.trim(self.max_messages, self.oldest_retained_ms());
+                    // Still under the room's lock: deliveries happen in seq order.
+                    self.hub.deliver(&published);
+                    break published;
+                }
+            }
+            self.reserve(room.id, log).await?;
         };
         self.metrics.messages_in.inc();
         self.writer.write(to_stored(&published), durability == Durability::Stored).await?;
@@ -157,7 +201,7 @@ impl Broker for LocalBroker {
 
     async fn history(&self, room: &RoomRef, after_seq: u64, limit: usize) -> Result<History, BrokerError> {
         let cell = self.log(room).await?;
-        let mut log = initialized(&cell).lock();
+        let mut log = initialized(&cell).state.lock();
         log.trim(self.max_messages, self.oldest_retained_ms());
         let start = log.retained.partition_point(|m| m.seq() <= after_seq);
         Ok(History {
@@ -177,5 +221,64 @@ impl Broker for LocalBroker {
 
     async fn shutdown(&self) {
         self.writer.flush().await;
+        if let Err(err) = self.store.release_seq_reservations().await {
+            tracing::warn!(error = %err, "could not release seq reservations; numbering will skip ahead");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::{AppName, RoomName};
+    use crate::secrets::NewApiKey;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::AppStatus;
+
+    async fn store_with_room() -> (tempfile::TempDir, Arc<dyn Store>, RoomRef) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url, 2).await.unwrap());
+        let name = AppName::parse("a").unwrap();
+        let app = store.create_app(&name, AppStatus::Approved, NewApiKey::generate().hash).await.unwrap();
+        let room = store.create_room(app.id, &RoomName::parse("r").unwrap()).await.unwrap();
+        (dir, store, RoomRef { id: room.id, name: room.name })
+    }
+
+    fn broker(store: &Arc<dyn Store>) -> LocalBroker {
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(8, Arc::clone(&metrics));
+        let settings = WriterSettings { keep_per_room: 100, max_age: Duration::from_secs(3600), batch: 16 };
+        LocalBroker::new(Arc::clone(store), hub, metrics, settings)
+    }
+
+    async fn publish(broker: &LocalBroker, room: &RoomRef) -> u64 {
+        let draft = Draft {
+            sender: Sender { id: "app".into(), meta: RawValue::from_string("{}".into()).unwrap() },
+            payload: RawValue::from_string("1".into()).unwrap(),
+        };
+        broker.publish(room, draft, Durability::Stored).await.unwrap().seq()
+    }
+
+    #[tokio::test]
+    async fn seq_continues_without_a_gap_after_a_clean_shutdown() {
+        let (_dir, store, room) = store_with_room().await;
+        let first = broker(&store);
+        for expected in 1..=3 {
+            assert_eq!(publish(&first, &room).await, expected);
+        }
+        first.shutdown().await;
+        assert_eq!(publish(&broker(&store), &room).await, 4);
+    }
+
+    #[tokio::test]
+    async fn seq_skips_ahead_but_never_repeats_after_a_crash() {
+        let (_dir, store, room) = store_with_room().await;
+        let crashed = broker(&store);
+        for expected in 1..=3 {
+            assert_eq!(publish(&crashed, &room).await, expected);
+        }
+        // No shutdown: the reservation stays, as after a crash.
+        assert_eq!(publish(&broker(&store), &room).await, SEQ_BLOCK + 1);
     }
 }

@@ -127,7 +127,8 @@ pub struct StoredMessage {
 /// A room's retained history as loaded at start or on first use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomHistory {
-    /// Highest seq ever assigned in the room.
+    /// Highest seq that may have been handed out in the room: the stored
+    /// `last_seq`, or the reserved block's end after a crash.
     pub last_seq: u64,
     /// Retained messages, oldest first.
     pub messages: Vec<StoredMessage>,
@@ -213,4 +214,10 @@ pub trait Store: Send + Sync + 'static {
     async fn load_history(&self, room_id: i64, limit: usize, since_ms: i64) -> Result<Option<RoomHistory>, StoreError>;
     /// Deletes messages created before `before_ms`; how many went.
     async fn prune_history(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    /// Records that seqs up to `up_to` may be handed out in the room.
+    async fn reserve_seq(&self, room_id: i64, up_to: u64) -> Result<(), StoreError>;
+    /// After a clean shutdown: lowers every reservation to the stored
+    /// `last_seq`, so the next start continues without a gap.
+    async fn release_seq_reservations(&self) -> Result<(), StoreError>;
 }

@@ -351,7 +351,7 @@ impl Store for SqliteStore {
     }
 
     async fn load_history(&self, room_id: i64, limit: usize, since_ms: i64) -> Result<Option<RoomHistory>, StoreError> {
-        let last_seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = ?")
+        let last_seq: Option<i64> = sqlx::query_scalar("SELECT MAX(last_seq, reserved_seq) FROM rooms WHERE id = ?")
             .bind(room_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -373,6 +373,22 @@ impl Store for SqliteStore {
     async fn prune_history(&self, before_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM messages WHERE created_at < ?").bind(before_ms).execute(&self.pool).await?;
         Ok(done.rows_affected())
+    }
+
+    async fn reserve_seq(&self, room_id: i64, up_to: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE rooms SET reserved_seq = MAX(reserved_seq, ?) WHERE id = ?")
+            .bind(up_to as i64)
+            .bind(room_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn release_seq_reservations(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE rooms SET reserved_seq = last_seq WHERE reserved_seq <> last_seq")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 //! at `/api/v1/openapi.json` is derived from the handlers themselves.
 
 pub mod endpoints;
+pub mod landing;
 pub mod legacy;
 pub mod messages;
 pub mod ops;
@@ -73,6 +74,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(rest)
         .route("/api/v1/openapi.json", get(serve_document))
+        .merge(landing::router())
         .merge(legacy::router())
         .merge(crate::ws::router())
         .merge(ops::router())

@@ -69,3 +69,14 @@ async fn the_openapi_document_describes_every_rest_route() {
     }
     assert_eq!(document["components"]["securitySchemes"]["api_key"]["name"], "X-API-Key");
 }
+
+#[tokio::test]
+async fn the_landing_page_needs_no_key() {
+    let app = spawn_app().await;
+    for path in ["/", "/main/", "/main"] {
+        let response = app.request(Method::GET, path, None).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(response.text().await.unwrap().contains("<h1>comms</h1>"));
+    }
+}

@@ -94,6 +94,9 @@ pub struct HistoryConfig {
     pub max_age_secs: u64,
     /// Most messages written to the database in one transaction.
     pub write_batch: usize,
+    /// Seconds without traffic after which a room's history leaves memory
+    /// (it is reloaded from the database on next use).
+    pub idle_room_secs: u64,
 }
 
 /// WebSocket keep-alive.
@@ -174,7 +177,7 @@ impl Default for LimitsConfig {
 
 impl Default for HistoryConfig {
     fn default() -> Self {
-        Self { max_messages: 1000, max_age_secs: 7 * 24 * 3600, write_batch: 512 }
+        Self { max_messages: 1000, max_age_secs: 7 * 24 * 3600, write_batch: 512, idle_room_secs: 300 }
     }
 }
 

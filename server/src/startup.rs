@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use comms_core::auth::KeyAuthenticator;
-use comms_core::broker::local::LocalBroker;
+use comms_core::broker::local::{LocalBroker, LocalSettings};
 use comms_core::broker::writer::WriterSettings;
 use comms_core::broker::Broker;
 use comms_core::config::Config;
@@ -72,13 +72,16 @@ impl Application {
         let store = open_store(&config).await?;
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.limits.connection_queue, Arc::clone(&metrics));
-        let writer = WriterSettings {
-            keep_per_room: config.history.max_messages,
-            max_age: Duration::from_secs(config.history.max_age_secs),
-            batch: config.history.write_batch,
+        let settings = LocalSettings {
+            writer: WriterSettings {
+                keep_per_room: config.history.max_messages,
+                max_age: Duration::from_secs(config.history.max_age_secs),
+                batch: config.history.write_batch,
+            },
+            idle_room: Duration::from_secs(config.history.idle_room_secs),
         };
         let broker: Arc<dyn Broker> =
-            Arc::new(LocalBroker::new(Arc::clone(&store), Arc::clone(&hub), Arc::clone(&metrics), writer));
+            Arc::new(LocalBroker::new(Arc::clone(&store), Arc::clone(&hub), Arc::clone(&metrics), settings));
         let service = Service::new(Arc::clone(&store), Arc::clone(&broker), Arc::clone(&hub), config.limits.clone());
         let authenticator =
             Arc::new(KeyAuthenticator::new(Arc::clone(&store), Duration::from_millis(config.auth.key_cache_ttl_ms)));

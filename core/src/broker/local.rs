@@ -2,66 +2,49 @@
 //! history persisted through the [`HistoryWriter`].
 //!
 //! Each room's log is loaded from the store on first use (so seq and history
-//! survive a restart) and then kept in memory. Seq assignment, retention and
-//! the hand-off to the hub happen under the room's lock, which is what makes
-//! every connection see the room's messages in seq order.
+//! survive a restart) and kept in memory while the room is used; a sweeper
+//! drops logs idle for `history.idle_room_secs`, after their history is
+//! written. Seq assignment, retention and the hand-off to the hub happen
+//! under the room's lock, which is what makes every connection see the
+//! room's messages in seq order.
 //!
 //! Seqs are handed out from blocks reserved in the store beforehand (one
 //! write per [`SEQ_BLOCK`] messages), so a crash that loses the last batch
 //! of history can make numbering skip ahead, but never reuse a seq a client
 //! has already seen.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use comms_protocol::{Message, Sender};
+use comms_protocol::Message;
 use parking_lot::Mutex;
-use serde_json::value::RawValue;
 use tokio::sync::OnceCell;
+use tokio::task::JoinHandle;
 
+use super::room_log::{to_stored, RoomLog};
 use super::writer::{HistoryWriter, WriterSettings};
 use super::{Broker, BrokerError, Draft, Durability, History, Published, RoomRef};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::store::{Store, StoredMessage};
+use crate::store::Store;
 use crate::time::{format_ms, now_ms};
 
 /// Seqs reserved per store write.
 pub const SEQ_BLOCK: u64 = 1000;
 
-/// A room's seq counter and retained messages, oldest first.
-struct LogState {
-    last_seq: u64,
-    /// Seqs up to this one may be handed out without asking the store.
-    reserved_seq: u64,
-    retained: VecDeque<Arc<Published>>,
-}
-
-/// A loaded room: its state under a sync lock (never held across an await),
-/// and an async lock so one task at a time reserves the next block.
-struct RoomLog {
-    state: Mutex<LogState>,
-    reserving: tokio::sync::Mutex<()>,
-}
-
-impl LogState {
-    fn trim(&mut self, max_messages: usize, oldest_ms: i64) {
-        while self.retained.len() > max_messages {
-            self.retained.pop_front();
-        }
-        while self.retained.front().is_some_and(|m| m.created_ms < oldest_ms) {
-            self.retained.pop_front();
-        }
-    }
-
-    fn first_seq(&self) -> u64 {
-        self.retained.front().map_or(self.last_seq + 1, |m| m.seq())
-    }
-}
-
 type LogCell = OnceCell<RoomLog>;
+/// Loaded rooms by id, shared with the sweeper.
+type Logs = Arc<Mutex<HashMap<i64, Arc<LogCell>>>>;
+
+/// How the local broker retains and persists history.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalSettings {
+    pub writer: WriterSettings,
+    /// A room's log unused this long is dropped from memory.
+    pub idle_room: Duration,
+}
 
 /// The single-node broker. See the module docs.
 pub struct LocalBroker {
@@ -69,22 +52,38 @@ pub struct LocalBroker {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     writer: HistoryWriter,
-    logs: Mutex<HashMap<i64, Arc<LogCell>>>,
+    logs: Logs,
     max_messages: usize,
     max_age: Duration,
+    sweeper: JoinHandle<()>,
+}
+
+/// The outcome of one try at publishing under the room's lock.
+enum Attempt {
+    Published(Arc<Published>),
+    /// The reserved block is used up: reserve more, then try again.
+    NeedsSeqs,
+    /// The log was evicted meanwhile: load the room again.
+    Evicted,
 }
 
 impl LocalBroker {
-    /// A broker delivering to `hub`, persisting to `store`.
-    pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>, metrics: Arc<Metrics>, settings: WriterSettings) -> Self {
+    /// A broker delivering to `hub`, persisting to `store`. Spawns the
+    /// history writer and the idle-room sweeper on the current runtime.
+    pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>, metrics: Arc<Metrics>, settings: LocalSettings) -> Self {
+        let writer = HistoryWriter::spawn(Arc::clone(&store), settings.writer);
+        let logs = Logs::default();
+        let sweeper =
+            tokio::spawn(sweep_idle_rooms(Arc::clone(&logs), writer.clone(), Arc::clone(&store), settings.idle_room));
         Self {
-            writer: HistoryWriter::spawn(Arc::clone(&store), settings),
             store,
             hub,
             metrics,
-            logs: Mutex::new(HashMap::new()),
-            max_messages: settings.keep_per_room,
-            max_age: settings.max_age,
+            writer,
+            logs,
+            max_messages: settings.writer.keep_per_room,
+            max_age: settings.writer.max_age,
+            sweeper,
         }
     }
 
@@ -94,7 +93,11 @@ impl LocalBroker {
 
     async fn log(&self, room: &RoomRef) -> Result<Arc<LogCell>, BrokerError> {
         let cell = Arc::clone(self.logs.lock().entry(room.id).or_default());
-        cell.get_or_try_init(|| self.load(room)).await?;
+        let loaded = cell.get_or_try_init(|| self.load(room)).await;
+        if let Err(BrokerError::RoomGone) = loaded {
+            self.logs.lock().remove(&room.id);
+        }
+        loaded?;
         Ok(cell)
     }
 
@@ -104,12 +107,7 @@ impl LocalBroker {
             .load_history(room.id, self.max_messages, self.oldest_retained_ms())
             .await?
             .ok_or(BrokerError::RoomGone)?;
-        let retained =
-            history.messages.into_iter().map(|stored| restore(room, stored).map(Arc::new)).collect::<Result<_, _>>()?;
-        Ok(RoomLog {
-            state: Mutex::new(LogState { last_seq: history.last_seq, reserved_seq: history.last_seq, retained }),
-            reserving: tokio::sync::Mutex::new(()),
-        })
+        Ok(RoomLog::restore(room.id, &room.name, history)?)
     }
 
     /// Makes sure at least one seq is reserved, writing the next block's end
@@ -117,45 +115,56 @@ impl LocalBroker {
     async fn reserve(&self, room_id: i64, log: &RoomLog) -> Result<(), BrokerError> {
         let _one_at_a_time = log.reserving.lock().await;
         let target = {
-            let state = log.state.lock();
+            let state = log.lock();
             if state.last_seq < state.reserved_seq {
                 return Ok(());
             }
             state.reserved_seq + SEQ_BLOCK
         };
         self.store.reserve_seq(room_id, target).await?;
-        log.state.lock().reserved_seq = target;
+        log.lock().reserved_seq = target;
         Ok(())
     }
-}
 
-fn restore(room: &RoomRef, stored: StoredMessage) -> Result<Published, serde_json::Error> {
-    let message = Message {
-        id: stored.id,
-        seq: stored.seq,
-        room: room.name.clone(),
-        timestamp: format_ms(stored.created_at),
-        sender: Sender { id: stored.sender_id, meta: RawValue::from_string(stored.sender_meta)? },
-        message: RawValue::from_string(stored.payload)?,
-    };
-    Ok(Published::new(room.id, stored.created_at, message))
-}
+    fn try_publish(&self, room: &RoomRef, log: &RoomLog, draft: &mut Option<Draft>) -> Attempt {
+        let mut state = log.lock();
+        if state.evicted {
+            return Attempt::Evicted;
+        }
+        if state.last_seq >= state.reserved_seq {
+            return Attempt::NeedsSeqs;
+        }
+        let Some(Draft { sender, payload }) = draft.take() else { unreachable!("a draft is published once") };
+        state.last_seq += 1;
+        state.touched = std::time::Instant::now();
+        let now = now_ms();
+        let message = Message {
+            id: uuid::Uuid::now_v7().to_string(),
+            seq: state.last_seq,
+            room: room.name.clone(),
+            timestamp: format_ms(now),
+            sender,
+            message: payload,
+        };
+        let published = Arc::new(Published::new(room.id, now, message));
+        state.retained.push_back(Arc::clone(&published));
+        state.trim(self.max_messages, self.oldest_retained_ms());
+        // Still under the room's lock: deliveries happen in seq order.
+        self.hub.deliver(&published);
+        Attempt::Published(published)
+    }
 
-fn to_stored(published: &Published) -> StoredMessage {
-    let message = &published.message;
-    StoredMessage {
-        room_id: published.room_id,
-        seq: message.seq,
-        id: message.id.clone(),
-        created_at: published.created_ms,
-        sender_id: message.sender.id.clone(),
-        sender_meta: message.sender.meta.get().to_owned(),
-        payload: message.message.get().to_owned(),
+    /// Rooms whose log is in memory.
+    #[cfg(test)]
+    fn loaded_rooms(&self) -> usize {
+        self.logs.lock().len()
     }
 }
 
-fn initialized(cell: &LogCell) -> &RoomLog {
-    cell.get().expect("LocalBroker::log initializes the cell")
+impl Drop for LocalBroker {
+    fn drop(&mut self) {
+        self.sweeper.abort();
+    }
 }
 
 #[async_trait]
@@ -166,33 +175,17 @@ impl Broker for LocalBroker {
         draft: Draft,
         durability: Durability,
     ) -> Result<Arc<Published>, BrokerError> {
-        let cell = self.log(room).await?;
-        let log = initialized(&cell);
         let mut draft = Some(draft);
-        let published = loop {
-            {
-                let mut state = log.state.lock();
-                if state.last_seq < state.reserved_seq {
-                    let Draft { sender, payload } = draft.take().expect("taken once, then the loop ends");
-                    state.last_seq += 1;
-                    let now = now_ms();
-                    let message = Message {
-                        id: uuid::Uuid::now_v7().to_string(),
-                        seq: state.last_seq,
-                        room: room.name.clone(),
-                        timestamp: format_ms(now),
-                        sender,
-                        message: payload,
-                    };
-                    let published = Arc::new(Published::new(room.id, now, message));
-                    state.retained.push_back(Arc::clone(&published));
-                    state.trim(self.max_messages, self.oldest_retained_ms());
-                    // Still under the room's lock: deliveries happen in seq order.
-                    self.hub.deliver(&published);
-                    break published;
+        let published = 'load: loop {
+            let cell = self.log(room).await?;
+            let log = cell.get().expect("log() initializes the cell");
+            loop {
+                match self.try_publish(room, log, &mut draft) {
+                    Attempt::Published(published) => break 'load published,
+                    Attempt::NeedsSeqs => self.reserve(room.id, log).await?,
+                    Attempt::Evicted => continue 'load,
                 }
             }
-            self.reserve(room.id, log).await?;
         };
         self.metrics.messages_in.inc();
         self.writer.write(to_stored(&published), durability == Durability::Stored).await?;
@@ -200,15 +193,21 @@ impl Broker for LocalBroker {
     }
 
     async fn history(&self, room: &RoomRef, after_seq: u64, limit: usize) -> Result<History, BrokerError> {
-        let cell = self.log(room).await?;
-        let mut log = initialized(&cell).state.lock();
-        log.trim(self.max_messages, self.oldest_retained_ms());
-        let start = log.retained.partition_point(|m| m.seq() <= after_seq);
-        Ok(History {
-            first_seq: log.first_seq(),
-            last_seq: log.last_seq,
-            messages: log.retained.range(start..).take(limit).cloned().collect(),
-        })
+        loop {
+            let cell = self.log(room).await?;
+            let mut state = cell.get().expect("log() initializes the cell").lock();
+            if state.evicted {
+                continue;
+            }
+            state.touched = std::time::Instant::now();
+            state.trim(self.max_messages, self.oldest_retained_ms());
+            let start = state.retained.partition_point(|m| m.seq() <= after_seq);
+            return Ok(History {
+                first_seq: state.first_seq(),
+                last_seq: state.last_seq,
+                messages: state.retained.range(start..).take(limit).cloned().collect(),
+            });
+        }
     }
 
     async fn forget_room(&self, room_id: i64) {
@@ -220,15 +219,56 @@ impl Broker for LocalBroker {
     }
 
     async fn shutdown(&self) {
+        self.sweeper.abort();
         self.writer.flush().await;
-        if let Err(err) = self.store.release_seq_reservations().await {
-            tracing::warn!(error = %err, "could not release seq reservations; numbering will skip ahead");
+        let loaded: Vec<(i64, u64)> =
+            self.logs.lock().iter().filter_map(|(id, cell)| cell.get().map(|log| (*id, log.lock().last_seq))).collect();
+        release_reservations(&*self.store, &loaded).await;
+    }
+}
+
+/// Lowers each room's reservation to its last seq once everything up to it
+/// is stored, so the next load continues without a gap.
+async fn release_reservations(store: &dyn Store, rooms: &[(i64, u64)]) {
+    for (room_id, last_seq) in rooms {
+        if let Err(err) = store.release_seq_reservation(*room_id, *last_seq).await {
+            tracing::warn!(error = %err, room_id, "could not release a seq reservation; numbering will skip ahead");
         }
+    }
+}
+
+/// Every half `idle` (at most 30 s): drops the logs of rooms untouched for
+/// `idle`, after the writer has stored their history.
+async fn sweep_idle_rooms(logs: Logs, writer: HistoryWriter, store: Arc<dyn Store>, idle: Duration) {
+    let mut tick = tokio::time::interval((idle / 2).clamp(Duration::from_millis(100), Duration::from_secs(30)));
+    loop {
+        tick.tick().await;
+        let is_idle = |cell: &LogCell| cell.get().is_some_and(|log| log.lock().touched.elapsed() >= idle);
+        if !logs.lock().values().any(|cell| is_idle(cell)) {
+            continue;
+        }
+        writer.flush().await;
+        let mut evicted = Vec::new();
+        logs.lock().retain(|room_id, cell| {
+            let Some(log) = cell.get() else { return true };
+            let mut state = log.lock();
+            if state.touched.elapsed() < idle {
+                return true;
+            }
+            state.evicted = true;
+            evicted.push((*room_id, state.last_seq));
+            false
+        });
+        release_reservations(&*store, &evicted).await;
+        tracing::debug!(rooms = evicted.len(), "dropped idle rooms from memory");
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use comms_protocol::Sender;
+    use serde_json::value::RawValue;
+
     use super::*;
     use crate::names::{AppName, RoomName};
     use crate::secrets::NewApiKey;
@@ -245,40 +285,58 @@ mod tests {
         (dir, store, RoomRef { id: room.id, name: room.name })
     }
 
-    fn broker(store: &Arc<dyn Store>) -> LocalBroker {
+    fn broker(store: &Arc<dyn Store>, idle_room: Duration) -> LocalBroker {
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(8, Arc::clone(&metrics));
-        let settings = WriterSettings { keep_per_room: 100, max_age: Duration::from_secs(3600), batch: 16 };
-        LocalBroker::new(Arc::clone(store), hub, metrics, settings)
+        let writer = WriterSettings { keep_per_room: 100, max_age: Duration::from_secs(3600), batch: 16 };
+        LocalBroker::new(Arc::clone(store), hub, metrics, LocalSettings { writer, idle_room })
     }
 
-    async fn publish(broker: &LocalBroker, room: &RoomRef) -> u64 {
+    async fn publish(broker: &LocalBroker, room: &RoomRef, durability: Durability) -> u64 {
         let draft = Draft {
             sender: Sender { id: "app".into(), meta: RawValue::from_string("{}".into()).unwrap() },
             payload: RawValue::from_string("1".into()).unwrap(),
         };
-        broker.publish(room, draft, Durability::Stored).await.unwrap().seq()
+        broker.publish(room, draft, durability).await.unwrap().seq()
     }
+
+    const HOUR: Duration = Duration::from_secs(3600);
 
     #[tokio::test]
     async fn seq_continues_without_a_gap_after_a_clean_shutdown() {
         let (_dir, store, room) = store_with_room().await;
-        let first = broker(&store);
+        let first = broker(&store, HOUR);
         for expected in 1..=3 {
-            assert_eq!(publish(&first, &room).await, expected);
+            assert_eq!(publish(&first, &room, Durability::Stored).await, expected);
         }
         first.shutdown().await;
-        assert_eq!(publish(&broker(&store), &room).await, 4);
+        assert_eq!(publish(&broker(&store, HOUR), &room, Durability::Stored).await, 4);
     }
 
     #[tokio::test]
     async fn seq_skips_ahead_but_never_repeats_after_a_crash() {
         let (_dir, store, room) = store_with_room().await;
-        let crashed = broker(&store);
+        let crashed = broker(&store, HOUR);
         for expected in 1..=3 {
-            assert_eq!(publish(&crashed, &room).await, expected);
+            assert_eq!(publish(&crashed, &room, Durability::Stored).await, expected);
         }
         // No shutdown: the reservation stays, as after a crash.
-        assert_eq!(publish(&broker(&store), &room).await, SEQ_BLOCK + 1);
+        assert_eq!(publish(&broker(&store, HOUR), &room, Durability::Stored).await, SEQ_BLOCK + 1);
+    }
+
+    #[tokio::test]
+    async fn idle_rooms_leave_memory_and_come_back_whole() {
+        let (_dir, store, room) = store_with_room().await;
+        let broker = broker(&store, Duration::from_millis(200));
+        for expected in 1..=3 {
+            assert_eq!(publish(&broker, &room, Durability::Delivered).await, expected);
+        }
+        assert_eq!(broker.loaded_rooms(), 1);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(broker.loaded_rooms(), 0, "the idle room was dropped");
+
+        assert_eq!(publish(&broker, &room, Durability::Stored).await, 4, "no gap after reloading");
+        let history = broker.history(&room, 0, 10).await.unwrap();
+        assert_eq!(history.messages.iter().map(|m| m.seq()).collect::<Vec<_>>(), [1, 2, 3, 4]);
     }
 }

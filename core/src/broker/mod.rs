@@ -11,10 +11,11 @@
 //!
 //! - this module: the trait and the [`Published`] message.
 //! - [`local`]: the in-process broker (one node), history in memory and in
-//!   the store.
+//!   the store; `room_log` holds one room's in-memory log.
 //! - [`writer`]: the batching history writer the local broker persists with.
 
 pub mod local;
+mod room_log;
 pub mod writer;
 
 use std::sync::Arc;

@@ -20,8 +20,9 @@ enum Command {
     Flush(oneshot::Sender<()>),
 }
 
-/// Handle of the writer task. The task lives as long as the process and
-/// ends when every handle is dropped.
+/// Handle of the writer task; clones share the task, which ends when every
+/// handle is dropped.
+#[derive(Clone)]
 pub struct HistoryWriter {
     commands: mpsc::Sender<Command>,
 }

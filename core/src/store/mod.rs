@@ -217,7 +217,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records that seqs up to `up_to` may be handed out in the room.
     async fn reserve_seq(&self, room_id: i64, up_to: u64) -> Result<(), StoreError>;
-    /// After a clean shutdown: lowers every reservation to the stored
-    /// `last_seq`, so the next start continues without a gap.
-    async fn release_seq_reservations(&self) -> Result<(), StoreError>;
+    /// Lowers the room's reservation to `last_seq` if that is the stored
+    /// `last_seq` (all history written), so the next load continues without
+    /// a gap. Called on clean shutdown and when a room leaves memory.
+    async fn release_seq_reservation(&self, room_id: i64, last_seq: u64) -> Result<(), StoreError>;
 }

@@ -384,8 +384,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn release_seq_reservations(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE rooms SET reserved_seq = last_seq WHERE reserved_seq <> last_seq")
+    async fn release_seq_reservation(&self, room_id: i64, last_seq: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE rooms SET reserved_seq = last_seq WHERE id = ? AND last_seq = ?")
+            .bind(room_id)
+            .bind(last_seq as i64)
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -1,0 +1,107 @@
+//! One room's log as the local broker keeps it in memory: the seq counter,
+//! the reserved seq block, and the retained messages.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use comms_protocol::{Message, Sender};
+use parking_lot::{Mutex, MutexGuard};
+use serde_json::value::RawValue;
+
+use super::Published;
+use crate::store::{RoomHistory, StoredMessage};
+use crate::time::format_ms;
+
+/// A loaded room. Its state sits under a sync lock that is never held across
+/// an await; the async `reserving` lock lets one task at a time reserve the
+/// next seq block in the store.
+pub(super) struct RoomLog {
+    state: Mutex<LogState>,
+    pub(super) reserving: tokio::sync::Mutex<()>,
+}
+
+/// What the lock guards.
+pub(super) struct LogState {
+    pub(super) last_seq: u64,
+    /// Seqs up to this one may be handed out without asking the store.
+    pub(super) reserved_seq: u64,
+    /// Retained messages, oldest first, in seq order.
+    pub(super) retained: VecDeque<Arc<Published>>,
+    /// Last publish or read, for evicting idle rooms from memory.
+    pub(super) touched: Instant,
+    /// Set when the log is dropped from memory: whoever still holds it must
+    /// load the room afresh, so two logs never hand out seqs for one room.
+    pub(super) evicted: bool,
+}
+
+impl RoomLog {
+    /// A log restored from the store.
+    ///
+    /// # Errors
+    ///
+    /// A stored payload or meta that is not valid JSON.
+    pub(super) fn restore(room_id: i64, room_name: &str, history: RoomHistory) -> Result<Self, serde_json::Error> {
+        let retained = history
+            .messages
+            .into_iter()
+            .map(|stored| restore_message(room_id, room_name, stored).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        let state = LogState {
+            last_seq: history.last_seq,
+            reserved_seq: history.last_seq,
+            retained,
+            touched: Instant::now(),
+            evicted: false,
+        };
+        Ok(Self { state: Mutex::new(state), reserving: tokio::sync::Mutex::new(()) })
+    }
+
+    /// Locks the state.
+    pub(super) fn lock(&self) -> MutexGuard<'_, LogState> {
+        self.state.lock()
+    }
+}
+
+impl LogState {
+    /// Drops messages past the count and age limits.
+    pub(super) fn trim(&mut self, max_messages: usize, oldest_ms: i64) {
+        while self.retained.len() > max_messages {
+            self.retained.pop_front();
+        }
+        while self.retained.front().is_some_and(|m| m.created_ms < oldest_ms) {
+            self.retained.pop_front();
+        }
+    }
+
+    /// Oldest retained seq, or `last_seq + 1` when none is retained.
+    pub(super) fn first_seq(&self) -> u64 {
+        self.retained.front().map_or(self.last_seq + 1, |m| m.seq())
+    }
+}
+
+fn restore_message(room_id: i64, room_name: &str, stored: StoredMessage) -> Result<Published, serde_json::Error> {
+    let message = Message {
+        id: stored.id,
+        seq: stored.seq,
+        room: room_name.to_owned(),
+        timestamp: format_ms(stored.created_at),
+        sender: Sender { id: stored.sender_id, meta: RawValue::from_string(stored.sender_meta)? },
+        message: RawValue::from_string(stored.payload)?,
+    };
+    Ok(Published::new(room_id, stored.created_at, message))
+}
+
+/// The stored form of a published message.
+pub(super) fn to_stored(published: &Published) -> StoredMessage {
+    let message = &published.message;
+    StoredMessage {
+        room_id: published.room_id,
+        seq: message.seq,
+        id: message.id.clone(),
+        created_at: published.created_ms,
+        sender_id: message.sender.id.clone(),
+        sender_meta: message.sender.meta.get().to_owned(),
+        payload: message.message.get().to_owned(),
+    }
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use comms_core::apps::Apps;
-use comms_core::auth::KeyAuthenticator;
+use comms_core::auth::{ChangeMarker, KeyAuthenticator};
 use comms_core::config::Config;
 use comms_core::store::AppStatus;
 use comms_core::time::format_ms;
@@ -127,7 +127,8 @@ async fn serve(mut config: Config, addr: Option<SocketAddr>, print_config: bool)
 
 async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
-    let authenticator = Arc::new(KeyAuthenticator::new(Arc::clone(&store), Duration::ZERO));
+    let marker = ChangeMarker::in_data_dir(&config.data_dir);
+    let authenticator = Arc::new(KeyAuthenticator::new(Arc::clone(&store), Duration::ZERO, marker));
     let apps = Apps::new(store, authenticator);
     match command {
         AppCommand::Create { name } => {

@@ -15,7 +15,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use comms_core::auth::KeyAuthenticator;
+use comms_core::auth::{ChangeMarker, KeyAuthenticator};
 use comms_core::broker::local::{LocalBroker, LocalSettings};
 use comms_core::broker::writer::WriterSettings;
 use comms_core::broker::Broker;
@@ -83,8 +83,11 @@ impl Application {
         let broker: Arc<dyn Broker> =
             Arc::new(LocalBroker::new(Arc::clone(&store), Arc::clone(&hub), Arc::clone(&metrics), settings));
         let service = Service::new(Arc::clone(&store), Arc::clone(&broker), Arc::clone(&hub), config.limits.clone());
-        let authenticator =
-            Arc::new(KeyAuthenticator::new(Arc::clone(&store), Duration::from_millis(config.auth.key_cache_ttl_ms)));
+        let authenticator = Arc::new(KeyAuthenticator::new(
+            Arc::clone(&store),
+            Duration::from_millis(config.auth.key_cache_ttl_ms),
+            ChangeMarker::in_data_dir(&config.data_dir),
+        ));
         let state = AppState {
             api_limiter: Arc::new(ApiRateLimiter::new(config.limits.api_requests_per_second, config.limits.api_burst)),
             config: Arc::new(config),

@@ -73,15 +73,28 @@ fn migrate_and_print_config() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no_such_key"));
 }
 
-#[tokio::test]
-async fn a_key_made_by_the_cli_works_on_a_running_server() {
-    let app = spawn_app().await;
+/// Runs `comms` against a running test server's data folder.
+async fn comms_beside(app: &crate::helpers::TestApp, args: &'static [&'static str]) -> Vec<Value> {
     let dir = app.data_dir.path().to_owned();
-    let output =
-        tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || comms(&dir, &["app", "create", "live"])))
-            .await
-            .unwrap()
-            .unwrap();
-    let key = json_lines(&output)[0]["api_key"].as_str().unwrap().to_owned();
+    let output = tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || comms(&dir, args)))
+        .await
+        .expect("the command finishes in time")
+        .unwrap();
+    json_lines(&output)
+}
+
+#[tokio::test]
+async fn cli_key_changes_apply_to_a_running_server_at_once() {
+    let app = spawn_app().await;
+    let key = comms_beside(&app, &["app", "create", "live"]).await[0]["api_key"].as_str().unwrap().to_owned();
     assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 200);
+
+    let rotated = comms_beside(&app, &["app", "rotate-key", "live"]).await[0]["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 403, "the old key is cached but revoked");
+    assert_eq!(app.get("/api/v1/rooms", &rotated).await.status(), 200);
+
+    comms_beside(&app, &["app", "suspend", "live"]).await;
+    assert_eq!(app.get("/api/v1/rooms", &rotated).await.status(), 403, "suspended at once");
+    comms_beside(&app, &["app", "approve", "live"]).await;
+    assert_eq!(app.get("/api/v1/rooms", &rotated).await.status(), 200);
 }

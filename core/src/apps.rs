@@ -18,7 +18,9 @@ pub struct Apps {
 
 /// An app and the plain text of a key just issued to it, to be shown once.
 pub struct IssuedKey {
+    /// The app the key belongs to.
     pub app: AppRecord,
+    /// The key in plain text; it is not stored and cannot be shown again.
     pub api_key: String,
 }
 

@@ -5,8 +5,8 @@
 //!
 //! Environment variables are `COMMS_` followed by the key path with `__`
 //! between sections, e.g. `COMMS_DATA_DIR`, `COMMS_SERVER__ADDR`,
-//! `COMMS_LIMITS__MAX_MESSAGE_BYTES`. `DATABASE_URL` and `REDIS_URL` are also
-//! read as-is because every hosting platform sets them under those names.
+//! `COMMS_LIMITS__MAX_MESSAGE_BYTES`. `DATABASE_URL` is also read as-is,
+//! because hosting platforms set it under that name.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,12 +26,19 @@ pub struct Config {
     pub profile: String,
     /// Where the SQLite database lives (`COMMS_DATA_DIR`).
     pub data_dir: PathBuf,
+    /// The HTTP listener and public URL.
     pub server: ServerConfig,
+    /// Where data is stored.
     pub database: DatabaseConfig,
+    /// Sizes and rates.
     pub limits: LimitsConfig,
+    /// Message history retention.
     pub history: HistoryConfig,
+    /// WebSocket keep-alive and timeouts.
     pub websocket: WebSocketConfig,
+    /// API-key checks.
     pub auth: AuthConfig,
+    /// Logging.
     pub log: LogConfig,
 }
 
@@ -202,10 +209,13 @@ impl Default for LogConfig {
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file named with `--config` does not exist.
     #[error("config file {0} does not exist")]
     MissingFile(PathBuf),
+    /// A file is not valid TOML, or a key or value is wrong.
     #[error("invalid configuration: {0}")]
     Invalid(#[from] Box<figment::Error>),
+    /// A value breaks a rule; the text names the key.
     #[error("invalid configuration: {0}")]
     Rule(String),
 }

@@ -33,7 +33,10 @@ pub enum ServiceError {
     ReadOnly,
     /// Over a configured rate; retry after the given time.
     #[error("rate limit exceeded, retry in {} ms", retry_after.as_millis())]
-    RateLimited { retry_after: Duration },
+    RateLimited {
+        /// How long until the next request would be allowed.
+        retry_after: Duration,
+    },
     /// The database or broker cannot be reached right now.
     #[error("{0}")]
     Unavailable(String),

@@ -26,9 +26,13 @@ use crate::metrics::Metrics;
 /// Why the hub closed a connection; maps to a WebSocket close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
+    /// The connection's endpoint was deleted.
     EndpointDeleted,
+    /// The connection's room was deleted.
     RoomDeleted,
+    /// The connection's queue filled up.
     SlowConsumer,
+    /// The server is shutting down.
     ShuttingDown,
 }
 
@@ -111,7 +115,9 @@ pub struct Membership {
     hub: Arc<Hub>,
     room_id: i64,
     member_id: u64,
+    /// Messages of the room, in seq order, from the join on.
     pub queue: mpsc::Receiver<Arc<Published>>,
+    /// Fires once when the hub closes the connection.
     pub closed: oneshot::Receiver<CloseReason>,
 }
 
@@ -239,10 +245,5 @@ impl Hub {
     /// Open connections in a room on this node.
     pub fn online(&self, room_id: i64) -> u64 {
         self.rooms.read().get(&room_id).map_or(0, |room| room.lock().len() as u64)
-    }
-
-    /// Open connections on this node.
-    pub fn connection_count(&self) -> u64 {
-        self.rooms.read().values().map(|room| room.lock().len() as u64).sum()
     }
 }

@@ -13,9 +13,13 @@
 //! - [`broker`]: seq, history and publishing behind a trait (in-process now).
 //! - [`hub`]: this node's live connections per room and the fan-out to them.
 //! - [`service`]: rooms, endpoints and messages as the API offers them.
+//! - [`session`]: the WebSocket side: joining a room, publishing through an
+//!   endpoint.
 //! - [`apps`]: app administration (the CLI, later the portal).
 //! - [`metrics`]: Prometheus counters and gauges.
 //! - [`time`]: the API's time format.
+
+#![warn(missing_docs)]
 
 pub mod apps;
 pub mod auth;
@@ -28,5 +32,6 @@ pub mod metrics;
 pub mod names;
 pub mod secrets;
 pub mod service;
+pub mod session;
 pub mod store;
 pub mod time;

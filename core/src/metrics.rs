@@ -16,8 +16,11 @@ use prometheus_client::registry::Registry;
 /// number of series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
+    /// HTTP method, or `other`.
     pub method: String,
+    /// Matched route pattern.
     pub route: String,
+    /// Response status.
     pub status: u16,
 }
 

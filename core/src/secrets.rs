@@ -21,7 +21,9 @@ fn random_token(bytes: usize) -> String {
 /// A freshly issued API key. The plain text exists only until it is shown
 /// to its owner once; only [`ApiKeyHash`] is stored.
 pub struct NewApiKey {
+    /// The key to hand to its owner, once.
     pub plain: String,
+    /// What is stored and looked up.
     pub hash: ApiKeyHash,
 }
 

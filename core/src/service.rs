@@ -1,24 +1,24 @@
 //! Rooms, endpoints and messages as the API offers them: one implementation
-//! of every rule (names, permissions, meta, limits, isolation between apps)
-//! called by the REST handlers, the legacy routes, the WebSocket and, later,
-//! the site's server functions.
+//! of every rule (names, meta, limits, isolation between apps) called by the
+//! REST handlers, the legacy routes and, later, the site's server functions.
+//! The WebSocket side of the same service (joining, publishing through an
+//! endpoint) is in [`crate::session`].
 //!
 //! Every call takes the authenticated [`AppRecord`] and only ever touches
 //! that app's rooms, which is how one app can never see another's.
 
 use std::sync::Arc;
 
-use comms_protocol::ws::{ServerFrame, WelcomeEndpoint};
 use comms_protocol::{Endpoint, Message, Permission, Room, Sender};
 use serde_json::value::RawValue;
 
-use crate::broker::{Broker, Draft, Durability, History, Published, RoomRef};
+use crate::broker::{Broker, Draft, Durability, RoomRef};
 use crate::config::LimitsConfig;
 use crate::error::ServiceError;
-use crate::hub::{Hub, Membership};
+use crate::hub::Hub;
 use crate::names::RoomName;
 use crate::secrets;
-use crate::store::{AppRecord, AppStatus, EndpointRecord, NewEndpoint, RoomRecord, Store};
+use crate::store::{AppRecord, EndpointRecord, NewEndpoint, RoomRecord, Store};
 use crate::time::format_ms;
 
 /// Sender id of messages published by the app's backend through the API.
@@ -27,39 +27,16 @@ pub const APP_SENDER_ID: &str = "app";
 /// The product's operations. Cheap to clone.
 #[derive(Clone)]
 pub struct Service {
-    store: Arc<dyn Store>,
-    broker: Arc<dyn Broker>,
-    hub: Arc<Hub>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) hub: Arc<Hub>,
     limits: Arc<LimitsConfig>,
-}
-
-/// An endpoint a WebSocket may join, found by its code.
-#[derive(Debug, Clone)]
-pub struct JoinTicket {
-    pub room: RoomRef,
-    pub endpoint: EndpointRecord,
-}
-
-/// A joined connection: its membership in the room, the welcome frame, and
-/// the retained messages it asked for with `after_seq`.
-pub struct Session {
-    pub membership: Membership,
-    pub welcome: ServerFrame,
-    pub backlog: Vec<Arc<Published>>,
-    /// Messages in the membership's queue up to this seq are already covered
-    /// by the welcome's `last_seq` or the backlog, and must be skipped.
-    pub covered_seq: u64,
 }
 
 impl Service {
     /// Wires the service to its store, broker and hub.
     pub fn new(store: Arc<dyn Store>, broker: Arc<dyn Broker>, hub: Arc<Hub>, limits: LimitsConfig) -> Self {
         Self { store, broker, hub, limits: Arc::new(limits) }
-    }
-
-    /// The limits in force.
-    pub fn limits(&self) -> &LimitsConfig {
-        &self.limits
     }
 
     async fn find_room(&self, app: &AppRecord, name: &str) -> Result<RoomRecord, ServiceError> {
@@ -280,7 +257,7 @@ impl Service {
         Ok(published.message.clone())
     }
 
-    fn check_payload_size(&self, payload: &RawValue) -> Result<(), ServiceError> {
+    pub(crate) fn check_payload_size(&self, payload: &RawValue) -> Result<(), ServiceError> {
         let size = payload.get().len();
         if size > self.limits.max_message_bytes {
             return Err(ServiceError::TooLarge(format!(
@@ -288,83 +265,6 @@ impl Service {
                 self.limits.max_message_bytes
             )));
         }
-        Ok(())
-    }
-
-    /// Finds the endpoint a WebSocket presents the code of.
-    ///
-    /// # Errors
-    ///
-    /// `NotFound` for an unknown or deleted code, or an endpoint whose app is
-    /// not approved.
-    pub async fn ticket(&self, code: &str) -> Result<JoinTicket, ServiceError> {
-        let unknown = || ServiceError::NotFound("unknown endpoint code".into());
-        let access = self.store.endpoint_by_code(code).await?.ok_or_else(unknown)?;
-        if access.app_status != AppStatus::Approved {
-            return Err(unknown());
-        }
-        Ok(JoinTicket {
-            room: RoomRef { id: access.endpoint.room_id, name: access.endpoint.room_name.clone() },
-            endpoint: access.endpoint,
-        })
-    }
-
-    /// Joins the room: registers the connection for live messages first,
-    /// then reads history, so nothing published in between is missed; the
-    /// overlap is skipped by seq (see [`Session::covered_seq`]).
-    ///
-    /// # Errors
-    ///
-    /// `NotFound` when the endpoint or room was deleted since the ticket was
-    /// issued; store or broker failures.
-    pub async fn join(&self, ticket: &JoinTicket, after_seq: Option<u64>) -> Result<Session, ServiceError> {
-        let membership = self
-            .hub
-            .join(ticket.room.id, ticket.endpoint.id)
-            .map_err(|reason| ServiceError::NotFound(format!("cannot join: {}", reason.text())))?;
-        let history = match after_seq {
-            Some(after) => self.broker.history(&ticket.room, after, usize::MAX).await?,
-            None => self.broker.history(&ticket.room, u64::MAX, 0).await?,
-        };
-        let History { first_seq, last_seq, messages } = history;
-        let meta =
-            RawValue::from_string(ticket.endpoint.meta.clone()).map_err(|err| ServiceError::Internal(err.into()))?;
-        Ok(Session {
-            membership,
-            welcome: ServerFrame::Welcome {
-                room: ticket.room.name.clone(),
-                endpoint: WelcomeEndpoint {
-                    id: ticket.endpoint.public_id.clone(),
-                    permission: ticket.endpoint.permission,
-                    meta,
-                },
-                last_seq,
-                first_seq,
-            },
-            // History is read under the room's lock: everything up to
-            // last_seq is either in the backlog or older than after_seq.
-            covered_seq: last_seq,
-            backlog: messages,
-        })
-    }
-
-    /// Publishes a frame's payload through an endpoint, with the endpoint's
-    /// stored meta as sender meta.
-    ///
-    /// # Errors
-    ///
-    /// `ReadOnly` for a `read` endpoint, `TooLarge` over the size limit.
-    pub async fn publish_as_endpoint(&self, ticket: &JoinTicket, payload: Box<RawValue>) -> Result<(), ServiceError> {
-        if !ticket.endpoint.permission.can_write() {
-            return Err(ServiceError::ReadOnly);
-        }
-        self.check_payload_size(&payload)?;
-        let sender = Sender {
-            id: ticket.endpoint.public_id.clone(),
-            meta: RawValue::from_string(ticket.endpoint.meta.clone())
-                .map_err(|err| ServiceError::Internal(err.into()))?,
-        };
-        self.broker.publish(&ticket.room, Draft { sender, payload }, Durability::Delivered).await?;
         Ok(())
     }
 }

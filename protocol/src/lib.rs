@@ -10,6 +10,8 @@
 //! - [`error`]: the error body every API error answers with.
 //! - [`legacy`]: the `{"status": …}` envelope of the original `/main/…` API.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod legacy;
 pub mod rest;

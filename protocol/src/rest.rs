@@ -42,9 +42,11 @@ impl Permission {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Room {
+    /// Name, unique per app: 1–64 of `A–Z a–z 0–9 - _ .`.
     pub name: String,
     /// RFC 3339 UTC with milliseconds.
     pub created_at: String,
+    /// Endpoints the room has.
     pub endpoint_count: u64,
     /// Live WebSocket connections in the room right now.
     pub online: u64,
@@ -55,12 +57,18 @@ pub struct Room {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Endpoint {
+    /// Public id, shown to other clients as the sender.
     pub id: String,
+    /// The secret a client connects with (at least 128 random bits, URL-safe).
     pub code: String,
+    /// Name of the endpoint's room.
     pub room: String,
+    /// What the endpoint may do.
     pub permission: Permission,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// JSON object stamped on every message sent through the endpoint.
     pub meta: Box<RawValue>,
+    /// RFC 3339 UTC with milliseconds.
     pub created_at: String,
     /// The full `ws://` or `wss://` URL to connect to.
     pub ws_url: String,
@@ -70,8 +78,10 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sender {
+    /// The sending endpoint's public id, or `"app"` for server-side publishes.
     pub id: String,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// The sending endpoint's meta, or the meta of a server-side publish.
     pub meta: Box<RawValue>,
 }
 
@@ -80,10 +90,15 @@ pub struct Sender {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
+    /// Unique message id.
     pub id: String,
+    /// Per-room sequence number: 1, 2, 3 … with no gaps.
     pub seq: u64,
+    /// Name of the room.
     pub room: String,
+    /// RFC 3339 UTC with milliseconds, set by the server.
     pub timestamp: String,
+    /// Who sent the message, stamped by the server.
     pub sender: Sender,
     /// The payload exactly as the sender gave it.
     #[cfg_attr(feature = "openapi", schema(value_type = Value))]
@@ -94,6 +109,7 @@ pub struct Message {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRoomRequest {
+    /// Room name: 1–64 of `A–Z a–z 0–9 - _ .`.
     pub name: String,
 }
 
@@ -106,6 +122,7 @@ pub struct CreateEndpointRequest {
     pub permission: String,
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    /// JSON object (at most 4 KiB) stamped on every message sent through the endpoint.
     pub meta: Option<Box<RawValue>>,
 }
 
@@ -114,9 +131,11 @@ pub struct CreateEndpointRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishMessageRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Value))]
+    /// The payload: any JSON value.
     pub message: Box<RawValue>,
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    /// JSON object shown as the sender's meta.
     pub meta: Option<Box<RawValue>>,
 }
 
@@ -124,6 +143,7 @@ pub struct PublishMessageRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomList {
+    /// The app's rooms, oldest first.
     pub rooms: Vec<Room>,
 }
 
@@ -131,6 +151,7 @@ pub struct RoomList {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EndpointList {
+    /// The room's endpoints, oldest first.
     pub endpoints: Vec<Endpoint>,
 }
 
@@ -138,5 +159,6 @@ pub struct EndpointList {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageList {
+    /// Messages, oldest first.
     pub messages: Vec<Message>,
 }

@@ -9,8 +9,11 @@ use crate::rest::{Message, Permission};
 /// The endpoint a connection joined with, as the welcome frame shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct WelcomeEndpoint {
+    /// Public id of the endpoint.
     pub id: String,
+    /// What the endpoint may do.
     pub permission: Permission,
+    /// The endpoint's meta.
     pub meta: Box<RawValue>,
 }
 
@@ -24,7 +27,9 @@ pub struct WelcomeEndpoint {
 pub enum ServerFrame {
     /// Always the first frame of a connection.
     Welcome {
+        /// Name of the room.
         room: String,
+        /// The endpoint the connection joined with.
         endpoint: WelcomeEndpoint,
         /// The newest seq of the room (0 when nothing was ever sent).
         last_seq: u64,
@@ -35,13 +40,19 @@ pub enum ServerFrame {
     Message(Message),
     /// Something the client sent was refused; the connection stays open
     /// unless a close frame follows.
-    Error { code: ErrorCode, message: String },
+    Error {
+        /// What was refused.
+        code: ErrorCode,
+        /// Human-readable explanation.
+        message: String,
+    },
 }
 
 /// What a client sends: a JSON object with a `message` key. Other keys are
 /// ignored.
 #[derive(Debug, Deserialize)]
 pub struct ClientFrame {
+    /// The payload: any JSON value.
     pub message: Box<RawValue>,
 }
 
@@ -73,6 +84,8 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A frame was over the message size limit.
     pub const TOO_BIG: u16 = 1009;
+    /// The server failed; details are in its log.
+    pub const INTERNAL_ERROR: u16 = 1011;
     /// The client did not keep up with the room: its queue filled up.
     /// Reconnect with `after_seq` to catch up.
     pub const TRY_AGAIN_LATER: u16 = 1013;

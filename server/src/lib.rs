@@ -16,6 +16,8 @@
 //!   socket; room membership and fan-out live in `comms_core::hub`.
 //! - [`telemetry`]: logging and the HTTP metrics middleware.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod error;
 pub mod extract;

@@ -15,13 +15,21 @@ use tokio_util::task::TaskTracker;
 /// Shared handles of a running server.
 #[derive(Clone)]
 pub struct AppState {
+    /// The effective configuration.
     pub config: Arc<Config>,
+    /// Rooms, endpoints, messages and WebSocket sessions.
     pub service: Service,
+    /// The API-key check.
     pub authenticator: Arc<KeyAuthenticator>,
+    /// REST rate limits per app.
     pub api_limiter: Arc<ApiRateLimiter>,
+    /// The store, for readiness checks.
     pub store: Arc<dyn Store>,
+    /// The broker, for readiness checks and shutdown.
     pub broker: Arc<dyn Broker>,
+    /// Live connections, closed on shutdown.
     pub hub: Arc<Hub>,
+    /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Live WebSocket tasks, awaited on shutdown so their close frames go out.
     pub sockets: TaskTracker,

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use comms_core::config::LogConfig;
@@ -23,12 +24,23 @@ pub fn init(config: &LogConfig) {
 /// status.
 pub async fn track_http(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    // Only known methods become labels: any other string a client sends
+    // would otherwise create a new series.
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let response = next.run(request).await;
-    state.metrics.observe_http(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.observe_http(method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }

@@ -20,7 +20,7 @@ use axum::routing::get;
 use axum::Router;
 use comms_core::error::ServiceError;
 use comms_core::limits::ConnectionRateLimiter;
-use comms_core::service::{JoinTicket, Session};
+use comms_core::session::{JoinError, JoinTicket, Session};
 use comms_protocol::ws::{close, ClientFrame, ServerFrame};
 use comms_protocol::ErrorCode;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -89,29 +89,28 @@ enum Next {
 }
 
 async fn serve(socket: WebSocket, state: AppState, ticket: JoinTicket, after_seq: Option<u64>) {
-    let (mut sink, stream) = socket.split();
-    let write_timeout = Duration::from_secs(state.config.websocket.write_timeout_secs);
-    let session = match state.service.join(&ticket, after_seq).await {
-        Ok(session) => session,
-        Err(ServiceError::NotFound(_)) => {
-            let _ = within(write_timeout, close_with(&mut sink, close::ENDPOINT_DELETED, "endpoint deleted")).await;
-            return;
-        }
-        Err(err) => {
-            tracing::error!(error = ?err, "joining a room failed");
-            let _ = within(write_timeout, close_with(&mut sink, 1011, "internal error")).await;
-            return;
-        }
-    };
-    let result = Connection {
+    let (sink, mut stream) = socket.split();
+    let limits = &state.config.limits;
+    let mut connection = Connection {
         state: &state,
         ticket: &ticket,
         sink,
-        write_timeout,
-        limiter: ConnectionRateLimiter::new(state.config.limits.ws_messages_per_second, state.config.limits.ws_burst),
-    }
-    .run(session, stream)
-    .await;
+        write_timeout: Duration::from_secs(state.config.websocket.write_timeout_secs),
+        limiter: ConnectionRateLimiter::new(limits.ws_messages_per_second, limits.ws_burst),
+    };
+    let ending = match state.service.join(&ticket, after_seq).await {
+        Ok(session) => connection.pump(session, &mut stream).await,
+        Err(JoinError::Refused(reason)) => Ok(Some((reason.code(), reason.text()))),
+        Err(JoinError::Failed(err)) => {
+            tracing::error!(error = ?err, "joining a room failed");
+            Ok(Some((close::INTERNAL_ERROR, "internal error")))
+        }
+    };
+    let result = match ending {
+        Ok(Some((code, reason))) => connection.close_politely(code, reason, &mut stream).await,
+        Ok(None) => Ok(()),
+        Err(err) => Err(err),
+    };
     if let Err(err) = result {
         tracing::debug!(error = %err, "connection ended with a socket error");
     }
@@ -128,11 +127,14 @@ struct Connection<'a> {
 }
 
 impl Connection<'_> {
-    /// Serves the connection, then closes it the polite way: send the close
-    /// frame and wait briefly for the client's, so the client reads the code
-    /// before the TCP connection goes away.
-    async fn run(mut self, session: Session, mut stream: Stream) -> Result<(), axum::Error> {
-        let Some((code, reason)) = self.pump(session, &mut stream).await? else { return Ok(()) };
+    /// Sends the close frame and waits briefly for the client's, so the
+    /// client reads the code before the TCP connection goes away.
+    async fn close_politely(
+        &mut self,
+        code: u16,
+        reason: &'static str,
+        stream: &mut Stream,
+    ) -> Result<(), axum::Error> {
         self.close(code, reason).await?;
         let _ = tokio::time::timeout(CLOSE_WAIT, async {
             while let Some(Ok(frame)) = stream.next().await {
@@ -145,6 +147,24 @@ impl Connection<'_> {
         Ok(())
     }
 
+    /// Writes frames in chunks of [`WRITE_BATCH`]: one flush, and one write
+    /// timeout, per chunk.
+    async fn write_all(&mut self, frames: Vec<WsMessage>) -> Result<(), axum::Error> {
+        let mut frames = frames.into_iter().peekable();
+        while frames.peek().is_some() {
+            let chunk: Vec<WsMessage> = frames.by_ref().take(WRITE_BATCH).collect();
+            let sink = &mut self.sink;
+            within(self.write_timeout, async move {
+                for frame in chunk {
+                    sink.feed(frame).await?;
+                }
+                sink.flush().await
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Runs the protocol until the connection should end: `Some` with the
     /// close code to send, `None` when the client is already gone.
     async fn pump(
@@ -153,16 +173,11 @@ impl Connection<'_> {
         stream: &mut Stream,
     ) -> Result<Option<(u16, &'static str)>, axum::Error> {
         let Session { mut membership, welcome, backlog, covered_seq } = session;
-        let sink = &mut self.sink;
-        within(self.write_timeout, async {
-            sink.feed(text_frame(&welcome)).await?;
-            for message in &backlog {
-                sink.feed(shared_frame(&message.frame)).await?;
-            }
-            sink.flush().await
-        })
-        .await?;
+        let mut frames = Vec::with_capacity(backlog.len() + 1);
+        frames.push(text_frame(&welcome));
+        frames.extend(backlog.iter().map(|message| shared_frame(&message.frame)));
         drop(backlog);
+        self.write_all(frames).await?;
 
         let ping_every = Duration::from_secs(self.state.config.websocket.ping_interval_secs);
         let idle_timeout = Duration::from_secs(self.state.config.websocket.idle_timeout_secs);
@@ -180,25 +195,8 @@ impl Connection<'_> {
                     };
                     return Ok(Some((code, text)));
                 }
-                queued = membership.queue.recv() => {
-                    let Some(first) = queued else { return Ok(None) };
-                    let (sink, queue) = (&mut self.sink, &mut membership.queue);
-                    within(self.write_timeout, async {
-                        let mut next = Some(first);
-                        let mut written = 0;
-                        while let Some(message) = next.take() {
-                            if message.seq() > covered_seq {
-                                sink.feed(shared_frame(&message.frame)).await?;
-                            }
-                            written += 1;
-                            if written < WRITE_BATCH {
-                                next = queue.try_recv().ok();
-                            }
-                        }
-                        sink.flush().await
-                    })
-                    .await?;
-                }
+                // Client frames before the room's queue: a busy room must
+                // not starve the client's own messages and close frames.
                 incoming = stream.next() => {
                     let frame = match incoming {
                         Some(Ok(frame)) => frame,
@@ -225,6 +223,25 @@ impl Connection<'_> {
                     if silent >= ping_every / 2 {
                         within(self.write_timeout, self.sink.send(WsMessage::Ping(Default::default()))).await?;
                     }
+                }
+                queued = membership.queue.recv() => {
+                    let Some(first) = queued else { return Ok(None) };
+                    let (sink, queue) = (&mut self.sink, &mut membership.queue);
+                    within(self.write_timeout, async {
+                        let mut next = Some(first);
+                        let mut written = 0;
+                        while let Some(message) = next.take() {
+                            if message.seq() > covered_seq {
+                                sink.feed(shared_frame(&message.frame)).await?;
+                            }
+                            written += 1;
+                            if written < WRITE_BATCH {
+                                next = queue.try_recv().ok();
+                            }
+                        }
+                        sink.flush().await
+                    })
+                    .await?;
                 }
             }
         }

@@ -14,6 +14,7 @@
 //! has already seen.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +42,7 @@ type Logs = Arc<Mutex<HashMap<i64, Arc<LogCell>>>>;
 /// How the local broker retains and persists history.
 #[derive(Debug, Clone, Copy)]
 pub struct LocalSettings {
+    /// Retention and batching of the history writer.
     pub writer: WriterSettings,
     /// A room's log unused this long is dropped from memory.
     pub idle_room: Duration,
@@ -56,11 +58,15 @@ pub struct LocalBroker {
     max_messages: usize,
     max_age: Duration,
     sweeper: JoinHandle<()>,
+    /// Set by `shutdown`: no seq is handed out after the final flush.
+    closed: AtomicBool,
 }
 
 /// The outcome of one try at publishing under the room's lock.
 enum Attempt {
     Published(Arc<Published>),
+    /// The broker is shutting down.
+    Closed,
     /// The reserved block is used up: reserve more, then try again.
     NeedsSeqs,
     /// The log was evicted meanwhile: load the room again.
@@ -84,6 +90,7 @@ impl LocalBroker {
             max_messages: settings.writer.keep_per_room,
             max_age: settings.writer.max_age,
             sweeper,
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -116,7 +123,8 @@ impl LocalBroker {
         let _one_at_a_time = log.reserving.lock().await;
         let target = {
             let state = log.lock();
-            if state.last_seq < state.reserved_seq {
+            // An evicted log must not reserve: its publisher reloads the room.
+            if state.evicted || state.last_seq < state.reserved_seq {
                 return Ok(());
             }
             state.reserved_seq + SEQ_BLOCK
@@ -128,6 +136,9 @@ impl LocalBroker {
 
     fn try_publish(&self, room: &RoomRef, log: &RoomLog, draft: &mut Option<Draft>) -> Attempt {
         let mut state = log.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Attempt::Closed;
+        }
         if state.evicted {
             return Attempt::Evicted;
         }
@@ -182,6 +193,7 @@ impl Broker for LocalBroker {
             loop {
                 match self.try_publish(room, log, &mut draft) {
                     Attempt::Published(published) => break 'load published,
+                    Attempt::Closed => return Err(BrokerError::ShuttingDown),
                     Attempt::NeedsSeqs => self.reserve(room.id, log).await?,
                     Attempt::Evicted => continue 'load,
                 }
@@ -219,6 +231,7 @@ impl Broker for LocalBroker {
     }
 
     async fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
         self.sweeper.abort();
         self.writer.flush().await;
         let loaded: Vec<(i64, u64)> =
@@ -227,8 +240,8 @@ impl Broker for LocalBroker {
     }
 }
 
-/// Lowers each room's reservation to its last seq once everything up to it
-/// is stored, so the next load continues without a gap.
+/// Lowers each room's reservation to its last seq if everything up to it is
+/// stored (the store checks), so the next load continues without a gap.
 async fn release_reservations(store: &dyn Store, rooms: &[(i64, u64)]) {
     for (room_id, last_seq) in rooms {
         if let Err(err) = store.release_seq_reservation(*room_id, *last_seq).await {
@@ -244,24 +257,53 @@ async fn sweep_idle_rooms(logs: Logs, writer: HistoryWriter, store: Arc<dyn Stor
     loop {
         tick.tick().await;
         let is_idle = |cell: &LogCell| cell.get().is_some_and(|log| log.lock().touched.elapsed() >= idle);
-        if !logs.lock().values().any(|cell| is_idle(cell)) {
+        let candidates: Vec<(i64, Arc<LogCell>)> =
+            logs.lock().iter().filter(|(_, cell)| is_idle(cell)).map(|(id, cell)| (*id, Arc::clone(cell))).collect();
+        if candidates.is_empty() {
             continue;
         }
         writer.flush().await;
-        let mut evicted = Vec::new();
-        logs.lock().retain(|room_id, cell| {
-            let Some(log) = cell.get() else { return true };
-            let mut state = log.lock();
-            if state.touched.elapsed() < idle {
-                return true;
+        let mut evicted = 0;
+        for (room_id, cell) in candidates {
+            if evict(&logs, &*store, room_id, &cell, idle).await {
+                evicted += 1;
             }
-            state.evicted = true;
-            evicted.push((*room_id, state.last_seq));
-            false
-        });
-        release_reservations(&*store, &evicted).await;
-        tracing::debug!(rooms = evicted.len(), "dropped idle rooms from memory");
+        }
+        tracing::debug!(rooms = evicted, "dropped idle rooms from memory");
     }
+}
+
+/// Drops one idle room's log, unless it was used meanwhile.
+///
+/// The reservation is released while this log is still the room's only one
+/// and cannot hand out seqs: holding `reserving` and with the in-memory
+/// reservation lowered first, a publisher can only wait. So a reload right
+/// after continues at `last_seq + 1`, with no gap and no reuse.
+async fn evict(logs: &Logs, store: &dyn Store, room_id: i64, cell: &Arc<LogCell>, idle: Duration) -> bool {
+    let Some(log) = cell.get() else { return false };
+    let _no_new_seqs = log.reserving.lock().await;
+    let last_seq = {
+        let mut state = log.lock();
+        if state.evicted || state.touched.elapsed() < idle {
+            return false;
+        }
+        state.reserved_seq = state.last_seq;
+        state.last_seq
+    };
+    if let Err(err) = store.release_seq_reservation(room_id, last_seq).await {
+        tracing::warn!(error = %err, room_id, "keeping an idle room in memory: its seq reservation could not be released");
+        return false;
+    }
+    let mut map = logs.lock();
+    let mut state = log.lock();
+    if state.touched.elapsed() < idle {
+        return false;
+    }
+    state.evicted = true;
+    if map.get(&room_id).is_some_and(|current| Arc::ptr_eq(current, cell)) {
+        map.remove(&room_id);
+    }
+    true
 }
 
 #[cfg(test)]

@@ -31,23 +31,29 @@ use crate::store::StoreError;
 /// The room a broker call is about. The name goes into every message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRef {
+    /// Row id of the room.
     pub id: i64,
+    /// The room's name, copied into every message.
     pub name: String,
 }
 
 /// What a publisher hands in; the broker adds id, seq and timestamp.
 #[derive(Debug, Clone)]
 pub struct Draft {
+    /// Who sent it; stamped by the server, never taken from the client.
     pub sender: Sender,
+    /// The payload exactly as the sender gave it.
     pub payload: Box<RawValue>,
 }
 
 /// A message with its seq assigned and its frame serialized once.
 #[derive(Debug)]
 pub struct Published {
+    /// Row id of the room the message belongs to.
     pub room_id: i64,
     /// Milliseconds since the epoch; `message.timestamp` is its text form.
     pub created_ms: i64,
+    /// The message as the API shows it.
     pub message: Message,
     /// `{"type": "message", …}` as sent on every WebSocket of the room.
     pub frame: Bytes,
@@ -93,14 +99,19 @@ pub enum Durability {
 /// Why a broker call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A stored message is not valid JSON.
     #[error("stored message is not valid JSON: {0}")]
     CorruptHistory(#[from] serde_json::Error),
+    /// The broker is shutting down and takes no more messages.
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// The room was deleted.
     #[error("the room does not exist")]
     RoomGone,
+    /// Storing a message took longer than the publisher waits.
     #[error("storing the message took too long")]
     StoreTimeout,
 }

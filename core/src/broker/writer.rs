@@ -30,8 +30,11 @@ pub struct HistoryWriter {
 /// What the writer keeps and how it batches.
 #[derive(Debug, Clone, Copy)]
 pub struct WriterSettings {
+    /// Messages kept per room; older ones are deleted as new ones are stored.
     pub keep_per_room: usize,
+    /// Messages older than this are deleted.
     pub max_age: Duration,
+    /// Most messages written in one transaction.
     pub batch: usize,
 }
 

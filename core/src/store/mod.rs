@@ -20,9 +20,13 @@ use crate::secrets::ApiKeyHash;
 /// Lifecycle of an app; only `approved` apps' keys and endpoints work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AppStatus {
+    /// Waiting for an admin.
     Pending,
+    /// Keys and endpoints work.
     Approved,
+    /// Refused by an admin.
     Rejected,
+    /// Stopped by an admin.
     Suspended,
 }
 
@@ -52,37 +56,54 @@ impl AppStatus {
 /// An app row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppRecord {
+    /// Row id.
     pub id: i64,
+    /// Unique app name.
     pub name: String,
+    /// Only `approved` apps' keys work.
     pub status: AppStatus,
+    /// The portal account owning the app; `None` for apps made with the CLI.
     pub owner_id: Option<i64>,
+    /// Milliseconds since the epoch.
     pub created_at: i64,
 }
 
 /// An app with counts, for listings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppSummary {
+    /// The app.
     pub app: AppRecord,
+    /// Keys not revoked.
     pub active_keys: u64,
+    /// Rooms the app has.
     pub rooms: u64,
 }
 
 /// A room row with its endpoint count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRecord {
+    /// Row id.
     pub id: i64,
+    /// The app owning the room.
     pub app_id: i64,
+    /// Name, unique per app.
     pub name: String,
+    /// Milliseconds since the epoch.
     pub created_at: i64,
+    /// Endpoints of the room.
     pub endpoint_count: u64,
 }
 
 /// What a new endpoint is made of; codes and ids are drawn by the caller.
 #[derive(Debug, Clone)]
 pub struct NewEndpoint {
+    /// The room the endpoint joins.
     pub room_id: i64,
+    /// The public id other clients see as sender.
     pub public_id: String,
+    /// The secret code clients connect with.
     pub code: String,
+    /// What the endpoint may do.
     pub permission: Permission,
     /// JSON object text.
     pub meta: String,
@@ -91,32 +112,45 @@ pub struct NewEndpoint {
 /// An endpoint row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointRecord {
+    /// Row id.
     pub id: i64,
+    /// The public id other clients see as sender.
     pub public_id: String,
+    /// The secret code clients connect with.
     pub code: String,
+    /// Row id of the room.
     pub room_id: i64,
+    /// Name of the room.
     pub room_name: String,
+    /// What the endpoint may do.
     pub permission: Permission,
     /// JSON object text.
     pub meta: String,
+    /// Milliseconds since the epoch.
     pub created_at: i64,
 }
 
 /// An endpoint found by its code, with what a WebSocket join must check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointAccess {
+    /// The endpoint.
     pub endpoint: EndpointRecord,
-    pub app_id: i64,
+    /// Only an approved app's endpoints may be joined.
     pub app_status: AppStatus,
 }
 
 /// A retained message as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
+    /// Row id of the room.
     pub room_id: i64,
+    /// Per-room sequence number.
     pub seq: u64,
+    /// Message id.
     pub id: String,
+    /// Milliseconds since the epoch.
     pub created_at: i64,
+    /// Public endpoint id of the sender, or `app`.
     pub sender_id: String,
     /// JSON object text.
     pub sender_meta: String,

@@ -296,7 +296,7 @@ impl Store for SqliteStore {
 
     async fn endpoint_by_code(&self, code: &str) -> Result<Option<EndpointAccess>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS}, a.id AS app_id, a.status AS app_status \
+            "SELECT {ENDPOINT_COLUMNS}, a.status AS app_status \
              FROM endpoints e JOIN rooms r ON r.id = e.room_id JOIN apps a ON a.id = r.app_id \
              WHERE e.code = ?"
         ))
@@ -307,7 +307,6 @@ impl Store for SqliteStore {
         let status: String = row.try_get("app_status")?;
         Ok(Some(EndpointAccess {
             endpoint: endpoint_from(&row)?,
-            app_id: row.try_get("app_id")?,
             app_status: AppStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("app status {status:?}")))?,
         }))
@@ -317,9 +316,13 @@ impl Store for SqliteStore {
         let mut newest: BTreeMap<i64, u64> = BTreeMap::new();
         let mut tx = self.pool.begin().await?;
         for message in batch {
+            // A seq is never handed out twice, so a conflict can only be a
+            // retry of a batch whose commit succeeded but was not confirmed;
+            // skipping it keeps the writer from retrying forever.
             sqlx::query(
                 "INSERT INTO messages (room_id, seq, id, created_at, sender_id, sender_meta, payload) \
-                 SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM rooms WHERE id = ?)",
+                 SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM rooms WHERE id = ?) \
+                 ON CONFLICT (room_id, seq) DO NOTHING",
             )
             .bind(message.room_id)
             .bind(message.seq as i64)

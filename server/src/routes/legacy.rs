@@ -106,6 +106,7 @@ fn data(value: impl Serialize) -> Value {
     serde_json::to_value(value).expect("API views always serialize")
 }
 
+#[tracing::instrument(skip_all)]
 async fn create_room(
     State(state): State<AppState>,
     auth: Result<AuthApp, ApiError>,
@@ -116,6 +117,7 @@ async fn create_room(
     Ok(Success { status: StatusCode::CREATED, message: "room created", data: json!({ "room": room }) })
 }
 
+#[tracing::instrument(skip_all)]
 async fn delete_room(
     State(state): State<AppState>,
     auth: Result<AuthApp, ApiError>,
@@ -126,6 +128,7 @@ async fn delete_room(
     Ok(Success { status: StatusCode::OK, message: "room deleted", data: json!({}) })
 }
 
+#[tracing::instrument(skip_all)]
 async fn list_rooms(State(state): State<AppState>, auth: Result<AuthApp, ApiError>) -> Reply {
     let AuthApp(app) = auth?;
     let rooms = state.service.list_rooms(&app).await?;
@@ -154,6 +157,7 @@ fn legacy_meta(body: &[u8], query: &HashMap<String, String>) -> Result<Option<Bo
     }
 }
 
+#[tracing::instrument(skip_all)]
 async fn add_endpoint(
     State(state): State<AppState>,
     auth: Result<AuthApp, ApiError>,
@@ -173,6 +177,7 @@ async fn add_endpoint(
     })
 }
 
+#[tracing::instrument(skip_all)]
 async fn delete_endpoint(
     State(state): State<AppState>,
     auth: Result<AuthApp, ApiError>,
@@ -183,6 +188,7 @@ async fn delete_endpoint(
     Ok(Success { status: StatusCode::OK, message: "endpoint deleted", data: json!({}) })
 }
 
+#[tracing::instrument(skip_all)]
 async fn list_endpoints(
     State(state): State<AppState>,
     auth: Result<AuthApp, ApiError>,

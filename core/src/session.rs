@@ -1,0 +1,124 @@
+//! The WebSocket side of the service: finding the endpoint a client presents
+//! the code of, joining its room (welcome, resume backlog, live queue), and
+//! publishing through it with the permission check and the stamped meta.
+
+use std::sync::Arc;
+
+use comms_protocol::ws::{ServerFrame, WelcomeEndpoint};
+use comms_protocol::Sender;
+use serde_json::value::RawValue;
+
+use crate::broker::{Draft, Durability, History, Published, RoomRef};
+use crate::error::ServiceError;
+use crate::hub::{CloseReason, Membership};
+use crate::service::Service;
+use crate::store::{AppStatus, EndpointRecord};
+
+/// An endpoint a WebSocket may join, found by its code.
+#[derive(Debug, Clone)]
+pub struct JoinTicket {
+    /// The endpoint's room.
+    pub room: RoomRef,
+    /// The endpoint itself: its public id, permission and meta.
+    pub endpoint: EndpointRecord,
+}
+
+/// A joined connection: its membership in the room, the welcome frame, and
+/// the retained messages it asked for with `after_seq`.
+pub struct Session {
+    /// The live queue and the close signal.
+    pub membership: Membership,
+    /// The first frame to send.
+    pub welcome: ServerFrame,
+    /// Retained messages after `after_seq`, oldest first, to send next.
+    pub backlog: Vec<Arc<Published>>,
+    /// Messages in the membership's queue up to this seq are already covered
+    /// by the welcome's `last_seq` or the backlog, and must be skipped.
+    pub covered_seq: u64,
+}
+
+/// Why a connection could not join.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The endpoint or its room was deleted after the code was checked.
+    #[error("cannot join: {}", .0.text())]
+    Refused(CloseReason),
+    /// The history could not be read.
+    #[error(transparent)]
+    Failed(#[from] ServiceError),
+}
+
+impl Service {
+    /// Finds the endpoint a WebSocket presents the code of.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown or deleted code, or an endpoint whose app is
+    /// not approved.
+    pub async fn ticket(&self, code: &str) -> Result<JoinTicket, ServiceError> {
+        let unknown = || ServiceError::NotFound("unknown endpoint code".into());
+        let access = self.store.endpoint_by_code(code).await?.ok_or_else(unknown)?;
+        if access.app_status != AppStatus::Approved {
+            return Err(unknown());
+        }
+        Ok(JoinTicket {
+            room: RoomRef { id: access.endpoint.room_id, name: access.endpoint.room_name.clone() },
+            endpoint: access.endpoint,
+        })
+    }
+
+    /// Joins the room: registers the connection for live messages first,
+    /// then reads history, so nothing published in between is missed; the
+    /// overlap is skipped by seq (see [`Session::covered_seq`]).
+    ///
+    /// # Errors
+    ///
+    /// [`JoinError::Refused`] when the endpoint or room was deleted since the
+    /// ticket was issued; [`JoinError::Failed`] when history cannot be read.
+    pub async fn join(&self, ticket: &JoinTicket, after_seq: Option<u64>) -> Result<Session, JoinError> {
+        let membership = self.hub.join(ticket.room.id, ticket.endpoint.id).map_err(JoinError::Refused)?;
+        let history = match after_seq {
+            Some(after) => self.broker.history(&ticket.room, after, usize::MAX).await,
+            None => self.broker.history(&ticket.room, u64::MAX, 0).await,
+        };
+        let History { first_seq, last_seq, messages } = history.map_err(ServiceError::from)?;
+        Ok(Session {
+            membership,
+            welcome: ServerFrame::Welcome {
+                room: ticket.room.name.clone(),
+                endpoint: WelcomeEndpoint {
+                    id: ticket.endpoint.public_id.clone(),
+                    permission: ticket.endpoint.permission,
+                    meta: stored_meta(&ticket.endpoint)?,
+                },
+                last_seq,
+                first_seq,
+            },
+            // History is read under the room's lock: everything up to
+            // last_seq is either in the backlog or older than after_seq.
+            covered_seq: last_seq,
+            backlog: messages,
+        })
+    }
+
+    /// Publishes a frame's payload through an endpoint, with the endpoint's
+    /// stored meta as sender meta.
+    ///
+    /// # Errors
+    ///
+    /// `ReadOnly` for a `read` endpoint, `TooLarge` over the size limit,
+    /// `NotFound` if the room was deleted meanwhile.
+    pub async fn publish_as_endpoint(&self, ticket: &JoinTicket, payload: Box<RawValue>) -> Result<(), ServiceError> {
+        if !ticket.endpoint.permission.can_write() {
+            return Err(ServiceError::ReadOnly);
+        }
+        self.check_payload_size(&payload)?;
+        let sender = Sender { id: ticket.endpoint.public_id.clone(), meta: stored_meta(&ticket.endpoint)? };
+        self.broker.publish(&ticket.room, Draft { sender, payload }, Durability::Delivered).await?;
+        Ok(())
+    }
+}
+
+fn stored_meta(endpoint: &EndpointRecord) -> Result<Box<RawValue>, ServiceError> {
+    RawValue::from_string(endpoint.meta.clone()).map_err(|err| ServiceError::Internal(err.into()))
+}

@@ -27,5 +27,17 @@ set +e
 cargo test --locked --all-targets 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# The benchmark harness in smoke mode: a few seconds, a few connections,
+# failing if any message is lost or duplicated (speed is not checked).
+if [ "$status" -eq 0 ]; then
+    cargo build --locked -p comms-server -p comms-bench
+    set +e
+    "${CARGO_TARGET_DIR:-target}/debug/comms-bench" --smoke
+    smoke=$?
+    set -e
+    if [ "$smoke" -eq 0 ]; then echo "test result: ok. 1 passed; 0 failed (benchmark smoke run)" >> "$log"; else
+        echo "test result: FAILED. 0 passed; 1 failed (benchmark smoke run)" >> "$log"; status=$smoke; fi
+fi
+
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
 exit "$status"

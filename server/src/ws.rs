@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use comms_core::error::ServiceError;
+use comms_core::hub::CloseReason;
 use comms_core::limits::ConnectionRateLimiter;
 use comms_core::session::{JoinError, JoinTicket, Session};
 use comms_protocol::ws::{close, ClientFrame, ServerFrame};
@@ -26,6 +27,7 @@ use comms_protocol::ErrorCode;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
+use tokio::sync::oneshot;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
 use crate::error::ApiError;
@@ -186,17 +188,12 @@ impl Connection<'_> {
         let mut last_heard = Instant::now();
 
         loop {
+            // No `biased`: select picks among ready branches at random, so
+            // neither a busy room nor a fast-sending client starves the other
+            // direction. A close still ends the loop at once: the hub drops
+            // the queue's sender together with firing `closed`.
             tokio::select! {
-                biased;
-                reason = &mut membership.closed => {
-                    let (code, text) = match reason {
-                        Ok(reason) => (reason.code(), reason.text()),
-                        Err(_) => (close::GOING_AWAY, "closed"),
-                    };
-                    return Ok(Some((code, text)));
-                }
-                // Client frames before the room's queue: a busy room must
-                // not starve the client's own messages and close frames.
+                reason = &mut membership.closed => return Ok(Some(close_code(reason))),
                 incoming = stream.next() => {
                     let frame = match incoming {
                         Some(Ok(frame)) => frame,
@@ -225,7 +222,8 @@ impl Connection<'_> {
                     }
                 }
                 queued = membership.queue.recv() => {
-                    let Some(first) = queued else { return Ok(None) };
+                    // The hub dropped the queue: it is closing this connection.
+                    let Some(first) = queued else { return Ok(Some(close_code((&mut membership.closed).await))) };
                     let (sink, queue) = (&mut self.sink, &mut membership.queue);
                     within(self.write_timeout, async {
                         let mut next = Some(first);
@@ -318,6 +316,14 @@ impl Connection<'_> {
 /// Runs one socket write, failing it if it takes longer than `limit`.
 async fn within(limit: Duration, write: impl Future<Output = Result<(), axum::Error>>) -> Result<(), axum::Error> {
     tokio::time::timeout(limit, write).await.map_err(|_| axum::Error::new("socket write timed out"))?
+}
+
+/// The close code and reason for the hub's verdict (or its absence).
+fn close_code(reason: Result<CloseReason, oneshot::error::RecvError>) -> (u16, &'static str) {
+    match reason {
+        Ok(reason) => (reason.code(), reason.text()),
+        Err(_) => (close::GOING_AWAY, "closed"),
+    }
 }
 
 /// Whether a read failed because the frame was over the library's hard

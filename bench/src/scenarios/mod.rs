@@ -1,0 +1,144 @@
+//! The benchmark scenarios. Each starts from a fresh server, sets up what it
+//! needs through the REST API and returns report rows plus an integrity
+//! count (messages lost or duplicated, which must be zero).
+//!
+//! Everything runs on one thread (a current-thread runtime on its own
+//! core), so shared counters are plain `Cell`s.
+
+pub mod fanout;
+pub mod idle;
+pub mod rest;
+pub mod resume;
+pub mod small_rooms;
+pub mod storm;
+
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_util::{Stream, StreamExt};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::api::Api;
+use crate::client::{sent_micros, seq_of, Ws};
+use crate::stats::{Integrity, Latency, SeqCheck};
+
+/// How big a run is: the full benchmark, or the smoke run CI does so the
+/// harness never rots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    Full,
+    Smoke,
+}
+
+impl Size {
+    /// Warm-up before measuring.
+    pub fn warm_up(self) -> Duration {
+        match self {
+            Self::Full => Duration::from_secs(2),
+            Self::Smoke => Duration::from_millis(200),
+        }
+    }
+
+    /// How long a throughput or latency measurement runs.
+    pub fn measure(self) -> Duration {
+        match self {
+            Self::Full => Duration::from_secs(10),
+            Self::Smoke => Duration::from_secs(1),
+        }
+    }
+
+    /// Scales a connection count down for the smoke run.
+    pub fn scale(self, full: usize) -> usize {
+        match self {
+            Self::Full => full,
+            Self::Smoke => (full / 100).max(2),
+        }
+    }
+}
+
+/// What every scenario gets.
+pub struct Ctx {
+    pub api: Api,
+    pub server: SocketAddr,
+    pub epoch: Instant,
+    pub size: Size,
+}
+
+/// Source addresses for client sockets: 127.0.0.2 … so that tens of
+/// thousands of connections do not run out of ephemeral ports.
+pub fn source(n: usize) -> Option<IpAddr> {
+    Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (n % 16) as u8)))
+}
+
+/// Reads a connection until it closes: checks seqs, records latency, counts
+/// deliveries while measuring, and counts closes by the server.
+pub async fn read_messages<S>(
+    mut ws: S,
+    check: Rc<SeqCheck>,
+    latency: Latency,
+    delivered: Rc<Cell<u64>>,
+    closed: Rc<Cell<u64>>,
+) where
+    S: Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    while let Some(frame) = ws.next().await {
+        match frame {
+            Ok(Message::Text(text)) => {
+                let Some(seq) = seq_of(&text) else { continue };
+                check.observe(seq);
+                if latency.measuring.get() {
+                    delivered.set(delivered.get() + 1);
+                    if let Some(sent) = sent_micros(&text) {
+                        latency.record(sent);
+                    }
+                }
+            }
+            Ok(Message::Close(_)) => {
+                closed.set(closed.get() + 1);
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reads frames until the welcome arrives.
+///
+/// # Errors
+///
+/// The connection ends first.
+pub async fn welcome(ws: &mut Ws) -> anyhow::Result<()> {
+    while let Some(frame) = ws.next().await {
+        if let Message::Text(text) = frame? {
+            if text.contains("\"welcome\"") {
+                return Ok(());
+            }
+        }
+    }
+    anyhow::bail!("closed before the welcome")
+}
+
+/// Waits until every check has seen `final_seq`, or `limit` passes, then
+/// counts what is missing as lost.
+pub async fn drain(checks: &[Rc<SeqCheck>], final_seq: u64, limit: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < limit && checks.iter().any(|c| c.last() < final_seq) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for check in checks {
+        check.finish(final_seq);
+    }
+}
+
+/// Sums the checks of a scenario.
+pub fn integrity(scenario: &str, checks: &[Rc<SeqCheck>], closed: u64) -> Integrity {
+    Integrity {
+        scenario: scenario.into(),
+        lost: checks.iter().map(|c| c.lost.get()).sum(),
+        duplicated: checks.iter().map(|c| c.duplicated.get()).sum(),
+        closed_by_server: closed,
+    }
+}

@@ -1,0 +1,119 @@
+//! The server under test: a release `comms` started with a fresh data
+//! folder, pinned to one core when `taskset` is there, with the limits a
+//! load test would otherwise trip over turned off.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+/// A running `comms serve` process.
+pub struct ServerProcess {
+    child: Child,
+    binary: PathBuf,
+    data: TempDir,
+    pid: u32,
+    /// `127.0.0.1:port` it listens on.
+    pub addr: SocketAddr,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn has_taskset() -> bool {
+    std::process::Command::new("taskset").arg("-V").output().is_ok_and(|out| out.status.success())
+}
+
+impl ServerProcess {
+    /// Starts the server and waits until `/healthz` answers.
+    ///
+    /// # Errors
+    ///
+    /// The binary cannot be started or does not become healthy in 30 s.
+    pub async fn start(binary: &Path, core: Option<usize>, queue: usize) -> anyhow::Result<Self> {
+        let data = tempfile::tempdir()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let log = std::fs::File::create(data.path().join("server.log"))?;
+        let mut command = match core.filter(|_| has_taskset()) {
+            Some(core) => {
+                let mut command = Command::new("taskset");
+                command.arg("-c").arg(core.to_string()).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        command
+            .args(["serve", "--addr", &addr.to_string()])
+            .env("COMMS_DATA_DIR", data.path())
+            .env("COMMS_LIMITS__API_REQUESTS_PER_SECOND", "0")
+            .env("COMMS_LIMITS__WS_MESSAGES_PER_SECOND", "0")
+            .env("COMMS_LIMITS__CONNECTION_QUEUE", queue.to_string())
+            .env("COMMS_LOG__FILTER", "warn")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true);
+        let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
+        let pid = child.id().context("the server exited at once")?;
+        let server = Self { child, binary: binary.to_owned(), data, pid, addr };
+        server.wait_healthy().await?;
+        Ok(server)
+    }
+
+    async fn wait_healthy(&self) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            let url = format!("http://{}/healthz", self.addr);
+            if client.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default();
+        bail!("the server did not become healthy; its log:\n{log}")
+    }
+
+    /// Creates an app with the CLI, as an operator would; returns its key.
+    ///
+    /// # Errors
+    ///
+    /// The command fails or prints something unexpected.
+    pub async fn create_app(&self, name: &str) -> anyhow::Result<String> {
+        let output = Command::new(&self.binary)
+            .args(["app", "create", name])
+            .env("COMMS_DATA_DIR", self.data.path())
+            .env("COMMS_LOG__FILTER", "warn")
+            .output()
+            .await?;
+        if !output.status.success() {
+            bail!("comms app create failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let created: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        created["api_key"].as_str().map(str::to_owned).context("no api_key in the output")
+    }
+
+    /// Resident memory of the server process, in KiB.
+    ///
+    /// # Errors
+    ///
+    /// `/proc` cannot be read (not Linux).
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
+        Ok(line.split_whitespace().nth(1).context("no VmRSS value")?.parse()?)
+    }
+
+    /// Stops the server with SIGTERM, as systemd would.
+    pub async fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().await;
+        if tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+}

@@ -34,7 +34,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::telemetry;
 
 /// Opens the configured store and applies migrations.
@@ -88,7 +88,7 @@ impl Application {
             Duration::from_millis(config.auth.key_cache_ttl_ms),
             ChangeMarker::in_data_dir(&config.data_dir),
         ));
-        let state = AppState {
+        let state = AppState::new(Shared {
             api_limiter: Arc::new(ApiRateLimiter::new(config.limits.api_requests_per_second, config.limits.api_burst)),
             config: Arc::new(config),
             service,
@@ -98,7 +98,7 @@ impl Application {
             hub,
             metrics,
             sockets: TaskTracker::new(),
-        };
+        });
         let router = router(state.clone());
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
         Ok(Self { listener, router, state })

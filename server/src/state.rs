@@ -1,5 +1,8 @@
-//! The state every handler receives: a bundle of `Arc`s, cheap to clone.
+//! The state every handler receives: one `Arc` around the shared handles,
+//! so cloning it per request (axum does, for every extractor and
+//! middleware) is a single reference-count increment.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use comms_core::auth::KeyAuthenticator;
@@ -12,9 +15,27 @@ use comms_core::service::Service;
 use comms_core::store::Store;
 use tokio_util::task::TaskTracker;
 
-/// Shared handles of a running server.
+/// A handle to the running server's [`Shared`] state.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps the shared handles.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Shared handles of a running server.
+pub struct Shared {
     /// The effective configuration.
     pub config: Arc<Config>,
     /// Rooms, endpoints, messages and WebSocket sessions.

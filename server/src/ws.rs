@@ -37,7 +37,7 @@ use crate::state::AppState;
 /// Frames written before one flush, at most.
 const WRITE_BATCH: usize = 64;
 /// Socket read buffer: small, so idle connections stay cheap.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 1024;
 /// How long a closing connection waits for the client's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Bytes gathered before a socket write; a flush writes whatever is there.
@@ -179,7 +179,10 @@ impl Connection<'_> {
         frames.push(text_frame(&welcome));
         frames.extend(backlog.iter().map(|message| shared_frame(&message.frame)));
         drop(backlog);
-        self.write_all(frames).await?;
+        // Boxed, like every other write below: an idle connection's task
+        // then holds only the small waiting state, not the largest future it
+        // ever awaits (see docs/performance.md).
+        Box::pin(self.write_all(frames)).await?;
 
         let ping_every = Duration::from_secs(self.state.config.websocket.ping_interval_secs);
         let idle_timeout = Duration::from_secs(self.state.config.websocket.idle_timeout_secs);
@@ -204,7 +207,7 @@ impl Connection<'_> {
                         Some(Err(_)) | None => return Ok(None),
                     };
                     last_heard = Instant::now();
-                    match self.on_frame(frame).await? {
+                    match Box::pin(self.on_frame(frame)).await? {
                         Next::Continue => {}
                         Next::Close(code, text) => return Ok(Some((code, text))),
                         Next::Gone => return Ok(None),
@@ -218,14 +221,14 @@ impl Connection<'_> {
                     // Half an interval, so a tick landing just short of a
                     // full interval of silence still pings.
                     if silent >= ping_every / 2 {
-                        within(self.write_timeout, self.sink.send(WsMessage::Ping(Default::default()))).await?;
+                        Box::pin(within(self.write_timeout, self.sink.send(WsMessage::Ping(Default::default())))).await?;
                     }
                 }
                 queued = membership.queue.recv() => {
                     // The hub dropped the queue: it is closing this connection.
                     let Some(first) = queued else { return Ok(Some(close_code((&mut membership.closed).await))) };
                     let (sink, queue) = (&mut self.sink, &mut membership.queue);
-                    within(self.write_timeout, async {
+                    Box::pin(within(self.write_timeout, async {
                         let mut next = Some(first);
                         let mut written = 0;
                         while let Some(message) = next.take() {
@@ -238,7 +241,7 @@ impl Connection<'_> {
                             }
                         }
                         sink.flush().await
-                    })
+                    }))
                     .await?;
                 }
             }

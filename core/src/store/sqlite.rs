@@ -21,10 +21,17 @@ use crate::time::now_ms;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
-/// A pool of connections to one SQLite file.
+/// Connections to one SQLite file: a pool for reads, and a single
+/// connection for writes.
+///
+/// SQLite lets one writer in at a time. With writes spread over a pool, the
+/// others would wait on the file lock (sleeping and retrying in the busy
+/// handler); funnelled through one connection they wait in an async queue
+/// instead and commit back to back. Readers never wait for it (WAL mode).
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    reader: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -49,9 +56,10 @@ impl SqliteStore {
                 std::fs::create_dir_all(parent)?;
             }
         }
-        let pool = SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await?;
+        Ok(Self { reader, writer })
     }
 }
 
@@ -120,13 +128,13 @@ const ENDPOINT_COLUMNS: &str =
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
 
     async fn create_app(&self, name: &AppName, status: AppStatus, key: ApiKeyHash) -> Result<AppRecord, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let row = sqlx::query(
             "INSERT INTO apps (name, status, created_at) VALUES (?, ?, ?) \
              RETURNING id, name, status, owner_id, created_at",
@@ -151,7 +159,7 @@ impl Store for SqliteStore {
     async fn app_by_name(&self, name: &AppName) -> Result<Option<AppRecord>, StoreError> {
         let row = sqlx::query("SELECT id, name, status, owner_id, created_at FROM apps WHERE name = ?")
             .bind(name.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(app_from).transpose()
     }
@@ -163,7 +171,7 @@ impl Store for SqliteStore {
                (SELECT COUNT(*) FROM rooms r WHERE r.app_id = a.id) AS rooms \
              FROM apps a ORDER BY a.id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.iter()
             .map(|row| {
@@ -180,14 +188,14 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE apps SET status = ? WHERE id = ?")
             .bind(status.as_str())
             .bind(app_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
 
     async fn replace_api_keys(&self, app_id: i64, new: ApiKeyHash) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE app_id = ? AND revoked_at IS NULL")
             .bind(now)
             .bind(app_id)
@@ -210,7 +218,7 @@ impl Store for SqliteStore {
              WHERE k.key_hash = ? AND k.revoked_at IS NULL",
         )
         .bind(key.to_hex())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         row.as_ref().map(app_from).transpose()
     }
@@ -223,7 +231,7 @@ impl Store for SqliteStore {
         .bind(app_id)
         .bind(name.as_str())
         .bind(now_ms())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(conflict_or)?;
         room_from(&row)
@@ -233,7 +241,7 @@ impl Store for SqliteStore {
         let row = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.app_id = ? AND r.name = ?"))
             .bind(app_id)
             .bind(name.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(room_from).transpose()
     }
@@ -241,7 +249,7 @@ impl Store for SqliteStore {
     async fn list_rooms(&self, app_id: i64) -> Result<Vec<RoomRecord>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.app_id = ? ORDER BY r.id"))
             .bind(app_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?;
         rows.iter().map(room_from).collect()
     }
@@ -250,7 +258,7 @@ impl Store for SqliteStore {
         let row = sqlx::query("DELETE FROM rooms WHERE app_id = ? AND name = ? RETURNING id")
             .bind(app_id)
             .bind(name.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         Ok(row.map(|row| row.try_get("id")).transpose()?)
     }
@@ -268,7 +276,7 @@ impl Store for SqliteStore {
         .bind(new.permission.as_str())
         .bind(&new.meta)
         .bind(now_ms())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(conflict_or)?;
         endpoint_from(&row)
@@ -280,7 +288,7 @@ impl Store for SqliteStore {
              WHERE e.room_id = ? ORDER BY e.id"
         ))
         .bind(room_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.iter().map(endpoint_from).collect()
     }
@@ -289,7 +297,7 @@ impl Store for SqliteStore {
         let row = sqlx::query("DELETE FROM endpoints WHERE room_id = ? AND code = ? RETURNING id")
             .bind(room_id)
             .bind(code)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         Ok(row.map(|row| row.try_get("id")).transpose()?)
     }
@@ -301,7 +309,7 @@ impl Store for SqliteStore {
              WHERE e.code = ?"
         ))
         .bind(code)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let status: String = row.try_get("app_status")?;
@@ -314,7 +322,7 @@ impl Store for SqliteStore {
 
     async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError> {
         let mut newest: BTreeMap<i64, u64> = BTreeMap::new();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         for message in batch {
             // A seq is never handed out twice, so a conflict can only be a
             // retry of a batch whose commit succeeded but was not confirmed;
@@ -343,11 +351,15 @@ impl Store for SqliteStore {
                 .bind(room_id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM messages WHERE room_id = ? AND seq <= ?")
-                .bind(room_id)
-                .bind(last_seq as i64 - keep_per_room as i64)
-                .execute(&mut *tx)
-                .await?;
+            // Until a room has more messages than it keeps there is nothing
+            // to drop, and most batches touch many young rooms.
+            if last_seq > keep_per_room as u64 {
+                sqlx::query("DELETE FROM messages WHERE room_id = ? AND seq <= ?")
+                    .bind(room_id)
+                    .bind((last_seq - keep_per_room as u64) as i64)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -356,7 +368,7 @@ impl Store for SqliteStore {
     async fn load_history(&self, room_id: i64, limit: usize, since_ms: i64) -> Result<Option<RoomHistory>, StoreError> {
         let last_seq: Option<i64> = sqlx::query_scalar("SELECT MAX(last_seq, reserved_seq) FROM rooms WHERE id = ?")
             .bind(room_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         let Some(last_seq) = last_seq else { return Ok(None) };
         let rows = sqlx::query(
@@ -366,7 +378,7 @@ impl Store for SqliteStore {
         .bind(room_id)
         .bind(since_ms)
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         let mut messages = rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?;
         messages.reverse();
@@ -374,7 +386,8 @@ impl Store for SqliteStore {
     }
 
     async fn prune_history(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM messages WHERE created_at < ?").bind(before_ms).execute(&self.pool).await?;
+        let done =
+            sqlx::query("DELETE FROM messages WHERE created_at < ?").bind(before_ms).execute(&self.writer).await?;
         Ok(done.rows_affected())
     }
 
@@ -382,7 +395,7 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE rooms SET reserved_seq = MAX(reserved_seq, ?) WHERE id = ?")
             .bind(up_to as i64)
             .bind(room_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -391,7 +404,7 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE rooms SET reserved_seq = last_seq WHERE id = ? AND last_seq = ?")
             .bind(room_id)
             .bind(last_seq as i64)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

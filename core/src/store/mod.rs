@@ -186,6 +186,9 @@ pub enum StoreError {
     /// The data folder could not be created.
     #[error("data folder: {0}")]
     DataDir(#[from] std::io::Error),
+    /// The store is shutting down.
+    #[error("the store is closed")]
+    Closed,
     /// A stored value is not one this version understands.
     #[error("corrupt row: {0}")]
     Corrupt(String),

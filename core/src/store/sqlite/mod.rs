@@ -19,6 +19,10 @@ use crate::names::{AppName, RoomName};
 use crate::secrets::ApiKeyHash;
 use crate::time::now_ms;
 
+mod room_batch;
+
+use room_batch::RoomBatcher;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 /// Connections to one SQLite file: a pool for reads, and a single
@@ -32,6 +36,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    rooms: RoomBatcher,
 }
 
 impl SqliteStore {
@@ -59,7 +64,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await?;
-        Ok(Self { reader, writer })
+        Ok(Self { reader, rooms: RoomBatcher::spawn(writer.clone()), writer })
     }
 }
 
@@ -224,17 +229,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_room(&self, app_id: i64, name: &RoomName) -> Result<RoomRecord, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO rooms (app_id, name, created_at) VALUES (?, ?, ?) \
-             RETURNING id, app_id, name, created_at, 0 AS endpoint_count",
-        )
-        .bind(app_id)
-        .bind(name.as_str())
-        .bind(now_ms())
-        .fetch_one(&self.writer)
-        .await
-        .map_err(conflict_or)?;
-        room_from(&row)
+        self.rooms.create(app_id, name.as_str().to_owned()).await
     }
 
     async fn room(&self, app_id: i64, name: &RoomName) -> Result<Option<RoomRecord>, StoreError> {
@@ -448,6 +443,27 @@ mod tests {
         store.create_room(a.id, &lobby).await.unwrap();
         store.create_room(b.id, &lobby).await.unwrap();
         assert!(matches!(store.create_room(a.id, &lobby).await, Err(StoreError::Conflict)));
+    }
+
+    #[tokio::test]
+    async fn concurrent_room_creations_each_get_their_own_answer() {
+        let (_dir, store) = store().await;
+        let a = app(&store, "a").await;
+        let b = app(&store, "b").await;
+        let names = ["x", "y", "x", "z", "x", "y"].map(|n| RoomName::parse(n).unwrap());
+        let creations = names.iter().map(|name| store.create_room(a.id, name));
+        let results = futures_util::future::join_all(creations).await;
+        let created: Vec<bool> = results.iter().map(Result::is_ok).collect();
+        assert_eq!(created, [true, true, false, true, false, false], "the first of each name wins");
+        assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::Conflict))));
+        assert_eq!(store.create_room(b.id, &names[0]).await.unwrap().name, "x", "per app");
+
+        // A batch that fails as a whole (an unknown app breaks the foreign
+        // key) still answers each request on its own.
+        let w = RoomName::parse("w").unwrap();
+        let (ok, missing) = tokio::join!(store.create_room(a.id, &w), store.create_room(9999, &w));
+        assert_eq!(ok.unwrap().name, "w");
+        assert!(matches!(missing, Err(StoreError::ParentMissing)));
     }
 
     #[tokio::test]

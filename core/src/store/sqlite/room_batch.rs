@@ -1,0 +1,115 @@
+//! Group commit for room creation.
+//!
+//! Every statement sqlx runs on SQLite is a round trip to the connection's
+//! worker thread, and every autocommitted insert is its own WAL commit. When
+//! many rooms are created at once, the task here takes all pending requests
+//! and inserts them with one multi-row statement: one round trip and one
+//! commit for the whole batch. `ON CONFLICT DO NOTHING` keeps one taken name
+//! from failing its neighbours; a request whose row is not returned was a
+//! conflict. If the statement fails as a whole, each request is retried on
+//! its own so each gets its own answer.
+
+use std::collections::HashMap;
+
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{conflict_or, room_from};
+use crate::store::{RoomRecord, StoreError};
+use crate::time::now_ms;
+
+/// Requests folded into one statement, at most (3 parameters each, far
+/// under SQLite's limit).
+const MAX_BATCH: usize = 256;
+
+struct Request {
+    app_id: i64,
+    name: String,
+    reply: oneshot::Sender<Result<RoomRecord, StoreError>>,
+}
+
+/// Handle to the batching task; clones share it.
+#[derive(Clone)]
+pub(super) struct RoomBatcher {
+    requests: mpsc::Sender<Request>,
+}
+
+impl RoomBatcher {
+    /// Starts the task, writing through `writer`.
+    pub(super) fn spawn(writer: SqlitePool) -> Self {
+        let (requests, receiver) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(writer, receiver));
+        Self { requests }
+    }
+
+    /// Creates a room, together with whatever other creations are pending.
+    pub(super) async fn create(&self, app_id: i64, name: String) -> Result<RoomRecord, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(Request { app_id, name, reply }).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn run(writer: SqlitePool, mut requests: mpsc::Receiver<Request>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = requests.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        match insert_all(&writer, &batch).await {
+            Ok(mut created) => {
+                for request in batch.drain(..) {
+                    // The first request for a name gets the row; any other
+                    // (or one that lost to an existing room) is a conflict.
+                    let result = created.remove(&(request.app_id, request.name)).ok_or(StoreError::Conflict);
+                    let _ = request.reply.send(result);
+                }
+            }
+            Err(_) => {
+                for request in batch.drain(..) {
+                    let result = insert_one(&writer, request.app_id, &request.name).await;
+                    let _ = request.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+async fn insert_all(writer: &SqlitePool, batch: &[Request]) -> Result<HashMap<(i64, String), RoomRecord>, StoreError> {
+    let values = vec!["(?, ?, ?)"; batch.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO rooms (app_id, name, created_at) VALUES {values} \
+         ON CONFLICT (app_id, name) DO NOTHING \
+         RETURNING id, app_id, name, created_at, 0 AS endpoint_count"
+    );
+    let now = now_ms();
+    let mut query = sqlx::query(&sql);
+    for request in batch {
+        query = query.bind(request.app_id).bind(&request.name).bind(now);
+    }
+    let rows = query.fetch_all(writer).await?;
+    rows.iter()
+        .map(|row| {
+            let room = room_from(row)?;
+            Ok(((room.app_id, room.name.clone()), room))
+        })
+        .collect()
+}
+
+async fn insert_one(writer: &SqlitePool, app_id: i64, name: &str) -> Result<RoomRecord, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO rooms (app_id, name, created_at) VALUES (?, ?, ?) \
+         RETURNING id, app_id, name, created_at, 0 AS endpoint_count",
+    )
+    .bind(app_id)
+    .bind(name)
+    .bind(now_ms())
+    .fetch_one(writer)
+    .await
+    .map_err(conflict_or)?;
+    room_from(&row)
+}

@@ -3,7 +3,10 @@
 //! no allocation per message.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::LazyLock;
 use std::time::Instant;
+
+use memchr::memmem::Finder;
 
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -43,23 +46,35 @@ pub fn timed_frame(epoch: Instant) -> String {
     format!("{{\"message\":\"{stamp}{}\"}}", "x".repeat(PAYLOAD_BYTES - 2 - stamp.len()))
 }
 
-/// The seq of a server `message` frame, if it is one.
+/// Finds `"seq":` in a frame; built once (a SIMD substring search).
+static SEQ_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"seq\":"));
+
+/// The seq of a server `message` frame, if it is one (the welcome has
+/// `last_seq` and `first_seq`, never `"seq":`).
 pub fn seq_of(frame: &str) -> Option<u64> {
-    const KEY: &str = "\"seq\":";
-    let start = frame.find(KEY)? + KEY.len();
-    digits(&frame[start..])
+    let bytes = frame.as_bytes();
+    let start = SEQ_KEY.find(bytes)? + SEQ_KEY.needle().len();
+    digits(&bytes[start..])
 }
 
 /// The send time (µs since the epoch) carried in a timed frame's payload.
+/// The server writes the payload last, so it sits at a fixed distance from
+/// the end: `…"message":"<20 digits><padding>"}`.
 pub fn sent_micros(frame: &str) -> Option<u64> {
-    const KEY: &str = "\"message\":\"";
-    let start = frame.rfind(KEY)? + KEY.len();
-    digits(&frame[start..])
+    let bytes = frame.as_bytes();
+    let quote = bytes.len().checked_sub(PAYLOAD_BYTES + 1)?;
+    if bytes[quote] != b'"' || !bytes.ends_with(b"\"}") {
+        return None;
+    }
+    digits(&bytes[quote + 1..])
 }
 
-fn digits(text: &str) -> Option<u64> {
-    let end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    text[..end].parse().ok()
+fn digits(bytes: &[u8]) -> Option<u64> {
+    let count = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    if count == 0 || count > 20 {
+        return None;
+    }
+    bytes[..count].iter().try_fold(0u64, |n, b| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
 }
 
 #[cfg(test)]

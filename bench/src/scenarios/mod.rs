@@ -90,8 +90,10 @@ pub async fn read_messages<S>(
                 check.observe(seq);
                 if latency.measuring.get() {
                     delivered.set(delivered.get() + 1);
-                    if let Some(sent) = sent_micros(&text) {
-                        latency.record(sent);
+                    if check.received.get() % latency.sample_every == 0 {
+                        if let Some(sent) = sent_micros(&text) {
+                            latency.record(sent);
+                        }
                     }
                 }
             }

@@ -90,7 +90,7 @@ pub async fn read_messages<S>(
                 check.observe(seq);
                 if latency.measuring.get() {
                     delivered.set(delivered.get() + 1);
-                    if check.received.get() % latency.sample_every == 0 {
+                    if check.received.get().is_multiple_of(latency.sample_every) {
                         if let Some(sent) = sent_micros(&text) {
                             latency.record(sent);
                         }

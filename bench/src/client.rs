@@ -7,7 +7,6 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use memchr::memmem::Finder;
-
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
@@ -55,6 +54,13 @@ pub fn seq_of(frame: &str) -> Option<u64> {
     let bytes = frame.as_bytes();
     let start = SEQ_KEY.find(bytes)? + SEQ_KEY.needle().len();
     digits(&bytes[start..])
+}
+
+/// The `last_seq` of a welcome frame.
+pub fn last_seq_of(frame: &str) -> Option<u64> {
+    const KEY: &str = "\"last_seq\":";
+    let start = frame.find(KEY)? + KEY.len();
+    digits(&frame.as_bytes()[start..])
 }
 
 /// The send time (µs since the epoch) carried in a timed frame's payload.

@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -17,7 +17,7 @@ pub struct Latency {
     pub measuring: Rc<Cell<bool>>,
     epoch: Instant,
     /// Every how many deliveries a connection samples its latency. Reading
-    /// the clock is a tenth of the load generator's work at millions of
+    /// the clock was 7 % of the load generator's work at millions of
     /// deliveries a second; a sample of them gives the same percentiles.
     pub sample_every: u64,
 }
@@ -43,16 +43,29 @@ impl Latency {
         }
     }
 
-    /// The latency at a percentile, in milliseconds.
-    pub fn percentile_ms(&self, percentile: f64) -> f64 {
-        self.histogram.borrow().value_at_percentile(percentile) as f64 / 1000.0
+    /// Rows for the p50, p99 and p99.9 latencies, the p99 checked against
+    /// `p99_target`.
+    ///
+    /// # Errors
+    ///
+    /// No sample was taken: the frames did not carry what the harness reads,
+    /// and an empty histogram must not pass for a fast one.
+    pub fn rows(&self, scenario: &str, p99_target: Option<Target>) -> anyhow::Result<Vec<Row>> {
+        let histogram = self.histogram.borrow();
+        anyhow::ensure!(!histogram.is_empty(), "{scenario}: no latency samples were taken");
+        let ms = |percentile| histogram.value_at_percentile(percentile) as f64 / 1000.0;
+        Ok(vec![
+            Row::new(scenario, "latency p50", ms(50.0), "ms", None),
+            Row::new(scenario, "latency p99", ms(99.0), "ms", p99_target),
+            Row::new(scenario, "latency p99.9", ms(99.9), "ms", None),
+        ])
     }
 }
 
-/// Checks one connection's seqs: each must be the previous plus one.
-#[derive(Default)]
+/// Checks one connection's seqs: each must be the previous plus one,
+/// starting right after the seq the connection joined at.
 pub struct SeqCheck {
-    last: Cell<Option<u64>>,
+    last: Cell<u64>,
     /// Seqs skipped.
     pub lost: Cell<u64>,
     /// Seqs seen again or out of order.
@@ -62,51 +75,60 @@ pub struct SeqCheck {
 }
 
 impl SeqCheck {
+    /// A check for a connection that must receive every seq after `seq`
+    /// (the welcome's `last_seq`, or the `after_seq` it resumed from).
+    pub fn after(seq: u64) -> Self {
+        Self { last: Cell::new(seq), lost: Cell::default(), duplicated: Cell::default(), received: Cell::default() }
+    }
+
     /// Takes the next seq seen on the connection.
     pub fn observe(&self, seq: u64) {
         self.received.set(self.received.get() + 1);
-        match self.last.get() {
-            Some(last) if seq <= last => self.duplicated.set(self.duplicated.get() + 1),
-            Some(last) => {
-                self.lost.set(self.lost.get() + (seq - last - 1));
-                self.last.set(Some(seq));
-            }
-            None => self.last.set(Some(seq)),
+        let last = self.last.get();
+        if seq <= last {
+            self.duplicated.set(self.duplicated.get() + 1);
+        } else {
+            self.lost.set(self.lost.get() + (seq - last - 1));
+            self.last.set(seq);
         }
     }
 
     /// The last seq seen.
     pub fn last(&self) -> u64 {
-        self.last.get().unwrap_or(0)
+        self.last.get()
     }
 
     /// Counts everything after the last seen seq up to `final_seq` as lost.
     pub fn finish(&self, final_seq: u64) {
-        if let Some(last) = self.last.get() {
-            self.lost.set(self.lost.get() + final_seq.saturating_sub(last));
-        } else if final_seq > 0 {
-            self.lost.set(self.lost.get() + final_seq);
-        }
+        self.lost.set(self.lost.get() + final_seq.saturating_sub(self.last()));
     }
 }
 
 /// One line of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// Which scenario measured it.
     pub scenario: String,
+    /// What was measured.
     pub metric: String,
+    /// The figure.
     pub value: f64,
+    /// Its unit.
     pub unit: String,
     /// The target, e.g. `>= 2000000` or `<= 2`, when the issue sets one.
     pub target: Option<String>,
+    /// Whether the value meets the target.
     pub meets: Option<bool>,
 }
 
 /// Messages lost or duplicated in one scenario; both must be zero.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Integrity {
+    /// Which scenario counted them.
     pub scenario: String,
+    /// Seqs a connection never received.
     pub lost: u64,
+    /// Seqs a connection received twice or out of order.
     pub duplicated: u64,
     /// Connections the server closed during the run (e.g. 1013, too slow).
     pub closed_by_server: u64,
@@ -115,7 +137,9 @@ pub struct Integrity {
 /// A target: at least or at most a value.
 #[derive(Debug, Clone, Copy)]
 pub enum Target {
+    /// The value must be at least this.
     AtLeast(f64),
+    /// The value must be at most this.
     AtMost(f64),
 }
 
@@ -128,5 +152,27 @@ impl Row {
             None => (None, None),
         };
         Self { scenario: scenario.into(), metric: metric.into(), value, unit: unit.into(), target, meets }
+    }
+}
+
+/// Waits until every check has seen `final_seq`, or `limit` passes, then
+/// counts what is missing as lost.
+pub async fn drain(checks: &[Rc<SeqCheck>], final_seq: u64, limit: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < limit && checks.iter().any(|c| c.last() < final_seq) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for check in checks {
+        check.finish(final_seq);
+    }
+}
+
+/// Sums the checks of a scenario.
+pub fn integrity(scenario: &str, checks: &[Rc<SeqCheck>], closed: u64) -> Integrity {
+    Integrity {
+        scenario: scenario.into(),
+        lost: checks.iter().map(|c| c.lost.get()).sum(),
+        duplicated: checks.iter().map(|c| c.duplicated.get()).sum(),
+        closed_by_server: closed,
     }
 }

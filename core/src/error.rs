@@ -73,7 +73,7 @@ impl From<StoreError> for ServiceError {
         match err {
             StoreError::Conflict => Self::Conflict("already exists".into()),
             StoreError::ParentMissing => Self::NotFound("the room does not exist".into()),
-            StoreError::Closed => Self::Unavailable("the server is shutting down, retry elsewhere".into()),
+            StoreError::Unavailable => Self::Unavailable("the database is unavailable, retry later".into()),
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
                 Self::Unavailable("the database is unavailable, retry later".into())
             }

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use comms_core::error::ServiceError;
-use comms_core::hub::CloseReason;
+use comms_core::hub::{CloseReason, Membership};
 use comms_core::limits::ConnectionRateLimiter;
 use comms_core::session::{JoinError, JoinTicket, Session};
 use comms_protocol::ws::{close, ClientFrame, ServerFrame};
@@ -179,9 +179,9 @@ impl Connection<'_> {
         frames.push(text_frame(&welcome));
         frames.extend(backlog.iter().map(|message| shared_frame(&message.frame)));
         drop(backlog);
-        // Boxed, like every other write below: an idle connection's task
-        // then holds only the small waiting state, not the largest future it
-        // ever awaits (see docs/performance.md).
+        // Boxed, like the other rare awaits below: an idle connection's
+        // task then holds only its small waiting state, not the largest
+        // future it ever awaits (see docs/performance.md).
         Box::pin(self.write_all(frames)).await?;
 
         let ping_every = Duration::from_secs(self.state.config.websocket.ping_interval_secs);
@@ -193,8 +193,9 @@ impl Connection<'_> {
         loop {
             // No `biased`: select picks among ready branches at random, so
             // neither a busy room nor a fast-sending client starves the other
-            // direction. A close still ends the loop at once: the hub drops
-            // the queue's sender together with firing `closed`.
+            // direction. So a closed connection may be picked for another
+            // branch first: those branches check `closed` before acting, so
+            // a deleted endpoint can neither publish nor be sent more.
             tokio::select! {
                 reason = &mut membership.closed => return Ok(Some(close_code(reason))),
                 incoming = stream.next() => {
@@ -206,6 +207,9 @@ impl Connection<'_> {
                         }
                         Some(Err(_)) | None => return Ok(None),
                     };
+                    if let Some(verdict) = closed_now(&mut membership) {
+                        return Ok(Some(verdict));
+                    }
                     last_heard = Instant::now();
                     match Box::pin(self.on_frame(frame)).await? {
                         Next::Continue => {}
@@ -227,8 +231,13 @@ impl Connection<'_> {
                 queued = membership.queue.recv() => {
                     // The hub dropped the queue: it is closing this connection.
                     let Some(first) = queued else { return Ok(Some(close_code((&mut membership.closed).await))) };
+                    if let Some(verdict) = closed_now(&mut membership) {
+                        return Ok(Some(verdict));
+                    }
+                    // Not boxed, unlike the rarer writes: this is the fan-out
+                    // path, woken for every delivery.
                     let (sink, queue) = (&mut self.sink, &mut membership.queue);
-                    Box::pin(within(self.write_timeout, async {
+                    within(self.write_timeout, async {
                         let mut next = Some(first);
                         let mut written = 0;
                         while let Some(message) = next.take() {
@@ -241,7 +250,7 @@ impl Connection<'_> {
                             }
                         }
                         sink.flush().await
-                    }))
+                    })
                     .await?;
                 }
             }
@@ -319,6 +328,15 @@ impl Connection<'_> {
 /// Runs one socket write, failing it if it takes longer than `limit`.
 async fn within(limit: Duration, write: impl Future<Output = Result<(), axum::Error>>) -> Result<(), axum::Error> {
     tokio::time::timeout(limit, write).await.map_err(|_| axum::Error::new("socket write timed out"))?
+}
+
+/// The hub's verdict if it has closed the connection already.
+fn closed_now(membership: &mut Membership) -> Option<(u16, &'static str)> {
+    match membership.closed.try_recv() {
+        Ok(reason) => Some((reason.code(), reason.text())),
+        Err(oneshot::error::TryRecvError::Closed) => Some((close::GOING_AWAY, "closed")),
+        Err(oneshot::error::TryRecvError::Empty) => None,
+    }
 }
 
 /// The close code and reason for the hub's verdict (or its absence).

@@ -12,9 +12,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{drain, integrity, read_messages, source, welcome, Ctx};
+use super::{read_messages, source, welcome, Ctx};
 use crate::client::{connect, seq_of, timed_frame};
-use crate::stats::{Integrity, Latency, Row, SeqCheck, Target};
+use crate::stats::{drain, integrity, Integrity, Latency, Row, SeqCheck, Target};
 
 /// Messages the publisher may be ahead of the slowest subscriber.
 const WINDOW: u64 = 256;
@@ -47,16 +47,16 @@ pub async fn run(ctx: &Ctx, name: &str, subscribers: usize, pace: Pace) -> anyho
     let mut checks = Vec::with_capacity(subscribers);
     for n in 0..subscribers {
         let mut ws = connect(&reader_url, ctx.server, source(n)).await?;
-        welcome(&mut ws).await?;
-        let check = Rc::new(SeqCheck::default());
+        let joined_at = welcome(&mut ws).await?;
+        let check = Rc::new(SeqCheck::after(joined_at));
         checks.push(Rc::clone(&check));
         tokio::task::spawn_local(read_messages(ws, check, latency.clone(), Rc::clone(&delivered), Rc::clone(&closed)));
     }
 
     let mut publisher = connect(&writer_url, ctx.server, source(subscribers)).await?;
-    welcome(&mut publisher).await?;
+    let publisher_joined_at = welcome(&mut publisher).await?;
     let (mut sink, mut echoes) = publisher.split();
-    let echo_check = Rc::new(SeqCheck::default());
+    let echo_check = Rc::new(SeqCheck::after(publisher_joined_at));
     let echo = Rc::clone(&echo_check);
     tokio::task::spawn_local(async move {
         while let Some(Ok(frame)) = echoes.next().await {
@@ -121,8 +121,6 @@ pub async fn run(ctx: &Ctx, name: &str, subscribers: usize, pace: Pace) -> anyho
         rows.push(Row::new(name, "deliveries per second", delivered.get() as f64 / seconds, "msg/s", None));
     }
     let p99_target = matches!(pace, Pace::PerSecond(_)).then_some(Target::AtMost(10.0));
-    rows.push(Row::new(name, "latency p50", latency.percentile_ms(50.0), "ms", None));
-    rows.push(Row::new(name, "latency p99", latency.percentile_ms(99.0), "ms", p99_target));
-    rows.push(Row::new(name, "latency p99.9", latency.percentile_ms(99.9), "ms", None));
+    rows.extend(latency.rows(name, p99_target)?);
     Ok((rows, integrity(name, &checks, closed.get())))
 }

@@ -17,18 +17,21 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use futures_util::{Stream, StreamExt};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::api::Api;
-use crate::client::{sent_micros, seq_of, Ws};
-use crate::stats::{Integrity, Latency, SeqCheck};
+use crate::client::{last_seq_of, sent_micros, seq_of, Ws};
+use crate::stats::{Latency, SeqCheck};
 
 /// How big a run is: the full benchmark, or the smoke run CI does so the
 /// harness never rots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
+    /// The real benchmark: thousands of connections, 10 s per measurement.
     Full,
+    /// A hundredth of the connections, 1 s per measurement.
     Smoke,
 }
 
@@ -60,9 +63,13 @@ impl Size {
 
 /// What every scenario gets.
 pub struct Ctx {
+    /// REST client with the bench app's key.
     pub api: Api,
+    /// Where the server listens.
     pub server: SocketAddr,
+    /// Time zero of the send stamps in payloads.
     pub epoch: Instant,
+    /// Full run or smoke run.
     pub size: Size,
 }
 
@@ -107,40 +114,19 @@ pub async fn read_messages<S>(
     }
 }
 
-/// Reads frames until the welcome arrives.
+/// Reads frames until the welcome arrives; returns its `last_seq`, after
+/// which every message of the room must reach this connection.
 ///
 /// # Errors
 ///
-/// The connection ends first.
-pub async fn welcome(ws: &mut Ws) -> anyhow::Result<()> {
+/// The connection ends first, or the welcome has no `last_seq`.
+pub async fn welcome(ws: &mut Ws) -> anyhow::Result<u64> {
     while let Some(frame) = ws.next().await {
         if let Message::Text(text) = frame? {
             if text.contains("\"welcome\"") {
-                return Ok(());
+                return last_seq_of(&text).context("a welcome without last_seq");
             }
         }
     }
     anyhow::bail!("closed before the welcome")
-}
-
-/// Waits until every check has seen `final_seq`, or `limit` passes, then
-/// counts what is missing as lost.
-pub async fn drain(checks: &[Rc<SeqCheck>], final_seq: u64, limit: Duration) {
-    let started = Instant::now();
-    while started.elapsed() < limit && checks.iter().any(|c| c.last() < final_seq) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for check in checks {
-        check.finish(final_seq);
-    }
-}
-
-/// Sums the checks of a scenario.
-pub fn integrity(scenario: &str, checks: &[Rc<SeqCheck>], closed: u64) -> Integrity {
-    Integrity {
-        scenario: scenario.into(),
-        lost: checks.iter().map(|c| c.lost.get()).sum(),
-        duplicated: checks.iter().map(|c| c.duplicated.get()).sum(),
-        closed_by_server: closed,
-    }
 }

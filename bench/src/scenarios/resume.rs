@@ -42,7 +42,7 @@ pub async fn run(ctx: &Ctx, backlog: u64, rounds: usize) -> anyhow::Result<(Vec<
         let started = Instant::now();
         let url = format!("{reader}?after_seq=0");
         let mut client = connect(&url, ctx.server, source(round + 1)).await?;
-        let check = Rc::new(SeqCheck::default());
+        let check = Rc::new(SeqCheck::after(0));
         while check.last() < backlog {
             match tokio::time::timeout(Duration::from_secs(10), client.next()).await? {
                 Some(Ok(Message::Text(text))) => {
@@ -61,5 +61,5 @@ pub async fn run(ctx: &Ctx, backlog: u64, rounds: usize) -> anyhow::Result<(Vec<
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let rows = vec![Row::new(&name, "time to catch up (median)", median, "ms", None)];
-    Ok((rows, super::integrity(&name, &checks, 0)))
+    Ok((rows, crate::stats::integrity(&name, &checks, 0)))
 }

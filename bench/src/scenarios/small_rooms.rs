@@ -8,9 +8,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{drain, integrity, read_messages, source, welcome, Ctx};
+use super::{read_messages, source, welcome, Ctx};
 use crate::client::{connect, timed_frame};
-use crate::stats::{Integrity, Latency, Row, SeqCheck, Target};
+use crate::stats::{drain, integrity, Integrity, Latency, Row, SeqCheck, Target};
 
 const PER_SECOND: u32 = 10;
 
@@ -36,9 +36,9 @@ pub async fn run(ctx: &Ctx, rooms: usize) -> anyhow::Result<(Vec<Row>, Integrity
         for side in 0..2 {
             let url = ctx.api.create_endpoint(&room_name, "read_and_write").await?;
             let mut ws = connect(&url, ctx.server, source(room * 2 + side)).await?;
-            welcome(&mut ws).await?;
+            let joined_at = welcome(&mut ws).await?;
             let (mut sink, stream) = ws.split();
-            let check = Rc::new(SeqCheck::default());
+            let check = Rc::new(SeqCheck::after(joined_at));
             checks.push(Rc::clone(&check));
             tokio::task::spawn_local(read_messages(
                 stream,
@@ -74,11 +74,7 @@ pub async fn run(ctx: &Ctx, rooms: usize) -> anyhow::Result<(Vec<Row>, Integrity
         drain(&checks[room * 2..room * 2 + 2], sent.get(), Duration::from_secs(10)).await;
     }
     let seconds = ctx.size.measure().as_secs_f64();
-    let rows = vec![
-        Row::new(&name, "deliveries per second", delivered.get() as f64 / seconds, "msg/s", None),
-        Row::new(&name, "latency p50", latency.percentile_ms(50.0), "ms", None),
-        Row::new(&name, "latency p99", latency.percentile_ms(99.0), "ms", Some(Target::AtMost(2.0))),
-        Row::new(&name, "latency p99.9", latency.percentile_ms(99.9), "ms", None),
-    ];
+    let mut rows = vec![Row::new(&name, "deliveries per second", delivered.get() as f64 / seconds, "msg/s", None)];
+    rows.extend(latency.rows(&name, Some(Target::AtMost(2.0)))?);
     Ok((rows, integrity(&name, &checks, closed.get())))
 }

@@ -186,9 +186,13 @@ pub enum StoreError {
     /// The data folder could not be created.
     #[error("data folder: {0}")]
     DataDir(#[from] std::io::Error),
-    /// The store is shutting down.
-    #[error("the store is closed")]
-    Closed,
+    /// A write shared with other requests (a group commit) failed; the
+    /// log has the cause.
+    #[error("a grouped write failed")]
+    BatchFailed,
+    /// A write shared with other requests could not reach the database.
+    #[error("the database is unavailable")]
+    Unavailable,
     /// A stored value is not one this version understands.
     #[error("corrupt row: {0}")]
     Corrupt(String),

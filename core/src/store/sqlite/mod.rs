@@ -63,7 +63,10 @@ impl SqliteStore {
         }
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         MIGRATOR.run(&writer).await?;
-        let reader = SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options.pragma("query_only", "ON"))
+            .await?;
         Ok(Self { reader, rooms: RoomBatcher::spawn(writer.clone()), writer })
     }
 }
@@ -134,6 +137,7 @@ const ENDPOINT_COLUMNS: &str =
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
+        sqlx::query("SELECT 1").execute(&self.writer).await?;
         Ok(())
     }
 

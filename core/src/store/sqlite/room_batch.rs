@@ -6,8 +6,9 @@
 //! and inserts them with one multi-row statement: one round trip and one
 //! commit for the whole batch. `ON CONFLICT DO NOTHING` keeps one taken name
 //! from failing its neighbours; a request whose row is not returned was a
-//! conflict. If the statement fails as a whole, each request is retried on
-//! its own so each gets its own answer.
+//! conflict. If the statement breaks a constraint as a whole (a request for
+//! an app that no longer exists), each request is retried on its own so each
+//! gets its own answer; any other failure is every request's failure.
 
 use std::collections::HashMap;
 
@@ -28,7 +29,8 @@ struct Request {
     reply: oneshot::Sender<Result<RoomRecord, StoreError>>,
 }
 
-/// Handle to the batching task; clones share it.
+/// Handle to the batching task; clones share it. The task ends when the
+/// last handle (the last clone of the store) is dropped.
 #[derive(Clone)]
 pub(super) struct RoomBatcher {
     requests: mpsc::Sender<Request>,
@@ -45,8 +47,9 @@ impl RoomBatcher {
     /// Creates a room, together with whatever other creations are pending.
     pub(super) async fn create(&self, app_id: i64, name: String) -> Result<RoomRecord, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(Request { app_id, name, reply }).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        // The task outlives every handle, so these fail only if it panicked.
+        self.requests.send(Request { app_id, name, reply }).await.map_err(|_| StoreError::BatchFailed)?;
+        answer.await.map_err(|_| StoreError::BatchFailed)?
     }
 }
 
@@ -69,10 +72,21 @@ async fn run(writer: SqlitePool, mut requests: mpsc::Receiver<Request>) {
                     let _ = request.reply.send(result);
                 }
             }
-            Err(_) => {
+            Err(StoreError::Database(sqlx::Error::Database(err))) if err.is_foreign_key_violation() => {
                 for request in batch.drain(..) {
                     let result = insert_one(&writer, request.app_id, &request.name).await;
                     let _ = request.reply.send(result);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, rooms = batch.len(), "creating a batch of rooms failed");
+                let unavailable = matches!(
+                    err,
+                    StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+                );
+                for request in batch.drain(..) {
+                    let shared = if unavailable { StoreError::Unavailable } else { StoreError::BatchFailed };
+                    let _ = request.reply.send(Err(shared));
                 }
             }
         }
@@ -87,7 +101,9 @@ async fn insert_all(writer: &SqlitePool, batch: &[Request]) -> Result<HashMap<(i
          RETURNING id, app_id, name, created_at, 0 AS endpoint_count"
     );
     let now = now_ms();
-    let mut query = sqlx::query(&sql);
+    // Not kept prepared: batch sizes vary, and each size would take a slot in
+    // the writer connection's statement cache from the hot statements.
+    let mut query = sqlx::query(&sql).persistent(false);
     for request in batch {
         query = query.bind(request.app_id).bind(&request.name).bind(now);
     }

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Builds comms in release mode and runs the server on http://127.0.0.1:3000,
-# keeping its data in ./data (COMMS_DATA_DIR). Extra arguments go to
-# `comms serve`, e.g. `scripts/serve.sh --addr 0.0.0.0:8080`.
-# Safe to run again: cargo rebuilds only what changed.
+# Builds comms and its site in release mode and runs the server on
+# http://127.0.0.1:3000, keeping its data in ./data (COMMS_DATA_DIR). Extra
+# arguments go to `comms serve`, e.g. `scripts/serve.sh --addr 0.0.0.0:8080`.
+# Installs what is missing (wasm target, cargo-leptos, wasm-bindgen, npm
+# packages); safe to run again: only what changed is rebuilt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/setup.sh
 
-if ! command -v cargo >/dev/null; then
-    echo "cargo is missing: install Rust from https://rustup.rs first" >&2
-    exit 1
-fi
-
-cargo build --release --locked -p comms-server
-exec ./target/release/comms serve "$@"
+ensure_rust
+ensure_site_tools
+ensure_npm_packages
+cargo leptos build --release
+exec "${CARGO_TARGET_DIR:-target}/release/comms" serve "$@"

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Runs every check and test of the project: formatting, clippy, unit and
-# integration tests (the integration tests start real servers on loopback
-# ports with temporary SQLite files). Installs the Rust components it needs.
-# Safe to run again.
+# Runs every check and test of the project: formatting, clippy, the site's
+# build, unit and integration tests (the integration tests start real
+# servers on loopback ports with temporary SQLite files), and the benchmark
+# harness's smoke run. Installs what it needs when missing (Rust components,
+# the wasm target, cargo-leptos, wasm-bindgen). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v cargo >/dev/null; then
-    echo "cargo is missing: install Rust from https://rustup.rs first" >&2
-    exit 1
-fi
+source scripts/setup.sh
+
+ensure_rust
+ensure_site_tools
 for component in rustfmt clippy; do
     if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
         rustup component add "$component"
@@ -30,7 +31,11 @@ set -e
 # The benchmark harness in smoke mode: a few seconds, a few connections,
 # failing if any message is lost or duplicated (speed is not checked).
 if [ "$status" -eq 0 ]; then
-    cargo build --locked -p comms-server -p comms-bench
+    # The site as the run command builds it: the server with its pages and
+    # the wasm bundle that hydrates them (cargo-leptos builds both with the
+    # same flags, which hydration needs). The smoke run then uses that server.
+    cargo leptos build
+    cargo build --locked -p comms-bench
     set +e
     "${CARGO_TARGET_DIR:-target}/debug/comms-bench" --smoke
     smoke=$?

@@ -40,6 +40,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The web site.
+    pub site: SiteConfig,
 }
 
 /// The HTTP listener and how the server names itself in URLs.
@@ -128,6 +130,21 @@ pub struct AuthConfig {
     pub key_cache_ttl_ms: u64,
 }
 
+/// The web site: pages rendered by the server, and the files the browser
+/// loads (the wasm bundle, styles, favicon) built by cargo-leptos.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteConfig {
+    /// The folder cargo-leptos builds the site's files into.
+    pub root: PathBuf,
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        Self { root: PathBuf::from("target/site") }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -150,6 +167,7 @@ impl Default for Config {
             websocket: WebSocketConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            site: SiteConfig::default(),
         }
     }
 }
@@ -310,7 +328,7 @@ fn environment() -> Figment {
 /// Only variables naming a real key are read, so an unrelated `COMMS_…`
 /// variable in the environment does not fail the strict key check.
 const TOP_LEVEL_KEYS: &[&str] =
-    &["profile", "data_dir", "server", "database", "limits", "history", "websocket", "auth", "log"];
+    &["profile", "data_dir", "server", "database", "limits", "history", "websocket", "auth", "log", "site"];
 
 #[cfg(test)]
 mod tests {

@@ -27,6 +27,7 @@ use comms_core::metrics::Metrics;
 use comms_core::service::Service;
 use comms_core::store::sqlite::SqliteStore;
 use comms_core::store::Store;
+use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -88,6 +89,11 @@ impl Application {
             Duration::from_millis(config.auth.key_cache_ttl_ms),
             ChangeMarker::in_data_dir(&config.data_dir),
         ));
+        let leptos = LeptosOptions::builder()
+            .output_name("comms")
+            .site_root(config.site.root.display().to_string())
+            .site_pkg_dir("pkg")
+            .build();
         let state = AppState::new(Shared {
             api_limiter: Arc::new(ApiRateLimiter::new(config.limits.api_requests_per_second, config.limits.api_burst)),
             config: Arc::new(config),
@@ -98,6 +104,7 @@ impl Application {
             hub,
             metrics,
             sockets: TaskTracker::new(),
+            leptos,
         });
         let router = router(state.clone());
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
@@ -149,7 +156,7 @@ impl Application {
 
 /// The full HTTP stack: routes, metrics, tracing, body limit, panic guard.
 pub fn router(state: AppState) -> Router {
-    routes::router()
+    routes::router(&state)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), telemetry::track_http))
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .layer(TraceLayer::new_for_http())

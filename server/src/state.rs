@@ -3,6 +3,9 @@
 //! middleware) is a single reference-count increment.
 
 use std::ops::Deref;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
 use std::sync::Arc;
 
 use comms_core::auth::KeyAuthenticator;
@@ -54,4 +57,12 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Live WebSocket tasks, awaited on shutdown so their close frames go out.
     pub sockets: TaskTracker,
+    /// Where the site's files are, for rendering and serving them.
+    pub leptos: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
 }

@@ -3,11 +3,11 @@
 //! at `/api/v1/openapi.json` is derived from the handlers themselves.
 
 pub mod endpoints;
-pub mod landing;
 pub mod legacy;
 pub mod messages;
 pub mod ops;
 pub mod rooms;
+pub mod site;
 
 use axum::body::Bytes;
 use axum::http::{header, StatusCode};
@@ -66,24 +66,21 @@ pub fn openapi() -> OpenApiDocument {
     rest().into_openapi()
 }
 
-/// Every HTTP route of the server, WebSocket included.
-pub fn router() -> Router<AppState> {
+/// Every HTTP route of the server: REST, legacy, WebSocket, operations and
+/// the site.
+pub fn router(state: &AppState) -> Router<AppState> {
     let (rest, document) = rest().split_for_parts();
     let document = Bytes::from(document.to_json().expect("the OpenAPI document serializes"));
     let serve_document = move || async move { ([(header::CONTENT_TYPE, "application/json")], document.clone()) };
     Router::new()
         .merge(rest)
         .route("/api/v1/openapi.json", get(serve_document))
-        .merge(landing::router())
+        .merge(site::router(state))
         .merge(legacy::router())
         .merge(crate::ws::router())
         .merge(ops::router())
-        .fallback(not_found)
+        .fallback(site::fallback)
         .method_not_allowed_fallback(method_not_allowed)
-}
-
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such route")
 }
 
 async fn method_not_allowed() -> impl IntoResponse {

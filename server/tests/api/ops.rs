@@ -77,6 +77,17 @@ async fn the_landing_page_needs_no_key() {
         let response = app.request(Method::GET, path, None).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-        assert!(response.text().await.unwrap().contains("<h1>comms</h1>"));
+        let page = response.text().await.unwrap();
+        assert!(page.contains("<title>comms — real-time rooms for your app</title>"), "{page}");
+        assert!(page.contains("Quickstart"), "{page}");
     }
+}
+
+#[tokio::test]
+async fn unknown_pages_get_the_site_404_page() {
+    let app = spawn_app().await;
+    let response = app.request(Method::GET, "/no-such-page", None).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(response.text().await.unwrap().contains("Not found"));
 }

@@ -1,0 +1,44 @@
+//! `/` and `/main/` (the original server's home): what comms is, a
+//! 30-second quickstart, and where to go next.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+/// The landing page.
+#[component]
+pub fn Landing() -> impl IntoView {
+    view! {
+        <Title text="comms — real-time rooms for your app" />
+        <h1>"comms"</h1>
+        <p class="lead">
+            "A self-hostable real-time communication server: rooms, endpoints and chat over WebSocket."
+        </p>
+        <p>
+            "An app creates " <strong>"rooms"</strong> " and " <strong>"endpoints"</strong>
+            " with its API key. An endpoint is an unguessable code with a permission ("
+            <code>"read"</code> " or " <code>"read_and_write"</code>
+            ") and optional meta that the server stamps on every message sent through it, so clients cannot forge who said what."
+        </p>
+        <h2>"Quickstart"</h2>
+        <pre>
+            "curl -X POST $HOST/api/v1/rooms -H \"X-API-Key: $KEY\" -d '{\"name\": \"lobby\"}'\n"
+            "curl -X POST $HOST/api/v1/rooms/lobby/endpoints -H \"X-API-Key: $KEY\" \\\n"
+            "     -d '{\"permission\": \"read_and_write\", \"meta\": {\"name\": \"Ann\"}}'"
+        </pre>
+        <pre>
+            "const ws = new WebSocket(endpoint.ws_url);\n"
+            "ws.onmessage = (e) => console.log(JSON.parse(e.data));\n"
+            "ws.onopen = () => ws.send(JSON.stringify({ message: \"hello\" }));"
+        </pre>
+        <h2>"Reference"</h2>
+        <ul>
+            <li><a href="/api/v1/openapi.json">"REST API (OpenAPI 3 document)"</a></li>
+            <li>"WebSocket: " <code>"/ws/endpoint/{code}/"</code> ", optionally " <code>"?after_seq=N"</code> " to resume"</li>
+            <li>"The original API keeps working under " <code>"/main/…"</code></li>
+            <li>
+                "Operations: " <a href="/healthz">"/healthz"</a> ", " <a href="/readyz">"/readyz"</a> ", "
+                <a href="/metrics">"/metrics"</a>
+            </li>
+        </ul>
+    }
+}

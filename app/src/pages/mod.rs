@@ -1,0 +1,4 @@
+//! One module per page of the site.
+
+pub mod landing;
+pub mod not_found;

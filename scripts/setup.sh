@@ -1,0 +1,45 @@
+# Sourced by serve.sh and test.sh: installs what building the site needs,
+# only when it is missing or at the wrong version, so running twice is cheap.
+# Versions are pinned to what works together (see the README).
+
+CARGO_LEPTOS_VERSION=0.3.8
+WASM_BINDGEN_VERSION=0.2.130
+
+# Release builds of the tools without fat LTO: several times faster to
+# install, and just as good for a build tool.
+fast_install() {
+    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 cargo install "$@"
+}
+
+ensure_rust() {
+    if ! command -v cargo >/dev/null; then
+        echo "cargo is missing: install Rust from https://rustup.rs first" >&2
+        exit 1
+    fi
+}
+
+ensure_site_tools() {
+    if ! rustup target list --installed | grep -q '^wasm32-unknown-unknown$'; then
+        rustup target add wasm32-unknown-unknown
+    fi
+    if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
+        fast_install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+    fi
+    # Must match the wasm-bindgen crate in Cargo.lock exactly. Not --locked:
+    # one of its locked dependencies is no longer on crates.io.
+    if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+        fast_install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+    fi
+}
+
+# npm packages: binaryen's wasm-opt for release builds (Debian's breaks
+# hydration). Node.js comes from Debian when it is missing.
+ensure_npm_packages() {
+    if ! command -v npm >/dev/null; then
+        apt-get update && apt-get install -y nodejs npm
+    fi
+    if [ ! -x node_modules/.bin/wasm-opt ]; then
+        npm install --no-audit --no-fund
+    fi
+    export PATH="$PWD/node_modules/.bin:$PATH"
+}

@@ -32,14 +32,31 @@ ensure_site_tools() {
     fi
 }
 
-# npm packages: binaryen's wasm-opt for release builds (Debian's breaks
-# hydration). Node.js comes from Debian when it is missing.
-ensure_npm_packages() {
+# Node.js and npm, from Debian when missing.
+ensure_node() {
     if ! command -v npm >/dev/null; then
         apt-get update && apt-get install -y nodejs npm
     fi
+}
+
+# npm packages: binaryen's wasm-opt for release builds (Debian's breaks
+# hydration).
+ensure_npm_packages() {
+    ensure_node
     if [ ! -x node_modules/.bin/wasm-opt ]; then
         npm install --no-audit --no-fund
     fi
     export PATH="$PWD/node_modules/.bin:$PATH"
+}
+
+# The browser tests: Playwright from npm, driving Debian's Chromium
+# (Playwright's own browser downloads are not reachable here).
+ensure_browser_tests() {
+    ensure_node
+    if [ ! -x /usr/bin/chromium ]; then
+        apt-get update && apt-get install -y chromium
+    fi
+    if [ ! -d end2end/node_modules/@playwright/test ]; then
+        (cd end2end && npm install --no-audit --no-fund)
+    fi
 }

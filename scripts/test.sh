@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: formatting, clippy, the site's
 # build, unit and integration tests (the integration tests start real
-# servers on loopback ports with temporary SQLite files), and the benchmark
-# harness's smoke run. Installs what it needs when missing (Rust components,
-# the wasm target, cargo-leptos, wasm-bindgen). Safe to run again.
+# servers on loopback ports with temporary SQLite files), the benchmark
+# harness's smoke run, and the Playwright browser tests. Installs what it
+# needs when missing (Rust components, the wasm target, cargo-leptos,
+# wasm-bindgen, Node.js, Debian's Chromium, npm packages). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +43,22 @@ if [ "$status" -eq 0 ]; then
     set -e
     if [ "$smoke" -eq 0 ]; then echo "test result: ok. 1 passed; 0 failed (benchmark smoke run)" >> "$log"; else
         echo "test result: FAILED. 0 passed; 1 failed (benchmark smoke run)" >> "$log"; status=$smoke; fi
+
+    # Browser tests of the site, against the server cargo-leptos just built.
+    ensure_browser_tests
+    e2e_log=$(mktemp)
+    server_bin="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/comms"
+    set +e
+    (cd end2end && COMMS_BIN="$server_bin" npx playwright test) 2>&1 | tee "$e2e_log"
+    e2e=${PIPESTATUS[0]}
+    set -e
+    passed=$(grep -oE '^ *[0-9]+ passed' "$e2e_log" | grep -oE '[0-9]+' || echo 0)
+    failed=$(grep -oE '^ *[0-9]+ failed' "$e2e_log" | grep -oE '[0-9]+' || echo 0)
+    rm -f "$e2e_log"
+    # A run that could not even start counts as one failure.
+    if [ "$e2e" -ne 0 ] && [ "${failed:-0}" -eq 0 ]; then failed=1; fi
+    echo "test result: browser. ${passed:-0} passed; ${failed:-0} failed (Playwright)" >> "$log"
+    if [ "$e2e" -ne 0 ]; then status=$e2e; fi
 fi
 
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"

@@ -1,0 +1,46 @@
+// Browser tests of the comms site. Playwright starts the server itself (the
+// `comms` binary built by `cargo leptos build`, given in COMMS_BIN) with a
+// fresh data folder, and drives Debian's Chromium: Playwright's own browser
+// downloads are not available here.
+import { defineConfig } from "@playwright/test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const port = Number(process.env.COMMS_E2E_PORT ?? 3107);
+const baseURL = `http://127.0.0.1:${port}`;
+// Relative to the repository root, where the server runs (it serves
+// `target/site` from there).
+const binary = process.env.COMMS_BIN ?? "target/debug/comms";
+
+export default defineConfig({
+  testDir: "./tests",
+  timeout: 30_000,
+  workers: 1,
+  reporter: [["list"]],
+  outputDir: "test-results",
+  use: {
+    baseURL,
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    },
+  },
+  webServer: {
+    command: `${binary} serve --addr 127.0.0.1:${port}`,
+    cwd: "..",
+    url: `${baseURL}/healthz`,
+    timeout: 60_000,
+    reuseExistingServer: false,
+    env: { COMMS_DATA_DIR: mkdtempSync(join(tmpdir(), "comms-e2e-")) },
+  },
+});

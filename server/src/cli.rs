@@ -29,8 +29,10 @@ pub struct Cli {
     /// A TOML config file, read after `../comms.toml` and `./comms.toml`.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// What to do; without one, `serve` (so `cargo leptos watch` and other
+    /// tools that start the binary bare get a running server).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,7 +96,7 @@ impl Cli {
         let work_dir = std::env::current_dir().context("reading the working folder")?;
         let config = Config::load(&work_dir, self.config.as_deref())?;
         telemetry::init(&config.log);
-        match self.command {
+        match self.command.unwrap_or(Command::Serve { addr: None, print_config: false }) {
             Command::Serve { addr, print_config } => serve(config, addr, print_config).await,
             Command::Migrate => {
                 open_store(&config).await?;

@@ -98,3 +98,28 @@ async fn cli_key_changes_apply_to_a_running_server_at_once() {
     comms_beside(&app, &["app", "approve", "live"]).await;
     assert_eq!(app.get("/api/v1/rooms", &rotated).await.status(), 200);
 }
+
+#[tokio::test]
+async fn the_bare_binary_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_comms"))
+        .current_dir(dir.path())
+        .env("COMMS_DATA_DIR", dir.path())
+        .env("COMMS_SERVER__ADDR", format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let healthy = async {
+        loop {
+            if client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, healthy).await.expect("the bare binary serves");
+    server.kill().await.unwrap();
+}

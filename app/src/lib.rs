@@ -16,6 +16,7 @@ use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
+use crate::pages::docs::Docs;
 use crate::pages::landing::Landing;
 use crate::pages::not_found::NotFound;
 
@@ -51,6 +52,8 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=Landing />
                     <Route path=path!("/main") view=Landing />
+                    <Route path=path!("/docs") view=Docs />
+                    <Route path=path!("/docs/:page") view=Docs />
                 </Routes>
             </main>
         </Router>

@@ -1,4 +1,5 @@
 //! One module per page of the site.
 
+pub mod docs;
 pub mod landing;
 pub mod not_found;

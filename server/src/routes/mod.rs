@@ -88,3 +88,19 @@ async fn method_not_allowed() -> impl IntoResponse {
     *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     response
 }
+
+#[cfg(test)]
+mod tests {
+    /// The site's REST reference is rendered from `docs/openapi.json`, so the
+    /// checked-in document must be the one the handlers describe.
+    #[test]
+    fn the_checked_in_openapi_document_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+        let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+        let current = super::openapi().to_pretty_json().expect("the document serializes");
+        assert!(
+            checked_in.trim_end() == current.trim_end(),
+            "docs/openapi.json is out of date: run `cargo run -p comms-server -- openapi > docs/openapi.json`"
+        );
+    }
+}

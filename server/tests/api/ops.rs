@@ -91,3 +91,24 @@ async fn unknown_pages_get_the_site_404_page() {
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(response.text().await.unwrap().contains("Not found"));
 }
+
+#[tokio::test]
+async fn the_docs_pages_render_and_unknown_ones_are_404() {
+    let app = spawn_app().await;
+    for (path, expected) in [
+        ("/docs", "Quickstart"),
+        ("/docs/concepts", "Endpoint."),
+        ("/docs/rest", "<code>POST /api/v1/rooms/{room}/endpoints</code>"),
+        ("/docs/websocket", "after_seq"),
+        ("/docs/legacy", "/main/create_room/{room}/"),
+        ("/docs/configuration", "max_message_bytes"),
+    ] {
+        let response = app.request(Method::GET, path, None).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains(expected), "{path} lacks {expected:?}");
+        assert!(page.contains("aria-label=\"Documentation\""), "{path} has the menu");
+    }
+    let response = app.request(Method::GET, "/docs/no-such-page", None).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+}

@@ -1,0 +1,181 @@
+//! Renders the documentation pages at build time. Sources, so nothing is
+//! written twice: sections of README.md (quickstart, WebSocket, legacy API,
+//! command line and operations), the Markdown files of `docs/`, and, for
+//! the REST reference, the checked-in OpenAPI document (which a server test
+//! keeps equal to what the handlers describe). The site ships the HTML; no
+//! Markdown or JSON parser ends up in the wasm.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use pulldown_cmark::{html, Options, Parser};
+use serde_json::Value;
+
+/// Where a page comes from.
+enum Source {
+    /// `##` sections of README.md, by heading.
+    Readme(&'static [&'static str]),
+    /// A Markdown file of `docs/`.
+    Doc(&'static str),
+    /// The REST reference, from `docs/openapi.json`.
+    OpenApi,
+}
+
+/// `(slug, title, source)` of every page, in the order of the menu.
+const PAGES: &[(&str, &str, Source)] = &[
+    ("quickstart", "Quickstart", Source::Readme(&["Quickstart"])),
+    ("concepts", "Concepts", Source::Doc("concepts.md")),
+    ("rest", "REST API reference", Source::OpenApi),
+    ("websocket", "WebSocket protocol", Source::Readme(&["WebSocket"])),
+    ("legacy", "Legacy API", Source::Readme(&["Legacy API"])),
+    ("configuration", "Configuration", Source::Doc("configuration.md")),
+    ("operations", "Operations and command line", Source::Readme(&["Command line", "Operations"])),
+    ("decisions", "Design decisions", Source::Doc("decisions.md")),
+    ("performance", "Performance", Source::Doc("performance.md")),
+];
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read = |path: &Path| {
+        println!("cargo:rerun-if-changed={}", path.display());
+        std::fs::read_to_string(path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()))
+    };
+    let readme = read(&root.join("README.md"));
+    let mut out = String::from(
+        "/// `(slug, title, html)` of every documentation page.\npub const PAGES: &[(&str, &str, &str)] = &[\n",
+    );
+    for (slug, title, source) in PAGES {
+        let html = match source {
+            Source::Readme(headings) => {
+                // One section becomes the page; several keep their headings.
+                let sections: Vec<String> = match headings {
+                    [only] => vec![readme_section(&readme, only)],
+                    several => several.iter().map(|h| format!("## {h}\n\n{}", readme_section(&readme, h))).collect(),
+                };
+                markdown(&format!("# {title}\n\n{}", sections.join("\n")))
+            }
+            Source::Doc(file) => markdown(&read(&root.join("docs").join(file))),
+            Source::OpenApi => rest_reference(&read(&root.join("docs/openapi.json"))),
+        };
+        writeln!(out, "    ({slug:?}, {title:?}, {html:?}),").unwrap();
+    }
+    out.push_str("];\n");
+    let target = Path::new(&std::env::var("OUT_DIR").unwrap()).join("docs.rs");
+    std::fs::write(target, out).unwrap();
+}
+
+/// The body of README's `## {heading}` section (without the heading), its
+/// own subsections included.
+fn readme_section(readme: &str, heading: &str) -> String {
+    let marker = format!("\n## {heading}\n");
+    let start = readme.find(&marker).unwrap_or_else(|| panic!("README.md has no section {heading:?}")) + marker.len();
+    let body = &readme[start..];
+    body[..body.find("\n## ").unwrap_or(body.len())].to_owned()
+}
+
+fn markdown(text: &str) -> String {
+    let mut html = String::new();
+    html::push_html(&mut html, Parser::new_ext(text, Options::ENABLE_TABLES));
+    html
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The name of a `$ref`, or the type of an inline schema.
+fn type_of(schema: &Value) -> String {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap_or(reference);
+        return format!("<a href=\"#schema-{name}\">{name}</a>");
+    }
+    match &schema["type"] {
+        Value::String(kind) if kind == "array" => format!("array of {}", type_of(&schema["items"])),
+        Value::String(kind) => escape(kind),
+        Value::Array(kinds) => kinds.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" or "),
+        _ if schema.get("oneOf").is_some() => "one of several".into(),
+        _ => "any JSON".into(),
+    }
+}
+
+fn rest_reference(text: &str) -> String {
+    let doc: Value = serde_json::from_str(text).expect("docs/openapi.json is JSON");
+    let mut html = format!(
+        "<h1>REST API reference</h1><p>{}</p><p>Generated from the server's OpenAPI {} document, also served at \
+         <a href=\"/api/v1/openapi.json\"><code>/api/v1/openapi.json</code></a>.</p>",
+        escape(doc["info"]["description"].as_str().unwrap_or_default()),
+        escape(doc["openapi"].as_str().unwrap_or_default()),
+    );
+    let paths = doc["paths"].as_object().expect("the document has paths");
+    for (path, operations) in paths {
+        for (method, operation) in operations.as_object().into_iter().flatten() {
+            let _ = write!(
+                html,
+                "<section class=\"operation\"><h2><code>{} {}</code></h2>",
+                method.to_uppercase(),
+                escape(path)
+            );
+            let summary = operation["summary"].as_str().unwrap_or_default();
+            let description = operation["description"].as_str().unwrap_or_default();
+            let _ = write!(html, "<p>{}</p>", escape(&format!("{summary} {description}").replace('\n', " ")));
+            if let Some(parameters) = operation["parameters"].as_array() {
+                html.push_str("<h3>Parameters</h3><ul>");
+                for parameter in parameters {
+                    let _ = write!(
+                        html,
+                        "<li><code>{}</code> ({}, {}){}</li>",
+                        escape(parameter["name"].as_str().unwrap_or_default()),
+                        escape(parameter["in"].as_str().unwrap_or_default()),
+                        type_of(&parameter["schema"]),
+                        parameter["description"].as_str().map(|d| format!(": {}", escape(d))).unwrap_or_default(),
+                    );
+                }
+                html.push_str("</ul>");
+            }
+            if let Some(body) = operation["requestBody"]["content"]["application/json"]["schema"].as_object() {
+                let _ = write!(html, "<h3>Body</h3><p>{}</p>", type_of(&Value::Object(body.clone())));
+            }
+            html.push_str("<h3>Responses</h3><ul>");
+            for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+                let schema = &response["content"]["application/json"]["schema"];
+                let body = if schema.is_null() { String::new() } else { format!(": {}", type_of(schema)) };
+                let _ = write!(
+                    html,
+                    "<li><code>{status}</code> {}{body}</li>",
+                    escape(response["description"].as_str().unwrap_or_default())
+                );
+            }
+            html.push_str("</ul></section>");
+        }
+    }
+    html.push_str("<h2>Schemas</h2>");
+    for (name, schema) in doc["components"]["schemas"].as_object().into_iter().flatten() {
+        let _ = write!(html, "<section class=\"schema\" id=\"schema-{name}\"><h3>{name}</h3>");
+        if let Some(description) = schema["description"].as_str() {
+            let _ = write!(html, "<p>{}</p>", escape(description));
+        }
+        if let Some(values) = schema["enum"].as_array() {
+            let values: Vec<String> =
+                values.iter().map(|v| format!("<code>{}</code>", escape(&v.to_string()))).collect();
+            let _ = write!(html, "<p>One of {}.</p>", values.join(", "));
+        }
+        if let Some(properties) = schema["properties"].as_object() {
+            let required: Vec<&str> =
+                schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            html.push_str("<table><thead><tr><th>field</th><th>type</th><th>description</th></tr></thead><tbody>");
+            for (field, property) in properties {
+                let optional = if required.contains(&field.as_str()) { "" } else { " (optional)" };
+                let _ = write!(
+                    html,
+                    "<tr><td><code>{}</code>{optional}</td><td>{}</td><td>{}</td></tr>",
+                    escape(field),
+                    type_of(property),
+                    escape(property["description"].as_str().unwrap_or_default())
+                );
+            }
+            html.push_str("</tbody></table>");
+        }
+        html.push_str("</section>");
+    }
+    html
+}

@@ -1,6 +1,6 @@
 //! The server under test: a release `comms` started with a fresh data
 //! folder, pinned to one core when `taskset` is there, with the limits a
-//! load test would otherwise trip over turned off.
+//! load test would otherwise trip over turned off, and without the demo.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -54,6 +54,7 @@ impl ServerProcess {
             .env("COMMS_LIMITS__WS_MESSAGES_PER_SECOND", "0")
             .env("COMMS_LIMITS__CONNECTION_QUEUE", queue.to_string())
             .env("COMMS_LOG__FILTER", "warn")
+            .env("COMMS_DEMO__ENABLED", "false")
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(log)

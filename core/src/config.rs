@@ -42,6 +42,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The web site.
     pub site: SiteConfig,
+    /// The public demo.
+    pub demo: DemoConfig,
 }
 
 /// The HTTP listener and how the server names itself in URLs.
@@ -145,6 +147,23 @@ impl Default for SiteConfig {
     }
 }
 
+/// The public demo: an app whose rooms and endpoints the site shows, made
+/// at start, and a bot that keeps one room busy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Make the demo app at start and run its bot.
+    pub enabled: bool,
+    /// Seconds between the bot's messages.
+    pub bot_interval_secs: u64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self { enabled: true, bot_interval_secs: 5 }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -168,6 +187,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             log: LogConfig::default(),
             site: SiteConfig::default(),
+            demo: DemoConfig::default(),
         }
     }
 }
@@ -286,6 +306,7 @@ impl Config {
         rule(self.history.write_batch >= 1, "history.write_batch must be at least 1")?;
         rule(self.websocket.ping_interval_secs >= 1, "websocket.ping_interval_secs must be at least 1")?;
         rule(self.websocket.write_timeout_secs >= 1, "websocket.write_timeout_secs must be at least 1")?;
+        rule(self.demo.bot_interval_secs >= 1, "demo.bot_interval_secs must be at least 1")?;
         rule(
             self.websocket.idle_timeout_secs > self.websocket.ping_interval_secs,
             "websocket.idle_timeout_secs must be longer than websocket.ping_interval_secs",
@@ -328,7 +349,7 @@ fn environment() -> Figment {
 /// Only variables naming a real key are read, so an unrelated `COMMS_…`
 /// variable in the environment does not fail the strict key check.
 const TOP_LEVEL_KEYS: &[&str] =
-    &["profile", "data_dir", "server", "database", "limits", "history", "websocket", "auth", "log", "site"];
+    &["profile", "data_dir", "server", "database", "limits", "history", "websocket", "auth", "log", "site", "demo"];
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,7 @@
 //! - [`session`]: the WebSocket side: joining a room, publishing through an
 //!   endpoint.
 //! - [`apps`]: app administration (the CLI, later the portal).
+//! - [`demo`]: the public demo app and its bot.
 //! - [`metrics`]: Prometheus counters and gauges.
 //! - [`time`]: the API's time format.
 
@@ -25,6 +26,7 @@ pub mod apps;
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod hub;
 pub mod limits;

@@ -15,11 +15,13 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use comms_core::apps::Apps;
 use comms_core::auth::{ChangeMarker, KeyAuthenticator};
 use comms_core::broker::local::{LocalBroker, LocalSettings};
 use comms_core::broker::writer::WriterSettings;
 use comms_core::broker::Broker;
 use comms_core::config::Config;
+use comms_core::demo;
 use comms_core::error::ServiceError;
 use comms_core::hub::{CloseReason, Hub};
 use comms_core::limits::ApiRateLimiter;
@@ -29,6 +31,7 @@ use comms_core::store::sqlite::SqliteStore;
 use comms_core::store::Store;
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -60,6 +63,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    /// The demo's bot, stopped on shutdown.
+    demo_bot: Option<JoinHandle<()>>,
 }
 
 impl Application {
@@ -106,9 +111,10 @@ impl Application {
             sockets: TaskTracker::new(),
             leptos,
         });
+        let demo_bot = if state.config.demo.enabled { start_demo(&state).await } else { None };
         let router = router(state.clone());
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        Ok(Self { listener, router, state })
+        Ok(Self { listener, router, state, demo_bot })
     }
 
     /// The address actually bound.
@@ -131,7 +137,7 @@ impl Application {
     ///
     /// The listener fails.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, router, state } = self;
+        let Self { listener, router, state, demo_bot } = self;
         let hub = Arc::clone(&state.hub);
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -148,9 +154,28 @@ impl Application {
         if tokio::time::timeout(grace, state.sockets.wait()).await.is_err() {
             tracing::warn!("some WebSockets did not close within the grace period");
         }
+        if let Some(bot) = demo_bot {
+            bot.abort();
+        }
         state.broker.shutdown().await;
         tracing::info!("shutdown complete");
         Ok(())
+    }
+}
+
+/// Makes the demo's app, rooms and endpoints if missing and starts its bot.
+/// A failure is logged, not fatal: the demo is not worth refusing to serve.
+async fn start_demo(state: &AppState) -> Option<JoinHandle<()>> {
+    let apps = Apps::new(Arc::clone(&state.store), Arc::clone(&state.authenticator));
+    match demo::prepare(&state.store, &apps, &state.service).await {
+        Ok(app) => {
+            let interval = Duration::from_secs(state.config.demo.bot_interval_secs);
+            Some(demo::spawn_bot(state.service.clone(), app, interval))
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "the demo could not be prepared");
+            None
+        }
     }
 }
 

@@ -56,6 +56,8 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let mut config = Config::default();
+    // Tests that want the demo turn it on; the others should not see it.
+    config.demo.enabled = false;
     configure(&mut config);
     start(config, data_dir).await
 }

@@ -112,3 +112,31 @@ async fn the_docs_pages_render_and_unknown_ones_are_404() {
     let response = app.request(Method::GET, "/docs/no-such-page", None).send().await.unwrap();
     assert_eq!(response.status(), 404);
 }
+
+#[tokio::test]
+async fn the_demo_is_made_at_start_and_its_bot_posts() {
+    let mut app = crate::helpers::spawn_app_with(|config| {
+        config.demo.enabled = true;
+        config.demo.bot_interval_secs = 1;
+    })
+    .await;
+    let key = app.apps().rotate_key("demo").await.expect("the demo app exists").api_key;
+    let rooms = body(app.get("/api/v1/rooms", &key).await).await;
+    let names: Vec<_> = rooms["rooms"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["lobby", "quiet"]);
+    let endpoints = body(app.get("/api/v1/rooms/lobby/endpoints", &key).await).await;
+    let metas: Vec<_> = endpoints["endpoints"].as_array().unwrap().iter().map(|e| e["meta"]["name"].clone()).collect();
+    assert_eq!(metas, [json!("Ann"), json!("Bob"), json!("Watcher")]);
+
+    let mut ws = app.connect_ws(endpoints["endpoints"][2]["code"].as_str().unwrap(), None).await;
+    ws.next_json().await;
+    let message = ws.next_message().await;
+    assert_eq!(message["sender"], json!({ "id": "app", "meta": { "name": "demo bot" } }));
+
+    // A restart keeps the demo as it is instead of adding to it.
+    app.stop().await;
+    let app = app.restart().await;
+    let key = app.apps().rotate_key("demo").await.unwrap().api_key;
+    let endpoints = body(app.get("/api/v1/rooms/lobby/endpoints", &key).await).await;
+    assert_eq!(endpoints["endpoints"].as_array().unwrap().len(), 3);
+}

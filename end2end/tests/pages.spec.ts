@@ -46,3 +46,16 @@ test("unknown paths get the 404 page with status 404", async ({ page }, testInfo
   expect(errors).toEqual([]);
   await page.screenshot({ path: testInfo.outputPath("not-found.png"), fullPage: true });
 });
+
+test("the demo page lists the demo rooms and their endpoints", async ({ page }, testInfo) => {
+  const errors = watchErrors(page);
+  const response = await page.goto("/demo");
+  expect(response?.status()).toBe(200);
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Live demo");
+  const lobby = page.getByRole("region", { name: "room lobby" });
+  await expect(lobby.getByRole("cell", { name: "Ann" })).toBeVisible();
+  await expect(lobby.getByRole("cell", { name: "Watcher" })).toBeVisible();
+  await page.waitForLoadState("networkidle");
+  expect(errors).toEqual([]);
+  await page.screenshot({ path: testInfo.outputPath("demo.png"), fullPage: true });
+});

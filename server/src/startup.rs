@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -110,6 +110,7 @@ impl Application {
             metrics,
             sockets: TaskTracker::new(),
             leptos,
+            demo_app: OnceLock::new(),
         });
         let demo_bot = if state.config.demo.enabled { start_demo(&state).await } else { None };
         let router = router(state.clone());
@@ -170,7 +171,9 @@ async fn start_demo(state: &AppState) -> Option<JoinHandle<()>> {
     match demo::prepare(&state.store, &apps, &state.service).await {
         Ok(app) => {
             let interval = Duration::from_secs(state.config.demo.bot_interval_secs);
-            Some(demo::spawn_bot(state.service.clone(), app, interval))
+            let bot = demo::spawn_bot(state.service.clone(), app.clone(), interval);
+            let _ = state.demo_app.set(app);
+            Some(bot)
         }
         Err(err) => {
             tracing::error!(error = %err, "the demo could not be prepared");

@@ -3,11 +3,9 @@
 //! middleware) is a single reference-count increment.
 
 use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::FromRef;
-use leptos::config::LeptosOptions;
-use std::sync::Arc;
-
 use comms_core::auth::KeyAuthenticator;
 use comms_core::broker::Broker;
 use comms_core::config::Config;
@@ -15,7 +13,8 @@ use comms_core::hub::Hub;
 use comms_core::limits::ApiRateLimiter;
 use comms_core::metrics::Metrics;
 use comms_core::service::Service;
-use comms_core::store::Store;
+use comms_core::store::{AppRecord, Store};
+use leptos::config::LeptosOptions;
 use tokio_util::task::TaskTracker;
 
 /// A handle to the running server's [`Shared`] state.
@@ -59,6 +58,8 @@ pub struct Shared {
     pub sockets: TaskTracker,
     /// Where the site's files are, for rendering and serving them.
     pub leptos: LeptosOptions,
+    /// The demo app, once made at start (never, when `demo.enabled` is off).
+    pub demo_app: OnceLock<AppRecord>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

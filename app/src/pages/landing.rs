@@ -32,6 +32,7 @@ pub fn Landing() -> impl IntoView {
         </pre>
         <h2>"Reference"</h2>
         <ul>
+            <li><a href="/demo">"Live demo"</a>": running rooms and their endpoints"</li>
             <li><a href="/docs">"Documentation"</a>": quickstart, concepts, REST and WebSocket reference, configuration"</li>
             <li><a href="/api/v1/openapi.json">"REST API (OpenAPI 3 document)"</a></li>
             <li>"WebSocket: " <code>"/ws/endpoint/{code}/"</code> ", optionally " <code>"?after_seq=N"</code> " to resume"</li>

@@ -1,5 +1,6 @@
 //! One module per page of the site.
 
+pub mod demo;
 pub mod docs;
 pub mod landing;
 pub mod not_found;

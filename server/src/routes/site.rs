@@ -8,7 +8,9 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+use comms_app::pages::demo::DemoContext;
 use comms_app::{shell, App};
+use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
 use crate::error::ApiError;
@@ -17,8 +19,15 @@ use crate::state::AppState;
 /// The site's page routes.
 pub fn router(state: &AppState) -> Router<AppState> {
     let options = state.leptos.clone();
+    let for_server_functions = state.clone();
+    // The demo's server functions reach the service through this context.
+    let demo_context = move || {
+        if let Some(app) = for_server_functions.demo_app.get() {
+            provide_context(DemoContext { service: for_server_functions.service.clone(), app: app.clone() });
+        }
+    };
     Router::new()
-        .leptos_routes(state, generate_route_list(App), move || shell(options.clone()))
+        .leptos_routes_with_context(state, generate_route_list(App), demo_context, move || shell(options.clone()))
         // The original server's home was `/main/`.
         .route("/main/", get(|| async { Redirect::permanent("/main") }))
 }

@@ -128,6 +128,13 @@ async fn the_demo_is_made_at_start_and_its_bot_posts() {
     let metas: Vec<_> = endpoints["endpoints"].as_array().unwrap().iter().map(|e| e["meta"]["name"].clone()).collect();
     assert_eq!(metas, [json!("Ann"), json!("Bob"), json!("Watcher")]);
 
+    let page = app.request(Method::GET, "/demo", None).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    for endpoint in endpoints["endpoints"].as_array().unwrap() {
+        assert!(page.contains(endpoint["code"].as_str().unwrap()), "the demo page shows every code");
+    }
+
     let mut ws = app.connect_ws(endpoints["endpoints"][2]["code"].as_str().unwrap(), None).await;
     ws.next_json().await;
     let message = ws.next_message().await;
@@ -139,4 +146,11 @@ async fn the_demo_is_made_at_start_and_its_bot_posts() {
     let key = app.apps().rotate_key("demo").await.unwrap().api_key;
     let endpoints = body(app.get("/api/v1/rooms/lobby/endpoints", &key).await).await;
     assert_eq!(endpoints["endpoints"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn the_demo_page_says_when_the_demo_is_off() {
+    let app = spawn_app().await;
+    let page = app.request(Method::GET, "/demo", None).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("the demo is off on this server"), "{page}");
 }

@@ -1,0 +1,135 @@
+//! `/demo`: the public demo's rooms and endpoints, with the codes a visitor
+//! connects with. The data comes from the server through a server function
+//! calling the same service as the REST API.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use serde::{Deserialize, Serialize};
+
+/// An endpoint of a demo room, as the page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoEndpoint {
+    /// The `name` in the endpoint's meta.
+    pub name: String,
+    /// `read` or `read_and_write`.
+    pub permission: String,
+    /// The code to connect with.
+    pub code: String,
+}
+
+/// A demo room with its endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoRoom {
+    /// The room's name.
+    pub name: String,
+    /// Connections open in it right now.
+    pub online: u64,
+    /// Its endpoints, oldest first.
+    pub endpoints: Vec<DemoEndpoint>,
+}
+
+/// What the server provides to the demo's server functions: the service and
+/// the demo app (absent when `demo.enabled` is off).
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct DemoContext {
+    /// The service the REST API uses too.
+    pub service: comms_core::service::Service,
+    /// The demo app.
+    pub app: comms_core::store::AppRecord,
+}
+
+/// The demo's rooms and endpoints.
+#[server]
+pub async fn demo_rooms() -> Result<Vec<DemoRoom>, ServerFnError> {
+    let demo = use_context::<DemoContext>().ok_or_else(|| ServerFnError::new("the demo is off on this server"))?;
+    let unavailable = |err: comms_core::error::ServiceError| {
+        leptos::logging::error!("demo: {err}");
+        ServerFnError::new("the demo is unavailable right now")
+    };
+    let mut rooms = Vec::new();
+    for room in demo.service.list_rooms(&demo.app).await.map_err(unavailable)? {
+        let endpoints = demo.service.list_endpoints(&demo.app, &room.name, "").await.map_err(unavailable)?;
+        let endpoints = endpoints
+            .into_iter()
+            .map(|endpoint| DemoEndpoint {
+                name: name_in(endpoint.meta.get()),
+                permission: endpoint.permission.as_str().to_owned(),
+                code: endpoint.code,
+            })
+            .collect();
+        rooms.push(DemoRoom { name: room.name, online: room.online, endpoints });
+    }
+    Ok(rooms)
+}
+
+/// The `name` of a meta object, or a placeholder.
+#[cfg(feature = "ssr")]
+fn name_in(meta: &str) -> String {
+    #[derive(Deserialize)]
+    struct Meta {
+        name: Option<String>,
+    }
+    serde_json::from_str::<Meta>(meta).ok().and_then(|meta| meta.name).unwrap_or_else(|| "(no name)".to_owned())
+}
+
+/// The demo page.
+#[component]
+pub fn Demo() -> impl IntoView {
+    let rooms = Resource::new(|| (), |()| demo_rooms());
+    view! {
+        <Title text="Demo — comms" />
+        <h1>"Live demo"</h1>
+        <p>
+            "These rooms belong to the public demo app. Each endpoint has a permission and a name in its meta, "
+            "which the server stamps on every message sent through it. Connect to "
+            <code>"/ws/endpoint/{code}/"</code> " with any of these codes."
+        </p>
+        <Suspense fallback=|| view! { <p>"Loading the demo…"</p> }>
+            {move || {
+                rooms
+                    .get()
+                    .map(|result| match result {
+                        Ok(rooms) => rooms.into_iter().map(|room| view! { <RoomCard room /> }).collect_view().into_any(),
+                        Err(err) => view! { <p role="alert">{err.to_string()}</p> }.into_any(),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn RoomCard(room: DemoRoom) -> impl IntoView {
+    view! {
+        <section class="demo-room" aria-label=format!("room {}", room.name)>
+            <h2>{room.name.clone()}</h2>
+            <p>{format!("{} online", room.online)}</p>
+            <table>
+                <thead>
+                    <tr>
+                        <th>"name"</th>
+                        <th>"permission"</th>
+                        <th>"code"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {room
+                        .endpoints
+                        .into_iter()
+                        .map(|endpoint| {
+                            view! {
+                                <tr>
+                                    <td>{endpoint.name}</td>
+                                    <td>{endpoint.permission}</td>
+                                    <td>
+                                        <code>{endpoint.code}</code>
+                                    </td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}

@@ -8,6 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const port = Number(process.env.COMMS_E2E_PORT ?? 3107);
+// Shared with the tests (workers inherit the environment), which run
+// `comms app …` against the same data folder as the server.
+process.env.COMMS_E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), "comms-e2e-"));
+process.env.COMMS_E2E_BASE_URL = `http://127.0.0.1:${port}`;
 const baseURL = `http://127.0.0.1:${port}`;
 // Relative to the repository root, where the server runs (it serves
 // `target/site` from there).
@@ -41,6 +45,6 @@ export default defineConfig({
     url: `${baseURL}/healthz`,
     timeout: 60_000,
     reuseExistingServer: false,
-    env: { COMMS_DATA_DIR: mkdtempSync(join(tmpdir(), "comms-e2e-")) },
+    env: { COMMS_DATA_DIR: process.env.COMMS_E2E_DATA_DIR },
   },
 });

@@ -16,6 +16,7 @@ use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
+use crate::pages::chat::Chat;
 use crate::pages::demo::Demo;
 use crate::pages::docs::Docs;
 use crate::pages::landing::Landing;
@@ -54,6 +55,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=Landing />
                     <Route path=path!("/main") view=Landing />
                     <Route path=path!("/demo") view=Demo />
+                    <Route path=path!("/demo/chat/:code") view=Chat />
                     <Route path=path!("/docs") view=Docs />
                     <Route path=path!("/docs/:page") view=Docs />
                 </Routes>

@@ -53,8 +53,8 @@ test("the demo page lists the demo rooms and their endpoints", async ({ page }, 
   expect(response?.status()).toBe(200);
   await expect(page.getByRole("heading", { level: 1 })).toHaveText("Live demo");
   const lobby = page.getByRole("region", { name: "room lobby" });
-  await expect(lobby.getByRole("cell", { name: "Ann" })).toBeVisible();
-  await expect(lobby.getByRole("cell", { name: "Watcher" })).toBeVisible();
+  await expect(lobby.getByRole("cell", { name: "Ann", exact: true })).toBeVisible();
+  await expect(lobby.getByRole("cell", { name: "Watcher", exact: true })).toBeVisible();
   await page.waitForLoadState("networkidle");
   expect(errors).toEqual([]);
   await page.screenshot({ path: testInfo.outputPath("demo.png"), fullPage: true });

@@ -110,6 +110,7 @@ fn RoomCard(room: DemoRoom) -> impl IntoView {
                         <th>"name"</th>
                         <th>"permission"</th>
                         <th>"code"</th>
+                        <th>"chat"</th>
                     </tr>
                 </thead>
                 <tbody>
@@ -119,10 +120,15 @@ fn RoomCard(room: DemoRoom) -> impl IntoView {
                         .map(|endpoint| {
                             view! {
                                 <tr>
-                                    <td>{endpoint.name}</td>
+                                    <td>{endpoint.name.clone()}</td>
                                     <td>{endpoint.permission}</td>
                                     <td>
-                                        <code>{endpoint.code}</code>
+                                        <code>{endpoint.code.clone()}</code>
+                                    </td>
+                                    <td>
+                                        <a href=format!("/demo/chat/{}", endpoint.code)>
+                                            {format!("Chat as {}", endpoint.name)}
+                                        </a>
                                     </td>
                                 </tr>
                             }

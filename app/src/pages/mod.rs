@@ -1,5 +1,6 @@
 //! One module per page of the site.
 
+pub mod chat;
 pub mod demo;
 pub mod docs;
 pub mod landing;

@@ -1,0 +1,71 @@
+// Chatting on the demo in the browser: two visitors see each other's
+// messages with author and time, a read-only endpoint cannot send, and
+// deleting an endpoint through the REST API ends its chat visibly.
+import { execFileSync } from "node:child_process";
+import { resolve } from "node:path";
+import { expect, test, type Page } from "@playwright/test";
+
+/** The chat links of the demo page, by the endpoint's name. */
+async function chatLinks(page: Page): Promise<Map<string, string>> {
+  await page.goto("/demo");
+  const links = new Map<string, string>();
+  for (const link of await page.getByRole("link", { name: /^Chat as / }).all()) {
+    links.set((await link.textContent())!.replace("Chat as ", ""), (await link.getAttribute("href"))!);
+  }
+  return links;
+}
+
+test("two visitors chat through demo endpoints", async ({ browser }) => {
+  const first = await browser.newContext();
+  const second = await browser.newContext();
+  const ann = await first.newPage();
+  const bob = await second.newPage();
+  const links = await chatLinks(ann);
+  await ann.goto(links.get("Ann")!);
+  await bob.goto(links.get("Bob")!);
+  await expect(ann.getByRole("status")).toContainText("Connected.");
+  await expect(bob.getByRole("status")).toContainText("Connected.");
+
+  await ann.getByLabel("Message").fill("hello from Ann");
+  await ann.getByRole("button", { name: "Send" }).click();
+  const seen = bob.getByRole("listitem").filter({ hasText: "hello from Ann" });
+  await expect(seen).toContainText("Ann");
+  await expect(seen.locator("time")).toHaveText(/^\d\d:\d\d:\d\d$/);
+
+  await bob.getByLabel("Message").fill("hi Ann, Bob here");
+  await bob.getByRole("button", { name: "Send" }).click();
+  await expect(ann.getByRole("listitem").filter({ hasText: "hi Ann, Bob here" })).toContainText("Bob");
+  await first.close();
+  await second.close();
+});
+
+test("a read-only endpoint sees the room but cannot send", async ({ page }) => {
+  const links = await chatLinks(page);
+  await page.goto(links.get("Watcher")!);
+  await expect(page.getByRole("status")).toContainText("read-only endpoint");
+  await expect(page.getByLabel("Message")).toBeDisabled();
+  await expect(page.getByRole("button", { name: "Send" })).toBeDisabled();
+});
+
+test("deleting an endpoint through the REST API ends its chat", async ({ page, request }) => {
+  const binary = resolve("..", process.env.COMMS_BIN ?? "target/debug/comms");
+  const rotated = execFileSync(binary, ["app", "rotate-key", "demo"], {
+    env: { ...process.env, COMMS_DATA_DIR: process.env.COMMS_E2E_DATA_DIR },
+  });
+  const key = JSON.parse(rotated.toString()).api_key as string;
+  const base = process.env.COMMS_E2E_BASE_URL!;
+  const headers = { "X-API-Key": key };
+  const made = await request.post(`${base}/api/v1/rooms/quiet/endpoints`, {
+    headers,
+    data: { permission: "read_and_write", meta: { name: "Temp" } },
+  });
+  expect(made.status()).toBe(201);
+  const code = (await made.json()).code as string;
+
+  await page.goto(`/demo/chat/${code}`);
+  await expect(page.getByRole("status")).toContainText("Connected.");
+  const deleted = await request.delete(`${base}/api/v1/rooms/quiet/endpoints/${code}`, { headers });
+  expect(deleted.status()).toBe(204);
+  await expect(page.getByRole("status")).toContainText("endpoint deleted (code 4001)");
+  await expect(page.getByRole("button", { name: "Send" })).toBeDisabled();
+});

@@ -156,11 +156,23 @@ pub struct DemoConfig {
     pub enabled: bool,
     /// Seconds between the bot's messages.
     pub bot_interval_secs: u64,
+    /// Minutes a visitor's throwaway room lives.
+    pub throwaway_minutes: u64,
+    /// Throwaway rooms that may exist at once.
+    pub max_throwaway_rooms: usize,
+    /// Throwaway rooms that may be made per minute, by all visitors together.
+    pub throwaways_per_minute: u32,
 }
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self { enabled: true, bot_interval_secs: 5 }
+        Self {
+            enabled: true,
+            bot_interval_secs: 5,
+            throwaway_minutes: 30,
+            max_throwaway_rooms: 50,
+            throwaways_per_minute: 10,
+        }
     }
 }
 

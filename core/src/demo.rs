@@ -1,7 +1,11 @@
 //! The public demo: the app `demo` with a few rooms and endpoints, made at
-//! start when `demo.enabled` (and kept if they exist), and a bot that posts
-//! in `lobby` so the demo is never silent. The site shows them; clients
-//! join with the endpoint codes like any others.
+//! start when `demo.enabled` (and kept if they exist), a bot that posts in
+//! `lobby` so the demo is never silent, and throwaway rooms visitors make
+//! for themselves. The site shows them; clients join with the endpoint codes
+//! like any others.
+//!
+//! The demo faces the internet, so it is bounded: throwaway rooms are
+//! limited in number and rate, and deleted when their lifetime ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +15,9 @@ use serde_json::value::RawValue;
 use tokio::task::JoinHandle;
 
 use crate::apps::Apps;
+use crate::config::DemoConfig;
 use crate::error::ServiceError;
+use crate::limits::ConnectionRateLimiter;
 use crate::names::AppName;
 use crate::service::Service;
 use crate::store::{AppRecord, AppStatus, Store};
@@ -85,6 +91,93 @@ pub fn spawn_bot(service: Service, app: AppRecord, interval: Duration) -> JoinHa
             };
             if let Err(err) = service.publish_as_app(&app, BOT_ROOM, payload, Some(&meta)).await {
                 tracing::warn!(error = %err, "the demo bot could not post");
+            }
+        }
+    })
+}
+
+/// Names of throwaway rooms start with this.
+pub const THROWAWAY_PREFIX: &str = "tmp-";
+
+/// A throwaway room and the codes of its two endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throwaway {
+    /// The room's name.
+    pub room: String,
+    /// Code of the `read_and_write` endpoint.
+    pub writer: String,
+    /// Code of the `read` endpoint.
+    pub reader: String,
+}
+
+/// Makes throwaway rooms within the configured bounds.
+pub struct Throwaways {
+    rate: ConnectionRateLimiter,
+    max_rooms: usize,
+}
+
+impl Throwaways {
+    /// Bounds from the demo's config.
+    pub fn new(config: &DemoConfig) -> Self {
+        // Per minute, as a per-second rate with the minute's worth as burst.
+        let per_second = config.throwaways_per_minute.div_ceil(60).max(1);
+        Self {
+            rate: ConnectionRateLimiter::new(per_second, config.throwaways_per_minute),
+            max_rooms: config.max_throwaway_rooms,
+        }
+    }
+
+    /// Makes a room with a `read_and_write` and a `read` endpoint.
+    ///
+    /// # Errors
+    ///
+    /// `RateLimited` when too many were made lately or too many exist; store
+    /// failures.
+    pub async fn create(&self, service: &Service, app: &AppRecord) -> Result<Throwaway, ServiceError> {
+        let busy = || ServiceError::RateLimited { retry_after: Duration::from_secs(60) };
+        if !self.rate.allow() {
+            return Err(busy());
+        }
+        let rooms = service.list_rooms(app).await?;
+        if rooms.iter().filter(|room| room.name.starts_with(THROWAWAY_PREFIX)).count() >= self.max_rooms {
+            return Err(busy());
+        }
+        let room = format!("{THROWAWAY_PREFIX}{}", &crate::secrets::endpoint_code()[..10]);
+        service.create_room(app, &room).await?;
+        let meta = |name: &str| {
+            RawValue::from_string(format!(r#"{{"name":"{name}"}}"#)).map_err(|err| ServiceError::Internal(err.into()))
+        };
+        let writer = service.create_endpoint(app, &room, "read_and_write", Some(&meta("Writer")?), "").await?;
+        let reader = service.create_endpoint(app, &room, "read", Some(&meta("Reader")?), "").await?;
+        Ok(Throwaway { room, writer: writer.code, reader: reader.code })
+    }
+}
+
+/// Starts the sweeper that deletes throwaway rooms older than `lifetime`,
+/// looking every minute (or every `lifetime`, if shorter). Abort the handle
+/// to stop it.
+pub fn spawn_sweeper(service: Service, app: AppRecord, lifetime: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(lifetime.min(Duration::from_secs(60)));
+        loop {
+            tick.tick().await;
+            let rooms = match service.list_rooms(&app).await {
+                Ok(rooms) => rooms,
+                Err(err) => {
+                    tracing::warn!(error = %err, "the demo sweeper could not list rooms");
+                    continue;
+                }
+            };
+            let now = chrono::Utc::now();
+            for room in rooms.iter().filter(|room| room.name.starts_with(THROWAWAY_PREFIX)) {
+                let created =
+                    chrono::DateTime::parse_from_rfc3339(&room.created_at).map(|t| t.with_timezone(&chrono::Utc));
+                let expired = created.is_ok_and(|created| (now - created).to_std().is_ok_and(|age| age >= lifetime));
+                if expired {
+                    if let Err(err) = service.delete_room(&app, &room.name).await {
+                        tracing::warn!(error = %err, room = %room.name, "the demo sweeper could not delete a room");
+                    }
+                }
             }
         }
     })

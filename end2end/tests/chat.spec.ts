@@ -69,3 +69,23 @@ test("deleting an endpoint through the REST API ends its chat", async ({ page, r
   await expect(page.getByRole("status")).toContainText("endpoint deleted (code 4001)");
   await expect(page.getByRole("button", { name: "Send" })).toBeDisabled();
 });
+
+test("a visitor makes a throwaway room and uses it from two tabs", async ({ page, context }) => {
+  await page.goto("/demo");
+  await page.getByRole("button", { name: "Make a throwaway room" }).click();
+  const made = page.getByRole("region", { name: "throwaway room" }).getByRole("status");
+  await expect(made).toContainText("is yours for a while");
+  const writerUrl = (await made.getByRole("link", { name: "open the writer" }).getAttribute("href"))!;
+  const readerUrl = (await made.getByRole("link", { name: "open the reader" }).getAttribute("href"))!;
+
+  const writer = await context.newPage();
+  const reader = await context.newPage();
+  await writer.goto(writerUrl);
+  await reader.goto(readerUrl);
+  await expect(writer.getByRole("status")).toContainText("Connected.");
+  await expect(reader.getByRole("status")).toContainText("read-only endpoint");
+
+  await writer.getByLabel("Message").fill("my own room");
+  await writer.getByRole("button", { name: "Send" }).click();
+  await expect(reader.getByRole("listitem").filter({ hasText: "my own room" })).toContainText("Writer");
+});

@@ -21,7 +21,7 @@ use comms_core::broker::local::{LocalBroker, LocalSettings};
 use comms_core::broker::writer::WriterSettings;
 use comms_core::broker::Broker;
 use comms_core::config::Config;
-use comms_core::demo;
+use comms_core::demo::{self, Throwaways};
 use comms_core::error::ServiceError;
 use comms_core::hub::{CloseReason, Hub};
 use comms_core::limits::ApiRateLimiter;
@@ -38,7 +38,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::routes;
-use crate::state::{AppState, Shared};
+use crate::state::{AppState, DemoState, Shared};
 use crate::telemetry;
 
 /// Opens the configured store and applies migrations.
@@ -63,8 +63,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
-    /// The demo's bot, stopped on shutdown.
-    demo_bot: Option<JoinHandle<()>>,
+    /// The demo's bot and sweeper, stopped on shutdown.
+    demo_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Application {
@@ -110,12 +110,12 @@ impl Application {
             metrics,
             sockets: TaskTracker::new(),
             leptos,
-            demo_app: OnceLock::new(),
+            demo: OnceLock::new(),
         });
-        let demo_bot = if state.config.demo.enabled { start_demo(&state).await } else { None };
+        let demo_tasks = if state.config.demo.enabled { start_demo(&state).await } else { Vec::new() };
         let router = router(state.clone());
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        Ok(Self { listener, router, state, demo_bot })
+        Ok(Self { listener, router, state, demo_tasks })
     }
 
     /// The address actually bound.
@@ -138,7 +138,7 @@ impl Application {
     ///
     /// The listener fails.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, router, state, demo_bot } = self;
+        let Self { listener, router, state, demo_tasks } = self;
         let hub = Arc::clone(&state.hub);
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -155,8 +155,8 @@ impl Application {
         if tokio::time::timeout(grace, state.sockets.wait()).await.is_err() {
             tracing::warn!("some WebSockets did not close within the grace period");
         }
-        if let Some(bot) = demo_bot {
-            bot.abort();
+        for task in demo_tasks {
+            task.abort();
         }
         state.broker.shutdown().await;
         tracing::info!("shutdown complete");
@@ -164,20 +164,24 @@ impl Application {
     }
 }
 
-/// Makes the demo's app, rooms and endpoints if missing and starts its bot.
-/// A failure is logged, not fatal: the demo is not worth refusing to serve.
-async fn start_demo(state: &AppState) -> Option<JoinHandle<()>> {
+/// Makes the demo's app, rooms and endpoints if missing and starts its bot
+/// and its sweeper of throwaway rooms. A failure is logged, not fatal: the
+/// demo is not worth refusing to serve.
+async fn start_demo(state: &AppState) -> Vec<JoinHandle<()>> {
     let apps = Apps::new(Arc::clone(&state.store), Arc::clone(&state.authenticator));
     match demo::prepare(&state.store, &apps, &state.service).await {
         Ok(app) => {
-            let interval = Duration::from_secs(state.config.demo.bot_interval_secs);
-            let bot = demo::spawn_bot(state.service.clone(), app.clone(), interval);
-            let _ = state.demo_app.set(app);
-            Some(bot)
+            let config = &state.config.demo;
+            let bot =
+                demo::spawn_bot(state.service.clone(), app.clone(), Duration::from_secs(config.bot_interval_secs));
+            let lifetime = Duration::from_secs(config.throwaway_minutes * 60);
+            let sweeper = demo::spawn_sweeper(state.service.clone(), app.clone(), lifetime);
+            let _ = state.demo.set(DemoState { app, throwaways: Arc::new(Throwaways::new(config)) });
+            vec![bot, sweeper]
         }
         Err(err) => {
             tracing::error!(error = %err, "the demo could not be prepared");
-            None
+            Vec::new()
         }
     }
 }

@@ -9,6 +9,7 @@ use axum::extract::FromRef;
 use comms_core::auth::KeyAuthenticator;
 use comms_core::broker::Broker;
 use comms_core::config::Config;
+use comms_core::demo::Throwaways;
 use comms_core::hub::Hub;
 use comms_core::limits::ApiRateLimiter;
 use comms_core::metrics::Metrics;
@@ -58,8 +59,16 @@ pub struct Shared {
     pub sockets: TaskTracker,
     /// Where the site's files are, for rendering and serving them.
     pub leptos: LeptosOptions,
-    /// The demo app, once made at start (never, when `demo.enabled` is off).
-    pub demo_app: OnceLock<AppRecord>,
+    /// The demo, once made at start (never, when `demo.enabled` is off).
+    pub demo: OnceLock<DemoState>,
+}
+
+/// The running demo.
+pub struct DemoState {
+    /// The demo app.
+    pub app: AppRecord,
+    /// Makes visitors' throwaway rooms within bounds.
+    pub throwaways: Arc<Throwaways>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -37,6 +37,35 @@ pub struct DemoContext {
     pub service: comms_core::service::Service,
     /// The demo app.
     pub app: comms_core::store::AppRecord,
+    /// Makes visitors' throwaway rooms within bounds.
+    pub throwaways: std::sync::Arc<comms_core::demo::Throwaways>,
+}
+
+/// A visitor's throwaway room: its name and the codes of its two endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrowawayRoom {
+    /// The room's name.
+    pub room: String,
+    /// Code of the `read_and_write` endpoint.
+    pub writer: String,
+    /// Code of the `read` endpoint.
+    pub reader: String,
+}
+
+/// Makes a throwaway room for the visitor.
+#[server]
+pub async fn create_throwaway_room() -> Result<ThrowawayRoom, ServerFnError> {
+    let demo = use_context::<DemoContext>().ok_or_else(|| ServerFnError::new("the demo is off on this server"))?;
+    match demo.throwaways.create(&demo.service, &demo.app).await {
+        Ok(made) => Ok(ThrowawayRoom { room: made.room, writer: made.writer, reader: made.reader }),
+        Err(comms_core::error::ServiceError::RateLimited { .. }) => {
+            Err(ServerFnError::new("many rooms were made just now: try again in a minute"))
+        }
+        Err(err) => {
+            leptos::logging::error!("demo: {err}");
+            Err(ServerFnError::new("the demo is unavailable right now"))
+        }
+    }
 }
 
 /// The demo's rooms and endpoints.
@@ -85,6 +114,7 @@ pub fn Demo() -> impl IntoView {
             "which the server stamps on every message sent through it. Connect to "
             <code>"/ws/endpoint/{code}/"</code> " with any of these codes."
         </p>
+        <Throwaway />
         <Suspense fallback=|| view! { <p>"Loading the demo…"</p> }>
             {move || {
                 rooms
@@ -136,6 +166,44 @@ fn RoomCard(room: DemoRoom) -> impl IntoView {
                         .collect_view()}
                 </tbody>
             </table>
+        </section>
+    }
+}
+
+/// The button that makes a throwaway room, and its result.
+#[component]
+fn Throwaway() -> impl IntoView {
+    let make = Action::new(|(): &()| create_throwaway_room());
+    view! {
+        <section class="throwaway" aria-label="throwaway room">
+            <h2>"Your own room"</h2>
+            <p>"Make a throwaway room with a writer and a reader endpoint, then open both in two tabs."</p>
+            <button on:click=move |_| {
+                make.dispatch(());
+            }>"Make a throwaway room"</button>
+            {move || {
+                make.value()
+                    .get()
+                    .map(|result| match result {
+                        Ok(room) => {
+                            view! {
+                                <p role="status">
+                                    {format!("Room {} is yours for a while: ", room.room)}
+                                    <a href=format!("/demo/chat/{}", room.writer) target="_blank">
+                                        "open the writer"
+                                    </a>
+                                    " and "
+                                    <a href=format!("/demo/chat/{}", room.reader) target="_blank">
+                                        "open the reader"
+                                    </a>
+                                    "."
+                                </p>
+                            }
+                                .into_any()
+                        }
+                        Err(err) => view! { <p role="alert">{err.to_string()}</p> }.into_any(),
+                    })
+            }}
         </section>
     }
 }

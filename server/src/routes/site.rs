@@ -2,6 +2,8 @@
 //! bundle), the files cargo-leptos builds (served from `site.root`), and an
 //! HTML 404 page for any other path outside the APIs.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::Uri;
@@ -22,8 +24,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let for_server_functions = state.clone();
     // The demo's server functions reach the service through this context.
     let demo_context = move || {
-        if let Some(app) = for_server_functions.demo_app.get() {
-            provide_context(DemoContext { service: for_server_functions.service.clone(), app: app.clone() });
+        if let Some(demo) = for_server_functions.demo.get() {
+            provide_context(DemoContext {
+                service: for_server_functions.service.clone(),
+                app: demo.app.clone(),
+                throwaways: Arc::clone(&demo.throwaways),
+            });
         }
     };
     Router::new()

@@ -12,6 +12,7 @@ use comms_core::apps::Apps;
 use comms_core::config::Config;
 use comms_core::store::AppStatus;
 use comms_server::startup::Application;
+use comms_server::state::AppState;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{json, Value};
@@ -43,6 +44,7 @@ pub struct TestApp {
     pub data_dir: Arc<TempDir>,
     pub config: Config,
     apps: Apps,
+    state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -67,7 +69,7 @@ async fn start(mut config: Config, data_dir: Arc<TempDir>) -> TestApp {
     config.data_dir = PathBuf::from(data_dir.path());
     let application = Application::build(config.clone(), "127.0.0.1:0".parse().unwrap()).await.expect("build app");
     let addr = application.local_addr();
-    let state = application.state();
+    let state = application.state().clone();
     let apps = Apps::new(state.store.clone(), state.authenticator.clone());
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async move {
@@ -80,6 +82,7 @@ async fn start(mut config: Config, data_dir: Arc<TempDir>) -> TestApp {
         data_dir,
         config,
         apps,
+        state,
         shutdown: Some(shutdown),
         server: Some(server),
     }
@@ -105,6 +108,11 @@ impl TestApp {
     /// Creates an approved app; returns its API key.
     pub async fn create_app(&self, name: &str) -> String {
         self.apps.create(name, AppStatus::Approved).await.expect("create app").api_key
+    }
+
+    /// The server's shared handles.
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// The app administration the CLI uses, on this server's store.

@@ -154,3 +154,27 @@ async fn the_demo_page_says_when_the_demo_is_off() {
     let page = app.request(Method::GET, "/demo", None).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("the demo is off on this server"), "{page}");
 }
+
+#[tokio::test]
+async fn throwaway_rooms_are_bounded_and_expire() {
+    use comms_core::config::DemoConfig;
+    use comms_core::demo::{spawn_sweeper, Throwaways, THROWAWAY_PREFIX};
+
+    let app = crate::helpers::spawn_app_with(|config| config.demo.enabled = true).await;
+    let service = app.state().service.clone();
+    let demo = app.state().demo.get().expect("the demo runs").app.clone();
+    let throwaways =
+        Throwaways::new(&DemoConfig { max_throwaway_rooms: 2, throwaways_per_minute: 10, ..DemoConfig::default() });
+    let first = throwaways.create(&service, &demo).await.unwrap();
+    assert!(first.room.starts_with(THROWAWAY_PREFIX));
+    assert_ne!(first.writer, first.reader);
+    throwaways.create(&service, &demo).await.unwrap();
+    assert!(throwaways.create(&service, &demo).await.is_err(), "at most two at once");
+
+    let sweeper = spawn_sweeper(service.clone(), demo.clone(), std::time::Duration::from_millis(300));
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    sweeper.abort();
+    let rooms = service.list_rooms(&demo).await.unwrap();
+    assert!(rooms.iter().all(|room| !room.name.starts_with(THROWAWAY_PREFIX)), "expired rooms are deleted");
+    assert!(rooms.iter().any(|room| room.name == "lobby"), "the demo's own rooms stay");
+}

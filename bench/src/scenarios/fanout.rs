@@ -102,10 +102,7 @@ pub async fn run(ctx: &Ctx, name: &str, subscribers: usize, pace: Pace) -> anyho
         })
     };
 
-    tokio::time::sleep(ctx.size.warm_up()).await;
-    latency.measuring.set(true);
-    tokio::time::sleep(ctx.size.measure()).await;
-    latency.measuring.set(false);
+    ctx.warm_up_then_measure(&latency).await;
     stop.set(true);
     publishing.await??;
     let final_seq = sent.get();

@@ -73,6 +73,17 @@ pub struct Ctx {
     pub size: Size,
 }
 
+impl Ctx {
+    /// Lets the load run through the warm-up, then counts deliveries and
+    /// latencies for the measuring time.
+    pub async fn warm_up_then_measure(&self, latency: &Latency) {
+        tokio::time::sleep(self.size.warm_up()).await;
+        latency.measuring.set(true);
+        tokio::time::sleep(self.size.measure()).await;
+        latency.measuring.set(false);
+    }
+}
+
 /// Source addresses for client sockets: 127.0.0.2 … so that tens of
 /// thousands of connections do not run out of ephemeral ports.
 pub fn source(n: usize) -> Option<IpAddr> {

@@ -62,10 +62,7 @@ pub async fn run(ctx: &Ctx, rooms: usize) -> anyhow::Result<(Vec<Row>, Integrity
             }));
         }
     }
-    tokio::time::sleep(ctx.size.warm_up()).await;
-    latency.measuring.set(true);
-    tokio::time::sleep(ctx.size.measure()).await;
-    latency.measuring.set(false);
+    ctx.warm_up_then_measure(&latency).await;
     stop.set(true);
     for sender in senders {
         sender.await??;

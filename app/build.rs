@@ -28,9 +28,12 @@ const PAGES: &[(&str, &str, Source)] = &[
     ("rest", "REST API reference", Source::OpenApi),
     ("websocket", "WebSocket protocol", Source::Readme(&["WebSocket"])),
     ("legacy", "Legacy API", Source::Readme(&["Legacy API"])),
+    ("portal", "Developer portal and admin", Source::Readme(&["Developer portal and admin"])),
     ("configuration", "Configuration", Source::Doc("configuration.md")),
     ("operations", "Operations and command line", Source::Readme(&["Command line", "Operations"])),
     ("decisions", "Design decisions", Source::Doc("decisions.md")),
+    ("deployment", "Deployment: nginx, systemd, TLS", Source::Doc("deployment.md")),
+    ("scaling", "Scaling", Source::Doc("scaling.md")),
     ("performance", "Performance", Source::Doc("performance.md")),
 ];
 
@@ -54,14 +57,66 @@ fn main() {
                 };
                 markdown(&format!("# {title}\n\n{}", sections.join("\n")))
             }
-            Source::Doc(file) => markdown(&read(&root.join("docs").join(file))),
+            Source::Doc(file) => markdown(&site_links(&with_includes(&read(&root.join("docs").join(file)), &root))),
             Source::OpenApi => rest_reference(&read(&root.join("docs/openapi.json"))),
         };
         writeln!(out, "    ({slug:?}, {title:?}, {html:?}),").unwrap();
     }
     out.push_str("];\n");
-    let target = Path::new(&std::env::var("OUT_DIR").unwrap()).join("docs.rs");
-    std::fs::write(target, out).unwrap();
+    let out_dir = Path::new(&std::env::var("OUT_DIR").unwrap()).to_owned();
+    std::fs::write(out_dir.join("docs.rs"), out).unwrap();
+
+    // The landing page's samples: the quickstart's first curl block and its
+    // browser snippet, as the README (and the test that runs it) has them.
+    let quickstart = readme_section(&readme, "Quickstart");
+    let curl =
+        fenced_blocks(&quickstart, "sh").into_iter().find(|block| block.starts_with("curl ")).expect("a curl block");
+    let js = fenced_blocks(&quickstart, "js").into_iter().next().expect("a js block");
+    let samples = format!("/// README's first curl block.\npub const CURL: &str = {curl:?};\n/// README's browser snippet.\npub const JS: &str = {js:?};\n");
+    std::fs::write(out_dir.join("samples.rs"), samples).unwrap();
+}
+
+/// Replaces each `<!-- include: PATH -->` line with the file at `PATH`
+/// (relative to the repository) as a code block, so a guide shows the very
+/// files the repository ships.
+fn with_includes(markdown: &str, root: &Path) -> String {
+    markdown
+        .lines()
+        .map(|line| match line.strip_prefix("<!-- include: ").and_then(|rest| rest.strip_suffix(" -->")) {
+            Some(path) => {
+                let file = root.join(path);
+                println!("cargo:rerun-if-changed={}", file.display());
+                let text = std::fs::read_to_string(&file).unwrap_or_else(|err| panic!("including {path}: {err}"));
+                let language = if path.ends_with(".toml") { "toml" } else { "" };
+                format!("```{language}\n{}\n```", text.trim_end())
+            }
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Points links between the Markdown files of `docs/` (which work when
+/// reading the repository) at the site's pages.
+fn site_links(markdown: &str) -> String {
+    PAGES.iter().fold(markdown.to_owned(), |text, (slug, _, source)| match source {
+        Source::Doc(file) => text.replace(&format!("]({file})"), &format!("](/docs/{slug})")),
+        _ => text,
+    })
+}
+
+/// The contents of the fenced blocks of `language` in `markdown`.
+fn fenced_blocks(markdown: &str, language: &str) -> Vec<String> {
+    let opening = format!("```{language}\n");
+    let mut blocks = Vec::new();
+    let mut rest = markdown;
+    while let Some(start) = rest.find(&opening) {
+        let body = &rest[start + opening.len()..];
+        let end = body.find("```").expect("a closed fence");
+        blocks.push(body[..end].trim_end().to_owned());
+        rest = &body[end + 3..];
+    }
+    blocks
 }
 
 /// The body of README's `## {heading}` section (without the heading), its

@@ -16,11 +16,14 @@ use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
+use crate::pages::admin::Admin;
 use crate::pages::chat::Chat;
 use crate::pages::demo::Demo;
 use crate::pages::docs::Docs;
 use crate::pages::landing::Landing;
 use crate::pages::not_found::NotFound;
+use crate::pages::portal::app_page::AppPage;
+use crate::pages::portal::Portal;
 
 /// The HTML document every page is rendered into.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -58,6 +61,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/demo/chat/:code") view=Chat />
                     <Route path=path!("/docs") view=Docs />
                     <Route path=path!("/docs/:page") view=Docs />
+                    <Route path=path!("/portal") view=Portal />
+                    <Route path=path!("/portal/apps/:name") view=AppPage />
+                    <Route path=path!("/admin") view=Admin />
                 </Routes>
             </main>
         </Router>

@@ -1,19 +1,31 @@
-//! App administration: create, list, rotate keys, change status. Used by the
-//! `comms app …` commands now and by the admin area later.
+//! App administration: create, list, issue and revoke keys, change status,
+//! delete; every change that matters is written to the audit log. Used by
+//! the `comms app …` commands, the admin area and, through
+//! [`crate::portal`], by developers for their own apps.
 
 use std::sync::Arc;
 
 use crate::auth::KeyAuthenticator;
 use crate::error::ServiceError;
+use crate::hub::CloseReason;
 use crate::names::AppName;
 use crate::secrets::NewApiKey;
-use crate::store::{AppRecord, AppStatus, AppSummary, Store};
+use crate::service::Service;
+use crate::store::{AppFilter, AppProfile, AppRecord, AppStatus, AppSummary, AuditEntry, NewApp, Store};
+use crate::time::now_ms;
+
+/// Who the audit log names for actions of the command line.
+pub const CLI_ACTOR: &str = "cli";
 
 /// App administration over a store. Key and status changes are announced to
-/// the authenticator so they apply to this process's next request.
+/// the authenticator so they apply to the next request.
 pub struct Apps {
     store: Arc<dyn Store>,
     authenticator: Arc<KeyAuthenticator>,
+    /// In the server: closes the live sockets of apps that stop being
+    /// approved. The command line has none (the server's next join check
+    /// refuses them instead).
+    live: Option<Service>,
 }
 
 /// An app and the plain text of a key just issued to it, to be shown once.
@@ -27,62 +39,166 @@ pub struct IssuedKey {
 impl Apps {
     /// Administration over `store`, invalidating `authenticator`'s cache.
     pub fn new(store: Arc<dyn Store>, authenticator: Arc<KeyAuthenticator>) -> Self {
-        Self { store, authenticator }
+        Self { store, authenticator, live: None }
     }
 
-    async fn find(&self, name: &str) -> Result<AppRecord, ServiceError> {
+    /// Also closes the live sockets of apps suspended, rejected or deleted.
+    #[must_use]
+    pub fn with_live_connections(mut self, service: Service) -> Self {
+        self.live = Some(service);
+        self
+    }
+
+    /// The app named `name`.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad name, `NotFound` if there is no such app.
+    pub async fn find(&self, name: &str) -> Result<AppRecord, ServiceError> {
         let name = AppName::parse(name)?;
         self.store.app_by_name(&name).await?.ok_or_else(|| ServiceError::NotFound(format!("app {name} does not exist")))
     }
 
-    /// Creates an app with the given status and its first key.
+    async fn audit(&self, actor: &str, action: &str, app: &str, detail: &str) -> Result<(), ServiceError> {
+        let entry = AuditEntry {
+            at: now_ms(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            app_name: app.to_owned(),
+            detail: detail.to_owned(),
+        };
+        Ok(self.store.record_audit(&entry).await?)
+    }
+
+    /// Creates an app with the given status and its first key (the command
+    /// line's way).
     ///
     /// # Errors
     ///
     /// `Invalid` for a bad name, `Conflict` if the name is taken.
     pub async fn create(&self, name: &str, status: AppStatus) -> Result<IssuedKey, ServiceError> {
-        let name = AppName::parse(name)?;
         let key = NewApiKey::generate();
-        let app =
-            self.store.create_app(&name, status, key.hash).await.map_err(|err| match ServiceError::from(err) {
-                ServiceError::Conflict(_) => ServiceError::Conflict(format!("app {name} already exists")),
-                other => other,
-            })?;
+        let app = self.insert(name, status, None, AppProfile::default(), Some(key.hash)).await?;
+        self.audit(CLI_ACTOR, "created", &app.name, status.as_str()).await?;
+        self.audit(CLI_ACTOR, "key_issued", &app.name, "first key").await?;
         Ok(IssuedKey { app, api_key: key.plain })
     }
 
-    /// Every app with its counts.
+    /// Records an action on an app without details.
+    pub(crate) async fn audit_action(&self, actor: &str, action: &str, app: &str) -> Result<(), ServiceError> {
+        self.audit(actor, action, app, "").await
+    }
+
+    /// Inserts an app, answering `Conflict` with its name when taken.
+    pub(crate) async fn insert(
+        &self,
+        name: &str,
+        status: AppStatus,
+        owner_id: Option<i64>,
+        profile: AppProfile,
+        key: Option<crate::secrets::ApiKeyHash>,
+    ) -> Result<AppRecord, ServiceError> {
+        let name = AppName::parse(name)?;
+        let new = NewApp { name: name.clone(), status, owner_id, profile, key };
+        self.store.create_app(new).await.map_err(|err| match ServiceError::from(err) {
+            ServiceError::Conflict(_) => ServiceError::Conflict(format!("app {name} already exists")),
+            other => other,
+        })
+    }
+
+    /// The apps `filter` selects, with counts.
     ///
     /// # Errors
     ///
     /// Only store failures.
-    pub async fn list(&self) -> Result<Vec<AppSummary>, ServiceError> {
-        Ok(self.store.list_apps().await?)
+    pub async fn list(&self, filter: AppFilter) -> Result<Vec<AppSummary>, ServiceError> {
+        Ok(self.store.list_apps(filter).await?)
     }
 
-    /// Revokes every key of the app and issues a new one.
+    /// Revokes every key of the app and issues a new one, shown once.
     ///
     /// # Errors
     ///
-    /// `NotFound` if there is no such app.
-    pub async fn rotate_key(&self, name: &str) -> Result<IssuedKey, ServiceError> {
-        let app = self.find(name).await?;
+    /// Store failures.
+    pub async fn issue_key(&self, app: &AppRecord, actor: &str) -> Result<IssuedKey, ServiceError> {
         let key = NewApiKey::generate();
         self.store.replace_api_keys(app.id, key.hash).await?;
         self.authenticator.invalidate_app(app.id);
-        Ok(IssuedKey { app, api_key: key.plain })
+        self.audit(actor, "key_issued", &app.name, "earlier keys revoked").await?;
+        Ok(IssuedKey { app: app.clone(), api_key: key.plain })
     }
 
-    /// Changes the app's status; its keys work only while `approved`.
+    /// Revokes every key of the app; it has none until one is issued.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn revoke_keys(&self, app: &AppRecord, actor: &str) -> Result<u64, ServiceError> {
+        let revoked = self.store.revoke_api_keys(app.id).await?;
+        self.authenticator.invalidate_app(app.id);
+        self.audit(actor, "keys_revoked", &app.name, &format!("{revoked} revoked")).await?;
+        Ok(revoked)
+    }
+
+    /// Changes the app's status; its keys and endpoints work only while
+    /// `approved`, and its live sockets close when it stops being.
     ///
     /// # Errors
     ///
     /// `NotFound` if there is no such app.
-    pub async fn set_status(&self, name: &str, status: AppStatus) -> Result<AppRecord, ServiceError> {
+    pub async fn set_status(&self, name: &str, status: AppStatus, actor: &str) -> Result<AppRecord, ServiceError> {
         let mut app = self.find(name).await?;
+        let action = match (app.status, status) {
+            (AppStatus::Suspended, AppStatus::Approved) => "reinstated",
+            (_, AppStatus::Approved) => "approved",
+            (_, AppStatus::Rejected) => "rejected",
+            (_, AppStatus::Suspended) => "suspended",
+            (_, AppStatus::Pending) => "pending",
+        };
         self.store.set_app_status(app.id, status).await?;
         self.authenticator.invalidate_app(app.id);
         app.status = status;
+        if status != AppStatus::Approved {
+            self.close_connections(&app).await?;
+        }
+        self.audit(actor, action, &app.name, "").await?;
         Ok(app)
+    }
+
+    /// Deletes the app with everything it has, closing its live sockets.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn delete(&self, app: &AppRecord, actor: &str) -> Result<(), ServiceError> {
+        // Room by room through the service, so sockets close with "room
+        // deleted" and the broker forgets the rooms' state.
+        if let Some(service) = &self.live {
+            for room in service.list_rooms(app).await? {
+                match service.delete_room(app, &room.name).await {
+                    Ok(()) | Err(ServiceError::NotFound(_)) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        self.store.delete_app(app.id).await?;
+        self.authenticator.invalidate_app(app.id);
+        self.audit(actor, "deleted", &app.name, "").await
+    }
+
+    async fn close_connections(&self, app: &AppRecord) -> Result<(), ServiceError> {
+        if let Some(service) = &self.live {
+            service.close_app_connections(app, CloseReason::AppStopped).await?;
+        }
+        Ok(())
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, ServiceError> {
+        Ok(self.store.audit_log(limit).await?)
     }
 }

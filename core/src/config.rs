@@ -44,6 +44,8 @@ pub struct Config {
     pub site: SiteConfig,
     /// The public demo.
     pub demo: DemoConfig,
+    /// The developer portal and admin area.
+    pub portal: PortalConfig,
 }
 
 /// The HTTP listener and how the server names itself in URLs.
@@ -176,6 +178,29 @@ impl Default for DemoConfig {
     }
 }
 
+/// The developer portal (`/portal`) and admin area (`/admin`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortalConfig {
+    /// Approve apps as soon as developers register them (dev), instead of
+    /// waiting for an admin (prod).
+    pub auto_approve: bool,
+    /// Send the session cookie only over HTTPS. On in production, where
+    /// nginx terminates TLS; off for `http://127.0.0.1` in development.
+    pub secure_cookies: bool,
+    /// Hours a portal session lasts without activity.
+    pub session_hours: u64,
+    /// Login attempts allowed per email address per minute (and five
+    /// times that per client address), against password guessing.
+    pub logins_per_minute: u32,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self { auto_approve: true, secure_cookies: false, session_hours: 24, logins_per_minute: 5 }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -200,7 +225,27 @@ impl Default for Config {
             log: LogConfig::default(),
             site: SiteConfig::default(),
             demo: DemoConfig::default(),
+            portal: PortalConfig::default(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// `ws://host[:port]` or `wss://…`: where clients reach this server's
+    /// WebSocket. From `public_url` when set, else from the request's `Host`
+    /// header (`host`), else from the listening address.
+    pub fn ws_base(&self, host: Option<&str>) -> String {
+        let public = self.public_url.trim_end_matches('/');
+        if let Some(rest) = public.strip_prefix("https://") {
+            return format!("wss://{rest}");
+        }
+        if let Some(rest) = public.strip_prefix("http://") {
+            return format!("ws://{rest}");
+        }
+        let host = host
+            .filter(|host| !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c)))
+            .map_or_else(|| self.addr.to_string(), str::to_owned);
+        format!("ws://{host}")
     }
 }
 
@@ -360,8 +405,20 @@ fn environment() -> Figment {
 
 /// Only variables naming a real key are read, so an unrelated `COMMS_…`
 /// variable in the environment does not fail the strict key check.
-const TOP_LEVEL_KEYS: &[&str] =
-    &["profile", "data_dir", "server", "database", "limits", "history", "websocket", "auth", "log", "site", "demo"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "profile",
+    "data_dir",
+    "server",
+    "database",
+    "limits",
+    "history",
+    "websocket",
+    "auth",
+    "log",
+    "site",
+    "demo",
+    "portal",
+];
 
 #[cfg(test)]
 mod tests {
@@ -414,6 +471,29 @@ mod tests {
                 None => assert!(docs.contains(&format!("| `{key}` |")), "{key} is not documented"),
             }
         }
+    }
+
+    /// The production example the deployment guide shows is a config this
+    /// version accepts, with the values the guide promises.
+    #[test]
+    fn the_deployment_example_config_loads() {
+        let work = tempfile::tempdir().unwrap();
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/comms.toml");
+        let config = Config::load(work.path(), Some(&example)).unwrap();
+        assert_eq!(config.profile, "prod");
+        assert!(!config.demo.enabled);
+        assert!(config.server.public_url.starts_with("https://"));
+        assert!(!config.portal.auto_approve && config.portal.secure_cookies);
+    }
+
+    #[test]
+    fn ws_base_prefers_the_public_url_then_a_sane_host() {
+        let mut server = ServerConfig::default();
+        assert_eq!(server.ws_base(Some("example.com:8080")), "ws://example.com:8080");
+        assert_eq!(server.ws_base(Some("evil.com/<script>")), "ws://127.0.0.1:3000");
+        assert_eq!(server.ws_base(None), "ws://127.0.0.1:3000");
+        server.public_url = "https://comms.example.com/".into();
+        assert_eq!(server.ws_base(Some("other")), "wss://comms.example.com");
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub enum ServiceError {
     /// Missing, unknown or revoked key, or an app that is not approved.
     #[error("a valid API key of an approved app is required")]
     Forbidden,
+    /// A portal or admin action this account may not take (wrong
+    /// password, not an admin, app not approved); the text says which.
+    #[error("{0}")]
+    Denied(String),
     /// The room or endpoint does not exist for this app.
     #[error("{0}")]
     NotFound(String),
@@ -50,7 +54,7 @@ impl ServiceError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid(_) => ErrorCode::Invalid,
-            Self::Forbidden => ErrorCode::Forbidden,
+            Self::Forbidden | Self::Denied(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,

@@ -34,6 +34,8 @@ pub enum CloseReason {
     SlowConsumer,
     /// The server is shutting down.
     ShuttingDown,
+    /// The room's app stopped being approved.
+    AppStopped,
 }
 
 impl CloseReason {
@@ -44,6 +46,7 @@ impl CloseReason {
             Self::RoomDeleted => close::ROOM_DELETED,
             Self::SlowConsumer => close::TRY_AGAIN_LATER,
             Self::ShuttingDown => close::GOING_AWAY,
+            Self::AppStopped => close::APP_STOPPED,
         }
     }
 
@@ -54,6 +57,7 @@ impl CloseReason {
             Self::RoomDeleted => "room deleted",
             Self::SlowConsumer => "too slow: queue full, resume with after_seq",
             Self::ShuttingDown => "server shutting down",
+            Self::AppStopped => "app no longer approved",
         }
     }
 }
@@ -225,6 +229,13 @@ impl Hub {
         let Some(room) = rooms.get(&room_id).cloned() else { return };
         drop(rooms);
         self.close_members(&room, CloseReason::RoomDeleted);
+    }
+
+    /// Closes the room's connections without keeping new ones out: its app
+    /// stopped being approved, which the next join checks by itself.
+    pub fn close_room_connections(&self, room_id: i64, reason: CloseReason) {
+        let Some(room) = self.rooms.read().get(&room_id).cloned() else { return };
+        self.close_members(&room, reason);
     }
 
     /// Closes every connection of this node, e.g. on shutdown.

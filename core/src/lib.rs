@@ -15,13 +15,17 @@
 //! - [`service`]: rooms, endpoints and messages as the API offers them.
 //! - [`session`]: the WebSocket side: joining a room, publishing through an
 //!   endpoint.
-//! - [`apps`]: app administration (the CLI, later the portal).
+//! - [`apps`]: app administration and its audit log (the CLI, the admin area).
+//! - [`accounts`]: portal accounts: sign-up, login, admins.
+//! - [`passwords`]: argon2id hashing and password rules.
+//! - [`portal`]: what a developer may do with their own apps.
 //! - [`demo`]: the public demo app and its bot.
 //! - [`metrics`]: Prometheus counters and gauges.
 //! - [`time`]: the API's time format.
 
 #![warn(missing_docs)]
 
+pub mod accounts;
 pub mod apps;
 pub mod auth;
 pub mod broker;
@@ -32,6 +36,8 @@ pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod names;
+pub mod passwords;
+pub mod portal;
 pub mod secrets;
 pub mod service;
 pub mod session;

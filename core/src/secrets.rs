@@ -1,4 +1,4 @@
-//! Unguessable values: API keys, endpoint codes and public ids.
+//! Unguessable values: API keys, endpoint codes and public ids, form tokens.
 //!
 //! API keys are hashed with SHA-256, not argon2: a key is 256 random bits,
 //! so a slow hash adds no protection against guessing, while the check runs
@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 /// Prefix of every API key, so leaked keys are easy to recognise and scan for.
 pub const API_KEY_PREFIX: &str = "ck_";
 
-fn random_token(bytes: usize) -> String {
+/// `bytes` random bytes from the OS-seeded generator, URL-safe base64.
+pub(crate) fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
     URL_SAFE_NO_PAD.encode(buf)
@@ -55,6 +56,12 @@ impl ApiKeyHash {
 /// A new endpoint code: 24 random bytes (192 bits), URL-safe base64.
 pub fn endpoint_code() -> String {
     random_token(24)
+}
+
+/// A token that ties a portal form to its session (CSRF protection): 256
+/// random bits.
+pub fn form_token() -> String {
+    random_token(32)
 }
 
 /// A new public endpoint id, distinct from its code: `ep_` and 96 random bits.

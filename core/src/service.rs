@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use crate::broker::{Broker, Draft, Durability, RoomRef};
 use crate::config::LimitsConfig;
 use crate::error::ServiceError;
-use crate::hub::Hub;
+use crate::hub::{CloseReason, Hub};
 use crate::names::RoomName;
 use crate::secrets;
 use crate::store::{AppRecord, EndpointRecord, NewEndpoint, RoomRecord, Store};
@@ -105,6 +105,19 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("room {name} does not exist")))?;
         self.hub.close_room(room_id);
         self.broker.forget_room(room_id).await;
+        Ok(())
+    }
+
+    /// Closes the live sockets in every room of the app, which stays as it
+    /// is (used when an app stops being approved or is deleted).
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn close_app_connections(&self, app: &AppRecord, reason: CloseReason) -> Result<(), ServiceError> {
+        for room in self.store.list_rooms(app.id).await? {
+            self.hub.close_room_connections(room.id, reason);
+        }
         Ok(())
     }
 

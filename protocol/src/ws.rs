@@ -93,6 +93,9 @@ pub mod close {
     pub const ENDPOINT_DELETED: u16 = 4001;
     /// The room was deleted.
     pub const ROOM_DELETED: u16 = 4002;
+    /// The room's app was suspended, rejected or deleted by an admin or
+    /// its owner; its endpoints no longer work.
+    pub const APP_STOPPED: u16 = 4003;
     /// The client stopped answering pings.
     pub const PING_TIMEOUT: u16 = 4008;
 }

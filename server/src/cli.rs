@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use comms_core::apps::Apps;
+use comms_core::accounts::Accounts;
+use comms_core::apps::{Apps, CLI_ACTOR};
 use comms_core::auth::{ChangeMarker, KeyAuthenticator};
 use comms_core::config::Config;
-use comms_core::store::AppStatus;
+use comms_core::store::{AppFilter, AppRecord, AppStatus};
 use comms_core::time::format_ms;
 use serde_json::json;
 
@@ -56,6 +57,18 @@ enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Manage admin accounts of the admin area (`/admin`).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an admin account with a generated password; prints
+    /// `{"email", "password"}` (the password is shown only once).
+    Create { email: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +83,8 @@ enum AppCommand {
     Suspend { name: String },
     /// Approve (or reinstate) the app.
     Approve { name: String },
+    /// Reject the app: it stays, its keys and endpoints do not work.
+    Reject { name: String },
 }
 
 impl Cli {
@@ -104,6 +119,12 @@ impl Cli {
                 Ok(())
             }
             Command::App { command } => app(config, command).await,
+            Command::Admin { command: AdminCommand::Create { email } } => {
+                let accounts = Accounts::new(open_store(&config).await?, config.portal.logins_per_minute).await?;
+                let (account, password) = accounts.create_admin(&email).await?;
+                println!("{}", json!({ "email": account.email, "password": password }));
+                Ok(())
+            }
             Command::Openapi => {
                 println!("{}", crate::routes::openapi().to_pretty_json()?);
                 Ok(())
@@ -138,10 +159,11 @@ async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
             println!("{}", json!({ "name": issued.app.name, "api_key": issued.api_key }));
         }
         AppCommand::List => {
-            for summary in apps.list().await? {
+            for summary in apps.list(AppFilter::All).await? {
                 let line = json!({
                     "name": summary.app.name,
                     "status": summary.app.status.as_str(),
+                    "owner": summary.owner_email,
                     "created_at": format_ms(summary.app.created_at),
                     "active_keys": summary.active_keys,
                     "rooms": summary.rooms,
@@ -150,17 +172,16 @@ async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
             }
         }
         AppCommand::RotateKey { name } => {
-            let issued = apps.rotate_key(&name).await?;
+            let issued = apps.issue_key(&apps.find(&name).await?, CLI_ACTOR).await?;
             println!("{}", json!({ "name": issued.app.name, "api_key": issued.api_key }));
         }
-        AppCommand::Suspend { name } => {
-            let app = apps.set_status(&name, AppStatus::Suspended).await?;
-            println!("{}", json!({ "name": app.name, "status": app.status.as_str() }));
-        }
-        AppCommand::Approve { name } => {
-            let app = apps.set_status(&name, AppStatus::Approved).await?;
-            println!("{}", json!({ "name": app.name, "status": app.status.as_str() }));
-        }
+        AppCommand::Suspend { name } => print_status(apps.set_status(&name, AppStatus::Suspended, CLI_ACTOR).await?),
+        AppCommand::Approve { name } => print_status(apps.set_status(&name, AppStatus::Approved, CLI_ACTOR).await?),
+        AppCommand::Reject { name } => print_status(apps.set_status(&name, AppStatus::Rejected, CLI_ACTOR).await?),
     }
     Ok(())
+}
+
+fn print_status(app: AppRecord) {
+    println!("{}", json!({ "name": app.name, "status": app.status.as_str() }));
 }

@@ -106,20 +106,8 @@ impl FromRequestParts<AppState> for WsBase {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let public = state.config.server.public_url.trim_end_matches('/');
-        if let Some(rest) = public.strip_prefix("https://") {
-            return Ok(Self(format!("wss://{rest}")));
-        }
-        if let Some(rest) = public.strip_prefix("http://") {
-            return Ok(Self(format!("ws://{rest}")));
-        }
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .filter(|host| host.parse::<axum::http::uri::Authority>().is_ok())
-            .map_or_else(|| state.config.server.addr.to_string(), str::to_owned);
-        Ok(Self(format!("ws://{host}")))
+        let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        Ok(Self(state.config.server.ws_base(host)))
     }
 }
 

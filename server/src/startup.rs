@@ -15,6 +15,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use comms_core::accounts::Accounts;
 use comms_core::apps::Apps;
 use comms_core::auth::{ChangeMarker, KeyAuthenticator};
 use comms_core::broker::local::{LocalBroker, LocalSettings};
@@ -26,6 +27,7 @@ use comms_core::error::ServiceError;
 use comms_core::hub::{CloseReason, Hub};
 use comms_core::limits::ApiRateLimiter;
 use comms_core::metrics::Metrics;
+use comms_core::portal::Portal;
 use comms_core::service::Service;
 use comms_core::store::sqlite::SqliteStore;
 use comms_core::store::Store;
@@ -35,6 +37,8 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use tower_sessions::ExpiredDeletion;
+use tower_sessions_sqlx_store::SqliteStore as SessionStore;
 
 use crate::error::ApiError;
 use crate::routes;
@@ -45,26 +49,40 @@ use crate::telemetry;
 ///
 /// # Errors
 ///
-/// An unsupported database URL, or a database that cannot be opened or
+/// An unsupported database URL, a `REDIS_URL`, or a database that cannot be opened or
 /// migrated.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(Arc::new(open_sqlite(config).await?))
+}
+
+/// Opens the configured SQLite database, for what needs its pool as well
+/// (the portal's session store).
+async fn open_sqlite(config: &Config) -> anyhow::Result<SqliteStore> {
+    // Nodes sharing Redis would expect one another's messages; refusing is
+    // better than running as servers that silently disagree.
+    if std::env::var_os("REDIS_URL").is_some() {
+        anyhow::bail!("REDIS_URL is set, but this build has no Redis broker: unset it to run a single node");
+    }
     let url = config.database_url();
     if !url.starts_with("sqlite:") {
         anyhow::bail!("unsupported database URL {url:?}: this build stores data in SQLite only (sqlite://PATH)");
     }
-    let store = SqliteStore::open(&url, config.database.max_connections)
+    SqliteStore::open(&url, config.database.max_connections)
         .await
-        .with_context(|| format!("opening the database at {url}"))?;
-    Ok(Arc::new(store))
+        .with_context(|| format!("opening the database at {url}"))
 }
+
+/// How often expired portal sessions are deleted from the database.
+const SESSION_SWEEP: Duration = Duration::from_secs(3600);
 
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
-    /// The demo's bot and sweeper, stopped on shutdown.
-    demo_tasks: Vec<JoinHandle<()>>,
+    /// The demo's bot and sweeper and the expired-session sweeper,
+    /// stopped on shutdown.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Application {
@@ -75,7 +93,10 @@ impl Application {
     ///
     /// Storage cannot be opened or the address cannot be bound.
     pub async fn build(config: Config, addr: SocketAddr) -> anyhow::Result<Self> {
-        let store = open_store(&config).await?;
+        let sqlite = open_sqlite(&config).await?;
+        let sessions = SessionStore::new(sqlite.write_pool());
+        sessions.migrate().await.context("creating the session table")?;
+        let store: Arc<dyn Store> = Arc::new(sqlite);
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.limits.connection_queue, Arc::clone(&metrics));
         let settings = LocalSettings {
@@ -99,7 +120,15 @@ impl Application {
             .site_root(config.site.root.display().to_string())
             .site_pkg_dir("pkg")
             .build();
+        let apps =
+            Arc::new(Apps::new(Arc::clone(&store), Arc::clone(&authenticator)).with_live_connections(service.clone()));
+        let accounts = Arc::new(Accounts::new(Arc::clone(&store), config.portal.logins_per_minute).await?);
+        let portal = Arc::new(Portal::new(Arc::clone(&apps), config.portal.auto_approve));
         let state = AppState::new(Shared {
+            apps,
+            accounts,
+            portal,
+            sessions: sessions.clone(),
             api_limiter: Arc::new(ApiRateLimiter::new(config.limits.api_requests_per_second, config.limits.api_burst)),
             config: Arc::new(config),
             service,
@@ -112,10 +141,15 @@ impl Application {
             leptos,
             demo: OnceLock::new(),
         });
-        let demo_tasks = if state.config.demo.enabled { start_demo(&state).await } else { Vec::new() };
+        let mut background = if state.config.demo.enabled { start_demo(&state).await } else { Vec::new() };
+        background.push(tokio::spawn(async move {
+            if let Err(err) = sessions.continuously_delete_expired(SESSION_SWEEP).await {
+                tracing::error!(error = %err, "the expired-session sweeper stopped");
+            }
+        }));
         let router = router(state.clone());
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        Ok(Self { listener, router, state, demo_tasks })
+        Ok(Self { listener, router, state, background })
     }
 
     /// The address actually bound.
@@ -138,7 +172,7 @@ impl Application {
     ///
     /// The listener fails.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, router, state, demo_tasks } = self;
+        let Self { listener, router, state, background } = self;
         let hub = Arc::clone(&state.hub);
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -155,7 +189,7 @@ impl Application {
         if tokio::time::timeout(grace, state.sockets.wait()).await.is_err() {
             tracing::warn!("some WebSockets did not close within the grace period");
         }
-        for task in demo_tasks {
+        for task in background {
             task.abort();
         }
         state.broker.shutdown().await;
@@ -168,8 +202,7 @@ impl Application {
 /// and its sweeper of throwaway rooms. A failure is logged, not fatal: the
 /// demo is not worth refusing to serve.
 async fn start_demo(state: &AppState) -> Vec<JoinHandle<()>> {
-    let apps = Apps::new(Arc::clone(&state.store), Arc::clone(&state.authenticator));
-    match demo::prepare(&state.store, &apps, &state.service).await {
+    match demo::prepare(&state.store, &state.apps, &state.service).await {
         Ok(app) => {
             let config = &state.config.demo;
             let bot =

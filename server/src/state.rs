@@ -6,6 +6,8 @@ use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::FromRef;
+use comms_core::accounts::Accounts;
+use comms_core::apps::Apps;
 use comms_core::auth::KeyAuthenticator;
 use comms_core::broker::Broker;
 use comms_core::config::Config;
@@ -13,10 +15,12 @@ use comms_core::demo::Throwaways;
 use comms_core::hub::Hub;
 use comms_core::limits::ApiRateLimiter;
 use comms_core::metrics::Metrics;
+use comms_core::portal::Portal;
 use comms_core::service::Service;
 use comms_core::store::{AppRecord, Store};
 use leptos::config::LeptosOptions;
 use tokio_util::task::TaskTracker;
+use tower_sessions_sqlx_store::SqliteStore as SessionStore;
 
 /// A handle to the running server's [`Shared`] state.
 #[derive(Clone)]
@@ -39,6 +43,14 @@ impl Deref for AppState {
 
 /// Shared handles of a running server.
 pub struct Shared {
+    /// App administration (admin area, demo).
+    pub apps: Arc<Apps>,
+    /// Portal accounts.
+    pub accounts: Arc<Accounts>,
+    /// What developers may do with their apps.
+    pub portal: Arc<Portal>,
+    /// Portal and admin sessions, in the same database.
+    pub sessions: SessionStore,
     /// The effective configuration.
     pub config: Arc<Config>,
     /// Rooms, endpoints, messages and WebSocket sessions.

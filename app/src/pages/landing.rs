@@ -4,6 +4,10 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+mod samples {
+    include!(concat!(env!("OUT_DIR"), "/samples.rs"));
+}
+
 /// The landing page.
 #[component]
 pub fn Landing() -> impl IntoView {
@@ -20,16 +24,11 @@ pub fn Landing() -> impl IntoView {
             ") and optional meta that the server stamps on every message sent through it, so clients cannot forge who said what."
         </p>
         <h2>"Quickstart"</h2>
-        <pre>
-            "curl -X POST $HOST/api/v1/rooms -H \"X-API-Key: $KEY\" -d '{\"name\": \"lobby\"}'\n"
-            "curl -X POST $HOST/api/v1/rooms/lobby/endpoints -H \"X-API-Key: $KEY\" \\\n"
-            "     -d '{\"permission\": \"read_and_write\", \"meta\": {\"name\": \"Ann\"}}'"
-        </pre>
-        <pre>
-            "const ws = new WebSocket(endpoint.ws_url);\n"
-            "ws.onmessage = (e) => console.log(JSON.parse(e.data));\n"
-            "ws.onopen = () => ws.send(JSON.stringify({ message: \"hello\" }));"
-        </pre>
+        <p>"With the server running and an app's key in " <code>"$KEY"</code> ", make a room and an endpoint:"</p>
+        <pre>{samples::CURL}</pre>
+        <p>"Then, in a browser, chat through the endpoint's " <code>"ws_url"</code> ":"</p>
+        <pre>{samples::JS}</pre>
+        <p><a href="/docs/quickstart">"The whole quickstart"</a></p>
         <h2>"Reference"</h2>
         <ul>
             <li><a href="/demo">"Live demo"</a>": running rooms and their endpoints"</li>

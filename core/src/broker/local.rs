@@ -313,16 +313,21 @@ mod tests {
 
     use super::*;
     use crate::names::{AppName, RoomName};
-    use crate::secrets::NewApiKey;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::AppStatus;
+    use crate::store::{AppProfile, AppStatus, NewApp};
 
     async fn store_with_room() -> (tempfile::TempDir, Arc<dyn Store>, RoomRef) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("c.db").display());
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url, 2).await.unwrap());
-        let name = AppName::parse("a").unwrap();
-        let app = store.create_app(&name, AppStatus::Approved, NewApiKey::generate().hash).await.unwrap();
+        let new = NewApp {
+            name: AppName::parse("a").unwrap(),
+            status: AppStatus::Approved,
+            owner_id: None,
+            profile: AppProfile::default(),
+            key: None,
+        };
+        let app = store.create_app(new).await.unwrap();
         let room = store.create_room(app.id, &RoomName::parse("r").unwrap()).await.unwrap();
         (dir, store, RoomRef { id: room.id, name: room.name })
     }

@@ -68,15 +68,84 @@ pub struct AppRecord {
     pub created_at: i64,
 }
 
+/// What a developer says about an app when requesting its key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppProfile {
+    /// What the app is.
+    pub description: String,
+    /// Its web site, `http(s)://…`, or empty.
+    pub website: String,
+    /// What it will use comms for.
+    pub intended_use: String,
+}
+
+/// What a new app is made of.
+#[derive(Debug, Clone)]
+pub struct NewApp {
+    /// Unique name.
+    pub name: AppName,
+    /// Its first status.
+    pub status: AppStatus,
+    /// The portal account owning it; `None` for the command line.
+    pub owner_id: Option<i64>,
+    /// What its developer said about it.
+    pub profile: AppProfile,
+    /// Its first key; portal apps get theirs later, when approved.
+    pub key: Option<ApiKeyHash>,
+}
+
 /// An app with counts, for listings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppSummary {
     /// The app.
     pub app: AppRecord,
+    /// What its developer said about it.
+    pub profile: AppProfile,
+    /// Email of the owning account, if any.
+    pub owner_email: Option<String>,
     /// Keys not revoked.
     pub active_keys: u64,
     /// Rooms the app has.
     pub rooms: u64,
+}
+
+/// Which apps a listing covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppFilter {
+    /// Every app (admins, the command line).
+    All,
+    /// The apps of one portal account.
+    OwnedBy(i64),
+}
+
+/// A portal account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// Row id.
+    pub id: i64,
+    /// Lower-case email address.
+    pub email: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// May use the admin area.
+    pub is_admin: bool,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// One line of the audit log: who did what to which app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    /// The account's email, or `cli`.
+    pub actor: String,
+    /// What was done, e.g. `approved` or `key_issued`.
+    pub action: String,
+    /// The app's name (kept after the app is deleted).
+    pub app_name: String,
+    /// More about it, or empty.
+    pub detail: String,
 }
 
 /// A room row with its endpoint count.
@@ -205,20 +274,44 @@ pub trait Store: Send + Sync + 'static {
     /// Runs a trivial query, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Creates an app with its first API key.
+    /// Creates an app, with its first API key if it has one.
     ///
     /// # Errors
     ///
     /// [`StoreError::Conflict`] when the name is taken.
-    async fn create_app(&self, name: &AppName, status: AppStatus, key: ApiKeyHash) -> Result<AppRecord, StoreError>;
+    async fn create_app(&self, new: NewApp) -> Result<AppRecord, StoreError>;
     /// Finds an app by name.
     async fn app_by_name(&self, name: &AppName) -> Result<Option<AppRecord>, StoreError>;
-    /// Every app, oldest first, with counts.
-    async fn list_apps(&self) -> Result<Vec<AppSummary>, StoreError>;
+    /// The apps `filter` selects, oldest first, with counts.
+    async fn list_apps(&self, filter: AppFilter) -> Result<Vec<AppSummary>, StoreError>;
     /// Changes an app's status.
     async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError>;
     /// Revokes every active key of the app and stores `new` as its only key.
     async fn replace_api_keys(&self, app_id: i64, new: ApiKeyHash) -> Result<(), StoreError>;
+    /// Revokes every active key of the app; how many were.
+    async fn revoke_api_keys(&self, app_id: i64) -> Result<u64, StoreError>;
+    /// Deletes an app with its keys, rooms, endpoints and history.
+    async fn delete_app(&self, app_id: i64) -> Result<(), StoreError>;
+
+    /// Creates a portal account.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the email is taken.
+    async fn create_account(
+        &self,
+        email: &str,
+        password_hash: &str,
+        is_admin: bool,
+    ) -> Result<AccountRecord, StoreError>;
+    /// Finds an account by its lower-case email.
+    async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// Finds an account by id.
+    async fn account_by_id(&self, id: i64) -> Result<Option<AccountRecord>, StoreError>;
+    /// Appends to the audit log.
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// The newest `limit` audit entries, newest first.
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
     /// The app owning an active (not revoked) key, whatever its status.
     async fn app_by_key(&self, key: ApiKeyHash) -> Result<Option<AppRecord>, StoreError>;
 

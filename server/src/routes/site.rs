@@ -1,6 +1,12 @@
 //! The site: Leptos pages rendered on the server (and hydrated by the wasm
-//! bundle), the files cargo-leptos builds (served from `site.root`), and an
-//! HTML 404 page for any other path outside the APIs.
+//! bundle) with their server functions, the files cargo-leptos builds
+//! (served from `site.root`), and an HTML 404 page for any other path
+//! outside the APIs.
+//!
+//! The pages and server functions run inside the portal's session layer:
+//! an HttpOnly, `SameSite=Lax` cookie (`Secure` with
+//! `portal.secure_cookies`) naming a session stored in the database. The
+//! REST API and the WebSocket stay outside it.
 
 use std::sync::Arc;
 
@@ -11,9 +17,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use comms_app::pages::demo::DemoContext;
+use comms_app::pages::portal::api::PortalContext;
 use comms_app::{shell, App};
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_sessions::cookie::time::Duration;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -22,8 +32,16 @@ use crate::state::AppState;
 pub fn router(state: &AppState) -> Router<AppState> {
     let options = state.leptos.clone();
     let for_server_functions = state.clone();
-    // The demo's server functions reach the service through this context.
-    let demo_context = move || {
+    let portal = PortalContext {
+        accounts: Arc::clone(&state.accounts),
+        portal: Arc::clone(&state.portal),
+        apps: Arc::clone(&state.apps),
+        service: state.service.clone(),
+        server: Arc::new(state.config.server.clone()),
+    };
+    // Server functions reach the services through these contexts.
+    let contexts = move || {
+        provide_context(portal.clone());
         if let Some(demo) = for_server_functions.demo.get() {
             provide_context(DemoContext {
                 service: for_server_functions.service.clone(),
@@ -32,11 +50,24 @@ pub fn router(state: &AppState) -> Router<AppState> {
             });
         }
     };
+    let config = &state.config.portal;
+    let sessions = SessionManagerLayer::new(state.sessions.clone())
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(Duration::hours(i64::try_from(config.session_hours).unwrap_or(24))));
     Router::new()
-        .leptos_routes_with_context(state, generate_route_list(App), demo_context, move || shell(options.clone()))
+        .leptos_routes_with_context(state, generate_route_list(App), contexts, move || shell(options.clone()))
+        .layer(sessions)
         // The original server's home was `/main/`.
         .route("/main/", get(|| async { Redirect::permanent("/main") }))
+        .route("/portal/", get(|| async { Redirect::permanent("/portal") }))
+        .route("/admin/", get(|| async { Redirect::permanent("/admin") }))
 }
+
+/// Name of the portal's session cookie.
+pub const SESSION_COOKIE: &str = "comms_session";
 
 /// Anything no route matched: JSON for the API and WebSocket paths, else a
 /// file of the built site, else the site's 404 page.

@@ -63,7 +63,7 @@ async fn rotated_keys_stop_working_at_once() {
     let app = spawn_app().await;
     let old = app.create_app("acme").await;
     assert_eq!(app.get("/api/v1/rooms", &old).await.status(), 200);
-    let new = app.apps().rotate_key("acme").await.unwrap().api_key;
+    let new = app.rotate_key("acme").await;
     assert_error(app.get("/api/v1/rooms", &old).await, 403, "forbidden").await;
     assert_eq!(app.get("/api/v1/rooms", &new).await.status(), 200);
 }
@@ -76,11 +76,11 @@ async fn suspended_apps_are_forbidden_at_once() {
     let endpoint = app.create_endpoint(&key, "lobby", "read", None).await;
     assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 200);
 
-    app.apps().set_status("acme", AppStatus::Suspended).await.unwrap();
+    app.apps().set_status("acme", AppStatus::Suspended, "test").await.unwrap();
     assert_error(app.get("/api/v1/rooms", &key).await, 403, "forbidden").await;
     assert_eq!(app.ws_refusal(endpoint["code"].as_str().unwrap()).await, 404);
 
-    app.apps().set_status("acme", AppStatus::Approved).await.unwrap();
+    app.apps().set_status("acme", AppStatus::Approved, "test").await.unwrap();
     assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 200);
 }
 

@@ -123,3 +123,15 @@ async fn the_bare_binary_serves() {
     tokio::time::timeout(WAIT, healthy).await.expect("the bare binary serves");
     server.kill().await.unwrap();
 }
+
+#[test]
+fn admin_create_prints_a_password_once_and_refuses_a_second_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = json_lines(&comms(dir.path(), &["admin", "create", "Root@Example.com"]));
+    assert_eq!(created[0]["email"], "root@example.com", "emails are stored lower-case");
+    assert!(created[0]["password"].as_str().unwrap().len() >= 20);
+    let again = comms(dir.path(), &["admin", "create", "root@example.com"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already has an account"));
+    assert!(!comms(dir.path(), &["admin", "create", "not-an-email"]).status.success());
+}

@@ -43,7 +43,6 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub data_dir: Arc<TempDir>,
     pub config: Config,
-    apps: Apps,
     state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -70,7 +69,6 @@ async fn start(mut config: Config, data_dir: Arc<TempDir>) -> TestApp {
     let application = Application::build(config.clone(), "127.0.0.1:0".parse().unwrap()).await.expect("build app");
     let addr = application.local_addr();
     let state = application.state().clone();
-    let apps = Apps::new(state.store.clone(), state.authenticator.clone());
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async move {
         let _ = stop.await;
@@ -81,7 +79,6 @@ async fn start(mut config: Config, data_dir: Arc<TempDir>) -> TestApp {
         client: reqwest::Client::builder().timeout(WAIT).build().unwrap(),
         data_dir,
         config,
-        apps,
         state,
         shutdown: Some(shutdown),
         server: Some(server),
@@ -107,7 +104,7 @@ impl TestApp {
 
     /// Creates an approved app; returns its API key.
     pub async fn create_app(&self, name: &str) -> String {
-        self.apps.create(name, AppStatus::Approved).await.expect("create app").api_key
+        self.state.apps.create(name, AppStatus::Approved).await.expect("create app").api_key
     }
 
     /// The server's shared handles.
@@ -115,9 +112,15 @@ impl TestApp {
         &self.state
     }
 
-    /// The app administration the CLI uses, on this server's store.
+    /// The server's app administration (the CLI's, with live sockets).
     pub fn apps(&self) -> &Apps {
-        &self.apps
+        &self.state.apps
+    }
+
+    /// Issues a new key for the app `name`, revoking its others.
+    pub async fn rotate_key(&self, name: &str) -> String {
+        let app = self.apps().find(name).await.expect("the app exists");
+        self.apps().issue_key(&app, "test").await.expect("issue key").api_key
     }
 
     /// A request to `path` carrying `key` (if any) in `X-API-Key`.

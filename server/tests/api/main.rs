@@ -4,11 +4,13 @@
 mod auth;
 mod cli;
 mod concurrency;
+mod docs_samples;
 mod endpoints;
 mod helpers;
 mod legacy;
 mod messages;
 mod ops;
+mod portal;
 mod restart;
 mod rooms;
 mod websocket;

@@ -120,7 +120,7 @@ async fn the_demo_is_made_at_start_and_its_bot_posts() {
         config.demo.bot_interval_secs = 1;
     })
     .await;
-    let key = app.apps().rotate_key("demo").await.expect("the demo app exists").api_key;
+    let key = app.rotate_key("demo").await;
     let rooms = body(app.get("/api/v1/rooms", &key).await).await;
     let names: Vec<_> = rooms["rooms"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["lobby", "quiet"]);
@@ -143,7 +143,7 @@ async fn the_demo_is_made_at_start_and_its_bot_posts() {
     // A restart keeps the demo as it is instead of adding to it.
     app.stop().await;
     let app = app.restart().await;
-    let key = app.apps().rotate_key("demo").await.unwrap().api_key;
+    let key = app.rotate_key("demo").await;
     let endpoints = body(app.get("/api/v1/rooms/lobby/endpoints", &key).await).await;
     assert_eq!(endpoints["endpoints"].as_array().unwrap().len(), 3);
 }

@@ -12,13 +12,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    AppRecord, AppStatus, AppSummary, EndpointAccess, EndpointRecord, NewEndpoint, RoomHistory, RoomRecord, Store,
-    StoreError, StoredMessage,
+    AccountRecord, AppFilter, AppProfile, AppRecord, AppStatus, AppSummary, AuditEntry, EndpointAccess, EndpointRecord,
+    NewApp, NewEndpoint, RoomHistory, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::names::{AppName, RoomName};
 use crate::secrets::ApiKeyHash;
 use crate::time::now_ms;
 
+mod accounts;
 mod room_batch;
 
 use room_batch::RoomBatcher;
@@ -68,6 +69,12 @@ impl SqliteStore {
             .connect_with(options.pragma("query_only", "ON"))
             .await?;
         Ok(Self { reader, rooms: RoomBatcher::spawn(writer.clone()), writer })
+    }
+
+    /// The write connection, for the portal's session store, which keeps
+    /// its table in the same file.
+    pub fn write_pool(&self) -> SqlitePool {
+        self.writer.clone()
     }
 }
 
@@ -141,26 +148,32 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_app(&self, name: &AppName, status: AppStatus, key: ApiKeyHash) -> Result<AppRecord, StoreError> {
+    async fn create_app(&self, new: NewApp) -> Result<AppRecord, StoreError> {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
         let row = sqlx::query(
-            "INSERT INTO apps (name, status, created_at) VALUES (?, ?, ?) \
-             RETURNING id, name, status, owner_id, created_at",
+            "INSERT INTO apps (name, status, owner_id, description, website, intended_use, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, name, status, owner_id, created_at",
         )
-        .bind(name.as_str())
-        .bind(status.as_str())
+        .bind(new.name.as_str())
+        .bind(new.status.as_str())
+        .bind(new.owner_id)
+        .bind(&new.profile.description)
+        .bind(&new.profile.website)
+        .bind(&new.profile.intended_use)
         .bind(now)
         .fetch_one(&mut *tx)
         .await
         .map_err(conflict_or)?;
         let app = app_from(&row)?;
-        sqlx::query("INSERT INTO api_keys (app_id, key_hash, created_at) VALUES (?, ?, ?)")
-            .bind(app.id)
-            .bind(key.to_hex())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        if let Some(key) = new.key {
+            sqlx::query("INSERT INTO api_keys (app_id, key_hash, created_at) VALUES (?, ?, ?)")
+                .bind(app.id)
+                .bind(key.to_hex())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(app)
     }
@@ -173,19 +186,31 @@ impl Store for SqliteStore {
         row.as_ref().map(app_from).transpose()
     }
 
-    async fn list_apps(&self) -> Result<Vec<AppSummary>, StoreError> {
+    async fn list_apps(&self, filter: AppFilter) -> Result<Vec<AppSummary>, StoreError> {
+        let owner = match filter {
+            AppFilter::All => None,
+            AppFilter::OwnedBy(owner) => Some(owner),
+        };
         let rows = sqlx::query(
-            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at, \
+            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at, a.description, a.website, a.intended_use, \
+               (SELECT email FROM accounts o WHERE o.id = a.owner_id) AS owner_email, \
                (SELECT COUNT(*) FROM api_keys k WHERE k.app_id = a.id AND k.revoked_at IS NULL) AS active_keys, \
                (SELECT COUNT(*) FROM rooms r WHERE r.app_id = a.id) AS rooms \
-             FROM apps a ORDER BY a.id",
+             FROM apps a WHERE ?1 IS NULL OR a.owner_id = ?1 ORDER BY a.id",
         )
+        .bind(owner)
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
             .map(|row| {
                 Ok(AppSummary {
                     app: app_from(row)?,
+                    profile: AppProfile {
+                        description: row.try_get("description")?,
+                        website: row.try_get("website")?,
+                        intended_use: row.try_get("intended_use")?,
+                    },
+                    owner_email: row.try_get("owner_email")?,
                     active_keys: row.try_get::<i64, _>("active_keys")? as u64,
                     rooms: row.try_get::<i64, _>("rooms")? as u64,
                 })
@@ -218,6 +243,45 @@ impl Store for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn revoke_api_keys(&self, app_id: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE app_id = ? AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(app_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete_app(&self, app_id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM apps WHERE id = ?").bind(app_id).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn create_account(
+        &self,
+        email: &str,
+        password_hash: &str,
+        is_admin: bool,
+    ) -> Result<AccountRecord, StoreError> {
+        accounts::create(&self.writer, email, password_hash, is_admin).await
+    }
+
+    async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>, StoreError> {
+        accounts::by_email(&self.reader, email).await
+    }
+
+    async fn account_by_id(&self, id: i64) -> Result<Option<AccountRecord>, StoreError> {
+        accounts::by_id(&self.reader, id).await
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        accounts::record_audit(&self.writer, entry).await
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        accounts::audit_log(&self.reader, limit).await
     }
 
     async fn app_by_key(&self, key: ApiKeyHash) -> Result<Option<AppRecord>, StoreError> {
@@ -422,8 +486,17 @@ mod tests {
     }
 
     async fn app(store: &SqliteStore, name: &str) -> AppRecord {
-        let name = AppName::parse(name).unwrap();
-        store.create_app(&name, AppStatus::Approved, NewApiKey::generate().hash).await.unwrap()
+        store.create_app(new_app(name, Some(NewApiKey::generate().hash))).await.unwrap()
+    }
+
+    fn new_app(name: &str, key: Option<ApiKeyHash>) -> NewApp {
+        NewApp {
+            name: AppName::parse(name).unwrap(),
+            status: AppStatus::Approved,
+            owner_id: None,
+            profile: AppProfile::default(),
+            key,
+        }
     }
 
     fn message(room_id: i64, seq: u64) -> StoredMessage {
@@ -510,12 +583,33 @@ mod tests {
     async fn revoked_keys_stop_matching() {
         let (_dir, store) = store().await;
         let first = NewApiKey::generate();
-        let name = AppName::parse("a").unwrap();
-        let app = store.create_app(&name, AppStatus::Approved, first.hash).await.unwrap();
+        let app = store.create_app(new_app("a", Some(first.hash))).await.unwrap();
         assert_eq!(store.app_by_key(first.hash).await.unwrap().map(|a| a.id), Some(app.id));
         let second = NewApiKey::generate();
         store.replace_api_keys(app.id, second.hash).await.unwrap();
         assert_eq!(store.app_by_key(first.hash).await.unwrap(), None);
         assert!(store.app_by_key(second.hash).await.unwrap().is_some());
+        assert_eq!(store.revoke_api_keys(app.id).await.unwrap(), 1);
+        assert_eq!(store.app_by_key(second.hash).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn listings_filter_by_owner_and_deleting_an_app_takes_its_rooms() {
+        let (_dir, store) = store().await;
+        let owner = store.create_account("dev@example.com", "hash", false).await.unwrap();
+        assert!(matches!(store.create_account("dev@example.com", "x", false).await, Err(StoreError::Conflict)));
+        let mine = store.create_app(NewApp { owner_id: Some(owner.id), ..new_app("mine", None) }).await.unwrap();
+        app(&store, "theirs").await;
+        let listed = store.list_apps(AppFilter::OwnedBy(owner.id)).await.unwrap();
+        assert_eq!(listed.iter().map(|s| s.app.name.as_str()).collect::<Vec<_>>(), ["mine"]);
+        assert_eq!(listed[0].owner_email.as_deref(), Some("dev@example.com"));
+        assert_eq!(listed[0].active_keys, 0, "portal apps start without a key");
+        assert_eq!(store.list_apps(AppFilter::All).await.unwrap().len(), 2);
+
+        let room = RoomName::parse("r").unwrap();
+        store.create_room(mine.id, &room).await.unwrap();
+        store.delete_app(mine.id).await.unwrap();
+        assert_eq!(store.room(mine.id, &room).await.unwrap(), None);
+        assert_eq!(store.list_apps(AppFilter::All).await.unwrap().len(), 1);
     }
 }

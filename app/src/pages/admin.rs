@@ -1,0 +1,174 @@
+//! `/admin`: admins (accounts made with `comms admin create`) review apps:
+//! approve, reject, suspend and reinstate them, and read the audit log of
+//! these actions and of key issuance.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::pages::portal::api::{admin_overview, portal_session, AdminView, AppRow, AuditRow, LogIn, SetAppStatus};
+use crate::pages::portal::forms::{error_text, FormToken, LogInForm, Outcome};
+
+/// The admin area.
+#[component]
+pub fn Admin() -> impl IntoView {
+    let log_in = ServerAction::<LogIn>::new();
+    let session = Resource::new(move || log_in.version().get(), |_| portal_session());
+    view! {
+        <Title text="Admin — comms" />
+        <h1>"Admin"</h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || {
+                session
+                    .get()
+                    .map(|result| match result {
+                        Ok(session) if session.is_admin => view! { <Review csrf=session.csrf /> }.into_any(),
+                        Ok(session) if session.email.is_some() => {
+                            view! { <p role="alert">"This area is for admins only."</p> }.into_any()
+                        }
+                        Ok(session) => view! { <LogInForm csrf=session.csrf action=log_in /> }.into_any(),
+                        Err(err) => view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any(),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Review(csrf: String) -> impl IntoView {
+    let set_status = ServerAction::<SetAppStatus>::new();
+    let overview = Resource::new(move || set_status.version().get(), |_| admin_overview());
+    view! {
+        <Outcome action=set_status done="Done." />
+        <Suspense fallback=|| view! { <p>"Loading apps…"</p> }>
+            {move || {
+                let csrf = csrf.clone();
+                overview
+                    .get()
+                    .map(|result| match result {
+                        Ok(AdminView { apps, audit }) => {
+                            view! {
+                                <AppsTable apps csrf set_status />
+                                <AuditTable audit />
+                            }
+                                .into_any()
+                        }
+                        Err(err) => view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any(),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+/// The status changes an app in `status` can go through, as (button
+/// label, new status).
+fn transitions(status: &str) -> &'static [(&'static str, &'static str)] {
+    match status {
+        "pending" => &[("Approve", "approved"), ("Reject", "rejected")],
+        "approved" => &[("Suspend", "suspended")],
+        "suspended" => &[("Reinstate", "approved")],
+        "rejected" => &[("Approve", "approved")],
+        _ => &[],
+    }
+}
+
+#[component]
+fn AppsTable(apps: Vec<AppRow>, csrf: String, set_status: ServerAction<SetAppStatus>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="apps-heading">
+            <h2 id="apps-heading">"Apps"</h2>
+            <table>
+                <thead>
+                    <tr>
+                        <th>"app"</th>
+                        <th>"owner"</th>
+                        <th>"status"</th>
+                        <th>"intended use"</th>
+                        <th>"keys"</th>
+                        <th>"rooms"</th>
+                        <th>"actions"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {apps
+                        .into_iter()
+                        .map(|app| {
+                            let buttons = transitions(&app.status)
+                                .iter()
+                                .map(|&(label, status)| status_button(&csrf, &app.name, label, status, set_status))
+                                .collect_view();
+                            view! {
+                                <tr>
+                                    <td>{app.name.clone()}</td>
+                                    <td>{app.owner.clone()}</td>
+                                    <td>{app.status.clone()}</td>
+                                    <td>{app.intended_use.clone()}</td>
+                                    <td>{app.active_keys}</td>
+                                    <td>{app.rooms}</td>
+                                    <td>{buttons}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+/// One button changing `app` to `status`.
+fn status_button(
+    csrf: &str,
+    app: &str,
+    label: &'static str,
+    status: &'static str,
+    action: ServerAction<SetAppStatus>,
+) -> impl IntoView {
+    let (csrf, name, aria) = (csrf.to_owned(), app.to_owned(), format!("{label} {app}"));
+    view! {
+        <ActionForm action attr:class="inline">
+            <FormToken csrf />
+            <input type="hidden" name="app" value=name />
+            <input type="hidden" name="status" value=status />
+            <button type="submit" aria-label=aria>{label}</button>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn AuditTable(audit: Vec<AuditRow>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="audit-heading">
+            <h2 id="audit-heading">"Audit log"</h2>
+            <table>
+                <thead>
+                    <tr>
+                        <th>"when"</th>
+                        <th>"who"</th>
+                        <th>"what"</th>
+                        <th>"app"</th>
+                        <th>"detail"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {audit
+                        .into_iter()
+                        .map(|entry| {
+                            let when = entry.at.clone();
+                            view! {
+                                <tr>
+                                    <td>
+                                        <time datetime=when>{entry.at}</time>
+                                    </td>
+                                    <td>{entry.actor}</td>
+                                    <td>{entry.action}</td>
+                                    <td>{entry.app}</td>
+                                    <td>{entry.detail}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}

@@ -1,0 +1,321 @@
+//! `/portal/apps/{name}`: one of the developer's apps. Its status, its key
+//! (issued once approved, shown once, rotated or revoked here), its rooms
+//! with their endpoints, live online counts and latest messages, and
+//! deleting it.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use super::api::{
+    app_overview, portal_session, AppDetails, CreateEndpoint, CreateRoom, DeleteApp, DeleteEndpoint, DeleteRoom,
+    EndpointRow, IssueKey, MessageRow, RevokeKeys, RoomPanel,
+};
+use super::forms::{error_text, FormToken, Outcome};
+
+/// Every action of the page, so one refetch follows any of them.
+#[derive(Clone, Copy)]
+struct Actions {
+    issue_key: ServerAction<IssueKey>,
+    revoke_keys: ServerAction<RevokeKeys>,
+    delete_app: ServerAction<DeleteApp>,
+    create_room: ServerAction<CreateRoom>,
+    delete_room: ServerAction<DeleteRoom>,
+    create_endpoint: ServerAction<CreateEndpoint>,
+    delete_endpoint: ServerAction<DeleteEndpoint>,
+}
+
+impl Actions {
+    fn new() -> Self {
+        Self {
+            issue_key: ServerAction::new(),
+            revoke_keys: ServerAction::new(),
+            delete_app: ServerAction::new(),
+            create_room: ServerAction::new(),
+            delete_room: ServerAction::new(),
+            create_endpoint: ServerAction::new(),
+            delete_endpoint: ServerAction::new(),
+        }
+    }
+
+    /// Changes whenever any action completes.
+    fn versions(self) -> [usize; 7] {
+        [
+            self.issue_key.version().get(),
+            self.revoke_keys.version().get(),
+            self.delete_app.version().get(),
+            self.create_room.version().get(),
+            self.delete_room.version().get(),
+            self.create_endpoint.version().get(),
+            self.delete_endpoint.version().get(),
+        ]
+    }
+}
+
+/// The page of one app.
+#[component]
+pub fn AppPage() -> impl IntoView {
+    let params = use_params_map();
+    let name = move || params.read().get("name").unwrap_or_default();
+    let actions = Actions::new();
+    let session = Resource::new(|| (), |()| portal_session());
+    let overview = Resource::new(move || (name(), actions.versions()), |(name, _)| app_overview(name));
+    view! {
+        <Title text=move || format!("{} — comms portal", name()) />
+        <p><a href="/portal">"← Your apps"</a></p>
+        <h1>{name}</h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || {
+                let csrf = match session.get()? {
+                    Ok(session) if session.email.is_some() => session.csrf,
+                    Ok(_) => return Some(view! { <p role="alert">"Sign in on " <a href="/portal">"the portal"</a> " first."</p> }.into_any()),
+                    Err(err) => return Some(view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any()),
+                };
+                overview
+                    .get()
+                    .map(|result| match result {
+                        Ok(overview) => view! { <Overview overview csrf actions /> }.into_any(),
+                        Err(err) => view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any(),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Overview(overview: AppDetails, csrf: String, actions: Actions) -> impl IntoView {
+    let AppDetails { app, rooms } = overview;
+    let approved = app.status == "approved";
+    let name = app.name.clone();
+    view! {
+        <section aria-labelledby="status-heading">
+            <h2 id="status-heading">"Status: " {app.status.clone()}</h2>
+            {match app.status.as_str() {
+                "pending" => "An admin will review the app; its key can be issued once it is approved.",
+                "rejected" => "An admin rejected this app.",
+                "suspended" => "An admin suspended this app: its key and endpoints do not work.",
+                _ => "The app is approved: its key works on the REST API.",
+            }}
+            <dl>
+                <dt>"Intended use"</dt>
+                <dd>{app.intended_use.clone()}</dd>
+                <dt>"Description"</dt>
+                <dd>{app.description.clone()}</dd>
+                <dt>"Website"</dt>
+                <dd>{app.website.clone()}</dd>
+            </dl>
+        </section>
+        <KeySection app=name.clone() csrf=csrf.clone() active_keys=app.active_keys approved actions />
+        {approved.then(|| view! { <RoomsSection app=name.clone() csrf=csrf.clone() rooms actions /> })}
+        <section aria-labelledby="delete-heading" class="card danger">
+            <h2 id="delete-heading">"Delete the app"</h2>
+            <ActionForm action=actions.delete_app>
+                <FormToken csrf />
+                <input type="hidden" name="app" value=name />
+                <label>
+                    <input type="checkbox" required />
+                    " I understand that its rooms, endpoints, history and keys go too"
+                </label>
+                <button type="submit">"Delete app"</button>
+            </ActionForm>
+            <Outcome action=actions.delete_app done="Deleted." />
+        </section>
+    }
+}
+
+#[component]
+fn KeySection(app: String, csrf: String, active_keys: u64, approved: bool, actions: Actions) -> impl IntoView {
+    let issued = move || match actions.issue_key.value().get() {
+        Some(Ok(key)) => Some(
+            view! {
+                <div role="status" class="new-key">
+                    <p>"Your new API key. Copy it now: it is not shown again."</p>
+                    <label>"API key" <input readonly value=key.clone() class="secret" /></label>
+                    <CopyButton text=key label="Copy key" />
+                </div>
+            }
+            .into_any(),
+        ),
+        Some(Err(err)) => Some(view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any()),
+        None => None,
+    };
+    let (issue_csrf, issue_app) = (csrf.clone(), app.clone());
+    let issue_form = approved.then(move || {
+        view! {
+            <ActionForm action=actions.issue_key attr:class="inline">
+                <FormToken csrf=issue_csrf />
+                <input type="hidden" name="app" value=issue_app />
+                <button type="submit">{if active_keys == 0 { "Issue a key" } else { "Rotate key" }}</button>
+            </ActionForm>
+        }
+    });
+    view! {
+        <section aria-labelledby="key-heading" class="card">
+            <h2 id="key-heading">"API key"</h2>
+            <p>
+                {match active_keys {
+                    0 => "The app has no working key.".to_owned(),
+                    1 => "The app has a working key.".to_owned(),
+                    n => format!("The app has {n} working keys."),
+                }}
+                " Send it as " <code>"X-API-Key"</code> " to " <code>"/api/v1/…"</code> "."
+            </p>
+            {issue_form}
+            <ActionForm action=actions.revoke_keys attr:class="inline">
+                <FormToken csrf />
+                <input type="hidden" name="app" value=app />
+                <button type="submit">"Revoke keys"</button>
+            </ActionForm>
+            {issued}
+            <Outcome action=actions.revoke_keys done="Every key of the app is revoked." />
+        </section>
+    }
+}
+
+#[component]
+fn RoomsSection(app: String, csrf: String, rooms: Vec<RoomPanel>, actions: Actions) -> impl IntoView {
+    let cards = rooms
+        .into_iter()
+        .map(|room| view! { <RoomCard app=app.clone() csrf=csrf.clone() room actions /> })
+        .collect_view();
+    view! {
+        <section aria-labelledby="rooms-heading">
+            <h2 id="rooms-heading">"Rooms"</h2>
+            <ActionForm action=actions.create_room attr:class="card">
+                <FormToken csrf />
+                <input type="hidden" name="app" value=app />
+                <label>"New room name" <input name="room" required maxlength="64" /></label>
+                <button type="submit">"Create room"</button>
+            </ActionForm>
+            <Outcome action=actions.create_room />
+            <Outcome action=actions.delete_room />
+            <Outcome action=actions.create_endpoint />
+            <Outcome action=actions.delete_endpoint />
+            {cards}
+        </section>
+    }
+}
+
+#[component]
+fn RoomCard(app: String, csrf: String, room: RoomPanel, actions: Actions) -> impl IntoView {
+    let RoomPanel { name, online, endpoints, latest } = room;
+    let lines = endpoints
+        .into_iter()
+        .map(|endpoint| view! { <EndpointLine app=app.clone() room=name.clone() csrf=csrf.clone() endpoint actions /> })
+        .collect_view();
+    let (add_csrf, add_app, add_room) = (csrf.clone(), app.clone(), name.clone());
+    let heading = name.clone();
+    let label = format!("room {name}");
+    let delete_label = format!("Delete room {name}");
+    view! {
+        <section class="room card" aria-label=label>
+            <h3>{heading} " " <small>{format!("{online} online")}</small></h3>
+            <table>
+                <thead>
+                    <tr>
+                        <th>"permission"</th>
+                        <th>"meta"</th>
+                        <th>"WebSocket URL"</th>
+                        <th>"actions"</th>
+                    </tr>
+                </thead>
+                <tbody>{lines}</tbody>
+            </table>
+            <ActionForm action=actions.create_endpoint attr:class="inline">
+                <FormToken csrf=add_csrf />
+                <input type="hidden" name="app" value=add_app />
+                <input type="hidden" name="room" value=add_room />
+                <label>
+                    "Permission "
+                    <select name="permission">
+                        <option value="read_and_write">"read_and_write"</option>
+                        <option value="read">"read"</option>
+                    </select>
+                </label>
+                <label>"Meta (JSON object) " <input name="meta" placeholder="{\"name\": \"Ann\"}" /></label>
+                <button type="submit">"Add endpoint"</button>
+            </ActionForm>
+            <Latest messages=latest />
+            <ActionForm action=actions.delete_room attr:class="inline">
+                <FormToken csrf />
+                <input type="hidden" name="app" value=app />
+                <input type="hidden" name="room" value=name />
+                <button type="submit">{delete_label}</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn EndpointLine(app: String, room: String, csrf: String, endpoint: EndpointRow, actions: Actions) -> impl IntoView {
+    let url = endpoint.ws_url.clone();
+    let chat = format!("/demo/chat/{}", endpoint.code);
+    view! {
+        <tr>
+            <td>{endpoint.permission}</td>
+            <td>
+                <code>{endpoint.meta}</code>
+            </td>
+            <td>
+                <code class="url">{url}</code>
+                " "
+                <CopyButton text=endpoint.ws_url label="Copy URL" />
+            </td>
+            <td>
+                <a href=chat>"Open chat"</a>
+                <ActionForm action=actions.delete_endpoint attr:class="inline">
+                    <FormToken csrf />
+                    <input type="hidden" name="app" value=app />
+                    <input type="hidden" name="room" value=room />
+                    <input type="hidden" name="code" value=endpoint.code />
+                    <button type="submit">"Delete endpoint"</button>
+                </ActionForm>
+            </td>
+        </tr>
+    }
+}
+
+#[component]
+fn Latest(messages: Vec<MessageRow>) -> impl IntoView {
+    if messages.is_empty() {
+        return view! { <p>"No messages yet."</p> }.into_any();
+    }
+    view! {
+        <h4>"Latest messages"</h4>
+        <ol class="latest">
+            {messages
+                .into_iter()
+                .map(|m| {
+                    let when = m.timestamp.clone();
+                    view! {
+                        <li value=m.seq.to_string()>
+                            <time datetime=when>{m.timestamp}</time>
+                            " " {m.sender} ": " <code>{m.message}</code>
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ol>
+    }
+    .into_any()
+}
+
+/// Copies `text` to the clipboard (in the hydrated page).
+#[component]
+fn CopyButton(text: String, label: &'static str) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let copy = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let _ = window().navigator().clipboard().write_text(&text);
+            copied.set(true);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = &text;
+    };
+    view! {
+        <button type="button" on:click=copy>
+            {move || if copied.get() { "Copied" } else { label }}
+        </button>
+    }
+}

@@ -1,0 +1,99 @@
+//! Pieces every portal and admin form shares: the hidden form token, the
+//! line that reports an action's outcome, and the login and sign-up forms.
+
+use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
+
+use super::api::{LogIn, SignUp};
+
+/// The text of a server function's error, without the framework's prefix.
+pub fn error_text(err: &ServerFnError) -> String {
+    match err {
+        ServerFnError::ServerError(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The session's form token, sent back with every form.
+#[component]
+pub fn FormToken(
+    /// The session's form token.
+    csrf: String,
+) -> impl IntoView {
+    view! { <input type="hidden" name="csrf" value=csrf /> }
+}
+
+/// What became of the last submission of `action`: its error as an alert,
+/// or `done` (when given) as a status line.
+#[component]
+pub fn Outcome<S>(
+    /// The action whose outcome is shown.
+    action: ServerAction<S>,
+    /// What to say on success; nothing when absent.
+    #[prop(optional, into)]
+    done: Option<String>,
+) -> impl IntoView
+where
+    S: ServerFn<Error = ServerFnError> + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+{
+    move || match action.value().get() {
+        Some(Err(err)) => Some(view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any()),
+        Some(Ok(_)) => done.clone().map(|done| view! { <p role="status">{done}</p> }.into_any()),
+        None => None,
+    }
+}
+
+/// Email and password, then "Log in".
+#[component]
+pub fn LogInForm(
+    /// The session's form token.
+    csrf: String,
+    /// The login action, whose completion the page watches.
+    action: ServerAction<LogIn>,
+) -> impl IntoView {
+    view! {
+        <section aria-labelledby="log-in-heading" class="card">
+            <h2 id="log-in-heading">"Log in"</h2>
+            <ActionForm action>
+                <FormToken csrf />
+                <label>"Email" <input type="email" name="email" required autocomplete="username" /></label>
+                <label>
+                    "Password" <input type="password" name="password" required autocomplete="current-password" />
+                </label>
+                <button type="submit">"Log in"</button>
+            </ActionForm>
+            <Outcome action />
+        </section>
+    }
+}
+
+/// Email and a new password, then "Sign up".
+#[component]
+pub fn SignUpForm(
+    /// The session's form token.
+    csrf: String,
+    /// The sign-up action.
+    action: ServerAction<SignUp>,
+) -> impl IntoView {
+    let answer = move || match action.value().get() {
+        Some(Ok(text)) => Some(view! { <p role="status">{text}</p> }.into_any()),
+        Some(Err(err)) => Some(view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any()),
+        None => None,
+    };
+    view! {
+        <section aria-labelledby="sign-up-heading" class="card">
+            <h2 id="sign-up-heading">"Sign up"</h2>
+            <ActionForm action>
+                <FormToken csrf />
+                <label>"Your email" <input type="email" name="email" required autocomplete="email" /></label>
+                <label>
+                    "Choose a password (10 to 128 characters)"
+                    <input type="password" name="password" required minlength="10" maxlength="128" autocomplete="new-password" />
+                </label>
+                <button type="submit">"Sign up"</button>
+            </ActionForm>
+            {answer}
+        </section>
+    }
+}

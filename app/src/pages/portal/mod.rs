@@ -1,0 +1,135 @@
+//! `/portal`: developers sign up, log in, register apps (which wait for an
+//! admin unless `portal.auto_approve`) and open each app's page
+//! ([`app_page`]) to get keys and manage rooms and endpoints.
+//!
+//! # Layout
+//!
+//! - this module: the portal's home page.
+//! - [`api`]: the server functions of the portal and the admin area.
+//! - [`forms`]: the form token, outcome lines, login and sign-up forms.
+//! - [`app_page`]: the page `/portal/apps/{name}`.
+
+pub mod api;
+pub mod app_page;
+pub mod forms;
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use self::api::{my_apps, portal_session, AppRow, LogIn, LogOut, RegisterApp, SessionView, SignUp};
+use self::forms::{error_text, FormToken, LogInForm, Outcome, SignUpForm};
+
+/// The portal's home page.
+#[component]
+pub fn Portal() -> impl IntoView {
+    let log_in = ServerAction::<LogIn>::new();
+    let log_out = ServerAction::<LogOut>::new();
+    let sign_up = ServerAction::<SignUp>::new();
+    let session = Resource::new(move || (log_in.version().get(), log_out.version().get()), |_| portal_session());
+    view! {
+        <Title text="Developer portal — comms" />
+        <h1>"Developer portal"</h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || {
+                session
+                    .get()
+                    .map(|result| match result {
+                        Ok(SessionView { csrf, email: Some(email), .. }) => {
+                            view! { <Workspace csrf email log_out /> }.into_any()
+                        }
+                        Ok(SessionView { csrf, email: None, .. }) => {
+                            view! {
+                                <p>
+                                    "Request an API key for your app: sign up, register the app, and use the key once it is approved."
+                                </p>
+                                <div class="cards">
+                                    <SignUpForm csrf=csrf.clone() action=sign_up />
+                                    <LogInForm csrf action=log_in />
+                                </div>
+                            }
+                                .into_any()
+                        }
+                        Err(err) => view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any(),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+/// A signed-in developer's apps and the form to register another.
+#[component]
+fn Workspace(csrf: String, email: String, log_out: ServerAction<LogOut>) -> impl IntoView {
+    let register = ServerAction::<RegisterApp>::new();
+    let apps = Resource::new(move || register.version().get(), |_| my_apps());
+    let log_out_csrf = csrf.clone();
+    view! {
+        <p>
+            "Signed in as " <strong>{email}</strong> ". "
+            <ActionForm action=log_out attr:class="inline">
+                <FormToken csrf=log_out_csrf />
+                <button type="submit">"Log out"</button>
+            </ActionForm>
+        </p>
+        <section aria-labelledby="apps-heading">
+            <h2 id="apps-heading">"Your apps"</h2>
+            <Suspense fallback=|| view! { <p>"Loading your apps…"</p> }>
+                {move || {
+                    apps.get()
+                        .map(|result| match result {
+                            Ok(apps) if apps.is_empty() => view! { <p>"No apps yet: register one below."</p> }.into_any(),
+                            Ok(apps) => view! { <AppList apps /> }.into_any(),
+                            Err(err) => view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any(),
+                        })
+                }}
+            </Suspense>
+        </section>
+        <section aria-labelledby="register-heading" class="card">
+            <h2 id="register-heading">"Register an app"</h2>
+            <ActionForm action=register>
+                <FormToken csrf />
+                <label>
+                    "App name (letters, digits, - _ .)"
+                    <input name="name" required maxlength="64" pattern="[A-Za-z0-9._\\-]{1,64}" />
+                </label>
+                <label>"Description" <textarea name="description" maxlength="2000"></textarea></label>
+                <label>"Website" <input type="url" name="website" placeholder="https://" /></label>
+                <label>"Intended use" <textarea name="intended_use" required maxlength="2000"></textarea></label>
+                <button type="submit">"Request a key"</button>
+            </ActionForm>
+            <Outcome action=register done="Registered: open the app below." />
+        </section>
+    }
+}
+
+#[component]
+fn AppList(apps: Vec<AppRow>) -> impl IntoView {
+    view! {
+        <table>
+            <thead>
+                <tr>
+                    <th>"app"</th>
+                    <th>"status"</th>
+                    <th>"keys"</th>
+                    <th>"rooms"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {apps
+                    .into_iter()
+                    .map(|app| {
+                        view! {
+                            <tr>
+                                <td>
+                                    <a href=format!("/portal/apps/{}", app.name)>{app.name.clone()}</a>
+                                </td>
+                                <td>{app.status}</td>
+                                <td>{app.active_keys}</td>
+                                <td>{app.rooms}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+}

@@ -1,0 +1,145 @@
+//! Portal accounts: sign-up, login and the admin accounts made on the
+//! command line.
+//!
+//! Nothing here tells whether an email has an account: sign-up answers the
+//! same whether or not the address was taken (and then leaves the existing
+//! account alone), and login answers "wrong email or password" for both an
+//! unknown address and a wrong password, after the same argon2 work.
+//! Login attempts are throttled per address and per client.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::error::ServiceError;
+use crate::passwords;
+use crate::store::{AccountRecord, Store, StoreError};
+
+/// Longest email address accepted (RFC 5321's path limit).
+const MAX_EMAIL_CHARS: usize = 254;
+
+/// Sign-up and login over a store.
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    by_email: DefaultKeyedRateLimiter<String>,
+    by_client: DefaultKeyedRateLimiter<IpAddr>,
+    /// A hash of no one's password, verified when the email is unknown so
+    /// that a miss costs as long as a wrong password.
+    decoy_hash: String,
+}
+
+/// Lower-cases and checks an email address: one `@`, something on both
+/// sides, a dot in the domain, no spaces.
+///
+/// # Errors
+///
+/// `Invalid` with what is wrong.
+pub fn normalize_email(email: &str) -> Result<String, ServiceError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.chars().count() <= MAX_EMAIL_CHARS
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.contains('@') && domain.contains('.') && !domain.starts_with('.')
+        });
+    if valid {
+        Ok(email)
+    } else {
+        Err(ServiceError::Invalid("enter a valid email address, like dev@example.com".into()))
+    }
+}
+
+impl Accounts {
+    /// Accounts over `store`, allowing `logins_per_minute` login attempts
+    /// per email and five times that per client address.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` if the decoy hash cannot be made.
+    pub async fn new(store: Arc<dyn Store>, logins_per_minute: u32) -> Result<Self, ServiceError> {
+        let per_email = NonZeroU32::new(logins_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let per_client = per_email.saturating_mul(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN));
+        Ok(Self {
+            store,
+            by_email: RateLimiter::keyed(Quota::per_minute(per_email)),
+            by_client: RateLimiter::keyed(Quota::per_minute(per_client)),
+            decoy_hash: passwords::hash(passwords::generate()).await?,
+        })
+    }
+
+    /// Makes a developer account. Succeeds quietly when the email is taken
+    /// (the existing account is not touched), so the answer does not reveal
+    /// who has an account.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad email or a password breaking the length rules.
+    pub async fn sign_up(&self, email: &str, password: &str) -> Result<(), ServiceError> {
+        let email = normalize_email(email)?;
+        passwords::check_rules(password)?;
+        let hashed = passwords::hash(password.to_owned()).await?;
+        match self.store.create_account(&email, &hashed, false).await {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The account `email` and `password` log in to.
+    ///
+    /// # Errors
+    ///
+    /// `Denied` for an unknown email or a wrong password (the same text),
+    /// `RateLimited` past the login limits.
+    pub async fn log_in(&self, email: &str, password: &str, client: IpAddr) -> Result<AccountRecord, ServiceError> {
+        let wrong = || ServiceError::Denied("wrong email or password".into());
+        let email = normalize_email(email).map_err(|_| wrong())?;
+        // Every attempt counts, and a throttled one is refused before any
+        // password is compared, so guessing gains nothing from retrying.
+        let throttled = |wait: Duration| ServiceError::RateLimited { retry_after: wait };
+        check_bucket(&self.by_email, &email).map_err(throttled)?;
+        check_bucket(&self.by_client, &client).map_err(throttled)?;
+        let account = self.store.account_by_email(&email).await?;
+        let hashed = account.as_ref().map_or_else(|| self.decoy_hash.clone(), |a| a.password_hash.clone());
+        let matches = passwords::verify(password.to_owned(), hashed).await?;
+        match account {
+            Some(account) if matches => Ok(account),
+            _ => Err(wrong()),
+        }
+    }
+
+    /// The account behind a session, if it still exists.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn account(&self, id: i64) -> Result<Option<AccountRecord>, ServiceError> {
+        Ok(self.store.account_by_id(id).await?)
+    }
+
+    /// Makes an admin account with a generated password, returned once.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad email, `Conflict` when it has an account.
+    pub async fn create_admin(&self, email: &str) -> Result<(AccountRecord, String), ServiceError> {
+        let email = normalize_email(email)?;
+        let password = passwords::generate();
+        let hashed = passwords::hash(password.clone()).await?;
+        let account = self.store.create_account(&email, &hashed, true).await.map_err(|err| match err {
+            StoreError::Conflict => ServiceError::Conflict(format!("{email} already has an account")),
+            other => other.into(),
+        })?;
+        Ok((account, password))
+    }
+}
+
+/// Takes one attempt from `key`'s bucket, or says how long until one is left.
+fn check_bucket<K>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<(), Duration>
+where
+    K: Clone + std::hash::Hash + Eq,
+{
+    use governor::clock::{Clock, DefaultClock};
+    limiter.check_key(key).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+}

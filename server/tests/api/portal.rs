@@ -1,0 +1,300 @@
+//! The developer portal and the admin area through their server functions,
+//! called over HTTP as the browser calls them (form-encoded POSTs with the
+//! session cookie): sessions and form tokens, who may see and change what,
+//! and an admin's decisions taking effect at once.
+
+use std::sync::Arc;
+
+use reqwest::cookie::{CookieStore, Jar};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, WAIT};
+
+const PASSWORD: &str = "a long enough password";
+
+/// A browser of the portal: its own cookie jar, and the session's form
+/// token once fetched.
+struct Browser {
+    client: reqwest::Client,
+    jar: Arc<Jar>,
+    base: String,
+    csrf: String,
+}
+
+impl Browser {
+    async fn open(app: &TestApp) -> Self {
+        let jar = Arc::new(Jar::default());
+        let client = reqwest::Client::builder().cookie_provider(Arc::clone(&jar)).timeout(WAIT).build().unwrap();
+        let mut browser = Self { client, jar, base: app.base.clone(), csrf: String::new() };
+        browser.refresh().await;
+        browser
+    }
+
+    /// Calls a server function; its JSON answer, or its error text.
+    async fn call(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, String> {
+        let response = self.client.post(format!("{}{path}", self.base)).form(form).send().await.expect("request");
+        let ok = response.status().is_success();
+        let text = response.text().await.unwrap();
+        if ok {
+            Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        } else {
+            Err(text)
+        }
+    }
+
+    /// Calls a state-changing server function with this session's token.
+    async fn act(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, String> {
+        let mut fields = vec![("csrf", self.csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.call(path, &fields).await
+    }
+
+    async fn refresh(&mut self) -> Value {
+        let session = self.call("/portal/fn/session", &[]).await.expect("the session answers");
+        self.csrf = session["csrf"].as_str().expect("a form token").to_owned();
+        session
+    }
+
+    fn session_cookie(&self) -> Option<String> {
+        let url = self.base.parse().unwrap();
+        self.jar.cookies(&url).map(|header| header.to_str().unwrap().to_owned())
+    }
+
+    async fn sign_up_and_log_in(&mut self, email: &str) {
+        self.act("/portal/fn/sign_up", &[("email", email), ("password", PASSWORD)]).await.expect("sign up");
+        self.log_in(email, PASSWORD).await.expect("log in");
+    }
+
+    async fn log_in(&mut self, email: &str, password: &str) -> Result<(), String> {
+        self.act("/portal/fn/log_in", &[("email", email), ("password", password)]).await?;
+        self.refresh().await;
+        Ok(())
+    }
+
+    async fn register(&self, name: &str) -> Result<Value, String> {
+        let form = [("name", name), ("description", ""), ("website", ""), ("intended_use", "a chat for my game")];
+        self.act("/portal/fn/register_app", &form).await
+    }
+
+    async fn issue_key(&self, app: &str) -> Result<String, String> {
+        self.act("/portal/fn/issue_key", &[("app", app)]).await.map(|key| key.as_str().unwrap().to_owned())
+    }
+}
+
+async fn admin(app: &TestApp) -> Browser {
+    let (account, password) = app.state().accounts.create_admin("admin@example.com").await.unwrap();
+    let mut browser = Browser::open(app).await;
+    browser.log_in(&account.email, &password).await.expect("the admin logs in");
+    browser
+}
+
+#[tokio::test]
+async fn login_rotates_the_session_and_the_cookie_is_http_only_and_lax() {
+    let app = spawn_app().await;
+    let response = app.client.post(format!("{}/portal/fn/session", app.base)).send().await.unwrap();
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("comms_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain http in development: {cookie}");
+
+    let mut browser = Browser::open(&app).await;
+    let before = browser.session_cookie().expect("a session before login");
+    browser.sign_up_and_log_in("dev@example.com").await;
+    let session = browser.refresh().await;
+    assert_eq!(session["email"], "dev@example.com");
+    assert_ne!(browser.session_cookie().unwrap(), before, "a new session id at login");
+
+    browser.act("/portal/fn/log_out", &[]).await.unwrap();
+    assert_eq!(browser.refresh().await["email"], Value::Null);
+    assert!(browser.call("/portal/fn/my_apps", &[]).await.unwrap_err().contains("sign in first"));
+}
+
+#[tokio::test]
+async fn secure_cookies_are_marked_secure() {
+    let app = spawn_app_with(|config| config.portal.secure_cookies = true).await;
+    let response = app.client.post(format!("{}/portal/fn/session", app.base)).send().await.unwrap();
+    assert!(response.headers()["set-cookie"].to_str().unwrap().contains("Secure"));
+}
+
+#[tokio::test]
+async fn state_changes_need_the_sessions_form_token() {
+    let app = spawn_app().await;
+    let mut browser = Browser::open(&app).await;
+    browser.sign_up_and_log_in("dev@example.com").await;
+    let forged = [("csrf", "guessed"), ("name", "x"), ("intended_use", "y"), ("description", ""), ("website", "")];
+    let refused = browser.call("/portal/fn/register_app", &forged).await.unwrap_err();
+    assert!(refused.contains("form has expired"), "{refused}");
+    let missing = browser.call("/portal/fn/log_out", &[]).await.unwrap_err();
+    assert!(!missing.is_empty());
+    assert_eq!(browser.call("/portal/fn/my_apps", &[]).await.unwrap(), json!([]), "nothing was made");
+}
+
+#[tokio::test]
+async fn sign_up_and_login_do_not_reveal_who_has_an_account() {
+    let app = spawn_app().await;
+    let mut browser = Browser::open(&app).await;
+    let first = browser.act("/portal/fn/sign_up", &[("email", "dev@example.com"), ("password", PASSWORD)]).await;
+    let again = browser.act("/portal/fn/sign_up", &[("email", "dev@example.com"), ("password", "another password")]);
+    assert_eq!(first.unwrap(), again.await.unwrap(), "the same answer for a taken email");
+    let unknown = browser.log_in("nobody@example.com", PASSWORD).await.unwrap_err();
+    let wrong = browser.log_in("dev@example.com", "another password").await.unwrap_err();
+    assert_eq!(unknown, wrong);
+    assert!(wrong.contains("wrong email or password"));
+    browser.log_in("dev@example.com", PASSWORD).await.expect("the first password still works");
+
+    let short = browser.act("/portal/fn/sign_up", &[("email", "x@example.com"), ("password", "short")]).await;
+    assert!(short.unwrap_err().contains("at least 10 characters"));
+    let bad = browser.act("/portal/fn/sign_up", &[("email", "not an email"), ("password", PASSWORD)]).await;
+    assert!(bad.unwrap_err().contains("valid email"));
+}
+
+#[tokio::test]
+async fn logins_are_throttled_per_email() {
+    let app = spawn_app_with(|config| config.portal.logins_per_minute = 3).await;
+    let mut browser = Browser::open(&app).await;
+    browser.act("/portal/fn/sign_up", &[("email", "dev@example.com"), ("password", PASSWORD)]).await.unwrap();
+    for _ in 0..3 {
+        assert!(browser.log_in("dev@example.com", "a wrong guess!").await.unwrap_err().contains("wrong"));
+    }
+    let throttled = browser.log_in("dev@example.com", PASSWORD).await.unwrap_err();
+    assert!(throttled.contains("too many attempts"), "{throttled}");
+    let mut other = Browser::open(&app).await;
+    other.sign_up_and_log_in("other@example.com").await;
+}
+
+#[tokio::test]
+async fn developers_cannot_see_or_change_each_others_apps() {
+    let app = spawn_app().await;
+    let mut alice = Browser::open(&app).await;
+    alice.sign_up_and_log_in("alice@example.com").await;
+    alice.register("alices-app").await.expect("register");
+    let key = alice.issue_key("alices-app").await.expect("auto-approved in dev");
+    alice.act("/portal/fn/create_room", &[("app", "alices-app"), ("room", "lobby")]).await.unwrap();
+    let endpoint = app.create_endpoint(&key, "lobby", "read", None).await;
+    let code = endpoint["code"].as_str().unwrap();
+
+    let mut bob = Browser::open(&app).await;
+    bob.sign_up_and_log_in("bob@example.com").await;
+    assert_eq!(bob.call("/portal/fn/my_apps", &[]).await.unwrap(), json!([]));
+    let not_found = "you have no app alices-app";
+    let overview = bob.call("/portal/fn/app_overview", &[("app", "alices-app")]).await.unwrap_err();
+    assert!(overview.contains(not_found), "{overview}");
+    let attempts: [(&str, Vec<(&str, &str)>); 7] = [
+        ("issue_key", vec![]),
+        ("revoke_keys", vec![]),
+        ("delete_app", vec![]),
+        ("create_room", vec![("room", "mine")]),
+        ("delete_room", vec![("room", "lobby")]),
+        ("create_endpoint", vec![("room", "lobby"), ("permission", "read"), ("meta", "")]),
+        ("delete_endpoint", vec![("room", "lobby"), ("code", code)]),
+    ];
+    for (function, extra) in attempts {
+        let mut form = vec![("app", "alices-app")];
+        form.extend(extra);
+        let refused = bob.act(&format!("/portal/fn/{function}"), &form).await.unwrap_err();
+        assert!(refused.contains(not_found), "{function}: {refused}");
+    }
+    let nobody = Browser::open(&app).await;
+    let refused = nobody.act("/portal/fn/issue_key", &[("app", "alices-app")]).await.unwrap_err();
+    assert!(refused.contains("sign in first"));
+
+    // Alice's app, key, room and endpoint are untouched.
+    let rooms = crate::helpers::body(app.get("/api/v1/rooms", &key).await).await;
+    assert_eq!(rooms["rooms"][0]["endpoint_count"], 1);
+    let overview = alice.call("/portal/fn/app_overview", &[("app", "alices-app")]).await.unwrap();
+    assert_eq!(overview["rooms"][0]["endpoints"][0]["code"], code);
+    assert_eq!(overview["app"]["active_keys"], 1);
+}
+
+#[tokio::test]
+async fn non_admins_cannot_reach_admin_actions() {
+    let app = spawn_app().await;
+    let mut dev = Browser::open(&app).await;
+    dev.sign_up_and_log_in("dev@example.com").await;
+    dev.register("devs-app").await.unwrap();
+    assert!(dev.call("/admin/fn/overview", &[]).await.unwrap_err().contains("admins only"));
+    let refused = dev.act("/admin/fn/set_status", &[("app", "devs-app"), ("status", "suspended")]).await;
+    assert!(refused.unwrap_err().contains("admins only"));
+    let anonymous = Browser::open(&app).await;
+    assert!(anonymous.call("/admin/fn/overview", &[]).await.unwrap_err().contains("sign in first"));
+    let apps = dev.call("/portal/fn/my_apps", &[]).await.unwrap();
+    assert_eq!(apps[0]["status"], "approved", "nothing changed");
+}
+
+#[tokio::test]
+async fn apps_wait_for_an_admin_whose_decisions_apply_at_once() {
+    let app = spawn_app_with(|config| config.portal.auto_approve = false).await;
+    let mut dev = Browser::open(&app).await;
+    dev.sign_up_and_log_in("dev@example.com").await;
+    assert_eq!(dev.register("game").await.unwrap(), "game");
+    assert_eq!(dev.call("/portal/fn/my_apps", &[]).await.unwrap()[0]["status"], "pending");
+    assert!(dev.issue_key("game").await.unwrap_err().contains("only approved apps"));
+
+    let admin = admin(&app).await;
+    let overview = admin.call("/admin/fn/overview", &[]).await.unwrap();
+    assert_eq!(overview["apps"][0]["owner"], "dev@example.com");
+    admin.act("/admin/fn/set_status", &[("app", "game"), ("status", "approved")]).await.unwrap();
+    let key = dev.issue_key("game").await.expect("approved now");
+    app.create_room(&key, "lobby").await;
+    let endpoint = app.create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let mut socket = app.connect_ws(endpoint["code"].as_str().unwrap(), None).await;
+    socket.next_json().await;
+
+    admin.act("/admin/fn/set_status", &[("app", "game"), ("status", "suspended")]).await.unwrap();
+    assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 403, "the key stops at once");
+    let closed = socket.closed().await;
+    assert_eq!(closed.code, 4003, "{closed:?}");
+    assert_eq!(app.ws_refusal(endpoint["code"].as_str().unwrap()).await, 404);
+
+    admin.act("/admin/fn/set_status", &[("app", "game"), ("status", "approved")]).await.unwrap();
+    assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 200, "reinstated");
+    let bad = admin.act("/admin/fn/set_status", &[("app", "game"), ("status", "pending")]).await;
+    assert!(bad.unwrap_err().contains("status must be"));
+
+    let audit = admin.call("/admin/fn/overview", &[]).await.unwrap()["audit"].clone();
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().rev().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["requested", "approved", "key_issued", "suspended", "reinstated"]);
+    assert_eq!(audit[0]["actor"], "admin@example.com");
+}
+
+#[tokio::test]
+async fn developers_rotate_revoke_and_delete_their_apps() {
+    let app = spawn_app().await;
+    let mut dev = Browser::open(&app).await;
+    dev.sign_up_and_log_in("dev@example.com").await;
+    dev.register("game").await.unwrap();
+    assert!(dev.register("game").await.unwrap_err().contains("already exists"));
+    let bad_site = [("name", "other"), ("description", ""), ("website", "javascript:alert(1)"), ("intended_use", "x")];
+    assert!(dev.act("/portal/fn/register_app", &bad_site).await.unwrap_err().contains("http"));
+
+    let first = dev.issue_key("game").await.unwrap();
+    let second = dev.issue_key("game").await.unwrap();
+    assert_eq!(app.get("/api/v1/rooms", &first).await.status(), 403, "rotation revokes the old key");
+    assert_eq!(app.get("/api/v1/rooms", &second).await.status(), 200);
+    dev.act("/portal/fn/revoke_keys", &[("app", "game")]).await.unwrap();
+    assert_eq!(app.get("/api/v1/rooms", &second).await.status(), 403);
+
+    let key = dev.issue_key("game").await.unwrap();
+    dev.act("/portal/fn/create_room", &[("app", "game"), ("room", "lobby")]).await.unwrap();
+    let meta = [("app", "game"), ("room", "lobby"), ("permission", "read_and_write"), ("meta", r#"{"name": "Ann"}"#)];
+    dev.act("/portal/fn/create_endpoint", &meta).await.unwrap();
+    let not_object = [("app", "game"), ("room", "lobby"), ("permission", "read"), ("meta", "[1]")];
+    assert!(dev.act("/portal/fn/create_endpoint", &not_object).await.unwrap_err().contains("JSON object"));
+    let overview = dev.call("/portal/fn/app_overview", &[("app", "game")]).await.unwrap();
+    let endpoint = &overview["rooms"][0]["endpoints"][0];
+    assert_eq!(endpoint["meta"], r#"{"name": "Ann"}"#);
+    assert!(endpoint["ws_url"].as_str().unwrap().starts_with("ws://127.0.0.1:"));
+
+    let mut socket = app.connect_ws(endpoint["code"].as_str().unwrap(), None).await;
+    socket.next_json().await;
+    socket.send_message(json!("hello")).await;
+    socket.next_message().await;
+    let overview = dev.call("/portal/fn/app_overview", &[("app", "game")]).await.unwrap();
+    assert_eq!(overview["rooms"][0]["online"], 1);
+    assert_eq!(overview["rooms"][0]["latest"][0]["message"], "\"hello\"");
+
+    dev.act("/portal/fn/delete_app", &[("app", "game")]).await.unwrap();
+    assert_eq!(socket.closed().await.code, 4002, "its rooms' sockets close");
+    assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 403);
+    assert_eq!(dev.call("/portal/fn/my_apps", &[]).await.unwrap(), json!([]));
+}

@@ -45,6 +45,8 @@ export default defineConfig({
     url: `${baseURL}/healthz`,
     timeout: 60_000,
     reuseExistingServer: false,
-    env: { COMMS_DATA_DIR: process.env.COMMS_E2E_DATA_DIR },
+    // Apps wait for an admin, as in production, so the portal test goes
+    // through the approval.
+    env: { COMMS_DATA_DIR: process.env.COMMS_E2E_DATA_DIR, COMMS_PORTAL__AUTO_APPROVE: "false" },
   },
 });

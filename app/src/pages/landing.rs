@@ -29,8 +29,9 @@ pub fn Landing() -> impl IntoView {
         <p>"Then, in a browser, chat through the endpoint's " <code>"ws_url"</code> ":"</p>
         <pre>{samples::JS}</pre>
         <p><a href="/docs/quickstart">"The whole quickstart"</a></p>
-        <h2>"Reference"</h2>
+        <h2>"Where next"</h2>
         <ul>
+            <li><a href="/portal">"Developer portal"</a>": sign up and request an API key for your app"</li>
             <li><a href="/demo">"Live demo"</a>": running rooms and their endpoints"</li>
             <li><a href="/docs">"Documentation"</a>": quickstart, concepts, REST and WebSocket reference, configuration"</li>
             <li><a href="/api/v1/openapi.json">"REST API (OpenAPI 3 document)"</a></li>

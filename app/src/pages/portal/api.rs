@@ -237,6 +237,18 @@ mod server {
         signed_in(&session).await?.ok_or_else(|| ServerFnError::new("sign in first"))
     }
 
+    /// One of the signed-in developer's approved apps, after checking the
+    /// form token, with the context to act on it.
+    pub(super) async fn approved_app(
+        csrf: &str,
+        app: &str,
+    ) -> Result<(PortalContext, comms_core::store::AppRecord), ServerFnError> {
+        let owner = account(Some(csrf)).await?;
+        let context = context()?;
+        let record = context.portal.approved_app_of(&owner, app).await.map_err(user_error)?;
+        Ok((context, record))
+    }
+
     /// The signed-in admin, after checking the form token when given.
     pub(super) async fn admin(csrf: Option<&str>) -> Result<AccountRecord, ServerFnError> {
         let account = account(csrf).await?;
@@ -300,7 +312,7 @@ pub async fn portal_session() -> Result<SessionView, ServerFnError> {
 }
 
 /// Makes a developer account. The answer is the same whether or not the
-/// email already had one.
+/// email already had one: success, with nothing to say.
 #[server(prefix = "/portal/fn", endpoint = "sign_up")]
 pub async fn sign_up(
     /// The session's form token.
@@ -309,11 +321,10 @@ pub async fn sign_up(
     email: String,
     /// The password.
     password: String,
-) -> Result<String, ServerFnError> {
+) -> Result<(), ServerFnError> {
     let session = server::session().await?;
     server::check_form(&session, &csrf).await?;
-    server::context()?.accounts.sign_up(&email, &password).await.map_err(server::user_error)?;
-    Ok("Account ready: log in with this email and password.".into())
+    server::context()?.accounts.sign_up(&email, &password).await.map_err(server::user_error)
 }
 
 /// Logs in; a new session id is issued.
@@ -476,9 +487,7 @@ pub async fn create_room(
     /// The room's name.
     room: String,
 ) -> Result<(), ServerFnError> {
-    let owner = server::account(Some(&csrf)).await?;
-    let context = server::context()?;
-    let record = context.portal.approved_app_of(&owner, &app).await.map_err(server::user_error)?;
+    let (context, record) = server::approved_app(&csrf, &app).await?;
     context.service.create_room(&record, &room).await.map_err(server::user_error)?;
     Ok(())
 }
@@ -493,9 +502,7 @@ pub async fn delete_room(
     /// The room's name.
     room: String,
 ) -> Result<(), ServerFnError> {
-    let owner = server::account(Some(&csrf)).await?;
-    let context = server::context()?;
-    let record = context.portal.approved_app_of(&owner, &app).await.map_err(server::user_error)?;
+    let (context, record) = server::approved_app(&csrf, &app).await?;
     context.service.delete_room(&record, &room).await.map_err(server::user_error)
 }
 
@@ -513,9 +520,7 @@ pub async fn create_endpoint(
     /// A JSON object's text, or empty for none.
     meta: String,
 ) -> Result<(), ServerFnError> {
-    let owner = server::account(Some(&csrf)).await?;
-    let context = server::context()?;
-    let record = context.portal.approved_app_of(&owner, &app).await.map_err(server::user_error)?;
+    let (context, record) = server::approved_app(&csrf, &app).await?;
     let meta = match meta.trim() {
         "" => None,
         text => Some(
@@ -544,9 +549,7 @@ pub async fn delete_endpoint(
     /// The endpoint's code.
     code: String,
 ) -> Result<(), ServerFnError> {
-    let owner = server::account(Some(&csrf)).await?;
-    let context = server::context()?;
-    let record = context.portal.approved_app_of(&owner, &app).await.map_err(server::user_error)?;
+    let (context, record) = server::approved_app(&csrf, &app).await?;
     context.service.delete_endpoint(&record, &room, &code).await.map_err(server::user_error)
 }
 

@@ -1,7 +1,8 @@
 //! `/portal/apps/{name}`: one of the developer's apps. Its status, its key
 //! (issued once approved, shown once, rotated or revoked here), its rooms
-//! with their endpoints, live online counts and latest messages, and
-//! deleting it.
+//! with their endpoints, online counts and latest messages (refreshed after
+//! every action and on request, not pushed: a refresh while typing would
+//! wipe the forms), and deleting it.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -64,6 +65,10 @@ pub fn AppPage() -> impl IntoView {
         <Title text=move || format!("{} — comms portal", name()) />
         <p><a href="/portal">"← Your apps"</a></p>
         <h1>{name}</h1>
+        <p>
+            "Online counts and messages are as of loading the page. "
+            <button type="button" on:click=move |_| overview.refetch()>"Refresh"</button>
+        </p>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || {
                 let csrf = match session.get()? {
@@ -130,7 +135,7 @@ fn KeySection(app: String, csrf: String, active_keys: u64, approved: bool, actio
             view! {
                 <div role="status" class="new-key">
                     <p>"Your new API key. Copy it now: it is not shown again."</p>
-                    <label>"API key" <input readonly value=key.clone() class="secret" /></label>
+                    <label>"New API key" <input readonly value=key.clone() class="secret" /></label>
                     <CopyButton text=key label="Copy key" />
                 </div>
             }

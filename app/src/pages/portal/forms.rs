@@ -76,11 +76,6 @@ pub fn SignUpForm(
     /// The sign-up action.
     action: ServerAction<SignUp>,
 ) -> impl IntoView {
-    let answer = move || match action.value().get() {
-        Some(Ok(text)) => Some(view! { <p role="status">{text}</p> }.into_any()),
-        Some(Err(err)) => Some(view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any()),
-        None => None,
-    };
     view! {
         <section aria-labelledby="sign-up-heading" class="card">
             <h2 id="sign-up-heading">"Sign up"</h2>
@@ -93,7 +88,7 @@ pub fn SignUpForm(
                 </label>
                 <button type="submit">"Sign up"</button>
             </ActionForm>
-            {answer}
+            <Outcome action done="Account ready: log in with this email and password." />
         </section>
     }
 }

@@ -1,0 +1,117 @@
+// The developer portal and the admin area, as a developer and an admin use
+// them: sign up, request a key, the admin approves, the key works on the
+// REST API, rooms and endpoints are made in the portal and one of them chats
+// in the browser; then the key is rotated and revoked. The server runs with
+// `portal.auto_approve` off (see playwright.config.ts), as in production.
+import { execFileSync } from "node:child_process";
+import { resolve } from "node:path";
+import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
+
+const base = () => process.env.COMMS_E2E_BASE_URL!;
+
+/** An admin account made with the command line, as an operator would. */
+function createAdmin(email: string): string {
+  const binary = resolve("..", process.env.COMMS_BIN ?? "target/debug/comms");
+  const created = execFileSync(binary, ["admin", "create", email], {
+    env: { ...process.env, COMMS_DATA_DIR: process.env.COMMS_E2E_DATA_DIR },
+  });
+  return JSON.parse(created.toString()).password as string;
+}
+
+/** Opens a page and waits until the wasm has hydrated it. */
+async function open(page: Page, path: string) {
+  await page.goto(path);
+  await page.waitForLoadState("networkidle");
+}
+
+async function logIn(page: Page, email: string, password: string) {
+  const form = page.getByRole("region", { name: "Log in" });
+  await form.getByLabel("Email", { exact: true }).fill(email);
+  await form.getByLabel("Password", { exact: true }).fill(password);
+  await form.getByRole("button", { name: "Log in" }).click();
+}
+
+async function roomsStatus(request: APIRequestContext, key: string): Promise<number> {
+  return (await request.get(`${base()}/api/v1/rooms`, { headers: { "X-API-Key": key } })).status();
+}
+
+test("a developer gets an approved key, makes a room and endpoints, and chats", async ({ browser, request }, testInfo) => {
+  const developer = await (await browser.newContext()).newPage();
+  await open(developer, "/portal");
+  await developer.screenshot({ path: testInfo.outputPath("portal.png"), fullPage: true });
+  const signUp = developer.getByRole("region", { name: "Sign up" });
+  await signUp.getByLabel("Your email").fill("dev@example.com");
+  await signUp.getByLabel("Choose a password").fill("correct horse battery");
+  await signUp.getByRole("button", { name: "Sign up" }).click();
+  await expect(signUp.getByRole("status")).toContainText("Account ready");
+  await logIn(developer, "dev@example.com", "correct horse battery");
+  await expect(developer.getByText("Signed in as")).toContainText("dev@example.com");
+
+  const register = developer.getByRole("region", { name: "Register an app" });
+  await register.getByLabel("App name").fill("game");
+  await register.getByLabel("Intended use").fill("chat between players");
+  await register.getByRole("button", { name: "Request a key" }).click();
+  await developer.getByRole("link", { name: "game" }).click();
+  await expect(developer.getByRole("heading", { name: "Status: pending" })).toBeVisible();
+
+  const password = createAdmin("admin@example.com");
+  const admin = await (await browser.newContext()).newPage();
+  await open(admin, "/admin");
+  await logIn(admin, "admin@example.com", password);
+  await admin.getByRole("button", { name: "Approve game" }).click();
+  await expect(admin.getByRole("button", { name: "Suspend game" })).toBeVisible();
+  await admin.screenshot({ path: testInfo.outputPath("admin.png"), fullPage: true });
+
+  await open(developer, "/portal/apps/game");
+  await expect(developer.getByRole("heading", { name: "Status: approved" })).toBeVisible();
+  await developer.getByRole("button", { name: "Issue a key" }).click();
+  const keyField = developer.getByLabel("New API key");
+  await expect(keyField).toHaveValue(/^ck_/);
+  const key = await keyField.inputValue();
+  expect(await roomsStatus(request, key)).toBe(200);
+
+  await developer.getByLabel("New room name").fill("lobby");
+  await developer.getByRole("button", { name: "Create room" }).click();
+  const room = developer.getByRole("region", { name: "room lobby" });
+  await room.getByLabel("Meta (JSON object)").fill('{"name": "Dev"}');
+  await room.getByRole("button", { name: "Add endpoint" }).click();
+  await expect(room.getByRole("cell", { name: '{"name": "Dev"}' })).toBeVisible();
+  await room.getByLabel("Permission").selectOption("read");
+  await room.getByLabel("Meta (JSON object)").fill('{"name": "Watcher"}');
+  await room.getByRole("button", { name: "Add endpoint" }).click();
+  await expect(room.getByRole("row")).toHaveCount(3);
+  await developer.screenshot({ path: testInfo.outputPath("portal-app.png"), fullPage: true });
+
+  const chatUrl = await room.getByRole("row").filter({ hasText: "Dev" }).getByRole("link", { name: "Open chat" }).getAttribute("href");
+  const chat = await developer.context().newPage();
+  await chat.goto(chatUrl!);
+  await expect(chat.getByRole("status")).toContainText("Connected.");
+  await chat.getByLabel("Message").fill("hello from the portal");
+  await chat.getByRole("button", { name: "Send" }).click();
+  await expect(chat.getByRole("listitem").filter({ hasText: "hello from the portal" })).toContainText("Dev");
+
+  await open(developer, "/portal/apps/game");
+  await expect(developer.getByRole("region", { name: "room lobby" })).toContainText("hello from the portal");
+});
+
+test("a developer rotates and revokes the app's key", async ({ browser, request }) => {
+  const page = await (await browser.newContext()).newPage();
+  await open(page, "/portal");
+  await logIn(page, "dev@example.com", "correct horse battery");
+  await expect(page.getByText("Signed in as")).toBeVisible();
+  await open(page, "/portal/apps/game");
+
+  await page.getByRole("button", { name: "Rotate key" }).click();
+  const first = await page.getByLabel("New API key").inputValue();
+  expect(first).toMatch(/^ck_/);
+  await page.getByRole("button", { name: "Rotate key" }).click();
+  await expect(page.getByLabel("New API key")).not.toHaveValue(first);
+  const second = await page.getByLabel("New API key").inputValue();
+  expect(await roomsStatus(request, first)).toBe(403);
+  expect(await roomsStatus(request, second)).toBe(200);
+
+  await page.getByRole("button", { name: "Revoke keys" }).click();
+  await expect(page.getByText("Every key of the app is revoked.")).toBeVisible();
+  expect(await roomsStatus(request, second)).toBe(403);
+  await expect(page.getByRole("button", { name: "Issue a key" })).toBeVisible();
+});

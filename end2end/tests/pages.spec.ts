@@ -59,3 +59,19 @@ test("the demo page lists the demo rooms and their endpoints", async ({ page }, 
   expect(errors).toEqual([]);
   await page.screenshot({ path: testInfo.outputPath("demo.png"), fullPage: true });
 });
+
+test("the portal and admin pages render and hydrate without errors", async ({ page }) => {
+  const errors = watchErrors(page);
+  for (const [path, heading] of [
+    ["/portal", "Developer portal"],
+    ["/admin", "Admin"],
+  ]) {
+    const response = await page.goto(path);
+    expect(response?.status(), path).toBe(200);
+    await expect(page.getByRole("heading", { level: 1 })).toHaveText(heading);
+    await expect(page.getByRole("region", { name: "Log in" })).toBeVisible();
+    await page.waitForLoadState("networkidle");
+  }
+  expect((await page.goto("/portal/"))?.url()).toMatch(/\/portal$/);
+  expect(errors).toEqual([]);
+});

@@ -1,0 +1,61 @@
+//! [`Error`]: what an SDK call can fail with. API errors carry SPEC's error
+//! code, so callers match on [`ErrorCode`] rather than on texts.
+
+use std::time::Duration;
+
+use crate::generated::ErrorCode;
+
+/// Why an SDK call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with an error (SPEC's error JSON).
+    #[error("{status} {code:?}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The error code, e.g. [`ErrorCode::NotFound`].
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+        /// With [`ErrorCode::RateLimited`]: the `Retry-After` the server sent.
+        retry_after: Option<Duration>,
+    },
+    /// The server could not be reached, or the connection broke.
+    #[error("HTTP: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The server's answer was not what the API describes.
+    #[error("unexpected answer ({status}): {body}")]
+    Unexpected {
+        /// HTTP status.
+        status: u16,
+        /// The body, for the log.
+        body: String,
+    },
+    /// A URL, code or base address could not be used.
+    #[error("invalid address: {0}")]
+    InvalidUrl(String),
+    /// The WebSocket failed.
+    #[error("WebSocket: {0}")]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The endpoint's code is unknown or deleted, or its app is not
+    /// approved (the upgrade was refused with 404).
+    #[error("the endpoint does not exist or cannot be joined")]
+    EndpointGone,
+    /// The connection is not open right now (it is reconnecting, or it
+    /// ended); nothing was sent.
+    #[error("not connected")]
+    NotConnected,
+    /// A payload could not be serialized.
+    #[error("payload: {0}")]
+    Payload(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// The API error code, when the server answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}

@@ -17,6 +17,8 @@ enum Source {
     Readme(&'static [&'static str]),
     /// A Markdown file of `docs/`.
     Doc(&'static str),
+    /// Another Markdown file of the repository (an SDK's README).
+    Repo(&'static str),
     /// The REST reference, from `docs/openapi.json`.
     OpenApi,
 }
@@ -28,6 +30,9 @@ const PAGES: &[(&str, &str, Source)] = &[
     ("rest", "REST API reference", Source::OpenApi),
     ("websocket", "WebSocket protocol", Source::Readme(&["WebSocket"])),
     ("legacy", "Legacy API", Source::Readme(&["Legacy API"])),
+    ("sdks", "SDKs", Source::Readme(&["SDKs"])),
+    ("sdk-js", "JavaScript SDK", Source::Repo("sdk-js/README.md")),
+    ("sdk-rust", "Rust SDK", Source::Repo("sdk-rust/README.md")),
     ("portal", "Developer portal and admin", Source::Readme(&["Developer portal and admin"])),
     ("configuration", "Configuration", Source::Doc("configuration.md")),
     ("operations", "Operations and command line", Source::Readme(&["Command line", "Operations"])),
@@ -55,9 +60,10 @@ fn main() {
                     [only] => vec![readme_section(&readme, only)],
                     several => several.iter().map(|h| format!("## {h}\n\n{}", readme_section(&readme, h))).collect(),
                 };
-                markdown(&format!("# {title}\n\n{}", sections.join("\n")))
+                markdown(&site_links(&format!("# {title}\n\n{}", sections.join("\n"))))
             }
             Source::Doc(file) => markdown(&site_links(&with_includes(&read(&root.join("docs").join(file)), &root))),
+            Source::Repo(file) => markdown(&site_links(&read(&root.join(file)))),
             Source::OpenApi => rest_reference(&read(&root.join("docs/openapi.json"))),
         };
         writeln!(out, "    ({slug:?}, {title:?}, {html:?}),").unwrap();
@@ -96,11 +102,14 @@ fn with_includes(markdown: &str, root: &Path) -> String {
         .join("\n")
 }
 
-/// Points links between the Markdown files of `docs/` (which work when
+/// Points links between the repository's Markdown files (which work when
 /// reading the repository) at the site's pages.
 fn site_links(markdown: &str) -> String {
     PAGES.iter().fold(markdown.to_owned(), |text, (slug, _, source)| match source {
-        Source::Doc(file) => text.replace(&format!("]({file})"), &format!("](/docs/{slug})")),
+        Source::Doc(file) => text
+            .replace(&format!("]({file})"), &format!("](/docs/{slug})"))
+            .replace(&format!("](docs/{file})"), &format!("](/docs/{slug})")),
+        Source::Repo(file) => text.replace(&format!("]({file})"), &format!("](/docs/{slug})")),
         _ => text,
     })
 }

@@ -60,3 +60,12 @@ ensure_browser_tests() {
         (cd end2end && npm install --no-audit --no-fund)
     fi
 }
+
+# The JS SDK's build and test tools (TypeScript, and ws for Node 20, which
+# has no global WebSocket).
+ensure_sdk_js() {
+    ensure_node
+    if [ ! -x sdk-js/node_modules/.bin/tsc ]; then
+        (cd sdk-js && npm install --no-audit --no-fund)
+    fi
+}

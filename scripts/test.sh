@@ -36,6 +36,10 @@ if [ "$status" -eq 0 ]; then
     # the wasm bundle that hydrates them (cargo-leptos builds both with the
     # same flags, which hydration needs). The smoke run then uses that server.
     cargo leptos build
+    # The wasm as a release build compiles it: debug builds through
+    # cargo-leptos add `--cfg erase_components`, which hides view types too
+    # deep for a release build (`scripts/serve.sh`). A plain build does not.
+    cargo build --locked -p comms-frontend --target wasm32-unknown-unknown
     cargo build --locked -p comms-bench
     set +e
     "${CARGO_TARGET_DIR:-target}/debug/comms-bench" --smoke
@@ -44,10 +48,28 @@ if [ "$status" -eq 0 ]; then
     if [ "$smoke" -eq 0 ]; then echo "test result: ok. 1 passed; 0 failed (benchmark smoke run)" >> "$log"; else
         echo "test result: FAILED. 0 passed; 1 failed (benchmark smoke run)" >> "$log"; status=$smoke; fi
 
+    # The JS SDK: built with tsc, tested against that server binary, then
+    # packed with npm pack and installed from the tarball into an empty
+    # project, as a user would.
+    ensure_sdk_js
+    server_bin="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/comms"
+    sdk_log=$(mktemp)
+    set +e
+    (cd sdk-js && COMMS_BIN="$server_bin" npm test) 2>&1 | tee "$sdk_log"
+    sdk=${PIPESTATUS[0]}
+    set -e
+    sdk_passed=$(grep -oE '^# pass [0-9]+' "$sdk_log" | grep -oE '[0-9]+' || echo 0)
+    sdk_failed=$(grep -oE '^# fail [0-9]+' "$sdk_log" | grep -oE '[0-9]+' || echo 0)
+    rm -f "$sdk_log"
+    if [ "$sdk" -ne 0 ] && [ "${sdk_failed:-0}" -eq 0 ]; then sdk_failed=1; fi
+    echo "test result: sdk-js. ${sdk_passed:-0} passed; ${sdk_failed:-0} failed (node --test)" >> "$log"
+    if [ "$sdk" -ne 0 ]; then status=$sdk; fi
+    if scripts/check-sdk-pack.sh; then echo "test result: ok. 1 passed; 0 failed (npm pack)" >> "$log"; else
+        echo "test result: FAILED. 0 passed; 1 failed (npm pack)" >> "$log"; status=1; fi
+
     # Browser tests of the site, against the server cargo-leptos just built.
     ensure_browser_tests
     e2e_log=$(mktemp)
-    server_bin="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/comms"
     set +e
     (cd end2end && COMMS_BIN="$server_bin" npx playwright test) 2>&1 | tee "$e2e_log"
     e2e=${PIPESTATUS[0]}

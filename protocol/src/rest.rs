@@ -117,7 +117,8 @@ pub struct CreateRoomRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateEndpointRequest {
-    /// Kept as text so an unknown value gets SPEC's `invalid` error.
+    /// What the endpoint may do.
+    // Kept as text here so an unknown value gets SPEC's `invalid` error.
     #[cfg_attr(feature = "openapi", schema(value_type = Permission))]
     pub permission: String,
     #[serde(default)]

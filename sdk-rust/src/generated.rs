@@ -12,7 +12,7 @@ pub struct CreateEndpointRequest {
     /// JSON object (at most 4 KiB) stamped on every message sent through the endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Kept as text so an unknown value gets SPEC's `invalid` error.
+    /// What the endpoint may do.
     pub permission: Permission,
 }
 

@@ -31,6 +31,7 @@ pub fn Admin() -> impl IntoView {
             }}
         </Suspense>
     }
+    .into_any()
 }
 
 #[component]
@@ -57,6 +58,7 @@ fn Review(csrf: String) -> impl IntoView {
             }}
         </Suspense>
     }
+    .into_any()
 }
 
 /// The status changes an app in `status` can go through, as (button
@@ -113,6 +115,7 @@ fn AppsTable(apps: Vec<AppRow>, csrf: String, set_status: ServerAction<SetAppSta
             </table>
         </section>
     }
+    .into_any()
 }
 
 /// One button changing `app` to `status`.
@@ -132,6 +135,7 @@ fn status_button(
             <button type="submit" aria-label=aria>{label}</button>
         </ActionForm>
     }
+    .into_any()
 }
 
 #[component]
@@ -171,4 +175,5 @@ fn AuditTable(audit: Vec<AuditRow>) -> impl IntoView {
             </table>
         </section>
     }
+    .into_any()
 }

@@ -126,6 +126,7 @@ fn Overview(overview: AppDetails, csrf: String, actions: Actions) -> impl IntoVi
             <Outcome action=actions.delete_app done="Deleted." />
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -175,6 +176,7 @@ fn KeySection(app: String, csrf: String, active_keys: u64, approved: bool, actio
             <Outcome action=actions.revoke_keys done="Every key of the app is revoked." />
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -199,6 +201,7 @@ fn RoomsSection(app: String, csrf: String, rooms: Vec<RoomPanel>, actions: Actio
             {cards}
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -249,6 +252,7 @@ fn RoomCard(app: String, csrf: String, room: RoomPanel, actions: Actions) -> imp
             </ActionForm>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -278,6 +282,7 @@ fn EndpointLine(app: String, room: String, csrf: String, endpoint: EndpointRow, 
             </td>
         </tr>
     }
+    .into_any()
 }
 
 #[component]

@@ -54,6 +54,7 @@ pub fn Portal() -> impl IntoView {
             }}
         </Suspense>
     }
+    .into_any()
 }
 
 /// A signed-in developer's apps and the form to register another.
@@ -99,6 +100,7 @@ fn Workspace(csrf: String, email: String, log_out: ServerAction<LogOut>) -> impl
             <Outcome action=register done="Registered: open the app below." />
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -132,4 +134,5 @@ fn AppList(apps: Vec<AppRow>) -> impl IntoView {
             </tbody>
         </table>
     }
+    .into_any()
 }

@@ -40,8 +40,11 @@ pub(crate) fn camel_case(value: &str) -> String {
     chars.next().map(|first| first.to_lowercase().chain(chars).collect()).unwrap_or_default()
 }
 
+/// Turns the OpenAPI document into one file's text.
+type Generator = fn(&Value) -> String;
+
 /// Each generated file (relative to the repository) with its generator.
-const OUTPUTS: [(&str, fn(&Value) -> String); 2] =
+const OUTPUTS: [(&str, Generator); 2] =
     [("sdk-rust/src/generated.rs", rust::generate), ("sdk-js/src/generated.ts", typescript::generate)];
 
 fn root() -> PathBuf {

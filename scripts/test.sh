@@ -21,6 +21,26 @@ done
 cargo fmt --all --check
 cargo clippy --locked --all-targets -- -D warnings
 
+# Runs a test tool (after NAME, LABEL and the patterns of its pass and fail
+# counts) and adds its counts to the summary; a tool that fails without
+# reporting a failure counts as one.
+run_counted() {
+    local name=$1 label=$2 pass_re=$3 fail_re=$4
+    shift 4
+    local out code passed failed
+    out=$(mktemp)
+    set +e
+    "$@" 2>&1 | tee "$out"
+    code=${PIPESTATUS[0]}
+    set -e
+    passed=$(grep -oE "$pass_re" "$out" | grep -oE '[0-9]+' | tail -1 || true)
+    failed=$(grep -oE "$fail_re" "$out" | grep -oE '[0-9]+' | tail -1 || true)
+    rm -f "$out"
+    if [ "$code" -ne 0 ] && [ "${failed:-0}" -eq 0 ]; then failed=1; fi
+    echo "test result: $name. ${passed:-0} passed; ${failed:-0} failed ($label)" >> "$log"
+    if [ "$code" -ne 0 ]; then status=$code; fi
+}
+
 # Every crate's unit tests and the integration suite; then one summary line
 # over all test binaries.
 log=$(mktemp)
@@ -53,34 +73,15 @@ if [ "$status" -eq 0 ]; then
     # project, as a user would.
     ensure_sdk_js
     server_bin="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/comms"
-    sdk_log=$(mktemp)
-    set +e
-    (cd sdk-js && COMMS_BIN="$server_bin" npm test) 2>&1 | tee "$sdk_log"
-    sdk=${PIPESTATUS[0]}
-    set -e
-    sdk_passed=$(grep -oE '^# pass [0-9]+' "$sdk_log" | grep -oE '[0-9]+' || echo 0)
-    sdk_failed=$(grep -oE '^# fail [0-9]+' "$sdk_log" | grep -oE '[0-9]+' || echo 0)
-    rm -f "$sdk_log"
-    if [ "$sdk" -ne 0 ] && [ "${sdk_failed:-0}" -eq 0 ]; then sdk_failed=1; fi
-    echo "test result: sdk-js. ${sdk_passed:-0} passed; ${sdk_failed:-0} failed (node --test)" >> "$log"
-    if [ "$sdk" -ne 0 ]; then status=$sdk; fi
+    run_counted "sdk-js" "node --test" '^# pass [0-9]+' '^# fail [0-9]+' \
+        bash -c 'cd sdk-js && COMMS_BIN="$0" npm test' "$server_bin"
     if scripts/check-sdk-pack.sh; then echo "test result: ok. 1 passed; 0 failed (npm pack)" >> "$log"; else
         echo "test result: FAILED. 0 passed; 1 failed (npm pack)" >> "$log"; status=1; fi
 
     # Browser tests of the site, against the server cargo-leptos just built.
     ensure_browser_tests
-    e2e_log=$(mktemp)
-    set +e
-    (cd end2end && COMMS_BIN="$server_bin" npx playwright test) 2>&1 | tee "$e2e_log"
-    e2e=${PIPESTATUS[0]}
-    set -e
-    passed=$(grep -oE '^ *[0-9]+ passed' "$e2e_log" | grep -oE '[0-9]+' || echo 0)
-    failed=$(grep -oE '^ *[0-9]+ failed' "$e2e_log" | grep -oE '[0-9]+' || echo 0)
-    rm -f "$e2e_log"
-    # A run that could not even start counts as one failure.
-    if [ "$e2e" -ne 0 ] && [ "${failed:-0}" -eq 0 ]; then failed=1; fi
-    echo "test result: browser. ${passed:-0} passed; ${failed:-0} failed (Playwright)" >> "$log"
-    if [ "$e2e" -ne 0 ]; then status=$e2e; fi
+    run_counted "browser" "Playwright" '^ *[0-9]+ passed' '^ *[0-9]+ failed' \
+        bash -c 'cd end2end && COMMS_BIN="$0" npx playwright test' "$server_bin"
 fi
 
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"

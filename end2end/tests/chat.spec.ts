@@ -1,9 +1,8 @@
 // Chatting on the demo in the browser: two visitors see each other's
 // messages with author and time, a read-only endpoint cannot send, and
 // deleting an endpoint through the REST API ends its chat visibly.
-import { execFileSync } from "node:child_process";
-import { resolve } from "node:path";
 import { expect, test, type Page } from "@playwright/test";
+import { client, comms } from "./support.js";
 
 /** The chat links of the demo page, by the endpoint's name. */
 async function chatLinks(page: Page): Promise<Map<string, string>> {
@@ -47,25 +46,13 @@ test("a read-only endpoint sees the room but cannot send", async ({ page }) => {
   await expect(page.getByRole("button", { name: "Send" })).toBeDisabled();
 });
 
-test("deleting an endpoint through the REST API ends its chat", async ({ page, request }) => {
-  const binary = resolve("..", process.env.COMMS_BIN ?? "target/debug/comms");
-  const rotated = execFileSync(binary, ["app", "rotate-key", "demo"], {
-    env: { ...process.env, COMMS_DATA_DIR: process.env.COMMS_E2E_DATA_DIR },
-  });
-  const key = JSON.parse(rotated.toString()).api_key as string;
-  const base = process.env.COMMS_E2E_BASE_URL!;
-  const headers = { "X-API-Key": key };
-  const made = await request.post(`${base}/api/v1/rooms/quiet/endpoints`, {
-    headers,
-    data: { permission: "read_and_write", meta: { name: "Temp" } },
-  });
-  expect(made.status()).toBe(201);
-  const code = (await made.json()).code as string;
+test("deleting an endpoint through the REST API ends its chat", async ({ page }) => {
+  const demo = client(comms("app", "rotate-key", "demo").api_key);
+  const { code } = await demo.createEndpoint("quiet", { permission: "read_and_write", meta: { name: "Temp" } });
 
   await page.goto(`/demo/chat/${code}`);
   await expect(page.getByRole("status")).toContainText("Connected.");
-  const deleted = await request.delete(`${base}/api/v1/rooms/quiet/endpoints/${code}`, { headers });
-  expect(deleted.status()).toBe(204);
+  await demo.deleteEndpoint("quiet", code);
   await expect(page.getByRole("status")).toContainText("endpoint deleted (code 4001)");
   await expect(page.getByRole("button", { name: "Send" })).toBeDisabled();
 });

@@ -1,10 +1,10 @@
 // Every documentation page in the menu renders and hydrates without console
 // errors. A screenshot of the first and of the REST reference is saved. The
 // README's browser snippet runs in a page as its quickstart shows it.
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { expect, test } from "@playwright/test";
+import { comms } from "./support.js";
 
 test("every docs page renders without console errors", async ({ page }, testInfo) => {
   const errors: string[] = [];
@@ -36,11 +36,7 @@ test("the README's browser snippet chats as the quickstart says", async ({ page,
   const quickstart = readme.slice(readme.indexOf("\n## Quickstart\n"));
   const snippet = /```js\n([\s\S]*?)```/.exec(quickstart)![1];
 
-  const binary = resolve("..", process.env.COMMS_BIN ?? "target/debug/comms");
-  const created = execFileSync(binary, ["app", "create", "snippet"], {
-    env: { ...process.env, COMMS_DATA_DIR: process.env.COMMS_E2E_DATA_DIR },
-  });
-  const headers = { "X-API-Key": JSON.parse(created.toString()).api_key as string };
+  const headers = { "X-API-Key": comms("app", "create", "snippet").api_key };
   const base = process.env.COMMS_E2E_BASE_URL!;
   expect((await request.post(`${base}/api/v1/rooms`, { headers, data: { name: "lobby" } })).status()).toBe(201);
   const made = await request.post(`${base}/api/v1/rooms/lobby/endpoints`, {

@@ -3,19 +3,14 @@
 // REST API, rooms and endpoints are made in the portal and one of them chats
 // in the browser; then the key is rotated and revoked. The server runs with
 // `portal.auto_approve` off (see playwright.config.ts), as in production.
-import { execFileSync } from "node:child_process";
-import { resolve } from "node:path";
 import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
+import { comms } from "./support.js";
 
 const base = () => process.env.COMMS_E2E_BASE_URL!;
 
 /** An admin account made with the command line, as an operator would. */
 function createAdmin(email: string): string {
-  const binary = resolve("..", process.env.COMMS_BIN ?? "target/debug/comms");
-  const created = execFileSync(binary, ["admin", "create", email], {
-    env: { ...process.env, COMMS_DATA_DIR: process.env.COMMS_E2E_DATA_DIR },
-  });
-  return JSON.parse(created.toString()).password as string;
+  return comms("admin", "create", email).password;
 }
 
 /** Opens a page and waits until the wasm has hydrated it. */

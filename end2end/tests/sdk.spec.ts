@@ -2,29 +2,24 @@
 // sdk-js/dist), connects through an endpoint given as a path, so `ws` or `wss`
 // comes from the page's protocol, and chats. The setup uses the SDK's
 // CommsClient from Node, as a backend would.
-import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import { expect, test } from "@playwright/test";
-import { CommsClient } from "../../sdk-js/dist/index.js";
+import { client, comms } from "./support.js";
 
 const dist = resolve("..", "sdk-js", "dist");
 
 test("the JS SDK chats from a browser page", async ({ page }) => {
-  const binary = resolve("..", process.env.COMMS_BIN ?? "target/debug/comms");
-  const created = execFileSync(binary, ["app", "create", "browser-sdk"], {
-    env: { ...process.env, COMMS_DATA_DIR: process.env.COMMS_E2E_DATA_DIR },
-  });
-  const client = new CommsClient(process.env.COMMS_E2E_BASE_URL!, JSON.parse(created.toString()).api_key);
-  await client.createRoom({ name: "lobby" });
-  const endpoint = await client.createEndpoint("lobby", { permission: "read_and_write", meta: { name: "Browser" } });
+  const sdk = client(comms("app", "create", "browser-sdk").api_key);
+  await sdk.createRoom({ name: "lobby" });
+  const endpoint = await sdk.createEndpoint("lobby", { permission: "read_and_write", meta: { name: "Browser" } });
 
   await page.route("**/sdk/*.js", (route) =>
     route.fulfill({ path: resolve(dist, new URL(route.request().url()).pathname.split("/").pop()!), contentType: "text/javascript" }),
   );
   await page.goto("/");
   const received = await page.evaluate(async (code: string) => {
-    const sdk = await import("/sdk/index.js" as string);
-    const connection = await sdk.connectEndpoint(`/ws/endpoint/${code}/`);
+    const module = await import("/sdk/index.js" as string);
+    const connection = await module.connectEndpoint(`/ws/endpoint/${code}/`);
     const message = new Promise((done) =>
       connection.on((event: { type: string; message?: unknown }) => {
         if (event.type === "message") done(event.message);
@@ -38,6 +33,6 @@ test("the JS SDK chats from a browser page", async ({ page }) => {
   expect(received.seq).toBe(1);
   expect(received.message).toEqual({ text: "hello from the browser" });
   expect(received.sender.meta.name).toBe("Browser");
-  const history = await client.listMessages("lobby", { after_seq: 0 });
+  const history = await sdk.listMessages("lobby", { after_seq: 0 });
   expect(history.messages).toHaveLength(1);
 });

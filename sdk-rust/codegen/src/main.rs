@@ -33,6 +33,19 @@ pub(crate) fn variant_name(value: &str) -> String {
         .collect()
 }
 
+/// A schema's JSON type (`None` for a `$ref` or any JSON) and whether it
+/// may also be null (`"type": ["object", "null"]`).
+pub(crate) fn kind_of(schema: &Value) -> Option<(&str, bool)> {
+    match &schema["type"] {
+        Value::String(kind) => Some((kind.as_str(), false)),
+        Value::Array(kinds) => {
+            let kinds: Vec<&str> = kinds.iter().filter_map(Value::as_str).collect();
+            Some((kinds.iter().find(|kind| **kind != "null").copied().unwrap_or("null"), kinds.contains(&"null")))
+        }
+        _ => None,
+    }
+}
+
 /// `list_rooms` → `listRooms`.
 pub(crate) fn camel_case(value: &str) -> String {
     let pascal = variant_name(value);

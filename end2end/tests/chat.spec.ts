@@ -59,6 +59,8 @@ test("deleting an endpoint through the REST API ends its chat", async ({ page })
 
 test("a visitor makes a throwaway room and uses it from two tabs", async ({ page, context }) => {
   await page.goto("/demo");
+  // The button works once the wasm has hydrated the page.
+  await page.waitForLoadState("networkidle");
   await page.getByRole("button", { name: "Make a throwaway room" }).click();
   const made = page.getByRole("region", { name: "throwaway room" }).getByRole("status");
   await expect(made).toContainText("is yours for a while");

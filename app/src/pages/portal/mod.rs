@@ -34,8 +34,8 @@ pub fn Portal() -> impl IntoView {
                 session
                     .get()
                     .map(|result| match result {
-                        Ok(SessionView { csrf, email: Some(email), .. }) => {
-                            view! { <Workspace csrf email log_out /> }.into_any()
+                        Ok(SessionView { csrf, email: Some(email), is_admin }) => {
+                            view! { <Workspace csrf email is_admin log_out /> }.into_any()
                         }
                         Ok(SessionView { csrf, email: None, .. }) => {
                             view! {
@@ -59,7 +59,7 @@ pub fn Portal() -> impl IntoView {
 
 /// A signed-in developer's apps and the form to register another.
 #[component]
-fn Workspace(csrf: String, email: String, log_out: ServerAction<LogOut>) -> impl IntoView {
+fn Workspace(csrf: String, email: String, is_admin: bool, log_out: ServerAction<LogOut>) -> impl IntoView {
     let register = ServerAction::<RegisterApp>::new();
     let apps = Resource::new(move || register.version().get(), |_| my_apps());
     let log_out_csrf = csrf.clone();
@@ -70,6 +70,7 @@ fn Workspace(csrf: String, email: String, log_out: ServerAction<LogOut>) -> impl
                 <FormToken csrf=log_out_csrf />
                 <button type="submit">"Log out"</button>
             </ActionForm>
+            {is_admin.then(|| view! { <a href="/admin">"Admin area"</a> })}
         </p>
         <section aria-labelledby="apps-heading">
             <h2 id="apps-heading">"Your apps"</h2>

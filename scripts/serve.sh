@@ -11,5 +11,7 @@ source scripts/setup.sh
 ensure_rust
 ensure_site_tools
 ensure_npm_packages
-cargo leptos build --release
+# --split: the portal's and admin's pages are lazy routes, whose code the
+# browser loads only when they are visited (see docs/performance.md).
+cargo leptos build --release --split
 exec "${CARGO_TARGET_DIR:-target}/release/comms" serve "$@"

@@ -55,7 +55,7 @@ if [ "$status" -eq 0 ]; then
     # The site as the run command builds it: the server with its pages and
     # the wasm bundle that hydrates them (cargo-leptos builds both with the
     # same flags, which hydration needs). The smoke run then uses that server.
-    cargo leptos build
+    cargo leptos build --split
     # The wasm as a release build compiles it: debug builds through
     # cargo-leptos add `--cfg erase_components`, which hides view types too
     # deep for a release build (`scripts/serve.sh`). A plain build does not.

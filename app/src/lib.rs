@@ -15,6 +15,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
+use leptos_router::{lazy_route, Lazy, LazyRoute};
 
 use crate::pages::admin::Admin;
 use crate::pages::chat::Chat;
@@ -61,11 +62,54 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/demo/chat/:code") view=Chat />
                     <Route path=path!("/docs") view=Docs />
                     <Route path=path!("/docs/:page") view=Docs />
-                    <Route path=path!("/portal") view=Portal />
-                    <Route path=path!("/portal/apps/:name") view=AppPage />
-                    <Route path=path!("/admin") view=Admin />
+                    <Route path=path!("/portal") view={Lazy::<PortalRoute>::new()} />
+                    <Route path=path!("/portal/apps/:name") view={Lazy::<AppRoute>::new()} />
+                    <Route path=path!("/admin") view={Lazy::<AdminRoute>::new()} />
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+/// `/portal`, loaded on demand: visitors of the other pages never download
+/// the portal's code.
+struct PortalRoute;
+
+#[lazy_route]
+impl LazyRoute for PortalRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <Portal /> }.into_any()
+    }
+}
+
+/// `/portal/apps/{name}`, loaded on demand.
+struct AppRoute;
+
+#[lazy_route]
+impl LazyRoute for AppRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <AppPage /> }.into_any()
+    }
+}
+
+/// `/admin`, loaded on demand.
+struct AdminRoute;
+
+#[lazy_route]
+impl LazyRoute for AdminRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <Admin /> }.into_any()
     }
 }

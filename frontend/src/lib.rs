@@ -6,5 +6,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 #[wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(comms_app::App);
+    // Async hydration: the portal's and admin's routes are lazy (their code
+    // is a separate wasm chunk in `--split` builds).
+    leptos::mount::hydrate_lazy(comms_app::App);
 }

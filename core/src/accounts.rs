@@ -71,14 +71,17 @@ impl Accounts {
 
     /// Makes a developer account. Succeeds quietly when the email is taken
     /// (the existing account is not touched), so the answer does not reveal
-    /// who has an account.
+    /// who has an account. Sign-ups share the per-client bucket of logins:
+    /// each costs an argon2 hash, which must not be free to repeat.
     ///
     /// # Errors
     ///
-    /// `Invalid` for a bad email or a password breaking the length rules.
-    pub async fn sign_up(&self, email: &str, password: &str) -> Result<(), ServiceError> {
+    /// `Invalid` for a bad email or a password breaking the length rules,
+    /// `RateLimited` past the per-client limit.
+    pub async fn sign_up(&self, email: &str, password: &str, client: IpAddr) -> Result<(), ServiceError> {
         let email = normalize_email(email)?;
         passwords::check_rules(password)?;
+        check_bucket(&self.by_client, &client).map_err(|wait| ServiceError::RateLimited { retry_after: wait })?;
         let hashed = passwords::hash(password.to_owned()).await?;
         match self.store.create_account(&email, &hashed, false).await {
             Ok(_) | Err(StoreError::Conflict) => Ok(()),

@@ -191,7 +191,8 @@ pub struct PortalConfig {
     /// Hours a portal session lasts without activity.
     pub session_hours: u64,
     /// Login attempts allowed per email address per minute (and five
-    /// times that per client address), against password guessing.
+    /// times that per client address, sign-ups included), against password
+    /// guessing and hashing floods.
     pub logins_per_minute: u32,
 }
 

@@ -163,6 +163,19 @@ async fn logins_are_throttled_per_email() {
 }
 
 #[tokio::test]
+async fn sign_ups_share_the_per_client_limit() {
+    // One login a minute per email, so five attempts a minute per client.
+    let app = spawn_app_with(|config| config.portal.logins_per_minute = 1).await;
+    let browser = Browser::open(&app).await;
+    for n in 0..5 {
+        let email = format!("dev{n}@example.com");
+        browser.act("/portal/fn/sign_up", &[("email", &email), ("password", PASSWORD)]).await.expect("under the limit");
+    }
+    let throttled = browser.act("/portal/fn/sign_up", &[("email", "dev5@example.com"), ("password", PASSWORD)]);
+    assert!(throttled.await.unwrap_err().contains("too many attempts"));
+}
+
+#[tokio::test]
 async fn developers_cannot_see_or_change_each_others_apps() {
     let app = spawn_app().await;
     let mut alice = Browser::open(&app).await;
@@ -292,6 +305,13 @@ async fn developers_rotate_revoke_and_delete_their_apps() {
     let overview = dev.call("/portal/fn/app_overview", &[("app", "game")]).await.unwrap();
     assert_eq!(overview["rooms"][0]["online"], 1);
     assert_eq!(overview["rooms"][0]["latest"][0]["message"], "\"hello\"");
+    for n in 2..=150 {
+        app.post("/api/v1/rooms/lobby/messages", &key, json!({"message": n})).await;
+    }
+    let overview = dev.call("/portal/fn/app_overview", &[("app", "game")]).await.unwrap();
+    let seqs: Vec<u64> =
+        overview["rooms"][0]["latest"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (141..=150).collect::<Vec<_>>(), "the newest ten, beyond the first page of history");
 
     dev.act("/portal/fn/delete_app", &[("app", "game")]).await.unwrap();
     assert_eq!(socket.closed().await.code, 4002, "its rooms' sockets close");

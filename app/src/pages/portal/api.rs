@@ -324,7 +324,8 @@ pub async fn sign_up(
 ) -> Result<(), ServerFnError> {
     let session = server::session().await?;
     server::check_form(&session, &csrf).await?;
-    server::context()?.accounts.sign_up(&email, &password).await.map_err(server::user_error)
+    let client = server::client_ip().await;
+    server::context()?.accounts.sign_up(&email, &password, client).await.map_err(server::user_error)
 }
 
 /// Logs in; a new session id is issued.
@@ -408,8 +409,8 @@ pub async fn app_overview(
         let service = &context.service;
         for room in service.list_rooms(&record).await.map_err(server::user_error)? {
             let endpoints = service.list_endpoints(&record, &room.name, &ws_base).await.map_err(server::user_error)?;
-            let history = service.list_messages(&record, &room.name, 0, None).await.map_err(server::user_error)?;
-            let skip = history.len().saturating_sub(LATEST_MESSAGES);
+            let latest =
+                service.latest_messages(&record, &room.name, LATEST_MESSAGES).await.map_err(server::user_error)?;
             rooms.push(RoomPanel {
                 online: room.online,
                 endpoints: endpoints
@@ -422,9 +423,8 @@ pub async fn app_overview(
                         ws_url: e.ws_url,
                     })
                     .collect(),
-                latest: history
+                latest: latest
                     .into_iter()
-                    .skip(skip)
                     .map(|m| MessageRow {
                         seq: m.seq,
                         timestamp: m.timestamp,

@@ -24,7 +24,8 @@ pub const CONFIG_FILE_NAME: &str = "comms.toml";
 pub struct Config {
     /// `dev` or `prod`: the two differ only by the values in this file.
     pub profile: String,
-    /// Where the SQLite database lives (`COMMS_DATA_DIR`).
+    /// Where the SQLite database lives when `database.url` is empty
+    /// (`COMMS_DATA_DIR`).
     pub data_dir: PathBuf,
     /// The HTTP listener and public URL.
     pub server: ServerConfig,
@@ -66,9 +67,13 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// `sqlite://…` URL (`DATABASE_URL`). Empty: `comms.db` in `data_dir`.
+    /// `sqlite://PATH`, or `postgres://…` (also `postgresql://…`) for a
+    /// PostgreSQL database several nodes can share (`DATABASE_URL`). Empty:
+    /// `comms.db` in `data_dir`. Migrations run at start and with
+    /// `comms migrate`.
     pub url: String,
-    /// Size of the connection pool.
+    /// Size of the connection pool (SQLite's readers, or PostgreSQL's
+    /// connections).
     pub max_connections: u32,
 }
 

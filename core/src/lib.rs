@@ -6,7 +6,7 @@
 //! - [`config`]: layered TOML + environment configuration.
 //! - [`names`]: validated room and app names.
 //! - [`secrets`]: API keys (SHA-256 hashed), endpoint codes and ids.
-//! - [`store`]: the SQL boundary (`Store` trait, SQLite backend).
+//! - [`store`]: the SQL boundary (`Store` trait, SQLite and PostgreSQL backends).
 //! - [`error`]: `ServiceError`, mapped to SPEC's error codes.
 //! - [`auth`]: API-key check with a small cache.
 //! - [`limits`]: REST and WebSocket rate limits.

@@ -7,6 +7,8 @@
 //! - [`startup`]: builds the application from a config and runs it until
 //!   SIGTERM, draining connections and history on the way out.
 //! - [`state`]: [`state::AppState`], the handle every handler gets.
+//! - [`sessions`]: the portal's session store, in the SQLite or PostgreSQL
+//!   database the rest of the data is in.
 //! - [`error`]: [`error::ApiError`], service errors as SPEC's error JSON.
 //! - [`extract`]: the API-key check, JSON/query extractors with our errors,
 //!   and the public WebSocket base URL.
@@ -22,6 +24,7 @@ pub mod cli;
 pub mod error;
 pub mod extract;
 pub mod routes;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -29,8 +29,9 @@ use comms_core::limits::ApiRateLimiter;
 use comms_core::metrics::Metrics;
 use comms_core::portal::Portal;
 use comms_core::service::Service;
+use comms_core::store::postgres::{PostgresStore, CONNECT_TIMEOUT};
 use comms_core::store::sqlite::SqliteStore;
-use comms_core::store::Store;
+use comms_core::store::{redact_url, Store, StoreError};
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -38,10 +39,11 @@ use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::ExpiredDeletion;
-use tower_sessions_sqlx_store::SqliteStore as SessionStore;
+use tower_sessions_sqlx_store::{PostgresStore as PostgresSessions, SqliteStore as SqliteSessions};
 
 use crate::error::ApiError;
 use crate::routes;
+use crate::sessions::SessionStore;
 use crate::state::{AppState, DemoState, Shared};
 use crate::telemetry;
 
@@ -52,24 +54,43 @@ use crate::telemetry;
 /// An unsupported database URL, a `REDIS_URL`, or a database that cannot be opened or
 /// migrated.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(Arc::new(open_sqlite(config).await?))
+    Ok(open_database(config).await?.0)
 }
 
-/// Opens the configured SQLite database, for what needs its pool as well
-/// (the portal's session store).
-async fn open_sqlite(config: &Config) -> anyhow::Result<SqliteStore> {
+/// Opens the database `DATABASE_URL` names (SQLite for `sqlite:`, PostgreSQL
+/// for `postgres:` or `postgresql:`): the store, and the portal's session
+/// store on the same database.
+async fn open_database(config: &Config) -> anyhow::Result<(Arc<dyn Store>, SessionStore)> {
     // Nodes sharing Redis would expect one another's messages; refusing is
     // better than running as servers that silently disagree.
     if std::env::var_os("REDIS_URL").is_some() {
         anyhow::bail!("REDIS_URL is set, but this build has no Redis broker: unset it to run a single node");
     }
     let url = config.database_url();
-    if !url.starts_with("sqlite:") {
-        anyhow::bail!("unsupported database URL {url:?}: this build stores data in SQLite only (sqlite://PATH)");
+    let shown = redact_url(&url);
+    let max_connections = config.database.max_connections;
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::open(&url, max_connections)
+            .await
+            .with_context(|| format!("opening the database at {shown}"))?;
+        let sessions = SessionStore::Sqlite(SqliteSessions::new(store.write_pool()));
+        Ok((Arc::new(store), sessions))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let store = PostgresStore::open(&url, max_connections).await.map_err(|err| match err {
+            StoreError::Unavailable => anyhow::anyhow!(
+                "PostgreSQL at {shown} did not accept a connection within {} s: is it running and reachable?",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+            other => anyhow::anyhow!("opening the PostgreSQL database at {shown}: {other}"),
+        })?;
+        let sessions = SessionStore::Postgres(PostgresSessions::new(store.pool()));
+        Ok((Arc::new(store), sessions))
+    } else {
+        anyhow::bail!(
+            "unsupported database URL {shown:?}: use sqlite://PATH for SQLite or \
+             postgres://USER:PASSWORD@HOST:PORT/DATABASE (or postgresql://…) for PostgreSQL"
+        )
     }
-    SqliteStore::open(&url, config.database.max_connections)
-        .await
-        .with_context(|| format!("opening the database at {url}"))
 }
 
 /// How often expired portal sessions are deleted from the database.
@@ -93,10 +114,8 @@ impl Application {
     ///
     /// Storage cannot be opened or the address cannot be bound.
     pub async fn build(config: Config, addr: SocketAddr) -> anyhow::Result<Self> {
-        let sqlite = open_sqlite(&config).await?;
-        let sessions = SessionStore::new(sqlite.write_pool());
+        let (store, sessions) = open_database(&config).await?;
         sessions.migrate().await.context("creating the session table")?;
-        let store: Arc<dyn Store> = Arc::new(sqlite);
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.limits.connection_queue, Arc::clone(&metrics));
         let settings = LocalSettings {

@@ -20,7 +20,8 @@ use comms_core::service::Service;
 use comms_core::store::{AppRecord, Store};
 use leptos::config::LeptosOptions;
 use tokio_util::task::TaskTracker;
-use tower_sessions_sqlx_store::SqliteStore as SessionStore;
+
+use crate::sessions::SessionStore;
 
 /// A handle to the running server's [`Shared`] state.
 #[derive(Clone)]

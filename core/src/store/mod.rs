@@ -8,8 +8,18 @@
 //!
 //! - this module: the trait, the records it returns, and [`StoreError`].
 //! - [`sqlite`]: the zero-config SQLite backend (WAL mode, migrations at start).
+//! - [`postgres`]: the PostgreSQL backend, for several nodes sharing one
+//!   database (`DATABASE_URL=postgres://…`).
+//! - `testing` (tests and the `testing` feature): a fresh PostgreSQL
+//!   database per test.
+//! - `tests`: the suite every backend must pass.
 
+pub mod postgres;
 pub mod sqlite;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
 
 use async_trait::async_trait;
 use comms_protocol::Permission;
@@ -235,6 +245,29 @@ pub struct RoomHistory {
     pub last_seq: u64,
     /// Retained messages, oldest first.
     pub messages: Vec<StoredMessage>,
+}
+
+/// `url` with its password (in the user part or a `password=` parameter)
+/// replaced by `***`, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once("password=") {
+        Some((before, after)) => {
+            let rest = after.find(['&', '#']).map_or("", |end| &after[end..]);
+            format!("{before}password=***{rest}")
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// Why a store call failed.

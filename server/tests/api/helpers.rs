@@ -14,6 +14,7 @@ use comms_core::store::AppStatus;
 use comms_server::startup::Application;
 use comms_server::state::AppState;
 use futures_util::{SinkExt, StreamExt};
+use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -266,4 +267,83 @@ pub async fn assert_error(response: Response, status: u16, code: &str) {
     let body = body(response).await;
     assert_eq!(body["error"]["code"], code, "{body}");
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+}
+
+/// The password test accounts sign up with.
+pub const PASSWORD: &str = "a long enough password";
+
+/// A browser of the portal: its own cookie jar, and the session's form
+/// token once fetched.
+pub struct Browser {
+    client: reqwest::Client,
+    jar: Arc<Jar>,
+    base: String,
+    csrf: String,
+}
+
+impl Browser {
+    /// Opens the portal with an empty cookie jar and fetches a form token.
+    pub async fn open(app: &TestApp) -> Self {
+        let jar = Arc::new(Jar::default());
+        let client = reqwest::Client::builder().cookie_provider(Arc::clone(&jar)).timeout(WAIT).build().unwrap();
+        let mut browser = Self { client, jar, base: app.base.clone(), csrf: String::new() };
+        browser.refresh().await;
+        browser
+    }
+
+    /// Calls a server function; its JSON answer, or its error text.
+    pub async fn call(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, String> {
+        let response = self.client.post(format!("{}{path}", self.base)).form(form).send().await.expect("request");
+        let ok = response.status().is_success();
+        let text = response.text().await.unwrap();
+        if ok {
+            Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        } else {
+            Err(text)
+        }
+    }
+
+    /// Calls a state-changing server function with this session's token.
+    pub async fn act(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, String> {
+        let mut fields = vec![("csrf", self.csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.call(path, &fields).await
+    }
+
+    /// Reads the session again (who is signed in, the form token).
+    pub async fn refresh(&mut self) -> Value {
+        let session = self.call("/portal/fn/session", &[]).await.expect("the session answers");
+        self.csrf = session["csrf"].as_str().expect("a form token").to_owned();
+        session
+    }
+
+    /// The cookies the browser would send.
+    pub fn session_cookie(&self) -> Option<String> {
+        let url = self.base.parse().unwrap();
+        self.jar.cookies(&url).map(|header| header.to_str().unwrap().to_owned())
+    }
+
+    /// Signs up with [`PASSWORD`] and logs in.
+    pub async fn sign_up_and_log_in(&mut self, email: &str) {
+        self.act("/portal/fn/sign_up", &[("email", email), ("password", PASSWORD)]).await.expect("sign up");
+        self.log_in(email, PASSWORD).await.expect("log in");
+    }
+
+    /// Logs in and reads the new session.
+    pub async fn log_in(&mut self, email: &str, password: &str) -> Result<(), String> {
+        self.act("/portal/fn/log_in", &[("email", email), ("password", password)]).await?;
+        self.refresh().await;
+        Ok(())
+    }
+
+    /// Registers an app of the signed-in developer.
+    pub async fn register(&self, name: &str) -> Result<Value, String> {
+        let form = [("name", name), ("description", ""), ("website", ""), ("intended_use", "a chat for my game")];
+        self.act("/portal/fn/register_app", &form).await
+    }
+
+    /// Issues a key for an approved app; the key.
+    pub async fn issue_key(&self, app: &str) -> Result<String, String> {
+        self.act("/portal/fn/issue_key", &[("app", app)]).await.map(|key| key.as_str().unwrap().to_owned())
+    }
 }

@@ -1,5 +1,6 @@
 //! Integration tests: the real server on port 0 with a temporary SQLite
-//! file, driven over HTTP and WebSocket as SPEC.md describes.
+//! file (or, in `postgres`, a fresh PostgreSQL database), driven over HTTP
+//! and WebSocket as SPEC.md describes.
 
 mod auth;
 mod cli;
@@ -11,6 +12,7 @@ mod legacy;
 mod messages;
 mod ops;
 mod portal;
+mod postgres;
 mod restart;
 mod rooms;
 mod websocket;

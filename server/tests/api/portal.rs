@@ -3,83 +3,9 @@
 //! session cookie): sessions and form tokens, who may see and change what,
 //! and an admin's decisions taking effect at once.
 
-use std::sync::Arc;
-
-use reqwest::cookie::{CookieStore, Jar};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp, WAIT};
-
-const PASSWORD: &str = "a long enough password";
-
-/// A browser of the portal: its own cookie jar, and the session's form
-/// token once fetched.
-struct Browser {
-    client: reqwest::Client,
-    jar: Arc<Jar>,
-    base: String,
-    csrf: String,
-}
-
-impl Browser {
-    async fn open(app: &TestApp) -> Self {
-        let jar = Arc::new(Jar::default());
-        let client = reqwest::Client::builder().cookie_provider(Arc::clone(&jar)).timeout(WAIT).build().unwrap();
-        let mut browser = Self { client, jar, base: app.base.clone(), csrf: String::new() };
-        browser.refresh().await;
-        browser
-    }
-
-    /// Calls a server function; its JSON answer, or its error text.
-    async fn call(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, String> {
-        let response = self.client.post(format!("{}{path}", self.base)).form(form).send().await.expect("request");
-        let ok = response.status().is_success();
-        let text = response.text().await.unwrap();
-        if ok {
-            Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-        } else {
-            Err(text)
-        }
-    }
-
-    /// Calls a state-changing server function with this session's token.
-    async fn act(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, String> {
-        let mut fields = vec![("csrf", self.csrf.as_str())];
-        fields.extend_from_slice(form);
-        self.call(path, &fields).await
-    }
-
-    async fn refresh(&mut self) -> Value {
-        let session = self.call("/portal/fn/session", &[]).await.expect("the session answers");
-        self.csrf = session["csrf"].as_str().expect("a form token").to_owned();
-        session
-    }
-
-    fn session_cookie(&self) -> Option<String> {
-        let url = self.base.parse().unwrap();
-        self.jar.cookies(&url).map(|header| header.to_str().unwrap().to_owned())
-    }
-
-    async fn sign_up_and_log_in(&mut self, email: &str) {
-        self.act("/portal/fn/sign_up", &[("email", email), ("password", PASSWORD)]).await.expect("sign up");
-        self.log_in(email, PASSWORD).await.expect("log in");
-    }
-
-    async fn log_in(&mut self, email: &str, password: &str) -> Result<(), String> {
-        self.act("/portal/fn/log_in", &[("email", email), ("password", password)]).await?;
-        self.refresh().await;
-        Ok(())
-    }
-
-    async fn register(&self, name: &str) -> Result<Value, String> {
-        let form = [("name", name), ("description", ""), ("website", ""), ("intended_use", "a chat for my game")];
-        self.act("/portal/fn/register_app", &form).await
-    }
-
-    async fn issue_key(&self, app: &str) -> Result<String, String> {
-        self.act("/portal/fn/issue_key", &[("app", app)]).await.map(|key| key.as_str().unwrap().to_owned())
-    }
-}
+use crate::helpers::{spawn_app, spawn_app_with, Browser, TestApp, PASSWORD};
 
 async fn admin(app: &TestApp) -> Browser {
     let (account, password) = app.state().accounts.create_admin("admin@example.com").await.unwrap();

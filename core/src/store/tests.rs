@@ -1,0 +1,434 @@
+//! The suite every backend must pass, written against `dyn Store` and run
+//! once per backend: `store::tests::sqlite::NAME` on a temporary file and
+//! `store::tests::postgres::NAME` on a fresh database (skipped when
+//! PostgreSQL is not reachable, except under `CI=true`; see
+//! [`testing`](super::testing)).
+
+use std::sync::Arc;
+
+use comms_protocol::Permission;
+use tempfile::TempDir;
+
+use super::postgres::PostgresStore;
+use super::sqlite::SqliteStore;
+use super::testing::TestDatabase;
+use super::*;
+use crate::secrets::NewApiKey;
+
+/// A store under test, and where its data lives. Fields drop in order: the
+/// store before its folder or database.
+struct Fixture {
+    store: Arc<dyn Store>,
+    url: String,
+    postgres: bool,
+    _dir: Option<TempDir>,
+    _database: Option<TestDatabase>,
+}
+
+impl Fixture {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("nested/comms.db").display());
+        let store = Arc::new(SqliteStore::open(&url, 2).await.unwrap());
+        Self { store, url, postgres: false, _dir: Some(dir), _database: None }
+    }
+
+    async fn postgres() -> Option<Self> {
+        let database = TestDatabase::create().await?;
+        let url = database.url().to_owned();
+        let store = Arc::new(PostgresStore::open(&url, 4).await.unwrap());
+        Some(Self { store, url, postgres: true, _dir: None, _database: Some(database) })
+    }
+
+    /// A second store on the same data, as a second server node opens it.
+    async fn another_node(&self) -> Arc<dyn Store> {
+        if self.postgres {
+            Arc::new(PostgresStore::open(&self.url, 4).await.unwrap())
+        } else {
+            Arc::new(SqliteStore::open(&self.url, 2).await.unwrap())
+        }
+    }
+}
+
+/// Generates `sqlite::NAME` and `postgres::NAME` tests calling `NAME(&Fixture)`.
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(&super::Fixture::sqlite().await).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let Some(fixture) = super::Fixture::postgres().await else { return };
+                    super::$test(&fixture).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    room_names_are_unique_per_app_only,
+    concurrent_room_creations_each_get_their_own_answer,
+    ids_are_never_reused,
+    apps_are_found_by_name_and_change_status,
+    endpoints_are_found_by_code_and_listed_by_room,
+    history_keeps_the_newest_and_last_seq,
+    history_loads_the_newest_within_limit_and_age,
+    payloads_and_meta_are_kept_byte_for_byte,
+    messages_of_deleted_rooms_are_skipped,
+    two_nodes_appending_the_same_messages_store_each_once,
+    two_nodes_appending_overlapping_rooms_both_commit,
+    last_seq_never_goes_back,
+    reserve_seq_only_raises_and_release_lowers_to_what_is_written,
+    revoked_keys_stop_matching,
+    accounts_and_the_audit_log,
+    listings_filter_by_owner_and_deleting_an_app_takes_its_rooms,
+);
+
+async fn app(store: &dyn Store, name: &str) -> AppRecord {
+    store.create_app(new_app(name, Some(NewApiKey::generate().hash))).await.unwrap()
+}
+
+fn new_app(name: &str, key: Option<ApiKeyHash>) -> NewApp {
+    NewApp {
+        name: AppName::parse(name).unwrap(),
+        status: AppStatus::Approved,
+        owner_id: None,
+        profile: AppProfile::default(),
+        key,
+    }
+}
+
+async fn room(store: &dyn Store, app_id: i64, name: &str) -> RoomRecord {
+    store.create_room(app_id, &RoomName::parse(name).unwrap()).await.unwrap()
+}
+
+fn endpoint(room_id: i64, code: &str) -> NewEndpoint {
+    NewEndpoint {
+        room_id,
+        public_id: format!("ep_{code}"),
+        code: code.into(),
+        permission: Permission::Read,
+        meta: "{}".into(),
+    }
+}
+
+fn message(room_id: i64, seq: u64) -> StoredMessage {
+    StoredMessage {
+        room_id,
+        seq,
+        id: format!("m{seq}"),
+        created_at: 1000 + seq as i64,
+        sender_id: "app".into(),
+        sender_meta: "{}".into(),
+        payload: seq.to_string(),
+    }
+}
+
+fn messages(room_id: i64, seqs: impl IntoIterator<Item = u64>) -> Vec<StoredMessage> {
+    seqs.into_iter().map(|seq| message(room_id, seq)).collect()
+}
+
+async fn stored_seqs(store: &dyn Store, room_id: i64) -> (u64, Vec<u64>) {
+    let history = store.load_history(room_id, 1000, 0).await.unwrap().expect("the room exists");
+    (history.last_seq, history.messages.iter().map(|m| m.seq).collect())
+}
+
+async fn room_names_are_unique_per_app_only(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let a = app(store, "a").await;
+    let b = app(store, "b").await;
+    let lobby = RoomName::parse("lobby").unwrap();
+    store.create_room(a.id, &lobby).await.unwrap();
+    store.create_room(b.id, &lobby).await.unwrap();
+    assert!(matches!(store.create_room(a.id, &lobby).await, Err(StoreError::Conflict)));
+}
+
+async fn concurrent_room_creations_each_get_their_own_answer(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let a = app(store, "a").await;
+    let b = app(store, "b").await;
+    let names = ["x", "y", "x", "z", "x", "y"].map(|n| RoomName::parse(n).unwrap());
+    let results = futures_util::future::join_all(names.iter().map(|name| store.create_room(a.id, name))).await;
+    for name in ["x", "y", "z"] {
+        let created = names.iter().zip(&results).filter(|(n, r)| n.as_str() == name && r.is_ok()).count();
+        assert_eq!(created, 1, "exactly one creation of {name} wins");
+    }
+    assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::Conflict))));
+    assert_eq!(store.list_rooms(a.id).await.unwrap().len(), 3);
+    assert_eq!(store.create_room(b.id, &names[0]).await.unwrap().name, "x", "per app");
+
+    // A creation for an unknown app fails on its own, not its neighbours.
+    let w = RoomName::parse("w").unwrap();
+    let (ok, missing) = tokio::join!(store.create_room(a.id, &w), store.create_room(9999, &w));
+    assert_eq!(ok.unwrap().name, "w");
+    assert!(matches!(missing, Err(StoreError::ParentMissing)));
+}
+
+async fn ids_are_never_reused(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let first_app = app(store, "a").await;
+    let name = RoomName::parse("r").unwrap();
+    let first_room = store.create_room(first_app.id, &name).await.unwrap();
+    let first_endpoint = store.create_endpoint(endpoint(first_room.id, "one")).await.unwrap();
+    store.delete_endpoint(first_room.id, "one").await.unwrap();
+    store.delete_room(first_app.id, &name).await.unwrap();
+    store.delete_app(first_app.id).await.unwrap();
+
+    let second_app = app(store, "a").await;
+    let second_room = store.create_room(second_app.id, &name).await.unwrap();
+    let second_endpoint = store.create_endpoint(endpoint(second_room.id, "one")).await.unwrap();
+    assert!(second_app.id > first_app.id);
+    assert!(second_room.id > first_room.id, "the hub keys rooms by id");
+    assert!(second_endpoint.id > first_endpoint.id);
+}
+
+async fn apps_are_found_by_name_and_change_status(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let pending = store.create_app(NewApp { status: AppStatus::Pending, ..new_app("p", None) }).await.unwrap();
+    assert!(matches!(store.create_app(new_app("p", None)).await, Err(StoreError::Conflict)));
+    let name = AppName::parse("p").unwrap();
+    assert_eq!(store.app_by_name(&name).await.unwrap(), Some(pending.clone()));
+    store.set_app_status(pending.id, AppStatus::Suspended).await.unwrap();
+    assert_eq!(store.app_by_name(&name).await.unwrap().unwrap().status, AppStatus::Suspended);
+    assert_eq!(store.app_by_name(&AppName::parse("nope").unwrap()).await.unwrap(), None);
+}
+
+async fn endpoints_are_found_by_code_and_listed_by_room(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let app = app(store, "a").await;
+    let room = room(store, app.id, "r").await;
+    let new = NewEndpoint {
+        permission: Permission::ReadAndWrite,
+        meta: r#"{"name":"Ann"}"#.into(),
+        ..endpoint(room.id, "c1")
+    };
+    let created = store.create_endpoint(new).await.unwrap();
+    assert_eq!((created.room_name.as_str(), created.permission), ("r", Permission::ReadAndWrite));
+    assert!(matches!(store.create_endpoint(endpoint(room.id, "c1")).await, Err(StoreError::Conflict)), "code");
+    let same_public = NewEndpoint { public_id: created.public_id.clone(), ..endpoint(room.id, "c2") };
+    assert!(matches!(store.create_endpoint(same_public).await, Err(StoreError::Conflict)), "public id");
+
+    assert_eq!(store.list_endpoints(room.id).await.unwrap(), std::slice::from_ref(&created));
+    assert_eq!(store.room(app.id, &RoomName::parse("r").unwrap()).await.unwrap().unwrap().endpoint_count, 1);
+    let access = store.endpoint_by_code("c1").await.unwrap().unwrap();
+    assert_eq!((access.endpoint, access.app_status), (created.clone(), AppStatus::Approved));
+    store.set_app_status(app.id, AppStatus::Suspended).await.unwrap();
+    assert_eq!(store.endpoint_by_code("c1").await.unwrap().unwrap().app_status, AppStatus::Suspended);
+
+    assert_eq!(store.delete_endpoint(room.id, "c1").await.unwrap(), Some(created.id));
+    assert_eq!(store.delete_endpoint(room.id, "c1").await.unwrap(), None);
+    assert_eq!(store.endpoint_by_code("c1").await.unwrap(), None);
+}
+
+async fn history_keeps_the_newest_and_last_seq(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let app = app(store, "a").await;
+    let room = room(store, app.id, "r").await;
+    store.append_messages(&messages(room.id, 1..=10), 4).await.unwrap();
+    assert_eq!(stored_seqs(store, room.id).await, (10, vec![7, 8, 9, 10]));
+
+    store.prune_history(i64::MAX).await.unwrap();
+    assert_eq!(stored_seqs(store, room.id).await, (10, vec![]), "seq survives pruning");
+}
+
+async fn history_loads_the_newest_within_limit_and_age(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let app = app(store, "a").await;
+    let room = room(store, app.id, "r").await;
+    store.append_messages(&messages(room.id, 1..=10), 100).await.unwrap();
+    let newest = store.load_history(room.id, 3, 0).await.unwrap().unwrap();
+    assert_eq!(newest.messages, messages(room.id, 8..=10), "oldest first");
+    let recent = store.load_history(room.id, 100, 1006).await.unwrap().unwrap();
+    assert_eq!(recent.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [6, 7, 8, 9, 10]);
+
+    assert_eq!(store.prune_history(1004).await.unwrap(), 3, "created before 1004: seqs 1 to 3");
+    assert_eq!(stored_seqs(store, room.id).await, (10, (4..=10).collect()));
+    assert_eq!(store.load_history(9999, 10, 0).await.unwrap(), None);
+}
+
+async fn payloads_and_meta_are_kept_byte_for_byte(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let app = app(store, "a").await;
+    let room = room(store, app.id, "r").await;
+    let payload = "{ \"b\" : 1.50e3,\n\t\"a\":[\"é 😀 \\u0000\", null ,true] }";
+    let sender_meta = "{\"z\":1,  \"a\" : \"ü\"}";
+    let sent = StoredMessage { payload: payload.into(), sender_meta: sender_meta.into(), ..message(room.id, 1) };
+    store.append_messages(std::slice::from_ref(&sent), 10).await.unwrap();
+    assert_eq!(store.load_history(room.id, 10, 0).await.unwrap().unwrap().messages, [sent]);
+
+    let meta = "{ \"name\" : \"Zoë\" ,\"n\":1e2 }";
+    let created = store.create_endpoint(NewEndpoint { meta: meta.into(), ..endpoint(room.id, "c") }).await.unwrap();
+    assert_eq!(created.meta, meta);
+    assert_eq!(store.list_endpoints(room.id).await.unwrap()[0].meta, meta);
+}
+
+async fn messages_of_deleted_rooms_are_skipped(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let app = app(store, "a").await;
+    let name = RoomName::parse("r").unwrap();
+    let gone = store.create_room(app.id, &name).await.unwrap();
+    let kept = room(store, app.id, "kept").await;
+    store.delete_room(app.id, &name).await.unwrap();
+    let mut batch = messages(gone.id, [1]);
+    batch.extend(messages(kept.id, [1, 2]));
+    store.append_messages(&batch, 10).await.unwrap();
+    assert_eq!(store.load_history(gone.id, 10, 0).await.unwrap(), None);
+    assert_eq!(stored_seqs(store, kept.id).await, (2, vec![1, 2]), "the rest of the batch is written");
+    assert!(matches!(store.create_endpoint(endpoint(gone.id, "code")).await, Err(StoreError::ParentMissing)));
+}
+
+async fn two_nodes_appending_the_same_messages_store_each_once(fixture: &Fixture) {
+    let (one, two) = (&*fixture.store, &*fixture.another_node().await);
+    let app = app(one, "a").await;
+    let room = room(one, app.id, "r").await;
+    let (first, second) = (messages(room.id, 1..=30), messages(room.id, 15..=45));
+    let (a, b) = tokio::join!(one.append_messages(&first, 1000), two.append_messages(&second, 1000));
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(stored_seqs(one, room.id).await, (45, (1..=45).collect()));
+
+    // A retry of a batch whose commit was not confirmed changes nothing.
+    two.append_messages(&first, 1000).await.unwrap();
+    assert_eq!(stored_seqs(two, room.id).await, (45, (1..=45).collect()));
+}
+
+async fn two_nodes_appending_overlapping_rooms_both_commit(fixture: &Fixture) {
+    let (one, two) = (&*fixture.store, &*fixture.another_node().await);
+    let app = app(one, "a").await;
+    let (x, y) = (room(one, app.id, "x").await, room(one, app.id, "y").await);
+    // Each node lists the rooms in the other order: neither may deadlock
+    // or fail the other.
+    for round in 0..10u64 {
+        let seqs = round * 2 + 1..=round * 2 + 2;
+        let mut forward = messages(x.id, seqs.clone());
+        forward.extend(messages(y.id, seqs.clone()));
+        let mut backward = messages(y.id, seqs.clone());
+        backward.extend(messages(x.id, seqs));
+        let (a, b) = tokio::join!(one.append_messages(&forward, 1000), two.append_messages(&backward, 1000));
+        a.unwrap();
+        b.unwrap();
+    }
+    for room in [&x, &y] {
+        assert_eq!(stored_seqs(one, room.id).await, (20, (1..=20).collect()));
+    }
+}
+
+async fn last_seq_never_goes_back(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let app = app(store, "a").await;
+    let room = room(store, app.id, "r").await;
+    store.append_messages(&messages(room.id, [9, 10]), 5).await.unwrap();
+    // Another node's older write arriving late.
+    store.append_messages(&messages(room.id, [7]), 5).await.unwrap();
+    assert_eq!(stored_seqs(store, room.id).await, (10, vec![7, 9, 10]));
+    // One older than the newest five is dropped at once.
+    store.append_messages(&messages(room.id, [3]), 5).await.unwrap();
+    assert_eq!(stored_seqs(store, room.id).await, (10, vec![7, 9, 10]));
+}
+
+async fn reserve_seq_only_raises_and_release_lowers_to_what_is_written(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let app = app(store, "a").await;
+    let room = room(store, app.id, "r").await;
+    store.reserve_seq(room.id, 100).await.unwrap();
+    store.reserve_seq(room.id, 50).await.unwrap();
+    assert_eq!(stored_seqs(store, room.id).await.0, 100, "a smaller reservation does not lower it");
+    store.append_messages(&messages(room.id, 1..=3), 10).await.unwrap();
+    assert_eq!(stored_seqs(store, room.id).await.0, 100, "after a crash numbering resumes above the block");
+
+    store.release_seq_reservation(room.id, 2).await.unwrap();
+    assert_eq!(stored_seqs(store, room.id).await.0, 100, "not everything handed out is written");
+    store.release_seq_reservation(room.id, 3).await.unwrap();
+    assert_eq!(stored_seqs(store, room.id).await.0, 3);
+}
+
+async fn revoked_keys_stop_matching(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let first = NewApiKey::generate();
+    let app = store.create_app(new_app("a", Some(first.hash))).await.unwrap();
+    assert_eq!(store.app_by_key(first.hash).await.unwrap().map(|a| a.id), Some(app.id));
+    let second = NewApiKey::generate();
+    store.replace_api_keys(app.id, second.hash).await.unwrap();
+    assert_eq!(store.app_by_key(first.hash).await.unwrap(), None);
+    assert!(store.app_by_key(second.hash).await.unwrap().is_some());
+    assert_eq!(store.revoke_api_keys(app.id).await.unwrap(), 1);
+    assert_eq!(store.app_by_key(second.hash).await.unwrap(), None);
+}
+
+async fn accounts_and_the_audit_log(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let admin = store.create_account("admin@example.com", "hash-a", true).await.unwrap();
+    let dev = store.create_account("dev@example.com", "hash-d", false).await.unwrap();
+    assert!(matches!(store.create_account("dev@example.com", "x", true).await, Err(StoreError::Conflict)));
+    assert!(admin.is_admin && !dev.is_admin);
+    assert_eq!(store.account_by_email("admin@example.com").await.unwrap(), Some(admin.clone()));
+    assert_eq!(store.account_by_id(dev.id).await.unwrap(), Some(dev));
+    assert_eq!(store.account_by_email("nobody@example.com").await.unwrap(), None);
+    assert_eq!(store.account_by_id(9999).await.unwrap(), None);
+
+    let entries: Vec<AuditEntry> = ["requested", "approved", "key_issued"]
+        .iter()
+        .enumerate()
+        .map(|(n, action)| AuditEntry {
+            at: 1000 + n as i64,
+            actor: admin.email.clone(),
+            action: (*action).into(),
+            app_name: "a".into(),
+            detail: if n == 0 { String::new() } else { format!("step {n}") },
+        })
+        .collect();
+    for entry in &entries {
+        store.record_audit(entry).await.unwrap();
+    }
+    assert_eq!(store.audit_log(2).await.unwrap(), [entries[2].clone(), entries[1].clone()], "newest first");
+}
+
+async fn listings_filter_by_owner_and_deleting_an_app_takes_its_rooms(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let owner = store.create_account("dev@example.com", "hash", false).await.unwrap();
+    assert!(matches!(store.create_account("dev@example.com", "x", false).await, Err(StoreError::Conflict)));
+    let profile =
+        AppProfile { description: "a game".into(), website: "https://example.com".into(), intended_use: "chat".into() };
+    let mine = store
+        .create_app(NewApp { owner_id: Some(owner.id), profile: profile.clone(), ..new_app("mine", None) })
+        .await
+        .unwrap();
+    let theirs = app(store, "theirs").await;
+    room(store, theirs.id, "r").await;
+    let listed = store.list_apps(AppFilter::OwnedBy(owner.id)).await.unwrap();
+    assert_eq!(listed.iter().map(|s| s.app.name.as_str()).collect::<Vec<_>>(), ["mine"]);
+    assert_eq!(listed[0].owner_email.as_deref(), Some("dev@example.com"));
+    assert_eq!(listed[0].profile, profile);
+    assert_eq!(listed[0].active_keys, 0, "portal apps start without a key");
+    let all = store.list_apps(AppFilter::All).await.unwrap();
+    assert_eq!(
+        all.iter().map(|s| (s.app.name.as_str(), s.active_keys, s.rooms)).collect::<Vec<_>>(),
+        [("mine", 0, 0), ("theirs", 1, 1)]
+    );
+
+    let room = RoomName::parse("r").unwrap();
+    store.create_room(mine.id, &room).await.unwrap();
+    store.delete_app(mine.id).await.unwrap();
+    assert_eq!(store.room(mine.id, &room).await.unwrap(), None);
+    assert_eq!(store.list_apps(AppFilter::All).await.unwrap().len(), 1);
+}
+
+#[test]
+fn urls_are_shown_without_their_password() {
+    assert_eq!(redact_url("postgres://comms:s3cret@db:5432/comms"), "postgres://comms:***@db:5432/comms");
+    assert_eq!(
+        redact_url("postgresql://db/comms?password=s3cret&sslmode=require"),
+        "postgresql://db/comms?password=***&sslmode=require"
+    );
+    assert_eq!(redact_url("postgres://postgres@127.0.0.1/test"), "postgres://postgres@127.0.0.1/test");
+    assert_eq!(redact_url("sqlite:///var/lib/comms/comms.db"), "sqlite:///var/lib/comms/comms.db");
+}

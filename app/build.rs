@@ -43,7 +43,10 @@ const PAGES: &[(&str, &str, Source)] = &[
 ];
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Read when the script runs, not baked in when it is compiled: a shared
+    // target folder reuses the compiled script for checkouts elsewhere.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("..");
     let read = |path: &Path| {
         println!("cargo:rerun-if-changed={}", path.display());
         std::fs::read_to_string(path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()))

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use crate::auth::KeyAuthenticator;
 use crate::error::ServiceError;
-use crate::hub::CloseReason;
 use crate::names::AppName;
 use crate::secrets::NewApiKey;
 use crate::service::Service;
@@ -188,7 +187,7 @@ impl Apps {
 
     async fn close_connections(&self, app: &AppRecord) -> Result<(), ServiceError> {
         if let Some(service) = &self.live {
-            service.close_app_connections(app, CloseReason::AppStopped).await?;
+            service.close_app_connections(app).await?;
         }
         Ok(())
     }

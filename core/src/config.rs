@@ -5,8 +5,8 @@
 //!
 //! Environment variables are `COMMS_` followed by the key path with `__`
 //! between sections, e.g. `COMMS_DATA_DIR`, `COMMS_SERVER__ADDR`,
-//! `COMMS_LIMITS__MAX_MESSAGE_BYTES`. `DATABASE_URL` is also read as-is,
-//! because hosting platforms set it under that name.
+//! `COMMS_LIMITS__MAX_MESSAGE_BYTES`. `DATABASE_URL` and `REDIS_URL` are
+//! also read as-is, because hosting platforms set them under those names.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +31,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where data is stored.
     pub database: DatabaseConfig,
+    /// How messages travel between nodes.
+    pub broker: BrokerConfig,
     /// Sizes and rates.
     pub limits: LimitsConfig,
     /// Message history retention.
@@ -75,6 +77,24 @@ pub struct DatabaseConfig {
     /// Size of the connection pool (SQLite's readers, or PostgreSQL's
     /// connections).
     pub max_connections: u32,
+}
+
+/// How messages travel: in-process (one node) or through Redis (several
+/// nodes behind a load balancer acting as one server).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// `redis://…` URL (`REDIS_URL`). Empty: the in-process broker, one node.
+    pub redis_url: String,
+    /// Start of every Redis key and channel comms uses, so several
+    /// deployments can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self { redis_url: String::new(), key_prefix: "comms".into() }
+    }
 }
 
 /// Sizes and rates. Every limit a client can hit lives here.
@@ -224,6 +244,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             server: ServerConfig::default(),
             database: DatabaseConfig::default(),
+            broker: BrokerConfig::default(),
             limits: LimitsConfig::default(),
             history: HistoryConfig::default(),
             websocket: WebSocketConfig::default(),
@@ -365,6 +386,16 @@ impl Config {
         rule(self.limits.max_message_bytes >= 16, "limits.max_message_bytes must be at least 16")?;
         rule(self.limits.connection_queue >= 1, "limits.connection_queue must be at least 1")?;
         rule(self.limits.max_page_size >= 1, "limits.max_page_size must be at least 1")?;
+        rule(
+            !self.broker.key_prefix.is_empty() && !self.broker.key_prefix.contains(char::is_whitespace),
+            "broker.key_prefix must be non-empty, without spaces",
+        )?;
+        rule(
+            self.broker.redis_url.is_empty()
+                || self.broker.redis_url.starts_with("redis://")
+                || self.broker.redis_url.starts_with("rediss://"),
+            "broker.redis_url must start with redis:// or rediss://",
+        )?;
         rule(self.history.max_messages >= 1, "history.max_messages must be at least 1")?;
         rule(self.history.write_batch >= 1, "history.write_batch must be at least 1")?;
         rule(self.websocket.ping_interval_secs >= 1, "websocket.ping_interval_secs must be at least 1")?;
@@ -399,14 +430,15 @@ impl Config {
     }
 }
 
-/// `COMMS_*` variables, plus the conventional `DATABASE_URL`.
+/// `COMMS_*` variables, plus the conventional `DATABASE_URL` and `REDIS_URL`.
 fn environment() -> Figment {
-    Figment::new().merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into())).merge(
-        Env::prefixed("COMMS_").split("__").filter(|key| {
+    Figment::new()
+        .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
+        .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "broker.redis_url".into()))
+        .merge(Env::prefixed("COMMS_").split("__").filter(|key| {
             let top = key.as_str().split('.').next().unwrap_or_default();
             TOP_LEVEL_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
-        }),
-    )
+        }))
 }
 
 /// Only variables naming a real key are read, so an unrelated `COMMS_…`
@@ -416,6 +448,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "data_dir",
     "server",
     "database",
+    "broker",
     "limits",
     "history",
     "websocket",

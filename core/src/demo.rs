@@ -57,7 +57,14 @@ pub async fn prepare(store: &Arc<dyn Store>, apps: &Apps, service: &Service) -> 
     let name = AppName::parse(DEMO_APP)?;
     let app = match store.app_by_name(&name).await? {
         Some(app) => app,
-        None => apps.create(DEMO_APP, AppStatus::Approved).await?.app,
+        None => match apps.create(DEMO_APP, AppStatus::Approved).await {
+            Ok(created) => created.app,
+            // Another node sharing the database made it first.
+            Err(ServiceError::Conflict(_)) => {
+                store.app_by_name(&name).await?.ok_or_else(|| ServiceError::NotFound("the demo app vanished".into()))?
+            }
+            Err(err) => return Err(err),
+        },
     };
     for (room, endpoints) in ROOMS {
         match service.create_room(&app, room).await {

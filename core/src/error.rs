@@ -95,6 +95,10 @@ impl From<BrokerError> for ServiceError {
             BrokerError::StoreTimeout => {
                 Self::Unavailable("the message was delivered but storing it is slow; it will be stored".into())
             }
+            BrokerError::Unavailable(reason) => {
+                tracing::warn!(%reason, "broker unavailable");
+                Self::Unavailable("the message broker is unavailable, retry later".into())
+            }
             other => Self::Internal(other.into()),
         }
     }

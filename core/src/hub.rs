@@ -36,6 +36,9 @@ pub enum CloseReason {
     ShuttingDown,
     /// The room's app stopped being approved.
     AppStopped,
+    /// This node lost its connection to the broker and may have missed
+    /// messages; the client resumes with `after_seq`.
+    BrokerLost,
 }
 
 impl CloseReason {
@@ -47,6 +50,7 @@ impl CloseReason {
             Self::SlowConsumer => close::TRY_AGAIN_LATER,
             Self::ShuttingDown => close::GOING_AWAY,
             Self::AppStopped => close::APP_STOPPED,
+            Self::BrokerLost => close::TRY_AGAIN_LATER,
         }
     }
 
@@ -58,6 +62,7 @@ impl CloseReason {
             Self::SlowConsumer => "too slow: queue full, resume with after_seq",
             Self::ShuttingDown => "server shutting down",
             Self::AppStopped => "app no longer approved",
+            Self::BrokerLost => "message broker connection lost, resume with after_seq",
         }
     }
 }
@@ -256,5 +261,15 @@ impl Hub {
     /// Open connections in a room on this node.
     pub fn online(&self, room_id: i64) -> u64 {
         self.rooms.read().get(&room_id).map_or(0, |room| room.lock().len() as u64)
+    }
+
+    /// Open connections of every room this node has any in.
+    pub fn online_by_room(&self) -> HashMap<i64, u64> {
+        self.rooms.read().iter().map(|(id, room)| (*id, room.lock().len() as u64)).collect()
+    }
+
+    /// Whether this node has a connection in the room.
+    pub fn has_room(&self, room_id: i64) -> bool {
+        self.rooms.read().contains_key(&room_id)
     }
 }

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use comms_protocol::{Endpoint, Message, Permission, Room, Sender};
 use serde_json::value::RawValue;
 
-use crate::broker::{Broker, Draft, Durability, RoomRef};
+use crate::broker::{Broker, Draft, Durability, RoomEvent, RoomRef};
 use crate::config::LimitsConfig;
 use crate::error::ServiceError;
-use crate::hub::{CloseReason, Hub};
+use crate::hub::Hub;
 use crate::names::RoomName;
 use crate::secrets;
 use crate::store::{AppRecord, EndpointRecord, NewEndpoint, RoomRecord, Store};
@@ -47,13 +47,12 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("room {name} does not exist")))
     }
 
-    fn room_view(&self, room: RoomRecord) -> Room {
-        Room {
-            online: self.hub.online(room.id),
-            name: room.name,
-            created_at: format_ms(room.created_at),
-            endpoint_count: room.endpoint_count,
-        }
+    /// Rooms as the API shows them, with their online counts over every
+    /// node.
+    async fn room_views(&self, rooms: Vec<RoomRecord>) -> Result<Vec<Room>, ServiceError> {
+        let ids: Vec<i64> = rooms.iter().map(|room| room.id).collect();
+        let online = self.broker.online(&ids).await?;
+        Ok(rooms.into_iter().zip(online).map(|(room, online)| room_view(room, online)).collect())
     }
 
     /// Creates a room.
@@ -67,7 +66,8 @@ impl Service {
             ServiceError::Conflict(_) => ServiceError::Conflict(format!("room {name} already exists")),
             other => other,
         })?;
-        Ok(self.room_view(room))
+        // Nobody can be connected to a room that did not exist a moment ago.
+        Ok(room_view(room, 0))
     }
 
     /// One room.
@@ -77,7 +77,8 @@ impl Service {
     /// `Invalid` for a bad name, `NotFound` if the app has no such room.
     pub async fn room(&self, app: &AppRecord, name: &str) -> Result<Room, ServiceError> {
         let room = self.find_room(app, name).await?;
-        Ok(self.room_view(room))
+        let mut views = self.room_views(vec![room]).await?;
+        Ok(views.remove(0))
     }
 
     /// The app's rooms, oldest first.
@@ -87,7 +88,7 @@ impl Service {
     /// Only store failures.
     pub async fn list_rooms(&self, app: &AppRecord) -> Result<Vec<Room>, ServiceError> {
         let rooms = self.store.list_rooms(app.id).await?;
-        Ok(rooms.into_iter().map(|room| self.room_view(room)).collect())
+        self.room_views(rooms).await
     }
 
     /// Deletes a room with its endpoints and history, closing its live
@@ -103,20 +104,20 @@ impl Service {
             .delete_room(app.id, &name)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("room {name} does not exist")))?;
-        self.hub.close_room(room_id);
+        self.broker.announce(RoomEvent::RoomDeleted { room_id }).await;
         self.broker.forget_room(room_id).await;
         Ok(())
     }
 
-    /// Closes the live sockets in every room of the app, which stays as it
-    /// is (used when an app stops being approved or is deleted).
+    /// Closes the live sockets in every room of the app, on every node,
+    /// with 4003 (used when an app stops being approved or is deleted).
     ///
     /// # Errors
     ///
     /// Store failures.
-    pub async fn close_app_connections(&self, app: &AppRecord, reason: CloseReason) -> Result<(), ServiceError> {
+    pub async fn close_app_connections(&self, app: &AppRecord) -> Result<(), ServiceError> {
         for room in self.store.list_rooms(app.id).await? {
-            self.hub.close_room_connections(room.id, reason);
+            self.broker.announce(RoomEvent::AppStopped { room_id: room.id }).await;
         }
         Ok(())
     }
@@ -217,7 +218,7 @@ impl Service {
             .delete_endpoint(room.id, code)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("room {} has no endpoint with that code", room.name)))?;
-        self.hub.close_endpoint(room.id, endpoint_id);
+        self.broker.announce(RoomEvent::EndpointDeleted { room_id: room.id, endpoint_id }).await;
         Ok(())
     }
 
@@ -298,6 +299,10 @@ impl Service {
         }
         Ok(())
     }
+}
+
+fn room_view(room: RoomRecord, online: u64) -> Room {
+    Room { online, name: room.name, created_at: format_ms(room.created_at), endpoint_count: room.endpoint_count }
 }
 
 fn room_ref(room: &RoomRecord) -> RoomRef {

@@ -67,8 +67,9 @@ impl Service {
         })
     }
 
-    /// Joins the room: registers the connection for live messages first,
-    /// then reads history, so nothing published in between is missed; the
+    /// Joins the room: registers the connection for live messages first
+    /// (in the hub, and with the broker when messages come from other
+    /// nodes), then reads history, so nothing published in between is missed; the
     /// overlap is skipped by seq (see [`Session::covered_seq`]).
     ///
     /// # Errors
@@ -77,6 +78,7 @@ impl Service {
     /// ticket was issued; [`JoinError::Failed`] when history cannot be read.
     pub async fn join(&self, ticket: &JoinTicket, after_seq: Option<u64>) -> Result<Session, JoinError> {
         let membership = self.hub.join(ticket.room.id, ticket.endpoint.id).map_err(JoinError::Refused)?;
+        self.broker.listen(ticket.room.id).await.map_err(ServiceError::from)?;
         let history = match after_seq {
             Some(after) => self.broker.history(&ticket.room, after, usize::MAX).await,
             None => self.broker.history(&ticket.room, u64::MAX, 0).await,

@@ -16,7 +16,7 @@ use comms_core::accounts::Accounts;
 use comms_core::apps::{Apps, CLI_ACTOR};
 use comms_core::auth::{ChangeMarker, KeyAuthenticator};
 use comms_core::config::Config;
-use comms_core::store::{AppFilter, AppRecord, AppStatus};
+use comms_core::store::{redact_url, AppFilter, AppRecord, AppStatus};
 use comms_core::time::format_ms;
 use serde_json::json;
 
@@ -115,7 +115,7 @@ impl Cli {
             Command::Serve { addr, print_config } => serve(config, addr, print_config).await,
             Command::Migrate => {
                 open_store(&config).await?;
-                println!("{}", json!({ "migrated": config.database_url() }));
+                println!("{}", json!({ "migrated": redact_url(&config.database_url()) }));
                 Ok(())
             }
             Command::App { command } => app(config, command).await,
@@ -142,9 +142,11 @@ async fn serve(mut config: Config, addr: Option<SocketAddr>, print_config: bool)
         return Ok(());
     }
     let addr = config.server.addr;
-    let database = config.database_url();
+    let database = redact_url(&config.database_url());
+    let broker =
+        if config.broker.redis_url.is_empty() { "in-process".to_owned() } else { redact_url(&config.broker.redis_url) };
     let application = Application::build(config, addr).await?;
-    tracing::info!(%database, "listening on http://{}", application.local_addr());
+    tracing::info!(%database, %broker, "listening on http://{}", application.local_addr());
     application.run_until(shutdown_signal()).await
 }
 

@@ -19,6 +19,7 @@ use comms_core::accounts::Accounts;
 use comms_core::apps::Apps;
 use comms_core::auth::{ChangeMarker, KeyAuthenticator};
 use comms_core::broker::local::{LocalBroker, LocalSettings};
+use comms_core::broker::redis::{RedisBroker, RedisSettings};
 use comms_core::broker::writer::WriterSettings;
 use comms_core::broker::Broker;
 use comms_core::config::Config;
@@ -51,7 +52,7 @@ use crate::telemetry;
 ///
 /// # Errors
 ///
-/// An unsupported database URL, a `REDIS_URL`, or a database that cannot be opened or
+/// An unsupported database URL, or a database that cannot be opened or
 /// migrated.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(open_database(config).await?.0)
@@ -61,11 +62,6 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// for `postgres:` or `postgresql:`): the store, and the portal's session
 /// store on the same database.
 async fn open_database(config: &Config) -> anyhow::Result<(Arc<dyn Store>, SessionStore)> {
-    // Nodes sharing Redis would expect one another's messages; refusing is
-    // better than running as servers that silently disagree.
-    if std::env::var_os("REDIS_URL").is_some() {
-        anyhow::bail!("REDIS_URL is set, but this build has no Redis broker: unset it to run a single node");
-    }
     let url = config.database_url();
     let shown = redact_url(&url);
     let max_connections = config.database.max_connections;
@@ -93,6 +89,40 @@ async fn open_database(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Sessi
     }
 }
 
+/// The broker the config asks for: Redis when `broker.redis_url` is set,
+/// else the in-process one.
+///
+/// # Errors
+///
+/// A Redis URL that does not parse, or Redis with a database other nodes
+/// cannot share (SQLite): each node would number rooms on its own.
+fn open_broker(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    hub: &Arc<Hub>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<dyn Broker>> {
+    let writer = WriterSettings {
+        keep_per_room: config.history.max_messages,
+        max_age: Duration::from_secs(config.history.max_age_secs),
+        batch: config.history.write_batch,
+    };
+    let (store, hub, metrics) = (Arc::clone(store), Arc::clone(hub), Arc::clone(metrics));
+    if config.broker.redis_url.is_empty() {
+        let settings = LocalSettings { writer, idle_room: Duration::from_secs(config.history.idle_room_secs) };
+        return Ok(Arc::new(LocalBroker::new(store, hub, metrics, settings)));
+    }
+    if config.database_url().starts_with("sqlite:") {
+        anyhow::bail!(
+            "REDIS_URL is set but the database is SQLite: nodes sharing Redis must share one PostgreSQL \
+             database too (set DATABASE_URL=postgres://…), or unset REDIS_URL to run a single node"
+        );
+    }
+    let settings =
+        RedisSettings { url: config.broker.redis_url.clone(), key_prefix: config.broker.key_prefix.clone(), writer };
+    Ok(Arc::new(RedisBroker::new(store, hub, metrics, settings)?))
+}
+
 /// How often expired portal sessions are deleted from the database.
 const SESSION_SWEEP: Duration = Duration::from_secs(3600);
 
@@ -118,16 +148,7 @@ impl Application {
         sessions.migrate().await.context("creating the session table")?;
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.limits.connection_queue, Arc::clone(&metrics));
-        let settings = LocalSettings {
-            writer: WriterSettings {
-                keep_per_room: config.history.max_messages,
-                max_age: Duration::from_secs(config.history.max_age_secs),
-                batch: config.history.write_batch,
-            },
-            idle_room: Duration::from_secs(config.history.idle_room_secs),
-        };
-        let broker: Arc<dyn Broker> =
-            Arc::new(LocalBroker::new(Arc::clone(&store), Arc::clone(&hub), Arc::clone(&metrics), settings));
+        let broker = open_broker(&config, &store, &hub, &metrics)?;
         let service = Service::new(Arc::clone(&store), Arc::clone(&broker), Arc::clone(&hub), config.limits.clone());
         let authenticator = Arc::new(KeyAuthenticator::new(
             Arc::clone(&store),

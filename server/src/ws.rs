@@ -103,6 +103,10 @@ async fn serve(socket: WebSocket, state: AppState, ticket: JoinTicket, after_seq
     let ending = match state.service.join(&ticket, after_seq).await {
         Ok(session) => connection.pump(session, &mut stream).await,
         Err(JoinError::Refused(reason)) => Ok(Some((reason.code(), reason.text()))),
+        Err(JoinError::Failed(ServiceError::Unavailable(reason))) => {
+            tracing::warn!(%reason, "joining a room failed: a backing service is down");
+            Ok(Some((close::TRY_AGAIN_LATER, "service unavailable, reconnect later")))
+        }
         Err(JoinError::Failed(err)) => {
             tracing::error!(error = ?err, "joining a room failed");
             Ok(Some((close::INTERNAL_ERROR, "internal error")))

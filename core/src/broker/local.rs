@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::room_log::{to_stored, RoomLog};
 use super::writer::{HistoryWriter, WriterSettings};
-use super::{Broker, BrokerError, Draft, Durability, History, Published, RoomRef};
+use super::{Broker, BrokerError, Draft, Durability, History, Published, RoomEvent, RoomRef};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -220,6 +220,19 @@ impl Broker for LocalBroker {
                 messages: state.retained.range(start..).take(limit).cloned().collect(),
             });
         }
+    }
+
+    async fn listen(&self, _room_id: i64) -> Result<(), BrokerError> {
+        // Publishing delivers to this node's hub directly.
+        Ok(())
+    }
+
+    async fn online(&self, room_ids: &[i64]) -> Result<Vec<u64>, BrokerError> {
+        Ok(room_ids.iter().map(|room_id| self.hub.online(*room_id)).collect())
+    }
+
+    async fn announce(&self, event: RoomEvent) {
+        event.apply(&self.hub);
     }
 
     async fn forget_room(&self, room_id: i64) {

@@ -9,12 +9,15 @@
 //!
 //! # Layout
 //!
-//! - this module: the trait and the [`Published`] message.
+//! - this module: the trait, the [`Published`] message and the
+//!   [`RoomEvent`]s every node must hear of.
 //! - [`local`]: the in-process broker (one node), history in memory and in
 //!   the store; `room_log` holds one room's in-memory log.
-//! - [`writer`]: the batching history writer the local broker persists with.
+//! - [`redis`]: the Redis broker (several nodes acting as one server).
+//! - [`writer`]: the batching history writer both persist with.
 
 pub mod local;
+pub mod redis;
 mod room_log;
 pub mod writer;
 
@@ -26,6 +29,7 @@ use comms_protocol::ws::ServerFrame;
 use comms_protocol::{Message, Sender};
 use serde_json::value::RawValue;
 
+use crate::hub::{CloseReason, Hub};
 use crate::store::StoreError;
 
 /// The room a broker call is about. The name goes into every message.
@@ -114,6 +118,45 @@ pub enum BrokerError {
     /// Storing a message took longer than the publisher waits.
     #[error("storing the message took too long")]
     StoreTimeout,
+    /// The broker's backing service (Redis) cannot be reached; the text
+    /// says what failed.
+    #[error("the message broker is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A change that closes live connections, on whichever node they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RoomEvent {
+    /// An endpoint was deleted: its connections close with 4001.
+    EndpointDeleted {
+        /// Row id of the endpoint's room.
+        room_id: i64,
+        /// Row id of the endpoint.
+        endpoint_id: i64,
+    },
+    /// A room was deleted: its connections close with 4002.
+    RoomDeleted {
+        /// Row id of the room.
+        room_id: i64,
+    },
+    /// The room's app stopped being approved: its connections close with
+    /// 4003 (new ones are refused by the app check itself).
+    AppStopped {
+        /// Row id of the room.
+        room_id: i64,
+    },
+}
+
+impl RoomEvent {
+    /// Closes this node's connections the event ends.
+    pub fn apply(self, hub: &Hub) {
+        match self {
+            Self::EndpointDeleted { room_id, endpoint_id } => hub.close_endpoint(room_id, endpoint_id),
+            Self::RoomDeleted { room_id } => hub.close_room(room_id),
+            Self::AppStopped { room_id } => hub.close_room_connections(room_id, CloseReason::AppStopped),
+        }
+    }
 }
 
 /// Seq, history and delivery of messages. See the module docs.
@@ -131,6 +174,18 @@ pub trait Broker: Send + Sync + 'static {
     /// Retained messages with `seq > after_seq`, oldest first, at most
     /// `limit` (0 gives just the bounds).
     async fn history(&self, room: &RoomRef, after_seq: u64, limit: usize) -> Result<History, BrokerError>;
+
+    /// Makes sure this node receives the room's messages from now on.
+    /// A joining connection calls it after joining the hub and before
+    /// reading history, so nothing published in between is missed.
+    async fn listen(&self, room_id: i64) -> Result<(), BrokerError>;
+
+    /// Open connections in each room, over every node, in the order asked.
+    async fn online(&self, room_ids: &[i64]) -> Result<Vec<u64>, BrokerError>;
+
+    /// Closes the connections `event` ends, on this node at once and on
+    /// every other node as soon as it hears of it.
+    async fn announce(&self, event: RoomEvent);
 
     /// Drops what the broker holds for a deleted room.
     async fn forget_room(&self, room_id: i64);

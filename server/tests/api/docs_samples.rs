@@ -1,22 +1,31 @@
-//! The README's quickstart, run as written: its `curl` lines against a real
-//! server, and its WebSocket transcript compared with the frames the server
-//! sends. The site's landing page and `/docs/quickstart` show the same
+//! The README's samples, run as written: the quickstart's `curl` lines
+//! against a real server, its WebSocket transcript compared with the frames
+//! the server sends, and the scaling section's two nodes started as real
+//! processes. The site's landing page and `/docs/quickstart` show the same
 //! samples (they are generated from the README), so this keeps all three
 //! from rotting. The browser snippet is run by the Playwright suite.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::process::Stdio;
+use std::time::Duration;
 
+use comms_core::broker::redis::testing::TestRedis;
+use comms_core::store::testing::TestDatabase;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, WAIT};
+use crate::helpers::{spawn_app, WsClient, WAIT};
 
-/// The README's `## Quickstart` section.
-fn quickstart() -> String {
+/// A `## TITLE` section of the README.
+fn readme_section(title: &str) -> String {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).expect("README.md");
-    let start = readme.find("\n## Quickstart\n").expect("README has a Quickstart section");
+    let start = readme.find(&format!("\n## {title}\n")).unwrap_or_else(|| panic!("README has a {title} section"));
     let section = &readme[start + 1..];
     let end = section[3..].find("\n## ").map_or(section.len(), |end| end + 3);
     section[..end].to_owned()
+}
+
+fn quickstart() -> String {
+    readme_section("Quickstart")
 }
 
 /// The lines of the section's fenced blocks of `language`, with `\`
@@ -98,4 +107,96 @@ async fn readme_websocket_transcript_matches_the_frames_sent() {
     assert_eq!(keys(&sent_message["sender"]), keys(&message["sender"]));
     assert_eq!(sent_message["message"], message["message"]);
     assert_eq!(sent_message["sender"]["meta"], message["sender"]["meta"]);
+}
+
+/// Runs a shell line of the README with `KEY` set; its stdout as JSON.
+async fn run_line(line: &str, key: &str) -> Value {
+    let run = tokio::process::Command::new("bash").arg("-c").arg(line).env("KEY", key).output();
+    let output = tokio::time::timeout(WAIT, run).await.expect("finishes in time").expect("bash runs");
+    assert!(output.status.success(), "{line}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("{line} answered non-JSON ({err})"))
+}
+
+/// Waits until the node at `addr` answers `/readyz` with 200.
+async fn wait_ready(addr: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client.get(format!("http://{addr}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the node at {addr} did not become ready");
+}
+
+#[tokio::test]
+async fn readme_scaling_section_runs_two_nodes_as_one() {
+    let Some(database) = TestDatabase::create().await else { return };
+    let Some(redis) = TestRedis::connect().await else { return };
+    let work = tempfile::tempdir().unwrap();
+    let lines = block_lines(&readme_section("Scaling out"), "sh");
+    let exports = lines.iter().find(|line| line.contains("DATABASE_URL=")).expect("the section sets DATABASE_URL");
+    assert!(exports.contains("REDIS_URL="), "and REDIS_URL: {exports}");
+    let bin = env!("CARGO_BIN_EXE_comms");
+    let environment = [
+        ("DATABASE_URL", database.url()),
+        ("REDIS_URL", redis.url()),
+        ("COMMS_BROKER__KEY_PREFIX", redis.prefix()),
+        ("COMMS_DATA_DIR", work.path().to_str().unwrap()),
+        ("COMMS_DEMO__ENABLED", "false"),
+    ];
+    // The README's ports, mapped to free ones.
+    let mut ports: HashMap<String, String> = HashMap::new();
+    let local = |line: &str, ports: &HashMap<String, String>| {
+        let mut line = line.replace("./target/release/comms", bin);
+        for (shown, free) in ports {
+            line = line.replace(&format!("localhost:{shown}"), &format!("127.0.0.1:{free}"));
+        }
+        line
+    };
+
+    let mut nodes = Vec::new();
+    let mut key = String::new();
+    let mut answers = Vec::new();
+    let mut socket: Option<WsClient> = None;
+    for line in &lines {
+        if let Some(rest) = line.split(" serve --addr 127.0.0.1:").nth(1) {
+            let shown: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+            let addr = format!("127.0.0.1:{free}");
+            let node = tokio::process::Command::new(bin)
+                .args(["serve", "--addr", &addr])
+                .envs(environment)
+                .current_dir(work.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("start a node");
+            wait_ready(&addr).await;
+            ports.insert(shown, free);
+            nodes.push(node);
+        } else if line.contains(" app create ") {
+            let command = local(line, &ports);
+            let run = tokio::process::Command::new("bash").arg("-c").arg(&command).envs(environment).output();
+            let output = tokio::time::timeout(WAIT, run).await.expect("in time").expect("comms runs");
+            let created: Value = serde_json::from_slice(&output.stdout).expect("app create prints JSON");
+            key = created["api_key"].as_str().expect("an API key").to_owned();
+        } else if line.trim_start().starts_with("curl ") {
+            answers.push(run_line(&local(line, &ports), &key).await);
+        } else if line.trim_start().starts_with("websocat ") {
+            let code = answers.iter().rev().find_map(|a| a["code"].as_str()).expect("an endpoint was made first");
+            let url = local(line, &ports).split_whitespace().nth(1).expect("websocat URL").replace("<code>", code);
+            let (stream, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket to the second node");
+            let mut client = WsClient { stream };
+            assert_eq!(client.next_json().await["type"], "welcome");
+            socket = Some(client);
+        }
+    }
+    assert_eq!(nodes.len(), 2, "the section starts two nodes");
+    let mut socket = socket.expect("the section opens a socket");
+    let message = socket.next_message().await;
+    assert_eq!((message["seq"].as_u64(), &message["message"]), (Some(1), &json!("via node A")));
+    let published = answers.last().expect("the section publishes");
+    assert_eq!(published["seq"], 1, "{published}");
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod cli;
+mod cluster;
 mod concurrency;
 mod docs_samples;
 mod endpoints;

@@ -1,0 +1,354 @@
+//! The Redis broker: several comms nodes behind a load balancer, sharing one
+//! database and one Redis, act as one server.
+//!
+//! - **Seq and order.** One Lua script ([`scripts::PUBLISH`]) assigns the
+//!   room's next seq, appends the message to the room's stream and publishes
+//!   it on the room's channel, atomically; so every node hears a room's
+//!   messages in seq order, whichever node they were sent to.
+//! - **History.** The stream keeps the newest `history.max_messages` (and
+//!   drops older than `history.max_age_secs`), read by `after_seq` resumes and
+//!   the messages API on any node. The publishing node also writes every
+//!   message to the database through the [`HistoryWriter`], which is what
+//!   survives Redis losing its data: a room whose seq is missing from Redis
+//!   is seeded again from the database ([`scripts::SEED`]).
+//! - **No seq used twice.** A node hands out seqs only up to a ceiling it
+//!   reserved in the database beforehand (one write per [`SEQ_BLOCK`]
+//!   seqs), so after Redis loses its data numbering resumes above every
+//!   reservation: it may skip ahead, it never repeats.
+//! - **Fan-out.** A node subscribes only to the rooms it has sockets in
+//!   ([`listener`]); deletions travel as [`RoomEvent`]s on a control channel
+//!   every node hears; online counts are summed over nodes ([`presence`]).
+//!
+//! # Layout
+//!
+//! - this module: [`RedisBroker`] and its `Broker` implementation.
+//! - [`scripts`]: the Lua scripts. [`keys`]: key and channel names.
+//! - [`wire`]: a message's form in Redis.
+//! - [`listener`]: the pub/sub task. [`presence`]: online counts.
+//! - `testing` (tests and the `testing` feature): Redis for tests.
+
+mod keys;
+mod listener;
+mod presence;
+mod scripts;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+mod wire;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Value;
+use tokio::task::JoinHandle;
+
+use self::keys::Keys;
+use self::listener::Listener;
+use self::presence::Presence;
+use self::wire::Body;
+use super::local::SEQ_BLOCK;
+use super::room_log::to_stored;
+use super::writer::{HistoryWriter, WriterSettings};
+use super::{Broker, BrokerError, Draft, Durability, History, Published, RoomEvent, RoomRef};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::time::now_ms;
+
+/// How long one Redis command may take before counting as failed.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the Redis broker connects and what it retains.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `redis://…` or `rediss://…`.
+    pub url: String,
+    /// Start of every key and channel name.
+    pub key_prefix: String,
+    /// Retention (shared by the streams and the database) and batching.
+    pub writer: WriterSettings,
+}
+
+/// Why the Redis broker could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Redis URL: {0}")]
+pub struct InvalidRedisUrl(#[from] redis::RedisError);
+
+/// The multi-node broker. See the module docs.
+pub struct RedisBroker {
+    connection: ConnectionManager,
+    keys: Keys,
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    writer: HistoryWriter,
+    listener: Listener,
+    presence: Arc<Presence>,
+    presence_task: JoinHandle<()>,
+    /// Per room, the highest seq this node may hand out: reserved in the
+    /// database first. Shared with the listener, which drops deleted rooms.
+    ceilings: Arc<Mutex<HashMap<i64, u64>>>,
+    max_messages: usize,
+    max_age: Duration,
+    /// Set by `shutdown`: no message is published after the final flush.
+    closed: AtomicBool,
+}
+
+impl RedisBroker {
+    /// A broker on the Redis at `settings.url`, delivering to `hub`,
+    /// persisting to `store`. Connects lazily: a Redis that is down at start
+    /// makes the node not ready until it comes up, never fails the start.
+    ///
+    /// # Errors
+    ///
+    /// A URL that is not a Redis URL.
+    pub fn new(
+        store: Arc<dyn Store>,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        settings: RedisSettings,
+    ) -> Result<Self, InvalidRedisUrl> {
+        let client = redis::Client::open(settings.url.as_str())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let connection = client.get_connection_manager_lazy(config)?;
+        let keys = Keys::new(&settings.key_prefix);
+        let ceilings = Arc::new(Mutex::new(HashMap::new()));
+        let forget = Arc::clone(&ceilings);
+        let on_event = Box::new(move |event: RoomEvent| {
+            if let RoomEvent::RoomDeleted { room_id } = event {
+                forget.lock().remove(&room_id);
+            }
+        });
+        let listener = Listener::spawn(client, keys.clone(), Arc::clone(&hub), on_event);
+        let node = uuid::Uuid::now_v7().simple().to_string();
+        let presence = Arc::new(Presence::new(node, keys.clone(), connection.clone()));
+        let presence_task = presence.spawn_publisher(Arc::clone(&hub));
+        Ok(Self {
+            connection,
+            keys,
+            writer: HistoryWriter::spawn(Arc::clone(&store), settings.writer),
+            store,
+            hub,
+            metrics,
+            listener,
+            presence,
+            presence_task,
+            ceilings,
+            max_messages: settings.writer.keep_per_room,
+            max_age: settings.writer.max_age,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn max_age_ms(&self) -> u64 {
+        self.max_age.as_millis().max(1) as u64
+    }
+
+    /// Runs the publish script once.
+    async fn try_publish(&self, room_id: i64, body: &str) -> Result<Attempt, BrokerError> {
+        let ceiling = self.ceilings.lock().get(&room_id).copied().unwrap_or(0);
+        let (status, value, ms): (i64, i64, i64) = scripts::PUBLISH
+            .key(self.keys.seq(room_id))
+            .key(self.keys.log(room_id))
+            .key(self.keys.channel(room_id))
+            .arg(ceiling)
+            .arg(self.max_messages)
+            .arg(self.max_age_ms())
+            .arg(body)
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(match status {
+            0 => Attempt::Published { seq: to_seq(value)?, created_ms: ms },
+            1 => Attempt::Unseeded,
+            _ => Attempt::NeedsSeqs { current: to_seq(value)? },
+        })
+    }
+
+    /// Reserves the next block of seqs in the database, then lets this node
+    /// hand them out.
+    async fn reserve(&self, room_id: i64, current: u64) -> Result<(), BrokerError> {
+        let ceiling = current + SEQ_BLOCK;
+        self.store.reserve_seq(room_id, ceiling).await?;
+        let mut ceilings = self.ceilings.lock();
+        let known = ceilings.entry(room_id).or_default();
+        *known = (*known).max(ceiling);
+        Ok(())
+    }
+
+    /// Puts a room's seq and retained messages back into Redis from the
+    /// database (first use, or after Redis lost its data).
+    async fn seed(&self, room: &RoomRef) -> Result<(), BrokerError> {
+        // What this node still has queued belongs in the stream too.
+        self.writer.flush().await;
+        let oldest = now_ms() - self.max_age.as_millis() as i64;
+        let history =
+            self.store.load_history(room.id, self.max_messages, oldest).await?.ok_or(BrokerError::RoomGone)?;
+        let mut invocation = scripts::SEED.key(self.keys.seq(room.id));
+        invocation.key(self.keys.log(room.id)).arg(history.last_seq).arg(self.max_age_ms());
+        for stored in &history.messages {
+            invocation.arg(stored.seq).arg(stored.created_at).arg(Body::from_stored(&room.name, stored)?.encode());
+        }
+        let seeded: i64 = invocation.invoke_async(&mut self.connection.clone()).await.map_err(unavailable)?;
+        if seeded == 1 {
+            tracing::info!(room_id = room.id, last_seq = history.last_seq, "seeded a room's seq in Redis");
+        }
+        Ok(())
+    }
+
+    /// Runs the history script once; `None` when the room must be seeded.
+    async fn try_history(&self, room: &RoomRef, after_seq: u64, limit: usize) -> Result<Option<History>, BrokerError> {
+        let limit = limit.min(self.max_messages);
+        let values: Vec<Value> = scripts::HISTORY
+            .key(self.keys.seq(room.id))
+            .key(self.keys.log(room.id))
+            .arg(after_seq.saturating_add(1))
+            .arg(limit)
+            .arg(self.max_age_ms())
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        let mut values = values.into_iter();
+        let last_seq = match values.next() {
+            Some(Value::Int(-1)) => return Ok(None),
+            Some(Value::Int(last)) => to_seq(last)?,
+            other => return Err(malformed(format!("history bounds: {other:?}"))),
+        };
+        let first_seq = match values.next() {
+            Some(Value::Int(first)) => to_seq(first)?,
+            other => return Err(malformed(format!("history bounds: {other:?}"))),
+        };
+        let mut messages = Vec::new();
+        while let Some(seq) = values.next() {
+            let (Value::Int(seq), Some(Value::Int(ms)), Some(Value::BulkString(body))) =
+                (seq, values.next(), values.next())
+            else {
+                return Err(malformed("a history entry".into()));
+            };
+            let body = Body::decode(&body)?;
+            messages.push(Arc::new(body.publish(room.id, to_seq(seq)?, ms)));
+        }
+        Ok(Some(History { first_seq, last_seq, messages }))
+    }
+}
+
+/// The outcome of one run of the publish script.
+enum Attempt {
+    Published { seq: u64, created_ms: i64 },
+    Unseeded,
+    NeedsSeqs { current: u64 },
+}
+
+impl Drop for RedisBroker {
+    fn drop(&mut self) {
+        self.presence_task.abort();
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn publish(
+        &self,
+        room: &RoomRef,
+        draft: Draft,
+        durability: Durability,
+    ) -> Result<Arc<Published>, BrokerError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(BrokerError::ShuttingDown);
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let body = Body::new(id, room.name.clone(), draft.sender, draft.payload);
+        let text = body.encode();
+        let (seq, created_ms) = loop {
+            match self.try_publish(room.id, &text).await? {
+                Attempt::Published { seq, created_ms } => break (seq, created_ms),
+                Attempt::Unseeded => self.seed(room).await?,
+                Attempt::NeedsSeqs { current } => self.reserve(room.id, current).await?,
+            }
+        };
+        let published = Arc::new(body.publish(room.id, seq, created_ms));
+        self.metrics.messages_in.inc();
+        self.writer.write(to_stored(&published), durability == Durability::Stored).await?;
+        Ok(published)
+    }
+
+    async fn history(&self, room: &RoomRef, after_seq: u64, limit: usize) -> Result<History, BrokerError> {
+        loop {
+            if let Some(history) = self.try_history(room, after_seq, limit).await? {
+                return Ok(history);
+            }
+            self.seed(room).await?;
+        }
+    }
+
+    async fn listen(&self, room_id: i64) -> Result<(), BrokerError> {
+        self.listener.listen(room_id).await
+    }
+
+    async fn online(&self, room_ids: &[i64]) -> Result<Vec<u64>, BrokerError> {
+        let elsewhere = self.presence.elsewhere(room_ids).await?;
+        Ok(room_ids.iter().zip(elsewhere).map(|(room_id, others)| self.hub.online(*room_id) + others).collect())
+    }
+
+    async fn announce(&self, event: RoomEvent) {
+        event.apply(&self.hub);
+        let text = serde_json::to_string(&event).expect("an event always serializes");
+        let published: redis::RedisResult<i64> =
+            redis::cmd("PUBLISH").arg(self.keys.control()).arg(text).query_async(&mut self.connection.clone()).await;
+        // Unheard, the other nodes are cut off from Redis too: they have
+        // closed their sockets, and reconnecting ones meet the deletion.
+        if let Err(err) = published {
+            tracing::warn!(error = %err, ?event, "could not tell the other nodes of a deletion");
+        }
+    }
+
+    async fn forget_room(&self, room_id: i64) {
+        self.ceilings.lock().remove(&room_id);
+        let deleted: redis::RedisResult<i64> = redis::cmd("DEL")
+            .arg(self.keys.seq(room_id))
+            .arg(self.keys.log(room_id))
+            .query_async(&mut self.connection.clone())
+            .await;
+        if let Err(err) = deleted {
+            tracing::warn!(error = %err, room_id, "could not delete a deleted room's keys from Redis");
+        }
+    }
+
+    async fn ready(&self) -> Result<(), BrokerError> {
+        self.store.ping().await?;
+        let _: String = redis::cmd("PING").query_async(&mut self.connection.clone()).await.map_err(unavailable)?;
+        if !self.listener.connected() {
+            return Err(BrokerError::Unavailable("the Redis subscription is down".into()));
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.presence_task.abort();
+        self.presence.withdraw().await;
+        self.writer.flush().await;
+    }
+}
+
+/// A Redis failure as the broker reports it: unreachable, or a reply this
+/// version does not understand.
+fn unavailable(err: redis::RedisError) -> BrokerError {
+    BrokerError::Unavailable(err.to_string())
+}
+
+fn malformed(what: String) -> BrokerError {
+    BrokerError::Unavailable(format!("unexpected reply from Redis: {what}"))
+}
+
+fn to_seq(value: i64) -> Result<u64, BrokerError> {
+    u64::try_from(value).map_err(|_| malformed(format!("negative seq {value}")))
+}

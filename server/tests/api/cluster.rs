@@ -1,0 +1,209 @@
+//! Several nodes sharing PostgreSQL and Redis act as one server: the same
+//! messages with the same seqs in the same order on every node, resume on
+//! another node, deletions and online counts across nodes, and a Redis
+//! restart survived.
+//!
+//! The nodes run in this process on ports of their own, each with its own
+//! hub, broker and data folder; they share only the database and Redis, as
+//! separate machines would.
+
+use std::time::{Duration, Instant};
+
+use comms_core::broker::redis::testing::{PrivateRedis, TestRedis};
+use comms_core::store::testing::TestDatabase;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, body, spawn_app_with, TestApp, WsClient};
+
+/// Two nodes on one fresh database and one Redis prefix, with an app.
+struct Cluster {
+    a: TestApp,
+    b: TestApp,
+    key: String,
+    _redis: TestRedis,
+    _database: TestDatabase,
+}
+
+async fn node(database: &str, redis: &str, prefix: &str) -> TestApp {
+    let (database, redis, prefix) = (database.to_owned(), redis.to_owned(), prefix.to_owned());
+    spawn_app_with(move |config| {
+        config.database.url = database;
+        config.broker.redis_url = redis;
+        config.broker.key_prefix = prefix;
+    })
+    .await
+}
+
+/// `None` when PostgreSQL or Redis is missing outside CI (the helpers print
+/// why; under `CI=true` they fail instead).
+async fn cluster() -> Option<Cluster> {
+    let database = TestDatabase::create().await?;
+    let redis = TestRedis::connect().await?;
+    let a = node(database.url(), redis.url(), redis.prefix()).await;
+    let b = node(database.url(), redis.url(), redis.prefix()).await;
+    let key = a.create_app("acme").await;
+    Some(Cluster { a, b, key, _redis: redis, _database: database })
+}
+
+fn code(endpoint: &Value) -> &str {
+    endpoint["code"].as_str().expect("endpoint code")
+}
+
+/// Opens a socket and checks the welcome frame.
+async fn join(node: &TestApp, endpoint: &Value, after_seq: Option<u64>) -> (WsClient, Value) {
+    let mut ws = node.connect_ws(code(endpoint), after_seq).await;
+    let welcome = ws.next_json().await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    (ws, welcome)
+}
+
+async fn publish(node: &TestApp, key: &str, room: &str, payload: Value) -> Value {
+    let response = node.post(&format!("/api/v1/rooms/{room}/messages"), key, json!({ "message": payload })).await;
+    assert_eq!(response.status(), 201);
+    body(response).await
+}
+
+/// Polls `check` until it holds or `limit` passes.
+async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn sockets_on_both_nodes_get_the_same_messages_in_the_same_order() {
+    let Some(Cluster { a, b, key, _redis, _database }) = cluster().await else { return };
+    a.create_room(&key, "lobby").await;
+    let ann = a.create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "ann" }))).await;
+    let bob = b.create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "bob" }))).await;
+    let (mut on_a, _) = join(&a, &ann, None).await;
+    let (mut on_b, _) = join(&b, &bob, None).await;
+
+    for i in 0..10 {
+        if i % 2 == 0 {
+            on_a.send_message(json!(i)).await;
+        } else {
+            on_b.send_message(json!(i)).await;
+        }
+    }
+    publish(&a, &key, "lobby", json!("rest via a")).await;
+    publish(&b, &key, "lobby", json!("rest via b")).await;
+
+    let mut seen_on_a = Vec::new();
+    let mut seen_on_b = Vec::new();
+    for _ in 0..12 {
+        seen_on_a.push(on_a.next_message().await);
+        seen_on_b.push(on_b.next_message().await);
+    }
+    assert_eq!(seen_on_a, seen_on_b, "both nodes deliver identical frames in identical order");
+    let seqs: Vec<u64> = seen_on_a.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=12).collect::<Vec<_>>(), "one seq per message, no gaps, in order");
+    let from_bob: Vec<&Value> = seen_on_a.iter().filter(|m| m["sender"]["meta"]["name"] == "bob").collect();
+    assert_eq!(from_bob.len(), 5, "bob's messages sent to node B reach node A with his meta");
+    assert_eq!(from_bob[0]["sender"]["id"], bob["id"]);
+
+    let stored = body(b.get("/api/v1/rooms/lobby/messages?limit=100", &key).await).await;
+    assert_eq!(stored["messages"].as_array().unwrap().len(), 12, "history is shared");
+}
+
+#[tokio::test]
+async fn a_socket_resumes_with_after_seq_on_the_other_node() {
+    let Some(Cluster { a, b, key, _redis, _database }) = cluster().await else { return };
+    a.create_room(&key, "lobby").await;
+    let reader = a.create_endpoint(&key, "lobby", "read", None).await;
+    for i in 1..=5 {
+        publish(&a, &key, "lobby", json!(i)).await;
+    }
+    let (mut resumed, welcome) = join(&b, &reader, Some(2)).await;
+    assert_eq!((welcome["first_seq"].as_u64(), welcome["last_seq"].as_u64()), (Some(1), Some(5)));
+    for seq in 3..=5 {
+        let message = resumed.next_message().await;
+        assert_eq!((message["seq"].as_u64(), &message["message"]), (Some(seq), &json!(seq)));
+    }
+    publish(&a, &key, "lobby", json!("live")).await;
+    assert_eq!(resumed.next_message().await["seq"], 6, "then live messages from the other node");
+}
+
+#[tokio::test]
+async fn deleting_on_one_node_closes_sockets_on_the_other() {
+    let Some(Cluster { a, b, key, _redis, _database }) = cluster().await else { return };
+    a.create_room(&key, "lobby").await;
+    let doomed = a.create_endpoint(&key, "lobby", "read", None).await;
+    let other = a.create_endpoint(&key, "lobby", "read", None).await;
+    let (mut doomed_on_b, _) = join(&b, &doomed, None).await;
+    let (mut other_on_b, _) = join(&b, &other, None).await;
+
+    let started = Instant::now();
+    let response = a.delete(&format!("/api/v1/rooms/lobby/endpoints/{}", code(&doomed)), &key).await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(doomed_on_b.closed().await.code, 4001);
+    assert!(started.elapsed() < Duration::from_secs(1), "closed within a second: {:?}", started.elapsed());
+
+    assert_eq!(a.delete("/api/v1/rooms/lobby", &key).await.status(), 204);
+    assert_eq!(other_on_b.closed().await.code, 4002);
+    assert_eq!(b.ws_refusal(code(&other)).await, 404);
+}
+
+#[tokio::test]
+async fn online_counts_add_up_over_nodes() {
+    let Some(Cluster { a, b, key, _redis, _database }) = cluster().await else { return };
+    a.create_room(&key, "lobby").await;
+    let endpoint = a.create_endpoint(&key, "lobby", "read", None).await;
+    let (_on_a, _) = join(&a, &endpoint, None).await;
+    let (_on_b1, _) = join(&b, &endpoint, None).await;
+    let (_on_b2, _) = join(&b, &endpoint, None).await;
+    for node in [&a, &b] {
+        let counted = eventually(Duration::from_secs(5), || async {
+            body(node.get("/api/v1/rooms", &key).await).await["rooms"][0]["online"] == 3
+        })
+        .await;
+        assert!(counted, "node {} counts the other node's sockets", node.addr);
+    }
+}
+
+#[tokio::test]
+async fn a_redis_restart_is_survived_without_losing_acknowledged_messages() {
+    let Some(database) = TestDatabase::create().await else { return };
+    let Some(mut redis) = PrivateRedis::start().await else { return };
+    let app = node(database.url(), &redis.url(), "comms").await;
+    let key = app.create_app("acme").await;
+    app.create_room(&key, "lobby").await;
+    let endpoint = app.create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let (mut live, _) = join(&app, &endpoint, None).await;
+    for i in 1..=3 {
+        assert_eq!(publish(&app, &key, "lobby", json!(i)).await["seq"], i);
+        assert_eq!(live.next_message().await["seq"], i);
+    }
+
+    redis.stop();
+    assert_eq!(live.closed().await.code, 1013, "a node that lost Redis closes its sockets so clients resume");
+    let ready = || async { app.client.get(format!("{}/readyz", app.base)).send().await.unwrap().status().as_u16() };
+    assert!(eventually(Duration::from_secs(10), || async { ready().await == 503 }).await, "/readyz says not ready");
+    assert_error(
+        app.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": "lost?" })).await,
+        503,
+        "unavailable",
+    )
+    .await;
+
+    redis.restart().await;
+    assert!(eventually(Duration::from_secs(15), || async { ready().await == 200 }).await, "/readyz recovers");
+    let (mut resumed, welcome) = join(&app, &endpoint, Some(0)).await;
+    for i in 1..=3 {
+        assert_eq!(resumed.next_message().await["message"], i, "acknowledged messages survive Redis losing its data");
+    }
+    let last_seq = welcome["last_seq"].as_u64().unwrap();
+    assert!(last_seq >= 3, "seq never goes back: {welcome}");
+    let next = publish(&app, &key, "lobby", json!("after")).await;
+    assert_eq!(next["seq"].as_u64(), Some(last_seq + 1));
+    assert_eq!(resumed.next_message().await["message"], "after", "messages flow again");
+}

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: formatting, clippy, the site's
 # build, unit and integration tests (the integration tests start real
-# servers on loopback ports with temporary SQLite files), the benchmark
+# servers on loopback ports with temporary SQLite files, and with fresh
+# databases and key prefixes on the PostgreSQL and Redis of 127.0.0.1 for
+# the PostgreSQL store and the multi-node tests; under CI=true those fail
+# when the services are missing, elsewhere they are skipped), the benchmark
 # harness's smoke run, and the Playwright browser tests. Installs what it
 # needs when missing (Rust components, the wasm target, cargo-leptos,
 # wasm-bindgen, Node.js, Debian's Chromium, npm packages). Safe to run again.

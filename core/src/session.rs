@@ -96,8 +96,9 @@ impl Service {
                 last_seq,
                 first_seq,
             },
-            // History is read under the room's lock: everything up to
-            // last_seq is either in the backlog or older than after_seq.
+            // History is read atomically (under the room's lock, or in one
+            // Redis script): everything up to last_seq is either in the
+            // backlog or older than after_seq.
             covered_seq: last_seq,
             backlog: messages,
         })

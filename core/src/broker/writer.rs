@@ -64,7 +64,12 @@ impl HistoryWriter {
         } else {
             (None, None)
         };
-        self.commands.send(Command::Write(message, ack)).await.map_err(|_| BrokerError::ShuttingDown)?;
+        // A queue full for this long means the database has been down a
+        // while: answer 503 rather than hang the publisher.
+        self.commands.send_timeout(Command::Write(message, ack), STORED_WAIT).await.map_err(|err| match err {
+            mpsc::error::SendTimeoutError::Timeout(_) => BrokerError::StoreTimeout,
+            mpsc::error::SendTimeoutError::Closed(_) => BrokerError::ShuttingDown,
+        })?;
         if let Some(done) = done {
             tokio::time::timeout(STORED_WAIT, done)
                 .await
@@ -80,6 +85,17 @@ impl HistoryWriter {
         if self.commands.send(Command::Flush(tx)).await.is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// Like [`HistoryWriter::flush`], giving up after the time a publisher
+    /// waits for its message to be stored.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::StoreTimeout`] when the database does not take the
+    /// queued messages in time (they stay queued).
+    pub async fn flush_in_time(&self) -> Result<(), BrokerError> {
+        tokio::time::timeout(STORED_WAIT, self.flush()).await.map_err(|_| BrokerError::StoreTimeout)
     }
 }
 

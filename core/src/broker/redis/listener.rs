@@ -12,7 +12,8 @@
 //! connection drops, this node may miss messages, so it closes all its
 //! sockets with 1013 (clients resume with `after_seq`, on this node or
 //! another) and reconnects with backoff; until then it reports not ready
-//! and refuses joins.
+//! and refuses joins. The sweep also pings the connection, so one cut off
+//! silently (a partition) is noticed within seconds too.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,6 +99,12 @@ impl Listener {
     }
 }
 
+/// Whether the connection still answers: a connection cut off without a
+/// reset (a partition) would otherwise look alive, and silent, for ever.
+async fn alive(sink: &mut PubSubSink) -> bool {
+    matches!(tokio::time::timeout(REDIS_WAIT, sink.ping::<redis::Value>()).await, Ok(Ok(_)))
+}
+
 /// The listener task's state.
 struct Task {
     client: redis::Client,
@@ -166,7 +173,7 @@ impl Task {
                     }
                 }
                 _ = sweep.tick() => {
-                    if self.unsubscribe_unused(&mut sink).await.is_err() {
+                    if self.unsubscribe_unused(&mut sink).await.is_err() || !alive(&mut sink).await {
                         return;
                     }
                 }

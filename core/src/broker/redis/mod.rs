@@ -188,7 +188,7 @@ impl RedisBroker {
     /// database (first use, or after Redis lost its data).
     async fn seed(&self, room: &RoomRef) -> Result<(), BrokerError> {
         // What this node still has queued belongs in the stream too.
-        self.writer.flush().await;
+        self.writer.flush_in_time().await?;
         let oldest = now_ms() - self.max_age.as_millis() as i64;
         let history =
             self.store.load_history(room.id, self.max_messages, oldest).await?.ok_or(BrokerError::RoomGone)?;
@@ -300,14 +300,24 @@ impl Broker for RedisBroker {
 
     async fn announce(&self, event: RoomEvent) {
         event.apply(&self.hub);
-        let text = serde_json::to_string(&event).expect("an event always serializes");
-        let published: redis::RedisResult<i64> =
-            redis::cmd("PUBLISH").arg(self.keys.control()).arg(text).query_async(&mut self.connection.clone()).await;
-        // Unheard, the other nodes are cut off from Redis too: they have
-        // closed their sockets, and reconnecting ones meet the deletion.
-        if let Err(err) = published {
-            tracing::warn!(error = %err, ?event, "could not tell the other nodes of a deletion");
+        if self.tell_other_nodes(event).await.is_ok() {
+            return;
         }
+        // Events are idempotent: keep trying in the background, so a
+        // passing failure does not leave sockets open on other nodes.
+        let (connection, channel) = (self.connection.clone(), self.keys.control());
+        tokio::spawn(async move {
+            for pause in [100, 500, 1000, 2000, 5000, 10_000, 30_000] {
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                if publish_event(connection.clone(), &channel, event).await.is_ok() {
+                    return;
+                }
+            }
+            tracing::error!(
+                ?event,
+                "gave up telling the other nodes of a deletion; their sockets close when they reconnect"
+            );
+        });
     }
 
     async fn forget_room(&self, room_id: i64) {
@@ -337,6 +347,22 @@ impl Broker for RedisBroker {
         self.presence.withdraw().await;
         self.writer.flush().await;
     }
+}
+
+impl RedisBroker {
+    async fn tell_other_nodes(&self, event: RoomEvent) -> redis::RedisResult<()> {
+        let published = publish_event(self.connection.clone(), &self.keys.control(), event).await;
+        if let Err(err) = &published {
+            tracing::warn!(error = %err, ?event, "could not tell the other nodes of a deletion; retrying");
+        }
+        published
+    }
+}
+
+/// Publishes a [`RoomEvent`] on the control channel every node hears.
+async fn publish_event(mut connection: ConnectionManager, channel: &str, event: RoomEvent) -> redis::RedisResult<()> {
+    let text = serde_json::to_string(&event).expect("an event always serializes");
+    redis::cmd("PUBLISH").arg(channel).arg(text).query_async(&mut connection).await
 }
 
 /// A Redis failure as the broker reports it: unreachable, or a reply this

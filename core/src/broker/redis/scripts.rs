@@ -4,8 +4,9 @@
 //!
 //! A room's stream entries have ids `SEQ-0` and the fields `t` (creation
 //! time, ms) and `b` (the [`Body`](super::wire::Body)). Times come from
-//! Redis's clock, so a room's timestamps never go back as its seq goes up,
-//! whichever node published.
+//! Redis's clock, one clock for every node, so nodes' clock differences do
+//! not show in a room's timestamps. Numbers are formatted with `%d`: Lua's
+//! default would write large ones in exponent form.
 
 use std::sync::LazyLock;
 
@@ -29,9 +30,9 @@ local seq = current + 1
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('SET', KEYS[1], seq)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], seq .. '-0', 't', ms, 'b', ARGV[4])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], string.format('%d-0', seq), 't', ms, 'b', ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PUBLISH', KEYS[3], seq .. ' ' .. ms .. ' ' .. ARGV[4])
+redis.call('PUBLISH', KEYS[3], string.format('%d %d ', seq, ms) .. ARGV[4])
 return {0, seq, ms}
 ",
     )

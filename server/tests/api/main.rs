@@ -12,6 +12,7 @@ mod helpers;
 mod legacy;
 mod messages;
 mod ops;
+mod outage;
 mod portal;
 mod postgres;
 mod restart;

@@ -396,6 +396,11 @@ impl Config {
                 || self.broker.redis_url.starts_with("rediss://"),
             "broker.redis_url must start with redis:// or rediss://",
         )?;
+        rule(
+            self.broker.redis_url.is_empty() || !self.database_url().starts_with("sqlite:"),
+            "broker.redis_url (REDIS_URL) needs a PostgreSQL database.url (DATABASE_URL) that every node shares: \
+             with a SQLite file each, nodes would number rooms each on their own",
+        )?;
         rule(self.history.max_messages >= 1, "history.max_messages must be at least 1")?;
         rule(self.history.write_batch >= 1, "history.write_batch must be at least 1")?;
         rule(self.websocket.ping_interval_secs >= 1, "websocket.ping_interval_secs must be at least 1")?;

@@ -18,6 +18,7 @@
 //! - [`apps`]: app administration and its audit log (the CLI, the admin area).
 //! - [`accounts`]: portal accounts: sign-up, login, admins.
 //! - [`passwords`]: argon2id hashing and password rules.
+//! - [`plan`]: what a config would make a node do (`comms check-config`).
 //! - [`portal`]: what a developer may do with their own apps.
 //! - [`demo`]: the public demo app and its bot.
 //! - [`metrics`]: Prometheus counters and gauges.
@@ -37,6 +38,7 @@ pub mod limits;
 pub mod metrics;
 pub mod names;
 pub mod passwords;
+pub mod plan;
 pub mod portal;
 pub mod secrets;
 pub mod service;

@@ -16,6 +16,7 @@ use comms_core::accounts::Accounts;
 use comms_core::apps::{Apps, CLI_ACTOR};
 use comms_core::auth::{ChangeMarker, KeyAuthenticator};
 use comms_core::config::Config;
+use comms_core::plan::Plan;
 use comms_core::store::{redact_url, AppFilter, AppRecord, AppStatus};
 use comms_core::time::format_ms;
 use serde_json::json;
@@ -49,6 +50,10 @@ enum Command {
     },
     /// Create the database if needed and apply pending migrations.
     Migrate,
+    /// Check the configuration and print what `serve` would do with it
+    /// (listener, public URL, TLS, database, broker, demo, app approval,
+    /// doubtful settings), without starting or connecting to anything.
+    CheckConfig,
     /// Print the OpenAPI 3 document of the REST API (also served at
     /// `/api/v1/openapi.json`).
     Openapi,
@@ -116,6 +121,10 @@ impl Cli {
             Command::Migrate => {
                 open_store(&config).await?;
                 println!("{}", json!({ "migrated": redact_url(&config.database_url()) }));
+                Ok(())
+            }
+            Command::CheckConfig => {
+                println!("{}", serde_json::to_string_pretty(&Plan::of(&config))?);
                 Ok(())
             }
             Command::App { command } => app(config, command).await,

@@ -94,8 +94,8 @@ async fn open_database(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Sessi
 ///
 /// # Errors
 ///
-/// A Redis URL that does not parse, or Redis with a database other nodes
-/// cannot share (SQLite): each node would number rooms on its own.
+/// A Redis URL that does not parse. (Redis with SQLite is refused by
+/// [`Config::validate`].)
 fn open_broker(
     config: &Config,
     store: &Arc<dyn Store>,
@@ -111,12 +111,6 @@ fn open_broker(
     if config.broker.redis_url.is_empty() {
         let settings = LocalSettings { writer, idle_room: Duration::from_secs(config.history.idle_room_secs) };
         return Ok(Arc::new(LocalBroker::new(store, hub, metrics, settings)));
-    }
-    if config.database_url().starts_with("sqlite:") {
-        anyhow::bail!(
-            "REDIS_URL is set but the database is SQLite: nodes sharing Redis must share one PostgreSQL \
-             database too (set DATABASE_URL=postgres://…), or unset REDIS_URL to run a single node"
-        );
     }
     let settings =
         RedisSettings { url: config.broker.redis_url.clone(), key_prefix: config.broker.key_prefix.clone(), writer };
@@ -144,6 +138,7 @@ impl Application {
     ///
     /// Storage cannot be opened or the address cannot be bound.
     pub async fn build(config: Config, addr: SocketAddr) -> anyhow::Result<Self> {
+        config.validate()?;
         let (store, sessions) = open_database(&config).await?;
         sessions.migrate().await.context("creating the session table")?;
         let metrics = Arc::new(Metrics::default());

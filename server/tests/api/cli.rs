@@ -135,3 +135,39 @@ fn admin_create_prints_a_password_once_and_refuses_a_second_account() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already has an account"));
     assert!(!comms(dir.path(), &["admin", "create", "not-an-email"]).status.success());
 }
+
+#[test]
+fn check_config_says_what_serve_would_do_without_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("comms.toml"),
+        "profile = \"prod\"\n[server]\npublic_url = \"https://comms.example.com\"\n[demo]\nenabled = false\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_comms"))
+        .arg("check-config")
+        .current_dir(dir.path())
+        // Nothing listens there: check-config must not try.
+        .env("DATABASE_URL", "postgres://comms:secret@127.0.0.1:1/comms")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .output()
+        .expect("run comms");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let plan: Value = serde_json::from_slice(&output.stdout).expect("a JSON plan");
+    assert_eq!(plan["database"]["kind"], "postgresql");
+    assert_eq!(plan["database"]["url"], "postgres://comms:***@127.0.0.1:1/comms", "no password shown");
+    assert_eq!(plan["broker"]["kind"], "redis");
+    assert_eq!(plan["ws_url"], "wss://comms.example.com/ws/endpoint/{code}/");
+    assert_eq!(plan["app_approval"], "automatic");
+    assert!(plan["warnings"].to_string().contains("auto_approve"), "{plan}");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_comms"))
+        .arg("check-config")
+        .current_dir(dir.path())
+        .env("REDIS_URL", "redis://127.0.0.1:6379")
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run comms");
+    assert!(!refused.status.success(), "Redis with SQLite is refused");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("needs a PostgreSQL database.url"));
+}

@@ -1,0 +1,141 @@
+//! What a configuration would make a node do, told without starting it
+//! (`comms check-config`): where it listens and stores, which broker it
+//! uses, the URLs clients get, who approves apps, and the settings that
+//! look like mistakes for the profile.
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::store::redact_url;
+
+/// A node's plan, as `comms check-config` prints it. Passwords in URLs are
+/// shown as `***`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// `dev` or `prod`.
+    pub profile: String,
+    /// The address `comms serve` listens on.
+    pub listen: String,
+    /// What clients are told the server's address is, or how it is found.
+    pub public_url: String,
+    /// The form of endpoints' `ws_url`s.
+    pub ws_url: String,
+    /// Whether this process speaks TLS itself or leaves it to a proxy.
+    pub tls: String,
+    /// `sqlite` or `postgresql`, and where.
+    pub database: Target,
+    /// `in-process` (one node) or `redis` (several nodes), and where.
+    pub broker: Target,
+    /// Whether the public demo runs.
+    pub demo: bool,
+    /// `automatic` or `by an admin`.
+    pub app_approval: String,
+    /// Whether the portal's session cookie is HTTPS-only.
+    pub secure_cookies: bool,
+    /// Settings that are valid but probably not meant; empty when none.
+    pub warnings: Vec<String>,
+}
+
+/// A backing service: its kind and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// What it is.
+    pub kind: String,
+    /// Where, with any password hidden; empty when in-process.
+    pub url: String,
+}
+
+impl Plan {
+    /// The plan of a valid config.
+    pub fn of(config: &Config) -> Self {
+        let database_url = config.database_url();
+        let database_kind = if database_url.starts_with("sqlite:") { "sqlite" } else { "postgresql" };
+        let broker = if config.broker.redis_url.is_empty() {
+            Target { kind: "in-process".into(), url: String::new() }
+        } else {
+            Target { kind: "redis".into(), url: redact_url(&config.broker.redis_url) }
+        };
+        let public_url = if config.server.public_url.is_empty() {
+            "(from each request's Host header)".to_owned()
+        } else {
+            config.server.public_url.clone()
+        };
+        let tls = if config.server.public_url.starts_with("https://") {
+            "terminated by a proxy in front (public_url is https)"
+        } else {
+            "none: plain HTTP"
+        };
+        Self {
+            profile: config.profile.clone(),
+            listen: config.server.addr.to_string(),
+            public_url,
+            ws_url: format!("{}/ws/endpoint/{{code}}/", config.server.ws_base(Some("HOST"))),
+            tls: tls.into(),
+            database: Target { kind: database_kind.into(), url: redact_url(&database_url) },
+            broker,
+            demo: config.demo.enabled,
+            app_approval: if config.portal.auto_approve { "automatic" } else { "by an admin" }.into(),
+            secure_cookies: config.portal.secure_cookies,
+            warnings: warnings(config),
+        }
+    }
+}
+
+fn warnings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut warn = |applies: bool, text: &str| {
+        if applies {
+            warnings.push(text.to_owned());
+        }
+    };
+    let prod = config.profile == "prod";
+    warn(
+        prod && config.server.public_url.is_empty(),
+        "profile is prod but server.public_url is empty: ws_urls will use ws:// and whatever Host clients send",
+    );
+    warn(prod && config.demo.enabled, "profile is prod but demo.enabled is on: anyone can chat in the demo rooms");
+    warn(
+        prod && config.portal.auto_approve,
+        "profile is prod but portal.auto_approve is on: every registered app gets keys",
+    );
+    warn(
+        config.server.public_url.starts_with("https://") && !config.portal.secure_cookies,
+        "server.public_url is https but portal.secure_cookies is off: the session cookie may travel over plain HTTP",
+    );
+    warn(
+        !config.broker.redis_url.is_empty() && config.demo.enabled,
+        "several nodes with demo.enabled each run the demo bot: turn the demo off on all nodes but one",
+    );
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_plan_is_one_node_on_sqlite_without_warnings() {
+        let plan = Plan::of(&Config::default());
+        assert_eq!((plan.database.kind.as_str(), plan.broker.kind.as_str()), ("sqlite", "in-process"));
+        assert_eq!(plan.ws_url, "ws://HOST/ws/endpoint/{code}/");
+        assert_eq!(plan.app_approval, "automatic");
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    }
+
+    #[test]
+    fn a_production_cluster_plan_hides_passwords_and_flags_doubtful_settings() {
+        let mut config = Config { profile: "prod".into(), ..Config::default() };
+        config.server.public_url = "https://comms.example.com".into();
+        config.database.url = "postgres://comms:secret@db:5432/comms".into();
+        config.broker.redis_url = "redis://:hunter2@redis:6379".into();
+        let plan = Plan::of(&config);
+        assert_eq!(plan.ws_url, "wss://comms.example.com/ws/endpoint/{code}/");
+        assert_eq!(plan.database.url, "postgres://comms:***@db:5432/comms");
+        assert_eq!(plan.broker.url, "redis://:***@redis:6379");
+        assert!(plan.tls.contains("proxy"));
+        let text = plan.warnings.join("\n");
+        for flagged in ["demo.enabled", "auto_approve", "secure_cookies", "demo bot"] {
+            assert!(text.contains(flagged), "{flagged} in {text}");
+        }
+    }
+}

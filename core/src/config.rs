@@ -8,12 +8,14 @@
 //! `COMMS_LIMITS__MAX_MESSAGE_BYTES`. `DATABASE_URL` and `REDIS_URL` are
 //! also read as-is, because hosting platforms set them under those names.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+
+use crate::forwarded::{ForwardedHeaders, Origin, TrustedProxies};
 
 /// The file name looked up in the parent and working folders.
 pub const CONFIG_FILE_NAME: &str = "comms.toml";
@@ -63,6 +65,9 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Seconds to wait for connections to drain on SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// Addresses or networks (`127.0.0.1`, `10.0.0.0/8`) of proxies whose
+    /// `X-Forwarded-For`, `-Proto` and `-Host` headers are believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Where data is stored.
@@ -259,9 +264,10 @@ impl Default for Config {
 
 impl ServerConfig {
     /// `ws://host[:port]` or `wss://…`: where clients reach this server's
-    /// WebSocket. From `public_url` when set, else from the request's `Host`
-    /// header (`host`), else from the listening address.
-    pub fn ws_base(&self, host: Option<&str>) -> String {
+    /// WebSocket. From `public_url` when set, else from the request's
+    /// origin (its host, and `wss://` when it came over HTTPS through a
+    /// trusted proxy), else from the listening address.
+    pub fn ws_base(&self, origin: Option<&Origin>) -> String {
         let public = self.public_url.trim_end_matches('/');
         if let Some(rest) = public.strip_prefix("https://") {
             return format!("wss://{rest}");
@@ -269,16 +275,28 @@ impl ServerConfig {
         if let Some(rest) = public.strip_prefix("http://") {
             return format!("ws://{rest}");
         }
-        let host = host
-            .filter(|host| !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c)))
-            .map_or_else(|| self.addr.to_string(), str::to_owned);
-        format!("ws://{host}")
+        let scheme = if origin.is_some_and(|origin| origin.https) { "wss" } else { "ws" };
+        let host = origin.and_then(|origin| origin.host.clone()).unwrap_or_else(|| self.addr.to_string());
+        format!("{scheme}://{host}")
+    }
+
+    /// Where a request from `peer` really comes from, believing forwarding
+    /// headers only from `trusted_proxies`.
+    pub fn origin(&self, peer: IpAddr, headers: ForwardedHeaders<'_>) -> Origin {
+        // Validated at load; a config built in code with a bad entry
+        // trusts no one rather than everyone.
+        TrustedProxies::parse(&self.trusted_proxies).unwrap_or_default().origin(peer, headers)
     }
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { addr: SocketAddr::from(([127, 0, 0, 1], 3000)), public_url: String::new(), shutdown_grace_secs: 10 }
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            public_url: String::new(),
+            shutdown_grace_secs: 10,
+            trusted_proxies: Vec::new(),
+        }
     }
 }
 
@@ -401,6 +419,7 @@ impl Config {
             "broker.redis_url (REDIS_URL) needs a PostgreSQL database.url (DATABASE_URL) that every node shares: \
              with a SQLite file each, nodes would number rooms each on their own",
         )?;
+        TrustedProxies::parse(&self.server.trusted_proxies).map_err(|err| ConfigError::Rule(err.to_string()))?;
         rule(self.history.max_messages >= 1, "history.max_messages must be at least 1")?;
         rule(self.history.write_batch >= 1, "history.write_batch must be at least 1")?;
         rule(self.websocket.ping_interval_secs >= 1, "websocket.ping_interval_secs must be at least 1")?;
@@ -531,13 +550,19 @@ mod tests {
     }
 
     #[test]
-    fn ws_base_prefers_the_public_url_then_a_sane_host() {
-        let mut server = ServerConfig::default();
-        assert_eq!(server.ws_base(Some("example.com:8080")), "ws://example.com:8080");
-        assert_eq!(server.ws_base(Some("evil.com/<script>")), "ws://127.0.0.1:3000");
+    fn ws_base_prefers_the_public_url_then_the_request_origin() {
+        let mut server = ServerConfig { trusted_proxies: vec!["127.0.0.1".into()], ..ServerConfig::default() };
+        let peer = IpAddr::from([127, 0, 0, 1]);
+        let plain = |host| ForwardedHeaders { host: Some(host), ..ForwardedHeaders::default() };
+        let via_https = ForwardedHeaders { forwarded_proto: Some("https"), ..plain("comms.example.com") };
+        assert_eq!(server.ws_base(Some(&server.origin(peer, plain("example.com:8080")))), "ws://example.com:8080");
+        assert_eq!(server.ws_base(Some(&server.origin(peer, plain("evil.com/<script>")))), "ws://127.0.0.1:3000");
+        assert_eq!(server.ws_base(Some(&server.origin(peer, via_https))), "wss://comms.example.com");
+        let stranger = IpAddr::from([9, 9, 9, 9]);
+        assert_eq!(server.ws_base(Some(&server.origin(stranger, via_https))), "ws://comms.example.com");
         assert_eq!(server.ws_base(None), "ws://127.0.0.1:3000");
         server.public_url = "https://comms.example.com/".into();
-        assert_eq!(server.ws_base(Some("other")), "wss://comms.example.com");
+        assert_eq!(server.ws_base(Some(&server.origin(peer, plain("other")))), "wss://comms.example.com");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`store`]: the SQL boundary (`Store` trait, SQLite and PostgreSQL backends).
 //! - [`error`]: `ServiceError`, mapped to SPEC's error codes.
 //! - [`auth`]: API-key check with a small cache.
+//! - [`forwarded`]: the client's address, scheme and host behind trusted proxies.
 //! - [`limits`]: REST and WebSocket rate limits.
 //! - [`broker`]: seq, history and publishing behind a trait (in-process now).
 //! - [`hub`]: this node's live connections per room and the fan-out to them.
@@ -33,6 +34,7 @@ pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod forwarded;
 pub mod hub;
 pub mod limits;
 pub mod metrics;

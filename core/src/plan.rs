@@ -3,9 +3,12 @@
 //! uses, the URLs clients get, who approves apps, and the settings that
 //! look like mistakes for the profile.
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::forwarded::Origin;
 use crate::store::redact_url;
 
 /// A node's plan, as `comms check-config` prints it. Passwords in URLs are
@@ -69,7 +72,7 @@ impl Plan {
             profile: config.profile.clone(),
             listen: config.server.addr.to_string(),
             public_url,
-            ws_url: format!("{}/ws/endpoint/{{code}}/", config.server.ws_base(Some("HOST"))),
+            ws_url: format!("{}/ws/endpoint/{{code}}/", config.server.ws_base(Some(&example_origin()))),
             tls: tls.into(),
             database: Target { kind: database_kind.into(), url: redact_url(&database_url) },
             broker,
@@ -79,6 +82,11 @@ impl Plan {
             warnings: warnings(config),
         }
     }
+}
+
+/// A plain-HTTP request for `HOST`, to show the form of `ws_url`s.
+fn example_origin() -> Origin {
+    Origin { client_ip: IpAddr::from([0, 0, 0, 0]), https: false, host: Some("HOST".into()) }
 }
 
 fn warnings(config: &Config) -> Vec<String> {

@@ -1,12 +1,16 @@
 //! Extractors that answer with SPEC's error JSON when they fail: the API-key
 //! check, JSON bodies, query strings, paths, and the public WebSocket base.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use comms_core::config::ServerConfig;
 use comms_core::error::ServiceError;
+use comms_core::forwarded::{ForwardedHeaders, Origin};
 use comms_core::store::AppRecord;
 use serde::de::DeserializeOwned;
 
@@ -99,16 +103,34 @@ impl From<PathRejection> for ApiError {
 
 /// `ws://host[:port]` or `wss://…`: where clients reach this server's
 /// WebSocket. From `server.public_url` when set, else from the request's
-/// `Host` header.
+/// [`Origin`].
 pub struct WsBase(pub String);
 
 impl FromRequestParts<AppState> for WsBase {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok());
-        Ok(Self(state.config.server.ws_base(host)))
+        Ok(Self(state.config.server.ws_base(Some(&request_origin(parts, &state.config.server)))))
     }
+}
+
+/// Where a request really comes from (see `comms_core::forwarded`): the
+/// peer address, and forwarding headers if the peer is a trusted proxy.
+pub fn request_origin(parts: &Parts, server: &ServerConfig) -> Origin {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip());
+    let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok());
+    server.origin(
+        peer,
+        ForwardedHeaders {
+            forwarded_for: header("x-forwarded-for"),
+            forwarded_proto: header("x-forwarded-proto"),
+            forwarded_host: header("x-forwarded-host"),
+            host: header("host"),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::Uri;
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderValue, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -26,6 +28,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::error::ApiError;
+use crate::extract::request_origin;
 use crate::state::AppState;
 
 /// The site's page routes.
@@ -60,10 +63,34 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .leptos_routes_with_context(state, generate_route_list(App), contexts, move || shell(options.clone()))
         .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), secure_cookies_over_https))
         // The original server's home was `/main/`.
         .route("/main/", get(|| async { Redirect::permanent("/main") }))
         .route("/portal/", get(|| async { Redirect::permanent("/portal") }))
         .route("/admin/", get(|| async { Redirect::permanent("/admin") }))
+}
+
+/// Marks cookies `Secure` when the client came over HTTPS through a
+/// trusted proxy, even with `portal.secure_cookies` off: such a cookie must
+/// never travel over plain HTTP afterwards.
+async fn secure_cookies_over_https(State(state): State<AppState>, request: Request<Body>, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let https = request_origin(&parts, &state.config.server).https;
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    if https {
+        let cookies: Vec<HeaderValue> = response.headers().get_all(SET_COOKIE).iter().cloned().collect();
+        response.headers_mut().remove(SET_COOKIE);
+        for cookie in cookies {
+            let text = cookie.to_str().unwrap_or_default();
+            let secured = if text.is_empty() || text.to_ascii_lowercase().contains("; secure") {
+                cookie
+            } else {
+                HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
+            };
+            response.headers_mut().append(SET_COOKIE, secured);
+        }
+    }
+    response
 }
 
 /// Name of the portal's session cookie.

@@ -15,6 +15,7 @@ mod ops;
 mod outage;
 mod portal;
 mod postgres;
+mod proxy;
 mod restart;
 mod rooms;
 mod websocket;

@@ -272,19 +272,34 @@ mod server {
         session.flush().await.map_err(session_error)
     }
 
+    /// Where this request really comes from: forwarding headers count only
+    /// from `server.trusted_proxies`.
+    async fn origin() -> Result<comms_core::forwarded::Origin, ServerFnError> {
+        use axum::extract::ConnectInfo;
+        use comms_core::forwarded::ForwardedHeaders;
+        let headers = leptos_axum::extract::<http::HeaderMap>().await.map_err(|_| ServerFnError::new("no request"))?;
+        let peer = leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>()
+            .await
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip());
+        let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+        let forwarded = ForwardedHeaders {
+            forwarded_for: header("x-forwarded-for"),
+            forwarded_proto: header("x-forwarded-proto"),
+            forwarded_host: header("x-forwarded-host"),
+            host: header("host"),
+        };
+        Ok(context()?.server.origin(peer, forwarded))
+    }
+
     /// `ws://…` or `wss://…` for this request.
     pub(super) async fn ws_base() -> Result<String, ServerFnError> {
-        let headers = leptos_axum::extract::<http::HeaderMap>().await.map_err(|_| ServerFnError::new("no request"))?;
-        let host = headers.get(http::header::HOST).and_then(|value| value.to_str().ok());
-        Ok(context()?.server.ws_base(host))
+        let origin = origin().await?;
+        Ok(context()?.server.ws_base(Some(&origin)))
     }
 
     /// Where the login attempt comes from, for throttling.
     pub(super) async fn client_ip() -> std::net::IpAddr {
-        use axum::extract::ConnectInfo;
-        leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>()
-            .await
-            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip())
+        origin().await.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |origin| origin.client_ip)
     }
 
     pub(super) fn app_row(summary: AppSummary) -> AppRow {

@@ -1,0 +1,51 @@
+//! Behind a proxy: forwarding headers decide `wss://` URLs and `Secure`
+//! cookies only when the peer is in `server.trusted_proxies`.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{body, spawn_app, spawn_app_with, TestApp};
+
+const VIA_HTTPS: [(&str, &str); 3] =
+    [("x-forwarded-proto", "https"), ("x-forwarded-host", "comms.example.com"), ("x-forwarded-for", "203.0.113.7")];
+
+async fn ws_url_through_proxy(app: &TestApp) -> String {
+    let key = app.create_app("acme").await;
+    app.create_room(&key, "lobby").await;
+    let mut request = app.request(Method::POST, "/api/v1/rooms/lobby/endpoints", Some(&key));
+    for (name, value) in VIA_HTTPS {
+        request = request.header(name, value);
+    }
+    let endpoint = body(request.json(&json!({ "permission": "read" })).send().await.unwrap()).await;
+    endpoint["ws_url"].as_str().expect("a ws_url").to_owned()
+}
+
+async fn session_cookie_through_proxy(app: &TestApp) -> String {
+    let mut request = app.client.post(format!("{}/portal/fn/session", app.base));
+    for (name, value) in VIA_HTTPS {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success());
+    let cookies: Vec<String> =
+        response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    cookies.into_iter().find(|cookie| cookie.starts_with("comms_session=")).expect("a session cookie")
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_decides_wss_and_the_public_host() {
+    let app = spawn_app_with(|config| config.server.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let url = ws_url_through_proxy(&app).await;
+    assert!(url.starts_with("wss://comms.example.com/ws/endpoint/"), "{url}");
+    let cookie = session_cookie_through_proxy(&app).await;
+    assert!(cookie.contains("; Secure"), "HTTPS at the proxy makes the cookie Secure: {cookie}");
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_anyone_else_are_ignored() {
+    let app = spawn_app().await;
+    let url = ws_url_through_proxy(&app).await;
+    assert!(url.starts_with(&format!("ws://{}/ws/endpoint/", app.addr)), "{url}");
+    let cookie = session_cookie_through_proxy(&app).await;
+    assert!(!cookie.contains("Secure"), "{cookie}");
+}

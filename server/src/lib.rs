@@ -14,6 +14,7 @@
 //!   and the public WebSocket base URL.
 //! - [`routes`]: one router per resource: `rooms`, `endpoints`, `messages`,
 //!   the original `/main/…` API in `legacy`, and `ops` (health, metrics).
+//! - [`security_headers`]: CSP, referrer policy, HSTS… on the site's pages.
 //! - [`ws`]: the WebSocket connection: protocol frames in and out of a
 //!   socket; room membership and fan-out live in `comms_core::hub`.
 //! - [`telemetry`]: logging and the HTTP metrics middleware.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod error;
 pub mod extract;
 pub mod routes;
+pub mod security_headers;
 pub mod sessions;
 pub mod startup;
 pub mod state;

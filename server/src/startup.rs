@@ -44,6 +44,7 @@ use tower_sessions_sqlx_store::{PostgresStore as PostgresSessions, SqliteStore a
 
 use crate::error::ApiError;
 use crate::routes;
+use crate::security_headers::SecurityHeaders;
 use crate::sessions::SessionStore;
 use crate::state::{AppState, DemoState, Shared};
 use crate::telemetry;
@@ -165,6 +166,7 @@ impl Application {
             portal,
             sessions: sessions.clone(),
             api_limiter: Arc::new(ApiRateLimiter::new(config.limits.api_requests_per_second, config.limits.api_burst)),
+            security_headers: SecurityHeaders::new(&config),
             config: Arc::new(config),
             service,
             authenticator,

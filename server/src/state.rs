@@ -21,6 +21,7 @@ use comms_core::store::{AppRecord, Store};
 use leptos::config::LeptosOptions;
 use tokio_util::task::TaskTracker;
 
+use crate::security_headers::SecurityHeaders;
 use crate::sessions::SessionStore;
 
 /// A handle to the running server's [`Shared`] state.
@@ -74,6 +75,8 @@ pub struct Shared {
     pub leptos: LeptosOptions,
     /// The demo, once made at start (never, when `demo.enabled` is off).
     pub demo: OnceLock<DemoState>,
+    /// The headers the site's pages carry.
+    pub security_headers: SecurityHeaders,
 }
 
 /// The running demo.

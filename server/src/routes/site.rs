@@ -29,6 +29,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::error::ApiError;
 use crate::extract::request_origin;
+use crate::security_headers;
 use crate::state::AppState;
 
 /// The site's page routes.
@@ -64,6 +65,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .leptos_routes_with_context(state, generate_route_list(App), contexts, move || shell(options.clone()))
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(state.clone(), secure_cookies_over_https))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security_headers::add))
         // The original server's home was `/main/`.
         .route("/main/", get(|| async { Redirect::permanent("/main") }))
         .route("/portal/", get(|| async { Redirect::permanent("/portal") }))

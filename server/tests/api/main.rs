@@ -18,4 +18,5 @@ mod postgres;
 mod proxy;
 mod restart;
 mod rooms;
+mod site_headers;
 mod websocket;

@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod cluster;
 mod concurrency;
+mod deploy;
 mod docs_samples;
 mod endpoints;
 mod helpers;

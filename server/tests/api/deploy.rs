@@ -1,0 +1,48 @@
+//! The files in `deploy/` are accepted by the tools that will read them:
+//! `systemd-analyze verify` takes the unit as it is (with `ExecStart`
+//! pointed at the binary this build made), and its hardening keeps
+//! `systemd-analyze security`'s exposure score low.
+
+use std::process::Command;
+
+use comms_core::store::testing::missing_service;
+
+/// The unit with its `ExecStart` on this build's binary, in a temp folder.
+fn unit_for_this_build() -> (tempfile::TempDir, std::path::PathBuf) {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/comms.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/comms serve"), "the unit runs the installed binary");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("comms.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/comms", env!("CARGO_BIN_EXE_comms"))).unwrap();
+    (dir, path)
+}
+
+fn systemd_analyze(args: &[&str]) -> Option<std::process::Output> {
+    match Command::new("systemd-analyze").args(args).output() {
+        Ok(output) => Some(output),
+        Err(err) => missing_service("systemd-analyze", "PATH", &err.to_string()),
+    }
+}
+
+#[test]
+fn systemd_accepts_the_unit() {
+    let (_dir, unit) = unit_for_this_build();
+    let Some(output) = systemd_analyze(&["verify", unit.to_str().unwrap()]) else { return };
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    // verify only warns (exit 0) about lines it ignores: any output is a fault.
+    assert!(output.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+}
+
+#[test]
+fn the_unit_is_hardened() {
+    let (_dir, unit) = unit_for_this_build();
+    let Some(output) = systemd_analyze(&["security", "--offline=yes", unit.to_str().unwrap()]) else { return };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|line| line.split("Overall exposure level for comms.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|score| score.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure score in: {text}"));
+    assert!(score <= 2.0, "exposure {score} (0 is best, 10 worst): {text}");
+}

@@ -61,6 +61,17 @@ ensure_browser_tests() {
     fi
 }
 
+# Debian's nginx and openssl, for the test that runs deploy/nginx.conf in
+# front of comms with a certificate of its own.
+ensure_proxy_tests() {
+    if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+        apt-get update && apt-get install -y nginx
+    fi
+    if ! command -v openssl >/dev/null 2>&1; then
+        apt-get update && apt-get install -y openssl
+    fi
+}
+
 # The JS SDK's build and test tools (TypeScript, and ws for Node 20, which
 # has no global WebSocket).
 ensure_sdk_js() {

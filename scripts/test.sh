@@ -15,6 +15,7 @@ source scripts/setup.sh
 
 ensure_rust
 ensure_site_tools
+ensure_proxy_tests
 for component in rustfmt clippy; do
     if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
         rustup component add "$component"

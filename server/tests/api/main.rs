@@ -12,6 +12,7 @@ mod endpoints;
 mod helpers;
 mod legacy;
 mod messages;
+mod nginx;
 mod ops;
 mod outage;
 mod portal;

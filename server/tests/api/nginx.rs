@@ -1,0 +1,229 @@
+//! `deploy/nginx.conf` run by Debian's nginx in front of comms, as in
+//! production but on loopback ports, with a certificate authority made for
+//! the test: pages over https, an http request redirected, the site's files
+//! served by nginx, `ws_url`s with `wss://` and the public host (from the
+//! forwarding headers of a trusted proxy), and a chat over wss.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use comms_core::store::testing::missing_service;
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::Connector;
+
+use crate::helpers::{spawn_app_with, WAIT};
+
+const HOST: &str = "comms.example.com";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn run(program: &str, args: &[&str], dir: &Path) {
+    let output = Command::new(program).args(args).current_dir(dir).output().expect("run openssl");
+    assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// A certificate authority and a certificate for [`HOST`] signed by it.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let subject = format!("/CN={HOST}");
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=comms test CA",
+        ],
+        dir,
+    );
+    run(
+        "openssl",
+        &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "site.key", "-out", "site.csr", "-subj", &subject],
+        dir,
+    );
+    std::fs::write(dir.join("san.ext"), format!("subjectAltName=DNS:{HOST}\n")).unwrap();
+    run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "site.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "site.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+        dir,
+    );
+    (dir.join("ca.pem"), dir.join("site.pem"), dir.join("site.key"))
+}
+
+/// Replaces `from` with `to`, insisting that `from` is there: the site file
+/// changing shape must fail this test, not quietly skip a part of it.
+fn swap(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "deploy/nginx.conf no longer contains {from:?}");
+    text.replace(from, to)
+}
+
+/// The next text frame as JSON, skipping pings and pongs.
+async fn next_json<S>(socket: &mut S) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let frame = tokio::time::timeout(WAIT, socket.next()).await.expect("a frame").expect("open").expect("valid");
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(&text).expect("a JSON frame");
+        }
+    }
+}
+
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn nginx_serves_the_site_and_the_websocket_over_tls() {
+    if Command::new("nginx").arg("-v").output().is_err() {
+        return missing_service::<()>("nginx", "PATH", "not installed").unwrap_or_default();
+    }
+    let app = spawn_app_with(|config| config.server.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    std::fs::write(site.join("pkg/probe.js"), "// served by nginx\n").unwrap();
+    let (http, https) = (free_port(), free_port());
+
+    let mut conf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/nginx.conf")).unwrap();
+    conf = swap(&conf, "listen 80;", &format!("listen 127.0.0.1:{http};"));
+    conf = swap(&conf, "listen 443 ssl http2;", &format!("listen 127.0.0.1:{https} ssl http2;"));
+    conf = swap(&conf, "server 127.0.0.1:8002;", &format!("server {};", app.addr));
+    conf = swap(&conf, "/etc/letsencrypt/live/comms.example.com/fullchain.pem", cert.to_str().unwrap());
+    conf = swap(&conf, "/etc/letsencrypt/live/comms.example.com/privkey.pem", key.to_str().unwrap());
+    conf = swap(&conf, "/usr/local/share/comms/site", site.to_str().unwrap());
+    let main = format!(
+        "user root;\nworker_processes 1;\nevents {{ worker_connections 256; }}\n\
+         http {{\ninclude /etc/nginx/mime.types;\naccess_log off;\n{conf}\n}}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), main).unwrap();
+    let prefix = dir.path().to_str().unwrap();
+    let nginx = Command::new("nginx")
+        .args([
+            "-p",
+            prefix,
+            "-c",
+            "nginx.conf",
+            "-e",
+            "error.log",
+            "-g",
+            &format!("daemon off; pid {prefix}/nginx.pid;"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start nginx");
+    let _nginx = Nginx(nginx);
+
+    let https_addr: SocketAddr = format!("127.0.0.1:{https}").parse().unwrap();
+    let ca_pem = std::fs::read(&ca).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap())
+        .resolve(HOST, https_addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(WAIT)
+        .build()
+        .unwrap();
+    let base = format!("https://{HOST}:{https}");
+    let mut page = None;
+    for _ in 0..100 {
+        if let Ok(response) = client.get(format!("{base}/")).send().await {
+            page = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = page.unwrap_or_else(|| {
+        panic!("nginx did not answer: {}", std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default())
+    });
+    assert_eq!(page.status(), 200, "the site over https");
+    assert!(page.headers().contains_key("content-security-policy"), "comms rendered it");
+
+    let plain = reqwest::Client::builder()
+        .resolve(HOST, format!("127.0.0.1:{http}").parse().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirected = plain.get(format!("http://{HOST}:{http}/portal?x=1")).send().await.unwrap();
+    assert_eq!(redirected.status(), 301);
+    assert_eq!(redirected.headers()["location"], format!("https://{HOST}/portal?x=1"));
+
+    let probe = client.get(format!("{base}/pkg/probe.js")).send().await.unwrap();
+    assert_eq!(probe.status(), 200);
+    assert!(probe.headers()["cache-control"].to_str().unwrap().contains("max-age="), "nginx serves the site's files");
+
+    let key = app.create_app("acme").await;
+    let created =
+        client.post(format!("{base}/api/v1/rooms")).header("x-api-key", &key).json(&json!({ "name": "lobby" })).send();
+    assert_eq!(created.await.unwrap().status(), 201);
+    let endpoint: Value = client
+        .post(format!("{base}/api/v1/rooms/lobby/endpoints"))
+        .header("x-api-key", &key)
+        .json(&json!({ "permission": "read_and_write", "meta": { "name": "Ann" } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ws_url = endpoint["ws_url"].as_str().unwrap();
+    assert!(ws_url.starts_with(&format!("wss://{HOST}/ws/endpoint/")), "{ws_url}");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(&ca_pem).unwrap()).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(https_addr).await.unwrap();
+    let url = ws_url.replace(&format!("wss://{HOST}/"), &format!("wss://{HOST}:{https}/"));
+    let connecting =
+        tokio_tungstenite::client_async_tls_with_config(url, tcp, None, Some(Connector::Rustls(Arc::new(tls))));
+    let (mut socket, _) = tokio::time::timeout(WAIT, connecting).await.expect("in time").expect("wss through nginx");
+    assert_eq!(next_json(&mut socket).await["type"], "welcome");
+    socket.send(Message::text(json!({ "message": "over wss" }).to_string())).await.unwrap();
+    let message = next_json(&mut socket).await;
+    assert_eq!((message["seq"].as_u64(), &message["message"]), (Some(1), &json!("over wss")));
+    assert_eq!(message["sender"]["meta"]["name"], "Ann");
+}

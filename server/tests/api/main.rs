@@ -8,6 +8,7 @@ mod cluster;
 mod concurrency;
 mod deploy;
 mod docs_samples;
+mod drain;
 mod endpoints;
 mod helpers;
 mod legacy;

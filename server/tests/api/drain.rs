@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::WAIT;
+use crate::helpers::{send_json, WAIT};
 
 fn comms(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_comms"));
@@ -54,16 +54,9 @@ async fn sigterm_closes_sockets_with_1001_and_loses_no_acknowledged_message() {
     let client = reqwest::Client::builder().timeout(WAIT).build().unwrap();
     let api = |path: &str| format!("http://{addr}/api/v1{path}");
     client.post(api("/rooms")).header("x-api-key", &key).json(&json!({ "name": "lobby" })).send().await.unwrap();
-    let endpoint: Value = client
-        .post(api("/rooms/lobby/endpoints"))
-        .header("x-api-key", &key)
-        .json(&json!({ "permission": "read_and_write" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let endpoint =
+        send_json(client.post(api("/rooms/lobby/endpoints")).json(&json!({ "permission": "read_and_write" })), &key)
+            .await;
     let code = endpoint["code"].as_str().unwrap();
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/endpoint/{code}/")).await.unwrap();
 
@@ -119,15 +112,7 @@ async fn sigterm_closes_sockets_with_1001_and_loses_no_acknowledged_message() {
     assert!(acknowledged.len() + echoed.len() >= 20, "traffic was flowing: {} + {}", acknowledged.len(), echoed.len());
 
     let _restarted = start(dir.path(), &addr).await;
-    let history: Value = client
-        .get(api("/rooms/lobby/messages?after_seq=0&limit=100000"))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history = send_json(client.get(api("/rooms/lobby/messages?after_seq=0&limit=100000")), &key).await;
     let stored: BTreeSet<u64> =
         history["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
     let missing: Vec<u64> = acknowledged.iter().chain(&echoed).filter(|seq| !stored.contains(seq)).copied().collect();

@@ -256,6 +256,12 @@ impl WsClient {
     }
 }
 
+/// Sends a request with `key` and reads its JSON answer, whatever the
+/// status (for servers other than a [`TestApp`]: real processes, proxies).
+pub async fn send_json(request: RequestBuilder, key: &str) -> Value {
+    request.header("x-api-key", key).send().await.expect("request").json().await.expect("JSON body")
+}
+
 /// Reads a JSON body.
 pub async fn body(response: Response) -> Value {
     response.json().await.expect("JSON body")

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::Connector;
 
-use crate::helpers::{spawn_app_with, WAIT};
+use crate::helpers::{send_json, spawn_app_with, WAIT};
 
 const HOST: &str = "comms.example.com";
 
@@ -196,16 +196,10 @@ async fn nginx_serves_the_site_and_the_websocket_over_tls() {
     let created =
         client.post(format!("{base}/api/v1/rooms")).header("x-api-key", &key).json(&json!({ "name": "lobby" })).send();
     assert_eq!(created.await.unwrap().status(), 201);
-    let endpoint: Value = client
+    let made = client
         .post(format!("{base}/api/v1/rooms/lobby/endpoints"))
-        .header("x-api-key", &key)
-        .json(&json!({ "permission": "read_and_write", "meta": { "name": "Ann" } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json(&json!({ "permission": "read_and_write", "meta": { "name": "Ann" } }));
+    let endpoint = send_json(made, &key).await;
     let ws_url = endpoint["ws_url"].as_str().unwrap();
     assert!(ws_url.starts_with(&format!("wss://{HOST}/ws/endpoint/")), "{ws_url}");
 

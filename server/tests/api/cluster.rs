@@ -3,35 +3,94 @@
 //! another node, deletions and online counts across nodes, and a Redis
 //! restart survived.
 //!
-//! The nodes run in this process on ports of their own, each with its own
-//! hub, broker and data folder; they share only the database and Redis, as
-//! separate machines would.
+//! Each node is a real `comms serve` process with a port and a data folder
+//! of its own; the nodes share only the database and Redis, as separate
+//! machines would.
 
+use std::ops::Deref;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use comms_core::broker::redis::testing::{PrivateRedis, TestRedis};
 use comms_core::store::testing::TestDatabase;
 use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
 
-use crate::helpers::{assert_error, body, spawn_app_with, TestApp, WsClient};
+use crate::helpers::{assert_error, body, wait_ready, Remote, WsClient};
+
+/// Where the nodes of one test keep their shared state.
+#[derive(Clone)]
+struct Shared {
+    database: String,
+    redis: String,
+    prefix: String,
+}
+
+impl Shared {
+    /// `comms` with this cluster's environment, in `data_dir`.
+    fn comms(&self, data_dir: &std::path::Path) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_comms"));
+        command
+            .current_dir(data_dir)
+            .env("DATABASE_URL", &self.database)
+            .env("REDIS_URL", &self.redis)
+            .env("COMMS_BROKER__KEY_PREFIX", &self.prefix)
+            .env("COMMS_DATA_DIR", data_dir)
+            .env("COMMS_DEMO__ENABLED", "false")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Creates an approved app with the command line; its API key.
+    async fn create_app(&self, name: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let output = self.comms(dir.path()).args(["app", "create", name]).output().await.expect("run comms");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()["api_key"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A `comms serve` process of this cluster.
+struct Node {
+    remote: Remote,
+    process: Child,
+    _data_dir: TempDir,
+}
+
+impl Node {
+    async fn start(shared: &Shared) -> Node {
+        let data_dir = tempfile::tempdir().unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let process =
+            shared.comms(data_dir.path()).args(["serve", "--addr", &addr.to_string()]).spawn().expect("start a node");
+        wait_ready(&addr.to_string()).await;
+        Node { remote: Remote::new(addr), process, _data_dir: data_dir }
+    }
+
+    /// Whether the process is still running (it never panics out).
+    fn running(&mut self) -> bool {
+        self.process.try_wait().expect("process status").is_none()
+    }
+}
+
+impl Deref for Node {
+    type Target = Remote;
+
+    fn deref(&self) -> &Remote {
+        &self.remote
+    }
+}
 
 /// Two nodes on one fresh database and one Redis prefix, with an app.
 struct Cluster {
-    a: TestApp,
-    b: TestApp,
+    a: Node,
+    b: Node,
     key: String,
     _redis: TestRedis,
     _database: TestDatabase,
-}
-
-async fn node(database: &str, redis: &str, prefix: &str) -> TestApp {
-    let (database, redis, prefix) = (database.to_owned(), redis.to_owned(), prefix.to_owned());
-    spawn_app_with(move |config| {
-        config.database.url = database;
-        config.broker.redis_url = redis;
-        config.broker.key_prefix = prefix;
-    })
-    .await
 }
 
 /// `None` when PostgreSQL or Redis is missing outside CI (the helpers print
@@ -39,9 +98,14 @@ async fn node(database: &str, redis: &str, prefix: &str) -> TestApp {
 async fn cluster() -> Option<Cluster> {
     let database = TestDatabase::create().await?;
     let redis = TestRedis::connect().await?;
-    let a = node(database.url(), redis.url(), redis.prefix()).await;
-    let b = node(database.url(), redis.url(), redis.prefix()).await;
-    let key = a.create_app("acme").await;
+    let shared = Shared {
+        database: database.url().to_owned(),
+        redis: redis.url().to_owned(),
+        prefix: redis.prefix().to_owned(),
+    };
+    let key = shared.create_app("acme").await;
+    let a = Node::start(&shared).await;
+    let b = Node::start(&shared).await;
     Some(Cluster { a, b, key, _redis: redis, _database: database })
 }
 
@@ -50,14 +114,14 @@ fn code(endpoint: &Value) -> &str {
 }
 
 /// Opens a socket and checks the welcome frame.
-async fn join(node: &TestApp, endpoint: &Value, after_seq: Option<u64>) -> (WsClient, Value) {
+async fn join(node: &Remote, endpoint: &Value, after_seq: Option<u64>) -> (WsClient, Value) {
     let mut ws = node.connect_ws(code(endpoint), after_seq).await;
     let welcome = ws.next_json().await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
     (ws, welcome)
 }
 
-async fn publish(node: &TestApp, key: &str, room: &str, payload: Value) -> Value {
+async fn publish(node: &Remote, key: &str, room: &str, payload: Value) -> Value {
     let response = node.post(&format!("/api/v1/rooms/{room}/messages"), key, json!({ "message": payload })).await;
     assert_eq!(response.status(), 201);
     body(response).await
@@ -161,7 +225,7 @@ async fn online_counts_add_up_over_nodes() {
     let (_on_a, _) = join(&a, &endpoint, None).await;
     let (_on_b1, _) = join(&b, &endpoint, None).await;
     let (_on_b2, _) = join(&b, &endpoint, None).await;
-    for node in [&a, &b] {
+    for node in [&*a, &*b] {
         let counted = eventually(Duration::from_secs(5), || async {
             body(node.get("/api/v1/rooms", &key).await).await["rooms"][0]["online"] == 3
         })
@@ -174,22 +238,23 @@ async fn online_counts_add_up_over_nodes() {
 async fn a_redis_restart_is_survived_without_losing_acknowledged_messages() {
     let Some(database) = TestDatabase::create().await else { return };
     let Some(mut redis) = PrivateRedis::start().await else { return };
-    let app = node(database.url(), &redis.url(), "comms").await;
-    let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
-    let endpoint = app.create_endpoint(&key, "lobby", "read_and_write", None).await;
-    let (mut live, _) = join(&app, &endpoint, None).await;
+    let shared = Shared { database: database.url().to_owned(), redis: redis.url(), prefix: "comms".into() };
+    let key = shared.create_app("acme").await;
+    let mut node = Node::start(&shared).await;
+    node.create_room(&key, "lobby").await;
+    let endpoint = node.create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let (mut live, _) = join(&node, &endpoint, None).await;
     for i in 1..=3 {
-        assert_eq!(publish(&app, &key, "lobby", json!(i)).await["seq"], i);
+        assert_eq!(publish(&node, &key, "lobby", json!(i)).await["seq"], i);
         assert_eq!(live.next_message().await["seq"], i);
     }
 
     redis.stop();
     assert_eq!(live.closed().await.code, 1013, "a node that lost Redis closes its sockets so clients resume");
-    let ready = || async { app.client.get(format!("{}/readyz", app.base)).send().await.unwrap().status().as_u16() };
+    let ready = || async { node.client.get(format!("{}/readyz", node.base)).send().await.unwrap().status().as_u16() };
     assert!(eventually(Duration::from_secs(10), || async { ready().await == 503 }).await, "/readyz says not ready");
     assert_error(
-        app.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": "lost?" })).await,
+        node.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": "lost?" })).await,
         503,
         "unavailable",
     )
@@ -197,13 +262,14 @@ async fn a_redis_restart_is_survived_without_losing_acknowledged_messages() {
 
     redis.restart().await;
     assert!(eventually(Duration::from_secs(15), || async { ready().await == 200 }).await, "/readyz recovers");
-    let (mut resumed, welcome) = join(&app, &endpoint, Some(0)).await;
+    let (mut resumed, welcome) = join(&node, &endpoint, Some(0)).await;
     for i in 1..=3 {
         assert_eq!(resumed.next_message().await["message"], i, "acknowledged messages survive Redis losing its data");
     }
     let last_seq = welcome["last_seq"].as_u64().unwrap();
     assert!(last_seq >= 3, "seq never goes back: {welcome}");
-    let next = publish(&app, &key, "lobby", json!("after")).await;
+    let next = publish(&node, &key, "lobby", json!("after")).await;
     assert_eq!(next["seq"].as_u64(), Some(last_seq + 1));
     assert_eq!(resumed.next_message().await["message"], "after", "messages flow again");
+    assert!(node.running(), "the node stayed up throughout");
 }

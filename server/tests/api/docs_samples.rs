@@ -7,13 +7,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::process::Stdio;
-use std::time::Duration;
 
 use comms_core::broker::redis::testing::TestRedis;
 use comms_core::store::testing::TestDatabase;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, WsClient, WAIT};
+use crate::helpers::{spawn_app, wait_ready, WsClient, WAIT};
 
 /// A `## TITLE` section of the README.
 fn readme_section(title: &str) -> String {
@@ -115,18 +114,6 @@ async fn run_line(line: &str, key: &str) -> Value {
     let output = tokio::time::timeout(WAIT, run).await.expect("finishes in time").expect("bash runs");
     assert!(output.status.success(), "{line}: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("{line} answered non-JSON ({err})"))
-}
-
-/// Waits until the node at `addr` answers `/readyz` with 200.
-async fn wait_ready(addr: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client.get(format!("http://{addr}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the node at {addr} did not become ready");
 }
 
 #[tokio::test]

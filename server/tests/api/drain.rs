@@ -6,14 +6,13 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{send_json, WAIT};
+use crate::helpers::{send_json, wait_ready, WAIT};
 
 fn comms(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_comms"));
@@ -33,14 +32,8 @@ fn comms(data_dir: &Path) -> Command {
 
 async fn start(data_dir: &Path, addr: &str) -> Child {
     let server = comms(data_dir).args(["serve", "--addr", addr]).kill_on_drop(true).spawn().expect("start comms");
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client.get(format!("http://{addr}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("comms did not become ready at {addr}");
+    wait_ready(addr).await;
+    server
 }
 
 #[tokio::test]

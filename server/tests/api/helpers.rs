@@ -37,11 +37,17 @@ fn init_logging() {
     });
 }
 
-/// A running server and a client for it.
-pub struct TestApp {
+/// A client for a server at `addr`: HTTP and WebSocket helpers shared by
+/// in-process servers ([`TestApp`]) and real `comms` processes.
+pub struct Remote {
     pub addr: SocketAddr,
     pub base: String,
     pub client: reqwest::Client,
+}
+
+/// A running server and a client for it (through [`Remote`]).
+pub struct TestApp {
+    remote: Remote,
     pub data_dir: Arc<TempDir>,
     pub config: Config,
     state: AppState,
@@ -74,16 +80,7 @@ async fn start(mut config: Config, data_dir: Arc<TempDir>) -> TestApp {
     let server = tokio::spawn(application.run_until(async move {
         let _ = stop.await;
     }));
-    TestApp {
-        addr,
-        base: format!("http://{addr}"),
-        client: reqwest::Client::builder().timeout(WAIT).build().unwrap(),
-        data_dir,
-        config,
-        state,
-        shutdown: Some(shutdown),
-        server: Some(server),
-    }
+    TestApp { remote: Remote::new(addr), data_dir, config, state, shutdown: Some(shutdown), server: Some(server) }
 }
 
 impl TestApp {
@@ -122,6 +119,21 @@ impl TestApp {
     pub async fn rotate_key(&self, name: &str) -> String {
         let app = self.apps().find(name).await.expect("the app exists");
         self.apps().issue_key(&app, "test").await.expect("issue key").api_key
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Remote;
+
+    fn deref(&self) -> &Remote {
+        &self.remote
+    }
+}
+
+impl Remote {
+    /// A client for the server at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self { addr, base: format!("http://{addr}"), client: reqwest::Client::builder().timeout(WAIT).build().unwrap() }
     }
 
     /// A request to `path` carrying `key` (if any) in `X-API-Key`.
@@ -254,6 +266,19 @@ impl WsClient {
             }
         }
     }
+}
+
+/// Waits until the server at `addr` answers `/readyz` with 200 (a real
+/// process starting up), for 30 s at most.
+pub async fn wait_ready(addr: &str) {
+    let client = reqwest::Client::builder().timeout(WAIT).build().unwrap();
+    for _ in 0..300 {
+        if client.get(format!("http://{addr}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server at {addr} did not become ready");
 }
 
 /// Sends a request with `key` and reads its JSON answer, whatever the

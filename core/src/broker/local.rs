@@ -14,7 +14,6 @@
 //! has already seen.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use super::room_log::{to_stored, RoomLog};
 use super::writer::{HistoryWriter, WriterSettings};
-use super::{Broker, BrokerError, Draft, Durability, History, Published, RoomEvent, RoomRef};
+use super::{Broker, BrokerError, Draft, Durability, History, PublishGate, Published, RoomEvent, RoomRef};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -58,15 +57,13 @@ pub struct LocalBroker {
     max_messages: usize,
     max_age: Duration,
     sweeper: JoinHandle<()>,
-    /// Set by `shutdown`: no seq is handed out after the final flush.
-    closed: AtomicBool,
+    /// Closed by `shutdown`: no seq is handed out after the final flush.
+    gate: PublishGate,
 }
 
 /// The outcome of one try at publishing under the room's lock.
 enum Attempt {
     Published(Arc<Published>),
-    /// The broker is shutting down.
-    Closed,
     /// The reserved block is used up: reserve more, then try again.
     NeedsSeqs,
     /// The log was evicted meanwhile: load the room again.
@@ -90,7 +87,7 @@ impl LocalBroker {
             max_messages: settings.writer.keep_per_room,
             max_age: settings.writer.max_age,
             sweeper,
-            closed: AtomicBool::new(false),
+            gate: PublishGate::default(),
         }
     }
 
@@ -136,9 +133,6 @@ impl LocalBroker {
 
     fn try_publish(&self, room: &RoomRef, log: &RoomLog, draft: &mut Option<Draft>) -> Attempt {
         let mut state = log.lock();
-        if self.closed.load(Ordering::Acquire) {
-            return Attempt::Closed;
-        }
         if state.evicted {
             return Attempt::Evicted;
         }
@@ -186,6 +180,7 @@ impl Broker for LocalBroker {
         draft: Draft,
         durability: Durability,
     ) -> Result<Arc<Published>, BrokerError> {
+        let Some(_inside) = self.gate.enter().await else { return Err(BrokerError::ShuttingDown) };
         let mut draft = Some(draft);
         let published = 'load: loop {
             let cell = self.log(room).await?;
@@ -193,7 +188,6 @@ impl Broker for LocalBroker {
             loop {
                 match self.try_publish(room, log, &mut draft) {
                     Attempt::Published(published) => break 'load published,
-                    Attempt::Closed => return Err(BrokerError::ShuttingDown),
                     Attempt::NeedsSeqs => self.reserve(room.id, log).await?,
                     Attempt::Evicted => continue 'load,
                 }
@@ -244,7 +238,7 @@ impl Broker for LocalBroker {
     }
 
     async fn shutdown(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.gate.close().await;
         self.sweeper.abort();
         self.writer.flush().await;
         let loaded: Vec<(i64, u64)> =

@@ -21,6 +21,7 @@ pub mod redis;
 mod room_log;
 pub mod writer;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -124,6 +125,29 @@ pub enum BrokerError {
     Unavailable(String),
 }
 
+/// Lets publishes in until [`PublishGate::close`], which then waits for
+/// the ones inside to finish, so a broker's final flush of history sees
+/// every message that was handed a seq.
+#[derive(Default)]
+pub(crate) struct PublishGate {
+    closed: AtomicBool,
+    inside: tokio::sync::RwLock<()>,
+}
+
+impl PublishGate {
+    /// Admits a publish for as long as the guard lives; `None` once closed.
+    pub(crate) async fn enter(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        let inside = self.inside.read().await;
+        (!self.closed.load(Ordering::Acquire)).then_some(inside)
+    }
+
+    /// Admits no more publishes and waits for those admitted to finish.
+    pub(crate) async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        drop(self.inside.write().await);
+    }
+}
+
 /// A change that closes live connections, on whichever node they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -195,4 +219,26 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Stops taking messages and writes out everything pending.
     async fn shutdown(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn closing_the_gate_waits_for_publishes_inside_and_refuses_new_ones() {
+        let gate = Arc::new(PublishGate::default());
+        let inside = gate.enter().await.expect("open at first");
+        let closing = tokio::spawn({
+            let gate = Arc::clone(&gate);
+            async move { gate.close().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!closing.is_finished(), "close waits for the publish inside");
+        drop(inside);
+        tokio::time::timeout(Duration::from_secs(5), closing).await.expect("then closes").unwrap();
+        assert!(gate.enter().await.is_none(), "no publish after closing");
+    }
 }

@@ -36,7 +36,6 @@ pub mod testing;
 mod wire;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,7 +52,7 @@ use self::wire::Body;
 use super::local::SEQ_BLOCK;
 use super::room_log::to_stored;
 use super::writer::{HistoryWriter, WriterSettings};
-use super::{Broker, BrokerError, Draft, Durability, History, Published, RoomEvent, RoomRef};
+use super::{Broker, BrokerError, Draft, Durability, History, PublishGate, Published, RoomEvent, RoomRef};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -94,8 +93,8 @@ pub struct RedisBroker {
     ceilings: Arc<Mutex<HashMap<i64, u64>>>,
     max_messages: usize,
     max_age: Duration,
-    /// Set by `shutdown`: no message is published after the final flush.
-    closed: AtomicBool,
+    /// Closed by `shutdown`: no message is published after the final flush.
+    gate: PublishGate,
 }
 
 impl RedisBroker {
@@ -144,7 +143,7 @@ impl RedisBroker {
             ceilings,
             max_messages: settings.writer.keep_per_room,
             max_age: settings.writer.max_age,
-            closed: AtomicBool::new(false),
+            gate: PublishGate::default(),
         })
     }
 
@@ -261,9 +260,7 @@ impl Broker for RedisBroker {
         draft: Draft,
         durability: Durability,
     ) -> Result<Arc<Published>, BrokerError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(BrokerError::ShuttingDown);
-        }
+        let Some(_inside) = self.gate.enter().await else { return Err(BrokerError::ShuttingDown) };
         let id = uuid::Uuid::now_v7().to_string();
         let body = Body::new(id, room.name.clone(), draft.sender, draft.payload);
         let text = body.encode();
@@ -342,7 +339,7 @@ impl Broker for RedisBroker {
     }
 
     async fn shutdown(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.gate.close().await;
         self.presence_task.abort();
         self.presence.withdraw().await;
         self.writer.flush().await;

@@ -68,13 +68,7 @@ async fn readme_quickstart_curl_lines_work_as_written() {
     let mut answers = Vec::new();
     for command in &commands {
         let command = command.replace("localhost:3000", &app.addr.to_string());
-        // tokio's Command: the server runs on this test's thread and must
-        // keep serving while curl waits for it.
-        let run = tokio::process::Command::new("bash").arg("-c").arg(&command).env("KEY", &key).output();
-        let output = tokio::time::timeout(WAIT, run).await.expect("curl finishes").expect("bash runs curl");
-        assert!(output.status.success(), "{command}: {}", String::from_utf8_lossy(&output.stderr));
-        let answer: Value = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|err| panic!("{command} answered non-JSON ({err}): {:?}", output.stdout));
+        let answer = run_line(&command, &key).await;
         assert!(answer.get("error").is_none(), "{command} failed: {answer}");
         answers.push(answer);
     }
@@ -109,6 +103,8 @@ async fn readme_websocket_transcript_matches_the_frames_sent() {
 }
 
 /// Runs a shell line of the README with `KEY` set; its stdout as JSON.
+/// tokio's `Command`: an in-process server runs on the test's thread and
+/// must keep serving while curl waits for it.
 async fn run_line(line: &str, key: &str) -> Value {
     let run = tokio::process::Command::new("bash").arg("-c").arg(line).env("KEY", key).output();
     let output = tokio::time::timeout(WAIT, run).await.expect("finishes in time").expect("bash runs");

@@ -324,7 +324,15 @@ impl Browser {
 
     /// Calls a server function; its JSON answer, or its error text.
     pub async fn call(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, String> {
-        let response = self.client.post(format!("{}{path}", self.base)).form(form).send().await.expect("request");
+        self.send(path, form, None).await
+    }
+
+    async fn send(&self, path: &str, form: &[(&str, &str)], forwarded_for: Option<&str>) -> Result<Value, String> {
+        let mut request = self.client.post(format!("{}{path}", self.base)).form(form);
+        if let Some(client) = forwarded_for {
+            request = request.header("x-forwarded-for", client);
+        }
+        let response = request.send().await.expect("request");
         let ok = response.status().is_success();
         let text = response.text().await.unwrap();
         if ok {
@@ -336,9 +344,20 @@ impl Browser {
 
     /// Calls a state-changing server function with this session's token.
     pub async fn act(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, String> {
+        self.act_from(None, path, form).await
+    }
+
+    /// Like [`Browser::act`], with an `X-Forwarded-For` header naming
+    /// `forwarded_for` as the client (as a proxy in front would).
+    pub async fn act_from(
+        &self,
+        forwarded_for: Option<&str>,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Value, String> {
         let mut fields = vec![("csrf", self.csrf.as_str())];
         fields.extend_from_slice(form);
-        self.call(path, &fields).await
+        self.send(path, &fields, forwarded_for).await
     }
 
     /// Reads the session again (who is signed in, the form token).

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{body, spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{body, spawn_app, spawn_app_with, Browser, TestApp, PASSWORD};
 
 const VIA_HTTPS: [(&str, &str); 3] =
     [("x-forwarded-proto", "https"), ("x-forwarded-host", "comms.example.com"), ("x-forwarded-for", "203.0.113.7")];
@@ -48,4 +48,37 @@ async fn forwarding_headers_from_anyone_else_are_ignored() {
     assert!(url.starts_with(&format!("ws://{}/ws/endpoint/", app.addr)), "{url}");
     let cookie = session_cookie_through_proxy(&app).await;
     assert!(!cookie.contains("Secure"), "{cookie}");
+}
+
+/// Five sign-ups a minute per client (`logins_per_minute = 1`): five from
+/// one client behind the proxy, then one from another.
+async fn sign_up_of_a_second_client(trusted: bool) -> Result<serde_json::Value, String> {
+    let app = spawn_app_with(|config| {
+        config.portal.logins_per_minute = 1;
+        if trusted {
+            config.server.trusted_proxies = vec!["127.0.0.1".into()];
+        }
+    })
+    .await;
+    let browser = Browser::open(&app).await;
+    let emails: Vec<String> = (0..5).map(|n| format!("dev{n}@example.com")).collect();
+    let first_client = emails.iter().map(|email| {
+        let browser = &browser;
+        async move {
+            let form = [("email", email.as_str()), ("password", PASSWORD)];
+            browser.act_from(Some("203.0.113.1"), "/portal/fn/sign_up", &form).await
+        }
+    });
+    for result in futures_util::future::join_all(first_client).await {
+        result.expect("within the first client's five");
+    }
+    let form = [("email", "other@example.com"), ("password", PASSWORD)];
+    browser.act_from(Some("203.0.113.2"), "/portal/fn/sign_up", &form).await
+}
+
+#[tokio::test]
+async fn per_client_limits_count_the_forwarded_client_only_behind_a_trusted_proxy() {
+    sign_up_of_a_second_client(true).await.expect("another client behind the proxy has its own limit");
+    let spoofed = sign_up_of_a_second_client(false).await.expect_err("a header from anyone else changes nothing");
+    assert!(spoofed.contains("too many attempts"), "{spoofed}");
 }

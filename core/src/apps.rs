@@ -1,5 +1,5 @@
 //! App administration: create, list, issue and revoke keys, change status,
-//! delete; every change that matters is written to the audit log. Used by
+//! set allowed origins, delete; every change that matters is written to the audit log. Used by
 //! the `comms app …` commands, the admin area and, through
 //! [`crate::portal`], by developers for their own apps.
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::auth::KeyAuthenticator;
 use crate::error::ServiceError;
 use crate::names::AppName;
+use crate::origins::AllowedOrigins;
 use crate::secrets::NewApiKey;
 use crate::service::Service;
 use crate::store::{AppFilter, AppProfile, AppRecord, AppStatus, AppSummary, AuditEntry, NewApp, Store};
@@ -162,6 +163,26 @@ impl Apps {
         }
         self.audit(actor, action, &app.name, "").await?;
         Ok(app)
+    }
+
+    /// Replaces the app's allow-list of browser origins (empty allows any).
+    /// It applies from the next request and the next WebSocket handshake;
+    /// sockets already open stay open.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn set_allowed_origins(
+        &self,
+        app: &AppRecord,
+        origins: AllowedOrigins,
+        actor: &str,
+    ) -> Result<AppRecord, ServiceError> {
+        self.store.set_allowed_origins(app.id, &origins).await?;
+        self.authenticator.invalidate_app(app.id);
+        let detail = if origins.allows_any() { "any origin".to_owned() } else { origins.to_stored() };
+        self.audit(actor, "origins_changed", &app.name, &detail).await?;
+        Ok(AppRecord { allowed_origins: origins, ..app.clone() })
     }
 
     /// Deletes the app with everything it has, closing its live sockets.

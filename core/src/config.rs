@@ -68,6 +68,32 @@ pub struct ServerConfig {
     /// Addresses or networks (`127.0.0.1`, `10.0.0.0/8`) of proxies whose
     /// `X-Forwarded-For`, `-Proto` and `-Host` headers are believed.
     pub trusted_proxies: Vec<String>,
+    /// Built-in HTTPS, for setups without a proxy in front.
+    pub tls: TlsConfig,
+}
+
+/// Built-in HTTPS (rustls): with `cert` and `key`, `comms serve` speaks
+/// HTTPS and `wss://` itself on `server.addr`. Off when both are empty,
+/// for a proxy in front (nginx) to terminate TLS.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the certificate chain, the site's certificate first
+    /// (certbot's `fullchain.pem`). Read again when it changes.
+    pub cert: String,
+    /// PEM file of the private key (certbot's `privkey.pem`).
+    pub key: String,
+    /// A plain-HTTP address answering every request with a redirect to
+    /// https (`0.0.0.0:80`); none when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_from: Option<SocketAddr>,
+}
+
+impl TlsConfig {
+    /// Whether comms terminates TLS itself.
+    pub fn enabled(&self) -> bool {
+        !self.cert.is_empty()
+    }
 }
 
 /// Where data is stored.
@@ -265,8 +291,8 @@ impl Default for Config {
 impl ServerConfig {
     /// `ws://host[:port]` or `wss://…`: where clients reach this server's
     /// WebSocket. From `public_url` when set, else from the request's
-    /// origin (its host, and `wss://` when it came over HTTPS through a
-    /// trusted proxy), else from the listening address.
+    /// origin (its host, and `wss://` when it came over HTTPS, through a
+    /// trusted proxy or to comms itself), else from the listening address.
     pub fn ws_base(&self, origin: Option<&Origin>) -> String {
         let public = self.public_url.trim_end_matches('/');
         if let Some(rest) = public.strip_prefix("https://") {
@@ -275,17 +301,21 @@ impl ServerConfig {
         if let Some(rest) = public.strip_prefix("http://") {
             return format!("ws://{rest}");
         }
-        let scheme = if origin.is_some_and(|origin| origin.https) { "wss" } else { "ws" };
+        let https = origin.map_or(self.tls.enabled(), |origin| origin.https);
+        let scheme = if https { "wss" } else { "ws" };
         let host = origin.and_then(|origin| origin.host.clone()).unwrap_or_else(|| self.addr.to_string());
         format!("{scheme}://{host}")
     }
 
     /// Where a request from `peer` really comes from, believing forwarding
-    /// headers only from `trusted_proxies`.
+    /// headers only from `trusted_proxies`; always over HTTPS when comms
+    /// terminates TLS itself.
     pub fn origin(&self, peer: IpAddr, headers: ForwardedHeaders<'_>) -> Origin {
         // Validated at load; a config built in code with a bad entry
         // trusts no one rather than everyone.
-        TrustedProxies::parse(&self.trusted_proxies).unwrap_or_default().origin(peer, headers)
+        let mut origin = TrustedProxies::parse(&self.trusted_proxies).unwrap_or_default().origin(peer, headers);
+        origin.https |= self.tls.enabled();
+        origin
     }
 }
 
@@ -296,6 +326,7 @@ impl Default for ServerConfig {
             public_url: String::new(),
             shutdown_grace_secs: 10,
             trusted_proxies: Vec::new(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -420,6 +451,12 @@ impl Config {
              with a SQLite file each, nodes would number rooms each on their own",
         )?;
         TrustedProxies::parse(&self.server.trusted_proxies).map_err(|err| ConfigError::Rule(err.to_string()))?;
+        let tls = &self.server.tls;
+        rule(
+            tls.cert.is_empty() == tls.key.is_empty(),
+            "server.tls.cert and server.tls.key go together: set both for built-in HTTPS, or neither",
+        )?;
+        rule(tls.enabled() || tls.redirect_from.is_none(), "server.tls.redirect_from needs server.tls.cert and key")?;
         rule(self.history.max_messages >= 1, "history.max_messages must be at least 1")?;
         rule(self.history.write_batch >= 1, "history.write_batch must be at least 1")?;
         rule(self.websocket.ping_interval_secs >= 1, "websocket.ping_interval_secs must be at least 1")?;
@@ -527,8 +564,13 @@ mod tests {
             match value.as_table() {
                 Some(section) => {
                     assert!(docs.contains(&format!("## `[{key}]`")), "section [{key}] is not documented");
-                    for inner in section.keys() {
+                    for (inner, value) in section {
                         assert!(docs.contains(&format!("| `{inner}` |")), "{key}.{inner} is not documented");
+                        let Some(subsection) = value.as_table() else { continue };
+                        assert!(docs.contains(&format!("## `[{key}.{inner}]`")), "[{key}.{inner}] is not documented");
+                        for leaf in subsection.keys() {
+                            assert!(docs.contains(&format!("| `{leaf}` |")), "{key}.{inner}.{leaf} is not documented");
+                        }
                     }
                 }
                 None => assert!(docs.contains(&format!("| `{key}` |")), "{key} is not documented"),
@@ -566,11 +608,30 @@ mod tests {
     }
 
     #[test]
+    fn built_in_tls_makes_every_request_https() {
+        let mut server = ServerConfig::default();
+        server.tls.cert = "cert.pem".into();
+        server.tls.key = "key.pem".into();
+        let direct = ForwardedHeaders { host: Some("comms.example.com"), ..ForwardedHeaders::default() };
+        let origin = server.origin(IpAddr::from([9, 9, 9, 9]), direct);
+        assert!(origin.https);
+        assert_eq!(server.ws_base(Some(&origin)), "wss://comms.example.com");
+        assert_eq!(server.ws_base(None), "wss://127.0.0.1:3000");
+    }
+
+    #[test]
     fn rules_are_checked() {
         let mut config = Config::default();
         config.server.public_url = "example.com".into();
         assert!(config.validate().is_err());
         config.server.public_url = "https://example.com".into();
+        assert!(config.validate().is_ok());
+
+        config.server.tls.redirect_from = Some(SocketAddr::from(([0, 0, 0, 0], 80)));
+        assert!(config.validate().is_err(), "a redirect without TLS");
+        config.server.tls.cert = "fullchain.pem".into();
+        assert!(config.validate().is_err(), "a certificate without its key");
+        config.server.tls.key = "privkey.pem".into();
         assert!(config.validate().is_ok());
     }
 }

@@ -8,6 +8,7 @@ use comms_protocol::ErrorCode;
 
 use crate::broker::BrokerError;
 use crate::names::InvalidName;
+use crate::origins::InvalidOrigin;
 use crate::store::StoreError;
 
 /// Why a service call failed.
@@ -19,6 +20,9 @@ pub enum ServiceError {
     /// Missing, unknown or revoked key, or an app that is not approved.
     #[error("a valid API key of an approved app is required")]
     Forbidden,
+    /// The request's `Origin` is not in the app's allow-list.
+    #[error("origin {0} is not allowed for this app")]
+    OriginNotAllowed(String),
     /// A portal or admin action this account may not take (wrong
     /// password, not an admin, app not approved); the text says which.
     #[error("{0}")]
@@ -54,7 +58,7 @@ impl ServiceError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid(_) => ErrorCode::Invalid,
-            Self::Forbidden | Self::Denied(_) => ErrorCode::Forbidden,
+            Self::Forbidden | Self::OriginNotAllowed(_) | Self::Denied(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
@@ -68,6 +72,12 @@ impl ServiceError {
 
 impl From<InvalidName> for ServiceError {
     fn from(err: InvalidName) -> Self {
+        Self::Invalid(err.to_string())
+    }
+}
+
+impl From<InvalidOrigin> for ServiceError {
+    fn from(err: InvalidOrigin) -> Self {
         Self::Invalid(err.to_string())
     }
 }

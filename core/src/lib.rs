@@ -9,6 +9,7 @@
 //! - [`store`]: the SQL boundary (`Store` trait, SQLite and PostgreSQL backends).
 //! - [`error`]: `ServiceError`, mapped to SPEC's error codes.
 //! - [`auth`]: API-key check with a small cache.
+//! - [`origins`]: per-app allow-lists of browser origins.
 //! - [`forwarded`]: the client's address, scheme and host behind trusted proxies.
 //! - [`limits`]: REST and WebSocket rate limits.
 //! - [`broker`]: seq, history and publishing behind a trait (in-process now).
@@ -39,6 +40,7 @@ pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod names;
+pub mod origins;
 pub mod passwords;
 pub mod plan;
 pub mod portal;

@@ -63,17 +63,24 @@ impl Plan {
         } else {
             config.server.public_url.clone()
         };
-        let tls = if config.server.public_url.starts_with("https://") {
-            "terminated by a proxy in front (public_url is https)"
+        let tls_config = &config.server.tls;
+        let tls = if tls_config.enabled() {
+            let redirect = match tls_config.redirect_from {
+                Some(addr) => format!("; plain HTTP on {addr} redirects to https"),
+                None => String::new(),
+            };
+            format!("built in: HTTPS on {} with the certificate in {}{redirect}", config.server.addr, tls_config.cert)
+        } else if config.server.public_url.starts_with("https://") {
+            "terminated by a proxy in front (public_url is https)".to_owned()
         } else {
-            "none: plain HTTP"
+            "none: plain HTTP".to_owned()
         };
         Self {
             profile: config.profile.clone(),
             listen: config.server.addr.to_string(),
             public_url,
-            ws_url: format!("{}/ws/endpoint/{{code}}/", config.server.ws_base(Some(&example_origin()))),
-            tls: tls.into(),
+            ws_url: format!("{}/ws/endpoint/{{code}}/", config.server.ws_base(Some(&example_origin(config)))),
+            tls,
             database: Target { kind: database_kind.into(), url: redact_url(&database_url) },
             broker,
             demo: config.demo.enabled,
@@ -84,9 +91,10 @@ impl Plan {
     }
 }
 
-/// A plain-HTTP request for `HOST`, to show the form of `ws_url`s.
-fn example_origin() -> Origin {
-    Origin { client_ip: IpAddr::from([0, 0, 0, 0]), https: false, host: Some("HOST".into()) }
+/// A request for `HOST` straight to this node (over HTTPS if it speaks
+/// TLS), to show the form of `ws_url`s.
+fn example_origin(config: &Config) -> Origin {
+    Origin { client_ip: IpAddr::from([0, 0, 0, 0]), https: config.server.tls.enabled(), host: Some("HOST".into()) }
 }
 
 fn warnings(config: &Config) -> Vec<String> {
@@ -145,5 +153,17 @@ mod tests {
         for flagged in ["demo.enabled", "auto_approve", "secure_cookies", "demo bot"] {
             assert!(text.contains(flagged), "{flagged} in {text}");
         }
+    }
+
+    #[test]
+    fn built_in_tls_gives_wss_urls_and_says_where_the_certificate_is() {
+        let mut config = Config::default();
+        config.server.tls.cert = "/etc/comms/fullchain.pem".into();
+        config.server.tls.key = "/etc/comms/privkey.pem".into();
+        config.server.tls.redirect_from = Some("0.0.0.0:80".parse().unwrap());
+        let plan = Plan::of(&config);
+        assert_eq!(plan.ws_url, "wss://HOST/ws/endpoint/{code}/");
+        assert!(plan.tls.starts_with("built in") && plan.tls.contains("/etc/comms/fullchain.pem"), "{}", plan.tls);
+        assert!(plan.tls.contains("0.0.0.0:80 redirects"), "{}", plan.tls);
     }
 }

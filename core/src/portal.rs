@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::apps::{Apps, IssuedKey};
 use crate::error::ServiceError;
+use crate::origins::AllowedOrigins;
 use crate::store::{AccountRecord, AppFilter, AppProfile, AppRecord, AppStatus, AppSummary};
 
 /// Longest description or intended use, in characters.
@@ -117,6 +118,25 @@ impl Portal {
     pub async fn revoke_keys(&self, owner: &AccountRecord, name: &str) -> Result<u64, ServiceError> {
         let app = self.app_of(owner, name).await?;
         self.apps.revoke_keys(&app, &owner.email).await
+    }
+
+    /// Replaces the allow-list of browser origins of the developer's app
+    /// from what they typed: origins separated by white space or commas;
+    /// nothing allows any origin.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for an entry that is not an origin, and as
+    /// [`Portal::app_of`].
+    pub async fn set_allowed_origins(
+        &self,
+        owner: &AccountRecord,
+        name: &str,
+        origins: &str,
+    ) -> Result<AppRecord, ServiceError> {
+        let origins = AllowedOrigins::parse_text(origins)?;
+        let app = self.app_of(owner, name).await?;
+        self.apps.set_allowed_origins(&app, origins, &owner.email).await
     }
 
     /// Deletes the developer's app with its rooms, endpoints and history.

@@ -49,17 +49,22 @@ pub enum JoinError {
 }
 
 impl Service {
-    /// Finds the endpoint a WebSocket presents the code of.
+    /// Finds the endpoint a WebSocket presents the code of, from a page
+    /// at `origin` (the handshake's `Origin` header, if any).
     ///
     /// # Errors
     ///
     /// `NotFound` for an unknown or deleted code, or an endpoint whose app is
-    /// not approved.
-    pub async fn ticket(&self, code: &str) -> Result<JoinTicket, ServiceError> {
+    /// not approved; `OriginNotAllowed` when the app lists its origins and
+    /// `origin` is not one of them.
+    pub async fn ticket(&self, code: &str, origin: Option<&str>) -> Result<JoinTicket, ServiceError> {
         let unknown = || ServiceError::NotFound("unknown endpoint code".into());
         let access = self.store.endpoint_by_code(code).await?.ok_or_else(unknown)?;
         if access.app_status != AppStatus::Approved {
             return Err(unknown());
+        }
+        if !access.allowed_origins.permits(origin) {
+            return Err(ServiceError::OriginNotAllowed(origin.unwrap_or_default().to_owned()));
         }
         Ok(JoinTicket {
             room: RoomRef { id: access.endpoint.room_id, name: access.endpoint.room_name.clone() },

@@ -16,6 +16,7 @@ use comms_core::accounts::Accounts;
 use comms_core::apps::{Apps, CLI_ACTOR};
 use comms_core::auth::{ChangeMarker, KeyAuthenticator};
 use comms_core::config::Config;
+use comms_core::origins::AllowedOrigins;
 use comms_core::plan::Plan;
 use comms_core::store::{redact_url, AppFilter, AppRecord, AppStatus};
 use comms_core::time::format_ms;
@@ -90,6 +91,19 @@ enum AppCommand {
     Approve { name: String },
     /// Reject the app: it stays, its keys and endpoints do not work.
     Reject { name: String },
+    /// Set the browser origins the app's pages may use the API and the
+    /// WebSocket from (`https://example.com`, `https://*.example.com`,
+    /// `http://localhost:3000`), or allow any with `--any`; prints
+    /// `{"name", "allowed_origins"}` (`[]` means any).
+    Origins {
+        name: String,
+        /// The origins, replacing the ones listed before.
+        #[arg(required_unless_present = "any")]
+        origins: Vec<String>,
+        /// Allow every origin again (the default).
+        #[arg(long, conflicts_with = "origins")]
+        any: bool,
+    },
 }
 
 impl Cli {
@@ -154,8 +168,12 @@ async fn serve(mut config: Config, addr: Option<SocketAddr>, print_config: bool)
     let database = redact_url(&config.database_url());
     let broker =
         if config.broker.redis_url.is_empty() { "in-process".to_owned() } else { redact_url(&config.broker.redis_url) };
+    let scheme = if config.server.tls.enabled() { "https" } else { "http" };
     let application = Application::build(config, addr).await?;
-    tracing::info!(%database, %broker, "listening on http://{}", application.local_addr());
+    tracing::info!(%database, %broker, "listening on {scheme}://{}", application.local_addr());
+    if let Some(redirect) = application.redirect_addr() {
+        tracing::info!("redirecting http://{redirect} to https");
+    }
     application.run_until(shutdown_signal()).await
 }
 
@@ -178,6 +196,7 @@ async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
                     "created_at": format_ms(summary.app.created_at),
                     "active_keys": summary.active_keys,
                     "rooms": summary.rooms,
+                    "allowed_origins": summary.app.allowed_origins.entries(),
                 });
                 println!("{line}");
             }
@@ -189,6 +208,12 @@ async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
         AppCommand::Suspend { name } => print_status(apps.set_status(&name, AppStatus::Suspended, CLI_ACTOR).await?),
         AppCommand::Approve { name } => print_status(apps.set_status(&name, AppStatus::Approved, CLI_ACTOR).await?),
         AppCommand::Reject { name } => print_status(apps.set_status(&name, AppStatus::Rejected, CLI_ACTOR).await?),
+        AppCommand::Origins { name, origins, any: _ } => {
+            // `--any` comes with no origins, and an empty list allows any.
+            let origins = AllowedOrigins::parse(origins.iter().map(String::as_str))?;
+            let app = apps.set_allowed_origins(&apps.find(&name).await?, origins, CLI_ACTOR).await?;
+            println!("{}", json!({ "name": app.name, "allowed_origins": app.allowed_origins.entries() }));
+        }
     }
     Ok(())
 }

@@ -18,7 +18,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The approved app whose API key the request carries, in `X-API-Key` or
-/// `Authorization: Bearer`. Also takes one request from the app's rate limit.
+/// `Authorization: Bearer`, asked from a page the app allows (its
+/// `Origin`, if any, is in the app's allow-list). Also takes one request
+/// from the app's rate limit.
 pub struct AuthApp(pub AppRecord);
 
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -37,9 +39,20 @@ impl FromRequestParts<AppState> for AuthApp {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let key = presented_key(&parts.headers).ok_or(ApiError(ServiceError::Forbidden))?;
         let app = state.authenticator.authenticate(key).await?;
+        let origin = browser_origin(&parts.headers);
+        if !app.allowed_origins.permits(origin) {
+            return Err(ApiError(ServiceError::OriginNotAllowed(origin.unwrap_or_default().to_owned())));
+        }
         state.api_limiter.check(app.id).map_err(|retry_after| ApiError(ServiceError::RateLimited { retry_after }))?;
         Ok(Self(app))
     }
+}
+
+/// The `Origin` header browsers send with cross-site requests and
+/// WebSocket handshakes; one that is not text counts as present and empty,
+/// so it matches no allow-list.
+pub fn browser_origin(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ORIGIN).map(|value| value.to_str().unwrap_or_default())
 }
 
 /// A JSON object body. The `Content-Type` is not checked, so `curl -d` works

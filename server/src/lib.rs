@@ -9,6 +9,8 @@
 //! - [`state`]: [`state::AppState`], the handle every handler gets.
 //! - [`sessions`]: the portal's session store, in the SQLite or PostgreSQL
 //!   database the rest of the data is in.
+//! - [`cors`]: cross-origin access to the API (per-app origin lists are
+//!   checked with the key, in [`extract`]).
 //! - [`error`]: [`error::ApiError`], service errors as SPEC's error JSON.
 //! - [`extract`]: the API-key check, JSON/query extractors with our errors,
 //!   and the public WebSocket base URL.
@@ -17,11 +19,14 @@
 //! - [`security_headers`]: CSP, referrer policy, HSTS… on the site's pages.
 //! - [`ws`]: the WebSocket connection: protocol frames in and out of a
 //!   socket; room membership and fan-out live in `comms_core::hub`.
+//! - [`tls`]: built-in HTTPS (rustls) and the HTTP-to-HTTPS redirect, for
+//!   a machine without nginx.
 //! - [`telemetry`]: logging and the HTTP metrics middleware.
 
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod routes;
@@ -30,4 +35,5 @@ pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 pub mod ws;

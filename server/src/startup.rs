@@ -1,12 +1,16 @@
 //! Building the application from a config, and running it until shutdown.
 //!
+//! The listener speaks plain HTTP, or HTTPS itself with `[server.tls]`
+//! (see [`crate::tls`]).
+//!
 //! Shutdown (SIGTERM or Ctrl-C): stop accepting, close every WebSocket with
 //! 1001 so clients resume elsewhere, let in-flight requests finish, wait for
 //! the socket tasks (up to `server.shutdown_grace_secs`), then write out the
 //! history still queued.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -14,6 +18,7 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use axum::Router;
 use comms_core::accounts::Accounts;
 use comms_core::apps::Apps;
@@ -36,6 +41,7 @@ use comms_core::store::{redact_url, Store, StoreError};
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -48,6 +54,7 @@ use crate::security_headers::SecurityHeaders;
 use crate::sessions::SessionStore;
 use crate::state::{AppState, DemoState, Shared};
 use crate::telemetry;
+use crate::tls::{self, bind_redirect, https_listener, HttpsListener};
 
 /// Opens the configured store and applies migrations.
 ///
@@ -121,9 +128,17 @@ fn open_broker(
 /// How often expired portal sessions are deleted from the database.
 const SESSION_SWEEP: Duration = Duration::from_secs(3600);
 
+/// The bound listener, plain or (with `[server.tls]`) speaking HTTPS.
+enum Listening {
+    Plain(TcpListener),
+    Tls(HttpsListener),
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
-    listener: TcpListener,
+    listener: Listening,
+    /// `server.tls.redirect_from`: plain HTTP redirecting to https.
+    redirect: Option<TcpListener>,
     router: Router,
     state: AppState,
     /// The demo's bot and sweeper and the expired-session sweeper,
@@ -186,7 +201,18 @@ impl Application {
         }));
         let router = router(state.clone());
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        Ok(Self { listener, router, state, background })
+        let tls = &state.config.server.tls;
+        let (listener, redirect) = if tls.enabled() {
+            let listener = https_listener(listener, Path::new(&tls.cert), Path::new(&tls.key))?;
+            let redirect = match tls.redirect_from {
+                Some(from) => Some(bind_redirect(from).await?),
+                None => None,
+            };
+            (Listening::Tls(listener), redirect)
+        } else {
+            (Listening::Plain(listener), None)
+        };
+        Ok(Self { listener, redirect, router, state, background })
     }
 
     /// The address actually bound.
@@ -195,7 +221,16 @@ impl Application {
     ///
     /// Never in practice: a bound listener always has a local address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        match &self.listener {
+            Listening::Plain(listener) => listener.local_addr(),
+            Listening::Tls(listener) => listener.local_addr(),
+        }
+        .expect("a bound listener has an address")
+    }
+
+    /// The address of the HTTP-to-HTTPS redirect, if there is one.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
     /// The shared handles, for tests and embedding.
@@ -209,16 +244,34 @@ impl Application {
     ///
     /// The listener fails.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, router, state, background } = self;
+        let https_port = self.local_addr().port();
+        let Self { listener, redirect, router, state, background } = self;
+        let stopping = CancellationToken::new();
+        let redirecting = redirect.map(|listener| {
+            let redirects = tls::redirect_router(&state.config.server, https_port);
+            let stopped = stopping.clone().cancelled_owned();
+            tokio::spawn(axum::serve(listener, redirects).with_graceful_shutdown(stopped).into_future())
+        });
         let hub = Arc::clone(&state.hub);
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: closing WebSockets with 1001");
-                hub.close_all(CloseReason::ShuttingDown);
-            })
-            .await
-            .context("serving HTTP")?;
+        let closing = async move {
+            shutdown.await;
+            stopping.cancel();
+            tracing::info!("shutting down: closing WebSockets with 1001");
+            hub.close_all(CloseReason::ShuttingDown);
+        };
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        match listener {
+            Listening::Plain(listener) => axum::serve(listener, service).with_graceful_shutdown(closing).await,
+            // `tap_io` (doing nothing) is how axum hands the peer address of
+            // a listener other than its own TCP one to `ConnectInfo`.
+            Listening::Tls(listener) => {
+                axum::serve(listener.tap_io(|_| {}), service).with_graceful_shutdown(closing).await
+            }
+        }
+        .context("serving HTTP")?;
+        if let Some(task) = redirecting {
+            task.await.context("the redirect listener stopped")?.context("serving the HTTP-to-HTTPS redirect")?;
+        }
         // Sockets upgraded while the listener was closing.
         state.hub.close_all(CloseReason::ShuttingDown);
         state.sockets.close();

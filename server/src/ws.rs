@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::Uri;
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
 use crate::error::ApiError;
-use crate::extract::ApiPath;
+use crate::extract::{browser_origin, ApiPath};
 use crate::state::AppState;
 
 /// Frames written before one flush, at most.
@@ -53,16 +53,18 @@ struct ConnectQuery {
     after_seq: Option<u64>,
 }
 
-/// Checks the code before upgrading, so unknown codes get a plain `404`
-/// (before any complaint about the query or a missing upgrade).
+/// Checks the code (and the page's origin against the app's allow-list)
+/// before upgrading, so unknown codes get a plain `404` (before any
+/// complaint about the query or a missing upgrade).
 #[tracing::instrument(skip_all)]
 async fn connect(
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
     uri: Uri,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let ticket = state.service.ticket(&code).await?;
+    let ticket = state.service.ticket(&code, browser_origin(&headers)).await?;
     let query = Query::<ConnectQuery>::try_from_uri(&uri)?.0;
     let upgrade = upgrade.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
     let limit = state.config.limits.max_message_bytes;

@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use comms_protocol::Permission;
 
 use crate::names::{AppName, RoomName};
+use crate::origins::AllowedOrigins;
 use crate::secrets::ApiKeyHash;
 
 /// Lifecycle of an app; only `approved` apps' keys and endpoints work.
@@ -76,6 +77,8 @@ pub struct AppRecord {
     pub owner_id: Option<i64>,
     /// Milliseconds since the epoch.
     pub created_at: i64,
+    /// Browser origins its pages may use the API and WebSocket from.
+    pub allowed_origins: AllowedOrigins,
 }
 
 /// What a developer says about an app when requesting its key.
@@ -216,6 +219,8 @@ pub struct EndpointAccess {
     pub endpoint: EndpointRecord,
     /// Only an approved app's endpoints may be joined.
     pub app_status: AppStatus,
+    /// Browser origins the app's endpoints may be joined from.
+    pub allowed_origins: AllowedOrigins,
 }
 
 /// A retained message as stored.
@@ -319,6 +324,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_apps(&self, filter: AppFilter) -> Result<Vec<AppSummary>, StoreError>;
     /// Changes an app's status.
     async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError>;
+    /// Replaces the app's allow-list of browser origins.
+    async fn set_allowed_origins(&self, app_id: i64, origins: &AllowedOrigins) -> Result<(), StoreError>;
     /// Revokes every active key of the app and stores `new` as its only key.
     async fn replace_api_keys(&self, app_id: i64, new: ApiKeyHash) -> Result<(), StoreError>;
     /// Revokes every active key of the app; how many were.

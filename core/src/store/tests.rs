@@ -79,6 +79,7 @@ on_every_backend!(
     concurrent_room_creations_each_get_their_own_answer,
     ids_are_never_reused,
     apps_are_found_by_name_and_change_status,
+    allowed_origins_reach_every_way_an_app_is_read,
     endpoints_are_found_by_code_and_listed_by_room,
     history_keeps_the_newest_and_last_seq,
     history_loads_the_newest_within_limit_and_age,
@@ -200,6 +201,24 @@ async fn apps_are_found_by_name_and_change_status(fixture: &Fixture) {
     store.set_app_status(pending.id, AppStatus::Suspended).await.unwrap();
     assert_eq!(store.app_by_name(&name).await.unwrap().unwrap().status, AppStatus::Suspended);
     assert_eq!(store.app_by_name(&AppName::parse("nope").unwrap()).await.unwrap(), None);
+}
+
+async fn allowed_origins_reach_every_way_an_app_is_read(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let key = NewApiKey::generate();
+    let app = store.create_app(new_app("o", Some(key.hash))).await.unwrap();
+    assert!(app.allowed_origins.allows_any(), "a new app allows any origin");
+    let room = room(store, app.id, "r").await;
+    store.create_endpoint(endpoint(room.id, "c")).await.unwrap();
+    let origins = AllowedOrigins::parse(["https://example.com", "https://*.example.org:8443"]).unwrap();
+    store.set_allowed_origins(app.id, &origins).await.unwrap();
+    let by_name = store.app_by_name(&AppName::parse("o").unwrap()).await.unwrap().unwrap();
+    assert_eq!(by_name.allowed_origins, origins);
+    assert_eq!(store.app_by_key(key.hash).await.unwrap().unwrap().allowed_origins, origins);
+    assert_eq!(store.list_apps(AppFilter::All).await.unwrap()[0].app.allowed_origins, origins);
+    assert_eq!(store.endpoint_by_code("c").await.unwrap().unwrap().allowed_origins, origins);
+    store.set_allowed_origins(app.id, &AllowedOrigins::default()).await.unwrap();
+    assert!(store.app_by_name(&AppName::parse("o").unwrap()).await.unwrap().unwrap().allowed_origins.allows_any());
 }
 
 async fn endpoints_are_found_by_code_and_listed_by_room(fixture: &Fixture) {

@@ -66,17 +66,23 @@ pub fn openapi() -> OpenApiDocument {
     rest().into_openapi()
 }
 
-/// Every HTTP route of the server: REST, legacy, WebSocket, operations and
-/// the site.
+/// Every HTTP route of the server: REST, legacy (both open to other
+/// origins, see [`crate::cors`]), WebSocket, operations and the site.
 pub fn router(state: &AppState) -> Router<AppState> {
     let (rest, document) = rest().split_for_parts();
     let document = Bytes::from(document.to_json().expect("the OpenAPI document serializes"));
     let serve_document = move || async move { ([(header::CONTENT_TYPE, "application/json")], document.clone()) };
-    Router::new()
+    let api = Router::new()
         .merge(rest)
         .route("/api/v1/openapi.json", get(serve_document))
-        .merge(site::router(state))
         .merge(legacy::router())
+        // Set before the layer, so the layer answers preflights (OPTIONS)
+        // first; set later, it would replace the layered fallback.
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(crate::cors::api_layer());
+    Router::new()
+        .merge(api)
+        .merge(site::router(state))
         .merge(crate::ws::router())
         .merge(ops::router())
         .fallback(site::fallback)

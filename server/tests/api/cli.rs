@@ -54,6 +54,28 @@ fn app_commands_create_list_rotate_and_suspend() {
 }
 
 #[test]
+fn app_origins_are_listed_and_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    json_lines(&comms(dir.path(), &["app", "create", "acme"]));
+    assert_eq!(json_lines(&comms(dir.path(), &["app", "list"]))[0]["allowed_origins"], serde_json::json!([]));
+
+    let set =
+        json_lines(&comms(dir.path(), &["app", "origins", "acme", "https://Acme.example", "https://*.acme.example"]));
+    let listed = serde_json::json!(["https://acme.example", "https://*.acme.example"]);
+    assert_eq!(set[0]["allowed_origins"], listed);
+    assert_eq!(json_lines(&comms(dir.path(), &["app", "list"]))[0]["allowed_origins"], listed);
+
+    let bad = comms(dir.path(), &["app", "origins", "acme", "acme.example"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not an origin"));
+    assert!(!comms(dir.path(), &["app", "origins", "acme"]).status.success(), "origins or --any");
+    assert!(!comms(dir.path(), &["app", "origins", "acme", "--any", "https://a.example"]).status.success());
+
+    let cleared = json_lines(&comms(dir.path(), &["app", "origins", "acme", "--any"]));
+    assert_eq!(cleared[0]["allowed_origins"], serde_json::json!([]));
+}
+
+#[test]
 fn migrate_and_print_config() {
     let dir = tempfile::tempdir().unwrap();
     json_lines(&comms(dir.path(), &["migrate"]));

@@ -21,6 +21,7 @@ use tempfile::TempDir;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -188,11 +189,20 @@ impl Remote {
 
     /// The HTTP status a WebSocket handshake with `code` is refused with.
     pub async fn ws_refusal(&self, code: &str) -> u16 {
-        let url = format!("ws://{}/ws/endpoint/{code}/", self.addr);
-        match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url)).await.expect("answer in time") {
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
-            Err(other) => panic!("expected an HTTP refusal, got {other}"),
-            Ok(_) => panic!("expected the handshake to be refused"),
+        self.connect_ws_from(code, None).await.err().expect("expected the handshake to be refused")
+    }
+
+    /// Opens a WebSocket with an endpoint code as a page at `origin` would
+    /// (browsers send their page's `Origin`); the HTTP status of a refusal.
+    pub async fn connect_ws_from(&self, code: &str, origin: Option<&str>) -> Result<WsClient, u16> {
+        let mut request = format!("ws://{}/ws/endpoint/{code}/", self.addr).into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request.headers_mut().insert("origin", origin.parse().unwrap());
+        }
+        match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request)).await.expect("answer in time") {
+            Ok((stream, _)) => Ok(WsClient { stream }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+            Err(other) => panic!("expected an HTTP answer to the handshake, got {other}"),
         }
     }
 }

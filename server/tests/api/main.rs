@@ -3,6 +3,7 @@
 //! and WebSocket as SPEC.md describes.
 
 mod auth;
+mod certs;
 mod cli;
 mod cluster;
 mod concurrency;
@@ -15,6 +16,7 @@ mod legacy;
 mod messages;
 mod nginx;
 mod ops;
+mod origins;
 mod outage;
 mod portal;
 mod postgres;
@@ -22,4 +24,5 @@ mod proxy;
 mod restart;
 mod rooms;
 mod site_headers;
+mod tls;
 mod websocket;

@@ -5,102 +5,22 @@
 //! forwarding headers of a trusted proxy), and a chat over wss.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use comms_core::store::testing::missing_service;
-use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
-use serde_json::{json, Value};
+use futures_util::SinkExt;
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::Connector;
 
-use crate::helpers::{send_json, spawn_app_with, WAIT};
-
-const HOST: &str = "comms.example.com";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn run(program: &str, args: &[&str], dir: &Path) {
-    let output = Command::new(program).args(args).current_dir(dir).output().expect("run openssl");
-    assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-}
-
-/// A certificate authority and a certificate for [`HOST`] signed by it.
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let subject = format!("/CN={HOST}");
-    run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=comms test CA",
-        ],
-        dir,
-    );
-    run(
-        "openssl",
-        &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "site.key", "-out", "site.csr", "-subj", &subject],
-        dir,
-    );
-    std::fs::write(dir.join("san.ext"), format!("subjectAltName=DNS:{HOST}\n")).unwrap();
-    run(
-        "openssl",
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "site.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "site.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-        dir,
-    );
-    (dir.join("ca.pem"), dir.join("site.pem"), dir.join("site.key"))
-}
+use crate::certs::{free_port, next_json, TestCa, HOST};
+use crate::helpers::{send_json, spawn_app_with};
 
 /// Replaces `from` with `to`, insisting that `from` is there: the site file
 /// changing shape must fail this test, not quietly skip a part of it.
 fn swap(text: &str, from: &str, to: &str) -> String {
     assert!(text.contains(from), "deploy/nginx.conf no longer contains {from:?}");
     text.replace(from, to)
-}
-
-/// The next text frame as JSON, skipping pings and pongs.
-async fn next_json<S>(socket: &mut S) -> Value
-where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        let frame = tokio::time::timeout(WAIT, socket.next()).await.expect("a frame").expect("open").expect("valid");
-        if let Message::Text(text) = frame {
-            return serde_json::from_str(&text).expect("a JSON frame");
-        }
-    }
 }
 
 struct Nginx(Child);
@@ -119,7 +39,8 @@ async fn nginx_serves_the_site_and_the_websocket_over_tls() {
     }
     let app = spawn_app_with(|config| config.server.trusted_proxies = vec!["127.0.0.1".into()]).await;
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = certificates(dir.path());
+    let ca = TestCa::new(dir.path());
+    let (cert, key) = ca.issue("site");
     let site = dir.path().join("site");
     std::fs::create_dir_all(site.join("pkg")).unwrap();
     std::fs::write(site.join("pkg/probe.js"), "// served by nginx\n").unwrap();
@@ -156,14 +77,7 @@ async fn nginx_serves_the_site_and_the_websocket_over_tls() {
     let _nginx = Nginx(nginx);
 
     let https_addr: SocketAddr = format!("127.0.0.1:{https}").parse().unwrap();
-    let ca_pem = std::fs::read(&ca).unwrap();
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap())
-        .resolve(HOST, https_addr)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(WAIT)
-        .build()
-        .unwrap();
+    let client = ca.https_client(https_addr);
     let base = format!("https://{HOST}:{https}");
     let mut page = None;
     for _ in 0..100 {
@@ -203,18 +117,8 @@ async fn nginx_serves_the_site_and_the_websocket_over_tls() {
     let ws_url = endpoint["ws_url"].as_str().unwrap();
     assert!(ws_url.starts_with(&format!("wss://{HOST}/ws/endpoint/")), "{ws_url}");
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(&ca_pem).unwrap()).unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(https_addr).await.unwrap();
     let url = ws_url.replace(&format!("wss://{HOST}/"), &format!("wss://{HOST}:{https}/"));
-    let connecting =
-        tokio_tungstenite::client_async_tls_with_config(url, tcp, None, Some(Connector::Rustls(Arc::new(tls))));
-    let (mut socket, _) = tokio::time::timeout(WAIT, connecting).await.expect("in time").expect("wss through nginx");
+    let mut socket = ca.connect_wss(https_addr, &url).await;
     assert_eq!(next_json(&mut socket).await["type"], "welcome");
     socket.send(Message::text(json!({ "message": "over wss" }).to_string())).await.unwrap();
     let message = next_json(&mut socket).await;

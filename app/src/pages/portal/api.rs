@@ -39,6 +39,9 @@ pub struct AppRow {
     pub owner: String,
     /// Keys that work.
     pub active_keys: u64,
+    /// Browser origins its pages may use the API and WebSocket from; empty
+    /// allows any.
+    pub allowed_origins: Vec<String>,
     /// Rooms it has.
     pub rooms: u64,
     /// RFC 3339.
@@ -311,6 +314,7 @@ mod server {
             intended_use: summary.profile.intended_use,
             owner: summary.owner_email.unwrap_or_default(),
             active_keys: summary.active_keys,
+            allowed_origins: summary.app.allowed_origins.entries(),
             rooms: summary.rooms,
             created_at: format_ms(summary.app.created_at),
         }
@@ -478,6 +482,24 @@ pub async fn revoke_keys(
 ) -> Result<u64, ServerFnError> {
     let owner = server::account(Some(&csrf)).await?;
     server::context()?.portal.revoke_keys(&owner, &app).await.map_err(server::user_error)
+}
+
+/// Replaces the browser origins the developer's app allows: origins
+/// separated by white space or commas; nothing allows any origin. Answers
+/// the list as stored (normalized).
+#[server(prefix = "/portal/fn", endpoint = "set_allowed_origins")]
+pub async fn set_allowed_origins(
+    /// The session's form token.
+    csrf: String,
+    /// The app's name.
+    app: String,
+    /// The origins as typed.
+    origins: String,
+) -> Result<Vec<String>, ServerFnError> {
+    let owner = server::account(Some(&csrf)).await?;
+    let portal = &server::context()?.portal;
+    let app = portal.set_allowed_origins(&owner, &app, &origins).await.map_err(server::user_error)?;
+    Ok(app.allowed_origins.entries())
 }
 
 /// Deletes the developer's app with everything in it.

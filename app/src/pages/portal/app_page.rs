@@ -1,8 +1,8 @@
 //! `/portal/apps/{name}`: one of the developer's apps. Its status, its key
-//! (issued once approved, shown once, rotated or revoked here), its rooms
-//! with their endpoints, online counts and latest messages (refreshed after
-//! every action and on request, not pushed: a refresh while typing would
-//! wipe the forms), and deleting it.
+//! (issued once approved, shown once, rotated or revoked here), the browser
+//! origins it allows, its rooms with their endpoints, online counts and
+//! latest messages (refreshed after every action and on request, not
+//! pushed: a refresh while typing would wipe the forms), and deleting it.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -10,7 +10,7 @@ use leptos_router::hooks::use_params_map;
 
 use super::api::{
     app_overview, portal_session, AppDetails, CreateEndpoint, CreateRoom, DeleteApp, DeleteEndpoint, DeleteRoom,
-    EndpointRow, IssueKey, MessageRow, RevokeKeys, RoomPanel,
+    EndpointRow, IssueKey, MessageRow, RevokeKeys, RoomPanel, SetAllowedOrigins,
 };
 use super::forms::{error_text, FormToken, Outcome};
 
@@ -19,6 +19,7 @@ use super::forms::{error_text, FormToken, Outcome};
 struct Actions {
     issue_key: ServerAction<IssueKey>,
     revoke_keys: ServerAction<RevokeKeys>,
+    set_origins: ServerAction<SetAllowedOrigins>,
     delete_app: ServerAction<DeleteApp>,
     create_room: ServerAction<CreateRoom>,
     delete_room: ServerAction<DeleteRoom>,
@@ -31,6 +32,7 @@ impl Actions {
         Self {
             issue_key: ServerAction::new(),
             revoke_keys: ServerAction::new(),
+            set_origins: ServerAction::new(),
             delete_app: ServerAction::new(),
             create_room: ServerAction::new(),
             delete_room: ServerAction::new(),
@@ -40,10 +42,11 @@ impl Actions {
     }
 
     /// Changes whenever any action completes.
-    fn versions(self) -> [usize; 7] {
+    fn versions(self) -> [usize; 8] {
         [
             self.issue_key.version().get(),
             self.revoke_keys.version().get(),
+            self.set_origins.version().get(),
             self.delete_app.version().get(),
             self.create_room.version().get(),
             self.delete_room.version().get(),
@@ -111,6 +114,7 @@ fn Overview(overview: AppDetails, csrf: String, actions: Actions) -> impl IntoVi
             </dl>
         </section>
         <KeySection app=name.clone() csrf=csrf.clone() active_keys=app.active_keys approved actions />
+        <OriginsSection app=name.clone() csrf=csrf.clone() origins=app.allowed_origins.clone() actions />
         {approved.then(|| view! { <RoomsSection app=name.clone() csrf=csrf.clone() rooms actions /> })}
         <section aria-labelledby="delete-heading" class="card danger">
             <h2 id="delete-heading">"Delete the app"</h2>
@@ -174,6 +178,40 @@ fn KeySection(app: String, csrf: String, active_keys: u64, approved: bool, actio
             </ActionForm>
             {issued}
             <Outcome action=actions.revoke_keys done="Every key of the app is revoked." />
+        </section>
+    }
+    .into_any()
+}
+
+/// The browser origins the app's pages may call the API and open sockets
+/// from; an empty list allows any.
+#[component]
+fn OriginsSection(app: String, csrf: String, origins: Vec<String>, actions: Actions) -> impl IntoView {
+    let current = if origins.is_empty() {
+        "Any origin may use the app's key and endpoints (the default).".to_owned()
+    } else {
+        format!("Only pages from these origins may use the app's key and endpoints: {}.", origins.join(", "))
+    };
+    view! {
+        <section aria-labelledby="origins-heading" class="card">
+            <h2 id="origins-heading">"Allowed origins"</h2>
+            <p>{current}</p>
+            <p>
+                "Browsers send their page's origin with every request and WebSocket; requests without one "
+                "(servers, scripts) are not affected. Write one origin per line, such as "
+                <code>"https://example.com"</code> ", " <code>"https://*.example.com"</code> " or "
+                <code>"http://localhost:3000"</code> "; leave it empty to allow any."
+            </p>
+            <ActionForm action=actions.set_origins>
+                <FormToken csrf />
+                <input type="hidden" name="app" value=app />
+                <label>
+                    "Origins"
+                    <textarea name="origins" rows="3" spellcheck="false">{origins.join("\n")}</textarea>
+                </label>
+                <button type="submit">"Save origins"</button>
+            </ActionForm>
+            <Outcome action=actions.set_origins done="Saved." />
         </section>
     }
     .into_any()

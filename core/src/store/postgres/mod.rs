@@ -25,6 +25,7 @@ use super::{
     NewApp, NewEndpoint, RoomHistory, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::names::{AppName, RoomName};
+use crate::origins::AllowedOrigins;
 use crate::secrets::ApiKeyHash;
 use crate::time::now_ms;
 
@@ -105,7 +106,14 @@ fn app_from(row: &PgRow) -> Result<AppRecord, StoreError> {
         status: AppStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("app status {status:?}")))?,
         owner_id: row.try_get("owner_id")?,
         created_at: row.try_get("created_at")?,
+        allowed_origins: origins_from(row)?,
     })
+}
+
+fn origins_from(row: &PgRow) -> Result<AllowedOrigins, StoreError> {
+    let stored: String = row.try_get("allowed_origins")?;
+    AllowedOrigins::parse(stored.split_whitespace())
+        .map_err(|err| StoreError::Corrupt(format!("allowed origins {stored:?}: {err}")))
 }
 
 fn room_from(row: &PgRow) -> Result<RoomRecord, StoreError> {
@@ -163,7 +171,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "INSERT INTO apps (name, status, owner_id, description, website, intended_use, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, name, status, owner_id, created_at",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, name, status, owner_id, created_at, allowed_origins",
         )
         .bind(new.name.as_str())
         .bind(new.status.as_str())
@@ -189,10 +197,11 @@ impl Store for PostgresStore {
     }
 
     async fn app_by_name(&self, name: &AppName) -> Result<Option<AppRecord>, StoreError> {
-        let row = sqlx::query("SELECT id, name, status, owner_id, created_at FROM apps WHERE name = $1")
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, name, status, owner_id, created_at, allowed_origins FROM apps WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(app_from).transpose()
     }
 
@@ -202,7 +211,7 @@ impl Store for PostgresStore {
             AppFilter::OwnedBy(owner) => Some(owner),
         };
         let rows = sqlx::query(
-            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at, a.description, a.website, a.intended_use, \
+            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at, a.allowed_origins, a.description, a.website, a.intended_use, \
                (SELECT email FROM accounts o WHERE o.id = a.owner_id) AS owner_email, \
                (SELECT COUNT(*) FROM api_keys k WHERE k.app_id = a.id AND k.revoked_at IS NULL) AS active_keys, \
                (SELECT COUNT(*) FROM rooms r WHERE r.app_id = a.id) AS rooms \
@@ -231,6 +240,15 @@ impl Store for PostgresStore {
     async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError> {
         sqlx::query("UPDATE apps SET status = $1 WHERE id = $2")
             .bind(status.as_str())
+            .bind(app_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_allowed_origins(&self, app_id: i64, origins: &AllowedOrigins) -> Result<(), StoreError> {
+        sqlx::query("UPDATE apps SET allowed_origins = $1 WHERE id = $2")
+            .bind(origins.to_stored())
             .bind(app_id)
             .execute(&self.pool)
             .await?;
@@ -296,7 +314,7 @@ impl Store for PostgresStore {
 
     async fn app_by_key(&self, key: ApiKeyHash) -> Result<Option<AppRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at \
+            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at, a.allowed_origins \
              FROM api_keys k JOIN apps a ON a.id = k.app_id \
              WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
         )
@@ -387,7 +405,7 @@ impl Store for PostgresStore {
 
     async fn endpoint_by_code(&self, code: &str) -> Result<Option<EndpointAccess>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS}, a.status AS app_status \
+            "SELECT {ENDPOINT_COLUMNS}, a.status AS app_status, a.allowed_origins \
              FROM endpoints e JOIN rooms r ON r.id = e.room_id JOIN apps a ON a.id = r.app_id \
              WHERE e.code = $1"
         ))
@@ -400,6 +418,7 @@ impl Store for PostgresStore {
             endpoint: endpoint_from(&row)?,
             app_status: AppStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("app status {status:?}")))?,
+            allowed_origins: origins_from(&row)?,
         }))
     }
 

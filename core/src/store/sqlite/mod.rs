@@ -16,6 +16,7 @@ use super::{
     NewApp, NewEndpoint, RoomHistory, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::names::{AppName, RoomName};
+use crate::origins::AllowedOrigins;
 use crate::secrets::ApiKeyHash;
 use crate::time::now_ms;
 
@@ -94,7 +95,14 @@ fn app_from(row: &SqliteRow) -> Result<AppRecord, StoreError> {
         status: AppStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("app status {status:?}")))?,
         owner_id: row.try_get("owner_id")?,
         created_at: row.try_get("created_at")?,
+        allowed_origins: origins_from(row)?,
     })
+}
+
+fn origins_from(row: &SqliteRow) -> Result<AllowedOrigins, StoreError> {
+    let stored: String = row.try_get("allowed_origins")?;
+    AllowedOrigins::parse(stored.split_whitespace())
+        .map_err(|err| StoreError::Corrupt(format!("allowed origins {stored:?}: {err}")))
 }
 
 fn room_from(row: &SqliteRow) -> Result<RoomRecord, StoreError> {
@@ -153,7 +161,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         let row = sqlx::query(
             "INSERT INTO apps (name, status, owner_id, description, website, intended_use, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, name, status, owner_id, created_at",
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, name, status, owner_id, created_at, allowed_origins",
         )
         .bind(new.name.as_str())
         .bind(new.status.as_str())
@@ -179,10 +187,11 @@ impl Store for SqliteStore {
     }
 
     async fn app_by_name(&self, name: &AppName) -> Result<Option<AppRecord>, StoreError> {
-        let row = sqlx::query("SELECT id, name, status, owner_id, created_at FROM apps WHERE name = ?")
-            .bind(name.as_str())
-            .fetch_optional(&self.reader)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, name, status, owner_id, created_at, allowed_origins FROM apps WHERE name = ?")
+                .bind(name.as_str())
+                .fetch_optional(&self.reader)
+                .await?;
         row.as_ref().map(app_from).transpose()
     }
 
@@ -192,7 +201,7 @@ impl Store for SqliteStore {
             AppFilter::OwnedBy(owner) => Some(owner),
         };
         let rows = sqlx::query(
-            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at, a.description, a.website, a.intended_use, \
+            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at, a.allowed_origins, a.description, a.website, a.intended_use, \
                (SELECT email FROM accounts o WHERE o.id = a.owner_id) AS owner_email, \
                (SELECT COUNT(*) FROM api_keys k WHERE k.app_id = a.id AND k.revoked_at IS NULL) AS active_keys, \
                (SELECT COUNT(*) FROM rooms r WHERE r.app_id = a.id) AS rooms \
@@ -221,6 +230,15 @@ impl Store for SqliteStore {
     async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError> {
         sqlx::query("UPDATE apps SET status = ? WHERE id = ?")
             .bind(status.as_str())
+            .bind(app_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_allowed_origins(&self, app_id: i64, origins: &AllowedOrigins) -> Result<(), StoreError> {
+        sqlx::query("UPDATE apps SET allowed_origins = ? WHERE id = ?")
+            .bind(origins.to_stored())
             .bind(app_id)
             .execute(&self.writer)
             .await?;
@@ -286,7 +304,7 @@ impl Store for SqliteStore {
 
     async fn app_by_key(&self, key: ApiKeyHash) -> Result<Option<AppRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at \
+            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at, a.allowed_origins \
              FROM api_keys k JOIN apps a ON a.id = k.app_id \
              WHERE k.key_hash = ? AND k.revoked_at IS NULL",
         )
@@ -367,7 +385,7 @@ impl Store for SqliteStore {
 
     async fn endpoint_by_code(&self, code: &str) -> Result<Option<EndpointAccess>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS}, a.status AS app_status \
+            "SELECT {ENDPOINT_COLUMNS}, a.status AS app_status, a.allowed_origins \
              FROM endpoints e JOIN rooms r ON r.id = e.room_id JOIN apps a ON a.id = r.app_id \
              WHERE e.code = ?"
         ))
@@ -380,6 +398,7 @@ impl Store for SqliteStore {
             endpoint: endpoint_from(&row)?,
             app_status: AppStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("app status {status:?}")))?,
+            allowed_origins: origins_from(&row)?,
         }))
     }
 

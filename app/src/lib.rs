@@ -12,7 +12,7 @@
 pub mod pages;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet};
+use leptos_meta::{provide_meta_context, HashedStylesheet, Link, Meta, MetaTags};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 use leptos_router::{lazy_route, Lazy, LazyRoute};
@@ -26,7 +26,9 @@ use crate::pages::not_found::NotFound;
 use crate::pages::portal::app_page::AppPage;
 use crate::pages::portal::Portal;
 
-/// The HTML document every page is rendered into.
+/// The HTML document every page is rendered into. The stylesheet and the
+/// scripts carry the content hashes of a release build in their names
+/// (`options.hash_files`), so browsers may keep them for good.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
@@ -34,6 +36,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <HashedStylesheet options=options.clone() id="leptos" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -50,7 +53,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="leptos" href="/pkg/comms.css" />
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
         <Meta name="description" content="comms: a self-hostable real-time communication server" />
         <Router>

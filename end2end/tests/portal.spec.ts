@@ -1,9 +1,10 @@
 // The developer portal and the admin area, as a developer and an admin use
 // them: sign up, request a key, the admin approves, the key works on the
 // REST API, rooms and endpoints are made in the portal and one of them chats
-// in the browser; then the key is rotated and revoked. The server runs with
+// in the browser; then the key is rotated and revoked, and the app limited
+// to the origins of its own pages. The server runs with
 // `portal.auto_approve` off (see playwright.config.ts), as in production.
-import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
+import { expect, test, type APIRequestContext, type Browser, type Page } from "@playwright/test";
 import { comms } from "./support.js";
 
 const base = () => process.env.COMMS_E2E_BASE_URL!;
@@ -24,6 +25,16 @@ async function logIn(page: Page, email: string, password: string) {
   await form.getByLabel("Email", { exact: true }).fill(email);
   await form.getByLabel("Password", { exact: true }).fill(password);
   await form.getByRole("button", { name: "Log in" }).click();
+}
+
+/** The first test's developer, signed in again, on their app's page. */
+async function developersGamePage(browser: Browser): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await open(page, "/portal");
+  await logIn(page, "dev@example.com", "correct horse battery");
+  await expect(page.getByText("Signed in as")).toBeVisible();
+  await open(page, "/portal/apps/game");
+  return page;
 }
 
 async function roomsStatus(request: APIRequestContext, key: string): Promise<number> {
@@ -90,11 +101,7 @@ test("a developer gets an approved key, makes a room and endpoints, and chats", 
 });
 
 test("a developer rotates and revokes the app's key", async ({ browser, request }) => {
-  const page = await (await browser.newContext()).newPage();
-  await open(page, "/portal");
-  await logIn(page, "dev@example.com", "correct horse battery");
-  await expect(page.getByText("Signed in as")).toBeVisible();
-  await open(page, "/portal/apps/game");
+  const page = await developersGamePage(browser);
 
   await page.getByRole("button", { name: "Rotate key" }).click();
   const first = await page.getByLabel("New API key").inputValue();
@@ -109,4 +116,29 @@ test("a developer rotates and revokes the app's key", async ({ browser, request 
   await expect(page.getByText("Every key of the app is revoked.")).toBeVisible();
   expect(await roomsStatus(request, second)).toBe(403);
   await expect(page.getByRole("button", { name: "Issue a key" })).toBeVisible();
+});
+
+test("a developer limits the app to its own pages' origins", async ({ browser, request }) => {
+  const page = await developersGamePage(browser);
+  await page.getByRole("button", { name: "Issue a key" }).click();
+  const key = await page.getByLabel("New API key").inputValue();
+  const fromPage = (origin: string) =>
+    request.get(`${base()}/api/v1/rooms`, { headers: { "X-API-Key": key, Origin: origin } });
+  expect((await fromPage("https://elsewhere.example")).status()).toBe(200);
+
+  const origins = page.getByRole("region", { name: "Allowed origins" });
+  await origins.getByLabel("Origins").fill("https://game.example\nhttp://localhost:3000");
+  await origins.getByRole("button", { name: "Save origins" }).click();
+  await expect(page.getByText("Only pages from these origins")).toContainText("https://game.example, http://localhost:3000");
+  expect((await fromPage("https://elsewhere.example")).status()).toBe(403);
+  expect((await fromPage("https://game.example")).status()).toBe(200);
+
+  await origins.getByLabel("Origins").fill("game.example");
+  await origins.getByRole("button", { name: "Save origins" }).click();
+  await expect(origins.getByRole("alert")).toContainText("is not an origin");
+
+  await origins.getByLabel("Origins").fill("");
+  await origins.getByRole("button", { name: "Save origins" }).click();
+  await expect(page.getByText("Any origin may use the app's key")).toBeVisible();
+  expect((await fromPage("https://elsewhere.example")).status()).toBe(200);
 });

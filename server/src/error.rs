@@ -6,7 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use comms_core::error::ServiceError;
-use comms_protocol::{ErrorBody, ErrorCode};
+use comms_protocol::ErrorBody;
 
 /// A failed API request.
 #[derive(Debug)]
@@ -30,16 +30,7 @@ impl ApiError {
 
     /// The HTTP status for the error.
     pub fn status(&self) -> StatusCode {
-        match self.0.code() {
-            ErrorCode::Invalid | ErrorCode::ReadOnly => StatusCode::BAD_REQUEST,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        StatusCode::from_u16(self.0.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The error body; internal details never leave the server.

@@ -10,7 +10,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -125,6 +125,20 @@ fn open_broker(
     Ok(Arc::new(RedisBroker::new(store, hub, metrics, settings)?))
 }
 
+/// The list of the site's hashed file names cargo-leptos wrote (`hash.txt`,
+/// with `hash-files`): in the site folder where a deployment copies it, else
+/// next to the binary where cargo-leptos leaves it. `None` for a site built
+/// without hashing, whose files keep their plain names.
+fn site_hash_file(site_root: &Path) -> Option<PathBuf> {
+    let beside_binary = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join(HASH_FILE)));
+    let found = [Some(site_root.join(HASH_FILE)), beside_binary].into_iter().flatten().find(|path| path.is_file())?;
+    // Leptos joins it to the binary's folder: a relative path would move.
+    Some(std::path::absolute(&found).unwrap_or(found))
+}
+
+/// The name cargo-leptos gives the list of hashed file names.
+const HASH_FILE: &str = "hash.txt";
+
 /// How often expired portal sessions are deleted from the database.
 const SESSION_SWEEP: Duration = Duration::from_secs(3600);
 
@@ -166,10 +180,13 @@ impl Application {
             Duration::from_millis(config.auth.key_cache_ttl_ms),
             ChangeMarker::in_data_dir(&config.data_dir),
         ));
+        let hash_file = site_hash_file(&config.site.root);
         let leptos = LeptosOptions::builder()
             .output_name("comms")
             .site_root(config.site.root.display().to_string())
             .site_pkg_dir("pkg")
+            .hash_files(hash_file.is_some())
+            .hash_file(hash_file.unwrap_or_default().display().to_string().into())
             .build();
         let apps =
             Arc::new(Apps::new(Arc::clone(&store), Arc::clone(&authenticator)).with_live_connections(service.clone()));

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::SET_COOKIE;
+use axum::http::header::{CACHE_CONTROL, SET_COOKIE};
 use axum::http::{HeaderValue, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -99,11 +99,54 @@ async fn secure_cookies_over_https(State(state): State<AppState>, request: Reque
 pub const SESSION_COOKIE: &str = "comms_session";
 
 /// Anything no route matched: JSON for the API and WebSocket paths, else a
-/// file of the built site, else the site's 404 page.
+/// file of the built site (with its caching rule), else the site's 404 page.
 pub async fn fallback(State(state): State<AppState>, uri: Uri, request: Request<Body>) -> Response {
-    let path = uri.path();
+    let path = uri.path().to_owned();
     if path.starts_with("/api/") || path.starts_with("/ws/") {
         return ApiError::not_found("no such route").into_response();
     }
-    leptos_axum::file_and_error_handler::<AppState, _>(shell)(uri, State(state), request).await
+    let mut response = leptos_axum::file_and_error_handler::<AppState, _>(shell)(uri, State(state), request).await;
+    if response.status().is_success() && path.starts_with("/pkg/") {
+        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(pkg_cache_control(&path)));
+    }
+    response
+}
+
+/// How long browsers may keep a file of `/pkg/`: for good when its name
+/// carries its content's hash (a release build with cargo-leptos's
+/// `hash-files`: `comms.<22 characters>.wasm`), else an hour, asking again
+/// after (nginx serves the same rules, see `deploy/nginx.conf`).
+fn pkg_cache_control(path: &str) -> &'static str {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    // `comms.<hash>.wasm`, or `<hash>.wasm` for the lazy routes' chunks,
+    // which wasm-split already names by their content.
+    let hash = name.rsplit('.').nth(1).unwrap_or_default();
+    let hashed = !path.contains("/snippets/")
+        && hash.len() == CONTENT_HASH_CHARS
+        && hash.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if hashed {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=3600, must-revalidate"
+    }
+}
+
+/// Length of cargo-leptos's content hashes (an MD5, base64url).
+const CONTENT_HASH_CHARS: usize = 22;
+
+#[cfg(test)]
+mod tests {
+    use super::pkg_cache_control;
+
+    #[test]
+    fn only_files_named_by_their_content_are_kept_for_good() {
+        let forever = "public, max-age=31536000, immutable";
+        assert_eq!(pkg_cache_control("/pkg/comms.tgPq3dE1ot_ZUIw3ypPb-A.wasm"), forever);
+        assert_eq!(pkg_cache_control("/pkg/__wasm_split.tgPq3dE1ot_ZUIw3ypPb-A.js"), forever);
+        assert_eq!(pkg_cache_control("/pkg/tgPq3dE1ot_ZUIw3ypPb-A.wasm"), forever);
+        for revalidated in ["/pkg/comms.wasm", "/pkg/comms.css", "/pkg/snippets/x-1/inline0.tgPq3dE1ot_ZUIw3ypPb-A.js"]
+        {
+            assert_eq!(pkg_cache_control(revalidated), "public, max-age=3600, must-revalidate", "{revalidated}");
+        }
+    }
 }

@@ -337,12 +337,16 @@ impl Browser {
         self.send(path, form, None).await
     }
 
-    async fn send(&self, path: &str, form: &[(&str, &str)], forwarded_for: Option<&str>) -> Result<Value, String> {
+    async fn post(&self, path: &str, form: &[(&str, &str)], forwarded_for: Option<&str>) -> Response {
         let mut request = self.client.post(format!("{}{path}", self.base)).form(form);
         if let Some(client) = forwarded_for {
             request = request.header("x-forwarded-for", client);
         }
-        let response = request.send().await.expect("request");
+        request.send().await.expect("request")
+    }
+
+    async fn send(&self, path: &str, form: &[(&str, &str)], forwarded_for: Option<&str>) -> Result<Value, String> {
+        let response = self.post(path, form, forwarded_for).await;
         let ok = response.status().is_success();
         let text = response.text().await.unwrap();
         if ok {
@@ -368,6 +372,13 @@ impl Browser {
         let mut fields = vec![("csrf", self.csrf.as_str())];
         fields.extend_from_slice(form);
         self.send(path, &fields, forwarded_for).await
+    }
+
+    /// The HTTP status a state-changing server function answers with.
+    pub async fn act_status(&self, path: &str, form: &[(&str, &str)]) -> u16 {
+        let mut fields = vec![("csrf", self.csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.post(path, &fields, None).await.status().as_u16()
     }
 
     /// Reads the session again (who is signed in, the form token).

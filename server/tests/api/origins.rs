@@ -132,6 +132,8 @@ async fn developers_set_their_apps_origins_in_the_portal() {
 
     let refused = set("chat.example.com").await.unwrap_err();
     assert!(refused.contains("is not an origin"), "{refused}");
+    let form = [("app", "mine"), ("origins", "chat.example.com")];
+    assert_eq!(developer.act_status("/portal/fn/set_allowed_origins", &form).await, 400, "bad input, not a 500");
     assert_eq!(app.apps().find("mine").await.unwrap().allowed_origins.entries(), [PAGE, "http://localhost:3000"]);
 
     assert_eq!(set("  ").await.unwrap(), json!([]), "empty allows any");
@@ -141,5 +143,8 @@ async fn developers_set_their_apps_origins_in_the_portal() {
     other.sign_up_and_log_in("other@example.com").await;
     let foreign = other.act("/portal/fn/set_allowed_origins", &[("app", "mine"), ("origins", PAGE)]).await;
     assert!(foreign.unwrap_err().contains("you have no app mine"));
+    assert_eq!(other.act_status("/portal/fn/set_allowed_origins", &[("app", "mine"), ("origins", PAGE)]).await, 404);
+    let signed_out = Browser::open(&app).await;
+    assert_eq!(signed_out.act_status("/portal/fn/set_allowed_origins", &[("app", "mine"), ("origins", "")]).await, 403);
     assert!(app.apps().find("mine").await.unwrap().allowed_origins.allows_any());
 }

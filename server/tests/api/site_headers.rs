@@ -1,4 +1,5 @@
-//! The site's pages carry the security headers; the API does not need them.
+//! The site's pages carry the security headers (the API does not need
+//! them), and its built files the caching their names allow.
 
 use crate::helpers::{spawn_app, spawn_app_with};
 
@@ -31,4 +32,31 @@ async fn production_over_https_adds_hsts() {
     let page = app.client.get(format!("{}/", app.base)).send().await.unwrap();
     let hsts = page.headers().get("strict-transport-security").expect("HSTS in prod over https");
     assert!(hsts.to_str().unwrap().starts_with("max-age="));
+}
+
+#[tokio::test]
+async fn hashed_site_files_are_named_in_pages_and_cached_for_good() {
+    let site = tempfile::tempdir().unwrap();
+    let (js, wasm, css) = ("jsjsjsjsjsjsjsjsjsjs-_", "wasmwasmwasmwasmwasm12", "csscsscsscsscsscsscss3");
+    std::fs::create_dir(site.path().join("pkg")).unwrap();
+    std::fs::write(site.path().join("hash.txt"), format!("js: {js}\nwasm: {wasm}\ncss: {css}\n")).unwrap();
+    std::fs::write(site.path().join(format!("pkg/comms.{js}.js")), "// the bundle").unwrap();
+    std::fs::write(site.path().join("pkg/plain.js"), "// no hash").unwrap();
+    let app = spawn_app_with(|config| config.site.root = site.path().to_owned()).await;
+
+    let page = app.client.get(format!("{}/", app.base)).send().await.unwrap().text().await.unwrap();
+    for name in [format!("/pkg/comms.{css}.css"), format!("/pkg/comms.{js}.js"), format!("comms.{wasm}.wasm")] {
+        assert!(page.contains(&name), "{name} in the page");
+    }
+    let cache_control = |path: String| {
+        let client = app.client.clone();
+        let url = format!("{}{path}", app.base);
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.headers()["cache-control"].to_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(cache_control(format!("/pkg/comms.{js}.js")).await, "public, max-age=31536000, immutable");
+    assert_eq!(cache_control("/pkg/plain.js".into()).await, "public, max-age=3600, must-revalidate");
 }

@@ -130,6 +130,8 @@ const LATEST_MESSAGES: usize = 10;
 const AUDIT_ENTRIES: usize = 200;
 
 #[cfg(feature = "ssr")]
+use comms_core::error::ServiceError;
+#[cfg(feature = "ssr")]
 pub use server::PortalContext;
 
 /// The server side: the context the server provides, the session, and the
@@ -182,8 +184,10 @@ mod server {
     }
 
     /// What the browser is told: client errors as they are, anything else
-    /// logged and answered without details.
+    /// logged and answered without details; with the HTTP status of the
+    /// error's code (a `400` for bad input, not a `500`).
     pub(super) fn user_error(err: ServiceError) -> ServerFnError {
+        set_error_status(err.code().http_status());
         match err {
             ServiceError::Internal(_) | ServiceError::Unavailable(_) => {
                 tracing::error!(error = %err, "portal request failed");
@@ -194,6 +198,18 @@ mod server {
             }
             other => ServerFnError::new(other.to_string()),
         }
+    }
+
+    /// Answers a call from the page's script with `status`. A plain form
+    /// post (no script yet, `Accept: text/html`) keeps the redirect back to
+    /// its page that Leptos answers it with.
+    fn set_error_status(status: u16) {
+        let plain_form_post = use_context::<http::request::Parts>().is_some_and(|parts| {
+            let accept = parts.headers.get(http::header::ACCEPT).and_then(|value| value.to_str().ok());
+            accept.is_some_and(|accept| accept.contains("text/html"))
+        });
+        let (Some(response), false) = (use_context::<leptos_axum::ResponseOptions>(), plain_form_post) else { return };
+        response.set_status(http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR));
     }
 
     fn session_error(err: tower_sessions::session::Error) -> ServerFnError {
@@ -216,7 +232,7 @@ mod server {
         let expected = session.get::<String>(CSRF_KEY).await.map_err(session_error)?;
         match expected {
             Some(expected) if constant_time_eq(expected.as_bytes(), csrf.as_bytes()) => Ok(()),
-            _ => Err(ServerFnError::new("this form has expired: reload the page and try again")),
+            _ => Err(user_error(ServiceError::Denied("this form has expired: reload the page and try again".into()))),
         }
     }
 
@@ -237,7 +253,7 @@ mod server {
         if let Some(csrf) = csrf {
             check_form(&session, csrf).await?;
         }
-        signed_in(&session).await?.ok_or_else(|| ServerFnError::new("sign in first"))
+        signed_in(&session).await?.ok_or_else(|| user_error(ServiceError::Denied("sign in first".into())))
     }
 
     /// One of the signed-in developer's approved apps, after checking the
@@ -256,7 +272,7 @@ mod server {
     pub(super) async fn admin(csrf: Option<&str>) -> Result<AccountRecord, ServerFnError> {
         let account = account(csrf).await?;
         if !account.is_admin {
-            return Err(ServerFnError::new("this is for admins only"));
+            return Err(user_error(ServiceError::Denied("this is for admins only".into())));
         }
         Ok(account)
     }
@@ -421,7 +437,7 @@ pub async fn app_overview(
         .map_err(server::user_error)?
         .into_iter()
         .find(|summary| summary.app.id == record.id)
-        .ok_or_else(|| ServerFnError::new(format!("you have no app {app}")))?;
+        .ok_or_else(|| server::user_error(ServiceError::NotFound(format!("you have no app {app}"))))?;
     let mut rooms = Vec::new();
     if record.status == AppStatus::Approved {
         let ws_base = server::ws_base().await?;
@@ -560,10 +576,9 @@ pub async fn create_endpoint(
     let (context, record) = server::approved_app(&csrf, &app).await?;
     let meta = match meta.trim() {
         "" => None,
-        text => Some(
-            serde_json::value::RawValue::from_string(text.to_owned())
-                .map_err(|_| ServerFnError::new("meta must be a JSON object, like {\"name\": \"Ann\"}"))?,
-        ),
+        text => Some(serde_json::value::RawValue::from_string(text.to_owned()).map_err(|_| {
+            server::user_error(ServiceError::Invalid("meta must be a JSON object, like {\"name\": \"Ann\"}".into()))
+        })?),
     };
     let ws_base = server::ws_base().await?;
     context
@@ -627,7 +642,11 @@ pub async fn set_app_status(
     let admin = server::admin(Some(&csrf)).await?;
     let status = match AppStatus::parse(&status) {
         Some(status @ (AppStatus::Approved | AppStatus::Rejected | AppStatus::Suspended)) => status,
-        _ => return Err(ServerFnError::new("status must be approved, rejected or suspended")),
+        _ => {
+            return Err(server::user_error(ServiceError::Invalid(
+                "status must be approved, rejected or suspended".into(),
+            )))
+        }
     };
     server::context()?.apps.set_status(&app, status, &admin.email).await.map_err(server::user_error)?;
     Ok(())

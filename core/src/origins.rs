@@ -27,7 +27,7 @@ pub enum InvalidOrigin {
     /// The text is not `scheme://host[:port]`.
     #[error("{0:?} is not an origin: write scheme://host or scheme://host:port, for example https://example.com")]
     Malformed(String),
-    /// More entries than [`MAX_ORIGINS`].
+    /// More entries than [`MAX_ORIGINS`] (or more text than they can take).
     #[error("at most {MAX_ORIGINS} origins can be listed")]
     TooMany,
 }
@@ -48,11 +48,13 @@ impl AllowedOrigins {
         for entry in entries {
             let pattern = OriginPattern::parse(entry, true)?;
             if !patterns.contains(&pattern) {
+                // Checked as the list grows, so a huge list costs no more
+                // than a full one.
+                if patterns.len() == MAX_ORIGINS {
+                    return Err(InvalidOrigin::TooMany);
+                }
                 patterns.push(pattern);
             }
-        }
-        if patterns.len() > MAX_ORIGINS {
-            return Err(InvalidOrigin::TooMany);
         }
         Ok(Self(patterns))
     }
@@ -64,6 +66,9 @@ impl AllowedOrigins {
     ///
     /// As [`AllowedOrigins::parse`].
     pub fn parse_text(text: &str) -> Result<Self, InvalidOrigin> {
+        if text.len() > MAX_ORIGINS * MAX_ORIGIN_BYTES {
+            return Err(InvalidOrigin::TooMany);
+        }
         Self::parse(text.split(|c: char| c.is_whitespace() || c == ',').filter(|entry| !entry.is_empty()))
     }
 
@@ -266,5 +271,12 @@ mod tests {
         }
         let many: Vec<String> = (0..=MAX_ORIGINS).map(|n| format!("https://app{n}.example.com")).collect();
         assert_eq!(AllowedOrigins::parse(many.iter().map(String::as_str)), Err(InvalidOrigin::TooMany));
+        assert_eq!(
+            AllowedOrigins::parse(many[..MAX_ORIGINS].iter().map(String::as_str)).unwrap().entries().len(),
+            MAX_ORIGINS
+        );
+        let repeated = "https://example.com ".repeat(500);
+        assert_eq!(AllowedOrigins::parse_text(&repeated).unwrap().entries(), ["https://example.com"]);
+        assert_eq!(AllowedOrigins::parse_text(&"x".repeat(100_000)), Err(InvalidOrigin::TooMany));
     }
 }

@@ -134,8 +134,8 @@ impl Portal {
         name: &str,
         origins: &str,
     ) -> Result<AppRecord, ServiceError> {
-        let origins = AllowedOrigins::parse_text(origins)?;
         let app = self.app_of(owner, name).await?;
+        let origins = AllowedOrigins::parse_text(origins)?;
         self.apps.set_allowed_origins(&app, origins, &owner.email).await
     }
 

@@ -55,6 +55,32 @@ pub fn browser_origin(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::ORIGIN).map(|value| value.to_str().unwrap_or_default())
 }
 
+/// The `Origin` of the page opening a WebSocket, for the app's allow-list;
+/// `None` without one, or for this server's own site, whose pages (the
+/// demo, the portal's chat) may open any app's endpoints.
+pub struct ForeignOrigin(pub Option<String>);
+
+impl FromRequestParts<AppState> for ForeignOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(origin) = browser_origin(&parts.headers) else { return Ok(Self(None)) };
+        let own = own_site(parts, &state.config.server);
+        Ok(Self((!own.is_some_and(|own| own.eq_ignore_ascii_case(origin))).then(|| origin.to_owned())))
+    }
+}
+
+/// `scheme://host[:port]` of this server's site: from `public_url`, else
+/// as the request reached it.
+fn own_site(parts: &Parts, server: &ServerConfig) -> Option<String> {
+    if let Some((scheme, rest)) = server.public_url.split_once("://") {
+        let host = rest.split('/').next().unwrap_or_default();
+        return Some(format!("{scheme}://{host}"));
+    }
+    let origin = request_origin(parts, server);
+    Some(format!("{}://{}", if origin.https { "https" } else { "http" }, origin.host?))
+}
+
 /// A JSON object body. The `Content-Type` is not checked, so `curl -d` works
 /// as people expect; a body that is not a JSON object is `400 invalid`, one
 /// over `limits.max_body_bytes` is `413 too_large`.

@@ -27,7 +27,7 @@ use comms_core::broker::local::{LocalBroker, LocalSettings};
 use comms_core::broker::redis::{RedisBroker, RedisSettings};
 use comms_core::broker::writer::WriterSettings;
 use comms_core::broker::Broker;
-use comms_core::config::Config;
+use comms_core::config::{Config, ServerConfig};
 use comms_core::demo::{self, Throwaways};
 use comms_core::error::ServiceError;
 use comms_core::hub::{CloseReason, Hub};
@@ -210,6 +210,9 @@ impl Application {
             leptos,
             demo: OnceLock::new(),
         });
+        // Before any background task starts, so a refused address or
+        // certificate leaves nothing running.
+        let (listener, redirect) = listen(&state.config.server, addr).await?;
         let mut background = if state.config.demo.enabled { start_demo(&state).await } else { Vec::new() };
         background.push(tokio::spawn(async move {
             if let Err(err) = sessions.continuously_delete_expired(SESSION_SWEEP).await {
@@ -217,18 +220,6 @@ impl Application {
             }
         }));
         let router = router(state.clone());
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        let tls = &state.config.server.tls;
-        let (listener, redirect) = if tls.enabled() {
-            let listener = https_listener(listener, Path::new(&tls.cert), Path::new(&tls.key))?;
-            let redirect = match tls.redirect_from {
-                Some(from) => Some(bind_redirect(from).await?),
-                None => None,
-            };
-            (Listening::Tls(listener), redirect)
-        } else {
-            (Listening::Plain(listener), None)
-        };
         Ok(Self { listener, redirect, router, state, background })
     }
 
@@ -264,6 +255,8 @@ impl Application {
         let https_port = self.local_addr().port();
         let Self { listener, redirect, router, state, background } = self;
         let stopping = CancellationToken::new();
+        // However serving ends, the redirect listener stops with it.
+        let _stop_redirect = stopping.clone().drop_guard();
         let redirecting = redirect.map(|listener| {
             let redirects = tls::redirect_router(&state.config.server, https_port);
             let stopped = stopping.clone().cancelled_owned();
@@ -287,7 +280,13 @@ impl Application {
         }
         .context("serving HTTP")?;
         if let Some(task) = redirecting {
-            task.await.context("the redirect listener stopped")?.context("serving the HTTP-to-HTTPS redirect")?;
+            // Logged, not returned: the sockets and the history below must
+            // be drained whatever became of the redirect.
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::error!(error = %err, "the HTTP-to-HTTPS redirect failed"),
+                Err(err) => tracing::error!(error = %err, "the HTTP-to-HTTPS redirect stopped"),
+            }
         }
         // Sockets upgraded while the listener was closing.
         state.hub.close_all(CloseReason::ShuttingDown);
@@ -303,6 +302,22 @@ impl Application {
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// Binds `addr`, speaking HTTPS with `[server.tls]`, and the redirect
+/// listener if one is configured.
+async fn listen(server: &ServerConfig, addr: SocketAddr) -> anyhow::Result<(Listening, Option<TcpListener>)> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let tls = &server.tls;
+    if !tls.enabled() {
+        return Ok((Listening::Plain(listener), None));
+    }
+    let listener = https_listener(listener, Path::new(&tls.cert), Path::new(&tls.key))?;
+    let redirect = match tls.redirect_from {
+        Some(from) => Some(bind_redirect(from).await?),
+        None => None,
+    };
+    Ok((Listening::Tls(listener), redirect))
 }
 
 /// Makes the demo's app, rooms and endpoints if missing and starts its bot

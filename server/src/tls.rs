@@ -3,7 +3,7 @@
 //! rustls does the TLS and `tls-listener` runs the handshakes (many at
 //! once, each with a timeout) in front of the same `axum::serve` as plain
 //! HTTP, so shutdown and draining are the same either way. The certificate
-//! files are read again whenever their modification time changes, so a
+//! files are read again whenever they change (time, size or inode), so a
 //! certbot renewal applies to the next handshake without a restart. Also
 //! here: the optional plain-HTTP listener that redirects to https.
 
@@ -56,17 +56,21 @@ struct CertificateFiles {
     cert: PathBuf,
     key: PathBuf,
     provider: Arc<CryptoProvider>,
-    /// The pair handshakes use, and the files' modification times when it
-    /// was read. Locked for a `stat` of each file per handshake.
+    /// The pair handshakes use, and the files' stamps when it was read.
+    /// Locked for a `stat` of each file per handshake.
     current: Mutex<(Arc<CertifiedKey>, Stamps)>,
 }
 
-type Stamps = (Option<SystemTime>, Option<SystemTime>);
+/// What tells that the files changed: each one's modification time, size
+/// and inode. Times alone are coarse (a jiffy): a read caught in the middle
+/// of a rewrite could share its time with the finished file.
+type Stamps = (Option<FileStamp>, Option<FileStamp>);
+type FileStamp = (SystemTime, u64, u64);
 
 impl CertificateFiles {
     fn load(cert: &Path, key: &Path, provider: Arc<CryptoProvider>) -> anyhow::Result<Self> {
         let (cert, key) = (cert.to_owned(), key.to_owned());
-        let stamps = (modified(&cert), modified(&key));
+        let stamps = (stamp(&cert), stamp(&key));
         let pair = read_pair(&cert, &key, &provider)?;
         Ok(Self { cert, key, provider, current: Mutex::new((Arc::new(pair), stamps)) })
     }
@@ -74,7 +78,7 @@ impl CertificateFiles {
 
 impl ResolvesServerCert for CertificateFiles {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let stamps = (modified(&self.cert), modified(&self.key));
+        let stamps = (stamp(&self.cert), stamp(&self.key));
         let mut current = self.current.lock();
         if current.1 != stamps {
             // Remembered even when reading fails: a renewal caught halfway
@@ -99,8 +103,10 @@ impl fmt::Debug for CertificateFiles {
     }
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|meta| meta.modified()).ok()
+fn stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len(), meta.ino()))
 }
 
 fn read_pair(cert: &Path, key: &Path, provider: &CryptoProvider) -> anyhow::Result<CertifiedKey> {

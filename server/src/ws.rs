@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
 use crate::error::ApiError;
-use crate::extract::{browser_origin, ApiPath};
+use crate::extract::{ApiPath, ForeignOrigin};
 use crate::state::AppState;
 
 /// Frames written before one flush, at most.
@@ -61,10 +61,10 @@ async fn connect(
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
     uri: Uri,
-    headers: HeaderMap,
+    ForeignOrigin(origin): ForeignOrigin,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let ticket = state.service.ticket(&code, browser_origin(&headers)).await?;
+    let ticket = state.service.ticket(&code, origin.as_deref()).await?;
     let query = Query::<ConnectQuery>::try_from_uri(&uri)?.0;
     let upgrade = upgrade.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
     let limit = state.config.limits.max_message_bytes;

@@ -112,24 +112,43 @@ pub async fn fallback(State(state): State<AppState>, uri: Uri, request: Request<
     response
 }
 
-/// How long browsers may keep a file of `/pkg/`: for good when its name
-/// carries its content's hash (a release build with cargo-leptos's
-/// `hash-files`: `comms.<22 characters>.wasm`), else an hour, asking again
-/// after (nginx serves the same rules, see `deploy/nginx.conf`).
+/// How long browsers may keep a file of `/pkg/` (nginx serves the same
+/// rules, see `deploy/nginx.conf`): for good when its name is the hash of
+/// its final content, else they ask again each time (a cheap 304).
+///
+/// cargo-leptos (`hash-files`) names the entry script, the main wasm and
+/// the lazy routes' manifest *before* it rewrites the names inside them,
+/// so those can change under the same name; only the stylesheet, the
+/// split loader and the lazy routes' chunks are named by what they hold.
 fn pkg_cache_control(path: &str) -> &'static str {
-    let name = path.rsplit('/').next().unwrap_or_default();
-    // `comms.<hash>.wasm`, or `<hash>.wasm` for the lazy routes' chunks,
-    // which wasm-split already names by their content.
-    let hash = name.rsplit('.').nth(1).unwrap_or_default();
-    let hashed = !path.contains("/snippets/")
+    let Some((prefix, hash, extension)) = path.strip_prefix("/pkg/").and_then(split_hashed_name) else {
+        return REVALIDATE;
+    };
+    let named_by_content = !prefix.contains('/')
         && hash.len() == CONTENT_HASH_CHARS
-        && hash.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if hashed {
+        && hash.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && match extension {
+            "css" => prefix == "comms",
+            "js" => prefix == "__wasm_split",
+            "wasm" => prefix.starts_with("chunk_") || prefix.starts_with("split_"),
+            _ => false,
+        };
+    if named_by_content {
         "public, max-age=31536000, immutable"
     } else {
-        "public, max-age=3600, must-revalidate"
+        REVALIDATE
     }
 }
+
+/// `name.hash.ext` as its three parts.
+fn split_hashed_name(file: &str) -> Option<(&str, &str, &str)> {
+    let (stem, extension) = file.rsplit_once('.')?;
+    let (prefix, hash) = stem.rsplit_once('.')?;
+    Some((prefix, hash, extension))
+}
+
+/// Cached, but checked with the server before each use.
+const REVALIDATE: &str = "no-cache";
 
 /// Length of cargo-leptos's content hashes (an MD5, base64url).
 const CONTENT_HASH_CHARS: usize = 22;
@@ -139,14 +158,25 @@ mod tests {
     use super::pkg_cache_control;
 
     #[test]
-    fn only_files_named_by_their_content_are_kept_for_good() {
+    fn only_files_named_by_their_final_content_are_kept_for_good() {
         let forever = "public, max-age=31536000, immutable";
-        assert_eq!(pkg_cache_control("/pkg/comms.tgPq3dE1ot_ZUIw3ypPb-A.wasm"), forever);
-        assert_eq!(pkg_cache_control("/pkg/__wasm_split.tgPq3dE1ot_ZUIw3ypPb-A.js"), forever);
-        assert_eq!(pkg_cache_control("/pkg/tgPq3dE1ot_ZUIw3ypPb-A.wasm"), forever);
-        for revalidated in ["/pkg/comms.wasm", "/pkg/comms.css", "/pkg/snippets/x-1/inline0.tgPq3dE1ot_ZUIw3ypPb-A.js"]
-        {
-            assert_eq!(pkg_cache_control(revalidated), "public, max-age=3600, must-revalidate", "{revalidated}");
+        for kept in [
+            "/pkg/comms.djLoCLZJ5rHPM4uR8Y8qvA.css",
+            "/pkg/__wasm_split.1VVTRgCfrZwl1cdVksEabQ.js",
+            "/pkg/chunk_4.VtTuKKG9kbE2TWlBU5fXrw.wasm",
+            "/pkg/split___portal_route_view_15266673097338141445.EEJG5yIqF5mlT6AwYKRUUw.wasm",
+        ] {
+            assert_eq!(pkg_cache_control(kept), forever, "{kept}");
+        }
+        for revalidated in [
+            "/pkg/comms.2UlNX2Q4dSvQkhp7Ef7JSA.js",
+            "/pkg/comms.DuZYdXnecxfUXe_drX8keA.wasm",
+            "/pkg/__wasm_split_manifest.8xSpR89IugzV568dR4bX4A.json",
+            "/pkg/comms.wasm",
+            "/pkg/comms.css",
+            "/pkg/snippets/chunk_1.VtTuKKG9kbE2TWlBU5fXrw.wasm",
+        ] {
+            assert_eq!(pkg_cache_control(revalidated), "no-cache", "{revalidated}");
         }
     }
 }

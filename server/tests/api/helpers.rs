@@ -374,11 +374,11 @@ impl Browser {
         self.send(path, &fields, forwarded_for).await
     }
 
-    /// The HTTP status a state-changing server function answers with.
-    pub async fn act_status(&self, path: &str, form: &[(&str, &str)]) -> u16 {
+    /// The HTTP answer of a state-changing server function, as it came.
+    pub async fn act_raw(&self, path: &str, form: &[(&str, &str)]) -> Response {
         let mut fields = vec![("csrf", self.csrf.as_str())];
         fields.extend_from_slice(form);
-        self.post(path, &fields, None).await.status().as_u16()
+        self.post(path, &fields, None).await
     }
 
     /// Reads the session again (who is signed in, the form token).

@@ -44,7 +44,7 @@ async fn nginx_serves_the_site_and_the_websocket_over_tls() {
     let site = dir.path().join("site");
     std::fs::create_dir_all(site.join("pkg")).unwrap();
     std::fs::write(site.join("pkg/probe.js"), "// served by nginx\n").unwrap();
-    std::fs::write(site.join("pkg/comms.tgPq3dE1ot_ZUIw3ypPb-A.wasm"), "named by its content").unwrap();
+    std::fs::write(site.join("pkg/chunk_4.tgPq3dE1ot_ZUIw3ypPb-A.wasm"), "named by its content").unwrap();
     let (http, https) = (free_port(), free_port());
 
     let mut conf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/nginx.conf")).unwrap();
@@ -105,10 +105,13 @@ async fn nginx_serves_the_site_and_the_websocket_over_tls() {
 
     let probe = client.get(format!("{base}/pkg/probe.js")).send().await.unwrap();
     assert_eq!(probe.status(), 200);
-    assert_eq!(probe.headers()["cache-control"], "public, max-age=3600, must-revalidate", "nginx serves the files");
-    let hashed = client.get(format!("{base}/pkg/comms.tgPq3dE1ot_ZUIw3ypPb-A.wasm")).send().await.unwrap();
+    assert_eq!(probe.headers()["cache-control"], "no-cache", "nginx serves the files, checked each time");
+    let hashed = client.get(format!("{base}/pkg/chunk_4.tgPq3dE1ot_ZUIw3ypPb-A.wasm")).send().await.unwrap();
     assert_eq!(hashed.status(), 200);
-    assert_eq!(hashed.headers()["cache-control"], "public, max-age=31536000, immutable", "hashed names: for good");
+    assert_eq!(hashed.headers()["cache-control"], "public, max-age=31536000, immutable", "content-named: for good");
+    let missing = client.get(format!("{base}/pkg/chunk_5.tgPq3dE1ot_ZUIw3ypPb-A.wasm")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers().get("cache-control").is_none(), "a missing file is not kept");
 
     let key = app.create_app("acme").await;
     let created =

@@ -105,7 +105,8 @@ async fn a_listed_app_refuses_sockets_from_other_pages() {
     assert_eq!(app.connect_ws_from(&code, Some(ELSEWHERE)).await.err(), Some(403));
     assert_eq!(app.connect_ws_from(&code, Some("https://example.com")).await.err(), Some(403), "not the apex");
     assert_eq!(app.connect_ws_from("no-such-code", Some(PAGE)).await.err(), Some(404));
-    for origin in [Some(PAGE), None] {
+    let own_site = format!("http://{}", app.addr);
+    for origin in [Some(PAGE), None, Some(own_site.as_str())] {
         let mut socket = app.connect_ws_from(&code, origin).await.expect("an allowed page connects");
         assert_eq!(socket.next_json().await["type"], "welcome", "{origin:?}");
     }
@@ -133,7 +134,7 @@ async fn developers_set_their_apps_origins_in_the_portal() {
     let refused = set("chat.example.com").await.unwrap_err();
     assert!(refused.contains("is not an origin"), "{refused}");
     let form = [("app", "mine"), ("origins", "chat.example.com")];
-    assert_eq!(developer.act_status("/portal/fn/set_allowed_origins", &form).await, 400, "bad input, not a 500");
+    assert_eq!(developer.act_raw("/portal/fn/set_allowed_origins", &form).await.status(), 400, "bad input, not a 500");
     assert_eq!(app.apps().find("mine").await.unwrap().allowed_origins.entries(), [PAGE, "http://localhost:3000"]);
 
     assert_eq!(set("  ").await.unwrap(), json!([]), "empty allows any");
@@ -143,8 +144,14 @@ async fn developers_set_their_apps_origins_in_the_portal() {
     other.sign_up_and_log_in("other@example.com").await;
     let foreign = other.act("/portal/fn/set_allowed_origins", &[("app", "mine"), ("origins", PAGE)]).await;
     assert!(foreign.unwrap_err().contains("you have no app mine"));
-    assert_eq!(other.act_status("/portal/fn/set_allowed_origins", &[("app", "mine"), ("origins", PAGE)]).await, 404);
+    assert_eq!(
+        other.act_raw("/portal/fn/set_allowed_origins", &[("app", "mine"), ("origins", PAGE)]).await.status(),
+        404
+    );
     let signed_out = Browser::open(&app).await;
-    assert_eq!(signed_out.act_status("/portal/fn/set_allowed_origins", &[("app", "mine"), ("origins", "")]).await, 403);
+    assert_eq!(
+        signed_out.act_raw("/portal/fn/set_allowed_origins", &[("app", "mine"), ("origins", "")]).await.status(),
+        403
+    );
     assert!(app.apps().find("mine").await.unwrap().allowed_origins.allows_any());
 }

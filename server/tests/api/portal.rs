@@ -84,6 +84,10 @@ async fn logins_are_throttled_per_email() {
     }
     let throttled = browser.log_in("dev@example.com", PASSWORD).await.unwrap_err();
     assert!(throttled.contains("too many attempts"), "{throttled}");
+    let answer = browser.act_raw("/portal/fn/log_in", &[("email", "dev@example.com"), ("password", PASSWORD)]).await;
+    assert_eq!(answer.status(), 429);
+    let retry_after: u64 = answer.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
     let mut other = Browser::open(&app).await;
     other.sign_up_and_log_in("other@example.com").await;
 }

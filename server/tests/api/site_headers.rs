@@ -35,12 +35,13 @@ async fn production_over_https_adds_hsts() {
 }
 
 #[tokio::test]
-async fn hashed_site_files_are_named_in_pages_and_cached_for_good() {
+async fn hashed_site_files_are_named_in_pages_and_content_named_ones_cached_for_good() {
     let site = tempfile::tempdir().unwrap();
     let (js, wasm, css) = ("jsjsjsjsjsjsjsjsjsjs-_", "wasmwasmwasmwasmwasm12", "csscsscsscsscsscsscss3");
     std::fs::create_dir(site.path().join("pkg")).unwrap();
     std::fs::write(site.path().join("hash.txt"), format!("js: {js}\nwasm: {wasm}\ncss: {css}\n")).unwrap();
     std::fs::write(site.path().join(format!("pkg/comms.{js}.js")), "// the bundle").unwrap();
+    std::fs::write(site.path().join(format!("pkg/comms.{css}.css")), "body {}").unwrap();
     std::fs::write(site.path().join("pkg/plain.js"), "// no hash").unwrap();
     let app = spawn_app_with(|config| config.site.root = site.path().to_owned()).await;
 
@@ -57,6 +58,7 @@ async fn hashed_site_files_are_named_in_pages_and_cached_for_good() {
             response.headers()["cache-control"].to_str().unwrap().to_owned()
         }
     };
-    assert_eq!(cache_control(format!("/pkg/comms.{js}.js")).await, "public, max-age=31536000, immutable");
-    assert_eq!(cache_control("/pkg/plain.js".into()).await, "public, max-age=3600, must-revalidate");
+    assert_eq!(cache_control(format!("/pkg/comms.{css}.css")).await, "public, max-age=31536000, immutable");
+    assert_eq!(cache_control(format!("/pkg/comms.{js}.js")).await, "no-cache", "rewritten after it was named");
+    assert_eq!(cache_control("/pkg/plain.js".into()).await, "no-cache");
 }

@@ -194,7 +194,11 @@ mod server {
                 ServerFnError::new("something went wrong on the server; try again")
             }
             ServiceError::RateLimited { retry_after } => {
-                ServerFnError::new(format!("too many attempts: wait {} seconds", retry_after.as_secs().max(1)))
+                let seconds = retry_after.as_secs().max(1);
+                if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                    response.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+                }
+                ServerFnError::new(format!("too many attempts: wait {seconds} seconds"))
             }
             other => ServerFnError::new(other.to_string()),
         }

@@ -26,10 +26,17 @@ use crate::pages::not_found::NotFound;
 use crate::pages::portal::app_page::AppPage;
 use crate::pages::portal::Portal;
 
+/// The response header through which a page tells the server the nonce
+/// its inline scripts carry, so the Content-Security-Policy can allow
+/// exactly those; the server takes it off before the response leaves.
+pub const SCRIPT_NONCE_HEADER: &str = "x-comms-script-nonce";
+
 /// The HTML document every page is rendered into. The stylesheet and the
 /// scripts carry the content hashes of a release build in their names
 /// (`options.hash_files`), so browsers may keep them for good.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    announce_script_nonce();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -45,6 +52,19 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App />
             </body>
         </html>
+    }
+}
+
+/// Puts the nonce Leptos gives this response's inline scripts (the
+/// hydration bootstrap, streamed resources) in [`SCRIPT_NONCE_HEADER`].
+#[cfg(feature = "ssr")]
+fn announce_script_nonce() {
+    let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    else {
+        return;
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&nonce) {
+        response.insert_header(http::HeaderName::from_static(SCRIPT_NONCE_HEADER), value);
     }
 }
 

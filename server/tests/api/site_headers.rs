@@ -16,6 +16,13 @@ async fn pages_carry_a_content_security_policy_and_friends() {
     assert_eq!(header("referrer-policy").as_deref(), Some("same-origin"));
     assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
     assert_eq!(header("strict-transport-security"), None, "no HSTS outside prod over https");
+    assert_eq!(header(comms_app::SCRIPT_NONCE_HEADER), None, "the page's note to the server stays inside");
+    let nonce = policy.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).expect("a script nonce");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "the inline scripts carry the policy's nonce");
+    let again = app.client.get(format!("{}/", app.base)).send().await.unwrap();
+    let policy_again = again.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(!policy_again.contains(&format!("'nonce-{nonce}'")), "a new nonce for every page");
 
     let key = app.create_app("acme").await;
     let api = app.get("/api/v1/rooms", &key).await;

@@ -6,7 +6,7 @@ use comms_core::origins::AllowedOrigins;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{assert_error, body, spawn_app, Browser, TestApp};
+use crate::helpers::{assert_error, body, spawn_app, spawn_app_with, Browser, TestApp};
 
 const PAGE: &str = "https://chat.example.com";
 const ELSEWHERE: &str = "https://elsewhere.example.net";
@@ -154,4 +154,15 @@ async fn developers_set_their_apps_origins_in_the_portal() {
         403
     );
     assert!(app.apps().find("mine").await.unwrap().allowed_origins.allows_any());
+}
+
+#[tokio::test]
+async fn the_public_sites_own_pages_may_open_a_listed_apps_sockets() {
+    let app = spawn_app_with(|config| config.server.public_url = "https://comms.example.com".into()).await;
+    let (_, code) = app_with_endpoint(&app, "public").await;
+    allow(&app, "public", &[PAGE]).await;
+    let mut socket = app.connect_ws_from(&code, Some("https://comms.example.com")).await.expect("comms' own site");
+    assert_eq!(socket.next_json().await["type"], "welcome");
+    let request_host = format!("http://{}", app.addr);
+    assert_eq!(app.connect_ws_from(&code, Some(&request_host)).await.err(), Some(403), "public_url names the site");
 }

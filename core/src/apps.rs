@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::auth::KeyAuthenticator;
 use crate::error::ServiceError;
-use crate::names::AppName;
+use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
 use crate::secrets::NewApiKey;
 use crate::service::Service;
@@ -195,7 +195,7 @@ impl Apps {
         // deleted" and the broker forgets the rooms' state.
         if let Some(service) = &self.live {
             for room in service.list_rooms(app).await? {
-                match service.delete_room(app, &room.name).await {
+                match service.delete_room(app, &RoomName::parse(&room.name)?).await {
                     Ok(()) | Err(ServiceError::NotFound(_)) => {}
                     Err(err) => return Err(err),
                 }

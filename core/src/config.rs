@@ -7,25 +7,102 @@
 //! between sections, e.g. `COMMS_DATA_DIR`, `COMMS_SERVER__ADDR`,
 //! `COMMS_LIMITS__MAX_MESSAGE_BYTES`. `DATABASE_URL` and `REDIS_URL` are
 //! also read as-is, because hosting platforms set them under those names.
+//!
+//! Values are typed as they are read: durations are [`Duration`]s (the
+//! files keep plain numbers, in the unit the key's name ends with), the
+//! profile, log format and database kind are enums, and trusted proxies are
+//! parsed networks, so no caller converts or re-parses a value.
 
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use serde_with::{serde_as, serde_conv, DurationMilliSeconds, DurationSeconds};
 
-use crate::forwarded::{ForwardedHeaders, Origin, TrustedProxies};
+use crate::forwarded::{ClientAddr, ForwardedHeaders, TrustedProxies};
 
 /// The file name looked up in the parent and working folders.
 pub const CONFIG_FILE_NAME: &str = "comms.toml";
+
+serde_conv!(
+    /// A [`Duration`] written as whole minutes.
+    Minutes,
+    Duration,
+    |duration: &Duration| duration.as_secs() / 60,
+    |minutes: u64| -> Result<_, Infallible> { Ok(Duration::from_secs(minutes.saturating_mul(60))) }
+);
+
+serde_conv!(
+    /// A [`Duration`] written as whole hours.
+    Hours,
+    Duration,
+    |duration: &Duration| duration.as_secs() / 3600,
+    |hours: u64| -> Result<_, Infallible> { Ok(Duration::from_secs(hours.saturating_mul(3600))) }
+);
+
+/// The two deployment profiles. They differ only by configuration values,
+/// never by code paths, except where a value's default or a warning of
+/// `comms check-config` depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Development: the defaults.
+    Dev,
+    /// Production: `comms check-config` warns about development settings,
+    /// and HTTPS pages send HSTS.
+    Prod,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Which database backend a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// `sqlite:…`: one file, one node.
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`: shared by several nodes.
+    Postgres,
+}
+
+impl DatabaseKind {
+    /// The backend of `url`, or `None` for a URL of neither.
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// The name shown by `comms check-config`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgresql",
+        }
+    }
+}
 
 /// The effective configuration of a comms process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `dev` or `prod`: the two differ only by the values in this file.
-    pub profile: String,
+    pub profile: Profile,
     /// Where the SQLite database lives when `database.url` is empty
     /// (`COMMS_DATA_DIR`).
     pub data_dir: PathBuf,
@@ -54,6 +131,7 @@ pub struct Config {
 }
 
 /// The HTTP listener and how the server names itself in URLs.
+#[serde_as]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -64,10 +142,12 @@ pub struct ServerConfig {
     /// request's `Host` header with the `ws://` scheme.
     pub public_url: String,
     /// Seconds to wait for connections to drain on SIGTERM.
-    pub shutdown_grace_secs: u64,
+    #[serde(rename = "shutdown_grace_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub shutdown_grace: Duration,
     /// Addresses or networks (`127.0.0.1`, `10.0.0.0/8`) of proxies whose
     /// `X-Forwarded-For`, `-Proto` and `-Host` headers are believed.
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: TrustedProxies,
     /// Built-in HTTPS, for setups without a proxy in front.
     pub tls: TlsConfig,
 }
@@ -154,40 +234,55 @@ pub struct LimitsConfig {
 }
 
 /// Message history kept per room for `after_seq` resume and the messages API.
+#[serde_as]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HistoryConfig {
     /// Messages retained per room.
     pub max_messages: usize,
     /// Oldest message age retained, in seconds.
-    pub max_age_secs: u64,
+    #[serde(rename = "max_age_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub max_age: Duration,
     /// Most messages written to the database in one transaction.
     pub write_batch: usize,
     /// Seconds without traffic after which a room's history leaves memory
     /// (it is reloaded from the database on next use).
-    pub idle_room_secs: u64,
+    #[serde(rename = "idle_room_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub idle_room: Duration,
 }
 
 /// WebSocket keep-alive.
+#[serde_as]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebSocketConfig {
     /// Seconds of silence from a client before the server pings it.
-    pub ping_interval_secs: u64,
+    #[serde(rename = "ping_interval_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub ping_interval: Duration,
     /// Seconds without any frame (pong included) before a client is dropped.
-    pub idle_timeout_secs: u64,
+    #[serde(rename = "idle_timeout_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub idle_timeout: Duration,
     /// Seconds one socket write may take before the client counts as gone.
-    pub write_timeout_secs: u64,
+    #[serde(rename = "write_timeout_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub write_timeout: Duration,
 }
 
 /// API-key checks.
+#[serde_as]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// How long a verified key is trusted without asking the database.
     /// Changes made by this process (rotate, revoke, suspend) take effect at
     /// once; changes made by another process (the CLI) within this time.
-    pub key_cache_ttl_ms: u64,
+    #[serde(rename = "key_cache_ttl_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub key_cache_ttl: Duration,
 }
 
 /// The web site: pages rendered by the server, and the files the browser
@@ -207,15 +302,20 @@ impl Default for SiteConfig {
 
 /// The public demo: an app whose rooms and endpoints the site shows, made
 /// at start, and a bot that keeps one room busy.
+#[serde_as]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DemoConfig {
     /// Make the demo app at start and run its bot.
     pub enabled: bool,
     /// Seconds between the bot's messages.
-    pub bot_interval_secs: u64,
+    #[serde(rename = "bot_interval_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub bot_interval: Duration,
     /// Minutes a visitor's throwaway room lives.
-    pub throwaway_minutes: u64,
+    #[serde(rename = "throwaway_minutes")]
+    #[serde_as(as = "Minutes")]
+    pub throwaway_lifetime: Duration,
     /// Throwaway rooms that may exist at once.
     pub max_throwaway_rooms: usize,
     /// Throwaway rooms that may be made per minute, by all visitors together.
@@ -226,8 +326,8 @@ impl Default for DemoConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            bot_interval_secs: 5,
-            throwaway_minutes: 30,
+            bot_interval: Duration::from_secs(5),
+            throwaway_lifetime: Duration::from_secs(30 * 60),
             max_throwaway_rooms: 50,
             throwaways_per_minute: 10,
         }
@@ -235,6 +335,7 @@ impl Default for DemoConfig {
 }
 
 /// The developer portal (`/portal`) and admin area (`/admin`).
+#[serde_as]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PortalConfig {
@@ -245,7 +346,9 @@ pub struct PortalConfig {
     /// nginx terminates TLS; off for `http://127.0.0.1` in development.
     pub secure_cookies: bool,
     /// Hours a portal session lasts without activity.
-    pub session_hours: u64,
+    #[serde(rename = "session_hours")]
+    #[serde_as(as = "Hours")]
+    pub session_lifetime: Duration,
     /// Login attempts allowed per email address per minute (and five
     /// times that per client address, sign-ups included), against password
     /// guessing and hashing floods.
@@ -254,7 +357,12 @@ pub struct PortalConfig {
 
 impl Default for PortalConfig {
     fn default() -> Self {
-        Self { auto_approve: true, secure_cookies: false, session_hours: 24, logins_per_minute: 5 }
+        Self {
+            auto_approve: true,
+            secure_cookies: false,
+            session_lifetime: Duration::from_secs(24 * 3600),
+            logins_per_minute: 5,
+        }
     }
 }
 
@@ -265,13 +373,13 @@ pub struct LogConfig {
     /// A `tracing` filter, e.g. `info` or `comms=debug,info`; `RUST_LOG` wins.
     pub filter: String,
     /// `pretty` for people or `json` for log collectors.
-    pub format: String,
+    pub format: LogFormat,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            profile: "dev".into(),
+            profile: Profile::Dev,
             data_dir: PathBuf::from("./data"),
             server: ServerConfig::default(),
             database: DatabaseConfig::default(),
@@ -291,31 +399,47 @@ impl Default for Config {
 impl ServerConfig {
     /// `ws://host[:port]` or `wss://…`: where clients reach this server's
     /// WebSocket. From `public_url` when set, else from the request's
-    /// origin (its host, and `wss://` when it came over HTTPS, through a
-    /// trusted proxy or to comms itself), else from the listening address.
-    pub fn ws_base(&self, origin: Option<&Origin>) -> String {
+    /// client address (its host, and `wss://` when it came over HTTPS,
+    /// through a trusted proxy or to comms itself), else from the listening
+    /// address.
+    pub fn ws_base(&self, client: Option<&ClientAddr>) -> WsBase {
         let public = self.public_url.trim_end_matches('/');
         if let Some(rest) = public.strip_prefix("https://") {
-            return format!("wss://{rest}");
+            return WsBase(format!("wss://{rest}"));
         }
         if let Some(rest) = public.strip_prefix("http://") {
-            return format!("ws://{rest}");
+            return WsBase(format!("ws://{rest}"));
         }
-        let https = origin.map_or(self.tls.enabled(), |origin| origin.https);
+        let https = client.map_or(self.tls.enabled(), |client| client.https);
         let scheme = if https { "wss" } else { "ws" };
-        let host = origin.and_then(|origin| origin.host.clone()).unwrap_or_else(|| self.addr.to_string());
-        format!("{scheme}://{host}")
+        let host = client.and_then(|client| client.host.clone()).unwrap_or_else(|| self.addr.to_string());
+        WsBase(format!("{scheme}://{host}"))
     }
 
     /// Where a request from `peer` really comes from, believing forwarding
     /// headers only from `trusted_proxies`; always over HTTPS when comms
     /// terminates TLS itself.
-    pub fn origin(&self, peer: IpAddr, headers: ForwardedHeaders<'_>) -> Origin {
-        // Validated at load; a config built in code with a bad entry
-        // trusts no one rather than everyone.
-        let mut origin = TrustedProxies::parse(&self.trusted_proxies).unwrap_or_default().origin(peer, headers);
-        origin.https |= self.tls.enabled();
-        origin
+    pub fn client_addr(&self, peer: IpAddr, headers: ForwardedHeaders<'_>) -> ClientAddr {
+        let mut client = self.trusted_proxies.client_addr(peer, headers);
+        client.https |= self.tls.enabled();
+        client
+    }
+}
+
+/// `ws://host[:port]` or `wss://…`, where clients reach this server's
+/// WebSocket: the start of every endpoint's `ws_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsBase(String);
+
+impl WsBase {
+    /// The `ws_url` of the endpoint with `code`.
+    pub fn endpoint_url(&self, code: &str) -> String {
+        format!("{}/ws/endpoint/{code}/", self.0)
+    }
+
+    /// The base itself.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -324,8 +448,8 @@ impl Default for ServerConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             public_url: String::new(),
-            shutdown_grace_secs: 10,
-            trusted_proxies: Vec::new(),
+            shutdown_grace: Duration::from_secs(10),
+            trusted_proxies: TrustedProxies::default(),
             tls: TlsConfig::default(),
         }
     }
@@ -355,25 +479,34 @@ impl Default for LimitsConfig {
 
 impl Default for HistoryConfig {
     fn default() -> Self {
-        Self { max_messages: 1000, max_age_secs: 7 * 24 * 3600, write_batch: 512, idle_room_secs: 300 }
+        Self {
+            max_messages: 1000,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            write_batch: 512,
+            idle_room: Duration::from_secs(300),
+        }
     }
 }
 
 impl Default for WebSocketConfig {
     fn default() -> Self {
-        Self { ping_interval_secs: 25, idle_timeout_secs: 60, write_timeout_secs: 10 }
+        Self {
+            ping_interval: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
+        }
     }
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { key_cache_ttl_ms: 1000 }
+        Self { key_cache_ttl: Duration::from_millis(1000) }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { filter: "info".into(), format: "pretty".into() }
+        Self { filter: "info".into(), format: LogFormat::Pretty }
     }
 }
 
@@ -430,8 +563,6 @@ impl Config {
     /// The first rule broken, named by its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let rule = |ok: bool, text: &str| if ok { Ok(()) } else { Err(ConfigError::Rule(text.into())) };
-        rule(matches!(self.profile.as_str(), "dev" | "prod"), "profile must be \"dev\" or \"prod\"")?;
-        rule(matches!(self.log.format.as_str(), "pretty" | "json"), "log.format must be \"pretty\" or \"json\"")?;
         rule(self.limits.max_message_bytes >= 16, "limits.max_message_bytes must be at least 16")?;
         rule(self.limits.connection_queue >= 1, "limits.connection_queue must be at least 1")?;
         rule(self.limits.max_page_size >= 1, "limits.max_page_size must be at least 1")?;
@@ -446,11 +577,14 @@ impl Config {
             "broker.redis_url must start with redis:// or rediss://",
         )?;
         rule(
-            self.broker.redis_url.is_empty() || !self.database_url().starts_with("sqlite:"),
+            self.database_kind().is_some(),
+            "database.url (DATABASE_URL) must start with sqlite:, postgres:// or postgresql://",
+        )?;
+        rule(
+            self.broker.redis_url.is_empty() || self.database_kind() != Some(DatabaseKind::Sqlite),
             "broker.redis_url (REDIS_URL) needs a PostgreSQL database.url (DATABASE_URL) that every node shares: \
              with a SQLite file each, nodes would number rooms each on their own",
         )?;
-        TrustedProxies::parse(&self.server.trusted_proxies).map_err(|err| ConfigError::Rule(err.to_string()))?;
         let tls = &self.server.tls;
         rule(
             tls.cert.is_empty() == tls.key.is_empty(),
@@ -459,11 +593,11 @@ impl Config {
         rule(tls.enabled() || tls.redirect_from.is_none(), "server.tls.redirect_from needs server.tls.cert and key")?;
         rule(self.history.max_messages >= 1, "history.max_messages must be at least 1")?;
         rule(self.history.write_batch >= 1, "history.write_batch must be at least 1")?;
-        rule(self.websocket.ping_interval_secs >= 1, "websocket.ping_interval_secs must be at least 1")?;
-        rule(self.websocket.write_timeout_secs >= 1, "websocket.write_timeout_secs must be at least 1")?;
-        rule(self.demo.bot_interval_secs >= 1, "demo.bot_interval_secs must be at least 1")?;
+        rule(!self.websocket.ping_interval.is_zero(), "websocket.ping_interval_secs must be at least 1")?;
+        rule(!self.websocket.write_timeout.is_zero(), "websocket.write_timeout_secs must be at least 1")?;
+        rule(!self.demo.bot_interval.is_zero(), "demo.bot_interval_secs must be at least 1")?;
         rule(
-            self.websocket.idle_timeout_secs > self.websocket.ping_interval_secs,
+            self.websocket.idle_timeout > self.websocket.ping_interval,
             "websocket.idle_timeout_secs must be longer than websocket.ping_interval_secs",
         )?;
         rule(
@@ -483,6 +617,12 @@ impl Config {
         } else {
             self.database.url.clone()
         }
+    }
+
+    /// The backend [`Config::database_url`] names; `None` for a URL of
+    /// neither kind (refused by [`Config::validate`]).
+    pub fn database_kind(&self) -> Option<DatabaseKind> {
+        DatabaseKind::of(&self.database_url())
     }
 
     /// The effective configuration as TOML, for `--print-config`.
@@ -540,7 +680,7 @@ mod tests {
             .unwrap();
         std::fs::write(work.join(CONFIG_FILE_NAME), "[limits]\nmax_page_size = 8\n").unwrap();
         let config = Config::load(&work, None).unwrap();
-        assert_eq!(config.profile, "prod");
+        assert_eq!(config.profile, Profile::Prod);
         assert_eq!(config.limits.max_page_size, 8);
 
         let explicit = root.path().join("explicit.toml");
@@ -585,26 +725,33 @@ mod tests {
         let work = tempfile::tempdir().unwrap();
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/comms.toml");
         let config = Config::load(work.path(), Some(&example)).unwrap();
-        assert_eq!(config.profile, "prod");
+        assert_eq!(config.profile, Profile::Prod);
         assert!(!config.demo.enabled);
         assert!(config.server.public_url.starts_with("https://"));
         assert!(!config.portal.auto_approve && config.portal.secure_cookies);
     }
 
     #[test]
-    fn ws_base_prefers_the_public_url_then_the_request_origin() {
-        let mut server = ServerConfig { trusted_proxies: vec!["127.0.0.1".into()], ..ServerConfig::default() };
+    fn ws_base_prefers_the_public_url_then_the_request_host() {
+        let trusted_proxies = TrustedProxies::parse(&["127.0.0.1"]).unwrap();
+        let mut server = ServerConfig { trusted_proxies, ..ServerConfig::default() };
         let peer = IpAddr::from([127, 0, 0, 1]);
         let plain = |host| ForwardedHeaders { host: Some(host), ..ForwardedHeaders::default() };
         let via_https = ForwardedHeaders { forwarded_proto: Some("https"), ..plain("comms.example.com") };
-        assert_eq!(server.ws_base(Some(&server.origin(peer, plain("example.com:8080")))), "ws://example.com:8080");
-        assert_eq!(server.ws_base(Some(&server.origin(peer, plain("evil.com/<script>")))), "ws://127.0.0.1:3000");
-        assert_eq!(server.ws_base(Some(&server.origin(peer, via_https))), "wss://comms.example.com");
+        assert_eq!(
+            server.ws_base(Some(&server.client_addr(peer, plain("example.com:8080")))).as_str(),
+            "ws://example.com:8080"
+        );
+        assert_eq!(
+            server.ws_base(Some(&server.client_addr(peer, plain("evil.com/<script>")))).as_str(),
+            "ws://127.0.0.1:3000"
+        );
+        assert_eq!(server.ws_base(Some(&server.client_addr(peer, via_https))).as_str(), "wss://comms.example.com");
         let stranger = IpAddr::from([9, 9, 9, 9]);
-        assert_eq!(server.ws_base(Some(&server.origin(stranger, via_https))), "ws://comms.example.com");
-        assert_eq!(server.ws_base(None), "ws://127.0.0.1:3000");
+        assert_eq!(server.ws_base(Some(&server.client_addr(stranger, via_https))).as_str(), "ws://comms.example.com");
+        assert_eq!(server.ws_base(None).as_str(), "ws://127.0.0.1:3000");
         server.public_url = "https://comms.example.com/".into();
-        assert_eq!(server.ws_base(Some(&server.origin(peer, plain("other")))), "wss://comms.example.com");
+        assert_eq!(server.ws_base(Some(&server.client_addr(peer, plain("other")))).as_str(), "wss://comms.example.com");
     }
 
     #[test]
@@ -613,10 +760,39 @@ mod tests {
         server.tls.cert = "cert.pem".into();
         server.tls.key = "key.pem".into();
         let direct = ForwardedHeaders { host: Some("comms.example.com"), ..ForwardedHeaders::default() };
-        let origin = server.origin(IpAddr::from([9, 9, 9, 9]), direct);
-        assert!(origin.https);
-        assert_eq!(server.ws_base(Some(&origin)), "wss://comms.example.com");
-        assert_eq!(server.ws_base(None), "wss://127.0.0.1:3000");
+        let client = server.client_addr(IpAddr::from([9, 9, 9, 9]), direct);
+        assert!(client.https);
+        assert_eq!(server.ws_base(Some(&client)).as_str(), "wss://comms.example.com");
+        assert_eq!(server.ws_base(None).as_str(), "wss://127.0.0.1:3000");
+    }
+
+    #[test]
+    fn durations_keep_the_unit_their_key_names() {
+        let config: Config = toml::from_str(
+            "[websocket]\nping_interval_secs = 7\nidle_timeout_secs = 30\n[auth]\nkey_cache_ttl_ms = 250\n\
+             [demo]\nthrowaway_minutes = 2\n[portal]\nsession_hours = 3\n[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.websocket.ping_interval, Duration::from_secs(7));
+        assert_eq!(config.auth.key_cache_ttl, Duration::from_millis(250));
+        assert_eq!(config.demo.throwaway_lifetime, Duration::from_secs(120));
+        assert_eq!(config.portal.session_lifetime, Duration::from_secs(3 * 3600));
+        assert!(!config.server.trusted_proxies.is_empty());
+        let printed: toml::Table = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(printed["demo"]["throwaway_minutes"].as_integer(), Some(2));
+        assert_eq!(printed["auth"]["key_cache_ttl_ms"].as_integer(), Some(250));
+    }
+
+    #[test]
+    fn bad_values_are_refused_when_read() {
+        for bad in ["profile = \"staging\"", "[log]\nformat = \"xml\"", "[server]\ntrusted_proxies = [\"localhost\"]"] {
+            assert!(toml::from_str::<Config>(bad).is_err(), "{bad}");
+        }
+        let config = Config {
+            database: DatabaseConfig { url: "mysql://x".into(), ..DatabaseConfig::default() },
+            ..Config::default()
+        };
+        assert!(config.validate().is_err(), "an unknown database kind");
     }
 
     #[test]

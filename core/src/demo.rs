@@ -11,14 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use comms_protocol::Permission;
-use serde_json::value::RawValue;
+use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::apps::Apps;
 use crate::config::DemoConfig;
 use crate::error::ServiceError;
+use crate::input::Meta;
 use crate::limits::ConnectionRateLimiter;
-use crate::names::AppName;
+use crate::names::{AppName, RoomName};
 use crate::service::Service;
 use crate::store::{AppRecord, AppStatus, Store};
 
@@ -27,18 +28,16 @@ pub const DEMO_APP: &str = "demo";
 /// The room the bot keeps busy.
 pub const BOT_ROOM: &str = "lobby";
 
-/// Rooms of the demo and their endpoints: `(permission, meta)`.
+/// Rooms of the demo and their endpoints: `(permission, name in meta)`.
 const ROOMS: &[(&str, &[(Permission, &str)])] = &[
-    (
-        BOT_ROOM,
-        &[
-            (Permission::ReadAndWrite, r#"{"name":"Ann"}"#),
-            (Permission::ReadAndWrite, r#"{"name":"Bob"}"#),
-            (Permission::Read, r#"{"name":"Watcher"}"#),
-        ],
-    ),
-    ("quiet", &[(Permission::ReadAndWrite, r#"{"name":"Cleo"}"#), (Permission::Read, r#"{"name":"Dev"}"#)]),
+    (BOT_ROOM, &[(Permission::ReadAndWrite, "Ann"), (Permission::ReadAndWrite, "Bob"), (Permission::Read, "Watcher")]),
+    ("quiet", &[(Permission::ReadAndWrite, "Cleo"), (Permission::Read, "Dev")]),
 ];
+
+/// `{"name": name}`, the meta of the demo's endpoints and bot.
+fn named(name: &str) -> Meta {
+    Meta::from_object(serde_json::Map::from_iter([("name".to_owned(), json!(name))]))
+}
 
 /// What the bot says, in turn.
 const LINES: &[&str] = &[
@@ -67,16 +66,16 @@ pub async fn prepare(store: &Arc<dyn Store>, apps: &Apps, service: &Service) -> 
         },
     };
     for (room, endpoints) in ROOMS {
-        match service.create_room(&app, room).await {
+        let room = RoomName::parse(room)?;
+        match service.create_room(&app, &room).await {
             Ok(_) | Err(ServiceError::Conflict(_)) => {}
             Err(err) => return Err(err),
         }
-        if !service.list_endpoints(&app, room, "").await?.is_empty() {
+        if !service.list_endpoints(&app, &room).await?.is_empty() {
             continue;
         }
-        for (permission, meta) in *endpoints {
-            let meta = RawValue::from_string((*meta).to_owned()).map_err(|err| ServiceError::Internal(err.into()))?;
-            service.create_endpoint(&app, room, permission.as_str(), Some(&meta), "").await?;
+        for (permission, name) in *endpoints {
+            service.create_endpoint(&app, &room, *permission, named(name)).await?;
         }
     }
     Ok(app)
@@ -86,17 +85,13 @@ pub async fn prepare(store: &Arc<dyn Store>, apps: &Apps, service: &Service) -> 
 /// with the meta `{"name": "demo bot"}`. Abort the handle to stop it.
 pub fn spawn_bot(service: Service, app: AppRecord, interval: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let room = RoomName::parse(BOT_ROOM).expect("the bot's room name is valid");
         let mut tick = tokio::time::interval(interval);
         tick.tick().await;
         for line in LINES.iter().cycle() {
             tick.tick().await;
-            let payload = serde_json::json!({ "text": line }).to_string();
-            let (Ok(payload), Ok(meta)) =
-                (RawValue::from_string(payload), RawValue::from_string(r#"{"name":"demo bot"}"#.to_owned()))
-            else {
-                continue;
-            };
-            if let Err(err) = service.publish_as_app(&app, BOT_ROOM, payload, Some(&meta)).await {
+            let Ok(payload) = serde_json::value::to_raw_value(&json!({ "text": line })) else { continue };
+            if let Err(err) = service.publish_as_app(&app, &room, payload, named("demo bot")).await {
                 tracing::warn!(error = %err, "the demo bot could not post");
             }
         }
@@ -149,14 +144,11 @@ impl Throwaways {
         if rooms.iter().filter(|room| room.name.starts_with(THROWAWAY_PREFIX)).count() >= self.max_rooms {
             return Err(busy());
         }
-        let room = format!("{THROWAWAY_PREFIX}{}", &crate::secrets::endpoint_code()[..10]);
+        let room = RoomName::parse(&format!("{THROWAWAY_PREFIX}{}", &crate::secrets::endpoint_code()[..10]))?;
         service.create_room(app, &room).await?;
-        let meta = |name: &str| {
-            RawValue::from_string(format!(r#"{{"name":"{name}"}}"#)).map_err(|err| ServiceError::Internal(err.into()))
-        };
-        let writer = service.create_endpoint(app, &room, "read_and_write", Some(&meta("Writer")?), "").await?;
-        let reader = service.create_endpoint(app, &room, "read", Some(&meta("Reader")?), "").await?;
-        Ok(Throwaway { room, writer: writer.code, reader: reader.code })
+        let writer = service.create_endpoint(app, &room, Permission::ReadAndWrite, named("Writer")).await?;
+        let reader = service.create_endpoint(app, &room, Permission::Read, named("Reader")).await?;
+        Ok(Throwaway { room: room.to_string(), writer: writer.code, reader: reader.code })
     }
 }
 
@@ -181,7 +173,11 @@ pub fn spawn_sweeper(service: Service, app: AppRecord, lifetime: Duration) -> Jo
                     chrono::DateTime::parse_from_rfc3339(&room.created_at).map(|t| t.with_timezone(&chrono::Utc));
                 let expired = created.is_ok_and(|created| (now - created).to_std().is_ok_and(|age| age >= lifetime));
                 if expired {
-                    if let Err(err) = service.delete_room(&app, &room.name).await {
+                    let deleted = match RoomName::parse(&room.name) {
+                        Ok(name) => service.delete_room(&app, &name).await,
+                        Err(err) => Err(err.into()),
+                    };
+                    if let Err(err) = deleted {
                         tracing::warn!(error = %err, room = %room.name, "the demo sweeper could not delete a room");
                     }
                 }

@@ -9,8 +9,11 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-/// The proxies whose forwarding headers are believed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The proxies whose forwarding headers are believed, parsed once when the
+/// configuration is read (`server.trusted_proxies`: a list of addresses and
+/// networks).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
 pub struct TrustedProxies(Vec<IpNet>);
 
 /// A `server.trusted_proxies` entry that is neither an address nor a
@@ -32,12 +35,14 @@ pub struct ForwardedHeaders<'a> {
     pub host: Option<&'a str>,
 }
 
-/// Where a request comes from, after believing what may be believed.
+/// Where a request comes from, after believing what may be believed. (Not
+/// to be confused with a browser's `Origin` header, the page a request is
+/// made from: see [`crate::origins`].)
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
+pub struct ClientAddr {
     /// The client's address: the peer's, or the nearest untrusted address
     /// a trusted proxy forwarded.
-    pub client_ip: IpAddr,
+    pub ip: IpAddr,
     /// Whether the client used HTTPS (with a trusted proxy saying so).
     pub https: bool,
     /// The host the client asked for, if it gave a usable one.
@@ -50,11 +55,11 @@ impl TrustedProxies {
     /// # Errors
     ///
     /// The first entry that is neither.
-    pub fn parse(entries: &[String]) -> Result<Self, InvalidProxy> {
+    pub fn parse(entries: &[impl AsRef<str>]) -> Result<Self, InvalidProxy> {
         entries
             .iter()
             .map(|entry| {
-                let entry = entry.trim();
+                let entry = entry.as_ref().trim();
                 entry
                     .parse::<IpNet>()
                     .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
@@ -64,20 +69,25 @@ impl TrustedProxies {
             .map(Self)
     }
 
+    /// Whether no proxy is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     fn trusts(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.0.iter().any(|net| net.contains(&ip))
     }
 
-    /// The origin of a request from `peer` with `headers`.
-    pub fn origin(&self, peer: IpAddr, headers: ForwardedHeaders<'_>) -> Origin {
+    /// Where a request from `peer` with `headers` comes from.
+    pub fn client_addr(&self, peer: IpAddr, headers: ForwardedHeaders<'_>) -> ClientAddr {
         let host = headers.host.map(str::trim).filter(|host| valid_host(host)).map(str::to_owned);
         if !self.trusts(peer) {
-            return Origin { client_ip: peer.to_canonical(), https: false, host };
+            return ClientAddr { ip: peer.to_canonical(), https: false, host };
         }
         // Each proxy appends the address it got the request from, so the
         // client is the rightmost address that is not one of ours.
-        let client_ip = headers
+        let ip = headers
             .forwarded_for
             .into_iter()
             .flat_map(|list| list.rsplit(','))
@@ -87,7 +97,7 @@ impl TrustedProxies {
             .unwrap_or(peer.to_canonical());
         let https = first_of(headers.forwarded_proto).is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
         let host = first_of(headers.forwarded_host).filter(|host| valid_host(host)).map(str::to_owned).or(host);
-        Origin { client_ip, https, host }
+        ClientAddr { ip, https, host }
     }
 }
 
@@ -103,12 +113,26 @@ fn valid_host(host: &str) -> bool {
     !host.is_empty() && host.len() <= 255 && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
 }
 
+impl TryFrom<Vec<String>> for TrustedProxies {
+    type Error = InvalidProxy;
+
+    fn try_from(entries: Vec<String>) -> Result<Self, Self::Error> {
+        Self::parse(&entries)
+    }
+}
+
+impl From<TrustedProxies> for Vec<String> {
+    fn from(proxies: TrustedProxies) -> Self {
+        proxies.0.iter().map(ToString::to_string).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn proxies(list: &[&str]) -> TrustedProxies {
-        TrustedProxies::parse(&list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap()
+        TrustedProxies::parse(list).unwrap()
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -124,21 +148,21 @@ mod tests {
 
     #[test]
     fn headers_from_an_untrusted_peer_are_ignored() {
-        let origin = proxies(&["127.0.0.1"]).origin(ip("9.9.9.9"), SPOOFED);
-        assert_eq!(origin, Origin { client_ip: ip("9.9.9.9"), https: false, host: Some("comms.example.com".into()) });
-        assert_eq!(TrustedProxies::default().origin(ip("127.0.0.1"), SPOOFED).client_ip, ip("127.0.0.1"));
+        let client = proxies(&["127.0.0.1"]).client_addr(ip("9.9.9.9"), SPOOFED);
+        assert_eq!(client, ClientAddr { ip: ip("9.9.9.9"), https: false, host: Some("comms.example.com".into()) });
+        assert_eq!(TrustedProxies::default().client_addr(ip("127.0.0.1"), SPOOFED).ip, ip("127.0.0.1"));
     }
 
     #[test]
     fn a_trusted_proxy_names_the_client_scheme_and_host() {
-        let origin = proxies(&["127.0.0.1", "10.0.0.0/8"]).origin(ip("127.0.0.1"), SPOOFED);
-        assert_eq!(origin.client_ip, ip("1.2.3.4"), "the rightmost address not ours; 6.6.6.6 was the client's claim");
-        assert!(origin.https);
-        assert_eq!(origin.host.as_deref(), Some("evil.example"));
+        let client = proxies(&["127.0.0.1", "10.0.0.0/8"]).client_addr(ip("127.0.0.1"), SPOOFED);
+        assert_eq!(client.ip, ip("1.2.3.4"), "the rightmost address not ours; 6.6.6.6 was the client's claim");
+        assert!(client.https);
+        assert_eq!(client.host.as_deref(), Some("evil.example"));
 
         let chained = ForwardedHeaders { forwarded_for: Some("1.2.3.4, 10.1.2.3"), ..SPOOFED };
-        assert_eq!(proxies(&["127.0.0.1", "10.0.0.0/8"]).origin(ip("127.0.0.1"), chained).client_ip, ip("1.2.3.4"));
-        let mapped = proxies(&["127.0.0.1"]).origin(ip("::ffff:127.0.0.1"), SPOOFED);
+        assert_eq!(proxies(&["127.0.0.1", "10.0.0.0/8"]).client_addr(ip("127.0.0.1"), chained).ip, ip("1.2.3.4"));
+        let mapped = proxies(&["127.0.0.1"]).client_addr(ip("::ffff:127.0.0.1"), SPOOFED);
         assert!(mapped.https, "IPv4-mapped peers count as their IPv4 address");
     }
 
@@ -151,7 +175,7 @@ mod tests {
             forwarded_host: Some("a/b"),
             host: Some("x y"),
         };
-        let origin = proxies(&["::1"]).origin(ip("::1"), weird);
-        assert_eq!(origin, Origin { client_ip: ip("::1"), https: false, host: None });
+        let client = proxies(&["::1"]).client_addr(ip("::1"), weird);
+        assert_eq!(client, ClientAddr { ip: ip("::1"), https: false, host: None });
     }
 }

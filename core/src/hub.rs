@@ -20,7 +20,7 @@ use comms_protocol::ws::close;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::broker::Published;
+use crate::message::{Published, RoomEvent};
 use crate::metrics::Metrics;
 
 /// Why the hub closed a connection; maps to a WebSocket close code.
@@ -211,8 +211,17 @@ impl Hub {
         self.metrics.messages_out.inc_by(delivered);
     }
 
+    /// Closes this node's connections `event` ends.
+    pub fn apply(&self, event: RoomEvent) {
+        match event {
+            RoomEvent::EndpointDeleted { room_id, endpoint_id } => self.close_endpoint(room_id, endpoint_id),
+            RoomEvent::RoomDeleted { room_id } => self.close_room(room_id),
+            RoomEvent::AppStopped { room_id } => self.close_room_connections(room_id, CloseReason::AppStopped),
+        }
+    }
+
     /// Closes every connection of a deleted endpoint and keeps new ones out.
-    pub fn close_endpoint(&self, room_id: i64, endpoint_id: i64) {
+    fn close_endpoint(&self, room_id: i64, endpoint_id: i64) {
         let rooms = self.rooms.read();
         Tombstones::bury(&mut self.tombstones.lock().endpoints, endpoint_id);
         let Some(room) = rooms.get(&room_id).cloned() else { return };
@@ -228,7 +237,7 @@ impl Hub {
     }
 
     /// Closes every connection of a deleted room and keeps new ones out.
-    pub fn close_room(&self, room_id: i64) {
+    fn close_room(&self, room_id: i64) {
         let rooms = self.rooms.read();
         Tombstones::bury(&mut self.tombstones.lock().rooms, room_id);
         let Some(room) = rooms.get(&room_id).cloned() else { return };
@@ -238,7 +247,7 @@ impl Hub {
 
     /// Closes the room's connections without keeping new ones out: its app
     /// stopped being approved, which the next join checks by itself.
-    pub fn close_room_connections(&self, room_id: i64, reason: CloseReason) {
+    fn close_room_connections(&self, room_id: i64, reason: CloseReason) {
         let Some(room) = self.rooms.read().get(&room_id).cloned() else { return };
         self.close_members(&room, reason);
     }

@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: layered TOML + environment configuration.
 //! - [`names`]: validated room and app names.
+//! - [`input`]: other client input parsed at the edge: permission, meta.
 //! - [`secrets`]: API keys (SHA-256 hashed), endpoint codes and ids.
 //! - [`store`]: the SQL boundary (`Store` trait, SQLite and PostgreSQL backends).
 //! - [`error`]: `ServiceError`, mapped to SPEC's error codes.
@@ -13,9 +14,10 @@
 //! - [`forwarded`]: the client's address, scheme and host behind trusted proxies.
 //! - [`limits`]: REST and WebSocket rate limits.
 //! - [`broker`]: seq, history and publishing behind a trait (in-process now).
+//! - [`message`]: a message from draft to frame and stored row; room events.
 //! - [`hub`]: this node's live connections per room and the fan-out to them.
 //! - [`service`]: rooms, endpoints and messages as the API offers them.
-//! - [`session`]: the WebSocket side: joining a room, publishing through an
+//! - [`subscription`]: the WebSocket side: joining a room, publishing through an
 //!   endpoint.
 //! - [`apps`]: app administration and its audit log (the CLI, the admin area).
 //! - [`accounts`]: portal accounts: sign-up, login, admins.
@@ -37,7 +39,9 @@ pub mod demo;
 pub mod error;
 pub mod forwarded;
 pub mod hub;
+pub mod input;
 pub mod limits;
+pub mod message;
 pub mod metrics;
 pub mod names;
 pub mod origins;
@@ -46,6 +50,6 @@ pub mod plan;
 pub mod portal;
 pub mod secrets;
 pub mod service;
-pub mod session;
 pub mod store;
+pub mod subscription;
 pub mod time;

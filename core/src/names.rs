@@ -24,8 +24,20 @@ fn check(what: &'static str, text: &str) -> Result<(), InvalidName> {
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        ///
+        /// Deserializing parses, so a path or body field of this type is
+        /// checked by the extractor that reads it.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
+        #[serde(try_from = "String")]
         pub struct $name(String);
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidName;
+
+            fn try_from(text: String) -> Result<Self, InvalidName> {
+                check($what, &text).map(|()| Self(text))
+            }
+        }
 
         impl $name {
             /// Checks the SPEC rule: 1–64 characters from `A–Z a–z 0–9 - _ .`.

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::config::Config;
-use crate::forwarded::Origin;
+use crate::config::{Config, DatabaseKind, Profile};
+use crate::forwarded::ClientAddr;
 use crate::store::redact_url;
 
 /// A node's plan, as `comms check-config` prints it. Passwords in URLs are
@@ -16,7 +16,7 @@ use crate::store::redact_url;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
     /// `dev` or `prod`.
-    pub profile: String,
+    pub profile: Profile,
     /// The address `comms serve` listens on.
     pub listen: String,
     /// What clients are told the server's address is, or how it is found.
@@ -52,7 +52,6 @@ impl Plan {
     /// The plan of a valid config.
     pub fn of(config: &Config) -> Self {
         let database_url = config.database_url();
-        let database_kind = if database_url.starts_with("sqlite:") { "sqlite" } else { "postgresql" };
         let broker = if config.broker.redis_url.is_empty() {
             Target { kind: "in-process".into(), url: String::new() }
         } else {
@@ -76,12 +75,15 @@ impl Plan {
             "none: plain HTTP".to_owned()
         };
         Self {
-            profile: config.profile.clone(),
+            profile: config.profile,
             listen: config.server.addr.to_string(),
             public_url,
-            ws_url: format!("{}/ws/endpoint/{{code}}/", config.server.ws_base(Some(&example_origin(config)))),
+            ws_url: config.server.ws_base(Some(&example_client(config))).endpoint_url("{code}"),
             tls,
-            database: Target { kind: database_kind.into(), url: redact_url(&database_url) },
+            database: Target {
+                kind: config.database_kind().map_or("unknown", DatabaseKind::as_str).into(),
+                url: redact_url(&database_url),
+            },
             broker,
             demo: config.demo.enabled,
             app_approval: if config.portal.auto_approve { "automatic" } else { "by an admin" }.into(),
@@ -93,8 +95,8 @@ impl Plan {
 
 /// A request for `HOST` straight to this node (over HTTPS if it speaks
 /// TLS), to show the form of `ws_url`s.
-fn example_origin(config: &Config) -> Origin {
-    Origin { client_ip: IpAddr::from([0, 0, 0, 0]), https: config.server.tls.enabled(), host: Some("HOST".into()) }
+fn example_client(config: &Config) -> ClientAddr {
+    ClientAddr { ip: IpAddr::from([0, 0, 0, 0]), https: config.server.tls.enabled(), host: Some("HOST".into()) }
 }
 
 fn warnings(config: &Config) -> Vec<String> {
@@ -104,7 +106,7 @@ fn warnings(config: &Config) -> Vec<String> {
             warnings.push(text.to_owned());
         }
     };
-    let prod = config.profile == "prod";
+    let prod = config.profile == Profile::Prod;
     warn(
         prod && config.server.public_url.is_empty(),
         "profile is prod but server.public_url is empty: ws_urls will use ws:// and whatever Host clients send",
@@ -140,7 +142,7 @@ mod tests {
 
     #[test]
     fn a_production_cluster_plan_hides_passwords_and_flags_doubtful_settings() {
-        let mut config = Config { profile: "prod".into(), ..Config::default() };
+        let mut config = Config { profile: Profile::Prod, ..Config::default() };
         config.server.public_url = "https://comms.example.com".into();
         config.database.url = "postgres://comms:secret@db:5432/comms".into();
         config.broker.redis_url = "redis://:hunter2@redis:6379".into();

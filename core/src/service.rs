@@ -2,20 +2,26 @@
 //! of every rule (names, meta, limits, isolation between apps) called by the
 //! REST handlers, the legacy routes and, later, the site's server functions.
 //! The WebSocket side of the same service (joining, publishing through an
-//! endpoint) is in [`crate::session`].
+//! endpoint) is in [`crate::subscription`].
 //!
 //! Every call takes the authenticated [`AppRecord`] and only ever touches
-//! that app's rooms, which is how one app can never see another's.
+//! that app's rooms, which is how one app can never see another's. Client
+//! input arrives parsed ([`RoomName`], [`Permission`], [`Meta`]: see
+//! [`crate::input`]); endpoints come back as records, and the HTTP layer,
+//! which knows the request's host, turns them into the API's view with
+//! [`endpoint_view`].
 
 use std::sync::Arc;
 
 use comms_protocol::{Endpoint, Message, Permission, Room, Sender};
 use serde_json::value::RawValue;
 
-use crate::broker::{Broker, Draft, Durability, RoomEvent, RoomRef};
-use crate::config::LimitsConfig;
+use crate::broker::{Broker, Durability, RoomRef};
+use crate::config::{LimitsConfig, WsBase};
 use crate::error::ServiceError;
 use crate::hub::Hub;
+use crate::input::Meta;
+use crate::message::{Draft, RoomEvent};
 use crate::names::RoomName;
 use crate::secrets;
 use crate::store::{AppRecord, EndpointRecord, NewEndpoint, RoomRecord, Store};
@@ -39,10 +45,9 @@ impl Service {
         Self { store, broker, hub, limits: Arc::new(limits) }
     }
 
-    async fn find_room(&self, app: &AppRecord, name: &str) -> Result<RoomRecord, ServiceError> {
-        let name = RoomName::parse(name)?;
+    async fn find_room(&self, app: &AppRecord, name: &RoomName) -> Result<RoomRecord, ServiceError> {
         self.store
-            .room(app.id, &name)
+            .room(app.id, name)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("room {name} does not exist")))
     }
@@ -59,10 +64,9 @@ impl Service {
     ///
     /// # Errors
     ///
-    /// `Invalid` for a bad name, `Conflict` if the app has the room already.
-    pub async fn create_room(&self, app: &AppRecord, name: &str) -> Result<Room, ServiceError> {
-        let name = RoomName::parse(name)?;
-        let room = self.store.create_room(app.id, &name).await.map_err(|err| match ServiceError::from(err) {
+    /// `Conflict` if the app has the room already.
+    pub async fn create_room(&self, app: &AppRecord, name: &RoomName) -> Result<Room, ServiceError> {
+        let room = self.store.create_room(app.id, name).await.map_err(|err| match ServiceError::from(err) {
             ServiceError::Conflict(_) => ServiceError::Conflict(format!("room {name} already exists")),
             other => other,
         })?;
@@ -74,8 +78,8 @@ impl Service {
     ///
     /// # Errors
     ///
-    /// `Invalid` for a bad name, `NotFound` if the app has no such room.
-    pub async fn room(&self, app: &AppRecord, name: &str) -> Result<Room, ServiceError> {
+    /// `NotFound` if the app has no such room.
+    pub async fn room(&self, app: &AppRecord, name: &RoomName) -> Result<Room, ServiceError> {
         let room = self.find_room(app, name).await?;
         let mut views = self.room_views(vec![room]).await?;
         Ok(views.remove(0))
@@ -96,12 +100,11 @@ impl Service {
     ///
     /// # Errors
     ///
-    /// `Invalid` for a bad name, `NotFound` if the app has no such room.
-    pub async fn delete_room(&self, app: &AppRecord, name: &str) -> Result<(), ServiceError> {
-        let name = RoomName::parse(name)?;
+    /// `NotFound` if the app has no such room.
+    pub async fn delete_room(&self, app: &AppRecord, name: &RoomName) -> Result<(), ServiceError> {
         let room_id = self
             .store
-            .delete_room(app.id, &name)
+            .delete_room(app.id, name)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("room {name} does not exist")))?;
         self.broker.announce(RoomEvent::RoomDeleted { room_id }).await;
@@ -122,96 +125,45 @@ impl Service {
         Ok(())
     }
 
-    fn endpoint_view(record: EndpointRecord, ws_base: &str) -> Result<Endpoint, ServiceError> {
-        let meta = RawValue::from_string(record.meta).map_err(|err| ServiceError::Internal(err.into()))?;
-        Ok(Endpoint {
-            ws_url: format!("{ws_base}/ws/endpoint/{}/", record.code),
-            id: record.public_id,
-            code: record.code,
-            room: record.room_name,
-            permission: record.permission,
-            meta,
-            created_at: format_ms(record.created_at),
-        })
-    }
-
-    /// Checks that meta is a JSON object within the size limit; no meta is
-    /// the empty object.
-    fn checked_meta(&self, meta: Option<&RawValue>) -> Result<String, ServiceError> {
-        let Some(meta) = meta else { return Ok("{}".into()) };
-        let text = meta.get();
-        if text == "null" {
-            return Ok("{}".into());
-        }
-        if !text.starts_with('{') {
-            return Err(ServiceError::Invalid("meta must be a JSON object".into()));
-        }
-        if text.len() > self.limits.max_meta_bytes {
-            return Err(ServiceError::Invalid(format!(
-                "meta is {} bytes, over the limit of {} bytes",
-                text.len(),
-                self.limits.max_meta_bytes
-            )));
-        }
-        Ok(text.to_owned())
-    }
-
-    /// Adds an endpoint to a room. `ws_base` is `ws://host[:port]` or
-    /// `wss://…`, the start of the endpoint's `ws_url`.
+    /// Adds an endpoint to a room.
     ///
     /// # Errors
     ///
-    /// `Invalid` for a bad room name, permission or meta; `NotFound` if the
-    /// app has no such room.
+    /// `NotFound` if the app has no such room.
     pub async fn create_endpoint(
         &self,
         app: &AppRecord,
-        room: &str,
-        permission: &str,
-        meta: Option<&RawValue>,
-        ws_base: &str,
-    ) -> Result<Endpoint, ServiceError> {
+        room: &RoomName,
+        permission: Permission,
+        meta: Meta,
+    ) -> Result<EndpointRecord, ServiceError> {
         let room = self.find_room(app, room).await?;
-        let permission = Permission::parse(permission).ok_or_else(|| {
-            ServiceError::Invalid(format!("permission must be \"read\" or \"read_and_write\" (got {permission:?})"))
-        })?;
-        let meta = self.checked_meta(meta)?;
-        let record = self
-            .store
-            .create_endpoint(NewEndpoint {
-                room_id: room.id,
-                public_id: secrets::endpoint_id(),
-                code: secrets::endpoint_code(),
-                permission,
-                meta,
-            })
-            .await?;
-        Self::endpoint_view(record, ws_base)
+        let new = NewEndpoint {
+            room_id: room.id,
+            public_id: secrets::endpoint_id(),
+            code: secrets::endpoint_code(),
+            permission,
+            meta: meta.as_str().to_owned(),
+        };
+        Ok(self.store.create_endpoint(new).await?)
     }
 
     /// A room's endpoints, oldest first.
     ///
     /// # Errors
     ///
-    /// `Invalid` for a bad room name, `NotFound` if the app has no such room.
-    pub async fn list_endpoints(
-        &self,
-        app: &AppRecord,
-        room: &str,
-        ws_base: &str,
-    ) -> Result<Vec<Endpoint>, ServiceError> {
+    /// `NotFound` if the app has no such room.
+    pub async fn list_endpoints(&self, app: &AppRecord, room: &RoomName) -> Result<Vec<EndpointRecord>, ServiceError> {
         let room = self.find_room(app, room).await?;
-        let records = self.store.list_endpoints(room.id).await?;
-        records.into_iter().map(|record| Self::endpoint_view(record, ws_base)).collect()
+        Ok(self.store.list_endpoints(room.id).await?)
     }
 
     /// Deletes an endpoint by code, closing its live connections.
     ///
     /// # Errors
     ///
-    /// `Invalid` for a bad room name, `NotFound` if the room or the endpoint
-    /// does not exist for this app.
-    pub async fn delete_endpoint(&self, app: &AppRecord, room: &str, code: &str) -> Result<(), ServiceError> {
+    /// `NotFound` if the room or the endpoint does not exist for this app.
+    pub async fn delete_endpoint(&self, app: &AppRecord, room: &RoomName, code: &str) -> Result<(), ServiceError> {
         let room = self.find_room(app, room).await?;
         let endpoint_id = self
             .store
@@ -227,12 +179,11 @@ impl Service {
     ///
     /// # Errors
     ///
-    /// `Invalid` for a bad room name or a zero limit, `NotFound` if the app
-    /// has no such room.
+    /// `Invalid` for a zero limit, `NotFound` if the app has no such room.
     pub async fn list_messages(
         &self,
         app: &AppRecord,
-        room: &str,
+        room: &RoomName,
         after_seq: u64,
         limit: Option<usize>,
     ) -> Result<Vec<Message>, ServiceError> {
@@ -251,11 +202,11 @@ impl Service {
     ///
     /// # Errors
     ///
-    /// `Invalid` for a bad room name, `NotFound` if the app has no such room.
+    /// `NotFound` if the app has no such room.
     pub async fn latest_messages(
         &self,
         app: &AppRecord,
-        room: &str,
+        room: &RoomName,
         count: usize,
     ) -> Result<Vec<Message>, ServiceError> {
         let room = room_ref(&self.find_room(app, room).await?);
@@ -269,22 +220,18 @@ impl Service {
     ///
     /// # Errors
     ///
-    /// `Invalid` for a bad room name or meta, `TooLarge` for a payload over
-    /// `limits.max_message_bytes`, `NotFound` if the app has no such room.
+    /// `TooLarge` for a payload over `limits.max_message_bytes`, `NotFound`
+    /// if the app has no such room.
     pub async fn publish_as_app(
         &self,
         app: &AppRecord,
-        room: &str,
+        room: &RoomName,
         payload: Box<RawValue>,
-        meta: Option<&RawValue>,
+        meta: Meta,
     ) -> Result<Message, ServiceError> {
         self.check_payload_size(&payload)?;
-        let meta = self.checked_meta(meta)?;
         let room = self.find_room(app, room).await?;
-        let sender = Sender {
-            id: APP_SENDER_ID.into(),
-            meta: RawValue::from_string(meta).map_err(|err| ServiceError::Internal(err.into()))?,
-        };
+        let sender = Sender { id: APP_SENDER_ID.into(), meta: meta.into_raw() };
         let published = self.broker.publish(&room_ref(&room), Draft { sender, payload }, Durability::Stored).await?;
         Ok(published.message.clone())
     }
@@ -299,6 +246,24 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// An endpoint as the API shows it, its `ws_url` starting with `ws_base`.
+///
+/// # Errors
+///
+/// `Internal` for stored meta that is not JSON.
+pub fn endpoint_view(record: EndpointRecord, ws_base: &WsBase) -> Result<Endpoint, ServiceError> {
+    let meta = RawValue::from_string(record.meta).map_err(|err| ServiceError::Internal(err.into()))?;
+    Ok(Endpoint {
+        ws_url: ws_base.endpoint_url(&record.code),
+        id: record.public_id,
+        code: record.code,
+        room: record.room_name,
+        permission: record.permission,
+        meta,
+        created_at: format_ms(record.created_at),
+    })
 }
 
 fn room_view(room: RoomRecord, online: u64) -> Room {

@@ -6,6 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use comms_core::error::ServiceError;
+use comms_core::names::InvalidName;
 use comms_protocol::ErrorBody;
 
 /// A failed API request.
@@ -60,6 +61,12 @@ impl ApiError {
 impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         Self(err)
+    }
+}
+
+impl From<InvalidName> for ApiError {
+    fn from(err: InvalidName) -> Self {
+        Self(err.into())
     }
 }
 

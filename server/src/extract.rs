@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use comms_core::config::ServerConfig;
 use comms_core::error::ServiceError;
-use comms_core::forwarded::{ForwardedHeaders, Origin};
+use comms_core::forwarded::{ClientAddr, ForwardedHeaders};
 use comms_core::store::AppRecord;
 use serde::de::DeserializeOwned;
 
@@ -77,8 +77,8 @@ fn own_site(parts: &Parts, server: &ServerConfig) -> Option<String> {
         let host = rest.split('/').next().unwrap_or_default();
         return Some(format!("{scheme}://{host}"));
     }
-    let origin = request_origin(parts, server);
-    Some(format!("{}://{}", if origin.https { "https" } else { "http" }, origin.host?))
+    let client = client_addr(parts, server);
+    Some(format!("{}://{}", if client.https { "https" } else { "http" }, client.host?))
 }
 
 /// A JSON object body. The `Content-Type` is not checked, so `curl -d` works
@@ -142,26 +142,26 @@ impl From<PathRejection> for ApiError {
 
 /// `ws://host[:port]` or `wss://…`: where clients reach this server's
 /// WebSocket. From `server.public_url` when set, else from the request's
-/// [`Origin`].
-pub struct WsBase(pub String);
+/// [`ClientAddr`].
+pub struct WsBase(pub comms_core::config::WsBase);
 
 impl FromRequestParts<AppState> for WsBase {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Self(state.config.server.ws_base(Some(&request_origin(parts, &state.config.server)))))
+        Ok(Self(state.config.server.ws_base(Some(&client_addr(parts, &state.config.server)))))
     }
 }
 
 /// Where a request really comes from (see `comms_core::forwarded`): the
 /// peer address, and forwarding headers if the peer is a trusted proxy.
-pub fn request_origin(parts: &Parts, server: &ServerConfig) -> Origin {
+pub fn client_addr(parts: &Parts, server: &ServerConfig) -> ClientAddr {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip());
     let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok());
-    server.origin(
+    server.client_addr(
         peer,
         ForwardedHeaders {
             forwarded_for: header("x-forwarded-for"),

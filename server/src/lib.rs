@@ -7,8 +7,8 @@
 //! - [`startup`]: builds the application from a config and runs it until
 //!   SIGTERM, draining connections and history on the way out.
 //! - [`state`]: [`state::AppState`], the handle every handler gets.
-//! - [`sessions`]: the portal's session store, in the SQLite or PostgreSQL
-//!   database the rest of the data is in.
+//! - [`portal_sessions`]: the portal's login session store, in the SQLite
+//!   or PostgreSQL database the rest of the data is in.
 //! - [`cors`]: cross-origin access to the API (per-app origin lists are
 //!   checked with the key, in [`extract`]).
 //! - [`error`]: [`error::ApiError`], service errors as SPEC's error JSON.
@@ -29,9 +29,9 @@ pub mod cli;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod portal_sessions;
 pub mod routes;
 pub mod security_headers;
-pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -24,7 +24,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use comms_app::SCRIPT_NONCE_HEADER;
-use comms_core::config::Config;
+use comms_core::config::{Config, Profile};
 
 use crate::state::AppState;
 
@@ -46,7 +46,7 @@ impl SecurityHeaders {
             .map(|rest| format!(" wss://{rest}"))
             .or_else(|| public.strip_prefix("http://").map(|rest| format!(" ws://{rest}")))
             .unwrap_or_default();
-        let hsts = (config.profile == "prod" && public.starts_with("https://"))
+        let hsts = (config.profile == Profile::Prod && public.starts_with("https://"))
             .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
         Self { public_ws, hsts }
     }
@@ -101,7 +101,7 @@ mod tests {
         let with_nonce = dev.policy(Some("abc+/=")).unwrap();
         assert!(with_nonce.to_str().unwrap().contains("script-src 'self' 'nonce-abc+/=' 'unsafe-inline'"));
 
-        config.profile = "prod".into();
+        config.profile = Profile::Prod;
         config.server.public_url = "https://comms.example.com/".into();
         let prod = SecurityHeaders::new(&config);
         assert!(prod.policy(None).unwrap().to_str().unwrap().contains("connect-src 'self' wss://comms.example.com;"));

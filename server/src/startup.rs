@@ -27,7 +27,7 @@ use comms_core::broker::local::{LocalBroker, LocalSettings};
 use comms_core::broker::redis::{RedisBroker, RedisSettings};
 use comms_core::broker::writer::WriterSettings;
 use comms_core::broker::Broker;
-use comms_core::config::{Config, ServerConfig};
+use comms_core::config::{Config, DatabaseKind, ServerConfig};
 use comms_core::demo::{self, Throwaways};
 use comms_core::error::ServiceError;
 use comms_core::hub::{CloseReason, Hub};
@@ -49,9 +49,9 @@ use tower_sessions::ExpiredDeletion;
 use tower_sessions_sqlx_store::{PostgresStore as PostgresSessions, SqliteStore as SqliteSessions};
 
 use crate::error::ApiError;
+use crate::portal_sessions::PortalSessionStore;
 use crate::routes;
 use crate::security_headers::SecurityHeaders;
-use crate::sessions::SessionStore;
 use crate::state::{AppState, DemoState, Shared};
 use crate::telemetry;
 use crate::tls::{self, bind_redirect, https_listener, HttpsListener};
@@ -69,31 +69,33 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// Opens the database `DATABASE_URL` names (SQLite for `sqlite:`, PostgreSQL
 /// for `postgres:` or `postgresql:`): the store, and the portal's session
 /// store on the same database.
-async fn open_database(config: &Config) -> anyhow::Result<(Arc<dyn Store>, SessionStore)> {
+async fn open_database(config: &Config) -> anyhow::Result<(Arc<dyn Store>, PortalSessionStore)> {
     let url = config.database_url();
     let shown = redact_url(&url);
     let max_connections = config.database.max_connections;
-    if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(&url, max_connections)
-            .await
-            .with_context(|| format!("opening the database at {shown}"))?;
-        let sessions = SessionStore::Sqlite(SqliteSessions::new(store.write_pool()));
-        Ok((Arc::new(store), sessions))
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let store = PostgresStore::open(&url, max_connections).await.map_err(|err| match err {
-            StoreError::Unavailable => anyhow::anyhow!(
-                "PostgreSQL at {shown} did not accept a connection within {} s: is it running and reachable?",
-                CONNECT_TIMEOUT.as_secs()
-            ),
-            other => anyhow::anyhow!("opening the PostgreSQL database at {shown}: {other}"),
-        })?;
-        let sessions = SessionStore::Postgres(PostgresSessions::new(store.pool()));
-        Ok((Arc::new(store), sessions))
-    } else {
-        anyhow::bail!(
+    match config.database_kind() {
+        Some(DatabaseKind::Sqlite) => {
+            let store = SqliteStore::open(&url, max_connections)
+                .await
+                .with_context(|| format!("opening the database at {shown}"))?;
+            let sessions = PortalSessionStore::Sqlite(SqliteSessions::new(store.write_pool()));
+            Ok((Arc::new(store), sessions))
+        }
+        Some(DatabaseKind::Postgres) => {
+            let store = PostgresStore::open(&url, max_connections).await.map_err(|err| match err {
+                StoreError::Unavailable => anyhow::anyhow!(
+                    "PostgreSQL at {shown} did not accept a connection within {} s: is it running and reachable?",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
+                other => anyhow::anyhow!("opening the PostgreSQL database at {shown}: {other}"),
+            })?;
+            let sessions = PortalSessionStore::Postgres(PostgresSessions::new(store.pool()));
+            Ok((Arc::new(store), sessions))
+        }
+        None => anyhow::bail!(
             "unsupported database URL {shown:?}: use sqlite://PATH for SQLite or \
              postgres://USER:PASSWORD@HOST:PORT/DATABASE (or postgresql://…) for PostgreSQL"
-        )
+        ),
     }
 }
 
@@ -112,12 +114,12 @@ fn open_broker(
 ) -> anyhow::Result<Arc<dyn Broker>> {
     let writer = WriterSettings {
         keep_per_room: config.history.max_messages,
-        max_age: Duration::from_secs(config.history.max_age_secs),
+        max_age: config.history.max_age,
         batch: config.history.write_batch,
     };
     let (store, hub, metrics) = (Arc::clone(store), Arc::clone(hub), Arc::clone(metrics));
     if config.broker.redis_url.is_empty() {
-        let settings = LocalSettings { writer, idle_room: Duration::from_secs(config.history.idle_room_secs) };
+        let settings = LocalSettings { writer, idle_room: config.history.idle_room };
         return Ok(Arc::new(LocalBroker::new(store, hub, metrics, settings)));
     }
     let settings =
@@ -177,7 +179,7 @@ impl Application {
         let service = Service::new(Arc::clone(&store), Arc::clone(&broker), Arc::clone(&hub), config.limits.clone());
         let authenticator = Arc::new(KeyAuthenticator::new(
             Arc::clone(&store),
-            Duration::from_millis(config.auth.key_cache_ttl_ms),
+            config.auth.key_cache_ttl,
             ChangeMarker::in_data_dir(&config.data_dir),
         ));
         let hash_file = site_hash_file(&config.site.root);
@@ -291,7 +293,7 @@ impl Application {
         // Sockets upgraded while the listener was closing.
         state.hub.close_all(CloseReason::ShuttingDown);
         state.sockets.close();
-        let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+        let grace = state.config.server.shutdown_grace;
         if tokio::time::timeout(grace, state.sockets.wait()).await.is_err() {
             tracing::warn!("some WebSockets did not close within the grace period");
         }
@@ -327,9 +329,8 @@ async fn start_demo(state: &AppState) -> Vec<JoinHandle<()>> {
     match demo::prepare(&state.store, &state.apps, &state.service).await {
         Ok(app) => {
             let config = &state.config.demo;
-            let bot =
-                demo::spawn_bot(state.service.clone(), app.clone(), Duration::from_secs(config.bot_interval_secs));
-            let lifetime = Duration::from_secs(config.throwaway_minutes * 60);
+            let bot = demo::spawn_bot(state.service.clone(), app.clone(), config.bot_interval);
+            let lifetime = config.throwaway_lifetime;
             let sweeper = demo::spawn_sweeper(state.service.clone(), app.clone(), lifetime);
             let _ = state.demo.set(DemoState { app, throwaways: Arc::new(Throwaways::new(config)) });
             vec![bot, sweeper]

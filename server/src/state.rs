@@ -21,8 +21,8 @@ use comms_core::store::{AppRecord, Store};
 use leptos::config::LeptosOptions;
 use tokio_util::task::TaskTracker;
 
+use crate::portal_sessions::PortalSessionStore;
 use crate::security_headers::SecurityHeaders;
-use crate::sessions::SessionStore;
 
 /// A handle to the running server's [`Shared`] state.
 #[derive(Clone)]
@@ -52,7 +52,7 @@ pub struct Shared {
     /// What developers may do with their apps.
     pub portal: Arc<Portal>,
     /// Portal and admin sessions, in the same database.
-    pub sessions: SessionStore,
+    pub sessions: PortalSessionStore,
     /// The effective configuration.
     pub config: Arc<Config>,
     /// Rooms, endpoints, messages and WebSocket sessions.

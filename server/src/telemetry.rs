@@ -7,7 +7,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use comms_core::config::LogConfig;
+use comms_core::config::{LogConfig, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 use crate::state::AppState;
@@ -17,7 +17,7 @@ use crate::state::AppState;
 pub fn init(config: &LogConfig) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if config.format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let _ = if config.format == LogFormat::Json { builder.json().try_init() } else { builder.try_init() };
 }
 
 /// Records the latency of every routed request by method, route pattern and

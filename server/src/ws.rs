@@ -21,7 +21,7 @@ use axum::Router;
 use comms_core::error::ServiceError;
 use comms_core::hub::{CloseReason, Membership};
 use comms_core::limits::ConnectionRateLimiter;
-use comms_core::session::{JoinError, JoinTicket, Session};
+use comms_core::subscription::{JoinError, JoinTicket, Subscription};
 use comms_protocol::ws::{close, ClientFrame, ServerFrame};
 use comms_protocol::ErrorCode;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -99,11 +99,11 @@ async fn serve(socket: WebSocket, state: AppState, ticket: JoinTicket, after_seq
         state: &state,
         ticket: &ticket,
         sink,
-        write_timeout: Duration::from_secs(state.config.websocket.write_timeout_secs),
+        write_timeout: state.config.websocket.write_timeout,
         limiter: ConnectionRateLimiter::new(limits.ws_messages_per_second, limits.ws_burst),
     };
     let ending = match state.service.join(&ticket, after_seq).await {
-        Ok(session) => connection.pump(session, &mut stream).await,
+        Ok(subscription) => connection.pump(subscription, &mut stream).await,
         Err(JoinError::Refused(reason)) => Ok(Some((reason.code(), reason.text()))),
         Err(JoinError::Failed(ServiceError::Unavailable(reason))) => {
             tracing::warn!(%reason, "joining a room failed: a backing service is down");
@@ -177,10 +177,10 @@ impl Connection<'_> {
     /// close code to send, `None` when the client is already gone.
     async fn pump(
         &mut self,
-        session: Session,
+        subscription: Subscription,
         stream: &mut Stream,
     ) -> Result<Option<(u16, &'static str)>, axum::Error> {
-        let Session { mut membership, welcome, backlog, covered_seq } = session;
+        let Subscription { mut membership, welcome, backlog, covered_seq } = subscription;
         let mut frames = Vec::with_capacity(backlog.len() + 1);
         frames.push(text_frame(&welcome));
         frames.extend(backlog.iter().map(|message| shared_frame(&message.frame)));
@@ -190,8 +190,8 @@ impl Connection<'_> {
         // future it ever awaits (see docs/performance.md).
         Box::pin(self.write_all(frames)).await?;
 
-        let ping_every = Duration::from_secs(self.state.config.websocket.ping_interval_secs);
-        let idle_timeout = Duration::from_secs(self.state.config.websocket.idle_timeout_secs);
+        let ping_every = self.state.config.websocket.ping_interval;
+        let idle_timeout = self.state.config.websocket.idle_timeout;
         let mut ping = interval(ping_every);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();

@@ -78,11 +78,12 @@ pub async fn demo_rooms() -> Result<Vec<DemoRoom>, ServerFnError> {
     };
     let mut rooms = Vec::new();
     for room in demo.service.list_rooms(&demo.app).await.map_err(unavailable)? {
-        let endpoints = demo.service.list_endpoints(&demo.app, &room.name, "").await.map_err(unavailable)?;
+        let name = comms_core::names::RoomName::parse(&room.name).map_err(|err| unavailable(err.into()))?;
+        let endpoints = demo.service.list_endpoints(&demo.app, &name).await.map_err(unavailable)?;
         let endpoints = endpoints
             .into_iter()
             .map(|endpoint| DemoEndpoint {
-                name: name_in(endpoint.meta.get()),
+                name: name_in(&endpoint.meta),
                 permission: endpoint.permission.as_str().to_owned(),
                 code: endpoint.code,
             })

@@ -18,18 +18,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use comms_protocol::Message;
 use parking_lot::Mutex;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
-use super::room_log::{to_stored, RoomLog};
+use super::room_log::RoomLog;
 use super::writer::{HistoryWriter, WriterSettings};
-use super::{Broker, BrokerError, Draft, Durability, History, PublishGate, Published, RoomEvent, RoomRef};
+use super::{Broker, BrokerError, Durability, History, PublishGate, RoomRef};
 use crate::hub::Hub;
+use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::time::{format_ms, now_ms};
+use crate::time::now_ms;
 
 /// Seqs reserved per store write.
 pub const SEQ_BLOCK: u64 = 1000;
@@ -139,19 +139,10 @@ impl LocalBroker {
         if state.last_seq >= state.reserved_seq {
             return Attempt::NeedsSeqs;
         }
-        let Some(Draft { sender, payload }) = draft.take() else { unreachable!("a draft is published once") };
+        let Some(draft) = draft.take() else { unreachable!("a draft is published once") };
         state.last_seq += 1;
         state.touched = std::time::Instant::now();
-        let now = now_ms();
-        let message = Message {
-            id: uuid::Uuid::now_v7().to_string(),
-            seq: state.last_seq,
-            room: room.name.clone(),
-            timestamp: format_ms(now),
-            sender,
-            message: payload,
-        };
-        let published = Arc::new(Published::new(room.id, now, message));
+        let published = Arc::new(Unsequenced::new(&room.name, draft).sequence(room.id, state.last_seq, now_ms()));
         state.retained.push_back(Arc::clone(&published));
         state.trim(self.max_messages, self.oldest_retained_ms());
         // Still under the room's lock: deliveries happen in seq order.
@@ -194,7 +185,7 @@ impl Broker for LocalBroker {
             }
         };
         self.metrics.messages_in.inc();
-        self.writer.write(to_stored(&published), durability == Durability::Stored).await?;
+        self.writer.write(published.to_stored(), durability == Durability::Stored).await?;
         Ok(published)
     }
 
@@ -226,7 +217,7 @@ impl Broker for LocalBroker {
     }
 
     async fn announce(&self, event: RoomEvent) {
-        event.apply(&self.hub);
+        self.hub.apply(event);
     }
 
     async fn forget_room(&self, room_id: i64) {

@@ -9,8 +9,8 @@
 //!
 //! # Layout
 //!
-//! - this module: the trait, the [`Published`] message and the
-//!   [`RoomEvent`]s every node must hear of.
+//! - this module: the trait, [`History`], [`Durability`] and the errors;
+//!   the messages and room events it carries are in [`crate::message`].
 //! - [`local`]: the in-process broker (one node), history in memory and in
 //!   the store; `room_log` holds one room's in-memory log.
 //! - [`redis`]: the Redis broker (several nodes acting as one server).
@@ -25,12 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use comms_protocol::ws::ServerFrame;
-use comms_protocol::{Message, Sender};
-use serde_json::value::RawValue;
 
-use crate::hub::{CloseReason, Hub};
+use crate::message::{Draft, Published, RoomEvent};
 use crate::store::StoreError;
 
 /// The room a broker call is about. The name goes into every message.
@@ -40,43 +36,6 @@ pub struct RoomRef {
     pub id: i64,
     /// The room's name, copied into every message.
     pub name: String,
-}
-
-/// What a publisher hands in; the broker adds id, seq and timestamp.
-#[derive(Debug, Clone)]
-pub struct Draft {
-    /// Who sent it; stamped by the server, never taken from the client.
-    pub sender: Sender,
-    /// The payload exactly as the sender gave it.
-    pub payload: Box<RawValue>,
-}
-
-/// A message with its seq assigned and its frame serialized once.
-#[derive(Debug)]
-pub struct Published {
-    /// Row id of the room the message belongs to.
-    pub room_id: i64,
-    /// Milliseconds since the epoch; `message.timestamp` is its text form.
-    pub created_ms: i64,
-    /// The message as the API shows it.
-    pub message: Message,
-    /// `{"type": "message", …}` as sent on every WebSocket of the room.
-    pub frame: Bytes,
-}
-
-impl Published {
-    /// Serializes the frame of a message. Called once per message.
-    pub fn new(room_id: i64, created_ms: i64, message: Message) -> Self {
-        let frame = ServerFrame::Message(message);
-        let bytes = serde_json::to_vec(&frame).expect("a message always serializes");
-        let ServerFrame::Message(message) = frame else { unreachable!("built as a message frame above") };
-        Self { room_id, created_ms, message, frame: Bytes::from(bytes) }
-    }
-
-    /// The message's seq.
-    pub fn seq(&self) -> u64 {
-        self.message.seq
-    }
 }
 
 /// A slice of a room's retained history.
@@ -145,41 +104,6 @@ impl PublishGate {
     pub(crate) async fn close(&self) {
         self.closed.store(true, Ordering::Release);
         drop(self.inside.write().await);
-    }
-}
-
-/// A change that closes live connections, on whichever node they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum RoomEvent {
-    /// An endpoint was deleted: its connections close with 4001.
-    EndpointDeleted {
-        /// Row id of the endpoint's room.
-        room_id: i64,
-        /// Row id of the endpoint.
-        endpoint_id: i64,
-    },
-    /// A room was deleted: its connections close with 4002.
-    RoomDeleted {
-        /// Row id of the room.
-        room_id: i64,
-    },
-    /// The room's app stopped being approved: its connections close with
-    /// 4003 (new ones are refused by the app check itself).
-    AppStopped {
-        /// Row id of the room.
-        room_id: i64,
-    },
-}
-
-impl RoomEvent {
-    /// Closes this node's connections the event ends.
-    pub fn apply(self, hub: &Hub) {
-        match self {
-            Self::EndpointDeleted { room_id, endpoint_id } => hub.close_endpoint(room_id, endpoint_id),
-            Self::RoomDeleted { room_id } => hub.close_room(room_id),
-            Self::AppStopped { room_id } => hub.close_room_connections(room_id, CloseReason::AppStopped),
-        }
     }
 }
 

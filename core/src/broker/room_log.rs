@@ -5,13 +5,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use comms_protocol::{Message, Sender};
 use parking_lot::{Mutex, MutexGuard};
-use serde_json::value::RawValue;
 
-use super::Published;
-use crate::store::{RoomHistory, StoredMessage};
-use crate::time::format_ms;
+use crate::message::Published;
+use crate::store::RoomHistory;
 
 /// A loaded room. Its state sits under a sync lock that is never held across
 /// an await; the async `reserving` lock lets one task at a time reserve the
@@ -44,8 +41,8 @@ impl RoomLog {
     pub(super) fn restore(room_id: i64, room_name: &str, history: RoomHistory) -> Result<Self, serde_json::Error> {
         let retained = history
             .messages
-            .into_iter()
-            .map(|stored| restore_message(room_id, room_name, stored).map(Arc::new))
+            .iter()
+            .map(|stored| Published::from_stored(room_id, room_name, stored).map(Arc::new))
             .collect::<Result<_, _>>()?;
         let state = LogState {
             last_seq: history.last_seq,
@@ -77,31 +74,5 @@ impl LogState {
     /// Oldest retained seq, or `last_seq + 1` when none is retained.
     pub(super) fn first_seq(&self) -> u64 {
         self.retained.front().map_or(self.last_seq + 1, |m| m.seq())
-    }
-}
-
-fn restore_message(room_id: i64, room_name: &str, stored: StoredMessage) -> Result<Published, serde_json::Error> {
-    let message = Message {
-        id: stored.id,
-        seq: stored.seq,
-        room: room_name.to_owned(),
-        timestamp: format_ms(stored.created_at),
-        sender: Sender { id: stored.sender_id, meta: RawValue::from_string(stored.sender_meta)? },
-        message: RawValue::from_string(stored.payload)?,
-    };
-    Ok(Published::new(room_id, stored.created_at, message))
-}
-
-/// The stored form of a published message.
-pub(super) fn to_stored(published: &Published) -> StoredMessage {
-    let message = &published.message;
-    StoredMessage {
-        room_id: published.room_id,
-        seq: message.seq,
-        id: message.id.clone(),
-        created_at: published.created_ms,
-        sender_id: message.sender.id.clone(),
-        sender_meta: message.sender.meta.get().to_owned(),
-        payload: message.message.get().to_owned(),
     }
 }

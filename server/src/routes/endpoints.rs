@@ -3,6 +3,9 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use comms_core::input::{parse_permission, Meta};
+use comms_core::names::RoomName;
+use comms_core::service::endpoint_view;
 use comms_protocol::rest::{CreateEndpointRequest, EndpointList};
 use comms_protocol::{Endpoint, ErrorBody};
 use utoipa_axum::router::OpenApiRouter;
@@ -32,9 +35,10 @@ async fn list_endpoints(
     State(state): State<AppState>,
     AuthApp(app): AuthApp,
     WsBase(ws_base): WsBase,
-    ApiPath(room): ApiPath<String>,
+    ApiPath(room): ApiPath<RoomName>,
 ) -> Result<Json<EndpointList>, ApiError> {
-    let endpoints = state.service.list_endpoints(&app, &room, &ws_base).await?;
+    let records = state.service.list_endpoints(&app, &room).await?;
+    let endpoints = records.into_iter().map(|record| endpoint_view(record, &ws_base)).collect::<Result<_, _>>()?;
     Ok(Json(EndpointList { endpoints }))
 }
 
@@ -57,11 +61,13 @@ async fn create_endpoint(
     State(state): State<AppState>,
     AuthApp(app): AuthApp,
     WsBase(ws_base): WsBase,
-    ApiPath(room): ApiPath<String>,
+    ApiPath(room): ApiPath<RoomName>,
     ApiJson(body): ApiJson<CreateEndpointRequest>,
 ) -> Result<(StatusCode, Json<Endpoint>), ApiError> {
-    let endpoint = state.service.create_endpoint(&app, &room, &body.permission, body.meta.as_deref(), &ws_base).await?;
-    Ok((StatusCode::CREATED, Json(endpoint)))
+    let permission = parse_permission(&body.permission)?;
+    let meta = Meta::parse(body.meta.as_deref(), &state.config.limits)?;
+    let record = state.service.create_endpoint(&app, &room, permission, meta).await?;
+    Ok((StatusCode::CREATED, Json(endpoint_view(record, &ws_base)?)))
 }
 
 /// Delete an endpoint by code; its live connections are closed with code 4001.
@@ -78,7 +84,7 @@ async fn create_endpoint(
 async fn delete_endpoint(
     State(state): State<AppState>,
     AuthApp(app): AuthApp,
-    ApiPath((room, code)): ApiPath<(String, String)>,
+    ApiPath((room, code)): ApiPath<(RoomName, String)>,
 ) -> Result<StatusCode, ApiError> {
     state.service.delete_endpoint(&app, &room, &code).await?;
     Ok(StatusCode::NO_CONTENT)

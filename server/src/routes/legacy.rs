@@ -14,6 +14,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, MethodRouter};
 use axum::{Json, Router};
+use comms_core::input::{parse_permission, Meta};
+use comms_core::names::RoomName;
+use comms_core::service::endpoint_view;
 use comms_protocol::legacy::{LegacyResponse, LegacyStatus};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -110,7 +113,7 @@ fn data(value: impl Serialize) -> Value {
 async fn create_room(
     State(state): State<AppState>,
     auth: Result<AuthApp, ApiError>,
-    path: Result<ApiPath<String>, ApiError>,
+    path: Result<ApiPath<RoomName>, ApiError>,
 ) -> Reply {
     let (AuthApp(app), ApiPath(room)) = (auth?, path?);
     let room = state.service.create_room(&app, &room).await?;
@@ -121,7 +124,7 @@ async fn create_room(
 async fn delete_room(
     State(state): State<AppState>,
     auth: Result<AuthApp, ApiError>,
-    path: Result<ApiPath<String>, ApiError>,
+    path: Result<ApiPath<RoomName>, ApiError>,
 ) -> Reply {
     let (AuthApp(app), ApiPath(room)) = (auth?, path?);
     state.service.delete_room(&app, &room).await?;
@@ -162,14 +165,15 @@ async fn add_endpoint(
     State(state): State<AppState>,
     auth: Result<AuthApp, ApiError>,
     WsBase(ws_base): WsBase,
-    path: Result<ApiPath<(String, String)>, ApiError>,
+    path: Result<ApiPath<(RoomName, String)>, ApiError>,
     query: Result<ApiQuery<HashMap<String, String>>, ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let (AuthApp(app), ApiPath((room, permission)), ApiQuery(query)) = (auth?, path?, query?);
     let body = body.map_err(ApiError::from)?;
-    let meta = legacy_meta(&body, &query)?;
-    let endpoint = state.service.create_endpoint(&app, &room, &permission, meta.as_deref(), &ws_base).await?;
+    let meta = Meta::parse(legacy_meta(&body, &query)?.as_deref(), &state.config.limits)?;
+    let record = state.service.create_endpoint(&app, &room, parse_permission(&permission)?, meta).await?;
+    let endpoint = endpoint_view(record, &ws_base)?;
     Ok(Success {
         status: StatusCode::CREATED,
         message: "endpoint added",
@@ -181,7 +185,7 @@ async fn add_endpoint(
 async fn delete_endpoint(
     State(state): State<AppState>,
     auth: Result<AuthApp, ApiError>,
-    path: Result<ApiPath<(String, String)>, ApiError>,
+    path: Result<ApiPath<(RoomName, String)>, ApiError>,
 ) -> Reply {
     let (AuthApp(app), ApiPath((room, code))) = (auth?, path?);
     state.service.delete_endpoint(&app, &room, &code).await?;
@@ -193,9 +197,10 @@ async fn list_endpoints(
     State(state): State<AppState>,
     auth: Result<AuthApp, ApiError>,
     WsBase(ws_base): WsBase,
-    path: Result<ApiPath<String>, ApiError>,
+    path: Result<ApiPath<RoomName>, ApiError>,
 ) -> Reply {
     let (AuthApp(app), ApiPath(room)) = (auth?, path?);
-    let endpoints = state.service.list_endpoints(&app, &room, &ws_base).await?;
+    let records = state.service.list_endpoints(&app, &room).await?;
+    let endpoints = records.into_iter().map(|record| endpoint_view(record, &ws_base)).collect::<Result<Vec<_>, _>>()?;
     Ok(Success { status: StatusCode::OK, message: "endpoints listed", data: json!({ "endpoints": data(endpoints) }) })
 }

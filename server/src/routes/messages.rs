@@ -3,6 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use comms_core::input::Meta;
+use comms_core::names::RoomName;
 use comms_protocol::rest::{MessageList, PublishMessageRequest};
 use comms_protocol::{ErrorBody, Message};
 use serde::Deserialize;
@@ -44,7 +46,7 @@ struct MessagesQuery {
 async fn list_messages(
     State(state): State<AppState>,
     AuthApp(app): AuthApp,
-    ApiPath(room): ApiPath<String>,
+    ApiPath(room): ApiPath<RoomName>,
     ApiQuery(query): ApiQuery<MessagesQuery>,
 ) -> Result<Json<MessageList>, ApiError> {
     let messages = state.service.list_messages(&app, &room, query.after_seq.unwrap_or(0), query.limit).await?;
@@ -68,9 +70,10 @@ async fn list_messages(
 async fn publish_message(
     State(state): State<AppState>,
     AuthApp(app): AuthApp,
-    ApiPath(room): ApiPath<String>,
+    ApiPath(room): ApiPath<RoomName>,
     ApiJson(body): ApiJson<PublishMessageRequest>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
-    let message = state.service.publish_as_app(&app, &room, body.message, body.meta.as_deref()).await?;
+    let meta = Meta::parse(body.meta.as_deref(), &state.config.limits)?;
+    let message = state.service.publish_as_app(&app, &room, body.message, meta).await?;
     Ok((StatusCode::CREATED, Json(message)))
 }

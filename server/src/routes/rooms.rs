@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use comms_core::names::RoomName;
 use comms_protocol::rest::{CreateRoomRequest, RoomList};
 use comms_protocol::{ErrorBody, Room};
 use utoipa_axum::router::OpenApiRouter;
@@ -47,7 +48,7 @@ async fn create_room(
     AuthApp(app): AuthApp,
     ApiJson(body): ApiJson<CreateRoomRequest>,
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
-    let room = state.service.create_room(&app, &body.name).await?;
+    let room = state.service.create_room(&app, &RoomName::parse(&body.name)?).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
 
@@ -65,7 +66,7 @@ async fn create_room(
 async fn get_room(
     State(state): State<AppState>,
     AuthApp(app): AuthApp,
-    ApiPath(room): ApiPath<String>,
+    ApiPath(room): ApiPath<RoomName>,
 ) -> Result<Json<Room>, ApiError> {
     Ok(Json(state.service.room(&app, &room).await?))
 }
@@ -85,7 +86,7 @@ async fn get_room(
 async fn delete_room(
     State(state): State<AppState>,
     AuthApp(app): AuthApp,
-    ApiPath(room): ApiPath<String>,
+    ApiPath(room): ApiPath<RoomName>,
 ) -> Result<StatusCode, ApiError> {
     state.service.delete_room(&app, &room).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -28,7 +28,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::error::ApiError;
-use crate::extract::request_origin;
+use crate::extract::client_addr;
 use crate::security_headers;
 use crate::state::AppState;
 
@@ -42,6 +42,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         apps: Arc::clone(&state.apps),
         service: state.service.clone(),
         server: Arc::new(state.config.server.clone()),
+        limits: Arc::new(state.config.limits.clone()),
     };
     // Server functions reach the services through these contexts.
     let contexts = move || {
@@ -60,7 +61,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(config.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(Duration::hours(i64::try_from(config.session_hours).unwrap_or(24))));
+        .with_expiry(Expiry::OnInactivity(Duration::try_from(config.session_lifetime).unwrap_or(Duration::DAY)));
     Router::new()
         .leptos_routes_with_context(state, generate_route_list(App), contexts, move || shell(options.clone()))
         .layer(sessions)
@@ -77,7 +78,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 /// never travel over plain HTTP afterwards.
 async fn secure_cookies_over_https(State(state): State<AppState>, request: Request<Body>, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    let https = request_origin(&parts, &state.config.server).https;
+    let https = client_addr(&parts, &state.config.server).https;
     let mut response = next.run(Request::from_parts(parts, body)).await;
     if https {
         let cookies: Vec<HeaderValue> = response.headers().get_all(SET_COOKIE).iter().cloned().collect();

@@ -1,5 +1,7 @@
 //! SPEC: REST messages (history and server-side publish).
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::json;
 
@@ -89,7 +91,7 @@ async fn history_keeps_only_the_configured_count() {
 
 #[tokio::test]
 async fn history_keeps_only_the_configured_age() {
-    let app = spawn_app_with(|config| config.history.max_age_secs = 1).await;
+    let app = spawn_app_with(|config| config.history.max_age = Duration::from_secs(1)).await;
     let key = app.create_app("acme").await;
     app.create_room(&key, "lobby").await;
     app.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": "old" })).await;

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use comms_core::forwarded::TrustedProxies;
 use comms_core::store::testing::missing_service;
 use futures_util::SinkExt;
 use serde_json::json;
@@ -37,7 +38,8 @@ async fn nginx_serves_the_site_and_the_websocket_over_tls() {
     if Command::new("nginx").arg("-v").output().is_err() {
         return missing_service::<()>("nginx", "PATH", "not installed").unwrap_or_default();
     }
-    let app = spawn_app_with(|config| config.server.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let app =
+        spawn_app_with(|config| config.server.trusted_proxies = TrustedProxies::parse(&["127.0.0.1"]).unwrap()).await;
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new(dir.path());
     let (cert, key) = ca.issue("site");

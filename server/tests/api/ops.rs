@@ -1,5 +1,7 @@
 //! Health, readiness, metrics and unknown routes.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::json;
 
@@ -117,7 +119,7 @@ async fn the_docs_pages_render_and_unknown_ones_are_404() {
 async fn the_demo_is_made_at_start_and_its_bot_posts() {
     let mut app = crate::helpers::spawn_app_with(|config| {
         config.demo.enabled = true;
-        config.demo.bot_interval_secs = 1;
+        config.demo.bot_interval = Duration::from_secs(1);
     })
     .await;
     let key = app.rotate_key("demo").await;

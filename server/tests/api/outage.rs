@@ -92,7 +92,7 @@ async fn a_database_outage_answers_503_and_recovers_without_losing_messages() {
     let app = spawn_app_with(move |config| {
         config.database.url = proxied;
         // Every request asks the database, not a cached key.
-        config.auth.key_cache_ttl_ms = 0;
+        config.auth.key_cache_ttl = Duration::ZERO;
     })
     .await;
     let key = app.create_app("acme").await;

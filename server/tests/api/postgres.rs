@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use comms_core::config::{Config, DatabaseConfig};
 use comms_core::store::testing::TestDatabase;
-use comms_server::sessions::SessionStore;
+use comms_server::portal_sessions::PortalSessionStore;
 use comms_server::startup::Application;
 use serde_json::json;
 
@@ -74,7 +74,7 @@ async fn a_websocket_chat_works_on_postgres() {
 #[tokio::test]
 async fn portal_sessions_live_in_postgres() {
     let Some((mut app, _database)) = spawn_on_postgres().await else { return };
-    assert!(matches!(app.state().sessions, SessionStore::Postgres(_)));
+    assert!(matches!(app.state().sessions, PortalSessionStore::Postgres(_)));
     let mut browser = Browser::open(&app).await;
     browser.sign_up_and_log_in("dev@example.com").await;
     assert_eq!(browser.refresh().await["email"], "dev@example.com");

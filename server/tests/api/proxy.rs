@@ -1,6 +1,7 @@
 //! Behind a proxy: forwarding headers decide `wss://` URLs and `Secure`
 //! cookies only when the peer is in `server.trusted_proxies`.
 
+use comms_core::forwarded::TrustedProxies;
 use reqwest::Method;
 use serde_json::json;
 
@@ -34,7 +35,8 @@ async fn session_cookie_through_proxy(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn a_trusted_proxy_decides_wss_and_the_public_host() {
-    let app = spawn_app_with(|config| config.server.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let app =
+        spawn_app_with(|config| config.server.trusted_proxies = TrustedProxies::parse(&["127.0.0.1"]).unwrap()).await;
     let url = ws_url_through_proxy(&app).await;
     assert!(url.starts_with("wss://comms.example.com/ws/endpoint/"), "{url}");
     let cookie = session_cookie_through_proxy(&app).await;
@@ -56,7 +58,7 @@ async fn sign_up_of_a_second_client(trusted: bool) -> Result<serde_json::Value, 
     let app = spawn_app_with(|config| {
         config.portal.logins_per_minute = 1;
         if trusted {
-            config.server.trusted_proxies = vec!["127.0.0.1".into()];
+            config.server.trusted_proxies = TrustedProxies::parse(&["127.0.0.1"]).unwrap();
         }
     })
     .await;

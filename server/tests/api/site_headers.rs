@@ -1,6 +1,8 @@
 //! The site's pages carry the security headers (the API does not need
 //! them), and its built files the caching their names allow.
 
+use comms_core::config::Profile;
+
 use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]
@@ -32,7 +34,7 @@ async fn pages_carry_a_content_security_policy_and_friends() {
 #[tokio::test]
 async fn production_over_https_adds_hsts() {
     let app = spawn_app_with(|config| {
-        config.profile = "prod".into();
+        config.profile = Profile::Prod;
         config.server.public_url = "https://comms.example.com".into();
     })
     .await;

@@ -337,8 +337,8 @@ async fn slow_consumers_are_closed_with_1013_and_can_resume() {
 #[tokio::test]
 async fn idle_connections_are_pinged_and_dropped_when_silent() {
     let app = spawn_app_with(|config| {
-        config.websocket.ping_interval_secs = 1;
-        config.websocket.idle_timeout_secs = 3;
+        config.websocket.ping_interval = Duration::from_secs(1);
+        config.websocket.idle_timeout = Duration::from_secs(3);
     })
     .await;
     let key = lobby(&app).await;

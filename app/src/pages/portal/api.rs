@@ -132,6 +132,10 @@ const AUDIT_ENTRIES: usize = 200;
 #[cfg(feature = "ssr")]
 use comms_core::error::ServiceError;
 #[cfg(feature = "ssr")]
+use comms_core::input::{parse_permission, Meta};
+#[cfg(feature = "ssr")]
+use comms_core::names::RoomName;
+#[cfg(feature = "ssr")]
 pub use server::PortalContext;
 
 /// The server side: the context the server provides, the session, and the
@@ -142,7 +146,7 @@ mod server {
 
     use comms_core::accounts::Accounts;
     use comms_core::apps::Apps;
-    use comms_core::config::ServerConfig;
+    use comms_core::config::{LimitsConfig, ServerConfig, WsBase};
     use comms_core::error::ServiceError;
     use comms_core::portal::Portal;
     use comms_core::service::Service;
@@ -170,6 +174,8 @@ mod server {
         pub service: Service,
         /// For endpoints' `ws_url`.
         pub server: Arc<ServerConfig>,
+        /// For checking endpoint meta as the REST API does.
+        pub limits: Arc<LimitsConfig>,
     }
 
     pub(super) fn context() -> Result<PortalContext, ServerFnError> {
@@ -297,7 +303,7 @@ mod server {
 
     /// Where this request really comes from: forwarding headers count only
     /// from `server.trusted_proxies`.
-    async fn origin() -> Result<comms_core::forwarded::Origin, ServerFnError> {
+    async fn origin() -> Result<comms_core::forwarded::ClientAddr, ServerFnError> {
         use axum::extract::ConnectInfo;
         use comms_core::forwarded::ForwardedHeaders;
         let headers = leptos_axum::extract::<http::HeaderMap>().await.map_err(|_| ServerFnError::new("no request"))?;
@@ -311,18 +317,18 @@ mod server {
             forwarded_host: header("x-forwarded-host"),
             host: header("host"),
         };
-        Ok(context()?.server.origin(peer, forwarded))
+        Ok(context()?.server.client_addr(peer, forwarded))
     }
 
     /// `ws://…` or `wss://…` for this request.
-    pub(super) async fn ws_base() -> Result<String, ServerFnError> {
+    pub(super) async fn ws_base() -> Result<WsBase, ServerFnError> {
         let origin = origin().await?;
         Ok(context()?.server.ws_base(Some(&origin)))
     }
 
     /// Where the login attempt comes from, for throttling.
     pub(super) async fn client_ip() -> std::net::IpAddr {
-        origin().await.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |origin| origin.client_ip)
+        origin().await.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |client| client.ip)
     }
 
     pub(super) fn app_row(summary: AppSummary) -> AppRow {
@@ -447,19 +453,19 @@ pub async fn app_overview(
         let ws_base = server::ws_base().await?;
         let service = &context.service;
         for room in service.list_rooms(&record).await.map_err(server::user_error)? {
-            let endpoints = service.list_endpoints(&record, &room.name, &ws_base).await.map_err(server::user_error)?;
-            let latest =
-                service.latest_messages(&record, &room.name, LATEST_MESSAGES).await.map_err(server::user_error)?;
+            let name = RoomName::parse(&room.name).map_err(|err| server::user_error(err.into()))?;
+            let endpoints = service.list_endpoints(&record, &name).await.map_err(server::user_error)?;
+            let latest = service.latest_messages(&record, &name, LATEST_MESSAGES).await.map_err(server::user_error)?;
             rooms.push(RoomPanel {
                 online: room.online,
                 endpoints: endpoints
                     .into_iter()
                     .map(|e| EndpointRow {
-                        id: e.id,
+                        ws_url: ws_base.endpoint_url(&e.code),
+                        id: e.public_id,
                         code: e.code,
                         permission: e.permission.as_str().to_owned(),
-                        meta: e.meta.get().to_owned(),
-                        ws_url: e.ws_url,
+                        meta: e.meta,
                     })
                     .collect(),
                 latest: latest
@@ -545,6 +551,7 @@ pub async fn create_room(
     room: String,
 ) -> Result<(), ServerFnError> {
     let (context, record) = server::approved_app(&csrf, &app).await?;
+    let room = RoomName::parse(&room).map_err(|err| server::user_error(err.into()))?;
     context.service.create_room(&record, &room).await.map_err(server::user_error)?;
     Ok(())
 }
@@ -560,6 +567,7 @@ pub async fn delete_room(
     room: String,
 ) -> Result<(), ServerFnError> {
     let (context, record) = server::approved_app(&csrf, &app).await?;
+    let room = RoomName::parse(&room).map_err(|err| server::user_error(err.into()))?;
     context.service.delete_room(&record, &room).await.map_err(server::user_error)
 }
 
@@ -584,12 +592,10 @@ pub async fn create_endpoint(
             server::user_error(ServiceError::Invalid("meta must be a JSON object, like {\"name\": \"Ann\"}".into()))
         })?),
     };
-    let ws_base = server::ws_base().await?;
-    context
-        .service
-        .create_endpoint(&record, &room, &permission, meta.as_deref(), &ws_base)
-        .await
-        .map_err(server::user_error)?;
+    let room = RoomName::parse(&room).map_err(|err| server::user_error(err.into()))?;
+    let permission = parse_permission(&permission).map_err(server::user_error)?;
+    let meta = Meta::parse(meta.as_deref(), &context.limits).map_err(server::user_error)?;
+    context.service.create_endpoint(&record, &room, permission, meta).await.map_err(server::user_error)?;
     Ok(())
 }
 
@@ -606,6 +612,7 @@ pub async fn delete_endpoint(
     code: String,
 ) -> Result<(), ServerFnError> {
     let (context, record) = server::approved_app(&csrf, &app).await?;
+    let room = RoomName::parse(&room).map_err(|err| server::user_error(err.into()))?;
     context.service.delete_endpoint(&record, &room, &code).await.map_err(server::user_error)
 }
 

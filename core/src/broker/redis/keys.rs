@@ -41,7 +41,7 @@ impl Keys {
         channel.strip_prefix(&self.prefix)?.strip_prefix(":room:")?.parse().ok()
     }
 
-    /// The channel every node hears [`RoomEvent`](crate::broker::RoomEvent)s on.
+    /// The channel every node hears [`RoomEvent`](crate::message::RoomEvent)s on.
     pub(super) fn control(&self) -> String {
         format!("{}:control", self.prefix)
     }

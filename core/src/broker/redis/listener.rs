@@ -28,8 +28,9 @@ use tokio::task::JoinHandle;
 
 use super::keys::Keys;
 use super::wire;
-use crate::broker::{BrokerError, RoomEvent};
+use crate::broker::BrokerError;
 use crate::hub::{CloseReason, Hub};
+use crate::message::RoomEvent;
 
 /// How long connecting or one subscribe may take before counting as failed.
 const REDIS_WAIT: Duration = Duration::from_secs(3);
@@ -224,7 +225,7 @@ impl Task {
         } else if channel == self.keys.control() {
             match serde_json::from_slice::<RoomEvent>(payload) {
                 Ok(event) => {
-                    event.apply(&self.hub);
+                    self.hub.apply(event);
                     (self.on_event)(event);
                 }
                 Err(err) => tracing::error!(error = %err, "dropping a malformed event from Redis"),

@@ -48,12 +48,11 @@ use tokio::task::JoinHandle;
 use self::keys::Keys;
 use self::listener::Listener;
 use self::presence::Presence;
-use self::wire::Body;
 use super::local::SEQ_BLOCK;
-use super::room_log::to_stored;
 use super::writer::{HistoryWriter, WriterSettings};
-use super::{Broker, BrokerError, Draft, Durability, History, PublishGate, Published, RoomEvent, RoomRef};
+use super::{Broker, BrokerError, Durability, History, PublishGate, RoomRef};
 use crate::hub::Hub;
+use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::time::now_ms;
@@ -194,7 +193,10 @@ impl RedisBroker {
         let mut invocation = scripts::SEED.key(self.keys.seq(room.id));
         invocation.key(self.keys.log(room.id)).arg(history.last_seq).arg(self.max_age_ms());
         for stored in &history.messages {
-            invocation.arg(stored.seq).arg(stored.created_at).arg(Body::from_stored(&room.name, stored)?.encode());
+            invocation
+                .arg(stored.seq)
+                .arg(stored.created_at)
+                .arg(wire::encode(&Unsequenced::from_stored(&room.name, stored)?));
         }
         let seeded: i64 = invocation.invoke_async(&mut self.connection.clone()).await.map_err(unavailable)?;
         if seeded == 1 {
@@ -232,8 +234,8 @@ impl RedisBroker {
             else {
                 return Err(malformed("a history entry".into()));
             };
-            let body = Body::decode(&body)?;
-            messages.push(Arc::new(body.publish(room.id, to_seq(seq)?, ms)));
+            let body = wire::decode(&body)?;
+            messages.push(Arc::new(body.sequence(room.id, to_seq(seq)?, ms)));
         }
         Ok(Some(History { first_seq, last_seq, messages }))
     }
@@ -261,9 +263,8 @@ impl Broker for RedisBroker {
         durability: Durability,
     ) -> Result<Arc<Published>, BrokerError> {
         let Some(_inside) = self.gate.enter().await else { return Err(BrokerError::ShuttingDown) };
-        let id = uuid::Uuid::now_v7().to_string();
-        let body = Body::new(id, room.name.clone(), draft.sender, draft.payload);
-        let text = body.encode();
+        let body = Unsequenced::new(&room.name, draft);
+        let text = wire::encode(&body);
         let (seq, created_ms) = loop {
             match self.try_publish(room.id, &text).await? {
                 Attempt::Published { seq, created_ms } => break (seq, created_ms),
@@ -271,9 +272,9 @@ impl Broker for RedisBroker {
                 Attempt::NeedsSeqs { current } => self.reserve(room.id, current).await?,
             }
         };
-        let published = Arc::new(body.publish(room.id, seq, created_ms));
+        let published = Arc::new(body.sequence(room.id, seq, created_ms));
         self.metrics.messages_in.inc();
-        self.writer.write(to_stored(&published), durability == Durability::Stored).await?;
+        self.writer.write(published.to_stored(), durability == Durability::Stored).await?;
         Ok(published)
     }
 
@@ -296,7 +297,7 @@ impl Broker for RedisBroker {
     }
 
     async fn announce(&self, event: RoomEvent) {
-        event.apply(&self.hub);
+        self.hub.apply(event);
         if self.tell_other_nodes(event).await.is_ok() {
             return;
         }

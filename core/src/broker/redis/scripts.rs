@@ -3,7 +3,7 @@
 //! the order messages are published on a room's channel is their seq order.
 //!
 //! A room's stream entries have ids `SEQ-0` and the fields `t` (creation
-//! time, ms) and `b` (the [`Body`](super::wire::Body)). Times come from
+//! time, ms) and `b` (the [`Unsequenced`](crate::message::Unsequenced) body). Times come from
 //! Redis's clock, one clock for every node, so nodes' clock differences do
 //! not show in a room's timestamps. Numbers are formatted with `%d`: Lua's
 //! default would write large ones in exponent form.

@@ -6,70 +6,20 @@
 //! publishes `"SEQ MS BODY"` on the room's channel; every node listening
 //! turns that back into the same [`Published`] message and frame.
 
-use comms_protocol::{Message, Sender};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use crate::message::{Published, Unsequenced};
 
-use crate::broker::Published;
-use crate::store::StoredMessage;
-use crate::time::format_ms;
-
-/// A message without its seq and time.
-#[derive(Debug, Serialize, Deserialize)]
-pub(super) struct Body {
-    id: String,
-    room: String,
-    sender: Sender,
-    message: Box<RawValue>,
+/// The JSON text stored in a room's stream and published.
+pub(super) fn encode(body: &Unsequenced) -> String {
+    serde_json::to_string(body).expect("a message body always serializes")
 }
 
-impl Body {
-    /// A new message's body.
-    pub(super) fn new(id: String, room: String, sender: Sender, message: Box<RawValue>) -> Self {
-        Self { id, room, sender, message }
-    }
-
-    /// The body of a message stored in the database, for restoring a room's
-    /// stream after Redis lost it.
-    ///
-    /// # Errors
-    ///
-    /// A stored meta or payload that is not valid JSON.
-    pub(super) fn from_stored(room: &str, stored: &StoredMessage) -> Result<Self, serde_json::Error> {
-        Ok(Self {
-            id: stored.id.clone(),
-            room: room.to_owned(),
-            sender: Sender { id: stored.sender_id.clone(), meta: RawValue::from_string(stored.sender_meta.clone())? },
-            message: RawValue::from_string(stored.payload.clone())?,
-        })
-    }
-
-    /// The JSON text stored and published.
-    pub(super) fn encode(&self) -> String {
-        serde_json::to_string(self).expect("a body always serializes")
-    }
-
-    /// Parses a stored or published body.
-    ///
-    /// # Errors
-    ///
-    /// Text that is not a body.
-    pub(super) fn decode(text: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(text)
-    }
-
-    /// The message once the script gave it a seq and a time.
-    pub(super) fn publish(self, room_id: i64, seq: u64, created_ms: i64) -> Published {
-        let message = Message {
-            id: self.id,
-            seq,
-            room: self.room,
-            timestamp: format_ms(created_ms),
-            sender: self.sender,
-            message: self.message,
-        };
-        Published::new(room_id, created_ms, message)
-    }
+/// Parses a stored or published body.
+///
+/// # Errors
+///
+/// Text that is not a body.
+pub(super) fn decode(text: &[u8]) -> Result<Unsequenced, serde_json::Error> {
+    serde_json::from_slice(text)
 }
 
 /// Parses a channel payload `"SEQ MS BODY"` into the message it carries.
@@ -86,24 +36,28 @@ pub(super) fn decode_announcement(room_id: i64, payload: &[u8]) -> Result<Publis
     let seq = number("seq")?;
     let ms = number("time")?;
     let body = parts.next().ok_or("no body")?;
-    let body = Body::decode(body).map_err(|err| err.to_string())?;
+    let body = decode(body).map_err(|err| err.to_string())?;
     let seq = u64::try_from(seq).map_err(|_| "negative seq".to_owned())?;
-    Ok(body.publish(room_id, seq, ms))
+    Ok(body.sequence(room_id, seq, ms))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use comms_protocol::Sender;
+    use serde_json::value::RawValue;
 
-    fn body() -> Body {
+    use super::*;
+    use crate::message::Draft;
+
+    fn body() -> Unsequenced {
         let meta = RawValue::from_string(r#"{"name":"Ann"}"#.into()).unwrap();
         let payload = RawValue::from_string(r#"{"x": 1}"#.into()).unwrap();
-        Body::new("m1".into(), "lobby".into(), Sender { id: "ep_1".into(), meta }, payload)
+        Unsequenced::new("lobby", Draft { sender: Sender { id: "ep_1".into(), meta }, payload })
     }
 
     #[test]
     fn an_announcement_reads_back_as_the_message_with_its_payload_untouched() {
-        let payload = format!("7 1764500000123 {}", body().encode());
+        let payload = format!("7 1764500000123 {}", encode(&body()));
         let published = decode_announcement(3, payload.as_bytes()).unwrap();
         assert_eq!(published.room_id, 3);
         assert_eq!(published.seq(), 7);

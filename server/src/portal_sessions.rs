@@ -3,7 +3,7 @@
 //! `tower_sessions.session` table of the PostgreSQL database.
 //!
 //! The session layer is generic over one store type, and the backend is
-//! chosen at start from `DATABASE_URL`, so [`SessionStore`] is an enum that
+//! chosen at start from `DATABASE_URL`, so [`PortalSessionStore`] is an enum that
 //! hands each call to the store of the backend in use.
 
 use async_trait::async_trait;
@@ -13,14 +13,14 @@ use tower_sessions_sqlx_store::{sqlx, PostgresStore, SqliteStore};
 
 /// Portal and admin sessions; clones share the database pool.
 #[derive(Debug, Clone)]
-pub enum SessionStore {
+pub enum PortalSessionStore {
     /// In the SQLite file, through its write connection.
     Sqlite(SqliteStore),
     /// In the PostgreSQL database, through the store's pool.
     Postgres(PostgresStore),
 }
 
-impl SessionStore {
+impl PortalSessionStore {
     /// Creates the session table if it is missing.
     ///
     /// # Errors
@@ -35,7 +35,7 @@ impl SessionStore {
 }
 
 #[async_trait]
-impl tower_sessions::SessionStore for SessionStore {
+impl tower_sessions::SessionStore for PortalSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         match self {
             Self::Sqlite(store) => store.create(record).await,
@@ -66,7 +66,7 @@ impl tower_sessions::SessionStore for SessionStore {
 }
 
 #[async_trait]
-impl ExpiredDeletion for SessionStore {
+impl ExpiredDeletion for PortalSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
         match self {
             Self::Sqlite(store) => store.delete_expired().await,

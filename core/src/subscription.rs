@@ -8,9 +8,10 @@ use comms_protocol::ws::{ServerFrame, WelcomeEndpoint};
 use comms_protocol::Sender;
 use serde_json::value::RawValue;
 
-use crate::broker::{Draft, Durability, History, Published, RoomRef};
+use crate::broker::{Durability, History, RoomRef};
 use crate::error::ServiceError;
 use crate::hub::{CloseReason, Membership};
+use crate::message::{Draft, Published};
 use crate::service::Service;
 use crate::store::{AppStatus, EndpointRecord};
 
@@ -25,7 +26,7 @@ pub struct JoinTicket {
 
 /// A joined connection: its membership in the room, the welcome frame, and
 /// the retained messages it asked for with `after_seq`.
-pub struct Session {
+pub struct Subscription {
     /// The live queue and the close signal.
     pub membership: Membership,
     /// The first frame to send.
@@ -75,13 +76,13 @@ impl Service {
     /// Joins the room: registers the connection for live messages first
     /// (in the hub, and with the broker when messages come from other
     /// nodes), then reads history, so nothing published in between is missed; the
-    /// overlap is skipped by seq (see [`Session::covered_seq`]).
+    /// overlap is skipped by seq (see [`Subscription::covered_seq`]).
     ///
     /// # Errors
     ///
     /// [`JoinError::Refused`] when the endpoint or room was deleted since the
     /// ticket was issued; [`JoinError::Failed`] when history cannot be read.
-    pub async fn join(&self, ticket: &JoinTicket, after_seq: Option<u64>) -> Result<Session, JoinError> {
+    pub async fn join(&self, ticket: &JoinTicket, after_seq: Option<u64>) -> Result<Subscription, JoinError> {
         let membership = self.hub.join(ticket.room.id, ticket.endpoint.id).map_err(JoinError::Refused)?;
         self.broker.listen(ticket.room.id).await.map_err(ServiceError::from)?;
         let history = match after_seq {
@@ -89,7 +90,7 @@ impl Service {
             None => self.broker.history(&ticket.room, u64::MAX, 0).await,
         };
         let History { first_seq, last_seq, messages } = history.map_err(ServiceError::from)?;
-        Ok(Session {
+        Ok(Subscription {
             membership,
             welcome: ServerFrame::Welcome {
                 room: ticket.room.name.clone(),

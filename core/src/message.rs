@@ -1,0 +1,199 @@
+//! A message as the system knows it, from what a publisher hands in to the
+//! frame every socket gets and the row the store keeps, and the room events
+//! every node must hear.
+//!
+//! A message moves through three forms:
+//!
+//! - [`Draft`]: what a publisher (an endpoint's socket, the app's backend)
+//!   hands in: the stamped sender and the payload.
+//! - [`Unsequenced`]: the draft with its id and room, everything known
+//!   before a broker gives it a seq and a time. The Redis broker stores and
+//!   publishes exactly this body.
+//! - [`Published`]: the message with its seq and time, and its WebSocket
+//!   frame serialized once for every recipient. [`Published::to_stored`] and
+//!   [`Published::from_stored`] convert to and from the store's row.
+//!
+//! [`Unsequenced::sequence`] is the one place a [`Message`] is assembled,
+//! whichever broker published it and whether it is fresh or restored.
+
+use bytes::Bytes;
+use comms_protocol::ws::ServerFrame;
+use comms_protocol::{Message, Sender};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::store::StoredMessage;
+use crate::time::format_ms;
+
+/// What a publisher hands in; the broker adds id, seq and timestamp.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// Who sent it; stamped by the server, never taken from the client.
+    pub sender: Sender,
+    /// The payload exactly as the sender gave it.
+    pub payload: Box<RawValue>,
+}
+
+/// A message with its id and room but no seq or time yet.
+///
+/// Its JSON form (`{"id", "room", "sender", "message"}`) is what the Redis
+/// broker keeps in a room's stream and publishes to other nodes; see
+/// `broker::redis::wire`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Unsequenced {
+    id: String,
+    room: String,
+    sender: Sender,
+    message: Box<RawValue>,
+}
+
+impl Unsequenced {
+    /// A fresh message of `room` with a new time-ordered id.
+    pub fn new(room: &str, draft: Draft) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            room: room.to_owned(),
+            sender: draft.sender,
+            message: draft.payload,
+        }
+    }
+
+    /// A stored message of `room` without its seq and time.
+    ///
+    /// # Errors
+    ///
+    /// A stored meta or payload that is not valid JSON.
+    pub fn from_stored(room: &str, stored: &StoredMessage) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            id: stored.id.clone(),
+            room: room.to_owned(),
+            sender: Sender { id: stored.sender_id.clone(), meta: RawValue::from_string(stored.sender_meta.clone())? },
+            message: RawValue::from_string(stored.payload.clone())?,
+        })
+    }
+
+    /// The message once a broker gave it `seq` and `created_ms`, with its
+    /// frame serialized.
+    pub fn sequence(self, room_id: i64, seq: u64, created_ms: i64) -> Published {
+        let message = Message {
+            id: self.id,
+            seq,
+            room: self.room,
+            timestamp: format_ms(created_ms),
+            sender: self.sender,
+            message: self.message,
+        };
+        Published::new(room_id, created_ms, message)
+    }
+}
+
+/// A message with its seq assigned and its frame serialized once.
+#[derive(Debug)]
+pub struct Published {
+    /// Row id of the room the message belongs to.
+    pub room_id: i64,
+    /// Milliseconds since the epoch; `message.timestamp` is its text form.
+    pub created_ms: i64,
+    /// The message as the API shows it.
+    pub message: Message,
+    /// `{"type": "message", …}` as sent on every WebSocket of the room.
+    pub frame: Bytes,
+}
+
+impl Published {
+    /// Serializes the frame of a message. Called once per message.
+    fn new(room_id: i64, created_ms: i64, message: Message) -> Self {
+        let frame = ServerFrame::Message(message);
+        let bytes = serde_json::to_vec(&frame).expect("a message always serializes");
+        let ServerFrame::Message(message) = frame else { unreachable!("built as a message frame above") };
+        Self { room_id, created_ms, message, frame: Bytes::from(bytes) }
+    }
+
+    /// A stored message of the room `room_id` named `room`, as published.
+    ///
+    /// # Errors
+    ///
+    /// A stored meta or payload that is not valid JSON.
+    pub fn from_stored(room_id: i64, room: &str, stored: &StoredMessage) -> Result<Self, serde_json::Error> {
+        Ok(Unsequenced::from_stored(room, stored)?.sequence(room_id, stored.seq, stored.created_at))
+    }
+
+    /// The row the store keeps of this message.
+    pub fn to_stored(&self) -> StoredMessage {
+        let message = &self.message;
+        StoredMessage {
+            room_id: self.room_id,
+            seq: message.seq,
+            id: message.id.clone(),
+            created_at: self.created_ms,
+            sender_id: message.sender.id.clone(),
+            sender_meta: message.sender.meta.get().to_owned(),
+            payload: message.message.get().to_owned(),
+        }
+    }
+
+    /// The message's seq.
+    pub fn seq(&self) -> u64 {
+        self.message.seq
+    }
+}
+
+/// A change that closes live connections, on whichever node they are.
+/// Brokers carry it to every node; each applies it to its hub
+/// ([`Hub::apply`](crate::hub::Hub::apply)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RoomEvent {
+    /// An endpoint was deleted: its connections close with 4001.
+    EndpointDeleted {
+        /// Row id of the endpoint's room.
+        room_id: i64,
+        /// Row id of the endpoint.
+        endpoint_id: i64,
+    },
+    /// A room was deleted: its connections close with 4002.
+    RoomDeleted {
+        /// Row id of the room.
+        room_id: i64,
+    },
+    /// The room's app stopped being approved: its connections close with
+    /// 4003 (new ones are refused by the app check itself).
+    AppStopped {
+        /// Row id of the room.
+        room_id: i64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored() -> StoredMessage {
+        StoredMessage {
+            room_id: 3,
+            seq: 7,
+            id: "m1".into(),
+            created_at: 1_764_500_000_123,
+            sender_id: "ep_1".into(),
+            sender_meta: r#"{"name":"Ann"}"#.into(),
+            payload: r#"{"x": 1}"#.into(),
+        }
+    }
+
+    #[test]
+    fn a_stored_message_round_trips_byte_exact() {
+        let published = Published::from_stored(3, "lobby", &stored()).unwrap();
+        assert_eq!(published.message.timestamp, "2025-11-30T10:53:20.123Z");
+        assert_eq!(published.to_stored(), stored());
+        let frame: serde_json::Value = serde_json::from_slice(&published.frame).unwrap();
+        assert_eq!(frame["type"], "message");
+        assert_eq!(frame["room"], "lobby");
+        assert_eq!(frame["message"]["x"], 1);
+    }
+
+    #[test]
+    fn a_stored_message_with_broken_json_is_refused() {
+        let broken = StoredMessage { payload: "{".into(), ..stored() };
+        assert!(Published::from_stored(3, "lobby", &broken).is_err());
+    }
+}

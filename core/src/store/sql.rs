@@ -1,7 +1,8 @@
 //! The one implementation of [`Store`] that SQLite and PostgreSQL share.
 //!
-//! Both backends have the same schema, and sqlx hands `$N` placeholders to
-//! both engines, so almost every statement has a single text. [`Store`] is
+//! Both backends have the same schema, and `$N` placeholders work on both
+//! engines (SQLite reads `$1` as a named parameter, which sqlx binds by its
+//! number), so almost every statement has a single text. [`Store`] is
 //! therefore implemented once, generically over a [`Backend`]: the backend
 //! says which pool reads and which writes, and does itself the two jobs the
 //! engines really do differently: creating rooms (SQLite groups pending
@@ -9,7 +10,8 @@
 //! (SQLite row by row on its single writer; PostgreSQL with arrays, taking
 //! row locks in id order). Generic code was chosen over a table of statement
 //! constants wired up once per backend because each statement then sits with
-//! its binds and its row type, and neither is written twice.
+//! its binds and its row type, and neither is written twice; the price is
+//! one `where` clause listing what the driver must bind and decode.
 //!
 //! Rows become records through the `sqlx::FromRow` derived on each record;
 //! a stored value this version does not understand (an unknown status, a

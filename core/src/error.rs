@@ -88,9 +88,6 @@ impl From<StoreError> for ServiceError {
             StoreError::Conflict => Self::Conflict("already exists".into()),
             StoreError::ParentMissing => Self::NotFound("the room does not exist".into()),
             StoreError::Unavailable => Self::Unavailable("the database is unavailable, retry later".into()),
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
-                Self::Unavailable("the database is unavailable, retry later".into())
-            }
             other => Self::Internal(other.into()),
         }
     }

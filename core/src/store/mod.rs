@@ -6,15 +6,20 @@
 //!
 //! # Layout
 //!
-//! - this module: the trait, the records it returns, and [`StoreError`].
-//! - [`sqlite`]: the zero-config SQLite backend (WAL mode, migrations at start).
+//! - this module: the trait, the records it returns (each decoded from a
+//!   row by a derived `sqlx::FromRow`), and [`StoreError`].
+//! - `sql`: the one implementation of [`Store`] both backends share: every
+//!   statement, written once, and the mapping of sqlx's errors.
+//! - [`sqlite`]: the zero-config SQLite backend (WAL mode, migrations at
+//!   start): its pools, its grouped room creations and its message writes.
 //! - [`postgres`]: the PostgreSQL backend, for several nodes sharing one
-//!   database (`DATABASE_URL=postgres://…`).
+//!   database (`DATABASE_URL=postgres://…`): its pool and its message writes.
 //! - `testing` (tests and the `testing` feature): a fresh PostgreSQL
 //!   database per test.
 //! - `tests`: the suite every backend must pass.
 
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -27,6 +32,7 @@ use comms_protocol::Permission;
 use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
 use crate::secrets::ApiKeyHash;
+use sql::Stored;
 
 /// Lifecycle of an app; only `approved` apps' keys and endpoints work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,24 +71,26 @@ impl AppStatus {
 }
 
 /// An app row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AppRecord {
     /// Row id.
     pub id: i64,
     /// Unique app name.
     pub name: String,
     /// Only `approved` apps' keys work.
+    #[sqlx(try_from = "Stored")]
     pub status: AppStatus,
     /// The portal account owning the app; `None` for apps made with the CLI.
     pub owner_id: Option<i64>,
     /// Milliseconds since the epoch.
     pub created_at: i64,
     /// Browser origins its pages may use the API and WebSocket from.
+    #[sqlx(try_from = "Stored")]
     pub allowed_origins: AllowedOrigins,
 }
 
 /// What a developer says about an app when requesting its key.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct AppProfile {
     /// What the app is.
     pub description: String,
@@ -108,17 +116,21 @@ pub struct NewApp {
 }
 
 /// An app with counts, for listings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AppSummary {
     /// The app.
+    #[sqlx(flatten)]
     pub app: AppRecord,
     /// What its developer said about it.
+    #[sqlx(flatten)]
     pub profile: AppProfile,
     /// Email of the owning account, if any.
     pub owner_email: Option<String>,
     /// Keys not revoked.
+    #[sqlx(try_from = "i64")]
     pub active_keys: u64,
     /// Rooms the app has.
+    #[sqlx(try_from = "i64")]
     pub rooms: u64,
 }
 
@@ -132,7 +144,7 @@ pub enum AppFilter {
 }
 
 /// A portal account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AccountRecord {
     /// Row id.
     pub id: i64,
@@ -147,7 +159,7 @@ pub struct AccountRecord {
 }
 
 /// One line of the audit log: who did what to which app.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditEntry {
     /// Milliseconds since the epoch.
     pub at: i64,
@@ -162,7 +174,7 @@ pub struct AuditEntry {
 }
 
 /// A room row with its endpoint count.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RoomRecord {
     /// Row id.
     pub id: i64,
@@ -173,6 +185,7 @@ pub struct RoomRecord {
     /// Milliseconds since the epoch.
     pub created_at: i64,
     /// Endpoints of the room.
+    #[sqlx(try_from = "i64")]
     pub endpoint_count: u64,
 }
 
@@ -192,7 +205,7 @@ pub struct NewEndpoint {
 }
 
 /// An endpoint row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EndpointRecord {
     /// Row id.
     pub id: i64,
@@ -205,6 +218,7 @@ pub struct EndpointRecord {
     /// Name of the room.
     pub room_name: String,
     /// What the endpoint may do.
+    #[sqlx(try_from = "Stored")]
     pub permission: Permission,
     /// JSON object text.
     pub meta: String,
@@ -213,22 +227,26 @@ pub struct EndpointRecord {
 }
 
 /// An endpoint found by its code, with what a WebSocket join must check.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EndpointAccess {
     /// The endpoint.
+    #[sqlx(flatten)]
     pub endpoint: EndpointRecord,
     /// Only an approved app's endpoints may be joined.
+    #[sqlx(try_from = "Stored")]
     pub app_status: AppStatus,
     /// Browser origins the app's endpoints may be joined from.
+    #[sqlx(try_from = "Stored")]
     pub allowed_origins: AllowedOrigins,
 }
 
 /// A retained message as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredMessage {
     /// Row id of the room.
     pub room_id: i64,
     /// Per-room sequence number.
+    #[sqlx(try_from = "i64")]
     pub seq: u64,
     /// Message id.
     pub id: String,
@@ -276,6 +294,10 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Why a store call failed.
+///
+/// sqlx's own error type stays inside the store: callers see what they may
+/// act on (a conflict, a missing parent, an outage) and an opaque cause for
+/// the rest.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A unique constraint refused the row (room name or app name taken).
@@ -284,12 +306,9 @@ pub enum StoreError {
     /// The row it belongs to (a room) was deleted meanwhile.
     #[error("the room it belongs to does not exist")]
     ParentMissing,
-    /// The database could not be reached or refused the statement.
+    /// The database refused the connection, a statement or a migration.
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
-    /// Migrations could not be applied.
-    #[error(transparent)]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Database(Box<dyn std::error::Error + Send + Sync>),
     /// The data folder could not be created.
     #[error("data folder: {0}")]
     DataDir(#[from] std::io::Error),
@@ -297,7 +316,8 @@ pub enum StoreError {
     /// log has the cause.
     #[error("a grouped write failed")]
     BatchFailed,
-    /// A write shared with other requests could not reach the database.
+    /// The database could not be reached: no connection within the pool's
+    /// timeout, a closed pool, or a broken connection.
     #[error("the database is unavailable")]
     Unavailable,
     /// A stored value is not one this version understands.

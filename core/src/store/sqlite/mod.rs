@@ -1,26 +1,24 @@
 //! The SQLite backend: one file in the data folder, WAL mode so readers never
 //! wait for the history writer, migrations from `migrations/sqlite` applied
 //! at open.
+//!
+//! Only what is SQLite's own lives here: opening the file with its pools,
+//! grouped room creations (`room_batch`) and appending messages on the
+//! single writer; every other statement is shared with PostgreSQL in
+//! `store::sql`.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use comms_protocol::Permission;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
 
-use super::{
-    AccountRecord, AppFilter, AppProfile, AppRecord, AppStatus, AppSummary, AuditEntry, EndpointAccess, EndpointRecord,
-    NewApp, NewEndpoint, RoomHistory, RoomRecord, Store, StoreError, StoredMessage,
-};
-use crate::names::{AppName, RoomName};
-use crate::origins::AllowedOrigins;
-use crate::secrets::ApiKeyHash;
-use crate::time::now_ms;
+use super::sql::Backend;
+use super::{RoomRecord, StoreError, StoredMessage};
+use crate::names::RoomName;
 
-mod accounts;
 mod room_batch;
 
 use room_batch::RoomBatcher;
@@ -79,327 +77,24 @@ impl SqliteStore {
     }
 }
 
-fn conflict_or(err: sqlx::Error) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::ParentMissing,
-        _ => StoreError::Database(err),
-    }
-}
-
-fn app_from(row: &SqliteRow) -> Result<AppRecord, StoreError> {
-    let status: String = row.try_get("status")?;
-    Ok(AppRecord {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        status: AppStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("app status {status:?}")))?,
-        owner_id: row.try_get("owner_id")?,
-        created_at: row.try_get("created_at")?,
-        allowed_origins: origins_from(row)?,
-    })
-}
-
-fn origins_from(row: &SqliteRow) -> Result<AllowedOrigins, StoreError> {
-    let stored: String = row.try_get("allowed_origins")?;
-    AllowedOrigins::parse(stored.split_whitespace())
-        .map_err(|err| StoreError::Corrupt(format!("allowed origins {stored:?}: {err}")))
-}
-
-fn room_from(row: &SqliteRow) -> Result<RoomRecord, StoreError> {
-    Ok(RoomRecord {
-        id: row.try_get("id")?,
-        app_id: row.try_get("app_id")?,
-        name: row.try_get("name")?,
-        created_at: row.try_get("created_at")?,
-        endpoint_count: row.try_get::<i64, _>("endpoint_count")? as u64,
-    })
-}
-
-fn endpoint_from(row: &SqliteRow) -> Result<EndpointRecord, StoreError> {
-    let permission: String = row.try_get("permission")?;
-    Ok(EndpointRecord {
-        id: row.try_get("id")?,
-        public_id: row.try_get("public_id")?,
-        code: row.try_get("code")?,
-        room_id: row.try_get("room_id")?,
-        room_name: row.try_get("room_name")?,
-        permission: Permission::parse(&permission)
-            .ok_or_else(|| StoreError::Corrupt(format!("endpoint permission {permission:?}")))?,
-        meta: row.try_get("meta")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn message_from(row: &SqliteRow) -> Result<StoredMessage, StoreError> {
-    Ok(StoredMessage {
-        room_id: row.try_get("room_id")?,
-        seq: row.try_get::<i64, _>("seq")? as u64,
-        id: row.try_get("id")?,
-        created_at: row.try_get("created_at")?,
-        sender_id: row.try_get("sender_id")?,
-        sender_meta: row.try_get("sender_meta")?,
-        payload: row.try_get("payload")?,
-    })
-}
-
-const ROOM_COLUMNS: &str = "r.id, r.app_id, r.name, r.created_at, \
-     (SELECT COUNT(*) FROM endpoints e WHERE e.room_id = r.id) AS endpoint_count";
-
-const ENDPOINT_COLUMNS: &str =
-    "e.id, e.public_id, e.code, e.room_id, r.name AS room_name, e.permission, e.meta, e.created_at";
-
 #[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        sqlx::query("SELECT 1").execute(&self.writer).await?;
-        Ok(())
+impl Backend for SqliteStore {
+    type Db = Sqlite;
+
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
     }
 
-    async fn create_app(&self, new: NewApp) -> Result<AppRecord, StoreError> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(
-            "INSERT INTO apps (name, status, owner_id, description, website, intended_use, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, name, status, owner_id, created_at, allowed_origins",
-        )
-        .bind(new.name.as_str())
-        .bind(new.status.as_str())
-        .bind(new.owner_id)
-        .bind(&new.profile.description)
-        .bind(&new.profile.website)
-        .bind(&new.profile.intended_use)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(conflict_or)?;
-        let app = app_from(&row)?;
-        if let Some(key) = new.key {
-            sqlx::query("INSERT INTO api_keys (app_id, key_hash, created_at) VALUES (?, ?, ?)")
-                .bind(app.id)
-                .bind(key.to_hex())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(app)
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
-    async fn app_by_name(&self, name: &AppName) -> Result<Option<AppRecord>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, name, status, owner_id, created_at, allowed_origins FROM apps WHERE name = ?")
-                .bind(name.as_str())
-                .fetch_optional(&self.reader)
-                .await?;
-        row.as_ref().map(app_from).transpose()
-    }
-
-    async fn list_apps(&self, filter: AppFilter) -> Result<Vec<AppSummary>, StoreError> {
-        let owner = match filter {
-            AppFilter::All => None,
-            AppFilter::OwnedBy(owner) => Some(owner),
-        };
-        let rows = sqlx::query(
-            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at, a.allowed_origins, a.description, a.website, a.intended_use, \
-               (SELECT email FROM accounts o WHERE o.id = a.owner_id) AS owner_email, \
-               (SELECT COUNT(*) FROM api_keys k WHERE k.app_id = a.id AND k.revoked_at IS NULL) AS active_keys, \
-               (SELECT COUNT(*) FROM rooms r WHERE r.app_id = a.id) AS rooms \
-             FROM apps a WHERE ?1 IS NULL OR a.owner_id = ?1 ORDER BY a.id",
-        )
-        .bind(owner)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AppSummary {
-                    app: app_from(row)?,
-                    profile: AppProfile {
-                        description: row.try_get("description")?,
-                        website: row.try_get("website")?,
-                        intended_use: row.try_get("intended_use")?,
-                    },
-                    owner_email: row.try_get("owner_email")?,
-                    active_keys: row.try_get::<i64, _>("active_keys")? as u64,
-                    rooms: row.try_get::<i64, _>("rooms")? as u64,
-                })
-            })
-            .collect()
-    }
-
-    async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError> {
-        sqlx::query("UPDATE apps SET status = ? WHERE id = ?")
-            .bind(status.as_str())
-            .bind(app_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn set_allowed_origins(&self, app_id: i64, origins: &AllowedOrigins) -> Result<(), StoreError> {
-        sqlx::query("UPDATE apps SET allowed_origins = ? WHERE id = ?")
-            .bind(origins.to_stored())
-            .bind(app_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn replace_api_keys(&self, app_id: i64, new: ApiKeyHash) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE app_id = ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(app_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO api_keys (app_id, key_hash, created_at) VALUES (?, ?, ?)")
-            .bind(app_id)
-            .bind(new.to_hex())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn revoke_api_keys(&self, app_id: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE app_id = ? AND revoked_at IS NULL")
-            .bind(now_ms())
-            .bind(app_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn delete_app(&self, app_id: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM apps WHERE id = ?").bind(app_id).execute(&self.writer).await?;
-        Ok(())
-    }
-
-    async fn create_account(
-        &self,
-        email: &str,
-        password_hash: &str,
-        is_admin: bool,
-    ) -> Result<AccountRecord, StoreError> {
-        accounts::create(&self.writer, email, password_hash, is_admin).await
-    }
-
-    async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>, StoreError> {
-        accounts::by_email(&self.reader, email).await
-    }
-
-    async fn account_by_id(&self, id: i64) -> Result<Option<AccountRecord>, StoreError> {
-        accounts::by_id(&self.reader, id).await
-    }
-
-    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        accounts::record_audit(&self.writer, entry).await
-    }
-
-    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        accounts::audit_log(&self.reader, limit).await
-    }
-
-    async fn app_by_key(&self, key: ApiKeyHash) -> Result<Option<AppRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT a.id, a.name, a.status, a.owner_id, a.created_at, a.allowed_origins \
-             FROM api_keys k JOIN apps a ON a.id = k.app_id \
-             WHERE k.key_hash = ? AND k.revoked_at IS NULL",
-        )
-        .bind(key.to_hex())
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(app_from).transpose()
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
     }
 
     async fn create_room(&self, app_id: i64, name: &RoomName) -> Result<RoomRecord, StoreError> {
         self.rooms.create(app_id, name.as_str().to_owned()).await
-    }
-
-    async fn room(&self, app_id: i64, name: &RoomName) -> Result<Option<RoomRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.app_id = ? AND r.name = ?"))
-            .bind(app_id)
-            .bind(name.as_str())
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(room_from).transpose()
-    }
-
-    async fn list_rooms(&self, app_id: i64) -> Result<Vec<RoomRecord>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.app_id = ? ORDER BY r.id"))
-            .bind(app_id)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(room_from).collect()
-    }
-
-    async fn delete_room(&self, app_id: i64, name: &RoomName) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("DELETE FROM rooms WHERE app_id = ? AND name = ? RETURNING id")
-            .bind(app_id)
-            .bind(name.as_str())
-            .fetch_optional(&self.writer)
-            .await?;
-        Ok(row.map(|row| row.try_get("id")).transpose()?)
-    }
-
-    async fn create_endpoint(&self, new: NewEndpoint) -> Result<EndpointRecord, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO endpoints (public_id, code, room_id, permission, meta, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?) \
-             RETURNING id, public_id, code, room_id, \
-               (SELECT name FROM rooms WHERE id = room_id) AS room_name, permission, meta, created_at",
-        )
-        .bind(&new.public_id)
-        .bind(&new.code)
-        .bind(new.room_id)
-        .bind(new.permission.as_str())
-        .bind(&new.meta)
-        .bind(now_ms())
-        .fetch_one(&self.writer)
-        .await
-        .map_err(conflict_or)?;
-        endpoint_from(&row)
-    }
-
-    async fn list_endpoints(&self, room_id: i64) -> Result<Vec<EndpointRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id \
-             WHERE e.room_id = ? ORDER BY e.id"
-        ))
-        .bind(room_id)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(endpoint_from).collect()
-    }
-
-    async fn delete_endpoint(&self, room_id: i64, code: &str) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("DELETE FROM endpoints WHERE room_id = ? AND code = ? RETURNING id")
-            .bind(room_id)
-            .bind(code)
-            .fetch_optional(&self.writer)
-            .await?;
-        Ok(row.map(|row| row.try_get("id")).transpose()?)
-    }
-
-    async fn endpoint_by_code(&self, code: &str) -> Result<Option<EndpointAccess>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS}, a.status AS app_status, a.allowed_origins \
-             FROM endpoints e JOIN rooms r ON r.id = e.room_id JOIN apps a ON a.id = r.app_id \
-             WHERE e.code = ?"
-        ))
-        .bind(code)
-        .fetch_optional(&self.reader)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let status: String = row.try_get("app_status")?;
-        Ok(Some(EndpointAccess {
-            endpoint: endpoint_from(&row)?,
-            app_status: AppStatus::parse(&status)
-                .ok_or_else(|| StoreError::Corrupt(format!("app status {status:?}")))?,
-            allowed_origins: origins_from(&row)?,
-        }))
     }
 
     async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError> {
@@ -411,7 +106,7 @@ impl Store for SqliteStore {
             // skipping it keeps the writer from retrying forever.
             sqlx::query(
                 "INSERT INTO messages (room_id, seq, id, created_at, sender_id, sender_meta, payload) \
-                 SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM rooms WHERE id = ?) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM rooms WHERE id = $1) \
                  ON CONFLICT (room_id, seq) DO NOTHING",
             )
             .bind(message.room_id)
@@ -421,7 +116,6 @@ impl Store for SqliteStore {
             .bind(&message.sender_id)
             .bind(&message.sender_meta)
             .bind(&message.payload)
-            .bind(message.room_id)
             .execute(&mut *tx)
             .await?;
             let seq = newest.entry(message.room_id).or_default();
@@ -431,7 +125,7 @@ impl Store for SqliteStore {
             // Trim from the stored last_seq, which a later batch (from
             // another process on the same file) may have moved past this one.
             let stored: Option<i64> =
-                sqlx::query_scalar("UPDATE rooms SET last_seq = MAX(last_seq, ?) WHERE id = ? RETURNING last_seq")
+                sqlx::query_scalar("UPDATE rooms SET last_seq = MAX(last_seq, $1) WHERE id = $2 RETURNING last_seq")
                     .bind(last_seq as i64)
                     .bind(room_id)
                     .fetch_optional(&mut *tx)
@@ -440,7 +134,7 @@ impl Store for SqliteStore {
             // Until a room has more messages than it keeps there is nothing
             // to drop, and most batches touch many young rooms.
             if last_seq > keep_per_room as u64 {
-                sqlx::query("DELETE FROM messages WHERE room_id = ? AND seq <= ?")
+                sqlx::query("DELETE FROM messages WHERE room_id = $1 AND seq <= $2")
                     .bind(room_id)
                     .bind((last_seq - keep_per_room as u64) as i64)
                     .execute(&mut *tx)
@@ -448,50 +142,6 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().await?;
-        Ok(())
-    }
-
-    async fn load_history(&self, room_id: i64, limit: usize, since_ms: i64) -> Result<Option<RoomHistory>, StoreError> {
-        let last_seq: Option<i64> = sqlx::query_scalar("SELECT MAX(last_seq, reserved_seq) FROM rooms WHERE id = ?")
-            .bind(room_id)
-            .fetch_optional(&self.reader)
-            .await?;
-        let Some(last_seq) = last_seq else { return Ok(None) };
-        let rows = sqlx::query(
-            "SELECT room_id, seq, id, created_at, sender_id, sender_meta, payload FROM messages \
-             WHERE room_id = ? AND created_at >= ? ORDER BY seq DESC LIMIT ?",
-        )
-        .bind(room_id)
-        .bind(since_ms)
-        .bind(limit as i64)
-        .fetch_all(&self.reader)
-        .await?;
-        let mut messages = rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?;
-        messages.reverse();
-        Ok(Some(RoomHistory { last_seq: last_seq as u64, messages }))
-    }
-
-    async fn prune_history(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let done =
-            sqlx::query("DELETE FROM messages WHERE created_at < ?").bind(before_ms).execute(&self.writer).await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn reserve_seq(&self, room_id: i64, up_to: u64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE rooms SET reserved_seq = MAX(reserved_seq, ?) WHERE id = ?")
-            .bind(up_to as i64)
-            .bind(room_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn release_seq_reservation(&self, room_id: i64, last_seq: u64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE rooms SET reserved_seq = last_seq WHERE id = ? AND last_seq = ?")
-            .bind(room_id)
-            .bind(last_seq as i64)
-            .execute(&self.writer)
-            .await?;
         Ok(())
     }
 }
@@ -502,11 +152,10 @@ mod tests {
     //! in `store::tests`.
 
     use super::*;
+    use crate::names::AppName;
+    use crate::store::{AppProfile, AppStatus, NewApp, Store};
 
-    /// Room creations pending together go into one statement
-    /// (`room_batch`), where the first request for a name wins.
-    #[tokio::test]
-    async fn grouped_room_creations_go_to_the_first_request_of_each_name() {
+    async fn open_with_app() -> (tempfile::TempDir, SqliteStore, i64) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("comms.db").display()), 2).await.unwrap();
         let new = NewApp {
@@ -517,9 +166,32 @@ mod tests {
             key: None,
         };
         let app = store.create_app(new).await.unwrap();
+        (dir, store, app.id)
+    }
+
+    /// Room creations pending together go into one statement
+    /// (`room_batch`), where the first request for a name wins.
+    #[tokio::test]
+    async fn grouped_room_creations_go_to_the_first_request_of_each_name() {
+        let (_dir, store, app_id) = open_with_app().await;
         let names = ["x", "y", "x", "z", "x", "y"].map(|n| RoomName::parse(n).unwrap());
-        let results = futures_util::future::join_all(names.iter().map(|name| store.create_room(app.id, name))).await;
+        let results =
+            futures_util::future::join_all(names.iter().map(|name| Store::create_room(&store, app_id, name))).await;
         let created: Vec<bool> = results.iter().map(Result::is_ok).collect();
         assert_eq!(created, [true, true, false, true, false, false]);
+    }
+
+    /// A stored value this version cannot read (written by hand, or by a
+    /// newer version) is reported as corrupt, not as a database failure.
+    #[tokio::test]
+    async fn an_unreadable_stored_value_is_corrupt() {
+        let (_dir, store, app_id) = open_with_app().await;
+        sqlx::query("UPDATE apps SET allowed_origins = 'not an origin' WHERE id = $1")
+            .bind(app_id)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let read = store.app_by_name(&AppName::parse("a").unwrap()).await;
+        assert!(matches!(read, Err(StoreError::Corrupt(_))), "{read:?}");
     }
 }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{conflict_or, room_from};
+use crate::store::sql::{insert_room, refused_or, NEW_ROOM_COLUMNS};
 use crate::store::{RoomRecord, StoreError};
 use crate::time::now_ms;
 
@@ -72,18 +72,15 @@ async fn run(writer: SqlitePool, mut requests: mpsc::Receiver<Request>) {
                     let _ = request.reply.send(result);
                 }
             }
-            Err(StoreError::Database(sqlx::Error::Database(err))) if err.is_foreign_key_violation() => {
+            Err(StoreError::ParentMissing) => {
                 for request in batch.drain(..) {
-                    let result = insert_one(&writer, request.app_id, &request.name).await;
+                    let result = insert_room(&writer, request.app_id, &request.name).await;
                     let _ = request.reply.send(result);
                 }
             }
             Err(err) => {
                 tracing::error!(error = %err, rooms = batch.len(), "creating a batch of rooms failed");
-                let unavailable = matches!(
-                    err,
-                    StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
-                );
+                let unavailable = matches!(err, StoreError::Unavailable);
                 for request in batch.drain(..) {
                     let shared = if unavailable { StoreError::Unavailable } else { StoreError::BatchFailed };
                     let _ = request.reply.send(Err(shared));
@@ -93,39 +90,21 @@ async fn run(writer: SqlitePool, mut requests: mpsc::Receiver<Request>) {
     }
 }
 
+/// Inserts the batch's rooms in one statement, skipping taken names; fails
+/// as a whole with [`StoreError::ParentMissing`] if one request's app is gone.
 async fn insert_all(writer: &SqlitePool, batch: &[Request]) -> Result<HashMap<(i64, String), RoomRecord>, StoreError> {
     let values = vec!["(?, ?, ?)"; batch.len()].join(", ");
     let sql = format!(
         "INSERT INTO rooms (app_id, name, created_at) VALUES {values} \
-         ON CONFLICT (app_id, name) DO NOTHING \
-         RETURNING id, app_id, name, created_at, 0 AS endpoint_count"
+         ON CONFLICT (app_id, name) DO NOTHING RETURNING {NEW_ROOM_COLUMNS}"
     );
     let now = now_ms();
     // Not kept prepared: batch sizes vary, and each size would take a slot in
     // the writer connection's statement cache from the hot statements.
-    let mut query = sqlx::query(&sql).persistent(false);
+    let mut query = sqlx::query_as(&sql).persistent(false);
     for request in batch {
         query = query.bind(request.app_id).bind(&request.name).bind(now);
     }
-    let rows = query.fetch_all(writer).await?;
-    rows.iter()
-        .map(|row| {
-            let room = room_from(row)?;
-            Ok(((room.app_id, room.name.clone()), room))
-        })
-        .collect()
-}
-
-async fn insert_one(writer: &SqlitePool, app_id: i64, name: &str) -> Result<RoomRecord, StoreError> {
-    let row = sqlx::query(
-        "INSERT INTO rooms (app_id, name, created_at) VALUES (?, ?, ?) \
-         RETURNING id, app_id, name, created_at, 0 AS endpoint_count",
-    )
-    .bind(app_id)
-    .bind(name)
-    .bind(now_ms())
-    .fetch_one(writer)
-    .await
-    .map_err(conflict_or)?;
-    room_from(&row)
+    let rooms: Vec<RoomRecord> = query.fetch_all(writer).await.map_err(refused_or)?;
+    Ok(rooms.into_iter().map(|room| ((room.app_id, room.name.clone()), room)).collect())
 }

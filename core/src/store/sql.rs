@@ -1,0 +1,430 @@
+//! The one implementation of [`Store`] that SQLite and PostgreSQL share.
+//!
+//! Both backends have the same schema, and `$N` placeholders work on both
+//! engines (SQLite reads `$1` as a named parameter, which sqlx binds by its
+//! number), so almost every statement has a single text. [`Store`] is
+//! therefore implemented once, generically over a [`Backend`]: the backend
+//! says which pool reads and which writes, and does itself the two jobs the
+//! engines really do differently: creating rooms (SQLite groups pending
+//! creations into one commit, `sqlite/room_batch.rs`) and appending messages
+//! (SQLite row by row on its single writer; PostgreSQL with arrays, taking
+//! row locks in id order). Generic code was chosen over a table of statement
+//! constants wired up once per backend because each statement then sits with
+//! its binds and its row type, and neither is written twice; the price is
+//! one `where` clause listing what the driver must bind and decode.
+//!
+//! Rows become records through the `sqlx::FromRow` derived on each record;
+//! a stored value this version does not understand (an unknown status, a
+//! negative count) fails decoding, which [`StoreError`] reports as
+//! [`StoreError::Corrupt`].
+//!
+//! Portable SQL on purpose: `CAST(x AS BIGINT)` rather than PostgreSQL's
+//! `x::BIGINT`, and comparisons rather than `MAX`/`GREATEST`, whose spelling
+//! differs between the two engines.
+
+use async_trait::async_trait;
+use comms_protocol::Permission;
+use sqlx::database::Database;
+use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+use super::{
+    AccountRecord, AppFilter, AppRecord, AppStatus, AppSummary, AuditEntry, EndpointAccess, EndpointRecord, NewApp,
+    NewEndpoint, RoomHistory, RoomRecord, Store, StoreError, StoredMessage,
+};
+use crate::names::{AppName, RoomName};
+use crate::origins::AllowedOrigins;
+use crate::secrets::ApiKeyHash;
+use crate::time::now_ms;
+
+/// What a backend brings to the shared [`Store`] implementation.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The sqlx driver.
+    type Db: Database;
+
+    /// Connections for statements that only read.
+    fn reader(&self) -> &Pool<Self::Db>;
+    /// Connections for statements that write (on SQLite, its one writer).
+    fn writer(&self) -> &Pool<Self::Db>;
+    /// How many rows a statement changed (sqlx has no trait for it).
+    fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
+
+    /// [`Store::create_room`].
+    async fn create_room(&self, app_id: i64, name: &RoomName) -> Result<RoomRecord, StoreError>;
+    /// [`Store::append_messages`].
+    async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError>;
+}
+
+/// A text column holding a value in its stored form; records name it in
+/// `#[sqlx(try_from = "Stored")]` so the value is parsed while decoding.
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+pub struct Stored(String);
+
+// A stored value that does not parse fails decoding with a text saying
+// which (sqlx makes it a column decode error, see `From<sqlx::Error>`).
+
+impl TryFrom<Stored> for AppStatus {
+    type Error = String;
+
+    fn try_from(Stored(text): Stored) -> Result<Self, String> {
+        Self::parse(&text).ok_or_else(|| format!("app status {text:?}"))
+    }
+}
+
+impl TryFrom<Stored> for Permission {
+    type Error = String;
+
+    fn try_from(Stored(text): Stored) -> Result<Self, String> {
+        Self::parse(&text).ok_or_else(|| format!("endpoint permission {text:?}"))
+    }
+}
+
+impl TryFrom<Stored> for AllowedOrigins {
+    type Error = String;
+
+    fn try_from(Stored(text): Stored) -> Result<Self, String> {
+        Self::parse(text.split_whitespace()).map_err(|err| format!("allowed origins {text:?}: {err}"))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => Self::Unavailable,
+            sqlx::Error::ColumnDecode { index, source } => Self::Corrupt(format!("{index}: {source}")),
+            other => Self::Database(Box::new(other)),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        Self::Database(Box::new(err))
+    }
+}
+
+/// `err` as a [`StoreError`], where a refused constraint is an answer: a
+/// unique one is [`StoreError::Conflict`], a foreign key
+/// [`StoreError::ParentMissing`].
+pub fn refused_or(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::ParentMissing,
+        _ => err.into(),
+    }
+}
+
+/// A count or seq as PostgreSQL's BIGINT and SQLite's INTEGER hold it.
+fn stored_int(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// What a statement inserting rooms returns: each new room as a
+/// [`RoomRecord`], with no endpoints yet.
+pub const NEW_ROOM_COLUMNS: &str = "id, app_id, name, created_at, CAST(0 AS BIGINT) AS endpoint_count";
+
+/// Inserts one room.
+///
+/// # Errors
+///
+/// [`StoreError::Conflict`] when the app has a room of that name,
+/// [`StoreError::ParentMissing`] when the app is gone.
+pub async fn insert_room<DB: Database>(pool: &Pool<DB>, app_id: i64, name: &str) -> Result<RoomRecord, StoreError>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> RoomRecord: FromRow<'r, DB::Row>,
+{
+    let sql = format!("INSERT INTO rooms (app_id, name, created_at) VALUES ($1, $2, $3) RETURNING {NEW_ROOM_COLUMNS}");
+    sqlx::query_as(&sql).bind(app_id).bind(name).bind(now_ms()).fetch_one(pool).await.map_err(refused_or)
+}
+
+const APP_COLUMNS: &str = "a.id, a.name, a.status, a.owner_id, a.created_at, a.allowed_origins";
+
+const ROOM_COLUMNS: &str = "r.id, r.app_id, r.name, r.created_at, \
+     (SELECT COUNT(*) FROM endpoints e WHERE e.room_id = r.id) AS endpoint_count";
+
+const ENDPOINT_COLUMNS: &str =
+    "e.id, e.public_id, e.code, e.room_id, r.name AS room_name, e.permission, e.meta, e.created_at";
+
+const ACCOUNT_COLUMNS: &str = "id, email, password_hash, is_admin, created_at";
+
+const INSERT_KEY: &str = "INSERT INTO api_keys (app_id, key_hash, created_at) VALUES ($1, $2, $3)";
+
+const REVOKE_KEYS: &str = "UPDATE api_keys SET revoked_at = $1 WHERE app_id = $2 AND revoked_at IS NULL";
+
+#[async_trait]
+impl<B> Store for B
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    // What the statements bind and the records decode (through the impls
+    // `FromRow` derives, which ask for just these).
+    for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<i64>: Encode<'q, B::Db>,
+    for<'q> bool: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db> + ColumnIndex<<B::Db as Database>::Row>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+{
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(self.reader()).await?;
+        sqlx::query("SELECT 1").execute(self.writer()).await?;
+        Ok(())
+    }
+
+    async fn create_app(&self, new: NewApp) -> Result<AppRecord, StoreError> {
+        let now = now_ms();
+        let mut tx = self.writer().begin().await?;
+        let app: AppRecord = sqlx::query_as(
+            "INSERT INTO apps (name, status, owner_id, description, website, intended_use, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, name, status, owner_id, created_at, allowed_origins",
+        )
+        .bind(new.name.as_str())
+        .bind(new.status.as_str())
+        .bind(new.owner_id)
+        .bind(new.profile.description)
+        .bind(new.profile.website)
+        .bind(new.profile.intended_use)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(refused_or)?;
+        if let Some(key) = new.key {
+            sqlx::query(INSERT_KEY).bind(app.id).bind(key.to_hex()).bind(now).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(app)
+    }
+
+    async fn app_by_name(&self, name: &AppName) -> Result<Option<AppRecord>, StoreError> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM apps a WHERE a.name = $1");
+        Ok(sqlx::query_as(&sql).bind(name.as_str()).fetch_optional(self.reader()).await?)
+    }
+
+    async fn list_apps(&self, filter: AppFilter) -> Result<Vec<AppSummary>, StoreError> {
+        let owner = match filter {
+            AppFilter::All => None,
+            AppFilter::OwnedBy(owner) => Some(owner),
+        };
+        let sql = format!(
+            "SELECT {APP_COLUMNS}, a.description, a.website, a.intended_use, \
+               (SELECT email FROM accounts o WHERE o.id = a.owner_id) AS owner_email, \
+               (SELECT COUNT(*) FROM api_keys k WHERE k.app_id = a.id AND k.revoked_at IS NULL) AS active_keys, \
+               (SELECT COUNT(*) FROM rooms r WHERE r.app_id = a.id) AS rooms \
+             FROM apps a WHERE CAST($1 AS BIGINT) IS NULL OR a.owner_id = $1 ORDER BY a.id"
+        );
+        Ok(sqlx::query_as(&sql).bind(owner).fetch_all(self.reader()).await?)
+    }
+
+    async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError> {
+        sqlx::query("UPDATE apps SET status = $1 WHERE id = $2")
+            .bind(status.as_str())
+            .bind(app_id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn set_allowed_origins(&self, app_id: i64, origins: &AllowedOrigins) -> Result<(), StoreError> {
+        sqlx::query("UPDATE apps SET allowed_origins = $1 WHERE id = $2")
+            .bind(origins.to_stored())
+            .bind(app_id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn replace_api_keys(&self, app_id: i64, new: ApiKeyHash) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.writer().begin().await?;
+        sqlx::query(REVOKE_KEYS).bind(now).bind(app_id).execute(&mut *tx).await?;
+        sqlx::query(INSERT_KEY).bind(app_id).bind(new.to_hex()).bind(now).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoke_api_keys(&self, app_id: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(REVOKE_KEYS).bind(now_ms()).bind(app_id).execute(self.writer()).await?;
+        Ok(B::rows_affected(&done))
+    }
+
+    async fn delete_app(&self, app_id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM apps WHERE id = $1").bind(app_id).execute(self.writer()).await?;
+        Ok(())
+    }
+
+    async fn create_account(
+        &self,
+        email: &str,
+        password_hash: &str,
+        is_admin: bool,
+    ) -> Result<AccountRecord, StoreError> {
+        let sql = format!(
+            "INSERT INTO accounts (email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4) \
+             RETURNING {ACCOUNT_COLUMNS}"
+        );
+        sqlx::query_as(&sql)
+            .bind(email)
+            .bind(password_hash)
+            .bind(is_admin)
+            .bind(now_ms())
+            .fetch_one(self.writer())
+            .await
+            .map_err(refused_or)
+    }
+
+    async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1");
+        Ok(sqlx::query_as(&sql).bind(email).fetch_optional(self.reader()).await?)
+    }
+
+    async fn account_by_id(&self, id: i64) -> Result<Option<AccountRecord>, StoreError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
+        Ok(sqlx::query_as(&sql).bind(id).fetch_optional(self.reader()).await?)
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_log (at, actor, action, app_name, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(entry.at)
+            .bind(entry.actor.as_str())
+            .bind(entry.action.as_str())
+            .bind(entry.app_name.as_str())
+            .bind(entry.detail.as_str())
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(sqlx::query_as("SELECT at, actor, action, app_name, detail FROM audit_log ORDER BY id DESC LIMIT $1")
+            .bind(stored_int(limit))
+            .fetch_all(self.reader())
+            .await?)
+    }
+
+    async fn app_by_key(&self, key: ApiKeyHash) -> Result<Option<AppRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {APP_COLUMNS} FROM api_keys k JOIN apps a ON a.id = k.app_id \
+             WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
+        );
+        Ok(sqlx::query_as(&sql).bind(key.to_hex()).fetch_optional(self.reader()).await?)
+    }
+
+    async fn create_room(&self, app_id: i64, name: &RoomName) -> Result<RoomRecord, StoreError> {
+        Backend::create_room(self, app_id, name).await
+    }
+
+    async fn room(&self, app_id: i64, name: &RoomName) -> Result<Option<RoomRecord>, StoreError> {
+        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.app_id = $1 AND r.name = $2");
+        Ok(sqlx::query_as(&sql).bind(app_id).bind(name.as_str()).fetch_optional(self.reader()).await?)
+    }
+
+    async fn list_rooms(&self, app_id: i64) -> Result<Vec<RoomRecord>, StoreError> {
+        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.app_id = $1 ORDER BY r.id");
+        Ok(sqlx::query_as(&sql).bind(app_id).fetch_all(self.reader()).await?)
+    }
+
+    async fn delete_room(&self, app_id: i64, name: &RoomName) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("DELETE FROM rooms WHERE app_id = $1 AND name = $2 RETURNING id")
+            .bind(app_id)
+            .bind(name.as_str())
+            .fetch_optional(self.writer())
+            .await?)
+    }
+
+    async fn create_endpoint(&self, new: NewEndpoint) -> Result<EndpointRecord, StoreError> {
+        sqlx::query_as(
+            "INSERT INTO endpoints (public_id, code, room_id, permission, meta, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             RETURNING id, public_id, code, room_id, \
+               (SELECT name FROM rooms WHERE id = room_id) AS room_name, permission, meta, created_at",
+        )
+        .bind(new.public_id)
+        .bind(new.code)
+        .bind(new.room_id)
+        .bind(new.permission.as_str())
+        .bind(new.meta)
+        .bind(now_ms())
+        .fetch_one(self.writer())
+        .await
+        .map_err(refused_or)
+    }
+
+    async fn list_endpoints(&self, room_id: i64) -> Result<Vec<EndpointRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id \
+             WHERE e.room_id = $1 ORDER BY e.id"
+        );
+        Ok(sqlx::query_as(&sql).bind(room_id).fetch_all(self.reader()).await?)
+    }
+
+    async fn delete_endpoint(&self, room_id: i64, code: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("DELETE FROM endpoints WHERE room_id = $1 AND code = $2 RETURNING id")
+            .bind(room_id)
+            .bind(code)
+            .fetch_optional(self.writer())
+            .await?)
+    }
+
+    async fn endpoint_by_code(&self, code: &str) -> Result<Option<EndpointAccess>, StoreError> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS}, a.status AS app_status, a.allowed_origins \
+             FROM endpoints e JOIN rooms r ON r.id = e.room_id JOIN apps a ON a.id = r.app_id \
+             WHERE e.code = $1"
+        );
+        Ok(sqlx::query_as(&sql).bind(code).fetch_optional(self.reader()).await?)
+    }
+
+    async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError> {
+        Backend::append_messages(self, batch, keep_per_room).await
+    }
+
+    async fn load_history(&self, room_id: i64, limit: usize, since_ms: i64) -> Result<Option<RoomHistory>, StoreError> {
+        let seqs: Option<(i64, i64)> = sqlx::query_as("SELECT last_seq, reserved_seq FROM rooms WHERE id = $1")
+            .bind(room_id)
+            .fetch_optional(self.reader())
+            .await?;
+        let Some((last_seq, reserved_seq)) = seqs else { return Ok(None) };
+        let mut messages: Vec<StoredMessage> = sqlx::query_as(
+            "SELECT room_id, seq, id, created_at, sender_id, sender_meta, payload FROM messages \
+             WHERE room_id = $1 AND created_at >= $2 ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(room_id)
+        .bind(since_ms)
+        .bind(stored_int(limit))
+        .fetch_all(self.reader())
+        .await?;
+        messages.reverse();
+        Ok(Some(RoomHistory { last_seq: last_seq.max(reserved_seq) as u64, messages }))
+    }
+
+    async fn prune_history(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM messages WHERE created_at < $1").bind(before_ms).execute(self.writer()).await?;
+        Ok(B::rows_affected(&done))
+    }
+
+    async fn reserve_seq(&self, room_id: i64, up_to: u64) -> Result<(), StoreError> {
+        // Only ever raised: several nodes may reserve in one room.
+        sqlx::query("UPDATE rooms SET reserved_seq = $1 WHERE id = $2 AND reserved_seq < $1")
+            .bind(up_to as i64)
+            .bind(room_id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn release_seq_reservation(&self, room_id: i64, last_seq: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE rooms SET reserved_seq = last_seq WHERE id = $1 AND last_seq = $2")
+            .bind(room_id)
+            .bind(last_seq as i64)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+}

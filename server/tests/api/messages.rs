@@ -1,4 +1,4 @@
-//! SPEC: REST messages (history and server-side publish).
+//! `docs/protocol.md#rest-api`: messages (history and server-side publish).
 
 use reqwest::Method;
 use serde_json::json;

@@ -150,22 +150,28 @@ fn readme_section(readme: &str, heading: &str) -> String {
 fn markdown(text: &str) -> String {
     let mut events: Vec<Event> = Parser::new_ext(text, Options::ENABLE_TABLES).collect();
     let mut taken: HashMap<String, usize> = HashMap::new();
-    for start in 0..events.len() {
-        if !matches!(events[start], Event::Start(Tag::Heading { id: None, .. })) {
-            continue;
-        }
-        let title: String = events[start + 1..]
-            .iter()
-            .take_while(|event| !matches!(event, Event::End(TagEnd::Heading(_))))
-            .filter_map(|event| match event {
-                Event::Text(text) | Event::Code(text) => Some(text.as_ref()),
-                _ => None,
-            })
-            .collect();
-        let base = anchor(&title);
-        let seen = taken.entry(base.clone()).or_insert(0);
-        let unique = if *seen == 0 { base } else { format!("{base}-{seen}") };
-        *seen += 1;
+    let anchors: Vec<(usize, String)> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, event)| matches!(event, Event::Start(Tag::Heading { id: None, .. })))
+        .map(|(start, _)| {
+            let title: String = events[start + 1..]
+                .iter()
+                .take_while(|event| !matches!(event, Event::End(TagEnd::Heading(_))))
+                .filter_map(|event| match event {
+                    Event::Text(text) | Event::Code(text) => Some(text.as_ref()),
+                    _ => None,
+                })
+                .collect();
+            // Repeated titles get -1, -2 … as on GitHub.
+            let base = anchor(&title);
+            let seen = taken.entry(base.clone()).or_insert(0);
+            let unique = if *seen == 0 { base } else { format!("{base}-{seen}") };
+            *seen += 1;
+            (start, unique)
+        })
+        .collect();
+    for (start, unique) in anchors {
         if let Event::Start(Tag::Heading { id, .. }) = &mut events[start] {
             *id = Some(CowStr::from(unique));
         }

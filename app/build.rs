@@ -1,14 +1,17 @@
 //! Renders the documentation pages at build time. Sources, so nothing is
-//! written twice: sections of README.md (quickstart, WebSocket, legacy API,
-//! command line and operations), the Markdown files of `docs/`, and, for
-//! the REST reference, the checked-in OpenAPI document (which a server test
-//! keeps equal to what the handlers describe). The site ships the HTML; no
-//! Markdown or JSON parser ends up in the wasm.
+//! written twice: sections of README.md (quickstart, SDKs, portal, command
+//! line and operations), the Markdown files of `docs/` (the protocol
+//! reference among them), and, for the REST reference, the checked-in
+//! OpenAPI document (which a server test keeps equal to what the handlers
+//! describe). The site ships the HTML; no Markdown or JSON parser ends up in
+//! the wasm.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use pulldown_cmark::{html, Options, Parser};
+use std::collections::HashMap;
+
+use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag, TagEnd};
 use serde_json::Value;
 
 /// Where a page comes from.
@@ -27,9 +30,8 @@ enum Source {
 const PAGES: &[(&str, &str, Source)] = &[
     ("quickstart", "Quickstart", Source::Readme(&["Quickstart"])),
     ("concepts", "Concepts", Source::Doc("concepts.md")),
+    ("protocol", "Protocol reference", Source::Doc("protocol.md")),
     ("rest", "REST API reference", Source::OpenApi),
-    ("websocket", "WebSocket protocol", Source::Readme(&["WebSocket"])),
-    ("legacy", "Legacy API", Source::Readme(&["Legacy API"])),
     ("sdks", "SDKs", Source::Readme(&["SDKs"])),
     ("sdk-js", "JavaScript SDK", Source::Repo("sdk-js/README.md")),
     ("sdk-rust", "Rust SDK", Source::Repo("sdk-rust/README.md")),
@@ -106,13 +108,15 @@ fn with_includes(markdown: &str, root: &Path) -> String {
 }
 
 /// Points links between the repository's Markdown files (which work when
-/// reading the repository) at the site's pages.
+/// reading the repository) at the site's pages, keeping any `#section`.
 fn site_links(markdown: &str) -> String {
+    let retarget = |text: String, from: &str, slug: &str| {
+        text.replace(&format!("]({from})"), &format!("](/docs/{slug})"))
+            .replace(&format!("]({from}#"), &format!("](/docs/{slug}#"))
+    };
     PAGES.iter().fold(markdown.to_owned(), |text, (slug, _, source)| match source {
-        Source::Doc(file) => text
-            .replace(&format!("]({file})"), &format!("](/docs/{slug})"))
-            .replace(&format!("](docs/{file})"), &format!("](/docs/{slug})")),
-        Source::Repo(file) => text.replace(&format!("]({file})"), &format!("](/docs/{slug})")),
+        Source::Doc(file) => retarget(retarget(text, file, slug), &format!("docs/{file}"), slug),
+        Source::Repo(file) => retarget(text, file, slug),
         _ => text,
     })
 }
@@ -140,10 +144,56 @@ fn readme_section(readme: &str, heading: &str) -> String {
     body[..body.find("\n## ").unwrap_or(body.len())].to_owned()
 }
 
+/// Renders Markdown, giving every heading the `id` GitHub gives it, so a
+/// link such as `protocol.md#close-codes` works on the site as it does in
+/// the repository.
 fn markdown(text: &str) -> String {
+    let mut events: Vec<Event> = Parser::new_ext(text, Options::ENABLE_TABLES).collect();
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    let anchors: Vec<(usize, String)> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, event)| matches!(event, Event::Start(Tag::Heading { id: None, .. })))
+        .map(|(start, _)| {
+            let title: String = events[start + 1..]
+                .iter()
+                .take_while(|event| !matches!(event, Event::End(TagEnd::Heading(_))))
+                .filter_map(|event| match event {
+                    Event::Text(text) | Event::Code(text) => Some(text.as_ref()),
+                    _ => None,
+                })
+                .collect();
+            // Repeated titles get -1, -2 … as on GitHub.
+            let base = anchor(&title);
+            let seen = taken.entry(base.clone()).or_insert(0);
+            let unique = if *seen == 0 { base } else { format!("{base}-{seen}") };
+            *seen += 1;
+            (start, unique)
+        })
+        .collect();
+    for (start, unique) in anchors {
+        if let Event::Start(Tag::Heading { id, .. }) = &mut events[start] {
+            *id = Some(CowStr::from(unique));
+        }
+    }
     let mut html = String::new();
-    html::push_html(&mut html, Parser::new_ext(text, Options::ENABLE_TABLES));
+    html::push_html(&mut html, events.into_iter());
     html
+}
+
+/// GitHub's anchor for a heading: lowercase, spaces to hyphens, and only
+/// letters, digits, `-` and `_` kept.
+fn anchor(title: &str) -> String {
+    title
+        .trim()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 fn escape(text: &str) -> String {

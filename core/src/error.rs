@@ -1,6 +1,7 @@
 //! [`ServiceError`]: what a service call can answer instead of a result.
-//! Each client-facing variant maps to one of SPEC's error codes; the server
-//! turns it into the error JSON with the matching status.
+//! Each client-facing variant maps to one of the error codes of
+//! `docs/protocol.md#error-codes`; the server turns it into the error JSON
+//! with the matching status.
 
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
-    /// SPEC's error code for this error.
+    /// The error code for this error (`docs/protocol.md#error-codes`).
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid(_) => ErrorCode::Invalid,

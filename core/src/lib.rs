@@ -8,7 +8,7 @@
 //! - [`input`]: other client input parsed at the edge: permission, meta.
 //! - [`secrets`]: API keys (SHA-256 hashed), endpoint codes and ids.
 //! - [`store`]: the SQL boundary (`Store` trait, SQLite and PostgreSQL backends).
-//! - [`error`]: `ServiceError`, mapped to SPEC's error codes.
+//! - [`error`]: `ServiceError`, mapped to the error codes of `docs/protocol.md#errors`.
 //! - [`auth`]: API-key check with a small cache.
 //! - [`origins`]: per-app allow-lists of browser origins.
 //! - [`forwarded`]: the client's address, scheme and host behind trusted proxies.

@@ -40,7 +40,8 @@ macro_rules! name_type {
         }
 
         impl $name {
-            /// Checks the SPEC rule: 1–64 characters from `A–Z a–z 0–9 - _ .`.
+            /// Checks the rule of `docs/protocol.md#room-names`: 1–64 characters
+            /// from `A–Z a–z 0–9 - _ .`.
             ///
             /// # Errors
             ///

@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Machine-readable error codes of SPEC's Errors section.
+/// Machine-readable error codes (docs/protocol.md#error-codes).
 ///
 /// The same codes appear in WebSocket `error` frames (`read_only`, `invalid`,
-/// `too_large`, `rate_limited`).
+/// `too_large`, `rate_limited`, `not_found`, `unavailable`, `internal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -31,7 +31,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// The HTTP status an answer with this code has (SPEC's Errors table).
+    /// The HTTP status an answer with this code has (`docs/protocol.md#error-codes`).
     pub fn http_status(self) -> u16 {
         match self {
             Self::Invalid | Self::ReadOnly => 400,

@@ -1,7 +1,8 @@
 //! Wire types of comms, shared by the server, the site and the SDKs.
 //!
 //! Everything here is plain data with serde derives, so it compiles to wasm
-//! and can be used by any client. The shapes follow SPEC.md to the letter.
+//! and can be used by any client. The shapes are the contract of
+//! `docs/protocol.md`; a change here is a change of that document.
 //!
 //! # Layout
 //!

@@ -118,7 +118,8 @@ pub struct CreateRoomRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateEndpointRequest {
     /// What the endpoint may do.
-    // Kept as text here so an unknown value gets SPEC's `invalid` error.
+    // Kept as text here so an unknown value gets `400 invalid`
+    // (docs/protocol.md#error-codes), not a generic deserialization error.
     #[cfg_attr(feature = "openapi", schema(value_type = Permission))]
     pub permission: String,
     #[serde(default)]

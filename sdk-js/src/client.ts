@@ -9,7 +9,7 @@ export function segment(value: string): string {
   return encodeURIComponent(value);
 }
 
-/** An error answer of the API, with SPEC's error code. */
+/** An error answer of the API, with its error code (docs/protocol.md#error-codes). */
 export class CommsError extends Error {
   /** HTTP status, e.g. 404. */
   readonly status: number;

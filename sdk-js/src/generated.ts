@@ -83,10 +83,10 @@ export interface ErrorBody {
 }
 
 /**
- * Machine-readable error codes of SPEC's Errors section.
+ * Machine-readable error codes (docs/protocol.md#error-codes).
  *
  * The same codes appear in WebSocket `error` frames (`read_only`, `invalid`,
- * `too_large`, `rate_limited`).
+ * `too_large`, `rate_limited`, `not_found`, `unavailable`, `internal`).
  */
 export type ErrorCode = "invalid" | "forbidden" | "not_found" | "conflict" | "too_large" | "rate_limited" | "read_only" | "unavailable" | "internal";
 

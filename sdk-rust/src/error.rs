@@ -1,5 +1,6 @@
-//! [`Error`]: what an SDK call can fail with. API errors carry SPEC's error
-//! code, so callers match on [`ErrorCode`] rather than on texts.
+//! [`Error`]: what an SDK call can fail with. API errors carry the server's
+//! error code (`docs/protocol.md#error-codes`), so callers match on
+//! [`ErrorCode`] rather than on texts.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use crate::generated::ErrorCode;
 /// Why an SDK call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The server answered with an error (SPEC's error JSON).
+    /// The server answered with an error (its error JSON, `docs/protocol.md#errors`).
     #[error("{status} {code:?}: {message}")]
     Api {
         /// HTTP status.

@@ -57,10 +57,10 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-/// Machine-readable error codes of SPEC's Errors section.
+/// Machine-readable error codes (docs/protocol.md#error-codes).
 ///
 /// The same codes appear in WebSocket `error` frames (`read_only`, `invalid`,
-/// `too_large`, `rate_limited`).
+/// `too_large`, `rate_limited`, `not_found`, `unavailable`, `internal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ErrorCode {
     /// `invalid`

@@ -1,5 +1,5 @@
-//! [`ApiError`]: how any failure of a request becomes SPEC's error JSON with
-//! the matching status. Internal errors are logged here, with their chain,
+//! [`ApiError`]: how any failure of a request becomes the error JSON of
+//! `docs/protocol.md#errors` with the matching status. Internal errors are logged here, with their chain,
 //! and answered with a generic text.
 
 use axum::http::{header, HeaderValue, StatusCode};

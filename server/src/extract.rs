@@ -1,5 +1,6 @@
-//! Extractors that answer with SPEC's error JSON when they fail: the API-key
-//! check, JSON bodies, query strings, paths, and the public WebSocket base.
+//! Extractors that answer with our error JSON (`docs/protocol.md#errors`)
+//! when they fail: the API-key check, JSON bodies, query strings, paths, and
+//! the public WebSocket base.
 
 use std::net::{IpAddr, SocketAddr};
 

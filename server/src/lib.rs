@@ -11,7 +11,8 @@
 //!   or PostgreSQL database the rest of the data is in.
 //! - [`cors`]: cross-origin access to the API (per-app origin lists are
 //!   checked with the key, in [`extract`]).
-//! - [`error`]: [`error::ApiError`], service errors as SPEC's error JSON.
+//! - [`error`]: [`error::ApiError`], service errors as the error JSON of
+//!   `docs/protocol.md#errors`.
 //! - [`extract`]: the API-key check, JSON/query extractors with our errors,
 //!   and the public WebSocket base URL.
 //! - [`routes`]: one router per resource: `rooms`, `endpoints`, `messages`,

@@ -71,6 +71,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/main/", get(|| async { Redirect::permanent("/main") }))
         .route("/portal/", get(|| async { Redirect::permanent("/portal") }))
         .route("/admin/", get(|| async { Redirect::permanent("/admin") }))
+        // Pages that became sections of the protocol reference.
+        .route("/docs/websocket", get(|| async { Redirect::permanent("/docs/protocol#websocket") }))
+        .route("/docs/legacy", get(|| async { Redirect::permanent("/docs/protocol#legacy-api") }))
 }
 
 /// Marks cookies `Secure` when the client came over HTTPS through a

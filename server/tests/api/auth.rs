@@ -1,4 +1,4 @@
-//! SPEC: authentication and isolation between apps.
+//! `docs/protocol.md#authentication`: API keys and isolation between apps.
 
 use comms_core::store::AppStatus;
 use reqwest::Method;

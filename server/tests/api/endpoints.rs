@@ -1,4 +1,4 @@
-//! SPEC: REST endpoints.
+//! `docs/protocol.md#rest-api`: endpoints.
 
 use serde_json::json;
 

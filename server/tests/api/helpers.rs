@@ -302,7 +302,7 @@ pub async fn body(response: Response) -> Value {
     response.json().await.expect("JSON body")
 }
 
-/// Asserts SPEC's error JSON with the given status and code.
+/// Asserts the error JSON (`docs/protocol.md#errors`) with the given status and code.
 pub async fn assert_error(response: Response, status: u16, code: &str) {
     assert_eq!(response.status(), status, "status");
     let body = body(response).await;

@@ -1,4 +1,4 @@
-//! SPEC: the legacy `/main/…` API.
+//! `docs/protocol.md#legacy-api`: the original `/main/…` API.
 
 use reqwest::Method;
 use serde_json::{json, Value};

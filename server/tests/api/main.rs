@@ -1,6 +1,6 @@
 //! Integration tests: the real server on port 0 with a temporary SQLite
 //! file (or, in `postgres`, a fresh PostgreSQL database), driven over HTTP
-//! and WebSocket as SPEC.md describes.
+//! and WebSocket as `docs/protocol.md` describes.
 
 mod auth;
 mod certs;

@@ -1,4 +1,4 @@
-//! SPEC: REST messages (history and server-side publish).
+//! `docs/protocol.md#rest-api`: messages (history and server-side publish).
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{assert_error, body, spawn_app};
+use crate::helpers::{assert_error, body, spawn_app, WAIT};
 
 #[tokio::test]
 async fn health_and_readiness_need_no_key() {
@@ -101,8 +101,9 @@ async fn the_docs_pages_render_and_unknown_ones_are_404() {
         ("/docs", "Quickstart"),
         ("/docs/concepts", "Endpoint."),
         ("/docs/rest", "<code>POST /api/v1/rooms/{room}/endpoints</code>"),
-        ("/docs/websocket", "after_seq"),
-        ("/docs/legacy", "/main/create_room/{room}/"),
+        ("/docs/protocol", "<h3 id=\"close-codes\">Close codes</h3>"),
+        ("/docs/protocol", "after_seq"),
+        ("/docs/protocol", "/main/create_room/{room}/"),
         ("/docs/configuration", "max_message_bytes"),
     ] {
         let response = app.request(Method::GET, path, None).send().await.unwrap();
@@ -113,6 +114,17 @@ async fn the_docs_pages_render_and_unknown_ones_are_404() {
     }
     let response = app.request(Method::GET, "/docs/no-such-page", None).send().await.unwrap();
     assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn the_old_websocket_and_legacy_docs_pages_lead_to_the_protocol_reference() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(WAIT).build().unwrap();
+    for (old, new) in [("/docs/websocket", "/docs/protocol#websocket"), ("/docs/legacy", "/docs/protocol#legacy-api")] {
+        let response = client.get(format!("{}{old}", app.base)).send().await.unwrap();
+        assert_eq!(response.status(), 308, "{old}");
+        assert_eq!(response.headers()["location"], new);
+    }
 }
 
 #[tokio::test]

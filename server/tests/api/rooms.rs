@@ -1,4 +1,4 @@
-//! SPEC: REST rooms.
+//! `docs/protocol.md#rest-api`: rooms.
 
 use reqwest::Method;
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! SPEC: the WebSocket protocol.
+//! `docs/protocol.md#websocket`: the WebSocket protocol.
 
 use std::time::{Duration, Instant};
 

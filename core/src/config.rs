@@ -578,7 +578,8 @@ impl Config {
         )?;
         rule(
             self.database_kind().is_some(),
-            "database.url (DATABASE_URL) must start with sqlite:, postgres:// or postgresql://",
+            "database.url (DATABASE_URL) must be sqlite://PATH for SQLite or \
+             postgres://USER:PASSWORD@HOST:PORT/DATABASE (or postgresql://…) for PostgreSQL",
         )?;
         rule(
             self.broker.redis_url.is_empty() || self.database_kind() != Some(DatabaseKind::Sqlite),

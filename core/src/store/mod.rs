@@ -14,15 +14,12 @@
 //!   start): its pools, its grouped room creations and its message writes.
 //! - [`postgres`]: the PostgreSQL backend, for several nodes sharing one
 //!   database (`DATABASE_URL=postgres://…`): its pool and its message writes.
-//! - `testing` (tests and the `testing` feature): a fresh PostgreSQL
-//!   database per test.
-//! - `tests`: the suite every backend must pass.
+//! - `tests`: the suite every backend must pass (a fresh PostgreSQL
+//!   database per test comes from the `comms-testkit` crate).
 
 pub mod postgres;
 mod sql;
 pub mod sqlite;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -11,9 +11,9 @@ use tempfile::TempDir;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::testing::TestDatabase;
 use super::*;
 use crate::secrets::NewApiKey;
+use comms_testkit::postgres::TestDatabase;
 
 /// A store under test, and where its data lives. Fields drop in order: the
 /// store before its folder or database.

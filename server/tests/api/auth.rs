@@ -23,14 +23,15 @@ const KEYED_ROUTES: &[(&str, &str)] = &[
 async fn requests_without_a_valid_key_are_forbidden() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
+    app.api().create_room(&key, "lobby").await;
     for (method, path) in KEYED_ROUTES {
         let method: Method = method.parse().unwrap();
-        let missing = app.request(method.clone(), path, None).json(&json!({ "name": "x" })).send().await.unwrap();
+        let missing = app.api().request(method.clone(), path, None).json(&json!({ "name": "x" })).send().await.unwrap();
         assert_error(missing, 403, "forbidden").await;
-        let wrong = app.request(method.clone(), path, Some("ck_wrong")).send().await.unwrap();
+        let wrong = app.api().request(method.clone(), path, Some("ck_wrong")).send().await.unwrap();
         assert_error(wrong, 403, "forbidden").await;
-        let bad_bearer = app.request(method, path, None).header("Authorization", "Bearer nope").send().await.unwrap();
+        let bad_bearer =
+            app.api().request(method, path, None).header("Authorization", "Bearer nope").send().await.unwrap();
         assert_error(bad_bearer, 403, "forbidden").await;
     }
 }
@@ -38,9 +39,9 @@ async fn requests_without_a_valid_key_are_forbidden() {
 #[tokio::test]
 async fn the_forbidden_check_comes_before_validation() {
     let app = spawn_app().await;
-    let response = app.request(Method::POST, "/api/v1/rooms", None).body("not json").send().await.unwrap();
+    let response = app.api().request(Method::POST, "/api/v1/rooms", None).body("not json").send().await.unwrap();
     assert_error(response, 403, "forbidden").await;
-    let response = app.request(Method::GET, "/api/v1/rooms/bad%20name", None).send().await.unwrap();
+    let response = app.api().request(Method::GET, "/api/v1/rooms/bad%20name", None).send().await.unwrap();
     assert_error(response, 403, "forbidden").await;
 }
 
@@ -49,6 +50,7 @@ async fn bearer_authorization_works_like_x_api_key() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
     let response = app
+        .api()
         .request(Method::POST, "/api/v1/rooms", None)
         .header("Authorization", format!("Bearer {key}"))
         .json(&json!({ "name": "lobby" }))
@@ -62,33 +64,33 @@ async fn bearer_authorization_works_like_x_api_key() {
 async fn rotated_keys_stop_working_at_once() {
     let app = spawn_app().await;
     let old = app.create_app("acme").await;
-    assert_eq!(app.get("/api/v1/rooms", &old).await.status(), 200);
+    assert_eq!(app.api().get("/api/v1/rooms", &old).await.status(), 200);
     let new = app.rotate_key("acme").await;
-    assert_error(app.get("/api/v1/rooms", &old).await, 403, "forbidden").await;
-    assert_eq!(app.get("/api/v1/rooms", &new).await.status(), 200);
+    assert_error(app.api().get("/api/v1/rooms", &old).await, 403, "forbidden").await;
+    assert_eq!(app.api().get("/api/v1/rooms", &new).await.status(), 200);
 }
 
 #[tokio::test]
 async fn suspended_apps_are_forbidden_at_once() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
-    let endpoint = app.create_endpoint(&key, "lobby", "read", None).await;
-    assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 200);
+    app.api().create_room(&key, "lobby").await;
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    assert_eq!(app.api().get("/api/v1/rooms", &key).await.status(), 200);
 
     app.apps().set_status("acme", AppStatus::Suspended, "test").await.unwrap();
-    assert_error(app.get("/api/v1/rooms", &key).await, 403, "forbidden").await;
-    assert_eq!(app.ws_refusal(endpoint["code"].as_str().unwrap()).await, 404);
+    assert_error(app.api().get("/api/v1/rooms", &key).await, 403, "forbidden").await;
+    assert_eq!(app.api().ws_refusal(endpoint["code"].as_str().unwrap()).await, 404);
 
     app.apps().set_status("acme", AppStatus::Approved, "test").await.unwrap();
-    assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 200);
+    assert_eq!(app.api().get("/api/v1/rooms", &key).await.status(), 200);
 }
 
 #[tokio::test]
 async fn pending_apps_are_forbidden() {
     let app = spawn_app().await;
     let issued = app.apps().create("waiting", AppStatus::Pending).await.unwrap();
-    assert_error(app.get("/api/v1/rooms", &issued.api_key).await, 403, "forbidden").await;
+    assert_error(app.api().get("/api/v1/rooms", &issued.api_key).await, 403, "forbidden").await;
 }
 
 #[tokio::test]
@@ -96,26 +98,27 @@ async fn apps_never_see_each_others_rooms() {
     let app = spawn_app().await;
     let a = app.create_app("a").await;
     let b = app.create_app("b").await;
-    app.create_room(&a, "lobby").await;
-    let endpoint = app.create_endpoint(&a, "lobby", "read", None).await;
+    app.api().create_room(&a, "lobby").await;
+    let endpoint = app.api().create_endpoint(&a, "lobby", "read", None).await;
     let code = endpoint["code"].as_str().unwrap();
-    app.post("/api/v1/rooms/lobby/messages", &a, json!({ "message": "secret" })).await;
+    app.api().post("/api/v1/rooms/lobby/messages", &a, json!({ "message": "secret" })).await;
 
-    assert_eq!(body(app.get("/api/v1/rooms", &b).await).await["rooms"], json!([]));
-    assert_error(app.get("/api/v1/rooms/lobby", &b).await, 404, "not_found").await;
-    assert_error(app.get("/api/v1/rooms/lobby/endpoints", &b).await, 404, "not_found").await;
-    assert_error(app.get("/api/v1/rooms/lobby/messages", &b).await, 404, "not_found").await;
-    assert_error(app.post("/api/v1/rooms/lobby/messages", &b, json!({ "message": 1 })).await, 404, "not_found").await;
-    assert_error(app.delete(&format!("/api/v1/rooms/lobby/endpoints/{code}"), &b).await, 404, "not_found").await;
-    assert_error(app.delete("/api/v1/rooms/lobby", &b).await, 404, "not_found").await;
+    assert_eq!(body(app.api().get("/api/v1/rooms", &b).await).await["rooms"], json!([]));
+    assert_error(app.api().get("/api/v1/rooms/lobby", &b).await, 404, "not_found").await;
+    assert_error(app.api().get("/api/v1/rooms/lobby/endpoints", &b).await, 404, "not_found").await;
+    assert_error(app.api().get("/api/v1/rooms/lobby/messages", &b).await, 404, "not_found").await;
+    assert_error(app.api().post("/api/v1/rooms/lobby/messages", &b, json!({ "message": 1 })).await, 404, "not_found")
+        .await;
+    assert_error(app.api().delete(&format!("/api/v1/rooms/lobby/endpoints/{code}"), &b).await, 404, "not_found").await;
+    assert_error(app.api().delete("/api/v1/rooms/lobby", &b).await, 404, "not_found").await;
 
     // Both may have a room of the same name; they stay apart.
-    app.create_room(&b, "lobby").await;
-    assert_eq!(body(app.get("/api/v1/rooms/lobby/messages", &b).await).await["messages"], json!([]));
-    assert_error(app.delete(&format!("/api/v1/rooms/lobby/endpoints/{code}"), &b).await, 404, "not_found").await;
-    let a_history = body(app.get("/api/v1/rooms/lobby/messages", &a).await).await;
+    app.api().create_room(&b, "lobby").await;
+    assert_eq!(body(app.api().get("/api/v1/rooms/lobby/messages", &b).await).await["messages"], json!([]));
+    assert_error(app.api().delete(&format!("/api/v1/rooms/lobby/endpoints/{code}"), &b).await, 404, "not_found").await;
+    let a_history = body(app.api().get("/api/v1/rooms/lobby/messages", &a).await).await;
     assert_eq!(a_history["messages"][0]["message"], "secret");
-    assert_eq!(body(app.get("/api/v1/rooms/lobby", &a).await).await["endpoint_count"], 1);
+    assert_eq!(body(app.api().get("/api/v1/rooms/lobby", &a).await).await["endpoint_count"], 1);
 }
 
 #[tokio::test]
@@ -128,11 +131,11 @@ async fn over_the_rate_limit_is_429_with_retry_after() {
     let key = app.create_app("acme").await;
     let other = app.create_app("other").await;
     for _ in 0..3 {
-        assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 200);
+        assert_eq!(app.api().get("/api/v1/rooms", &key).await.status(), 200);
     }
-    let response = app.get("/api/v1/rooms", &key).await;
+    let response = app.api().get("/api/v1/rooms", &key).await;
     let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry_after));
     assert_error(response, 429, "rate_limited").await;
-    assert_eq!(app.get("/api/v1/rooms", &other).await.status(), 200, "limits are per app");
+    assert_eq!(app.api().get("/api/v1/rooms", &other).await.status(), 200, "limits are per app");
 }

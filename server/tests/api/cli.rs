@@ -109,16 +109,16 @@ async fn comms_beside(app: &crate::helpers::TestApp, args: &'static [&'static st
 async fn cli_key_changes_apply_to_a_running_server_at_once() {
     let app = spawn_app().await;
     let key = comms_beside(&app, &["app", "create", "live"]).await[0]["api_key"].as_str().unwrap().to_owned();
-    assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 200);
+    assert_eq!(app.api().get("/api/v1/rooms", &key).await.status(), 200);
 
     let rotated = comms_beside(&app, &["app", "rotate-key", "live"]).await[0]["api_key"].as_str().unwrap().to_owned();
-    assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 403, "the old key is cached but revoked");
-    assert_eq!(app.get("/api/v1/rooms", &rotated).await.status(), 200);
+    assert_eq!(app.api().get("/api/v1/rooms", &key).await.status(), 403, "the old key is cached but revoked");
+    assert_eq!(app.api().get("/api/v1/rooms", &rotated).await.status(), 200);
 
     comms_beside(&app, &["app", "suspend", "live"]).await;
-    assert_eq!(app.get("/api/v1/rooms", &rotated).await.status(), 403, "suspended at once");
+    assert_eq!(app.api().get("/api/v1/rooms", &rotated).await.status(), 403, "suspended at once");
     comms_beside(&app, &["app", "approve", "live"]).await;
-    assert_eq!(app.get("/api/v1/rooms", &rotated).await.status(), 200);
+    assert_eq!(app.api().get("/api/v1/rooms", &rotated).await.status(), 200);
 }
 
 #[tokio::test]

@@ -7,12 +7,11 @@
 //! of its own; the nodes share only the database and Redis, as separate
 //! machines would.
 
-use std::ops::Deref;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use comms_core::broker::redis::testing::{PrivateRedis, TestRedis};
-use comms_core::store::testing::TestDatabase;
+use comms_testkit::postgres::TestDatabase;
+use comms_testkit::redis::{PrivateRedis, TestRedis};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
@@ -70,17 +69,14 @@ impl Node {
         Node { remote: Remote::new(addr), process, _data_dir: data_dir }
     }
 
+    /// A client of this node's HTTP and WebSocket API.
+    fn api(&self) -> &Remote {
+        &self.remote
+    }
+
     /// Whether the process is still running (it never panics out).
     fn running(&mut self) -> bool {
         self.process.try_wait().expect("process status").is_none()
-    }
-}
-
-impl Deref for Node {
-    type Target = Remote;
-
-    fn deref(&self) -> &Remote {
-        &self.remote
     }
 }
 
@@ -146,11 +142,11 @@ where
 #[tokio::test]
 async fn sockets_on_both_nodes_get_the_same_messages_in_the_same_order() {
     let Some(Cluster { a, b, key, _redis, _database }) = cluster().await else { return };
-    a.create_room(&key, "lobby").await;
-    let ann = a.create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "ann" }))).await;
-    let bob = b.create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "bob" }))).await;
-    let (mut on_a, _) = join(&a, &ann, None).await;
-    let (mut on_b, _) = join(&b, &bob, None).await;
+    a.api().create_room(&key, "lobby").await;
+    let ann = a.api().create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "ann" }))).await;
+    let bob = b.api().create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "bob" }))).await;
+    let (mut on_a, _) = join(a.api(), &ann, None).await;
+    let (mut on_b, _) = join(b.api(), &bob, None).await;
 
     for i in 0..10 {
         if i % 2 == 0 {
@@ -159,8 +155,8 @@ async fn sockets_on_both_nodes_get_the_same_messages_in_the_same_order() {
             on_b.send_message(json!(i)).await;
         }
     }
-    publish(&a, &key, "lobby", json!("rest via a")).await;
-    publish(&b, &key, "lobby", json!("rest via b")).await;
+    publish(a.api(), &key, "lobby", json!("rest via a")).await;
+    publish(b.api(), &key, "lobby", json!("rest via b")).await;
 
     let mut seen_on_a = Vec::new();
     let mut seen_on_b = Vec::new();
@@ -175,57 +171,57 @@ async fn sockets_on_both_nodes_get_the_same_messages_in_the_same_order() {
     assert_eq!(from_bob.len(), 5, "bob's messages sent to node B reach node A with his meta");
     assert_eq!(from_bob[0]["sender"]["id"], bob["id"]);
 
-    let stored = body(b.get("/api/v1/rooms/lobby/messages?limit=100", &key).await).await;
+    let stored = body(b.api().get("/api/v1/rooms/lobby/messages?limit=100", &key).await).await;
     assert_eq!(stored["messages"].as_array().unwrap().len(), 12, "history is shared");
 }
 
 #[tokio::test]
 async fn a_socket_resumes_with_after_seq_on_the_other_node() {
     let Some(Cluster { a, b, key, _redis, _database }) = cluster().await else { return };
-    a.create_room(&key, "lobby").await;
-    let reader = a.create_endpoint(&key, "lobby", "read", None).await;
+    a.api().create_room(&key, "lobby").await;
+    let reader = a.api().create_endpoint(&key, "lobby", "read", None).await;
     for i in 1..=5 {
-        publish(&a, &key, "lobby", json!(i)).await;
+        publish(a.api(), &key, "lobby", json!(i)).await;
     }
-    let (mut resumed, welcome) = join(&b, &reader, Some(2)).await;
+    let (mut resumed, welcome) = join(b.api(), &reader, Some(2)).await;
     assert_eq!((welcome["first_seq"].as_u64(), welcome["last_seq"].as_u64()), (Some(1), Some(5)));
     for seq in 3..=5 {
         let message = resumed.next_message().await;
         assert_eq!((message["seq"].as_u64(), &message["message"]), (Some(seq), &json!(seq)));
     }
-    publish(&a, &key, "lobby", json!("live")).await;
+    publish(a.api(), &key, "lobby", json!("live")).await;
     assert_eq!(resumed.next_message().await["seq"], 6, "then live messages from the other node");
 }
 
 #[tokio::test]
 async fn deleting_on_one_node_closes_sockets_on_the_other() {
     let Some(Cluster { a, b, key, _redis, _database }) = cluster().await else { return };
-    a.create_room(&key, "lobby").await;
-    let doomed = a.create_endpoint(&key, "lobby", "read", None).await;
-    let other = a.create_endpoint(&key, "lobby", "read", None).await;
-    let (mut doomed_on_b, _) = join(&b, &doomed, None).await;
-    let (mut other_on_b, _) = join(&b, &other, None).await;
+    a.api().create_room(&key, "lobby").await;
+    let doomed = a.api().create_endpoint(&key, "lobby", "read", None).await;
+    let other = a.api().create_endpoint(&key, "lobby", "read", None).await;
+    let (mut doomed_on_b, _) = join(b.api(), &doomed, None).await;
+    let (mut other_on_b, _) = join(b.api(), &other, None).await;
 
     let started = Instant::now();
-    let response = a.delete(&format!("/api/v1/rooms/lobby/endpoints/{}", code(&doomed)), &key).await;
+    let response = a.api().delete(&format!("/api/v1/rooms/lobby/endpoints/{}", code(&doomed)), &key).await;
     assert_eq!(response.status(), 204);
     assert_eq!(doomed_on_b.closed().await.code, 4001);
     assert!(started.elapsed() < Duration::from_secs(1), "closed within a second: {:?}", started.elapsed());
 
-    assert_eq!(a.delete("/api/v1/rooms/lobby", &key).await.status(), 204);
+    assert_eq!(a.api().delete("/api/v1/rooms/lobby", &key).await.status(), 204);
     assert_eq!(other_on_b.closed().await.code, 4002);
-    assert_eq!(b.ws_refusal(code(&other)).await, 404);
+    assert_eq!(b.api().ws_refusal(code(&other)).await, 404);
 }
 
 #[tokio::test]
 async fn online_counts_add_up_over_nodes() {
     let Some(Cluster { a, b, key, _redis, _database }) = cluster().await else { return };
-    a.create_room(&key, "lobby").await;
-    let endpoint = a.create_endpoint(&key, "lobby", "read", None).await;
-    let (_on_a, _) = join(&a, &endpoint, None).await;
-    let (_on_b1, _) = join(&b, &endpoint, None).await;
-    let (_on_b2, _) = join(&b, &endpoint, None).await;
-    for node in [&*a, &*b] {
+    a.api().create_room(&key, "lobby").await;
+    let endpoint = a.api().create_endpoint(&key, "lobby", "read", None).await;
+    let (_on_a, _) = join(a.api(), &endpoint, None).await;
+    let (_on_b1, _) = join(b.api(), &endpoint, None).await;
+    let (_on_b2, _) = join(b.api(), &endpoint, None).await;
+    for node in [a.api(), b.api()] {
         let counted = eventually(Duration::from_secs(5), || async {
             body(node.get("/api/v1/rooms", &key).await).await["rooms"][0]["online"] == 3
         })
@@ -241,20 +237,22 @@ async fn a_redis_restart_is_survived_without_losing_acknowledged_messages() {
     let shared = Shared { database: database.url().to_owned(), redis: redis.url(), prefix: "comms".into() };
     let key = shared.create_app("acme").await;
     let mut node = Node::start(&shared).await;
-    node.create_room(&key, "lobby").await;
-    let endpoint = node.create_endpoint(&key, "lobby", "read_and_write", None).await;
-    let (mut live, _) = join(&node, &endpoint, None).await;
+    node.api().create_room(&key, "lobby").await;
+    let endpoint = node.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let (mut live, _) = join(node.api(), &endpoint, None).await;
     for i in 1..=3 {
-        assert_eq!(publish(&node, &key, "lobby", json!(i)).await["seq"], i);
+        assert_eq!(publish(node.api(), &key, "lobby", json!(i)).await["seq"], i);
         assert_eq!(live.next_message().await["seq"], i);
     }
 
     redis.stop();
     assert_eq!(live.closed().await.code, 1013, "a node that lost Redis closes its sockets so clients resume");
-    let ready = || async { node.client.get(format!("{}/readyz", node.base)).send().await.unwrap().status().as_u16() };
+    let ready = || async {
+        node.api().client.get(format!("{}/readyz", node.api().base)).send().await.unwrap().status().as_u16()
+    };
     assert!(eventually(Duration::from_secs(10), || async { ready().await == 503 }).await, "/readyz says not ready");
     assert_error(
-        node.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": "lost?" })).await,
+        node.api().post("/api/v1/rooms/lobby/messages", &key, json!({ "message": "lost?" })).await,
         503,
         "unavailable",
     )
@@ -262,13 +260,13 @@ async fn a_redis_restart_is_survived_without_losing_acknowledged_messages() {
 
     redis.restart().await;
     assert!(eventually(Duration::from_secs(15), || async { ready().await == 200 }).await, "/readyz recovers");
-    let (mut resumed, welcome) = join(&node, &endpoint, Some(0)).await;
+    let (mut resumed, welcome) = join(node.api(), &endpoint, Some(0)).await;
     for i in 1..=3 {
         assert_eq!(resumed.next_message().await["message"], i, "acknowledged messages survive Redis losing its data");
     }
     let last_seq = welcome["last_seq"].as_u64().unwrap();
     assert!(last_seq >= 3, "seq never goes back: {welcome}");
-    let next = publish(&node, &key, "lobby", json!("after")).await;
+    let next = publish(node.api(), &key, "lobby", json!("after")).await;
     assert_eq!(next["seq"].as_u64(), Some(last_seq + 1));
     assert_eq!(resumed.next_message().await["message"], "after", "messages flow again");
     assert!(node.running(), "the node stayed up throughout");

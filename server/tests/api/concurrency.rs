@@ -9,7 +9,7 @@ use crate::helpers::spawn_app;
 async fn fifty_clients_creating_one_room_get_exactly_one_201() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
-    let attempts = (0..50).map(|_| app.post("/api/v1/rooms", &key, json!({ "name": "race" })));
+    let attempts = (0..50).map(|_| app.api().post("/api/v1/rooms", &key, json!({ "name": "race" })));
     let statuses: Vec<u16> = join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 49, "{statuses:?}");
@@ -19,11 +19,11 @@ async fn fifty_clients_creating_one_room_get_exactly_one_201() {
 async fn twenty_sockets_sending_twenty_messages_all_see_one_order() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
-    app.create_room(&key, "busy").await;
+    app.api().create_room(&key, "busy").await;
     let mut sockets = Vec::new();
     for n in 0..20 {
-        let endpoint = app.create_endpoint(&key, "busy", "read_and_write", Some(json!({ "n": n }))).await;
-        let mut ws = app.connect_ws(endpoint["code"].as_str().unwrap(), None).await;
+        let endpoint = app.api().create_endpoint(&key, "busy", "read_and_write", Some(json!({ "n": n }))).await;
+        let mut ws = app.api().connect_ws(endpoint["code"].as_str().unwrap(), None).await;
         ws.next_json().await;
         sockets.push(ws);
     }

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use comms_core::store::testing::missing_service;
+use comms_testkit::missing_service;
 
 /// The unit with its `ExecStart` on this build's binary, in a temp folder,
 /// followed by the drop-in `deploy/NAME` if given (systemd reads a later

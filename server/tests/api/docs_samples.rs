@@ -8,8 +8,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::process::Stdio;
 
-use comms_core::broker::redis::testing::TestRedis;
-use comms_core::store::testing::TestDatabase;
+use comms_testkit::postgres::TestDatabase;
+use comms_testkit::redis::TestRedis;
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, wait_ready, WsClient, WAIT};
@@ -67,7 +67,7 @@ async fn readme_quickstart_curl_lines_work_as_written() {
 
     let mut answers = Vec::new();
     for command in &commands {
-        let command = command.replace("localhost:3000", &app.addr.to_string());
+        let command = command.replace("localhost:3000", &app.api().addr.to_string());
         let answer = run_line(&command, &key).await;
         assert!(answer.get("error").is_none(), "{command} failed: {answer}");
         answers.push(answer);
@@ -82,15 +82,15 @@ async fn readme_quickstart_curl_lines_work_as_written() {
 async fn readme_websocket_transcript_matches_the_frames_sent() {
     let app = spawn_app().await;
     let key = app.create_app("myapp").await;
-    app.create_room(&key, "lobby").await;
-    let endpoint = app.create_endpoint(&key, "lobby", "read_and_write", Some(json!({"name": "Ann"}))).await;
+    app.api().create_room(&key, "lobby").await;
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read_and_write", Some(json!({"name": "Ann"}))).await;
     let shown: Vec<Value> = block_lines(&quickstart(), "sh")
         .iter()
         .filter_map(|line| line.split('←').next().and_then(|json| serde_json::from_str(json.trim()).ok()))
         .collect();
     let [welcome, typed, message] = shown.as_slice() else { panic!("the transcript has three frames: {shown:?}") };
 
-    let mut ws = app.connect_ws(endpoint["code"].as_str().unwrap(), None).await;
+    let mut ws = app.api().connect_ws(endpoint["code"].as_str().unwrap(), None).await;
     let sent_welcome = ws.next_json().await;
     assert_eq!(keys(&sent_welcome), keys(welcome));
     assert_eq!(keys(&sent_welcome["endpoint"]), keys(&welcome["endpoint"]));
@@ -182,4 +182,42 @@ async fn readme_scaling_section_runs_two_nodes_as_one() {
     assert_eq!((message["seq"].as_u64(), &message["message"]), (Some(1), &json!("via node A")));
     let published = answers.last().expect("the section publishes");
     assert_eq!(published["seq"], 1, "{published}");
+}
+
+/// Every module of the Rust crates (and every folder of modules one level
+/// down) is named in the README's Layout table, so a newcomer finds each
+/// one there and a new module cannot be added without saying what it is.
+#[test]
+fn the_layout_names_every_module() {
+    let layout = readme_section("Layout");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let folders = [
+        "protocol/src",
+        "core/src",
+        "core/src/store",
+        "core/src/broker",
+        "server/src",
+        "server/src/routes",
+        "testkit/src",
+        "app/src/pages",
+        "app/src/pages/portal",
+    ];
+    let mut missing = Vec::new();
+    for folder in folders {
+        for entry in std::fs::read_dir(format!("{root}/{folder}")).expect("a source folder") {
+            let path = entry.expect("a folder entry").path();
+            let Some(stem) = path.file_stem().and_then(|stem| stem.to_str()) else { continue };
+            let is_module = path.is_dir() || path.extension().is_some_and(|ext| ext == "rs");
+            if !is_module || ["lib", "main", "mod", "tests"].contains(&stem) {
+                continue;
+            }
+            if !["`{stem}`", "`{stem}/`", "`{stem}.rs`"]
+                .iter()
+                .any(|form| layout.contains(&form.replace("{stem}", stem)))
+            {
+                missing.push(format!("{folder}/{stem}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "README's Layout does not name: {missing:?}");
 }

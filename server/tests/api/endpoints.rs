@@ -8,8 +8,9 @@ use crate::helpers::{assert_error, body, spawn_app};
 async fn create_endpoint_answers_201_with_the_endpoint() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
+    app.api().create_room(&key, "lobby").await;
     let response = app
+        .api()
         .post(
             "/api/v1/rooms/lobby/endpoints",
             &key,
@@ -27,15 +28,15 @@ async fn create_endpoint_answers_201_with_the_endpoint() {
     assert_eq!(endpoint["permission"], "read_and_write");
     assert_eq!(endpoint["meta"], json!({ "name": "Ann" }));
     assert!(endpoint["created_at"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(endpoint["ws_url"], format!("ws://{}/ws/endpoint/{code}/", app.addr));
+    assert_eq!(endpoint["ws_url"], format!("ws://{}/ws/endpoint/{code}/", app.api().addr));
 }
 
 #[tokio::test]
 async fn meta_is_optional_and_defaults_to_an_empty_object() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
-    let endpoint = app.create_endpoint(&key, "lobby", "read", None).await;
+    app.api().create_room(&key, "lobby").await;
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read", None).await;
     assert_eq!(endpoint["permission"], "read");
     assert_eq!(endpoint["meta"], json!({}));
 }
@@ -45,8 +46,8 @@ async fn ws_url_uses_the_configured_public_url() {
     let app =
         crate::helpers::spawn_app_with(|config| config.server.public_url = "https://chat.example.com/".into()).await;
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
-    let endpoint = app.create_endpoint(&key, "lobby", "read", None).await;
+    app.api().create_room(&key, "lobby").await;
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read", None).await;
     let code = endpoint["code"].as_str().unwrap();
     assert_eq!(endpoint["ws_url"], format!("wss://chat.example.com/ws/endpoint/{code}/"));
 }
@@ -55,7 +56,7 @@ async fn ws_url_uses_the_configured_public_url() {
 async fn bad_permission_or_meta_is_invalid() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
+    app.api().create_room(&key, "lobby").await;
     let path = "/api/v1/rooms/lobby/endpoints";
     for body in [
         json!({ "permission": "write" }),
@@ -66,9 +67,9 @@ async fn bad_permission_or_meta_is_invalid() {
         json!({ "permission": "read", "meta": 5 }),
         json!({ "permission": "read", "meta": { "blob": "x".repeat(4097) } }),
     ] {
-        assert_error(app.post(path, &key, body).await, 400, "invalid").await;
+        assert_error(app.api().post(path, &key, body).await, 400, "invalid").await;
     }
-    let endpoints = crate::helpers::body(app.get(path, &key).await).await;
+    let endpoints = crate::helpers::body(app.api().get(path, &key).await).await;
     assert_eq!(endpoints["endpoints"], json!([]), "nothing was created");
 }
 
@@ -77,29 +78,29 @@ async fn endpoints_of_a_missing_room_are_not_found() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
     let path = "/api/v1/rooms/nowhere/endpoints";
-    assert_error(app.post(path, &key, json!({ "permission": "read" })).await, 404, "not_found").await;
-    assert_error(app.get(path, &key).await, 404, "not_found").await;
-    assert_error(app.delete(&format!("{path}/somecode"), &key).await, 404, "not_found").await;
+    assert_error(app.api().post(path, &key, json!({ "permission": "read" })).await, 404, "not_found").await;
+    assert_error(app.api().get(path, &key).await, 404, "not_found").await;
+    assert_error(app.api().delete(&format!("{path}/somecode"), &key).await, 404, "not_found").await;
 }
 
 #[tokio::test]
 async fn list_and_delete_endpoints() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
-    let first = app.create_endpoint(&key, "lobby", "read", None).await;
-    let second = app.create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "n": 2 }))).await;
+    app.api().create_room(&key, "lobby").await;
+    let first = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let second = app.api().create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "n": 2 }))).await;
 
-    let list = body(app.get("/api/v1/rooms/lobby/endpoints", &key).await).await;
+    let list = body(app.api().get("/api/v1/rooms/lobby/endpoints", &key).await).await;
     assert_eq!(list["endpoints"], json!([first.clone(), second.clone()]));
 
     let path = format!("/api/v1/rooms/lobby/endpoints/{}", first["code"].as_str().unwrap());
-    let response = app.delete(&path, &key).await;
+    let response = app.api().delete(&path, &key).await;
     assert_eq!(response.status(), 204);
-    assert_error(app.delete(&path, &key).await, 404, "not_found").await;
-    let list = body(app.get("/api/v1/rooms/lobby/endpoints", &key).await).await;
+    assert_error(app.api().delete(&path, &key).await, 404, "not_found").await;
+    let list = body(app.api().get("/api/v1/rooms/lobby/endpoints", &key).await).await;
     assert_eq!(list["endpoints"], json!([second]));
-    let room = body(app.get("/api/v1/rooms/lobby", &key).await).await;
+    let room = body(app.api().get("/api/v1/rooms/lobby", &key).await).await;
     assert_eq!(room["endpoint_count"], 1);
 }
 
@@ -107,10 +108,10 @@ async fn list_and_delete_endpoints() {
 async fn an_endpoint_is_deleted_only_through_its_own_room() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
-    app.create_room(&key, "a").await;
-    app.create_room(&key, "b").await;
-    let endpoint = app.create_endpoint(&key, "a", "read", None).await;
+    app.api().create_room(&key, "a").await;
+    app.api().create_room(&key, "b").await;
+    let endpoint = app.api().create_endpoint(&key, "a", "read", None).await;
     let code = endpoint["code"].as_str().unwrap();
-    assert_error(app.delete(&format!("/api/v1/rooms/b/endpoints/{code}"), &key).await, 404, "not_found").await;
-    assert_eq!(app.delete(&format!("/api/v1/rooms/a/endpoints/{code}"), &key).await.status(), 204);
+    assert_error(app.api().delete(&format!("/api/v1/rooms/b/endpoints/{code}"), &key).await, 404, "not_found").await;
+    assert_eq!(app.api().delete(&format!("/api/v1/rooms/a/endpoints/{code}"), &key).await.status(), 204);
 }

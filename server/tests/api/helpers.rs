@@ -106,6 +106,11 @@ impl TestApp {
         self.state.apps.create(name, AppStatus::Approved).await.expect("create app").api_key
     }
 
+    /// A client of this server's HTTP and WebSocket API.
+    pub fn api(&self) -> &Remote {
+        &self.remote
+    }
+
     /// The server's shared handles.
     pub fn state(&self) -> &AppState {
         &self.state
@@ -120,14 +125,6 @@ impl TestApp {
     pub async fn rotate_key(&self, name: &str) -> String {
         let app = self.apps().find(name).await.expect("the app exists");
         self.apps().issue_key(&app, "test").await.expect("issue key").api_key
-    }
-}
-
-impl std::ops::Deref for TestApp {
-    type Target = Remote;
-
-    fn deref(&self) -> &Remote {
-        &self.remote
     }
 }
 
@@ -327,7 +324,7 @@ impl Browser {
     pub async fn open(app: &TestApp) -> Self {
         let jar = Arc::new(Jar::default());
         let client = reqwest::Client::builder().cookie_provider(Arc::clone(&jar)).timeout(WAIT).build().unwrap();
-        let mut browser = Self { client, jar, base: app.base.clone(), csrf: String::new() };
+        let mut browser = Self { client, jar, base: app.api().base.clone(), csrf: String::new() };
         browser.refresh().await;
         browser
     }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::helpers::{spawn_app, TestApp};
 
 async fn call(app: &TestApp, method: Method, path: &str, key: Option<&str>) -> (u16, Value) {
-    let response = app.request(method, path, key).send().await.unwrap();
+    let response = app.api().request(method, path, key).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
@@ -95,9 +95,10 @@ async fn legacy_failures_carry_the_envelope_and_the_error() {
 async fn legacy_meta_comes_from_the_body_or_the_query() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
+    app.api().create_room(&key, "lobby").await;
 
     let response = app
+        .api()
         .request(Method::POST, "/main/add_endpoint/lobby/read/", Some(&key))
         .json(&json!({ "meta": { "name": "Ann" } }))
         .send()
@@ -112,7 +113,7 @@ async fn legacy_meta_comes_from_the_body_or_the_query() {
     let (status, body) = call(&app, Method::GET, path, Some(&key)).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["endpoint"]["meta"], json!({ "name": "Bob" }));
-    let form = app.request(Method::POST, path, Some(&key)).body("a=1&b=2").send().await.unwrap();
+    let form = app.api().request(Method::POST, path, Some(&key)).body("a=1&b=2").send().await.unwrap();
     let (status, body): (u16, Value) = (form.status().as_u16(), form.json().await.unwrap());
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["endpoint"]["meta"], json!({ "name": "Bob" }));
@@ -121,8 +122,13 @@ async fn legacy_meta_comes_from_the_body_or_the_query() {
         let (status, body) = call(&app, Method::GET, &format!("/main/add_endpoint/lobby/read/{bad}"), Some(&key)).await;
         assert_failure(status, &body, 400, "invalid");
     }
-    let response =
-        app.request(Method::POST, "/main/add_endpoint/lobby/read/", Some(&key)).body("{broken").send().await.unwrap();
+    let response = app
+        .api()
+        .request(Method::POST, "/main/add_endpoint/lobby/read/", Some(&key))
+        .body("{broken")
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     assert_failure(status, &response.json().await.unwrap(), 400, "invalid");
 }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use comms_core::forwarded::TrustedProxies;
-use comms_core::store::testing::missing_service;
+use comms_testkit::missing_service;
 use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -52,7 +52,7 @@ async fn nginx_serves_the_site_and_the_websocket_over_tls() {
     let mut conf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/nginx.conf")).unwrap();
     conf = swap(&conf, "listen 80;", &format!("listen 127.0.0.1:{http};"));
     conf = swap(&conf, "listen 443 ssl http2;", &format!("listen 127.0.0.1:{https} ssl http2;"));
-    conf = swap(&conf, "server 127.0.0.1:8002;", &format!("server {};", app.addr));
+    conf = swap(&conf, "server 127.0.0.1:8002;", &format!("server {};", app.api().addr));
     conf = swap(&conf, "/etc/letsencrypt/live/comms.example.com/fullchain.pem", cert.to_str().unwrap());
     conf = swap(&conf, "/etc/letsencrypt/live/comms.example.com/privkey.pem", key.to_str().unwrap());
     conf = swap(&conf, "/usr/local/share/comms/site", site.to_str().unwrap());

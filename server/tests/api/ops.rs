@@ -10,9 +10,9 @@ use crate::helpers::{assert_error, body, spawn_app, WAIT};
 #[tokio::test]
 async fn health_and_readiness_need_no_key() {
     let app = spawn_app().await;
-    let health = app.request(Method::GET, "/healthz", None).send().await.unwrap();
+    let health = app.api().request(Method::GET, "/healthz", None).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let ready = app.request(Method::GET, "/readyz", None).send().await.unwrap();
+    let ready = app.api().request(Method::GET, "/readyz", None).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     assert_eq!(body(ready).await["status"], "ready");
 }
@@ -21,14 +21,14 @@ async fn health_and_readiness_need_no_key() {
 async fn metrics_count_connections_and_messages() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
-    let endpoint = app.create_endpoint(&key, "lobby", "read_and_write", None).await;
-    let mut ws = app.connect_ws(endpoint["code"].as_str().unwrap(), None).await;
+    app.api().create_room(&key, "lobby").await;
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let mut ws = app.api().connect_ws(endpoint["code"].as_str().unwrap(), None).await;
     ws.next_json().await;
     ws.send_message(json!("hi")).await;
     ws.next_message().await;
 
-    let response = app.request(Method::GET, "/metrics", None).send().await.unwrap();
+    let response = app.api().request(Method::GET, "/metrics", None).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     for line in ["comms_connections 1", "comms_live_rooms 1", "comms_messages_in_total 1", "comms_messages_out_total 1"]
@@ -42,14 +42,14 @@ async fn metrics_count_connections_and_messages() {
 #[tokio::test]
 async fn unknown_routes_are_json_404() {
     let app = spawn_app().await;
-    let response = app.request(Method::GET, "/api/v1/nothing-here", None).send().await.unwrap();
+    let response = app.api().request(Method::GET, "/api/v1/nothing-here", None).send().await.unwrap();
     assert_error(response, 404, "not_found").await;
 }
 
 #[tokio::test]
 async fn the_openapi_document_describes_every_rest_route() {
     let app = spawn_app().await;
-    let response = app.request(Method::GET, "/api/v1/openapi.json", None).send().await.unwrap();
+    let response = app.api().request(Method::GET, "/api/v1/openapi.json", None).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let document = body(response).await;
     assert!(document["openapi"].as_str().unwrap().starts_with("3."));
@@ -76,7 +76,7 @@ async fn the_openapi_document_describes_every_rest_route() {
 async fn the_landing_page_needs_no_key() {
     let app = spawn_app().await;
     for path in ["/", "/main/", "/main"] {
-        let response = app.request(Method::GET, path, None).send().await.unwrap();
+        let response = app.api().request(Method::GET, path, None).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
         let page = response.text().await.unwrap();
@@ -88,7 +88,7 @@ async fn the_landing_page_needs_no_key() {
 #[tokio::test]
 async fn unknown_pages_get_the_site_404_page() {
     let app = spawn_app().await;
-    let response = app.request(Method::GET, "/no-such-page", None).send().await.unwrap();
+    let response = app.api().request(Method::GET, "/no-such-page", None).send().await.unwrap();
     assert_eq!(response.status(), 404);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(response.text().await.unwrap().contains("Not found"));
@@ -106,13 +106,13 @@ async fn the_docs_pages_render_and_unknown_ones_are_404() {
         ("/docs/protocol", "/main/create_room/{room}/"),
         ("/docs/configuration", "max_message_bytes"),
     ] {
-        let response = app.request(Method::GET, path, None).send().await.unwrap();
+        let response = app.api().request(Method::GET, path, None).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         let page = response.text().await.unwrap();
         assert!(page.contains(expected), "{path} lacks {expected:?}");
         assert!(page.contains("aria-label=\"Documentation\""), "{path} has the menu");
     }
-    let response = app.request(Method::GET, "/docs/no-such-page", None).send().await.unwrap();
+    let response = app.api().request(Method::GET, "/docs/no-such-page", None).send().await.unwrap();
     assert_eq!(response.status(), 404);
 }
 
@@ -121,7 +121,7 @@ async fn the_old_websocket_and_legacy_docs_pages_lead_to_the_protocol_reference(
     let app = spawn_app().await;
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(WAIT).build().unwrap();
     for (old, new) in [("/docs/websocket", "/docs/protocol#websocket"), ("/docs/legacy", "/docs/protocol#legacy-api")] {
-        let response = client.get(format!("{}{old}", app.base)).send().await.unwrap();
+        let response = client.get(format!("{}{old}", app.api().base)).send().await.unwrap();
         assert_eq!(response.status(), 308, "{old}");
         assert_eq!(response.headers()["location"], new);
     }
@@ -135,21 +135,21 @@ async fn the_demo_is_made_at_start_and_its_bot_posts() {
     })
     .await;
     let key = app.rotate_key("demo").await;
-    let rooms = body(app.get("/api/v1/rooms", &key).await).await;
+    let rooms = body(app.api().get("/api/v1/rooms", &key).await).await;
     let names: Vec<_> = rooms["rooms"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["lobby", "quiet"]);
-    let endpoints = body(app.get("/api/v1/rooms/lobby/endpoints", &key).await).await;
+    let endpoints = body(app.api().get("/api/v1/rooms/lobby/endpoints", &key).await).await;
     let metas: Vec<_> = endpoints["endpoints"].as_array().unwrap().iter().map(|e| e["meta"]["name"].clone()).collect();
     assert_eq!(metas, [json!("Ann"), json!("Bob"), json!("Watcher")]);
 
-    let page = app.request(Method::GET, "/demo", None).send().await.unwrap();
+    let page = app.api().request(Method::GET, "/demo", None).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
     for endpoint in endpoints["endpoints"].as_array().unwrap() {
         assert!(page.contains(endpoint["code"].as_str().unwrap()), "the demo page shows every code");
     }
 
-    let mut ws = app.connect_ws(endpoints["endpoints"][2]["code"].as_str().unwrap(), None).await;
+    let mut ws = app.api().connect_ws(endpoints["endpoints"][2]["code"].as_str().unwrap(), None).await;
     ws.next_json().await;
     let message = ws.next_message().await;
     assert_eq!(message["sender"], json!({ "id": "app", "meta": { "name": "demo bot" } }));
@@ -158,14 +158,14 @@ async fn the_demo_is_made_at_start_and_its_bot_posts() {
     app.stop().await;
     let app = app.restart().await;
     let key = app.rotate_key("demo").await;
-    let endpoints = body(app.get("/api/v1/rooms/lobby/endpoints", &key).await).await;
+    let endpoints = body(app.api().get("/api/v1/rooms/lobby/endpoints", &key).await).await;
     assert_eq!(endpoints["endpoints"].as_array().unwrap().len(), 3);
 }
 
 #[tokio::test]
 async fn the_demo_page_says_when_the_demo_is_off() {
     let app = spawn_app().await;
-    let page = app.request(Method::GET, "/demo", None).send().await.unwrap().text().await.unwrap();
+    let page = app.api().request(Method::GET, "/demo", None).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("the demo is off on this server"), "{page}");
 }
 

@@ -14,8 +14,8 @@ const ELSEWHERE: &str = "https://elsewhere.example.net";
 /// An app with a room and a `read_and_write` endpoint; its key and the code.
 async fn app_with_endpoint(app: &TestApp, name: &str) -> (String, String) {
     let key = app.create_app(name).await;
-    app.create_room(&key, "lobby").await;
-    let endpoint = app.create_endpoint(&key, "lobby", "read_and_write", None).await;
+    app.api().create_room(&key, "lobby").await;
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
     (key, endpoint["code"].as_str().unwrap().to_owned())
 }
 
@@ -26,7 +26,7 @@ async fn allow(app: &TestApp, name: &str, origins: &[&str]) {
 }
 
 async fn get_from(app: &TestApp, path: &str, key: &str, origin: Option<&str>) -> reqwest::Response {
-    let mut request = app.request(Method::GET, path, Some(key));
+    let mut request = app.api().request(Method::GET, path, Some(key));
     if let Some(origin) = origin {
         request = request.header("origin", origin);
     }
@@ -38,8 +38,9 @@ async fn preflights_from_any_origin_are_answered() {
     let app = spawn_app().await;
     for path in ["/api/v1/rooms", "/api/v1/rooms/lobby/endpoints", "/main/create_room/lobby/", "/api/v1/openapi.json"] {
         let response = app
+            .api()
             .client
-            .request(Method::OPTIONS, format!("{}{path}", app.base))
+            .request(Method::OPTIONS, format!("{}{path}", app.api().base))
             .header("origin", ELSEWHERE)
             .header("access-control-request-method", "POST")
             .header("access-control-request-headers", "x-api-key, content-type")
@@ -63,7 +64,7 @@ async fn apps_without_a_list_accept_every_origin() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
     assert_eq!(get_from(&app, "/main/list_rooms/", &key, Some("null")).await.status(), 200);
-    let mut socket = app.connect_ws_from(&code, Some(ELSEWHERE)).await.expect("any origin may connect");
+    let mut socket = app.api().connect_ws_from(&code, Some(ELSEWHERE)).await.expect("any origin may connect");
     assert_eq!(socket.next_json().await["type"], "welcome");
 }
 
@@ -87,6 +88,7 @@ async fn a_listed_app_refuses_other_pages_on_the_api_at_once() {
         assert_eq!(get_from(&app, "/api/v1/rooms", &key, allowed).await.status(), 200, "{allowed:?}");
     }
     let created = app
+        .api()
         .request(Method::POST, "/api/v1/rooms", Some(&key))
         .header("origin", PAGE)
         .json(&json!({"name": "from-the-page"}))
@@ -102,17 +104,17 @@ async fn a_listed_app_refuses_sockets_from_other_pages() {
     let (_, code) = app_with_endpoint(&app, "sockets").await;
     allow(&app, "sockets", &["https://*.example.com"]).await;
 
-    assert_eq!(app.connect_ws_from(&code, Some(ELSEWHERE)).await.err(), Some(403));
-    assert_eq!(app.connect_ws_from(&code, Some("https://example.com")).await.err(), Some(403), "not the apex");
-    assert_eq!(app.connect_ws_from("no-such-code", Some(PAGE)).await.err(), Some(404));
-    let own_site = format!("http://{}", app.addr);
+    assert_eq!(app.api().connect_ws_from(&code, Some(ELSEWHERE)).await.err(), Some(403));
+    assert_eq!(app.api().connect_ws_from(&code, Some("https://example.com")).await.err(), Some(403), "not the apex");
+    assert_eq!(app.api().connect_ws_from("no-such-code", Some(PAGE)).await.err(), Some(404));
+    let own_site = format!("http://{}", app.api().addr);
     for origin in [Some(PAGE), None, Some(own_site.as_str())] {
-        let mut socket = app.connect_ws_from(&code, origin).await.expect("an allowed page connects");
+        let mut socket = app.api().connect_ws_from(&code, origin).await.expect("an allowed page connects");
         assert_eq!(socket.next_json().await["type"], "welcome", "{origin:?}");
     }
 
     allow(&app, "sockets", &[]).await;
-    assert!(app.connect_ws_from(&code, Some(ELSEWHERE)).await.is_ok(), "an emptied list allows any again");
+    assert!(app.api().connect_ws_from(&code, Some(ELSEWHERE)).await.is_ok(), "an emptied list allows any again");
 }
 
 #[tokio::test]
@@ -161,8 +163,13 @@ async fn the_public_sites_own_pages_may_open_a_listed_apps_sockets() {
     let app = spawn_app_with(|config| config.server.public_url = "https://comms.example.com".into()).await;
     let (_, code) = app_with_endpoint(&app, "public").await;
     allow(&app, "public", &[PAGE]).await;
-    let mut socket = app.connect_ws_from(&code, Some("https://comms.example.com")).await.expect("comms' own site");
+    let mut socket =
+        app.api().connect_ws_from(&code, Some("https://comms.example.com")).await.expect("comms' own site");
     assert_eq!(socket.next_json().await["type"], "welcome");
-    let request_host = format!("http://{}", app.addr);
-    assert_eq!(app.connect_ws_from(&code, Some(&request_host)).await.err(), Some(403), "public_url names the site");
+    let request_host = format!("http://{}", app.api().addr);
+    assert_eq!(
+        app.api().connect_ws_from(&code, Some(&request_host)).await.err(),
+        Some(403),
+        "public_url names the site"
+    );
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use comms_core::store::testing::TestDatabase;
+use comms_testkit::postgres::TestDatabase;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
@@ -69,7 +69,7 @@ impl Drop for Proxy {
 }
 
 async fn ready(app: &TestApp) -> u16 {
-    app.client.get(format!("{}/readyz", app.base)).send().await.unwrap().status().as_u16()
+    app.api().client.get(format!("{}/readyz", app.api().base)).send().await.unwrap().status().as_u16()
 }
 
 async fn eventually_ready(app: &TestApp, status: u16, limit: Duration) {
@@ -96,23 +96,23 @@ async fn a_database_outage_answers_503_and_recovers_without_losing_messages() {
     })
     .await;
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
-    let endpoint = app.create_endpoint(&key, "lobby", "read_and_write", None).await;
-    let mut live = app.connect_ws(endpoint["code"].as_str().unwrap(), None).await;
+    app.api().create_room(&key, "lobby").await;
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let mut live = app.api().connect_ws(endpoint["code"].as_str().unwrap(), None).await;
     assert_eq!(live.next_json().await["type"], "welcome");
-    let first = body(app.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": 1 })).await).await;
+    let first = body(app.api().post("/api/v1/rooms/lobby/messages", &key, json!({ "message": 1 })).await).await;
     assert_eq!(live.next_message().await["seq"], first["seq"]);
 
     proxy.cut();
     eventually_ready(&app, 503, Duration::from_secs(15)).await;
-    assert_error(app.get("/api/v1/rooms", &key).await, 503, "unavailable").await;
+    assert_error(app.api().get("/api/v1/rooms", &key).await, 503, "unavailable").await;
 
     proxy.restore();
     eventually_ready(&app, 200, Duration::from_secs(15)).await;
-    let second = app.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": 2 })).await;
+    let second = app.api().post("/api/v1/rooms/lobby/messages", &key, json!({ "message": 2 })).await;
     assert_eq!(second.status(), 201, "requests work again");
     let message = live.next_message().await;
     assert_eq!((&message["message"], message["seq"].as_u64()), (&json!(2), Some(2)), "the socket lived through it");
-    let history = body(app.get("/api/v1/rooms/lobby/messages", &key).await).await;
+    let history = body(app.api().get("/api/v1/rooms/lobby/messages", &key).await).await;
     assert_eq!(history["messages"].as_array().unwrap().len(), 2, "nothing acknowledged was lost");
 }

@@ -17,7 +17,7 @@ async fn admin(app: &TestApp) -> Browser {
 #[tokio::test]
 async fn login_rotates_the_session_and_the_cookie_is_http_only_and_lax() {
     let app = spawn_app().await;
-    let response = app.client.post(format!("{}/portal/fn/session", app.base)).send().await.unwrap();
+    let response = app.api().client.post(format!("{}/portal/fn/session", app.api().base)).send().await.unwrap();
     let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.starts_with("comms_session="), "{cookie}");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
@@ -38,7 +38,7 @@ async fn login_rotates_the_session_and_the_cookie_is_http_only_and_lax() {
 #[tokio::test]
 async fn secure_cookies_are_marked_secure() {
     let app = spawn_app_with(|config| config.portal.secure_cookies = true).await;
-    let response = app.client.post(format!("{}/portal/fn/session", app.base)).send().await.unwrap();
+    let response = app.api().client.post(format!("{}/portal/fn/session", app.api().base)).send().await.unwrap();
     assert!(response.headers()["set-cookie"].to_str().unwrap().contains("Secure"));
 }
 
@@ -118,7 +118,7 @@ async fn developers_cannot_see_or_change_each_others_apps() {
     alice.register("alices-app").await.expect("register");
     let key = alice.issue_key("alices-app").await.expect("auto-approved in dev");
     alice.act("/portal/fn/create_room", &[("app", "alices-app"), ("room", "lobby")]).await.unwrap();
-    let endpoint = app.create_endpoint(&key, "lobby", "read", None).await;
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read", None).await;
     let code = endpoint["code"].as_str().unwrap();
 
     let mut bob = Browser::open(&app).await;
@@ -147,7 +147,7 @@ async fn developers_cannot_see_or_change_each_others_apps() {
     assert!(refused.contains("sign in first"));
 
     // Alice's app, key, room and endpoint are untouched.
-    let rooms = crate::helpers::body(app.get("/api/v1/rooms", &key).await).await;
+    let rooms = crate::helpers::body(app.api().get("/api/v1/rooms", &key).await).await;
     assert_eq!(rooms["rooms"][0]["endpoint_count"], 1);
     let overview = alice.call("/portal/fn/app_overview", &[("app", "alices-app")]).await.unwrap();
     assert_eq!(overview["rooms"][0]["endpoints"][0]["code"], code);
@@ -183,19 +183,19 @@ async fn apps_wait_for_an_admin_whose_decisions_apply_at_once() {
     assert_eq!(overview["apps"][0]["owner"], "dev@example.com");
     admin.act("/admin/fn/set_status", &[("app", "game"), ("status", "approved")]).await.unwrap();
     let key = dev.issue_key("game").await.expect("approved now");
-    app.create_room(&key, "lobby").await;
-    let endpoint = app.create_endpoint(&key, "lobby", "read_and_write", None).await;
-    let mut socket = app.connect_ws(endpoint["code"].as_str().unwrap(), None).await;
+    app.api().create_room(&key, "lobby").await;
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let mut socket = app.api().connect_ws(endpoint["code"].as_str().unwrap(), None).await;
     socket.next_json().await;
 
     admin.act("/admin/fn/set_status", &[("app", "game"), ("status", "suspended")]).await.unwrap();
-    assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 403, "the key stops at once");
+    assert_eq!(app.api().get("/api/v1/rooms", &key).await.status(), 403, "the key stops at once");
     let closed = socket.closed().await;
     assert_eq!(closed.code, 4003, "{closed:?}");
-    assert_eq!(app.ws_refusal(endpoint["code"].as_str().unwrap()).await, 404);
+    assert_eq!(app.api().ws_refusal(endpoint["code"].as_str().unwrap()).await, 404);
 
     admin.act("/admin/fn/set_status", &[("app", "game"), ("status", "approved")]).await.unwrap();
-    assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 200, "reinstated");
+    assert_eq!(app.api().get("/api/v1/rooms", &key).await.status(), 200, "reinstated");
     let bad = admin.act("/admin/fn/set_status", &[("app", "game"), ("status", "pending")]).await;
     assert!(bad.unwrap_err().contains("status must be"));
 
@@ -217,10 +217,10 @@ async fn developers_rotate_revoke_and_delete_their_apps() {
 
     let first = dev.issue_key("game").await.unwrap();
     let second = dev.issue_key("game").await.unwrap();
-    assert_eq!(app.get("/api/v1/rooms", &first).await.status(), 403, "rotation revokes the old key");
-    assert_eq!(app.get("/api/v1/rooms", &second).await.status(), 200);
+    assert_eq!(app.api().get("/api/v1/rooms", &first).await.status(), 403, "rotation revokes the old key");
+    assert_eq!(app.api().get("/api/v1/rooms", &second).await.status(), 200);
     dev.act("/portal/fn/revoke_keys", &[("app", "game")]).await.unwrap();
-    assert_eq!(app.get("/api/v1/rooms", &second).await.status(), 403);
+    assert_eq!(app.api().get("/api/v1/rooms", &second).await.status(), 403);
 
     let key = dev.issue_key("game").await.unwrap();
     dev.act("/portal/fn/create_room", &[("app", "game"), ("room", "lobby")]).await.unwrap();
@@ -233,7 +233,7 @@ async fn developers_rotate_revoke_and_delete_their_apps() {
     assert_eq!(endpoint["meta"], r#"{"name": "Ann"}"#);
     assert!(endpoint["ws_url"].as_str().unwrap().starts_with("ws://127.0.0.1:"));
 
-    let mut socket = app.connect_ws(endpoint["code"].as_str().unwrap(), None).await;
+    let mut socket = app.api().connect_ws(endpoint["code"].as_str().unwrap(), None).await;
     socket.next_json().await;
     socket.send_message(json!("hello")).await;
     socket.next_message().await;
@@ -241,7 +241,7 @@ async fn developers_rotate_revoke_and_delete_their_apps() {
     assert_eq!(overview["rooms"][0]["online"], 1);
     assert_eq!(overview["rooms"][0]["latest"][0]["message"], "\"hello\"");
     for n in 2..=150 {
-        app.post("/api/v1/rooms/lobby/messages", &key, json!({"message": n})).await;
+        app.api().post("/api/v1/rooms/lobby/messages", &key, json!({"message": n})).await;
     }
     let overview = dev.call("/portal/fn/app_overview", &[("app", "game")]).await.unwrap();
     let seqs: Vec<u64> =
@@ -250,6 +250,6 @@ async fn developers_rotate_revoke_and_delete_their_apps() {
 
     dev.act("/portal/fn/delete_app", &[("app", "game")]).await.unwrap();
     assert_eq!(socket.closed().await.code, 4002, "its rooms' sockets close");
-    assert_eq!(app.get("/api/v1/rooms", &key).await.status(), 403);
+    assert_eq!(app.api().get("/api/v1/rooms", &key).await.status(), 403);
     assert_eq!(dev.call("/portal/fn/my_apps", &[]).await.unwrap(), json!([]));
 }

@@ -7,9 +7,9 @@
 use std::time::{Duration, Instant};
 
 use comms_core::config::{Config, DatabaseConfig};
-use comms_core::store::testing::TestDatabase;
 use comms_server::portal_sessions::PortalSessionStore;
 use comms_server::startup::Application;
+use comms_testkit::postgres::TestDatabase;
 use serde_json::json;
 
 use crate::helpers::{assert_error, body, spawn_app_with, Browser, TestApp};
@@ -27,24 +27,25 @@ async fn spawn_on_postgres() -> Option<(TestApp, TestDatabase)> {
 #[tokio::test]
 async fn rooms_endpoints_and_messages_work_on_postgres() {
     let Some((mut app, _database)) = spawn_on_postgres().await else { return };
-    assert_eq!(app.client.get(format!("{}/readyz", app.base)).send().await.unwrap().status(), 200);
+    assert_eq!(app.api().client.get(format!("{}/readyz", app.api().base)).send().await.unwrap().status(), 200);
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
-    assert_error(app.post("/api/v1/rooms", &key, json!({ "name": "lobby" })).await, 409, "conflict").await;
-    let endpoint = app.create_endpoint(&key, "lobby", "read", Some(json!({ "name": "Ann" }))).await;
-    let endpoints = body(app.get("/api/v1/rooms/lobby/endpoints", &key).await).await;
+    app.api().create_room(&key, "lobby").await;
+    assert_error(app.api().post("/api/v1/rooms", &key, json!({ "name": "lobby" })).await, 409, "conflict").await;
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read", Some(json!({ "name": "Ann" }))).await;
+    let endpoints = body(app.api().get("/api/v1/rooms/lobby/endpoints", &key).await).await;
     assert_eq!(endpoints["endpoints"][0]["code"], endpoint["code"]);
 
-    let published = app.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": { "b": 1, "a": "é" } })).await;
+    let published =
+        app.api().post("/api/v1/rooms/lobby/messages", &key, json!({ "message": { "b": 1, "a": "é" } })).await;
     assert_eq!(published.status(), 201);
-    let history = body(app.get("/api/v1/rooms/lobby/messages", &key).await).await;
+    let history = body(app.api().get("/api/v1/rooms/lobby/messages", &key).await).await;
     assert_eq!(history["messages"][0]["seq"], 1);
     assert_eq!(history["messages"][0]["message"], json!({ "b": 1, "a": "é" }));
 
-    let rooms = body(app.get("/api/v1/rooms", &key).await).await;
+    let rooms = body(app.api().get("/api/v1/rooms", &key).await).await;
     assert_eq!(rooms["rooms"][0]["name"], "lobby");
-    assert_eq!(app.delete("/api/v1/rooms/lobby", &key).await.status(), 204);
-    assert_error(app.get("/api/v1/rooms/lobby", &key).await, 404, "not_found").await;
+    assert_eq!(app.api().delete("/api/v1/rooms/lobby", &key).await.status(), 204);
+    assert_error(app.api().get("/api/v1/rooms/lobby", &key).await, 404, "not_found").await;
     app.stop().await;
 }
 
@@ -52,11 +53,11 @@ async fn rooms_endpoints_and_messages_work_on_postgres() {
 async fn a_websocket_chat_works_on_postgres() {
     let Some((mut app, _database)) = spawn_on_postgres().await else { return };
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
-    let ann = app.create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "Ann" }))).await;
-    let bob = app.create_endpoint(&key, "lobby", "read", None).await;
-    let mut ann_ws = app.connect_ws(ann["code"].as_str().unwrap(), None).await;
-    let mut bob_ws = app.connect_ws(bob["code"].as_str().unwrap(), None).await;
+    app.api().create_room(&key, "lobby").await;
+    let ann = app.api().create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "Ann" }))).await;
+    let bob = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let mut ann_ws = app.api().connect_ws(ann["code"].as_str().unwrap(), None).await;
+    let mut bob_ws = app.api().connect_ws(bob["code"].as_str().unwrap(), None).await;
     assert_eq!(ann_ws.next_json().await["type"], "welcome");
     assert_eq!(bob_ws.next_json().await["type"], "welcome");
 
@@ -90,10 +91,10 @@ async fn portal_sessions_live_in_postgres() {
 async fn a_restart_on_postgres_keeps_rooms_history_and_seq() {
     let Some((app, _database)) = spawn_on_postgres().await else { return };
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
-    let writer = app.create_endpoint(&key, "lobby", "read_and_write", None).await;
+    app.api().create_room(&key, "lobby").await;
+    let writer = app.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
     let code = writer["code"].as_str().unwrap().to_owned();
-    let mut ws = app.connect_ws(&code, None).await;
+    let mut ws = app.api().connect_ws(&code, None).await;
     ws.next_json().await;
     for n in 1..=3 {
         ws.send_message(json!(n)).await;
@@ -102,13 +103,13 @@ async fn a_restart_on_postgres_keeps_rooms_history_and_seq() {
     drop(ws);
 
     let mut app = app.restart().await;
-    let rooms = body(app.get("/api/v1/rooms", &key).await).await;
+    let rooms = body(app.api().get("/api/v1/rooms", &key).await).await;
     assert_eq!(rooms["rooms"][0]["name"], "lobby");
-    let history = body(app.get("/api/v1/rooms/lobby/messages", &key).await).await;
+    let history = body(app.api().get("/api/v1/rooms/lobby/messages", &key).await).await;
     let payloads: Vec<_> = history["messages"].as_array().unwrap().iter().map(|m| m["message"].clone()).collect();
     assert_eq!(payloads, [json!(1), json!(2), json!(3)]);
 
-    let mut ws = app.connect_ws(&code, Some(1)).await;
+    let mut ws = app.api().connect_ws(&code, Some(1)).await;
     let welcome = ws.next_json().await;
     assert_eq!(welcome["last_seq"], 3);
     assert_eq!(ws.next_message().await["seq"], 2);

@@ -12,8 +12,8 @@ const VIA_HTTPS: [(&str, &str); 3] =
 
 async fn ws_url_through_proxy(app: &TestApp) -> String {
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
-    let mut request = app.request(Method::POST, "/api/v1/rooms/lobby/endpoints", Some(&key));
+    app.api().create_room(&key, "lobby").await;
+    let mut request = app.api().request(Method::POST, "/api/v1/rooms/lobby/endpoints", Some(&key));
     for (name, value) in VIA_HTTPS {
         request = request.header(name, value);
     }
@@ -22,7 +22,7 @@ async fn ws_url_through_proxy(app: &TestApp) -> String {
 }
 
 async fn session_cookie_through_proxy(app: &TestApp) -> String {
-    let mut request = app.client.post(format!("{}/portal/fn/session", app.base));
+    let mut request = app.api().client.post(format!("{}/portal/fn/session", app.api().base));
     for (name, value) in VIA_HTTPS {
         request = request.header(name, value);
     }
@@ -47,7 +47,7 @@ async fn a_trusted_proxy_decides_wss_and_the_public_host() {
 async fn forwarding_headers_from_anyone_else_are_ignored() {
     let app = spawn_app().await;
     let url = ws_url_through_proxy(&app).await;
-    assert!(url.starts_with(&format!("ws://{}/ws/endpoint/", app.addr)), "{url}");
+    assert!(url.starts_with(&format!("ws://{}/ws/endpoint/", app.api().addr)), "{url}");
     let cookie = session_cookie_through_proxy(&app).await;
     assert!(!cookie.contains("Secure"), "{cookie}");
 }

@@ -8,7 +8,7 @@ use crate::helpers::{spawn_app, spawn_app_with};
 #[tokio::test]
 async fn pages_carry_a_content_security_policy_and_friends() {
     let app = spawn_app().await;
-    let page = app.client.get(format!("{}/", app.base)).send().await.unwrap();
+    let page = app.api().client.get(format!("{}/", app.api().base)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let header = |name: &str| page.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
     let policy = header("content-security-policy").expect("a CSP");
@@ -22,12 +22,12 @@ async fn pages_carry_a_content_security_policy_and_friends() {
     let nonce = policy.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).expect("a script nonce");
     let html = page.text().await.unwrap();
     assert!(html.contains(&format!("nonce=\"{nonce}\"")), "the inline scripts carry the policy's nonce");
-    let again = app.client.get(format!("{}/", app.base)).send().await.unwrap();
+    let again = app.api().client.get(format!("{}/", app.api().base)).send().await.unwrap();
     let policy_again = again.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(!policy_again.contains(&format!("'nonce-{nonce}'")), "a new nonce for every page");
 
     let key = app.create_app("acme").await;
-    let api = app.get("/api/v1/rooms", &key).await;
+    let api = app.api().get("/api/v1/rooms", &key).await;
     assert!(api.headers().get("content-security-policy").is_none(), "the API is for programs");
 }
 
@@ -38,7 +38,7 @@ async fn production_over_https_adds_hsts() {
         config.server.public_url = "https://comms.example.com".into();
     })
     .await;
-    let page = app.client.get(format!("{}/", app.base)).send().await.unwrap();
+    let page = app.api().client.get(format!("{}/", app.api().base)).send().await.unwrap();
     let hsts = page.headers().get("strict-transport-security").expect("HSTS in prod over https");
     assert!(hsts.to_str().unwrap().starts_with("max-age="));
 }
@@ -54,13 +54,13 @@ async fn hashed_site_files_are_named_in_pages_and_content_named_ones_cached_for_
     std::fs::write(site.path().join("pkg/plain.js"), "// no hash").unwrap();
     let app = spawn_app_with(|config| config.site.root = site.path().to_owned()).await;
 
-    let page = app.client.get(format!("{}/", app.base)).send().await.unwrap().text().await.unwrap();
+    let page = app.api().client.get(format!("{}/", app.api().base)).send().await.unwrap().text().await.unwrap();
     for name in [format!("/pkg/comms.{css}.css"), format!("/pkg/comms.{js}.js"), format!("comms.{wasm}.wasm")] {
         assert!(page.contains(&name), "{name} in the page");
     }
     let cache_control = |path: String| {
-        let client = app.client.clone();
-        let url = format!("{}{path}", app.base);
+        let client = app.api().client.clone();
+        let url = format!("{}{path}", app.api().base);
         async move {
             let response = client.get(url).send().await.unwrap();
             assert_eq!(response.status(), 200);

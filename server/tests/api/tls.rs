@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use comms_core::config::Config;
-use comms_core::store::testing::missing_service;
 use comms_server::startup::Application;
+use comms_testkit::missing_service;
 use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -51,8 +51,8 @@ async fn comms_serves_https_and_wss_itself() {
         config.server.tls.redirect_from = Some(SocketAddr::from(([127, 0, 0, 1], redirect_port)));
     })
     .await;
-    let client = ca.https_client(app.addr);
-    let base = format!("https://{HOST}:{}", app.addr.port());
+    let client = ca.https_client(app.api().addr);
+    let base = format!("https://{HOST}:{}", app.api().addr.port());
 
     let page = client.get(format!("{base}/")).send().await.expect("the site over https");
     assert_eq!(page.status(), 200);
@@ -68,9 +68,9 @@ async fn comms_serves_https_and_wss_itself() {
         .json(&json!({ "permission": "read_and_write", "meta": { "name": "Ann" } }));
     let endpoint = send_json(made, &key).await;
     let ws_url = endpoint["ws_url"].as_str().unwrap();
-    assert!(ws_url.starts_with(&format!("wss://{HOST}:{}/ws/endpoint/", app.addr.port())), "{ws_url}");
+    assert!(ws_url.starts_with(&format!("wss://{HOST}:{}/ws/endpoint/", app.api().addr.port())), "{ws_url}");
 
-    let mut socket = ca.connect_wss(app.addr, ws_url).await;
+    let mut socket = ca.connect_wss(app.api().addr, ws_url).await;
     assert_eq!(next_json(&mut socket).await["type"], "welcome");
     socket.send(Message::text(json!({ "message": "over wss" }).to_string())).await.unwrap();
     let message = next_json(&mut socket).await;
@@ -83,8 +83,8 @@ async fn comms_serves_https_and_wss_itself() {
         .unwrap();
     let redirected = plain.get(format!("http://{HOST}:{redirect_port}/portal?x=1")).send().await.unwrap();
     assert_eq!(redirected.status(), 308);
-    assert_eq!(redirected.headers()["location"], format!("https://{HOST}:{}/portal?x=1", app.addr.port()));
-    assert!(reqwest::get(format!("http://{}/healthz", app.addr)).await.is_err(), "no plain HTTP on the TLS port");
+    assert_eq!(redirected.headers()["location"], format!("https://{HOST}:{}/portal?x=1", app.api().addr.port()));
+    assert!(reqwest::get(format!("http://{}/healthz", app.api().addr)).await.is_err(), "no plain HTTP on the TLS port");
 }
 
 #[tokio::test]
@@ -99,18 +99,18 @@ async fn a_renewed_certificate_applies_without_a_restart() {
         config.server.tls.key = live_key.display().to_string();
     })
     .await;
-    let base = format!("https://{HOST}:{}", app.addr.port());
-    assert_eq!(presented_certificate(&ca.https_client(app.addr), &base).await, der(&first));
+    let base = format!("https://{HOST}:{}", app.api().addr.port());
+    assert_eq!(presented_certificate(&ca.https_client(app.api().addr), &base).await, der(&first));
 
     let (second, second_key) = ca.issue("second");
     std::fs::copy(&second, &live).unwrap();
     assert_eq!(
-        presented_certificate(&ca.https_client(app.addr), &base).await,
+        presented_certificate(&ca.https_client(app.api().addr), &base).await,
         der(&first),
         "halfway through a renewal (new certificate, old key) the old pair stays in use"
     );
     std::fs::copy(&second_key, &live_key).unwrap();
-    assert_eq!(presented_certificate(&ca.https_client(app.addr), &base).await, der(&second), "renewed");
+    assert_eq!(presented_certificate(&ca.https_client(app.api().addr), &base).await, der(&second), "renewed");
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use crate::helpers::{spawn_app, spawn_app_with, TestApp, WAIT};
 /// An app with room `lobby` and its key.
 async fn lobby(app: &TestApp) -> String {
     let key = app.create_app("acme").await;
-    app.create_room(&key, "lobby").await;
+    app.api().create_room(&key, "lobby").await;
     key
 }
 
@@ -23,8 +23,8 @@ fn code(endpoint: &Value) -> &str {
 async fn welcome_is_the_first_frame() {
     let app = spawn_app().await;
     let key = lobby(&app).await;
-    let endpoint = app.create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "Ann" }))).await;
-    let mut ws = app.connect_ws(code(&endpoint), None).await;
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "Ann" }))).await;
+    let mut ws = app.api().connect_ws(code(&endpoint), None).await;
     let welcome = ws.next_json().await;
     assert_eq!(
         welcome,
@@ -36,7 +36,7 @@ async fn welcome_is_the_first_frame() {
             "first_seq": 1,
         })
     );
-    let room = crate::helpers::body(app.get("/api/v1/rooms/lobby", &key).await).await;
+    let room = crate::helpers::body(app.api().get("/api/v1/rooms/lobby", &key).await).await;
     assert_eq!(room["online"], 1);
 }
 
@@ -44,8 +44,8 @@ async fn welcome_is_the_first_frame() {
 async fn the_path_works_without_the_trailing_slash() {
     let app = spawn_app().await;
     let key = lobby(&app).await;
-    let endpoint = app.create_endpoint(&key, "lobby", "read", None).await;
-    let url = format!("ws://{}/ws/endpoint/{}", app.addr, code(&endpoint));
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let url = format!("ws://{}/ws/endpoint/{}", app.api().addr, code(&endpoint));
     let (mut stream, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let frame = tokio::time::timeout(WAIT, stream.next()).await.unwrap().unwrap().unwrap();
     assert!(frame.to_text().unwrap().contains("\"welcome\""));
@@ -55,20 +55,20 @@ async fn the_path_works_without_the_trailing_slash() {
 async fn unknown_codes_are_refused_with_404() {
     let app = spawn_app().await;
     let key = lobby(&app).await;
-    assert_eq!(app.ws_refusal("no-such-code").await, 404);
-    let endpoint = app.create_endpoint(&key, "lobby", "read", None).await;
-    app.delete(&format!("/api/v1/rooms/lobby/endpoints/{}", code(&endpoint)), &key).await;
-    assert_eq!(app.ws_refusal(code(&endpoint)).await, 404);
+    assert_eq!(app.api().ws_refusal("no-such-code").await, 404);
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    app.api().delete(&format!("/api/v1/rooms/lobby/endpoints/{}", code(&endpoint)), &key).await;
+    assert_eq!(app.api().ws_refusal(code(&endpoint)).await, 404);
 }
 
 #[tokio::test]
 async fn everyone_in_the_room_gets_each_message_with_sender_meta() {
     let app = spawn_app().await;
     let key = lobby(&app).await;
-    let ann = app.create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "Ann" }))).await;
-    let watcher = app.create_endpoint(&key, "lobby", "read", None).await;
-    let mut ann_ws = app.connect_ws(code(&ann), None).await;
-    let mut watcher_ws = app.connect_ws(code(&watcher), None).await;
+    let ann = app.api().create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "Ann" }))).await;
+    let watcher = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let mut ann_ws = app.api().connect_ws(code(&ann), None).await;
+    let mut watcher_ws = app.api().connect_ws(code(&watcher), None).await;
     ann_ws.next_json().await;
     watcher_ws.next_json().await;
 
@@ -85,7 +85,7 @@ async fn everyone_in_the_room_gets_each_message_with_sender_meta() {
     }
 
     // A server-side publish reaches sockets too, as the app.
-    app.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": "from backend" })).await;
+    app.api().post("/api/v1/rooms/lobby/messages", &key, json!({ "message": "from backend" })).await;
     let message = watcher_ws.next_message().await;
     assert_eq!((message["seq"].as_u64(), &message["sender"]["id"]), (Some(2), &json!("app")));
 }
@@ -94,11 +94,11 @@ async fn everyone_in_the_room_gets_each_message_with_sender_meta() {
 async fn other_rooms_do_not_hear_it() {
     let app = spawn_app().await;
     let key = lobby(&app).await;
-    app.create_room(&key, "other").await;
-    let talker = app.create_endpoint(&key, "lobby", "read_and_write", None).await;
-    let outsider = app.create_endpoint(&key, "other", "read_and_write", None).await;
-    let mut talker_ws = app.connect_ws(code(&talker), None).await;
-    let mut outsider_ws = app.connect_ws(code(&outsider), None).await;
+    app.api().create_room(&key, "other").await;
+    let talker = app.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let outsider = app.api().create_endpoint(&key, "other", "read_and_write", None).await;
+    let mut talker_ws = app.api().connect_ws(code(&talker), None).await;
+    let mut outsider_ws = app.api().connect_ws(code(&outsider), None).await;
     talker_ws.next_json().await;
     outsider_ws.next_json().await;
     talker_ws.send_message(json!("lobby only")).await;
@@ -112,17 +112,17 @@ async fn other_rooms_do_not_hear_it() {
 async fn read_endpoints_cannot_publish() {
     let app = spawn_app().await;
     let key = lobby(&app).await;
-    let reader = app.create_endpoint(&key, "lobby", "read", None).await;
-    let mut ws = app.connect_ws(code(&reader), None).await;
+    let reader = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let mut ws = app.api().connect_ws(code(&reader), None).await;
     ws.next_json().await;
     ws.send_message(json!("let me in")).await;
     let error = ws.next_json().await;
     assert_eq!((error["type"].as_str(), error["code"].as_str()), (Some("error"), Some("read_only")));
     assert!(error["message"].is_string());
-    let history = crate::helpers::body(app.get("/api/v1/rooms/lobby/messages", &key).await).await;
+    let history = crate::helpers::body(app.api().get("/api/v1/rooms/lobby/messages", &key).await).await;
     assert_eq!(history["messages"], json!([]), "nothing was published");
     // The connection stays open and still receives.
-    app.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": "still here" })).await;
+    app.api().post("/api/v1/rooms/lobby/messages", &key, json!({ "message": "still here" })).await;
     assert_eq!(ws.next_message().await["message"], "still here");
 }
 
@@ -130,8 +130,8 @@ async fn read_endpoints_cannot_publish() {
 async fn malformed_frames_get_invalid_and_the_connection_stays() {
     let app = spawn_app().await;
     let key = lobby(&app).await;
-    let writer = app.create_endpoint(&key, "lobby", "read_and_write", None).await;
-    let mut ws = app.connect_ws(code(&writer), None).await;
+    let writer = app.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let mut ws = app.api().connect_ws(code(&writer), None).await;
     ws.next_json().await;
     for text in ["not json", "{\"text\": \"no message key\"}", "[1, 2]", "\"message\"", "{"] {
         ws.send_text(text).await;
@@ -149,8 +149,8 @@ async fn malformed_frames_get_invalid_and_the_connection_stays() {
 async fn oversized_frames_get_too_large_and_close_1009() {
     let app = spawn_app_with(|config| config.limits.max_message_bytes = 1024).await;
     let key = lobby(&app).await;
-    let writer = app.create_endpoint(&key, "lobby", "read_and_write", None).await;
-    let mut ws = app.connect_ws(code(&writer), None).await;
+    let writer = app.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let mut ws = app.api().connect_ws(code(&writer), None).await;
     ws.next_json().await;
     ws.send_message(json!("x".repeat(2000))).await;
     let error = ws.next_json().await;
@@ -165,8 +165,8 @@ async fn oversized_frames_get_too_large_and_close_1009() {
 async fn huge_frames_end_the_connection() {
     let app = spawn_app_with(|config| config.limits.max_message_bytes = 1024).await;
     let key = lobby(&app).await;
-    let writer = app.create_endpoint(&key, "lobby", "read_and_write", None).await;
-    let mut ws = app.connect_ws(code(&writer), None).await;
+    let writer = app.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let mut ws = app.api().connect_ws(code(&writer), None).await;
     ws.next_json().await;
     let huge = json!({ "message": "x".repeat(4 * 1024 * 1024) }).to_string();
     let _ = ws.stream.send(Message::text(huge)).await;
@@ -180,29 +180,29 @@ async fn huge_frames_end_the_connection() {
             Some(Err(_)) | None => break,
         }
     }
-    let other = app.create_endpoint(&key, "lobby", "read", None).await;
-    app.connect_ws(code(&other), None).await.next_json().await;
+    let other = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    app.api().connect_ws(code(&other), None).await.next_json().await;
 }
 
 #[tokio::test]
 async fn deleting_an_endpoint_closes_its_sockets_only() {
     let app = spawn_app().await;
     let key = lobby(&app).await;
-    let doomed = app.create_endpoint(&key, "lobby", "read", None).await;
-    let survivor = app.create_endpoint(&key, "lobby", "read", None).await;
-    let mut doomed_ws = app.connect_ws(code(&doomed), None).await;
-    let mut survivor_ws = app.connect_ws(code(&survivor), None).await;
+    let doomed = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let survivor = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let mut doomed_ws = app.api().connect_ws(code(&doomed), None).await;
+    let mut survivor_ws = app.api().connect_ws(code(&survivor), None).await;
     doomed_ws.next_json().await;
     survivor_ws.next_json().await;
 
     let started = Instant::now();
-    app.delete(&format!("/api/v1/rooms/lobby/endpoints/{}", code(&doomed)), &key).await;
+    app.api().delete(&format!("/api/v1/rooms/lobby/endpoints/{}", code(&doomed)), &key).await;
     let closed = doomed_ws.closed().await;
     assert!(started.elapsed() < Duration::from_secs(1));
     assert!((4000..5000).contains(&closed.code), "{closed:?}");
     assert!(!closed.reason.is_empty());
 
-    app.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": "after" })).await;
+    app.api().post("/api/v1/rooms/lobby/messages", &key, json!({ "message": "after" })).await;
     assert_eq!(survivor_ws.next_message().await["message"], "after");
 }
 
@@ -212,13 +212,13 @@ async fn deleting_a_room_closes_all_its_sockets() {
     let key = lobby(&app).await;
     let mut sockets = Vec::new();
     for permission in ["read", "read_and_write"] {
-        let endpoint = app.create_endpoint(&key, "lobby", permission, None).await;
-        let mut ws = app.connect_ws(code(&endpoint), None).await;
+        let endpoint = app.api().create_endpoint(&key, "lobby", permission, None).await;
+        let mut ws = app.api().connect_ws(code(&endpoint), None).await;
         ws.next_json().await;
         sockets.push(ws);
     }
     let started = Instant::now();
-    assert_eq!(app.delete("/api/v1/rooms/lobby", &key).await.status(), 204);
+    assert_eq!(app.api().delete("/api/v1/rooms/lobby", &key).await.status(), 204);
     for ws in &mut sockets {
         let closed = ws.closed().await;
         assert!((4000..5000).contains(&closed.code), "{closed:?}");
@@ -231,22 +231,22 @@ async fn after_seq_resumes_with_the_missed_messages_first() {
     let app = spawn_app().await;
     let key = lobby(&app).await;
     for n in 1..=5 {
-        app.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": n })).await;
+        app.api().post("/api/v1/rooms/lobby/messages", &key, json!({ "message": n })).await;
     }
-    let reader = app.create_endpoint(&key, "lobby", "read", None).await;
-    let mut ws = app.connect_ws(code(&reader), Some(2)).await;
+    let reader = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let mut ws = app.api().connect_ws(code(&reader), Some(2)).await;
     let welcome = ws.next_json().await;
     assert_eq!((welcome["last_seq"].as_u64(), welcome["first_seq"].as_u64()), (Some(5), Some(1)));
     for seq in 3..=5 {
         assert_eq!(ws.next_message().await["seq"], seq);
     }
-    app.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": 6 })).await;
+    app.api().post("/api/v1/rooms/lobby/messages", &key, json!({ "message": 6 })).await;
     assert_eq!(ws.next_message().await["seq"], 6);
 
     // Without after_seq, no backlog: the next frame is the next live message.
-    let mut fresh = app.connect_ws(code(&reader), None).await;
+    let mut fresh = app.api().connect_ws(code(&reader), None).await;
     assert_eq!(fresh.next_json().await["last_seq"], 6);
-    app.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": 7 })).await;
+    app.api().post("/api/v1/rooms/lobby/messages", &key, json!({ "message": 7 })).await;
     assert_eq!(fresh.next_message().await["seq"], 7);
 }
 
@@ -255,10 +255,10 @@ async fn first_seq_tells_a_resumer_what_was_dropped() {
     let app = spawn_app_with(|config| config.history.max_messages = 3).await;
     let key = lobby(&app).await;
     for n in 1..=10 {
-        app.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": n })).await;
+        app.api().post("/api/v1/rooms/lobby/messages", &key, json!({ "message": n })).await;
     }
-    let reader = app.create_endpoint(&key, "lobby", "read", None).await;
-    let mut ws = app.connect_ws(code(&reader), Some(0)).await;
+    let reader = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let mut ws = app.api().connect_ws(code(&reader), Some(0)).await;
     let welcome = ws.next_json().await;
     assert_eq!((welcome["last_seq"].as_u64(), welcome["first_seq"].as_u64()), (Some(10), Some(8)));
     for seq in 8..=10 {
@@ -270,8 +270,8 @@ async fn first_seq_tells_a_resumer_what_was_dropped() {
 async fn bad_after_seq_is_refused() {
     let app = spawn_app().await;
     let key = lobby(&app).await;
-    let reader = app.create_endpoint(&key, "lobby", "read", None).await;
-    let url = format!("ws://{}/ws/endpoint/{}/?after_seq=minus", app.addr, code(&reader));
+    let reader = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let url = format!("ws://{}/ws/endpoint/{}/?after_seq=minus", app.api().addr, code(&reader));
     let refused = tokio_tungstenite::connect_async(url).await;
     assert!(matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 400));
 }
@@ -284,8 +284,8 @@ async fn slow_consumers_are_closed_with_1013_and_can_resume() {
     })
     .await;
     let key = lobby(&app).await;
-    let reader = app.create_endpoint(&key, "lobby", "read", None).await;
-    let mut slow = app.connect_ws(code(&reader), None).await;
+    let reader = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let mut slow = app.api().connect_ws(code(&reader), None).await;
     slow.next_json().await;
 
     // The slow socket reads nothing while ~40 MB are published: its TCP
@@ -293,8 +293,8 @@ async fn slow_consumers_are_closed_with_1013_and_can_resume() {
     let total = 1200u64;
     let publishers: Vec<_> = (0..8)
         .map(|_| {
-            let client = app.client.clone();
-            let url = format!("{}/api/v1/rooms/lobby/messages", app.base);
+            let client = app.api().client.clone();
+            let url = format!("{}/api/v1/rooms/lobby/messages", app.api().base);
             let key = key.clone();
             tokio::spawn(async move {
                 let body = json!({ "message": "x".repeat(32 * 1024) });
@@ -327,7 +327,7 @@ async fn slow_consumers_are_closed_with_1013_and_can_resume() {
     assert_eq!(closed, Some(1013));
     assert!(last_seq < total, "closed before the end");
 
-    let mut resumed = app.connect_ws(code(&reader), Some(last_seq)).await;
+    let mut resumed = app.api().connect_ws(code(&reader), Some(last_seq)).await;
     resumed.next_json().await;
     for seq in last_seq + 1..=total {
         assert_eq!(resumed.next_message().await["seq"], seq);
@@ -342,11 +342,11 @@ async fn idle_connections_are_pinged_and_dropped_when_silent() {
     })
     .await;
     let key = lobby(&app).await;
-    let reader = app.create_endpoint(&key, "lobby", "read", None).await;
+    let reader = app.api().create_endpoint(&key, "lobby", "read", None).await;
 
     // A client that reads answers pings (tungstenite replies on its own)
     // and stays connected.
-    let mut alive = app.connect_ws(code(&reader), None).await;
+    let mut alive = app.api().connect_ws(code(&reader), None).await;
     alive.next_json().await;
     let mut pinged = false;
     let until = Instant::now() + Duration::from_millis(4500);
@@ -360,7 +360,7 @@ async fn idle_connections_are_pinged_and_dropped_when_silent() {
     assert!(pinged, "the server pings idle connections");
 
     // A client that never reads never answers, and is dropped.
-    let mut silent = app.connect_ws(code(&reader), None).await;
+    let mut silent = app.api().connect_ws(code(&reader), None).await;
     tokio::time::sleep(Duration::from_millis(4500)).await;
     let closed = silent.closed().await;
     assert!((4000..5000).contains(&closed.code), "{closed:?}");
@@ -370,8 +370,8 @@ async fn idle_connections_are_pinged_and_dropped_when_silent() {
 async fn shutdown_closes_sockets_with_1001() {
     let mut app = spawn_app().await;
     let key = lobby(&app).await;
-    let reader = app.create_endpoint(&key, "lobby", "read", None).await;
-    let mut ws = app.connect_ws(code(&reader), None).await;
+    let reader = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let mut ws = app.api().connect_ws(code(&reader), None).await;
     ws.next_json().await;
     let (closed, ()) = tokio::join!(ws.closed(), app.stop());
     assert_eq!(closed.code, 1001);

@@ -25,14 +25,13 @@
 //! - [`scripts`]: the Lua scripts. [`keys`]: key and channel names.
 //! - [`wire`]: a message's form in Redis.
 //! - [`listener`]: the pub/sub task. [`presence`]: online counts.
-//! - `testing` (tests and the `testing` feature): Redis for tests.
+//!
+//! Redis for tests is in the `comms-testkit` crate.
 
 mod keys;
 mod listener;
 mod presence;
 mod scripts;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 mod wire;
 
 use std::collections::HashMap;

@@ -1,6 +1,6 @@
-//! A fresh PostgreSQL database per test, for the store suite and (through
-//! the `testing` feature) the server's integration tests, so both find the
-//! server the same way and clean up the same way.
+//! A fresh PostgreSQL database per test, for the store suite and the
+//! server's integration tests, so both find the server the same way and
+//! clean up the same way.
 //!
 //! Tests connect to `COMMS_TEST_POSTGRES_URL` (default [`DEFAULT_URL`]),
 //! create `comms_test_<random>` there and drop it when the
@@ -14,8 +14,9 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use super::postgres::CONNECT_TIMEOUT;
-use super::redact_url;
+use comms_core::store::postgres::CONNECT_TIMEOUT;
+
+use crate::missing_service;
 
 /// Where tests look for PostgreSQL when `COMMS_TEST_POSTGRES_URL` is unset.
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -55,29 +56,11 @@ impl TestDatabase {
         Some(Self { admin, name, url })
     }
 
-    /// The URL of the database, for [`PostgresStore::open`](super::postgres::PostgresStore::open)
+    /// The URL of the database, for [`PostgresStore::open`](comms_core::store::postgres::PostgresStore::open)
     /// or a server's `database.url`.
     pub fn url(&self) -> &str {
         &self.url
     }
-}
-
-/// What a test does when a service it needs is missing: under `CI=true`
-/// it fails, so a run without the service never passes silently; anywhere
-/// else it prints a `skipping:` line to stderr and returns `None` for the
-/// test to return early. `at` is where the service was looked for (a URL
-/// is shown without its password).
-///
-/// # Panics
-///
-/// `CI` is `true`.
-pub fn missing_service<T>(service: &str, at: &str, reason: &str) -> Option<T> {
-    let shown = redact_url(at);
-    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-        panic!("{service} not reachable at {shown} ({reason}) and CI=true: start it, or point the test at one");
-    }
-    eprintln!("skipping: {service} not reachable at {shown} ({reason})");
-    None
 }
 
 impl Drop for TestDatabase {

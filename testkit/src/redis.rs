@@ -9,6 +9,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::missing_service;
+
 /// Where tests look for Redis when `COMMS_TEST_REDIS_URL` is unset.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 
@@ -29,7 +31,7 @@ impl TestRedis {
     pub async fn connect() -> Option<Self> {
         let url = std::env::var("COMMS_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
         if let Err(reason) = ping(&url).await {
-            return crate::store::testing::missing_service("Redis", &url, &reason);
+            return missing_service("Redis", &url, &reason);
         }
         let prefix = format!("comms_test_{:016x}", rand::random::<u64>());
         Some(Self { url, prefix })
@@ -77,7 +79,7 @@ impl PrivateRedis {
         let mut redis = Self { port, server: None };
         match redis.run().await {
             Ok(()) => Some(redis),
-            Err(reason) => crate::store::testing::missing_service("redis-server", "redis-server on PATH", &reason),
+            Err(reason) => missing_service("redis-server", "redis-server on PATH", &reason),
         }
     }
 

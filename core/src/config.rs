@@ -216,6 +216,9 @@ pub struct LimitsConfig {
     pub max_message_bytes: usize,
     /// Largest endpoint meta, serialized.
     pub max_meta_bytes: usize,
+    /// Deepest nesting of arrays and objects (together) in a meta or a
+    /// message payload.
+    pub max_json_depth: usize,
     /// Largest HTTP request body.
     pub max_body_bytes: usize,
     /// Frames queued for one connection before it counts as too slow and is
@@ -466,6 +469,7 @@ impl Default for LimitsConfig {
         Self {
             max_message_bytes: 64 * 1024,
             max_meta_bytes: 4 * 1024,
+            max_json_depth: 32,
             max_body_bytes: 256 * 1024,
             connection_queue: 1024,
             max_page_size: 1000,
@@ -565,6 +569,10 @@ impl Config {
         let rule = |ok: bool, text: &str| if ok { Ok(()) } else { Err(ConfigError::Rule(text.into())) };
         rule(self.limits.max_message_bytes >= 16, "limits.max_message_bytes must be at least 16")?;
         rule(self.limits.connection_queue >= 1, "limits.connection_queue must be at least 1")?;
+        rule(
+            (1..=64).contains(&self.limits.max_json_depth),
+            "limits.max_json_depth must be from 1 to 64: common JSON parsers of clients stop near 128",
+        )?;
         rule(self.limits.max_page_size >= 1, "limits.max_page_size must be at least 1")?;
         rule(
             !self.broker.key_prefix.is_empty() && !self.broker.key_prefix.contains(char::is_whitespace),
@@ -778,7 +786,7 @@ mod tests {
         assert_eq!(config.auth.key_cache_ttl, Duration::from_millis(250));
         assert_eq!(config.demo.throwaway_lifetime, Duration::from_secs(120));
         assert_eq!(config.portal.session_lifetime, Duration::from_secs(3 * 3600));
-        assert!(!config.server.trusted_proxies.is_empty());
+        assert_eq!(config.server.trusted_proxies, TrustedProxies::parse(&["10.0.0.0/8"]).unwrap());
         let printed: toml::Table = toml::from_str(&config.to_toml()).unwrap();
         assert_eq!(printed["demo"]["throwaway_minutes"].as_integer(), Some(2));
         assert_eq!(printed["auth"]["key_cache_ttl_ms"].as_integer(), Some(250));

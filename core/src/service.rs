@@ -1,6 +1,6 @@
 //! Rooms, endpoints and messages as the API offers them: one implementation
-//! of every rule (names, meta, limits, isolation between apps) called by the
-//! REST handlers, the legacy routes and, later, the site's server functions.
+//! of every rule (limits, isolation between apps) called by the REST
+//! handlers, the legacy routes and the site's server functions.
 //! The WebSocket side of the same service (joining, publishing through an
 //! endpoint) is in [`crate::subscription`].
 //!
@@ -20,7 +20,7 @@ use crate::broker::{Broker, Durability, RoomRef};
 use crate::config::{LimitsConfig, WsBase};
 use crate::error::ServiceError;
 use crate::hub::Hub;
-use crate::input::Meta;
+use crate::input::{check_depth, Meta};
 use crate::message::{Draft, RoomEvent};
 use crate::names::RoomName;
 use crate::secrets;
@@ -220,8 +220,9 @@ impl Service {
     ///
     /// # Errors
     ///
-    /// `TooLarge` for a payload over `limits.max_message_bytes`, `NotFound`
-    /// if the app has no such room.
+    /// `TooLarge` for a payload over `limits.max_message_bytes`, `Invalid`
+    /// for one nested deeper than `limits.max_json_depth`, `NotFound` if the
+    /// app has no such room.
     pub async fn publish_as_app(
         &self,
         app: &AppRecord,
@@ -229,14 +230,15 @@ impl Service {
         payload: Box<RawValue>,
         meta: Meta,
     ) -> Result<Message, ServiceError> {
-        self.check_payload_size(&payload)?;
+        self.check_payload(&payload)?;
         let room = self.find_room(app, room).await?;
         let sender = Sender { id: APP_SENDER_ID.into(), meta: meta.into_raw() };
         let published = self.broker.publish(&room_ref(&room), Draft { sender, payload }, Durability::Stored).await?;
         Ok(published.message.clone())
     }
 
-    pub(crate) fn check_payload_size(&self, payload: &RawValue) -> Result<(), ServiceError> {
+    /// Checks a payload against the size and depth limits.
+    pub(crate) fn check_payload(&self, payload: &RawValue) -> Result<(), ServiceError> {
         let size = payload.get().len();
         if size > self.limits.max_message_bytes {
             return Err(ServiceError::TooLarge(format!(
@@ -244,7 +246,7 @@ impl Service {
                 self.limits.max_message_bytes
             )));
         }
-        Ok(())
+        check_depth("message", payload, &self.limits)
     }
 }
 

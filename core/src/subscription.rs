@@ -116,12 +116,13 @@ impl Service {
     /// # Errors
     ///
     /// `ReadOnly` for a `read` endpoint, `TooLarge` over the size limit,
-    /// `NotFound` if the room was deleted meanwhile.
+    /// `Invalid` nested over the depth limit, `NotFound` if the room was
+    /// deleted meanwhile.
     pub async fn publish_as_endpoint(&self, ticket: &JoinTicket, payload: Box<RawValue>) -> Result<(), ServiceError> {
         if !ticket.endpoint.permission.can_write() {
             return Err(ServiceError::ReadOnly);
         }
-        self.check_payload_size(&payload)?;
+        self.check_payload(&payload)?;
         let sender = Sender { id: ticket.endpoint.public_id.clone(), meta: stored_meta(&ticket.endpoint)? };
         self.broker.publish(&ticket.room, Draft { sender, payload }, Durability::Delivered).await?;
         Ok(())

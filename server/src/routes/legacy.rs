@@ -5,7 +5,7 @@
 //! successful delete is `200` so it can carry the body. The work itself is
 //! done by the same service calls as the REST API.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -20,7 +20,6 @@ use comms_core::service::endpoint_view;
 use comms_protocol::legacy::{LegacyResponse, LegacyStatus};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, AuthApp, WsBase};
@@ -56,7 +55,10 @@ async fn unknown_route(auth: Result<AuthApp, ApiError>) -> Failure {
 struct Success {
     status: StatusCode,
     message: &'static str,
-    data: Value,
+    /// The data fields beside `status` and `message`. Serialized straight
+    /// to text, never through `serde_json::Value`, so stored meta and
+    /// payloads go out byte for byte whatever their shape.
+    data: BTreeMap<&'static str, Box<RawValue>>,
 }
 
 impl IntoResponse for Success {
@@ -93,7 +95,7 @@ impl IntoResponse for Failure {
             status: LegacyStatus::Failure,
             message: error.message.clone(),
             error: Some(error),
-            data: json!({}),
+            data: BTreeMap::<&str, Box<RawValue>>::new(),
         };
         let mut response = (self.0.status(), Json(body)).into_response();
         if let Some(seconds) = self.0.retry_after() {
@@ -105,8 +107,9 @@ impl IntoResponse for Failure {
 
 type Reply = Result<Success, Failure>;
 
-fn data(value: impl Serialize) -> Value {
-    serde_json::to_value(value).expect("API views always serialize")
+/// A data field's value as JSON text.
+fn raw(value: &impl Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).expect("API views always serialize")
 }
 
 #[tracing::instrument(skip_all)]
@@ -117,7 +120,7 @@ async fn create_room(
 ) -> Reply {
     let (AuthApp(app), ApiPath(room)) = (auth?, path?);
     let room = state.service.create_room(&app, &room).await?;
-    Ok(Success { status: StatusCode::CREATED, message: "room created", data: json!({ "room": room }) })
+    Ok(Success { status: StatusCode::CREATED, message: "room created", data: BTreeMap::from([("room", raw(&room))]) })
 }
 
 #[tracing::instrument(skip_all)]
@@ -128,14 +131,14 @@ async fn delete_room(
 ) -> Reply {
     let (AuthApp(app), ApiPath(room)) = (auth?, path?);
     state.service.delete_room(&app, &room).await?;
-    Ok(Success { status: StatusCode::OK, message: "room deleted", data: json!({}) })
+    Ok(Success { status: StatusCode::OK, message: "room deleted", data: BTreeMap::new() })
 }
 
 #[tracing::instrument(skip_all)]
 async fn list_rooms(State(state): State<AppState>, auth: Result<AuthApp, ApiError>) -> Reply {
     let AuthApp(app) = auth?;
     let rooms = state.service.list_rooms(&app).await?;
-    Ok(Success { status: StatusCode::OK, message: "rooms listed", data: json!({ "rooms": data(rooms) }) })
+    Ok(Success { status: StatusCode::OK, message: "rooms listed", data: BTreeMap::from([("rooms", raw(&rooms))]) })
 }
 
 /// Meta of a legacy `add_endpoint`: the `meta` key of a JSON object body,
@@ -177,7 +180,7 @@ async fn add_endpoint(
     Ok(Success {
         status: StatusCode::CREATED,
         message: "endpoint added",
-        data: json!({ "code": endpoint.code, "endpoint": data(endpoint) }),
+        data: BTreeMap::from([("code", raw(&endpoint.code)), ("endpoint", raw(&endpoint))]),
     })
 }
 
@@ -189,7 +192,7 @@ async fn delete_endpoint(
 ) -> Reply {
     let (AuthApp(app), ApiPath((room, code))) = (auth?, path?);
     state.service.delete_endpoint(&app, &room, &code).await?;
-    Ok(Success { status: StatusCode::OK, message: "endpoint deleted", data: json!({}) })
+    Ok(Success { status: StatusCode::OK, message: "endpoint deleted", data: BTreeMap::new() })
 }
 
 #[tracing::instrument(skip_all)]
@@ -202,5 +205,9 @@ async fn list_endpoints(
     let (AuthApp(app), ApiPath(room)) = (auth?, path?);
     let records = state.service.list_endpoints(&app, &room).await?;
     let endpoints = records.into_iter().map(|record| endpoint_view(record, &ws_base)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Success { status: StatusCode::OK, message: "endpoints listed", data: json!({ "endpoints": data(endpoints) }) })
+    Ok(Success {
+        status: StatusCode::OK,
+        message: "endpoints listed",
+        data: BTreeMap::from([("endpoints", raw(&endpoints))]),
+    })
 }

@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod concurrency;
 mod deploy;
+mod depth;
 mod docs_samples;
 mod drain;
 mod endpoints;

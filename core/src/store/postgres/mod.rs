@@ -206,18 +206,20 @@ impl Store for PostgresStore {
     }
 
     async fn list_apps(&self, filter: AppFilter) -> Result<Vec<AppSummary>, StoreError> {
-        let owner = match filter {
-            AppFilter::All => None,
-            AppFilter::OwnedBy(owner) => Some(owner),
+        let (owner, id) = match filter {
+            AppFilter::All => (None, None),
+            AppFilter::OwnedBy(owner) => (Some(owner), None),
+            AppFilter::Id(id) => (None, Some(id)),
         };
         let rows = sqlx::query(
             "SELECT a.id, a.name, a.status, a.owner_id, a.created_at, a.allowed_origins, a.description, a.website, a.intended_use, \
                (SELECT email FROM accounts o WHERE o.id = a.owner_id) AS owner_email, \
                (SELECT COUNT(*) FROM api_keys k WHERE k.app_id = a.id AND k.revoked_at IS NULL) AS active_keys, \
                (SELECT COUNT(*) FROM rooms r WHERE r.app_id = a.id) AS rooms \
-             FROM apps a WHERE $1::BIGINT IS NULL OR a.owner_id = $1 ORDER BY a.id",
+             FROM apps a WHERE ($1::BIGINT IS NULL OR a.owner_id = $1) AND ($2::BIGINT IS NULL OR a.id = $2) ORDER BY a.id",
         )
         .bind(owner)
+        .bind(id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -389,6 +391,17 @@ impl Store for PostgresStore {
              WHERE e.room_id = $1 ORDER BY e.id"
         ))
         .bind(room_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(endpoint_from).collect()
+    }
+
+    async fn list_app_endpoints(&self, app_id: i64) -> Result<Vec<EndpointRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id \
+             WHERE r.app_id = $1 ORDER BY e.id"
+        ))
+        .bind(app_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(endpoint_from).collect()

@@ -21,7 +21,7 @@ use axum::Router;
 use comms_app::pages::demo::DemoContext;
 use comms_app::pages::portal::guards::PortalContext;
 use comms_app::{shell, App};
-use comms_core::forwarded::Origin;
+use comms_core::forwarded::Origin as ClientAddr;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_sessions::cookie::time::Duration;
@@ -88,7 +88,7 @@ async fn resolve_client_addr(State(state): State<AppState>, request: Request<Bod
 /// trusted proxy, even with `portal.secure_cookies` off: such a cookie must
 /// never travel over plain HTTP afterwards.
 async fn secure_cookies_over_https(request: Request<Body>, next: Next) -> Response {
-    let https = request.extensions().get::<Origin>().is_some_and(|client| client.https);
+    let https = request.extensions().get::<ClientAddr>().is_some_and(|client| client.https);
     let mut response = next.run(request).await;
     if https {
         let cookies: Vec<HeaderValue> = response.headers().get_all(SET_COOKIE).iter().cloned().collect();

@@ -3,8 +3,9 @@
 //! line and operations), the Markdown files of `docs/` (the protocol
 //! reference among them), and, for the REST reference, the checked-in
 //! OpenAPI document (which a server test keeps equal to what the handlers
-//! describe). The site ships the HTML; no Markdown or JSON parser ends up in
-//! the wasm.
+//! describe). The server ships the HTML (the wasm only the menu: it asks the
+//! server for a page it renders itself); no Markdown or JSON parser ends up
+//! in either.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -54,9 +55,14 @@ fn main() {
         std::fs::read_to_string(path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()))
     };
     let readme = read(&root.join("README.md"));
-    let mut out = String::from(
-        "/// `(slug, title, html)` of every documentation page.\npub const PAGES: &[(&str, &str, &str)] = &[\n",
+    // The menu goes into the wasm; the pages' HTML only into the server,
+    // which renders it and hands it to the browser on request.
+    let mut menu = String::from(
+        "/// `(slug, title)` of every documentation page, in the order of the menu.\n\
+         pub const PAGES: &[(&str, &str)] = &[\n",
     );
+    let mut pages =
+        String::from("/// The HTML of every page, in the order of `PAGES`.\npub const HTML: &[&str] = &[\n");
     for (slug, title, source) in PAGES {
         let html = match source {
             Source::Readme(headings) => {
@@ -71,11 +77,14 @@ fn main() {
             Source::Repo(file) => markdown(&site_links(&read(&root.join(file)))),
             Source::OpenApi => rest_reference(&read(&root.join("docs/openapi.json"))),
         };
-        writeln!(out, "    ({slug:?}, {title:?}, {html:?}),").unwrap();
+        writeln!(menu, "    ({slug:?}, {title:?}),").unwrap();
+        writeln!(pages, "    {html:?},").unwrap();
     }
-    out.push_str("];\n");
+    menu.push_str("];\n");
+    pages.push_str("];\n");
     let out_dir = Path::new(&std::env::var("OUT_DIR").unwrap()).to_owned();
-    std::fs::write(out_dir.join("docs.rs"), out).unwrap();
+    std::fs::write(out_dir.join("docs_menu.rs"), menu).unwrap();
+    std::fs::write(out_dir.join("docs_html.rs"), pages).unwrap();
 
     // The landing page's samples: the quickstart's first curl block and its
     // browser snippet, as the README (and the test that runs it) has them.

@@ -5,7 +5,8 @@
 # databases and key prefixes on the PostgreSQL and Redis of 127.0.0.1 for
 # the PostgreSQL store and the multi-node tests; under CI=true those fail
 # when the services are missing, elsewhere they are skipped), the benchmark
-# harness's smoke run, and the Playwright browser tests. Installs what it
+# harness's smoke run, the Playwright browser tests, and the size budget of
+# the site's release wasm (scripts/check-wasm-size.sh). Installs what it
 # needs when missing (Rust components, the wasm target, cargo-leptos,
 # wasm-bindgen, Node.js, Debian's Chromium, npm packages). Safe to run again.
 set -euo pipefail
@@ -86,6 +87,15 @@ if [ "$status" -eq 0 ]; then
     ensure_browser_tests
     run_counted "browser" "Playwright" '^ *[0-9]+ passed' '^ *[0-9]+ failed' \
         bash -c 'cd end2end && COMMS_BIN="$0" npx playwright test' "$server_bin"
+
+    # The wasm as browsers get it, against its size budget: a release build
+    # of the frontend only (the server's release build would cost minutes
+    # and changes nothing here), through npm's wasm-opt. Last, since it
+    # replaces the site files the browser tests used.
+    ensure_npm_packages
+    cargo leptos build --release --split --frontend-only
+    if scripts/check-wasm-size.sh; then echo "test result: ok. 1 passed; 0 failed (wasm size budget)" >> "$log"; else
+        echo "test result: FAILED. 0 passed; 1 failed (wasm size budget)" >> "$log"; status=1; fi
 fi
 
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"

@@ -24,6 +24,8 @@
 //! - [`passwords`]: argon2id hashing and password rules.
 //! - [`plan`]: what a config would make a node do (`comms check-config`).
 //! - [`portal`]: what a developer may do with their own apps.
+//! - [`overview`]: an app's rooms with endpoints, online counts and newest
+//!   messages, for the portal's page of the app.
 //! - [`demo`]: the public demo app and its bot.
 //! - [`metrics`]: Prometheus counters and gauges.
 //! - [`time`]: the API's time format.
@@ -45,6 +47,7 @@ pub mod message;
 pub mod metrics;
 pub mod names;
 pub mod origins;
+pub mod overview;
 pub mod passwords;
 pub mod plan;
 pub mod portal;

@@ -77,9 +77,21 @@ impl Portal {
     pub async fn app_of(&self, owner: &AccountRecord, name: &str) -> Result<AppRecord, ServiceError> {
         match self.apps.find(name).await {
             Ok(app) if app.owner_id == Some(owner.id) => Ok(app),
-            Ok(_) | Err(ServiceError::NotFound(_)) => Err(ServiceError::NotFound(format!("you have no app {name}"))),
+            Ok(_) | Err(ServiceError::NotFound(_)) => Err(not_yours(name)),
             Err(err) => Err(err),
         }
+    }
+
+    /// One of the developer's apps with its profile and counts, as its
+    /// page shows it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Portal::app_of`].
+    pub async fn summary_of(&self, owner: &AccountRecord, name: &str) -> Result<AppSummary, ServiceError> {
+        let app = self.app_of(owner, name).await?;
+        // Deleted in between: as if it never existed.
+        self.apps.list(AppFilter::Id(app.id)).await?.pop().ok_or_else(|| not_yours(name))
     }
 
     /// One of the developer's apps that is approved, for what only approved
@@ -148,6 +160,12 @@ impl Portal {
         let app = self.app_of(owner, name).await?;
         self.apps.delete(&app, &owner.email).await
     }
+}
+
+/// What a developer is told about an app that is not theirs (or does not
+/// exist): the same either way, so names cannot be probed.
+fn not_yours(name: &str) -> ServiceError {
+    ServiceError::NotFound(format!("you have no app {name}"))
 }
 
 fn checked_profile(description: String, website: String, intended_use: String) -> Result<AppProfile, ServiceError> {

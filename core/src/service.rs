@@ -197,24 +197,6 @@ impl Service {
         Ok(history.messages.iter().map(|published| published.message.clone()).collect())
     }
 
-    /// The newest `count` retained messages of a room, oldest first (for
-    /// the portal's overview of a room).
-    ///
-    /// # Errors
-    ///
-    /// `NotFound` if the app has no such room.
-    pub async fn latest_messages(
-        &self,
-        app: &AppRecord,
-        room: &RoomName,
-        count: usize,
-    ) -> Result<Vec<Message>, ServiceError> {
-        let room = room_ref(&self.find_room(app, room).await?);
-        let newest = self.broker.history(&room, u64::MAX, 0).await?.last_seq;
-        let history = self.broker.history(&room, newest.saturating_sub(count as u64), count).await?;
-        Ok(history.messages.iter().map(|published| published.message.clone()).collect())
-    }
-
     /// Publishes from the app's backend (sender id `"app"`), returning once
     /// the message is stored.
     ///

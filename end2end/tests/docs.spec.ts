@@ -1,6 +1,8 @@
 // Every documentation page in the menu renders and hydrates without console
-// errors. A screenshot of the first and of the REST reference is saved. The
-// README's browser snippet runs in a page as its quickstart shows it.
+// errors, and one opened by a link within the site gets its HTML from the
+// server (the wasm has none). A screenshot of the first and of the REST
+// reference is saved. The README's browser snippet runs in a page as its
+// quickstart shows it.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { expect, test } from "@playwright/test";
@@ -29,6 +31,17 @@ test("every docs page renders without console errors", async ({ page }, testInfo
     }
   }
   expect(errors).toEqual([]);
+});
+
+test("a docs page opened by a link within the site gets its HTML from the server", async ({ page }) => {
+  await page.goto("/docs");
+  await page.waitForLoadState("networkidle");
+  // Hydrated: the router renders the page itself, asking only for its HTML.
+  const fetched = page.waitForRequest((request) => request.url().includes("/docs/fn/page"));
+  await page.getByRole("navigation", { name: "Documentation" }).getByRole("link", { name: "Configuration" }).click();
+  await fetched;
+  await expect(page).toHaveURL(/\/docs\/configuration$/);
+  await expect(page.locator("article")).toContainText("max_message_bytes");
 });
 
 test("the README's browser snippet chats as the quickstart says", async ({ page, request }) => {

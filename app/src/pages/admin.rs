@@ -5,8 +5,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::pages::portal::api::{admin_overview, portal_session, AdminView, AppRow, AuditRow, LogIn, SetAppStatus};
-use crate::pages::portal::forms::{error_text, FormToken, LogInForm, Outcome};
+use crate::pages::portal::api::{admin_overview, portal_session, LogIn, SetAppStatus};
+use crate::pages::portal::forms::{FormToken, LogInForm, Outcome};
+use crate::pages::portal::views::{AdminView, AppRow, AuditRow};
 
 /// The admin area.
 #[component]
@@ -26,7 +27,7 @@ pub fn Admin() -> impl IntoView {
                             view! { <p role="alert">"This area is for admins only."</p> }.into_any()
                         }
                         Ok(session) => view! { <LogInForm csrf=session.csrf action=log_in /> }.into_any(),
-                        Err(err) => view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any(),
+                        Err(err) => view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any(),
                     })
             }}
         </Suspense>
@@ -53,7 +54,7 @@ fn Review(csrf: String) -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(err) => view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any(),
+                        Err(err) => view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any(),
                     })
             }}
         </Suspense>

@@ -138,6 +138,8 @@ pub enum AppFilter {
     All,
     /// The apps of one portal account.
     OwnedBy(i64),
+    /// One app, by row id (the portal's page of an app).
+    Id(i64),
 }
 
 /// A portal account.
@@ -390,6 +392,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_endpoint(&self, new: NewEndpoint) -> Result<EndpointRecord, StoreError>;
     /// A room's endpoints, oldest first.
     async fn list_endpoints(&self, room_id: i64) -> Result<Vec<EndpointRecord>, StoreError>;
+    /// The endpoints of every room of the app, oldest first: one query for
+    /// a page that shows all of them.
+    async fn list_app_endpoints(&self, app_id: i64) -> Result<Vec<EndpointRecord>, StoreError>;
     /// Deletes an endpoint of the room by code; its row id, or `None`.
     async fn delete_endpoint(&self, room_id: i64, code: &str) -> Result<Option<i64>, StoreError>;
     /// Finds an endpoint by code, for a WebSocket join.

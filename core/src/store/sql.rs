@@ -207,18 +207,20 @@ where
     }
 
     async fn list_apps(&self, filter: AppFilter) -> Result<Vec<AppSummary>, StoreError> {
-        let owner = match filter {
-            AppFilter::All => None,
-            AppFilter::OwnedBy(owner) => Some(owner),
+        let (owner, id) = match filter {
+            AppFilter::All => (None, None),
+            AppFilter::OwnedBy(owner) => (Some(owner), None),
+            AppFilter::Id(id) => (None, Some(id)),
         };
         let sql = format!(
             "SELECT {APP_COLUMNS}, a.description, a.website, a.intended_use, \
                (SELECT email FROM accounts o WHERE o.id = a.owner_id) AS owner_email, \
                (SELECT COUNT(*) FROM api_keys k WHERE k.app_id = a.id AND k.revoked_at IS NULL) AS active_keys, \
                (SELECT COUNT(*) FROM rooms r WHERE r.app_id = a.id) AS rooms \
-             FROM apps a WHERE CAST($1 AS BIGINT) IS NULL OR a.owner_id = $1 ORDER BY a.id"
+             FROM apps a WHERE (CAST($1 AS BIGINT) IS NULL OR a.owner_id = $1) \
+               AND (CAST($2 AS BIGINT) IS NULL OR a.id = $2) ORDER BY a.id"
         );
-        Ok(sqlx::query_as(&sql).bind(owner).fetch_all(self.reader()).await?)
+        Ok(sqlx::query_as(&sql).bind(owner).bind(id).fetch_all(self.reader()).await?)
     }
 
     async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError> {
@@ -361,6 +363,14 @@ where
              WHERE e.room_id = $1 ORDER BY e.id"
         );
         Ok(sqlx::query_as(&sql).bind(room_id).fetch_all(self.reader()).await?)
+    }
+
+    async fn list_app_endpoints(&self, app_id: i64) -> Result<Vec<EndpointRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id \
+             WHERE r.app_id = $1 ORDER BY e.id"
+        );
+        Ok(sqlx::query_as(&sql).bind(app_id).fetch_all(self.reader()).await?)
     }
 
     async fn delete_endpoint(&self, room_id: i64, code: &str) -> Result<Option<i64>, StoreError> {

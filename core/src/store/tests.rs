@@ -81,6 +81,7 @@ on_every_backend!(
     apps_are_found_by_name_and_change_status,
     allowed_origins_reach_every_way_an_app_is_read,
     endpoints_are_found_by_code_and_listed_by_room,
+    an_apps_endpoints_are_listed_over_all_its_rooms,
     history_keeps_the_newest_and_last_seq,
     history_loads_the_newest_within_limit_and_age,
     payloads_and_meta_are_kept_byte_for_byte,
@@ -246,6 +247,21 @@ async fn endpoints_are_found_by_code_and_listed_by_room(fixture: &Fixture) {
     assert_eq!(store.delete_endpoint(room.id, "c1").await.unwrap(), Some(created.id));
     assert_eq!(store.delete_endpoint(room.id, "c1").await.unwrap(), None);
     assert_eq!(store.endpoint_by_code("c1").await.unwrap(), None);
+}
+
+async fn an_apps_endpoints_are_listed_over_all_its_rooms(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let (mine, theirs) = (app(store, "mine").await, app(store, "theirs").await);
+    assert_eq!(store.list_app_endpoints(mine.id).await.unwrap(), []);
+    let (first, second) = (room(store, mine.id, "r1").await, room(store, mine.id, "r2").await);
+    let other = room(store, theirs.id, "r1").await;
+    let mut created = Vec::new();
+    for (room_id, code) in [(second.id, "c1"), (first.id, "c2"), (other.id, "c3"), (second.id, "c4")] {
+        created.push(store.create_endpoint(endpoint(room_id, code)).await.unwrap());
+    }
+    let listed = store.list_app_endpoints(mine.id).await.unwrap();
+    assert_eq!(listed, [created[0].clone(), created[1].clone(), created[3].clone()], "oldest first, this app only");
+    assert_eq!(listed[1].room_name, "r1");
 }
 
 async fn history_keeps_the_newest_and_last_seq(fixture: &Fixture) {
@@ -428,6 +444,11 @@ async fn listings_filter_by_owner_and_deleting_an_app_takes_its_rooms(fixture: &
     assert_eq!(listed[0].owner_email.as_deref(), Some("dev@example.com"));
     assert_eq!(listed[0].profile, profile);
     assert_eq!(listed[0].active_keys, 0, "portal apps start without a key");
+    let one = store.list_apps(AppFilter::Id(theirs.id)).await.unwrap();
+    assert_eq!(
+        one.iter().map(|s| (s.app.name.as_str(), s.active_keys, s.rooms)).collect::<Vec<_>>(),
+        [("theirs", 1, 1)]
+    );
     let all = store.list_apps(AppFilter::All).await.unwrap();
     assert_eq!(
         all.iter().map(|s| (s.app.name.as_str(), s.active_keys, s.rooms)).collect::<Vec<_>>(),

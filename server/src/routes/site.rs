@@ -19,8 +19,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use comms_app::pages::demo::DemoContext;
-use comms_app::pages::portal::api::PortalContext;
+use comms_app::pages::portal::guards::PortalContext;
 use comms_app::{shell, App};
+use comms_core::forwarded::ClientAddr;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_sessions::cookie::time::Duration;
@@ -65,7 +66,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .leptos_routes_with_context(state, generate_route_list(App), contexts, move || shell(options.clone()))
         .layer(sessions)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), secure_cookies_over_https))
+        .layer(axum::middleware::from_fn(secure_cookies_over_https))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), resolve_client_addr))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security_headers::add))
         // The original server's home was `/main/`.
         .route("/main/", get(|| async { Redirect::permanent("/main") }))
@@ -76,13 +78,22 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/docs/legacy", get(|| async { Redirect::permanent("/docs/protocol#legacy-api") }))
 }
 
+/// Resolves where the request comes from (see [`client_addr`]) once,
+/// into the request's extensions, where the middleware below and the
+/// portal's server functions (throttling, endpoints' URLs) read it.
+async fn resolve_client_addr(State(state): State<AppState>, request: Request<Body>, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let client = client_addr(&parts, &state.config.server);
+    parts.extensions.insert(client);
+    next.run(Request::from_parts(parts, body)).await
+}
+
 /// Marks cookies `Secure` when the client came over HTTPS through a
 /// trusted proxy, even with `portal.secure_cookies` off: such a cookie must
 /// never travel over plain HTTP afterwards.
-async fn secure_cookies_over_https(State(state): State<AppState>, request: Request<Body>, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
-    let https = client_addr(&parts, &state.config.server).https;
-    let mut response = next.run(Request::from_parts(parts, body)).await;
+async fn secure_cookies_over_https(request: Request<Body>, next: Next) -> Response {
+    let https = request.extensions().get::<ClientAddr>().is_some_and(|client| client.https);
+    let mut response = next.run(request).await;
     if https {
         let cookies: Vec<HeaderValue> = response.headers().get_all(SET_COOKIE).iter().cloned().collect();
         response.headers_mut().remove(SET_COOKIE);

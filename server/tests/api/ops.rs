@@ -128,6 +128,18 @@ async fn the_old_websocket_and_legacy_docs_pages_lead_to_the_protocol_reference(
 }
 
 #[tokio::test]
+async fn the_browser_gets_a_docs_pages_html_from_the_server() {
+    // The wasm ships the menu only; after a link, it asks for the page.
+    let app = spawn_app().await;
+    let response = app.api().request(Method::GET, "/docs/fn/page?slug=concepts", None).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let html: String = response.json().await.unwrap();
+    assert!(html.contains("Endpoint."), "{html}");
+    let unknown = app.api().request(Method::GET, "/docs/fn/page?slug=no-such-page", None).send().await.unwrap();
+    assert!(!unknown.status().is_success());
+}
+
+#[tokio::test]
 async fn the_demo_is_made_at_start_and_its_bot_posts() {
     let mut app = crate::helpers::spawn_app_with(|config| {
         config.demo.enabled = true;

@@ -155,6 +155,53 @@ async fn developers_cannot_see_or_change_each_others_apps() {
 }
 
 #[tokio::test]
+async fn an_apps_page_shows_every_room_with_its_endpoints_online_counts_and_latest_messages() {
+    let app = spawn_app().await;
+    let mut dev = Browser::open(&app).await;
+    dev.sign_up_and_log_in("dev@example.com").await;
+    dev.register("game").await.unwrap();
+    let key = dev.issue_key("game").await.unwrap();
+    for room in ["a", "b", "quiet"] {
+        app.api().create_room(&key, room).await;
+    }
+    let endpoints = [
+        app.api().create_endpoint(&key, "b", "read", None).await,
+        app.api().create_endpoint(&key, "a", "read_and_write", Some(json!({ "name": "Ann" }))).await,
+        app.api().create_endpoint(&key, "b", "read_and_write", None).await,
+    ];
+    for n in 1..=12 {
+        app.api().post("/api/v1/rooms/b/messages", &key, json!({ "message": { "n": n } })).await;
+    }
+    let _socket = app.api().connect_ws(endpoints[0]["code"].as_str().unwrap(), None).await;
+
+    let overview = dev.call("/portal/fn/app_overview", &[("app", "game")]).await.unwrap();
+    let rooms = overview["rooms"].as_array().unwrap();
+    let names: Vec<&str> = rooms.iter().map(|room| room["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a", "b", "quiet"], "oldest first");
+    let codes =
+        |room: &Value| room["endpoints"].as_array().unwrap().iter().map(|e| e["code"].clone()).collect::<Vec<_>>();
+    assert_eq!(codes(&rooms[0]), [endpoints[1]["code"].clone()]);
+    assert_eq!(codes(&rooms[1]), [endpoints[0]["code"].clone(), endpoints[2]["code"].clone()], "oldest first");
+    assert_eq!(codes(&rooms[2]), Vec::<Value>::new());
+    let ann = &rooms[0]["endpoints"][0];
+    assert_eq!(
+        (&ann["ws_url"], &ann["id"]),
+        (&endpoints[1]["ws_url"], &endpoints[1]["id"]),
+        "as the REST API has them"
+    );
+    assert_eq!((ann["permission"].as_str(), ann["meta"].as_str()), (Some("read_and_write"), Some(r#"{"name":"Ann"}"#)));
+    let online: Vec<u64> = rooms.iter().map(|room| room["online"].as_u64().unwrap()).collect();
+    assert_eq!(online, [0, 1, 0]);
+    let seqs: Vec<u64> = rooms[1]["latest"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (3..=12).collect::<Vec<_>>(), "the newest ten, oldest first");
+    assert_eq!(
+        (rooms[1]["latest"][9]["message"].as_str(), rooms[1]["latest"][9]["sender"].as_str()),
+        (Some(r#"{"n":12}"#), Some("app"))
+    );
+    assert_eq!(overview["app"]["rooms"], 3);
+}
+
+#[tokio::test]
 async fn non_admins_cannot_reach_admin_actions() {
     let app = spawn_app().await;
     let mut dev = Browser::open(&app).await;

@@ -9,10 +9,11 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::api::{
-    app_overview, portal_session, AppDetails, CreateEndpoint, CreateRoom, DeleteApp, DeleteEndpoint, DeleteRoom,
-    EndpointRow, IssueKey, MessageRow, RevokeKeys, RoomPanel, SetAllowedOrigins,
+    app_overview, portal_session, CreateEndpoint, CreateRoom, DeleteApp, DeleteEndpoint, DeleteRoom, IssueKey,
+    RevokeKeys, SetAllowedOrigins,
 };
-use super::forms::{error_text, FormToken, Outcome};
+use super::forms::{FormToken, Outcome};
+use super::views::{AppDetails, EndpointRow, MessageRow, RoomPanel};
 
 /// Every action of the page, so one refetch follows any of them.
 #[derive(Clone, Copy)]
@@ -77,13 +78,13 @@ pub fn AppPage() -> impl IntoView {
                 let csrf = match session.get()? {
                     Ok(session) if session.email.is_some() => session.csrf,
                     Ok(_) => return Some(view! { <p role="alert">"Sign in on " <a href="/portal">"the portal"</a> " first."</p> }.into_any()),
-                    Err(err) => return Some(view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any()),
+                    Err(err) => return Some(view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any()),
                 };
                 overview
                     .get()
                     .map(|result| match result {
                         Ok(overview) => view! { <Overview overview csrf actions /> }.into_any(),
-                        Err(err) => view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any(),
+                        Err(err) => view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any(),
                     })
             }}
         </Suspense>
@@ -146,7 +147,7 @@ fn KeySection(app: String, csrf: String, active_keys: u64, approved: bool, actio
             }
             .into_any(),
         ),
-        Some(Err(err)) => Some(view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any()),
+        Some(Err(err)) => Some(view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any()),
         None => None,
     };
     let (issue_csrf, issue_app) = (csrf.clone(), app.clone());

@@ -5,14 +5,7 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
 use super::api::{LogIn, SignUp};
-
-/// The text of a server function's error, without the framework's prefix.
-pub fn error_text(err: &ServerFnError) -> String {
-    match err {
-        ServerFnError::ServerError(message) => message.clone(),
-        other => other.to_string(),
-    }
-}
+use super::error::PortalError;
 
 /// The session's form token, sent back with every form.
 #[component]
@@ -34,11 +27,11 @@ pub fn Outcome<S>(
     done: Option<String>,
 ) -> impl IntoView
 where
-    S: ServerFn<Error = ServerFnError> + Clone + Send + Sync + 'static,
+    S: ServerFn<Error = PortalError> + Clone + Send + Sync + 'static,
     S::Output: Clone + Send + Sync + 'static,
 {
     move || match action.value().get() {
-        Some(Err(err)) => Some(view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any()),
+        Some(Err(err)) => Some(view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any()),
         Some(Ok(_)) => done.clone().map(|done| view! { <p role="status">{done}</p> }.into_any()),
         None => None,
     }

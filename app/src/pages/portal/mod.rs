@@ -5,19 +5,30 @@
 //! # Layout
 //!
 //! - this module: the portal's home page.
-//! - [`api`]: the server functions of the portal and the admin area.
-//! - [`forms`]: the form token, outcome lines, login and sign-up forms.
 //! - [`app_page`]: the page `/portal/apps/{name}`.
+//! - [`forms`]: the hidden form token, outcome lines, login and sign-up forms.
+//! - [`views`]: what the pages show, as the server functions answer it.
+//! - [`api`]: the server functions of the portal and the admin area, by
+//!   what they act on.
+//! - [`error`]: [`PortalError`](error::PortalError), what they answer when
+//!   they fail, with the HTTP status of its code.
+//! - `guards` (server only): the session, the form token (CSRF), who may do
+//!   what, and where the request comes from.
 
 pub mod api;
 pub mod app_page;
+pub mod error;
 pub mod forms;
+#[cfg(feature = "ssr")]
+pub mod guards;
+pub mod views;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use self::api::{my_apps, portal_session, AppRow, LogIn, LogOut, RegisterApp, SessionView, SignUp};
-use self::forms::{error_text, FormToken, LogInForm, Outcome, SignUpForm};
+use self::api::{my_apps, portal_session, LogIn, LogOut, RegisterApp, SignUp};
+use self::forms::{FormToken, LogInForm, Outcome, SignUpForm};
+use self::views::{AppRow, SessionView};
 
 /// The portal's home page.
 #[component]
@@ -49,7 +60,7 @@ pub fn Portal() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(err) => view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any(),
+                        Err(err) => view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any(),
                     })
             }}
         </Suspense>
@@ -80,7 +91,7 @@ fn Workspace(csrf: String, email: String, is_admin: bool, log_out: ServerAction<
                         .map(|result| match result {
                             Ok(apps) if apps.is_empty() => view! { <p>"No apps yet: register one below."</p> }.into_any(),
                             Ok(apps) => view! { <AppList apps /> }.into_any(),
-                            Err(err) => view! { <p role="alert" class="error">{error_text(&err)}</p> }.into_any(),
+                            Err(err) => view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any(),
                         })
                 }}
             </Suspense>

@@ -1,0 +1,50 @@
+//! The admin area: every app and the audit log, and deciding an app's
+//! status. Only admins (accounts made with `comms admin create`) pass the
+//! guard.
+
+use leptos::prelude::*;
+
+use crate::pages::portal::error::PortalError;
+#[cfg(feature = "ssr")]
+use crate::pages::portal::guards;
+use crate::pages::portal::views::AdminView;
+
+/// Audit entries shown to admins.
+#[cfg(feature = "ssr")]
+const AUDIT_ENTRIES: usize = 200;
+
+/// Every app and the newest audit entries, for admins.
+#[server(prefix = "/admin/fn", endpoint = "overview")]
+pub async fn admin_overview() -> Result<AdminView, PortalError> {
+    use crate::pages::portal::views::{AppRow, AuditRow};
+    guards::admin(None).await?;
+    let apps = &guards::context()?.apps;
+    let all = apps.list(comms_core::store::AppFilter::All).await?;
+    let audit = apps.audit_log(AUDIT_ENTRIES).await?;
+    Ok(AdminView {
+        apps: all.into_iter().map(AppRow::from).collect(),
+        audit: audit.into_iter().map(AuditRow::from).collect(),
+    })
+}
+
+/// Approves, rejects, suspends or reinstates an app (`status` is the new
+/// status: `approved`, `rejected` or `suspended`).
+#[server(prefix = "/admin/fn", endpoint = "set_status")]
+pub async fn set_app_status(
+    /// The session's form token.
+    csrf: String,
+    /// The app's name.
+    app: String,
+    /// The new status.
+    status: String,
+) -> Result<(), PortalError> {
+    use comms_core::error::ServiceError;
+    use comms_core::store::AppStatus;
+    let admin = guards::admin(Some(&csrf)).await?;
+    let status = match AppStatus::parse(&status) {
+        Some(status @ (AppStatus::Approved | AppStatus::Rejected | AppStatus::Suspended)) => status,
+        _ => return Err(ServiceError::Invalid("status must be approved, rejected or suspended".into()).into()),
+    };
+    guards::context()?.apps.set_status(&app, status, &admin.email).await?;
+    Ok(())
+}

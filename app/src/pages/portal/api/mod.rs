@@ -1,0 +1,22 @@
+//! The server functions of the portal (`/portal/fn/…`) and of the admin
+//! area (`/admin/fn/…`), grouped by what they act on. Each is a few lines:
+//! a guard from [`super::guards`] finds out who is asking, then the same
+//! `comms_core` service the REST API uses does the work, and `?` turns its
+//! errors into [`PortalError`](super::error::PortalError)s.
+//!
+//! - [`account`]: the session, sign-up, login and logout.
+//! - [`apps`]: a developer's apps, their keys and allowed origins.
+//! - [`rooms`]: rooms and endpoints of a developer's approved app.
+//! - [`admin`]: every app and the audit log, for admins.
+
+pub mod account;
+pub mod admin;
+pub mod apps;
+pub mod rooms;
+
+pub use account::{portal_session, LogIn, LogOut, PortalSession, SignUp};
+pub use admin::{admin_overview, AdminOverview, SetAppStatus};
+pub use apps::{
+    app_overview, my_apps, AppOverview, DeleteApp, IssueKey, MyApps, RegisterApp, RevokeKeys, SetAllowedOrigins,
+};
+pub use rooms::{CreateEndpoint, CreateRoom, DeleteEndpoint, DeleteRoom};

@@ -1,0 +1,168 @@
+//! Who may call what, on the server: the services the server hands the
+//! portal ([`PortalContext`]), the session (who is signed in), the form
+//! token every state-changing call must send back (so another site cannot
+//! make a signed-in browser act; the cookie is also `SameSite=Lax`), and
+//! the checks built on them: signed in, admin, owner of an approved app.
+//! Also where the request comes from (the client's address and scheme
+//! behind trusted proxies), for login throttling and endpoints' URLs.
+//!
+//! Which app a developer may act on is decided by
+//! [`comms_core::portal::Portal`]; this module only finds out who is
+//! asking.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use comms_core::accounts::Accounts;
+use comms_core::apps::Apps;
+use comms_core::config::{LimitsConfig, ServerConfig, WsBase};
+use comms_core::error::ServiceError;
+use comms_core::forwarded::ClientAddr;
+use comms_core::portal::Portal;
+use comms_core::service::Service;
+use comms_core::store::{AccountRecord, AppRecord};
+use leptos::prelude::use_context;
+use subtle::ConstantTimeEq;
+use tower_sessions::Session;
+
+use super::error::PortalError;
+
+/// Session key of the signed-in account's id.
+const ACCOUNT_KEY: &str = "account_id";
+/// Session key of the form token.
+const CSRF_KEY: &str = "csrf";
+
+/// What the server provides to the portal's server functions (as a Leptos
+/// context, for every request of the site).
+#[derive(Clone)]
+pub struct PortalContext {
+    /// Sign-up and login.
+    pub accounts: Arc<Accounts>,
+    /// Developers' apps.
+    pub portal: Arc<Portal>,
+    /// Every app, for admins.
+    pub apps: Arc<Apps>,
+    /// Rooms, endpoints and messages, as the REST API has them.
+    pub service: Service,
+    /// For endpoints' `ws_url`.
+    pub server: Arc<ServerConfig>,
+    /// For checking endpoint meta as the REST API does.
+    pub limits: Arc<LimitsConfig>,
+}
+
+/// The services, as the server provided them.
+pub(super) fn context() -> Result<PortalContext, PortalError> {
+    use_context::<PortalContext>().ok_or_else(|| {
+        tracing::error!("portal: the server provided no PortalContext");
+        PortalError::server_failed()
+    })
+}
+
+/// This request's session.
+pub(super) async fn session() -> Result<Session, PortalError> {
+    leptos_axum::extract::<Session>().await.map_err(|err| {
+        tracing::error!(error = %err, "portal: no session layer");
+        PortalError::server_failed()
+    })
+}
+
+/// The session's form token, made on first use.
+pub(super) async fn form_token(session: &Session) -> Result<String, PortalError> {
+    if let Some(token) = session.get::<String>(CSRF_KEY).await? {
+        return Ok(token);
+    }
+    let token = comms_core::secrets::form_token();
+    session.insert(CSRF_KEY, &token).await?;
+    Ok(token)
+}
+
+/// This request's session, after checking that `csrf` is its form token.
+///
+/// # Errors
+///
+/// `forbidden` when it is not (another site's form, or an expired page).
+pub(super) async fn checked_session(csrf: &str) -> Result<Session, PortalError> {
+    let session = session().await?;
+    let expected = session.get::<String>(CSRF_KEY).await?;
+    let matches = expected.is_some_and(|expected| bool::from(expected.as_bytes().ct_eq(csrf.as_bytes())));
+    if !matches {
+        return Err(ServiceError::Denied("this form has expired: reload the page and try again".into()).into());
+    }
+    Ok(session)
+}
+
+/// The signed-in account, if any (and if it still exists).
+pub(super) async fn signed_in(session: &Session) -> Result<Option<AccountRecord>, PortalError> {
+    let Some(id) = session.get::<i64>(ACCOUNT_KEY).await? else { return Ok(None) };
+    Ok(context()?.accounts.account(id).await?)
+}
+
+/// The signed-in account; when `csrf` is given (state-changing calls), after
+/// checking the form token.
+///
+/// # Errors
+///
+/// `forbidden` for a wrong form token or when nobody is signed in.
+pub(super) async fn account(csrf: Option<&str>) -> Result<AccountRecord, PortalError> {
+    let session = match csrf {
+        Some(csrf) => checked_session(csrf).await?,
+        None => session().await?,
+    };
+    signed_in(&session).await?.ok_or_else(|| ServiceError::Denied("sign in first".into()).into())
+}
+
+/// The signed-in admin; when `csrf` is given, after checking the form token.
+///
+/// # Errors
+///
+/// As [`account`], and `forbidden` for an account that is not an admin.
+pub(super) async fn admin(csrf: Option<&str>) -> Result<AccountRecord, PortalError> {
+    let account = account(csrf).await?;
+    if !account.is_admin {
+        return Err(ServiceError::Denied("this is for admins only".into()).into());
+    }
+    Ok(account)
+}
+
+/// One of the signed-in developer's approved apps, after checking the form
+/// token, with the services to act on it.
+///
+/// # Errors
+///
+/// As [`account`], and as [`Portal::approved_app_of`].
+pub(super) async fn approved_app(csrf: &str, app: &str) -> Result<(PortalContext, AppRecord), PortalError> {
+    let owner = account(Some(csrf)).await?;
+    let context = context()?;
+    let record = context.portal.approved_app_of(&owner, app).await?;
+    Ok((context, record))
+}
+
+/// Signs `account` in: a new session id (so one planted before login is
+/// worthless) and a new form token.
+pub(super) async fn sign_in(session: &Session, account: &AccountRecord) -> Result<(), PortalError> {
+    session.cycle_id().await?;
+    session.insert(ACCOUNT_KEY, account.id).await?;
+    session.insert(CSRF_KEY, comms_core::secrets::form_token()).await?;
+    Ok(())
+}
+
+/// Where this request comes from, as the server resolved it from the peer
+/// and the forwarding headers of trusted proxies before the site's routes
+/// ran (one implementation for the REST API and the site).
+fn client_addr() -> Result<ClientAddr, PortalError> {
+    let parts = use_context::<http::request::Parts>();
+    parts.and_then(|parts| parts.extensions.get::<ClientAddr>().cloned()).ok_or_else(|| {
+        tracing::error!("portal: the server did not resolve the client's address");
+        PortalError::server_failed()
+    })
+}
+
+/// The client's IP address, for throttling sign-ups and logins.
+pub(super) fn client_ip() -> Result<IpAddr, PortalError> {
+    Ok(client_addr()?.ip)
+}
+
+/// `ws://…` or `wss://…`: where this client reaches the WebSocket.
+pub(super) fn ws_base() -> Result<WsBase, PortalError> {
+    Ok(context()?.server.ws_base(Some(&client_addr()?)))
+}

@@ -1,0 +1,195 @@
+//! What the portal and admin pages show: the types server functions answer
+//! with, shared by the server (which builds them) and the browser (which
+//! renders them). Plain data, no rules; on the server, each is built from
+//! the `comms_core` record it shows.
+
+use serde::{Deserialize, Serialize};
+
+/// Who is signed in, and the form token of this session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// The token every form of this session sends back.
+    pub csrf: String,
+    /// The signed-in account's email; `None` when signed out.
+    pub email: Option<String>,
+    /// Whether that account may use the admin area.
+    pub is_admin: bool,
+}
+
+/// An app as its developer (or an admin) sees it in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppRow {
+    /// Unique name.
+    pub name: String,
+    /// `pending`, `approved`, `rejected` or `suspended`.
+    pub status: String,
+    /// What it is.
+    pub description: String,
+    /// Its web site, or empty.
+    pub website: String,
+    /// What it will use comms for.
+    pub intended_use: String,
+    /// The owner's email (admins see it), or empty.
+    pub owner: String,
+    /// Keys that work.
+    pub active_keys: u64,
+    /// Browser origins its pages may use the API and WebSocket from; empty
+    /// allows any.
+    pub allowed_origins: Vec<String>,
+    /// Rooms it has.
+    pub rooms: u64,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// One of an app's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRow {
+    /// Public id.
+    pub id: String,
+    /// The code clients connect with.
+    pub code: String,
+    /// `read` or `read_and_write`.
+    pub permission: String,
+    /// The meta object, as JSON text.
+    pub meta: String,
+    /// The full WebSocket URL.
+    pub ws_url: String,
+}
+
+/// A recent message of a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRow {
+    /// Per-room sequence number.
+    pub seq: u64,
+    /// RFC 3339.
+    pub timestamp: String,
+    /// The sender's public id or `app`.
+    pub sender: String,
+    /// The payload as JSON text.
+    pub message: String,
+}
+
+/// A room with its endpoints and latest messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPanel {
+    /// The room's name.
+    pub name: String,
+    /// Connections open now.
+    pub online: u64,
+    /// Oldest first.
+    pub endpoints: Vec<EndpointRow>,
+    /// The newest few, oldest first.
+    pub latest: Vec<MessageRow>,
+}
+
+/// Everything the page of one app shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppDetails {
+    /// The app.
+    pub app: AppRow,
+    /// Its rooms (empty unless approved).
+    pub rooms: Vec<RoomPanel>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// RFC 3339.
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// Which app.
+    pub app: String,
+    /// More.
+    pub detail: String,
+}
+
+/// What the admin area shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminView {
+    /// Every app, oldest first.
+    pub apps: Vec<AppRow>,
+    /// The newest audit entries, newest first.
+    pub audit: Vec<AuditRow>,
+}
+
+#[cfg(feature = "ssr")]
+mod from_records {
+    use comms_core::config::WsBase;
+    use comms_core::overview::RoomOverview;
+    use comms_core::store::{AppSummary, AuditEntry, EndpointRecord};
+    use comms_core::time::format_ms;
+    use comms_protocol::Message;
+
+    use super::{AppRow, AuditRow, EndpointRow, MessageRow, RoomPanel};
+
+    impl From<AppSummary> for AppRow {
+        fn from(summary: AppSummary) -> Self {
+            Self {
+                name: summary.app.name,
+                status: summary.app.status.as_str().to_owned(),
+                description: summary.profile.description,
+                website: summary.profile.website,
+                intended_use: summary.profile.intended_use,
+                owner: summary.owner_email.unwrap_or_default(),
+                active_keys: summary.active_keys,
+                allowed_origins: summary.app.allowed_origins.entries(),
+                rooms: summary.rooms,
+                created_at: format_ms(summary.app.created_at),
+            }
+        }
+    }
+
+    impl From<AuditEntry> for AuditRow {
+        fn from(entry: AuditEntry) -> Self {
+            Self {
+                at: format_ms(entry.at),
+                actor: entry.actor,
+                action: entry.action,
+                app: entry.app_name,
+                detail: entry.detail,
+            }
+        }
+    }
+
+    impl From<Message> for MessageRow {
+        fn from(message: Message) -> Self {
+            Self {
+                seq: message.seq,
+                timestamp: message.timestamp,
+                sender: message.sender.id,
+                message: message.message.get().to_owned(),
+            }
+        }
+    }
+
+    impl EndpointRow {
+        /// The endpoint as the page lists it, its `ws_url` as this request
+        /// reaches the server.
+        pub fn new(record: EndpointRecord, ws_base: &WsBase) -> Self {
+            Self {
+                ws_url: ws_base.endpoint_url(&record.code),
+                id: record.public_id,
+                code: record.code,
+                permission: record.permission.as_str().to_owned(),
+                meta: record.meta,
+            }
+        }
+    }
+
+    impl RoomPanel {
+        /// The room as the page shows it, its endpoints' URLs starting with
+        /// `ws_base`.
+        pub fn new(overview: RoomOverview, ws_base: &WsBase) -> Self {
+            Self {
+                name: overview.room.name,
+                online: overview.online,
+                endpoints: overview.endpoints.into_iter().map(|record| EndpointRow::new(record, ws_base)).collect(),
+                latest: overview.latest.into_iter().map(MessageRow::from).collect(),
+            }
+        }
+    }
+}

@@ -40,7 +40,7 @@ pub struct Accounts {
 pub fn normalize_email(email: &str) -> Result<String, ServiceError> {
     let email = email.trim().to_lowercase();
     let valid = email.chars().count() <= MAX_EMAIL_CHARS
-        && !email.chars().any(char::is_whitespace)
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.contains('@') && domain.contains('.') && !domain.starts_with('.')
         });
@@ -145,4 +145,17 @@ where
 {
     use governor::clock::{Clock, DefaultClock};
     limiter.check_key(key).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_lower_cased_and_checked() {
+        assert_eq!(normalize_email(" Dev@Example.COM ").unwrap(), "dev@example.com");
+        for bad in ["dev", "dev@example", "@example.com", "a b@example.com", "dev\0@example.com", "a@b@example.com"] {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
+    }
 }

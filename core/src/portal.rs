@@ -173,6 +173,12 @@ fn checked_profile(description: String, website: String, intended_use: String) -
         |field: &str, max: usize| ServiceError::Invalid(format!("{field} may have at most {max} characters"));
     let (description, website, intended_use) =
         (description.trim().to_owned(), website.trim().to_owned(), intended_use.trim().to_owned());
+    // Line breaks are fine in the free texts; other control characters
+    // (a NUL byte, which PostgreSQL refuses to store) are not.
+    let control = |text: &str| text.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t');
+    if [&description, &website, &intended_use].into_iter().any(|text| control(text)) {
+        return Err(ServiceError::Invalid("the app's texts may not hold control characters".into()));
+    }
     if description.chars().count() > MAX_TEXT_CHARS {
         return Err(too_long("the description", MAX_TEXT_CHARS));
     }
@@ -205,5 +211,7 @@ mod tests {
         assert!(ok("https://").is_err());
         assert!(checked_profile(String::new(), String::new(), "  ".into()).is_err(), "intended use is required");
         assert!(checked_profile("x".repeat(MAX_TEXT_CHARS + 1), String::new(), "chat".into()).is_err());
+        assert!(checked_profile("two\nlines".into(), String::new(), "chat".into()).is_ok());
+        assert!(checked_profile("nul\0".into(), String::new(), "chat".into()).is_err(), "PostgreSQL refuses NUL");
     }
 }

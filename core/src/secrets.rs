@@ -58,6 +58,14 @@ pub fn endpoint_code() -> String {
     random_token(24)
 }
 
+/// Whether `code` has the form of an endpoint code this server hands out
+/// (URL-safe base64, at most 64 characters). Lookups skip the database for
+/// anything else: such a code cannot exist, and some text (a NUL byte)
+/// would make PostgreSQL refuse the query itself.
+pub fn is_code_shaped(code: &str) -> bool {
+    (1..=64).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// A token that ties a portal form to its session (CSRF protection): 256
 /// random bits.
 pub fn form_token() -> String {
@@ -72,6 +80,14 @@ pub fn endpoint_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_handed_out_have_the_code_shape() {
+        assert!(is_code_shaped(&endpoint_code()));
+        for bad in ["", "a\0b", "a b", "%00", &"a".repeat(65), "é"] {
+            assert!(!is_code_shaped(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn api_keys_are_long_random_and_prefixed() {

@@ -165,11 +165,11 @@ impl Service {
     /// `NotFound` if the room or the endpoint does not exist for this app.
     pub async fn delete_endpoint(&self, app: &AppRecord, room: &RoomName, code: &str) -> Result<(), ServiceError> {
         let room = self.find_room(app, room).await?;
-        let endpoint_id = self
-            .store
-            .delete_endpoint(room.id, code)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("room {} has no endpoint with that code", room.name)))?;
+        let missing = || ServiceError::NotFound(format!("room {} has no endpoint with that code", room.name));
+        if !secrets::is_code_shaped(code) {
+            return Err(missing());
+        }
+        let endpoint_id = self.store.delete_endpoint(room.id, code).await?.ok_or_else(missing)?;
         self.broker.announce(RoomEvent::EndpointDeleted { room_id: room.id, endpoint_id }).await;
         Ok(())
     }

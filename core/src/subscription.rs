@@ -12,6 +12,7 @@ use crate::broker::{Durability, History, RoomRef};
 use crate::error::ServiceError;
 use crate::hub::{CloseReason, Membership};
 use crate::message::{Draft, Published};
+use crate::secrets;
 use crate::service::Service;
 use crate::store::{AppStatus, EndpointRecord};
 
@@ -60,6 +61,9 @@ impl Service {
     /// `origin` is not one of them.
     pub async fn ticket(&self, code: &str, origin: Option<&str>) -> Result<JoinTicket, ServiceError> {
         let unknown = || ServiceError::NotFound("unknown endpoint code".into());
+        if !secrets::is_code_shaped(code) {
+            return Err(unknown());
+        }
         let access = self.store.endpoint_by_code(code).await?.ok_or_else(unknown)?;
         if access.app_status != AppStatus::Approved {
             return Err(unknown());

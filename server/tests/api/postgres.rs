@@ -50,6 +50,19 @@ async fn rooms_endpoints_and_messages_work_on_postgres() {
 }
 
 #[tokio::test]
+async fn text_postgres_cannot_store_is_refused_before_the_database() {
+    let Some((mut app, _database)) = spawn_on_postgres().await else { return };
+    let key = app.create_app("acme").await;
+    app.api().create_room(&key, "lobby").await;
+    assert_eq!(app.api().ws_refusal("abc%00def").await, 404, "a code with a NUL byte is unknown");
+    let delete = app.api().delete("/api/v1/rooms/lobby/endpoints/abc%00def", &key).await;
+    assert_error(delete, 404, "not_found").await;
+    let legacy = app.api().request(reqwest::Method::GET, "/main/delete_endpoint/lobby/abc%00/", Some(&key));
+    assert_eq!(legacy.send().await.unwrap().status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_websocket_chat_works_on_postgres() {
     let Some((mut app, _database)) = spawn_on_postgres().await else { return };
     let key = app.create_app("acme").await;

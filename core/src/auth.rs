@@ -6,8 +6,13 @@
 //! effect on the very next request: made in this process, they drop the
 //! app's entries directly; made by another process sharing the data folder
 //! (the `comms app …` commands), they are announced through a
-//! [`ChangeMarker`] file that every request checks with one `stat`. Only keys
-//! that matched are cached, so guessing cannot fill the cache.
+//! [`ChangeMarker`] file that every request checks with one `stat`.
+//!
+//! Keys that matched no app are remembered for the same time (a negative
+//! cache), so a flood of one unknown key asks the database once per
+//! `auth.key_cache_ttl_ms`; both caches are bounded and start over when
+//! full. A flood of distinct keys is stopped per client address instead
+//! (see [`crate::limits::FailedAuthLimiter`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -72,12 +77,14 @@ pub struct KeyAuthenticator {
     ttl: Duration,
     marker: ChangeMarker,
     cache: RwLock<HashMap<ApiKeyHash, (AppRecord, Instant)>>,
+    /// Keys that matched no active key, and when that was learnt.
+    unknown: Mutex<HashMap<ApiKeyHash, Instant>>,
 }
 
 impl KeyAuthenticator {
     /// A checker trusting cached answers for `ttl` unless `marker` moves.
     pub fn new(store: Arc<dyn Store>, ttl: Duration, marker: ChangeMarker) -> Self {
-        Self { store, ttl, marker, cache: RwLock::new(HashMap::new()) }
+        Self { store, ttl, marker, cache: RwLock::new(HashMap::new()), unknown: Mutex::new(HashMap::new()) }
     }
 
     /// The approved app owning `presented`.
@@ -91,12 +98,23 @@ impl KeyAuthenticator {
         let hash = ApiKeyHash::of(presented);
         if self.marker.moved() {
             self.cache.write().clear();
+            self.unknown.lock().clear();
         }
         let cached = self.cache.read().get(&hash).filter(|(_, at)| at.elapsed() < self.ttl).map(|(app, _)| app.clone());
         let app = match cached {
             Some(app) => app,
             None => {
-                let app = self.store.app_by_key(hash).await?.ok_or(ServiceError::Forbidden)?;
+                if self.unknown.lock().get(&hash).is_some_and(|at| at.elapsed() < self.ttl) {
+                    return Err(ServiceError::Forbidden);
+                }
+                let Some(app) = self.store.app_by_key(hash).await? else {
+                    let mut unknown = self.unknown.lock();
+                    if unknown.len() >= MAX_ENTRIES {
+                        unknown.clear();
+                    }
+                    unknown.insert(hash, Instant::now());
+                    return Err(ServiceError::Forbidden);
+                };
                 let mut cache = self.cache.write();
                 if cache.len() >= MAX_ENTRIES {
                     cache.clear();
@@ -116,6 +134,7 @@ impl KeyAuthenticator {
     /// here and in every other process sharing the data folder.
     pub fn invalidate_app(&self, app_id: i64) {
         self.cache.write().retain(|_, (app, _)| app.id != app_id);
+        self.unknown.lock().clear();
         self.marker.announce();
     }
 }

@@ -234,6 +234,10 @@ pub struct LimitsConfig {
     pub ws_messages_per_second: u32,
     /// Messages one connection may burst above the sustained rate.
     pub ws_burst: u32,
+    /// Failed credentials (API keys that do not authenticate, unknown
+    /// endpoint codes) one client address may present per minute before it
+    /// gets `429`; 0 disables the limit.
+    pub failed_auth_per_minute: u32,
 }
 
 /// Message history kept per room for `after_seq` resume and the messages API.
@@ -477,6 +481,7 @@ impl Default for LimitsConfig {
             api_burst: 2000,
             ws_messages_per_second: 1000,
             ws_burst: 1000,
+            failed_auth_per_minute: 60,
         }
     }
 }

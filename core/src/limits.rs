@@ -1,11 +1,18 @@
-//! Rate limits (token buckets from `governor`): per app on the REST API and
-//! per connection on the WebSocket. A rate of 0 in the config disables one.
+//! Rate limits (token buckets from `governor`): per app on the REST API, per
+//! connection on the WebSocket, and failed credentials per client address.
+//! A rate of 0 in the config disables one.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::ServiceError;
 
 fn quota(per_second: u32, burst: u32) -> Option<Quota> {
     let rate = NonZeroU32::new(per_second)?;
@@ -52,6 +59,107 @@ impl ConnectionRateLimiter {
     }
 }
 
+/// Addresses a [`FailedAuthLimiter`] tracks at most; past it, it forgets
+/// them all and starts over, so an attacker with many addresses costs
+/// bounded memory (and at worst a fresh allowance).
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
+/// Failures between two sweeps of the addresses no longer worth tracking.
+const SWEEP_EVERY: u64 = 4096;
+
+/// Failed credentials (unknown or revoked API keys, unknown endpoint codes)
+/// per client address. Past `limits.failed_auth_per_minute`, the address
+/// is blocked until its allowance refills: its requests are answered `429`
+/// before any credential is looked up, so a guessing flood costs no
+/// database query and never slows other clients. IPv6 clients count per
+/// `/64`, the block one subscriber usually holds.
+pub struct FailedAuthLimiter {
+    quota: Option<Quota>,
+    /// Failures per address. Replaced by a fresh one when it tracks too
+    /// many addresses.
+    failures: RwLock<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Addresses over their allowance, until when.
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+    recorded: AtomicU64,
+}
+
+impl FailedAuthLimiter {
+    /// A limiter allowing `per_minute` failures per address (0: no limit).
+    pub fn new(per_minute: u32) -> Self {
+        let quota = NonZeroU32::new(per_minute).map(Quota::per_minute);
+        let failures = RwLock::new(RateLimiter::keyed(quota.unwrap_or(Quota::per_second(NonZeroU32::MIN))));
+        Self { quota, failures, blocked: Mutex::new(HashMap::new()), recorded: AtomicU64::new(0) }
+    }
+
+    /// Lets `ip` present a credential, unless it is blocked.
+    ///
+    /// # Errors
+    ///
+    /// `RateLimited` with the time until it may.
+    pub fn admit(&self, ip: IpAddr) -> Result<(), ServiceError> {
+        if self.quota.is_none() {
+            return Ok(());
+        }
+        let key = address_key(ip);
+        let mut blocked = self.blocked.lock();
+        match blocked.get(&key).map(|until| until.saturating_duration_since(Instant::now())) {
+            Some(retry_after) if !retry_after.is_zero() => Err(ServiceError::RateLimited { retry_after }),
+            Some(_) => {
+                blocked.remove(&key);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a credential of `ip` that was refused with `refusal`: the
+    /// answer is `refusal`, or `RateLimited` when this failure takes the
+    /// address past its allowance (and blocks it).
+    pub fn failed(&self, ip: IpAddr, refusal: ServiceError) -> ServiceError {
+        match self.record_failure(ip) {
+            Some(retry_after) => ServiceError::RateLimited { retry_after },
+            None => refusal,
+        }
+    }
+
+    fn record_failure(&self, ip: IpAddr) -> Option<Duration> {
+        let quota = self.quota?;
+        let key = address_key(ip);
+        if self.recorded.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.sweep(quota);
+        }
+        let wait = self.failures.read().check_key(&key).err()?.wait_time_from(DefaultClock::default().now());
+        let mut blocked = self.blocked.lock();
+        if blocked.len() >= MAX_TRACKED_ADDRESSES {
+            let now = Instant::now();
+            blocked.retain(|_, until| *until > now);
+            if blocked.len() >= MAX_TRACKED_ADDRESSES {
+                blocked.clear();
+            }
+        }
+        blocked.insert(key, Instant::now() + wait);
+        Some(wait)
+    }
+
+    fn sweep(&self, quota: Quota) {
+        let mut failures = self.failures.write();
+        failures.retain_recent();
+        if failures.len() > MAX_TRACKED_ADDRESSES {
+            *failures = RateLimiter::keyed(quota);
+        }
+    }
+}
+
+/// The address a client is counted under: IPv4 as is, IPv6 by its `/64`.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +173,32 @@ mod tests {
         let wait = limiter.check(1).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1));
         assert!(limiter.check(2).is_ok(), "another app has its own bucket");
+    }
+
+    #[test]
+    fn failed_credentials_block_their_address_only() {
+        let limiter = FailedAuthLimiter::new(3);
+        let attacker: IpAddr = "203.0.113.7".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limiter.admit(attacker).is_ok());
+            assert_eq!(limiter.record_failure(attacker), None);
+        }
+        let wait = limiter.record_failure(attacker).expect("the fourth failure blocks");
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(60));
+        assert!(limiter.admit(attacker).is_err(), "blocked before any lookup");
+        assert!(limiter.admit("203.0.113.8".parse().unwrap()).is_ok(), "others are not");
+        let answer = limiter.failed(attacker, ServiceError::Forbidden);
+        assert!(matches!(answer, ServiceError::RateLimited { .. }), "{answer:?}");
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_64() {
+        let limiter = FailedAuthLimiter::new(1);
+        limiter.record_failure("2001:db8::1".parse().unwrap());
+        assert!(limiter.record_failure("2001:db8::2".parse().unwrap()).is_some(), "same /64");
+        assert!(limiter.admit("2001:db8:0:0:ffff::9".parse().unwrap()).is_err());
+        assert!(limiter.admit("2001:db8:0:1::1".parse().unwrap()).is_ok(), "another /64");
+        assert!(FailedAuthLimiter::new(0).record_failure("2001:db8::1".parse().unwrap()).is_none(), "0 is off");
     }
 
     #[test]

@@ -39,7 +39,12 @@ impl FromRequestParts<AppState> for AuthApp {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let key = presented_key(&parts.headers).ok_or(ApiError(ServiceError::Forbidden))?;
-        let app = state.authenticator.authenticate(key).await?;
+        let ip = client_addr(parts, &state.config.server).ip;
+        state.failed_auth.admit(ip)?;
+        let app = match state.authenticator.authenticate(key).await {
+            Err(ServiceError::Forbidden) => return Err(state.failed_auth.failed(ip, ServiceError::Forbidden).into()),
+            other => other?,
+        };
         let origin = browser_origin(&parts.headers);
         if !app.allowed_origins.permits(origin) {
             return Err(ApiError(ServiceError::OriginNotAllowed(origin.unwrap_or_default().to_owned())));
@@ -151,6 +156,17 @@ impl FromRequestParts<AppState> for WsBase {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         Ok(Self(state.config.server.ws_base(Some(&client_addr(parts, &state.config.server)))))
+    }
+}
+
+/// Where the request really comes from: [`client_addr`] as an extractor.
+pub struct Client(pub ClientAddr);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_addr(parts, &state.config.server)))
     }
 }
 

@@ -31,7 +31,7 @@ use comms_core::config::{Config, DatabaseKind, ServerConfig};
 use comms_core::demo::{self, Throwaways};
 use comms_core::error::ServiceError;
 use comms_core::hub::{CloseReason, Hub};
-use comms_core::limits::ApiRateLimiter;
+use comms_core::limits::{ApiRateLimiter, FailedAuthLimiter};
 use comms_core::metrics::Metrics;
 use comms_core::portal::Portal;
 use comms_core::service::Service;
@@ -200,6 +200,7 @@ impl Application {
             portal,
             sessions: sessions.clone(),
             api_limiter: Arc::new(ApiRateLimiter::new(config.limits.api_requests_per_second, config.limits.api_burst)),
+            failed_auth: Arc::new(FailedAuthLimiter::new(config.limits.failed_auth_per_minute)),
             security_headers: SecurityHeaders::new(&config),
             config: Arc::new(config),
             service,

@@ -13,7 +13,7 @@ use comms_core::broker::Broker;
 use comms_core::config::Config;
 use comms_core::demo::Throwaways;
 use comms_core::hub::Hub;
-use comms_core::limits::ApiRateLimiter;
+use comms_core::limits::{ApiRateLimiter, FailedAuthLimiter};
 use comms_core::metrics::Metrics;
 use comms_core::portal::Portal;
 use comms_core::service::Service;
@@ -61,6 +61,8 @@ pub struct Shared {
     pub authenticator: Arc<KeyAuthenticator>,
     /// REST rate limits per app.
     pub api_limiter: Arc<ApiRateLimiter>,
+    /// Failed credentials per client address.
+    pub failed_auth: Arc<FailedAuthLimiter>,
     /// The store, for readiness checks.
     pub store: Arc<dyn Store>,
     /// The broker, for readiness checks and shutdown.

@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
 use crate::error::ApiError;
-use crate::extract::{ApiPath, ForeignOrigin};
+use crate::extract::{ApiPath, Client, ForeignOrigin};
 use crate::state::AppState;
 
 /// Frames written before one flush, at most.
@@ -62,9 +62,14 @@ async fn connect(
     ApiPath(code): ApiPath<String>,
     uri: Uri,
     ForeignOrigin(origin): ForeignOrigin,
+    Client(client): Client,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let ticket = state.service.ticket(&code, origin.as_deref()).await?;
+    state.failed_auth.admit(client.ip)?;
+    let ticket = match state.service.ticket(&code, origin.as_deref()).await {
+        Err(unknown @ ServiceError::NotFound(_)) => return Err(state.failed_auth.failed(client.ip, unknown).into()),
+        other => other?,
+    };
     let query = Query::<ConnectQuery>::try_from_uri(&uri)?.0;
     let upgrade = upgrade.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
     let limit = state.config.limits.max_message_bytes;

@@ -12,6 +12,7 @@ mod depth;
 mod docs_samples;
 mod drain;
 mod endpoints;
+mod failed_auth;
 mod helpers;
 mod legacy;
 mod messages;

@@ -23,7 +23,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use serde_with::{serde_as, serde_conv, DurationMilliSeconds, DurationSeconds};
 
-use crate::forwarded::{ClientAddr, ForwardedHeaders, TrustedProxies};
+use crate::forwarded::{ClientAddr, ForwardedHeaders, Networks, TrustedProxies};
 
 /// The file name looked up in the parent and working folders.
 pub const CONFIG_FILE_NAME: &str = "comms.toml";
@@ -128,6 +128,38 @@ pub struct Config {
     pub demo: DemoConfig,
     /// The developer portal and admin area.
     pub portal: PortalConfig,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsConfig,
+}
+
+/// Who may read `/metrics`: it tells how busy the server is and which
+/// routes are used, nothing a visitor should see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Client addresses or networks (after `server.trusted_proxies`) that
+    /// may read it, e.g. a Prometheus on this machine.
+    pub allow: Networks,
+    /// A token that lets any client read it with `Authorization: Bearer
+    /// TOKEN`; empty: none.
+    pub bearer_token: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { allow: Networks::parse(&["127.0.0.1", "::1"]).expect("loopback parses"), bearer_token: String::new() }
+    }
+}
+
+impl MetricsConfig {
+    /// Whether a client at `ip` presenting `bearer` (if any) may read
+    /// `/metrics`. The token is compared in constant time.
+    pub fn permits(&self, ip: IpAddr, bearer: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq;
+        let token_matches = !self.bearer_token.is_empty()
+            && bearer.is_some_and(|bearer| bool::from(bearer.as_bytes().ct_eq(self.bearer_token.as_bytes())));
+        self.allow.contains(ip) || token_matches
+    }
 }
 
 /// The HTTP listener and how the server names itself in URLs.
@@ -399,6 +431,7 @@ impl Default for Config {
             site: SiteConfig::default(),
             demo: DemoConfig::default(),
             portal: PortalConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -672,6 +705,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "site",
     "demo",
     "portal",
+    "metrics",
 ];
 
 #[cfg(test)]
@@ -807,6 +841,19 @@ mod tests {
             ..Config::default()
         };
         assert!(config.validate().is_err(), "an unknown database kind");
+    }
+
+    #[test]
+    fn metrics_are_for_loopback_or_the_token_holder() {
+        let mut metrics = MetricsConfig::default();
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        let stranger = IpAddr::from([203, 0, 113, 5]);
+        assert!(metrics.permits(loopback, None));
+        assert!(!metrics.permits(stranger, None));
+        assert!(!metrics.permits(stranger, Some("")), "no token configured, none matches");
+        metrics.bearer_token = "s3cret".into();
+        assert!(metrics.permits(stranger, Some("s3cret")));
+        assert!(!metrics.permits(stranger, Some("s3cre")));
     }
 
     #[test]

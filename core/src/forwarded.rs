@@ -9,18 +9,21 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-/// The proxies whose forwarding headers are believed, parsed once when the
-/// configuration is read (`server.trusted_proxies`: a list of addresses and
-/// networks).
+/// Addresses and networks from the configuration (`127.0.0.1`, `::1`,
+/// `10.0.0.0/8`), parsed once when it is read: `server.trusted_proxies`,
+/// `metrics.allow`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "Vec<String>", into = "Vec<String>")]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct Networks(Vec<IpNet>);
 
-/// A `server.trusted_proxies` entry that is neither an address nor a
-/// network.
+/// The proxies whose forwarding headers are believed
+/// (`server.trusted_proxies`).
+pub type TrustedProxies = Networks;
+
+/// An entry that is neither an address nor a network.
 #[derive(Debug, thiserror::Error)]
-#[error("server.trusted_proxies: {0:?} is not an IP address or a network like 10.0.0.0/8")]
-pub struct InvalidProxy(String);
+#[error("{0:?} is not an IP address or a network like 10.0.0.0/8")]
+pub struct InvalidNetwork(String);
 
 /// The forwarding headers of a request, as given (absent ones `None`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,13 +52,13 @@ pub struct ClientAddr {
     pub host: Option<String>,
 }
 
-impl TrustedProxies {
+impl Networks {
     /// Parses addresses (`127.0.0.1`, `::1`) and networks (`10.0.0.0/8`).
     ///
     /// # Errors
     ///
     /// The first entry that is neither.
-    pub fn parse(entries: &[impl AsRef<str>]) -> Result<Self, InvalidProxy> {
+    pub fn parse(entries: &[impl AsRef<str>]) -> Result<Self, InvalidNetwork> {
         entries
             .iter()
             .map(|entry| {
@@ -63,13 +66,14 @@ impl TrustedProxies {
                 entry
                     .parse::<IpNet>()
                     .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| InvalidProxy(entry.to_owned()))
+                    .map_err(|_| InvalidNetwork(entry.to_owned()))
             })
             .collect::<Result<_, _>>()
             .map(Self)
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the addresses or in one of the networks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.0.iter().any(|net| net.contains(&ip))
     }
@@ -77,7 +81,7 @@ impl TrustedProxies {
     /// Where a request from `peer` with `headers` comes from.
     pub fn client_addr(&self, peer: IpAddr, headers: ForwardedHeaders<'_>) -> ClientAddr {
         let host = headers.host.map(str::trim).filter(|host| valid_host(host)).map(str::to_owned);
-        if !self.trusts(peer) {
+        if !self.contains(peer) {
             return ClientAddr { ip: peer.to_canonical(), https: false, host };
         }
         // Each proxy appends the address it got the request from, so the
@@ -88,7 +92,7 @@ impl TrustedProxies {
             .flat_map(|list| list.rsplit(','))
             .map_while(|entry| entry.trim().parse::<IpAddr>().ok())
             .map(|ip| ip.to_canonical())
-            .find(|ip| !self.trusts(*ip))
+            .find(|ip| !self.contains(*ip))
             .unwrap_or(peer.to_canonical());
         let https = first_of(headers.forwarded_proto).is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
         let host = first_of(headers.forwarded_host).filter(|host| valid_host(host)).map(str::to_owned).or(host);
@@ -108,17 +112,17 @@ fn valid_host(host: &str) -> bool {
     !host.is_empty() && host.len() <= 255 && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
 }
 
-impl TryFrom<Vec<String>> for TrustedProxies {
-    type Error = InvalidProxy;
+impl TryFrom<Vec<String>> for Networks {
+    type Error = InvalidNetwork;
 
     fn try_from(entries: Vec<String>) -> Result<Self, Self::Error> {
         Self::parse(&entries)
     }
 }
 
-impl From<TrustedProxies> for Vec<String> {
-    fn from(proxies: TrustedProxies) -> Self {
-        proxies.0.iter().map(ToString::to_string).collect()
+impl From<Networks> for Vec<String> {
+    fn from(networks: Networks) -> Self {
+        networks.0.iter().map(ToString::to_string).collect()
     }
 }
 

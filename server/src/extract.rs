@@ -29,9 +29,14 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(key) = api_key.filter(|k| !k.is_empty()) {
         return Some(key);
     }
+    bearer_token(headers)
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, key) = authorization.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim()).filter(|k| !k.is_empty())
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 impl FromRequestParts<AppState> for AuthApp {

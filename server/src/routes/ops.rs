@@ -1,13 +1,18 @@
 //! Operations endpoints: `/healthz` (the process is alive), `/readyz` (the
-//! database and broker answer) and `/metrics` (Prometheus text).
+//! database and broker answer) and `/metrics` (Prometheus text, for the
+//! addresses and token of `[metrics]` only).
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use comms_core::error::ServiceError;
+
+use crate::error::ApiError;
+use crate::extract::{bearer_token, Client};
 use crate::state::AppState;
 
 /// Routes of the operations endpoints.
@@ -34,6 +39,14 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+async fn metrics(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if !state.config.metrics.permits(client.ip, bearer_token(&headers)) {
+        return Err(ServiceError::Denied("metrics are readable from the addresses in metrics.allow only".into()).into());
+    }
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    Ok(([(header::CONTENT_TYPE, content_type)], state.metrics.render()))
 }

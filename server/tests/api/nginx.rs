@@ -115,6 +115,9 @@ async fn nginx_serves_the_site_and_the_websocket_over_tls() {
     assert_eq!(missing.status(), 404);
     assert!(missing.headers().get("cache-control").is_none(), "a missing file is not kept");
 
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 403, "the nginx site keeps metrics internal");
+
     let key = app.create_app("acme").await;
     let created =
         client.post(format!("{base}/api/v1/rooms")).header("x-api-key", &key).json(&json!({ "name": "lobby" })).send();

@@ -5,7 +5,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{assert_error, body, spawn_app, WAIT};
+use comms_core::forwarded::TrustedProxies;
+
+use crate::helpers::{assert_error, body, spawn_app, spawn_app_with, WAIT};
 
 #[tokio::test]
 async fn health_and_readiness_need_no_key() {
@@ -15,6 +17,22 @@ async fn health_and_readiness_need_no_key() {
     let ready = app.api().request(Method::GET, "/readyz", None).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     assert_eq!(body(ready).await["status"], "ready");
+}
+
+#[tokio::test]
+async fn metrics_answer_allowed_addresses_and_the_token_only() {
+    let app = spawn_app_with(|config| {
+        config.server.trusted_proxies = TrustedProxies::parse(&["127.0.0.1"]).unwrap();
+        config.metrics.bearer_token = "scrape-me".into();
+    })
+    .await;
+    let from = |client: &str| app.api().request(Method::GET, "/metrics", None).header("x-forwarded-for", client);
+    assert_eq!(app.api().request(Method::GET, "/metrics", None).send().await.unwrap().status(), 200, "loopback");
+    assert_error(from("203.0.113.5").send().await.unwrap(), 403, "forbidden").await;
+    let wrong = from("203.0.113.5").header("authorization", "Bearer scrape-you").send().await.unwrap();
+    assert_eq!(wrong.status(), 403);
+    let right = from("203.0.113.5").header("authorization", "Bearer scrape-me").send().await.unwrap();
+    assert_eq!(right.status(), 200);
 }
 
 #[tokio::test]

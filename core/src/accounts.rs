@@ -5,7 +5,11 @@
 //! same whether or not the address was taken (and then leaves the existing
 //! account alone), and login answers "wrong email or password" for both an
 //! unknown address and a wrong password, after the same argon2 work.
-//! Login attempts are throttled per address and per client.
+//! Login attempts are throttled per address and per client, and at most
+//! `portal.max_concurrent_hashes` argon2 hashes run at once (each takes
+//! 19 MiB and tens of milliseconds of a core): past that, an attempt is
+//! answered `429` at once rather than queued, so a flood of logins can
+//! neither exhaust memory nor starve the sockets of CPU.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -13,7 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
+use crate::config::PortalConfig;
 use crate::error::ServiceError;
 use crate::passwords;
 use crate::store::{AccountRecord, Store, StoreError};
@@ -29,6 +35,8 @@ pub struct Accounts {
     /// A hash of no one's password, verified when the email is unknown so
     /// that a miss costs as long as a wrong password.
     decoy_hash: String,
+    /// One permit per argon2 hash allowed to run at once.
+    hashing: Semaphore,
 }
 
 /// Lower-cases and checks an email address: one `@`, something on both
@@ -52,21 +60,32 @@ pub fn normalize_email(email: &str) -> Result<String, ServiceError> {
 }
 
 impl Accounts {
-    /// Accounts over `store`, allowing `logins_per_minute` login attempts
-    /// per email and five times that per client address.
+    /// Accounts over `store`, allowing `portal.logins_per_minute` login
+    /// attempts per email and five times that per client address, and
+    /// `portal.max_concurrent_hashes` hashes at once.
     ///
     /// # Errors
     ///
     /// `Internal` if the decoy hash cannot be made.
-    pub async fn new(store: Arc<dyn Store>, logins_per_minute: u32) -> Result<Self, ServiceError> {
-        let per_email = NonZeroU32::new(logins_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+    pub async fn new(store: Arc<dyn Store>, config: &PortalConfig) -> Result<Self, ServiceError> {
+        let per_email = NonZeroU32::new(config.logins_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let per_client = per_email.saturating_mul(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN));
         Ok(Self {
             store,
             by_email: RateLimiter::keyed(Quota::per_minute(per_email)),
             by_client: RateLimiter::keyed(Quota::per_minute(per_client)),
             decoy_hash: passwords::hash(passwords::generate()).await?,
+            hashing: Semaphore::new(config.max_concurrent_hashes.max(1)),
         })
+    }
+
+    /// Leave to run one hash now.
+    ///
+    /// # Errors
+    ///
+    /// `RateLimited` when `portal.max_concurrent_hashes` are running.
+    fn hash_permit(&self) -> Result<SemaphorePermit<'_>, ServiceError> {
+        self.hashing.try_acquire().map_err(|_| ServiceError::RateLimited { retry_after: Duration::from_secs(1) })
     }
 
     /// Makes a developer account. Succeeds quietly when the email is taken
@@ -82,7 +101,9 @@ impl Accounts {
         let email = normalize_email(email)?;
         passwords::check_rules(password)?;
         check_bucket(&self.by_client, &client).map_err(|wait| ServiceError::RateLimited { retry_after: wait })?;
+        let permit = self.hash_permit()?;
         let hashed = passwords::hash(password.to_owned()).await?;
+        drop(permit);
         match self.store.create_account(&email, &hashed, false).await {
             Ok(_) | Err(StoreError::Conflict) => Ok(()),
             Err(err) => Err(err.into()),
@@ -105,7 +126,9 @@ impl Accounts {
         check_bucket(&self.by_client, &client).map_err(throttled)?;
         let account = self.store.account_by_email(&email).await?;
         let hashed = account.as_ref().map_or_else(|| self.decoy_hash.clone(), |a| a.password_hash.clone());
+        let permit = self.hash_permit()?;
         let matches = passwords::verify(password.to_owned(), hashed).await?;
+        drop(permit);
         match account {
             Some(account) if matches => Ok(account),
             _ => Err(wrong()),
@@ -129,7 +152,9 @@ impl Accounts {
     pub async fn create_admin(&self, email: &str) -> Result<(AccountRecord, String), ServiceError> {
         let email = normalize_email(email)?;
         let password = passwords::generate();
+        let permit = self.hash_permit()?;
         let hashed = passwords::hash(password.clone()).await?;
+        drop(permit);
         let account = self.store.create_account(&email, &hashed, true).await.map_err(|err| match err {
             StoreError::Conflict => ServiceError::Conflict(format!("{email} already has an account")),
             other => other.into(),
@@ -150,6 +175,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn hashes_past_the_concurrency_bound_get_429_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let store: Arc<dyn Store> = Arc::new(crate::store::sqlite::SqliteStore::open(&url, 2).await.unwrap());
+        let config = PortalConfig { max_concurrent_hashes: 1, ..PortalConfig::default() };
+        let accounts = Accounts::new(store, &config).await.unwrap();
+        let client = IpAddr::from([127, 0, 0, 1]);
+        let busy = accounts.hashing.try_acquire().expect("the only permit");
+        let refused = accounts.sign_up("dev@example.com", "a long enough password", client).await;
+        assert!(matches!(refused, Err(ServiceError::RateLimited { .. })), "{refused:?}");
+        let refused = accounts.log_in("dev@example.com", "a long enough password", client).await;
+        assert!(matches!(refused, Err(ServiceError::RateLimited { .. })), "{refused:?}");
+        drop(busy);
+        accounts.sign_up("dev@example.com", "a long enough password", client).await.unwrap();
+        assert!(accounts.log_in("dev@example.com", "a long enough password", client).await.is_ok());
+    }
 
     #[test]
     fn emails_are_lower_cased_and_checked() {

@@ -392,6 +392,9 @@ pub struct PortalConfig {
     /// times that per client address, sign-ups included), against password
     /// guessing and hashing floods.
     pub logins_per_minute: u32,
+    /// argon2 hashes (sign-ups, logins) running at once; past it an attempt
+    /// gets `429`. Each takes 19 MiB while it runs.
+    pub max_concurrent_hashes: usize,
 }
 
 impl Default for PortalConfig {
@@ -401,6 +404,7 @@ impl Default for PortalConfig {
             secure_cookies: false,
             session_lifetime: Duration::from_secs(24 * 3600),
             logins_per_minute: 5,
+            max_concurrent_hashes: 4,
         }
     }
 }

@@ -143,7 +143,7 @@ impl Cli {
             }
             Command::App { command } => app(config, command).await,
             Command::Admin { command: AdminCommand::Create { email } } => {
-                let accounts = Accounts::new(open_store(&config).await?, config.portal.logins_per_minute).await?;
+                let accounts = Accounts::new(open_store(&config).await?, &config.portal).await?;
                 let (account, password) = accounts.create_admin(&email).await?;
                 println!("{}", json!({ "email": account.email, "password": password }));
                 Ok(())

@@ -192,7 +192,7 @@ impl Application {
             .build();
         let apps =
             Arc::new(Apps::new(Arc::clone(&store), Arc::clone(&authenticator)).with_live_connections(service.clone()));
-        let accounts = Arc::new(Accounts::new(Arc::clone(&store), config.portal.logins_per_minute).await?);
+        let accounts = Arc::new(Accounts::new(Arc::clone(&store), &config.portal).await?);
         let portal = Arc::new(Portal::new(Arc::clone(&apps), config.portal.auto_approve));
         let state = AppState::new(Shared {
             apps,

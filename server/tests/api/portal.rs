@@ -94,8 +94,13 @@ async fn logins_are_throttled_per_email() {
 
 #[tokio::test]
 async fn sign_ups_share_the_per_client_limit() {
-    // One login a minute per email, so five attempts a minute per client.
-    let app = spawn_app_with(|config| config.portal.logins_per_minute = 1).await;
+    // One login a minute per email, so five attempts a minute per client;
+    // enough hashes at once that only the per-client limit refuses.
+    let app = spawn_app_with(|config| {
+        config.portal.logins_per_minute = 1;
+        config.portal.max_concurrent_hashes = 16;
+    })
+    .await;
     let browser = Browser::open(&app).await;
     // All at once: the bucket refills one attempt every 12 s, which a slow
     // machine could reach between one-by-one sign-ups (each hashes).

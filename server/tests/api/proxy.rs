@@ -57,6 +57,8 @@ async fn forwarding_headers_from_anyone_else_are_ignored() {
 async fn sign_up_of_a_second_client(trusted: bool) -> Result<serde_json::Value, String> {
     let app = spawn_app_with(|config| {
         config.portal.logins_per_minute = 1;
+        // Enough hashes at once that only the per-client limit refuses.
+        config.portal.max_concurrent_hashes = 16;
         if trusted {
             config.server.trusted_proxies = TrustedProxies::parse(&["127.0.0.1"]).unwrap();
         }

@@ -5,7 +5,7 @@
 //! same whether or not the address was taken (and then leaves the existing
 //! account alone), and login answers "wrong email or password" for both an
 //! unknown address and a wrong password, after the same argon2 work.
-//! Login attempts are throttled per address and per client, and at most
+//! Login attempts are throttled per (email, client address) and per client, and at most
 //! `portal.max_concurrent_hashes` argon2 hashes run at once (each takes
 //! 19 MiB and tens of milliseconds of a core): past that, an attempt is
 //! answered `429` at once rather than queued, so a flood of logins can
@@ -16,11 +16,12 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::Quota;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::PortalConfig;
 use crate::error::ServiceError;
+use crate::limits::KeyedBuckets;
 use crate::passwords;
 use crate::store::{AccountRecord, Store, StoreError};
 
@@ -30,8 +31,12 @@ const MAX_EMAIL_CHARS: usize = 254;
 /// Sign-up and login over a store.
 pub struct Accounts {
     store: Arc<dyn Store>,
-    by_email: DefaultKeyedRateLimiter<String>,
-    by_client: DefaultKeyedRateLimiter<IpAddr>,
+    /// Login attempts per email and client address: guessing one account's
+    /// password from one address is slow, and the owner still logs in from
+    /// another.
+    by_email: KeyedBuckets<(String, IpAddr)>,
+    /// Attempts (sign-ups included) per client address.
+    by_client: KeyedBuckets<IpAddr>,
     /// A hash of no one's password, verified when the email is unknown so
     /// that a miss costs as long as a wrong password.
     decoy_hash: String,
@@ -72,8 +77,8 @@ impl Accounts {
         let per_client = per_email.saturating_mul(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN));
         Ok(Self {
             store,
-            by_email: RateLimiter::keyed(Quota::per_minute(per_email)),
-            by_client: RateLimiter::keyed(Quota::per_minute(per_client)),
+            by_email: KeyedBuckets::new(Quota::per_minute(per_email)),
+            by_client: KeyedBuckets::new(Quota::per_minute(per_client)),
             decoy_hash: passwords::hash(passwords::generate()).await?,
             hashing: Semaphore::new(config.max_concurrent_hashes.max(1)),
         })
@@ -100,7 +105,7 @@ impl Accounts {
     pub async fn sign_up(&self, email: &str, password: &str, client: IpAddr) -> Result<(), ServiceError> {
         let email = normalize_email(email)?;
         passwords::check_rules(password)?;
-        check_bucket(&self.by_client, &client).map_err(|wait| ServiceError::RateLimited { retry_after: wait })?;
+        self.by_client.check(&client).map_err(|wait| ServiceError::RateLimited { retry_after: wait })?;
         let permit = self.hash_permit()?;
         let hashed = passwords::hash(password.to_owned()).await?;
         drop(permit);
@@ -122,8 +127,8 @@ impl Accounts {
         // Every attempt counts, and a throttled one is refused before any
         // password is compared, so guessing gains nothing from retrying.
         let throttled = |wait: Duration| ServiceError::RateLimited { retry_after: wait };
-        check_bucket(&self.by_email, &email).map_err(throttled)?;
-        check_bucket(&self.by_client, &client).map_err(throttled)?;
+        self.by_email.check(&(email.clone(), client)).map_err(throttled)?;
+        self.by_client.check(&client).map_err(throttled)?;
         let account = self.store.account_by_email(&email).await?;
         let hashed = account.as_ref().map_or_else(|| self.decoy_hash.clone(), |a| a.password_hash.clone());
         let permit = self.hash_permit()?;
@@ -161,15 +166,6 @@ impl Accounts {
         })?;
         Ok((account, password))
     }
-}
-
-/// Takes one attempt from `key`'s bucket, or says how long until one is left.
-fn check_bucket<K>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<(), Duration>
-where
-    K: Clone + std::hash::Hash + Eq,
-{
-    use governor::clock::{Clock, DefaultClock};
-    limiter.check_key(key).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
 }
 
 #[cfg(test)]

@@ -388,9 +388,9 @@ pub struct PortalConfig {
     #[serde(rename = "session_hours")]
     #[serde_as(as = "Hours")]
     pub session_lifetime: Duration,
-    /// Login attempts allowed per email address per minute (and five
-    /// times that per client address, sign-ups included), against password
-    /// guessing and hashing floods.
+    /// Login attempts allowed per email address and client address per
+    /// minute (and five times that per client address, sign-ups included),
+    /// against password guessing and hashing floods.
     pub logins_per_minute: u32,
     /// argon2 hashes (sign-ups, logins) running at once; past it an attempt
     /// gets `429`. Each takes 19 MiB while it runs.

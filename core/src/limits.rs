@@ -1,6 +1,8 @@
 //! Rate limits (token buckets from `governor`): per app on the REST API, per
 //! connection on the WebSocket, and failed credentials per client address.
-//! A rate of 0 in the config disables one.
+//! A rate of 0 in the config disables one. Limits keyed by something a
+//! client chooses (its address, an email) go through [`KeyedBuckets`], whose
+//! memory is bounded whatever the number of keys.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -59,12 +61,45 @@ impl ConnectionRateLimiter {
     }
 }
 
-/// Addresses a [`FailedAuthLimiter`] tracks at most; past it, it forgets
-/// them all and starts over, so an attacker with many addresses costs
-/// bounded memory (and at worst a fresh allowance).
-const MAX_TRACKED_ADDRESSES: usize = 100_000;
-/// Failures between two sweeps of the addresses no longer worth tracking.
+/// Keys a [`KeyedBuckets`] (or the blocked list of a [`FailedAuthLimiter`])
+/// tracks at most; past it, it forgets them all and starts over, so an
+/// attacker with many addresses or emails costs bounded memory (and at
+/// worst a fresh allowance).
+const MAX_TRACKED_KEYS: usize = 100_000;
+/// Checks between two sweeps of the keys no longer worth tracking.
 const SWEEP_EVERY: u64 = 4096;
+
+/// A token bucket per key, for keys a client chooses: full buckets are
+/// swept every [`SWEEP_EVERY`] checks, and past [`MAX_TRACKED_KEYS`] the
+/// buckets start over.
+pub struct KeyedBuckets<K: Clone + std::hash::Hash + Eq> {
+    quota: Quota,
+    buckets: RwLock<DefaultKeyedRateLimiter<K>>,
+    checks: AtomicU64,
+}
+
+impl<K: Clone + std::hash::Hash + Eq> KeyedBuckets<K> {
+    /// Buckets of `quota` each.
+    pub fn new(quota: Quota) -> Self {
+        Self { quota, buckets: RwLock::new(RateLimiter::keyed(quota)), checks: AtomicU64::new(0) }
+    }
+
+    /// Takes one from `key`'s bucket.
+    ///
+    /// # Errors
+    ///
+    /// How long until the bucket has one again.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            let mut buckets = self.buckets.write();
+            buckets.retain_recent();
+            if buckets.len() > MAX_TRACKED_KEYS {
+                *buckets = RateLimiter::keyed(self.quota);
+            }
+        }
+        self.buckets.read().check_key(key).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
 
 /// Failed credentials (unknown or revoked API keys, unknown endpoint codes)
 /// per client address. Past `limits.failed_auth_per_minute`, the address
@@ -73,21 +108,17 @@ const SWEEP_EVERY: u64 = 4096;
 /// database query and never slows other clients. IPv6 clients count per
 /// `/64`, the block one subscriber usually holds.
 pub struct FailedAuthLimiter {
-    quota: Option<Quota>,
-    /// Failures per address. Replaced by a fresh one when it tracks too
-    /// many addresses.
-    failures: RwLock<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Failures per address; `None` when the limit is off.
+    failures: Option<KeyedBuckets<IpAddr>>,
     /// Addresses over their allowance, until when.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
-    recorded: AtomicU64,
 }
 
 impl FailedAuthLimiter {
     /// A limiter allowing `per_minute` failures per address (0: no limit).
     pub fn new(per_minute: u32) -> Self {
-        let quota = NonZeroU32::new(per_minute).map(Quota::per_minute);
-        let failures = RwLock::new(RateLimiter::keyed(quota.unwrap_or(Quota::per_second(NonZeroU32::MIN))));
-        Self { quota, failures, blocked: Mutex::new(HashMap::new()), recorded: AtomicU64::new(0) }
+        let failures = NonZeroU32::new(per_minute).map(|per_minute| KeyedBuckets::new(Quota::per_minute(per_minute)));
+        Self { failures, blocked: Mutex::new(HashMap::new()) }
     }
 
     /// Lets `ip` present a credential, unless it is blocked.
@@ -96,7 +127,7 @@ impl FailedAuthLimiter {
     ///
     /// `RateLimited` with the time until it may.
     pub fn admit(&self, ip: IpAddr) -> Result<(), ServiceError> {
-        if self.quota.is_none() {
+        if self.failures.is_none() {
             return Ok(());
         }
         let key = address_key(ip);
@@ -122,30 +153,18 @@ impl FailedAuthLimiter {
     }
 
     fn record_failure(&self, ip: IpAddr) -> Option<Duration> {
-        let quota = self.quota?;
         let key = address_key(ip);
-        if self.recorded.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            self.sweep(quota);
-        }
-        let wait = self.failures.read().check_key(&key).err()?.wait_time_from(DefaultClock::default().now());
+        let wait = self.failures.as_ref()?.check(&key).err()?;
         let mut blocked = self.blocked.lock();
-        if blocked.len() >= MAX_TRACKED_ADDRESSES {
+        if blocked.len() >= MAX_TRACKED_KEYS {
             let now = Instant::now();
             blocked.retain(|_, until| *until > now);
-            if blocked.len() >= MAX_TRACKED_ADDRESSES {
+            if blocked.len() >= MAX_TRACKED_KEYS {
                 blocked.clear();
             }
         }
         blocked.insert(key, Instant::now() + wait);
         Some(wait)
-    }
-
-    fn sweep(&self, quota: Quota) {
-        let mut failures = self.failures.write();
-        failures.retain_recent();
-        if failures.len() > MAX_TRACKED_ADDRESSES {
-            *failures = RateLimiter::keyed(quota);
-        }
     }
 }
 

@@ -86,3 +86,23 @@ async fn per_client_limits_count_the_forwarded_client_only_behind_a_trusted_prox
     let spoofed = sign_up_of_a_second_client(false).await.expect_err("a header from anyone else changes nothing");
     assert!(spoofed.contains("too many attempts"), "{spoofed}");
 }
+
+#[tokio::test]
+async fn a_guesser_does_not_lock_the_owner_out_from_another_address() {
+    let app = spawn_app_with(|config| {
+        config.portal.logins_per_minute = 2;
+        config.server.trusted_proxies = TrustedProxies::parse(&["127.0.0.1"]).unwrap();
+    })
+    .await;
+    let browser = Browser::open(&app).await;
+    let owner = [("email", "owner@example.com"), ("password", PASSWORD)];
+    browser.act_from(Some("198.51.100.7"), "/portal/fn/sign_up", &owner).await.unwrap();
+    let guess = [("email", "owner@example.com"), ("password", "a wrong guess!")];
+    for _ in 0..2 {
+        let wrong = browser.act_from(Some("203.0.113.66"), "/portal/fn/log_in", &guess).await.unwrap_err();
+        assert!(wrong.contains("wrong"), "{wrong}");
+    }
+    let throttled = browser.act_from(Some("203.0.113.66"), "/portal/fn/log_in", &owner).await.unwrap_err();
+    assert!(throttled.contains("too many attempts"), "the guesser's address is throttled: {throttled}");
+    browser.act_from(Some("198.51.100.7"), "/portal/fn/log_in", &owner).await.expect("the owner logs in from home");
+}

@@ -3,14 +3,15 @@
 //! take: an endpoint's permission and meta; and the depth rule every stored
 //! JSON value keeps. Room and app names are in [`crate::names`].
 //!
-//! # Depth
+//! # Readable by every client
 //!
 //! Meta and message payloads are kept as the client wrote them and served
-//! to every client of the room. A value nested deeper than common parsers
-//! read (serde_json and Python stop at about 128 levels) would be stored
-//! once and then break every later read of it, so values nested deeper
-//! than `limits.max_json_depth` (32, arrays and objects together) are
-//! refused before anything is stored.
+//! to every client of the room, so a value some parser cannot read would be
+//! stored once and then break every later read of it. Refused before
+//! anything is stored: values nested deeper than `limits.max_json_depth`
+//! (32, arrays and objects together; serde_json and Python stop at about
+//! 128), and strings with a `\uD800`–`\uDFFF` escape that is not half of
+//! a surrogate pair (browsers read it, serde_json refuses it).
 
 use comms_protocol::Permission;
 use serde_json::value::RawValue;
@@ -60,7 +61,7 @@ impl Meta {
                 limits.max_meta_bytes
             )));
         }
-        check_depth("meta", meta, limits)?;
+        check_readable("meta", meta, limits)?;
         Ok(Self(meta.to_owned()))
     }
 
@@ -80,35 +81,72 @@ impl Meta {
     }
 }
 
-/// Refuses a JSON value nested deeper than `limits.max_json_depth`.
+/// Refuses a JSON value that some client could not read back: nested
+/// deeper than `limits.max_json_depth`, or holding a `\uD800`–`\uDFFF`
+/// escape that is not half of a surrogate pair (JSON's grammar lets it
+/// through, and so does the parse that keeps payloads as written, but
+/// strict parsers such as serde_json refuse the whole value).
 ///
 /// # Errors
 ///
-/// `Invalid`, naming `what` and the limit.
-pub fn check_depth(what: &str, value: &RawValue, limits: &LimitsConfig) -> Result<(), ServiceError> {
-    if nested_deeper_than(value.get(), limits.max_json_depth) {
-        return Err(ServiceError::Invalid(format!(
+/// `Invalid`, naming `what` and the flaw.
+pub fn check_readable(what: &str, value: &RawValue, limits: &LimitsConfig) -> Result<(), ServiceError> {
+    match scan(value.get(), limits.max_json_depth) {
+        Ok(()) => Ok(()),
+        Err(Flaw::TooDeep) => Err(ServiceError::Invalid(format!(
             "{what} is nested more than {} levels deep (arrays and objects together)",
             limits.max_json_depth
-        )));
+        ))),
+        Err(Flaw::LoneSurrogate) => Err(ServiceError::Invalid(format!(
+            "{what} holds a \\u escape of half a surrogate pair, which strict JSON parsers refuse"
+        ))),
     }
-    Ok(())
 }
 
-/// Whether valid JSON `text` nests arrays and objects deeper than `limit`.
-/// One pass over the bytes, stopping as soon as the limit is passed; no
-/// recursion, so no input can exhaust the stack.
-fn nested_deeper_than(text: &str, limit: usize) -> bool {
+/// Why a syntactically valid JSON text is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    TooDeep,
+    LoneSurrogate,
+}
+
+/// One pass over valid JSON `text`: arrays and objects nested deeper than
+/// `limit` (stopping as soon as it is passed; no recursion, so no input can
+/// exhaust the stack), and unpaired surrogate escapes in strings.
+fn scan(text: &str, limit: usize) -> Result<(), Flaw> {
+    let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut in_string = false;
-    let mut escaped = false;
-    for byte in text.bytes() {
+    // A high surrogate escape was just read: the next must be a low one.
+    let mut awaiting_low = false;
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        at += 1;
         if in_string {
             match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
+                b'\\' => {
+                    let escaped = bytes.get(at).copied();
+                    at += 1;
+                    if escaped == Some(b'u') {
+                        let unit = bytes.get(at..at + 4).and_then(|hex| std::str::from_utf8(hex).ok());
+                        let unit = unit.and_then(|hex| u16::from_str_radix(hex, 16).ok()).unwrap_or(0);
+                        at += 4;
+                        match unit {
+                            0xD800..=0xDBFF if !awaiting_low => awaiting_low = true,
+                            0xDC00..=0xDFFF if awaiting_low => awaiting_low = false,
+                            _ if awaiting_low => return Err(Flaw::LoneSurrogate),
+                            0xDC00..=0xDFFF => return Err(Flaw::LoneSurrogate),
+                            _ => {}
+                        }
+                        continue;
+                    }
+                }
                 b'"' => in_string = false,
                 _ => {}
+            }
+            if awaiting_low {
+                return Err(Flaw::LoneSurrogate);
             }
             continue;
         }
@@ -117,14 +155,14 @@ fn nested_deeper_than(text: &str, limit: usize) -> bool {
             b'{' | b'[' => {
                 depth += 1;
                 if depth > limit {
-                    return true;
+                    return Err(Flaw::TooDeep);
                 }
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
-    false
+    Ok(())
 }
 
 #[cfg(test)]
@@ -148,16 +186,29 @@ mod tests {
 
     #[test]
     fn depth_counts_arrays_and_objects_together_outside_strings() {
-        assert!(!nested_deeper_than("1", 0));
-        assert!(!nested_deeper_than("{}", 1));
-        assert!(nested_deeper_than("{}", 0));
-        assert!(!nested_deeper_than(r#"{"a":[{"b":[]}]}"#, 4));
-        assert!(nested_deeper_than(r#"{"a":[{"b":[]}]}"#, 3));
-        assert!(!nested_deeper_than(r#"{"a":"[[[[{{{{\"[["}"#, 1), "brackets in strings do not count");
-        assert!(!nested_deeper_than(r#"[[1],[2],[3]]"#, 2), "siblings do not add up");
+        let deeper = |text: &str, limit| scan(text, limit) == Err(Flaw::TooDeep);
+        assert!(!deeper("1", 0));
+        assert!(!deeper("{}", 1));
+        assert!(deeper("{}", 0));
+        assert!(!deeper(r#"{"a":[{"b":[]}]}"#, 4));
+        assert!(deeper(r#"{"a":[{"b":[]}]}"#, 3));
+        assert!(!deeper(r#"{"a":"[[[[{{{{\"[["}"#, 1), "brackets in strings do not count");
+        assert!(!deeper(r#"[[1],[2],[3]]"#, 2), "siblings do not add up");
         let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
-        assert!(nested_deeper_than(&deep, 32));
-        assert!(!nested_deeper_than(&deep[1..deep.len() - 1], 32));
+        assert!(deeper(&deep, 32));
+        assert!(!deeper(&deep[1..deep.len() - 1], 32));
+    }
+
+    #[test]
+    fn only_paired_surrogate_escapes_pass() {
+        for fine in [r#""\ud83d\ude00""#, r#""\u00e9 \\ud83d""#, r#"["\u0041", "😀"]"#, r#""\\""#] {
+            assert_eq!(scan(fine, 32), Ok(()), "{fine}");
+            assert!(serde_json::from_str::<serde_json::Value>(fine).is_ok(), "{fine}");
+        }
+        for lone in [r#""\ud83d""#, r#""\ude00""#, r#""\ud83dx""#, r#""\ud83d\u0041""#, r#"{"a":"\udbff"}"#] {
+            assert_eq!(scan(lone, 32), Err(Flaw::LoneSurrogate), "{lone}");
+            assert!(serde_json::from_str::<serde_json::Value>(lone).is_err(), "{lone}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::broker::{Broker, Durability, RoomRef};
 use crate::config::{LimitsConfig, WsBase};
 use crate::error::ServiceError;
 use crate::hub::Hub;
-use crate::input::{check_depth, Meta};
+use crate::input::{check_readable, Meta};
 use crate::message::{Draft, RoomEvent};
 use crate::names::RoomName;
 use crate::secrets;
@@ -219,7 +219,8 @@ impl Service {
         Ok(published.message.clone())
     }
 
-    /// Checks a payload against the size and depth limits.
+    /// Checks a payload against the size limit and that every client can
+    /// read it (depth, surrogate escapes).
     pub(crate) fn check_payload(&self, payload: &RawValue) -> Result<(), ServiceError> {
         let size = payload.get().len();
         if size > self.limits.max_message_bytes {
@@ -228,7 +229,7 @@ impl Service {
                 self.limits.max_message_bytes
             )));
         }
-        check_depth("message", payload, &self.limits)
+        check_readable("message", payload, &self.limits)
     }
 }
 

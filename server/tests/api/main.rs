@@ -13,6 +13,7 @@ mod docs_samples;
 mod drain;
 mod endpoints;
 mod failed_auth;
+mod fuzz;
 mod helpers;
 mod legacy;
 mod messages;

@@ -1,13 +1,14 @@
 //! [`PortalError`]: what a portal or admin server function answers instead
 //! of a result, so the functions can use `?` on every service call.
 //!
-//! The error carries SPEC's error code and a message meant for the person
-//! at the page. On the server it comes from a [`ServiceError`] (client
-//! errors keep their text; database and other internal failures are logged
-//! and become a generic sentence, so their details never reach the
-//! browser), and its HTTP answer has the status of its code (400, 403, 404,
-//! 409, 429 with `Retry-After`…), set where the error is encoded into the
-//! response ([`FromServerFnError::ser`]), so no call site can forget it.
+//! The error carries the API's error code (`docs/protocol.md#errors`) and
+//! a message meant for the person at the page. On the server it comes from
+//! a [`ServiceError`] (client errors keep their text; database and other
+//! internal failures are logged and become a generic sentence, so their
+//! details never reach the browser), and its HTTP answer has the status of
+//! its code (400, 403, 404, 409, 429 with `Retry-After`…), set where the
+//! error is encoded into the response ([`FromServerFnError::ser`]), so no
+//! call site can forget it.
 //!
 //! [`ServiceError`]: comms_core::error::ServiceError
 
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 /// What the browser is told when a server function fails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortalError {
-    /// SPEC's code; the HTTP status of the answer is this code's.
+    /// The API's error code; the HTTP status of the answer is this code's.
     pub code: ErrorCode,
     /// What went wrong, for the person at the page.
     pub message: String,

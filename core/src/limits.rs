@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use crate::error::ServiceError;
 
@@ -110,15 +110,18 @@ impl<K: Clone + std::hash::Hash + Eq> KeyedBuckets<K> {
 pub struct FailedAuthLimiter {
     /// Failures per address; `None` when the limit is off.
     failures: Option<KeyedBuckets<IpAddr>>,
-    /// Addresses over their allowance, until when.
-    blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// Addresses over their allowance, until when. Read on every request
+    /// that presents a credential, written only on failures; entries that
+    /// ran out stay until the next failure of their address or until the
+    /// map is full.
+    blocked: RwLock<HashMap<IpAddr, Instant>>,
 }
 
 impl FailedAuthLimiter {
     /// A limiter allowing `per_minute` failures per address (0: no limit).
     pub fn new(per_minute: u32) -> Self {
         let failures = NonZeroU32::new(per_minute).map(|per_minute| KeyedBuckets::new(Quota::per_minute(per_minute)));
-        Self { failures, blocked: Mutex::new(HashMap::new()) }
+        Self { failures, blocked: RwLock::new(HashMap::new()) }
     }
 
     /// Lets `ip` present a credential, unless it is blocked.
@@ -130,15 +133,13 @@ impl FailedAuthLimiter {
         if self.failures.is_none() {
             return Ok(());
         }
-        let key = address_key(ip);
-        let mut blocked = self.blocked.lock();
-        match blocked.get(&key).map(|until| until.saturating_duration_since(Instant::now())) {
+        let blocked = self.blocked.read();
+        if blocked.is_empty() {
+            return Ok(());
+        }
+        match blocked.get(&address_key(ip)).map(|until| until.saturating_duration_since(Instant::now())) {
             Some(retry_after) if !retry_after.is_zero() => Err(ServiceError::RateLimited { retry_after }),
-            Some(_) => {
-                blocked.remove(&key);
-                Ok(())
-            }
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 
@@ -155,7 +156,7 @@ impl FailedAuthLimiter {
     fn record_failure(&self, ip: IpAddr) -> Option<Duration> {
         let key = address_key(ip);
         let wait = self.failures.as_ref()?.check(&key).err()?;
-        let mut blocked = self.blocked.lock();
+        let mut blocked = self.blocked.write();
         if blocked.len() >= MAX_TRACKED_KEYS {
             let now = Instant::now();
             blocked.retain(|_, until| *until > now);

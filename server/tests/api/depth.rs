@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, body, spawn_app};
+use crate::helpers::{assert_error, body, lobby_writer, spawn_app};
 
 /// `levels` objects nested in each other around `1`.
 fn nested(levels: usize) -> Value {
@@ -57,11 +57,7 @@ async fn legacy_refuses_deep_query_meta_and_the_room_stays_readable() {
 #[tokio::test]
 async fn a_deep_websocket_message_gets_an_invalid_frame_and_the_socket_stays_open() {
     let app = spawn_app().await;
-    let key = app.create_app("acme").await;
-    app.api().create_room(&key, "lobby").await;
-    let endpoint = app.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
-    let mut ws = app.api().connect_ws(endpoint["code"].as_str().unwrap(), None).await;
-    assert_eq!(ws.next_json().await["type"], "welcome");
+    let mut ws = lobby_writer(&app).await;
 
     ws.send_message(nested(33)).await;
     let error = ws.next_json().await;

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, Browser};
+use crate::helpers::{lobby_writer, spawn_app, spawn_app_with, Browser};
 
 /// Valid inputs to start mutations from.
 const SEEDS: &[&str] = &[
@@ -82,11 +82,7 @@ fn parsers_reachable_without_a_key_never_panic() {
 #[tokio::test]
 async fn a_socket_answers_every_generated_frame_and_keeps_working() {
     let app = spawn_app().await;
-    let key = app.create_app("acme").await;
-    app.api().create_room(&key, "lobby").await;
-    let endpoint = app.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
-    let mut ws = app.api().connect_ws(endpoint["code"].as_str().unwrap(), None).await;
-    assert_eq!(ws.next_json().await["type"], "welcome");
+    let mut ws = lobby_writer(&app).await;
     let mut rng = StdRng::seed_from_u64(15);
     for _ in 0..300 {
         let text = generate(&mut rng);

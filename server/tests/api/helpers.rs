@@ -275,6 +275,17 @@ impl WsClient {
     }
 }
 
+/// A socket of a `read_and_write` endpoint in the room `lobby` of a fresh
+/// app, past its welcome.
+pub async fn lobby_writer(app: &TestApp) -> WsClient {
+    let key = app.create_app("acme").await;
+    app.api().create_room(&key, "lobby").await;
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let mut ws = app.api().connect_ws(endpoint["code"].as_str().unwrap(), None).await;
+    assert_eq!(ws.next_json().await["type"], "welcome");
+    ws
+}
+
 /// Waits until the server at `addr` answers `/readyz` with 200 (a real
 /// process starting up), for 30 s at most.
 pub async fn wait_ready(addr: &str) {

@@ -9,9 +9,11 @@ use crate::auth::KeyAuthenticator;
 use crate::error::ServiceError;
 use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
+use crate::quotas::{Quota, QuotaOverrides};
 use crate::secrets::NewApiKey;
+use crate::service::quota_full;
 use crate::service::Service;
-use crate::store::{AppFilter, AppProfile, AppRecord, AppStatus, AppSummary, AuditEntry, NewApp, Store};
+use crate::store::{AppFilter, AppProfile, AppRecord, AppStatus, AppSummary, AuditEntry, NewApp, Store, StoreError};
 use crate::time::now_ms;
 
 /// Who the audit log names for actions of the command line.
@@ -78,7 +80,7 @@ impl Apps {
     /// `Invalid` for a bad name, `Conflict` if the name is taken.
     pub async fn create(&self, name: &str, status: AppStatus) -> Result<IssuedKey, ServiceError> {
         let key = NewApiKey::generate();
-        let app = self.insert(name, status, None, AppProfile::default(), Some(key.hash)).await?;
+        let app = self.insert(name, status, None, AppProfile::default(), Some(key.hash), None).await?;
         self.audit(CLI_ACTOR, "created", &app.name, status.as_str()).await?;
         self.audit(CLI_ACTOR, "key_issued", &app.name, "first key").await?;
         Ok(IssuedKey { app, api_key: key.plain })
@@ -89,7 +91,9 @@ impl Apps {
         self.audit(actor, action, app, "").await
     }
 
-    /// Inserts an app, answering `Conflict` with its name when taken.
+    /// Inserts an app, answering `Conflict` with its name when taken, and
+    /// `QuotaExceeded` when its owner has `apps_per_account` (`at_most`)
+    /// apps already.
     pub(crate) async fn insert(
         &self,
         name: &str,
@@ -97,12 +101,13 @@ impl Apps {
         owner_id: Option<i64>,
         profile: AppProfile,
         key: Option<crate::secrets::ApiKeyHash>,
+        at_most: Option<u64>,
     ) -> Result<AppRecord, ServiceError> {
         let name = AppName::parse(name)?;
         let new = NewApp { name: name.clone(), status, owner_id, profile, key };
-        self.store.create_app(new).await.map_err(|err| match ServiceError::from(err) {
-            ServiceError::Conflict(_) => ServiceError::Conflict(format!("app {name} already exists")),
-            other => other,
+        self.store.create_app(new, at_most).await.map_err(|err| match err {
+            StoreError::Conflict => ServiceError::Conflict(format!("app {name} already exists")),
+            other => quota_full(other, Quota::AppsPerAccount, at_most),
         })
     }
 
@@ -183,6 +188,33 @@ impl Apps {
         let detail = if origins.allows_any() { "any origin".to_owned() } else { origins.to_stored() };
         self.audit(actor, "origins_changed", &app.name, &detail).await?;
         Ok(AppRecord { allowed_origins: origins, ..app.clone() })
+    }
+
+    /// Sets the app's own value of `quota`, or back to the configured
+    /// default with `None`. It applies from the next request and the next
+    /// WebSocket handshake; nothing already created or connected is taken
+    /// away.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn set_quota(
+        &self,
+        app: &AppRecord,
+        quota: Quota,
+        value: Option<u64>,
+        actor: &str,
+    ) -> Result<AppRecord, ServiceError> {
+        let mut quotas: QuotaOverrides = app.quotas.clone();
+        quotas.set(quota, value);
+        self.store.set_app_quotas(app.id, &quotas).await?;
+        self.authenticator.invalidate_app(app.id);
+        let detail = match value {
+            Some(value) => format!("{quota} = {value}"),
+            None => format!("{quota} = default"),
+        };
+        self.audit(actor, "quota_changed", &app.name, &detail).await?;
+        Ok(AppRecord { quotas, ..app.clone() })
     }
 
     /// Deletes the app with everything it has, closing its live sockets.

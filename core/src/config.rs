@@ -114,6 +114,8 @@ pub struct Config {
     pub broker: BrokerConfig,
     /// Sizes and rates.
     pub limits: LimitsConfig,
+    /// Count quotas (defaults; admins override them per app).
+    pub quotas: QuotasConfig,
     /// Message history retention.
     pub history: HistoryConfig,
     /// WebSocket keep-alive and timeouts.
@@ -272,6 +274,39 @@ pub struct LimitsConfig {
     pub failed_auth_per_minute: u32,
 }
 
+/// Count quotas: the defaults every app gets unless an admin set its own
+/// value (see [`crate::quotas`]). 0 means unlimited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotasConfig {
+    /// Rooms of one app.
+    pub rooms_per_app: u64,
+    /// Endpoints of one room.
+    pub endpoints_per_room: u64,
+    /// Apps one portal account may register.
+    pub apps_per_account: u64,
+    /// Live WebSocket connections of one app, over every node.
+    pub sockets_per_app: u64,
+    /// Live connections of one endpoint code, over every node.
+    pub sockets_per_endpoint: u64,
+    /// Live connections from one client address (after trusted proxies),
+    /// over every node.
+    pub sockets_per_ip: u64,
+}
+
+impl Default for QuotasConfig {
+    fn default() -> Self {
+        Self {
+            rooms_per_app: 10_000,
+            endpoints_per_room: 1_000,
+            apps_per_account: 10,
+            sockets_per_app: 10_000,
+            sockets_per_endpoint: 1_000,
+            sockets_per_ip: 200,
+        }
+    }
+}
+
 /// Message history kept per room for `after_seq` resume and the messages API.
 #[serde_as]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -428,6 +463,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             broker: BrokerConfig::default(),
             limits: LimitsConfig::default(),
+            quotas: QuotasConfig::default(),
             history: HistoryConfig::default(),
             websocket: WebSocketConfig::default(),
             auth: AuthConfig::default(),

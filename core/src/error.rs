@@ -10,6 +10,7 @@ use comms_protocol::ErrorCode;
 use crate::broker::BrokerError;
 use crate::names::InvalidName;
 use crate::origins::InvalidOrigin;
+use crate::quotas::QuotaExceeded;
 use crate::store::StoreError;
 
 /// Why a service call failed.
@@ -40,6 +41,9 @@ pub enum ServiceError {
     /// A `read` endpoint tried to publish.
     #[error("this endpoint has read permission only")]
     ReadOnly,
+    /// A count quota is full; nothing was created.
+    #[error(transparent)]
+    QuotaExceeded(#[from] QuotaExceeded),
     /// Over a configured rate; retry after the given time.
     #[error("rate limit exceeded, retry in {} ms", retry_after.as_millis())]
     RateLimited {
@@ -64,6 +68,7 @@ impl ServiceError {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
             Self::ReadOnly => ErrorCode::ReadOnly,
+            Self::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,

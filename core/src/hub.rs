@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::message::{Published, RoomEvent};
 use crate::metrics::Metrics;
+use crate::quotas::SocketCounts;
 
 /// Why the hub closed a connection; maps to a WebSocket close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +113,10 @@ pub struct Hub {
     next_member: AtomicU64,
     queue_len: usize,
     metrics: Arc<Metrics>,
+    /// Sockets per app, endpoint and address, for the socket quotas: held
+    /// here because the hub is this node's record of live connections, which
+    /// the Redis broker publishes to the other nodes.
+    sockets: Arc<SocketCounts>,
 }
 
 /// A connection's place in a room. Dropping it leaves the room.
@@ -145,7 +150,13 @@ impl Hub {
             next_member: AtomicU64::new(1),
             queue_len,
             metrics,
+            sockets: Arc::default(),
         })
+    }
+
+    /// This node's sockets per app, endpoint and client address.
+    pub fn sockets(&self) -> &Arc<SocketCounts> {
+        &self.sockets
     }
 
     /// Adds a connection of `endpoint_id` to a room.

@@ -13,6 +13,8 @@
 //! - [`origins`]: per-app allow-lists of browser origins.
 //! - [`forwarded`]: the client's address, scheme and host behind trusted proxies.
 //! - [`limits`]: REST and WebSocket rate limits.
+//! - [`quotas`]: count quotas (rooms, endpoints, apps, live sockets) and
+//!   their per-app overrides.
 //! - [`broker`]: seq, history and publishing behind a trait (in-process now).
 //! - [`message`]: a message from draft to frame and stored row; room events.
 //! - [`hub`]: this node's live connections per room and the fan-out to them.
@@ -51,6 +53,7 @@ pub mod overview;
 pub mod passwords;
 pub mod plan;
 pub mod portal;
+pub mod quotas;
 pub mod secrets;
 pub mod service;
 pub mod store;

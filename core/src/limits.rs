@@ -170,7 +170,7 @@ impl FailedAuthLimiter {
 }
 
 /// The address a client is counted under: IPv4 as is, IPv6 by its `/64`.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);

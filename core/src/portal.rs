@@ -7,8 +7,10 @@
 use std::sync::Arc;
 
 use crate::apps::{Apps, IssuedKey};
+use crate::config::QuotasConfig;
 use crate::error::ServiceError;
 use crate::origins::AllowedOrigins;
+use crate::quotas::apps_per_account;
 use crate::store::{AccountRecord, AppFilter, AppProfile, AppRecord, AppStatus, AppSummary};
 
 /// Longest description or intended use, in characters.
@@ -33,13 +35,15 @@ pub struct AppRequest {
 pub struct Portal {
     apps: Arc<Apps>,
     auto_approve: bool,
+    quotas: QuotasConfig,
 }
 
 impl Portal {
     /// The portal over the server's app administration; `auto_approve`
-    /// approves apps as they are registered.
-    pub fn new(apps: Arc<Apps>, auto_approve: bool) -> Self {
-        Self { apps, auto_approve }
+    /// approves apps as they are registered; `quotas` holds the default of
+    /// `apps_per_account`.
+    pub fn new(apps: Arc<Apps>, auto_approve: bool, quotas: QuotasConfig) -> Self {
+        Self { apps, auto_approve, quotas }
     }
 
     /// Registers an app owned by `owner`: `pending` until an admin approves
@@ -51,7 +55,9 @@ impl Portal {
     pub async fn register(&self, owner: &AccountRecord, request: AppRequest) -> Result<AppRecord, ServiceError> {
         let profile = checked_profile(request.description, request.website, request.intended_use)?;
         let status = if self.auto_approve { AppStatus::Approved } else { AppStatus::Pending };
-        let app = self.apps.insert(&request.name, AppStatus::Pending, Some(owner.id), profile, None).await?;
+        let owned = self.apps.list(AppFilter::OwnedBy(owner.id)).await?;
+        let at_most = apps_per_account(owned.iter().map(|summary| &summary.app.quotas), &self.quotas);
+        let app = self.apps.insert(&request.name, AppStatus::Pending, Some(owner.id), profile, None, at_most).await?;
         self.apps.audit_action(&owner.email, "requested", &app.name).await?;
         if status == AppStatus::Approved {
             return self.apps.set_status(&app.name, status, "auto_approve").await;

@@ -17,14 +17,15 @@ use comms_protocol::{Endpoint, Message, Permission, Room, Sender};
 use serde_json::value::RawValue;
 
 use crate::broker::{Broker, Durability, RoomRef};
-use crate::config::{LimitsConfig, WsBase};
+use crate::config::{LimitsConfig, QuotasConfig, WsBase};
 use crate::error::ServiceError;
 use crate::hub::Hub;
 use crate::input::{check_readable, Meta};
 use crate::message::{Draft, RoomEvent};
 use crate::names::RoomName;
+use crate::quotas::{Quota, QuotaExceeded, SocketCounts};
 use crate::secrets;
-use crate::store::{AppRecord, EndpointRecord, NewEndpoint, RoomRecord, Store};
+use crate::store::{AppRecord, EndpointRecord, NewEndpoint, RoomRecord, Store, StoreError};
 use crate::time::format_ms;
 
 /// Sender id of messages published by the app's backend through the API.
@@ -37,12 +38,28 @@ pub struct Service {
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) hub: Arc<Hub>,
     limits: Arc<LimitsConfig>,
+    pub(crate) quotas: Arc<QuotasConfig>,
+    /// This node's live sockets per app, endpoint and address.
+    pub(crate) sockets: Arc<SocketCounts>,
 }
 
 impl Service {
-    /// Wires the service to its store, broker and hub.
-    pub fn new(store: Arc<dyn Store>, broker: Arc<dyn Broker>, hub: Arc<Hub>, limits: LimitsConfig) -> Self {
-        Self { store, broker, hub, limits: Arc::new(limits) }
+    /// Wires the service to its store, broker and hub, under `limits` and
+    /// the default `quotas`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        broker: Arc<dyn Broker>,
+        hub: Arc<Hub>,
+        limits: LimitsConfig,
+        quotas: QuotasConfig,
+    ) -> Self {
+        let sockets = Arc::clone(hub.sockets());
+        Self { store, broker, hub, limits: Arc::new(limits), quotas: Arc::new(quotas), sockets }
+    }
+
+    /// The value of `quota` for `app` (`None`: unlimited).
+    fn quota(&self, app: &AppRecord, quota: Quota) -> Option<u64> {
+        app.quotas.limit(quota, &self.quotas)
     }
 
     async fn find_room(&self, app: &AppRecord, name: &RoomName) -> Result<RoomRecord, ServiceError> {
@@ -66,9 +83,10 @@ impl Service {
     ///
     /// `Conflict` if the app has the room already.
     pub async fn create_room(&self, app: &AppRecord, name: &RoomName) -> Result<Room, ServiceError> {
-        let room = self.store.create_room(app.id, name).await.map_err(|err| match ServiceError::from(err) {
-            ServiceError::Conflict(_) => ServiceError::Conflict(format!("room {name} already exists")),
-            other => other,
+        let at_most = self.quota(app, Quota::RoomsPerApp);
+        let room = self.store.create_room(app.id, name, at_most).await.map_err(|err| match err {
+            StoreError::Conflict => ServiceError::Conflict(format!("room {name} already exists")),
+            other => quota_full(other, Quota::RoomsPerApp, at_most),
         })?;
         // Nobody can be connected to a room that did not exist a moment ago.
         Ok(room_view(room, 0))
@@ -145,7 +163,8 @@ impl Service {
             permission,
             meta: meta.as_str().to_owned(),
         };
-        Ok(self.store.create_endpoint(new).await?)
+        let at_most = self.quota(app, Quota::EndpointsPerRoom);
+        self.store.create_endpoint(new, at_most).await.map_err(|err| quota_full(err, Quota::EndpointsPerRoom, at_most))
     }
 
     /// A room's endpoints, oldest first.
@@ -230,6 +249,15 @@ impl Service {
             )));
         }
         check_readable("message", payload, &self.limits)
+    }
+}
+
+/// `err` as a service error, where [`StoreError::Full`] means `quota`
+/// (of value `at_most`) is full.
+pub(crate) fn quota_full(err: StoreError, quota: Quota, at_most: Option<u64>) -> ServiceError {
+    match (err, at_most) {
+        (StoreError::Full, Some(limit)) => QuotaExceeded { quota, limit }.into(),
+        (other, _) => other.into(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! the code of, joining its room (welcome, resume backlog, live queue), and
 //! publishing through it with the permission check and the stamped meta.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use comms_protocol::ws::{ServerFrame, WelcomeEndpoint};
@@ -12,6 +13,7 @@ use crate::broker::{Durability, History, RoomRef};
 use crate::error::ServiceError;
 use crate::hub::{CloseReason, Membership};
 use crate::message::{Draft, Published};
+use crate::quotas::{QuotaExceeded, SocketLimits, SocketOwner, SocketPermit};
 use crate::secrets;
 use crate::service::Service;
 use crate::store::{AppStatus, EndpointRecord};
@@ -23,6 +25,10 @@ pub struct JoinTicket {
     pub room: RoomRef,
     /// The endpoint itself: its public id, permission and meta.
     pub endpoint: EndpointRecord,
+    /// Row id of the endpoint's app.
+    pub app_id: i64,
+    /// The socket quotas of the endpoint's app.
+    pub socket_limits: SocketLimits,
 }
 
 /// A joined connection: its membership in the room, the welcome frame, and
@@ -45,6 +51,9 @@ pub enum JoinError {
     /// The endpoint or its room was deleted after the code was checked.
     #[error("cannot join: {}", .0.text())]
     Refused(CloseReason),
+    /// A socket quota was full when the connection opened.
+    #[error(transparent)]
+    OverQuota(QuotaExceeded),
     /// The history could not be read.
     #[error(transparent)]
     Failed(#[from] ServiceError),
@@ -74,7 +83,27 @@ impl Service {
         Ok(JoinTicket {
             room: RoomRef { id: access.endpoint.room_id, name: access.endpoint.room_name.clone() },
             endpoint: access.endpoint,
+            app_id: access.app_id,
+            socket_limits: SocketLimits::of(&access.app_quotas, &self.quotas),
         })
+    }
+
+    /// Counts a new connection through `ticket` from client address `ip`
+    /// against the socket quotas, over every node, for as long as the
+    /// permit lives.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinError::OverQuota`] naming the first full quota;
+    /// [`JoinError::Failed`] when the other nodes' counts cannot be read.
+    pub async fn admit_socket(&self, ticket: &JoinTicket, ip: IpAddr) -> Result<SocketPermit, JoinError> {
+        let owner = SocketOwner { app_id: ticket.app_id, endpoint_id: ticket.endpoint.id, ip };
+        let elsewhere = if ticket.socket_limits.unlimited() {
+            [0; 3]
+        } else {
+            self.broker.sockets_elsewhere(&owner).await.map_err(ServiceError::from)?
+        };
+        self.sockets.admit(&owner, ticket.socket_limits, elsewhere).map_err(JoinError::OverQuota)
     }
 
     /// Joins the room: registers the connection for live messages first

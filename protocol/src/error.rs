@@ -20,6 +20,9 @@ pub enum ErrorCode {
     Conflict,
     /// A body or message is over its limit.
     TooLarge,
+    /// A count quota is full (rooms per app, endpoints per room, apps per
+    /// account); the message names the quota and its value.
+    QuotaExceeded,
     /// Over a configured rate.
     RateLimited,
     /// A `read` endpoint tried to publish (WebSocket only).
@@ -35,7 +38,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             Self::Invalid | Self::ReadOnly => 400,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::QuotaExceeded => 403,
             Self::NotFound => 404,
             Self::Conflict => 409,
             Self::TooLarge => 413,

@@ -9,14 +9,17 @@
 //! - [`rest`]: bodies of the REST API (`Room`, `Endpoint`, requests, lists).
 //! - [`ws`]: WebSocket frames, both directions, and the close codes.
 //! - [`error`]: the error body every API error answers with.
+//! - [`quota`]: the names of the count quotas.
 //! - [`legacy`]: the `{"status": …}` envelope of the original `/main/…` API.
 
 #![warn(missing_docs)]
 
 pub mod error;
 pub mod legacy;
+pub mod quota;
 pub mod rest;
 pub mod ws;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use quota::Quota;
 pub use rest::{Endpoint, Message, Permission, Room, Sender};

@@ -98,6 +98,10 @@ pub mod close {
     pub const APP_STOPPED: u16 = 4003;
     /// The client stopped answering pings.
     pub const PING_TIMEOUT: u16 = 4008;
+    /// A socket quota (`sockets_per_app`, `sockets_per_endpoint`,
+    /// `sockets_per_ip`) was full when the connection opened; the reason
+    /// names it. Connections already open are never closed by a quota.
+    pub const QUOTA_EXCEEDED: u16 = 4029;
 }
 
 #[cfg(test)]

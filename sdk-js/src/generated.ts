@@ -88,7 +88,7 @@ export interface ErrorBody {
  * The same codes appear in WebSocket `error` frames (`read_only`, `invalid`,
  * `too_large`, `rate_limited`, `not_found`, `unavailable`, `internal`).
  */
-export type ErrorCode = "invalid" | "forbidden" | "not_found" | "conflict" | "too_large" | "rate_limited" | "read_only" | "unavailable" | "internal";
+export type ErrorCode = "invalid" | "forbidden" | "not_found" | "conflict" | "too_large" | "quota_exceeded" | "rate_limited" | "read_only" | "unavailable" | "internal";
 
 /**
  * The inner object of an error body.

@@ -78,6 +78,9 @@ pub enum ErrorCode {
     /// `too_large`
     #[serde(rename = "too_large")]
     TooLarge,
+    /// `quota_exceeded`
+    #[serde(rename = "quota_exceeded")]
+    QuotaExceeded,
     /// `rate_limited`
     #[serde(rename = "rate_limited")]
     RateLimited,
@@ -104,6 +107,7 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::TooLarge => "too_large",
+            Self::QuotaExceeded => "quota_exceeded",
             Self::RateLimited => "rate_limited",
             Self::ReadOnly => "read_only",
             Self::Unavailable => "unavailable",

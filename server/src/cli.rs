@@ -18,6 +18,7 @@ use comms_core::auth::{ChangeMarker, KeyAuthenticator};
 use comms_core::config::Config;
 use comms_core::origins::AllowedOrigins;
 use comms_core::plan::Plan;
+use comms_core::quotas::Quota;
 use comms_core::store::{redact_url, AppFilter, AppRecord, AppStatus};
 use comms_core::time::format_ms;
 use serde_json::json;
@@ -104,6 +105,40 @@ enum AppCommand {
         #[arg(long, conflicts_with = "origins")]
         any: bool,
     },
+    /// Set one of the app's count quotas (`rooms_per_app`,
+    /// `endpoints_per_room`, `apps_per_account`, `sockets_per_app`,
+    /// `sockets_per_endpoint`, `sockets_per_ip`) to VALUE (0: unlimited), or
+    /// back to the `[quotas]` default with `default`; prints
+    /// `{"name", "quota", "value"}` (`"default"` when the server's
+    /// configured default applies).
+    Quota {
+        name: String,
+        #[arg(value_parser = parse_quota)]
+        quota: Quota,
+        #[arg(value_parser = parse_quota_value)]
+        value: QuotaValue,
+    },
+}
+
+/// A quota's new value on the command line.
+#[derive(Debug, Clone, Copy)]
+enum QuotaValue {
+    /// The app's own value (0: unlimited).
+    Own(u64),
+    /// Back to the configured default.
+    Default,
+}
+
+fn parse_quota(key: &str) -> Result<Quota, String> {
+    let keys: Vec<&str> = Quota::ALL.iter().map(|quota| quota.key()).collect();
+    Quota::parse(key).ok_or_else(|| format!("unknown quota; one of {}", keys.join(", ")))
+}
+
+fn parse_quota_value(value: &str) -> Result<QuotaValue, String> {
+    if value == "default" {
+        return Ok(QuotaValue::Default);
+    }
+    value.parse().map(QuotaValue::Own).map_err(|_| "a whole number (0: unlimited) or `default`".to_owned())
 }
 
 impl Cli {
@@ -197,6 +232,7 @@ async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
                     "active_keys": summary.active_keys,
                     "rooms": summary.rooms,
                     "allowed_origins": summary.app.allowed_origins.entries(),
+                    "quotas": summary.app.quotas,
                 });
                 println!("{line}");
             }
@@ -213,6 +249,15 @@ async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
             let origins = AllowedOrigins::parse(origins.iter().map(String::as_str))?;
             let app = apps.set_allowed_origins(&apps.find(&name).await?, origins, CLI_ACTOR).await?;
             println!("{}", json!({ "name": app.name, "allowed_origins": app.allowed_origins.entries() }));
+        }
+        AppCommand::Quota { name, quota, value } => {
+            let value = match value {
+                QuotaValue::Own(value) => Some(value),
+                QuotaValue::Default => None,
+            };
+            let app = apps.set_quota(&apps.find(&name).await?, quota, value, CLI_ACTOR).await?;
+            let value = app.quotas.get(quota).map_or_else(|| json!("default"), |value| json!(value));
+            println!("{}", json!({ "name": app.name, "quota": quota.key(), "value": value }));
         }
     }
     Ok(())

@@ -176,7 +176,13 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.limits.connection_queue, Arc::clone(&metrics));
         let broker = open_broker(&config, &store, &hub, &metrics)?;
-        let service = Service::new(Arc::clone(&store), Arc::clone(&broker), Arc::clone(&hub), config.limits.clone());
+        let service = Service::new(
+            Arc::clone(&store),
+            Arc::clone(&broker),
+            Arc::clone(&hub),
+            config.limits.clone(),
+            config.quotas.clone(),
+        );
         let authenticator = Arc::new(KeyAuthenticator::new(
             Arc::clone(&store),
             config.auth.key_cache_ttl,
@@ -193,7 +199,7 @@ impl Application {
         let apps =
             Arc::new(Apps::new(Arc::clone(&store), Arc::clone(&authenticator)).with_live_connections(service.clone()));
         let accounts = Arc::new(Accounts::new(Arc::clone(&store), &config.portal).await?);
-        let portal = Arc::new(Portal::new(Arc::clone(&apps), config.portal.auto_approve));
+        let portal = Arc::new(Portal::new(Arc::clone(&apps), config.portal.auto_approve, config.quotas.clone()));
         let state = AppState::new(Shared {
             apps,
             accounts,

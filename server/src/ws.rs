@@ -21,6 +21,7 @@ use axum::Router;
 use comms_core::error::ServiceError;
 use comms_core::hub::{CloseReason, Membership};
 use comms_core::limits::ConnectionRateLimiter;
+use comms_core::quotas::SocketPermit;
 use comms_core::subscription::{JoinError, JoinTicket, Subscription};
 use comms_protocol::ws::{close, ClientFrame, ServerFrame};
 use comms_protocol::ErrorCode;
@@ -76,13 +77,16 @@ async fn connect(
     // Frames up to 16x the limit are read whole so they can be answered with
     // `too_large`; anything bigger is cut off by the WebSocket library.
     let hard_limit = limit.saturating_mul(16).max(1024 * 1024);
+    // Counted before the upgrade so a burst of handshakes cannot overshoot
+    // a quota; a full one is told after it (see `serve`).
+    let admission = state.service.admit_socket(&ticket, client.ip).await;
     let tracker = state.sockets.clone();
     Ok(upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        .on_upgrade(move |socket| tracker.track_future(serve(socket, state, ticket, query.after_seq)))
+        .on_upgrade(move |socket| tracker.track_future(serve(socket, state, ticket, admission, query.after_seq)))
         .into_response())
 }
 
@@ -97,7 +101,17 @@ enum Next {
     Gone,
 }
 
-async fn serve(socket: WebSocket, state: AppState, ticket: JoinTicket, after_seq: Option<u64>) {
+/// Runs one connection. `admission` is its socket-quota verdict: a full
+/// quota is answered by accepting the upgrade and closing at once with
+/// 4029, because browsers cannot read the status of a refused handshake.
+/// The permit counts the connection until it ends.
+async fn serve(
+    socket: WebSocket,
+    state: AppState,
+    ticket: JoinTicket,
+    admission: Result<SocketPermit, JoinError>,
+    after_seq: Option<u64>,
+) {
     let (sink, mut stream) = socket.split();
     let limits = &state.config.limits;
     let mut connection = Connection {
@@ -107,9 +121,14 @@ async fn serve(socket: WebSocket, state: AppState, ticket: JoinTicket, after_seq
         write_timeout: state.config.websocket.write_timeout,
         limiter: ConnectionRateLimiter::new(limits.ws_messages_per_second, limits.ws_burst),
     };
-    let ending = match state.service.join(&ticket, after_seq).await {
-        Ok(subscription) => connection.pump(subscription, &mut stream).await,
+    let joined = match admission {
+        Ok(permit) => state.service.join(&ticket, after_seq).await.map(|subscription| (permit, subscription)),
+        Err(refused) => Err(refused),
+    };
+    let ending = match joined {
+        Ok((_permit, subscription)) => connection.pump(subscription, &mut stream).await,
         Err(JoinError::Refused(reason)) => Ok(Some((reason.code(), reason.text()))),
+        Err(JoinError::OverQuota(full)) => Ok(Some((close::QUOTA_EXCEEDED, full.quota.close_reason()))),
         Err(JoinError::Failed(ServiceError::Unavailable(reason))) => {
             tracing::warn!(%reason, "joining a room failed: a backing service is down");
             Ok(Some((close::TRY_AGAIN_LATER, "service unavailable, reconnect later")))

@@ -1,11 +1,12 @@
 //! `/admin`: admins (accounts made with `comms admin create`) review apps:
-//! approve, reject, suspend and reinstate them, and read the audit log of
-//! these actions and of key issuance.
+//! approve, reject, suspend and reinstate them, set their count quotas,
+//! and read the audit log of these actions and of key issuance.
 
+use comms_protocol::Quota;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::pages::portal::api::{admin_overview, portal_session, LogIn, SetAppStatus};
+use crate::pages::portal::api::{admin_overview, portal_session, LogIn, SetAppQuota, SetAppStatus};
 use crate::pages::portal::forms::{FormToken, LogInForm, Outcome};
 use crate::pages::portal::views::{AdminView, AppRow, AuditRow};
 
@@ -38,9 +39,11 @@ pub fn Admin() -> impl IntoView {
 #[component]
 fn Review(csrf: String) -> impl IntoView {
     let set_status = ServerAction::<SetAppStatus>::new();
-    let overview = Resource::new(move || set_status.version().get(), |_| admin_overview());
+    let set_quota = ServerAction::<SetAppQuota>::new();
+    let overview = Resource::new(move || (set_status.version().get(), set_quota.version().get()), |_| admin_overview());
     view! {
         <Outcome action=set_status done="Done." />
+        <Outcome action=set_quota done="Quota set." />
         <Suspense fallback=|| view! { <p>"Loading apps…"</p> }>
             {move || {
                 let csrf = csrf.clone();
@@ -49,7 +52,7 @@ fn Review(csrf: String) -> impl IntoView {
                     .map(|result| match result {
                         Ok(AdminView { apps, audit }) => {
                             view! {
-                                <AppsTable apps csrf set_status />
+                                <AppsTable apps csrf set_status set_quota />
                                 <AuditTable audit />
                             }
                                 .into_any()
@@ -75,7 +78,12 @@ fn transitions(status: &str) -> &'static [(&'static str, &'static str)] {
 }
 
 #[component]
-fn AppsTable(apps: Vec<AppRow>, csrf: String, set_status: ServerAction<SetAppStatus>) -> impl IntoView {
+fn AppsTable(
+    apps: Vec<AppRow>,
+    csrf: String,
+    set_status: ServerAction<SetAppStatus>,
+    set_quota: ServerAction<SetAppQuota>,
+) -> impl IntoView {
     view! {
         <section aria-labelledby="apps-heading">
             <h2 id="apps-heading">"Apps"</h2>
@@ -88,6 +96,7 @@ fn AppsTable(apps: Vec<AppRow>, csrf: String, set_status: ServerAction<SetAppSta
                         <th>"intended use"</th>
                         <th>"keys"</th>
                         <th>"rooms"</th>
+                        <th>"quotas"</th>
                         <th>"actions"</th>
                     </tr>
                 </thead>
@@ -107,6 +116,10 @@ fn AppsTable(apps: Vec<AppRow>, csrf: String, set_status: ServerAction<SetAppSta
                                     <td>{app.intended_use.clone()}</td>
                                     <td>{app.active_keys}</td>
                                     <td>{app.rooms}</td>
+                                    <td>
+                                        {if app.quotas.is_empty() { "defaults".to_owned() } else { app.quotas.join(", ") }}
+                                        {quota_form(&csrf, &app.name, set_quota)}
+                                    </td>
                                     <td>{buttons}</td>
                                 </tr>
                             }
@@ -134,6 +147,25 @@ fn status_button(
             <input type="hidden" name="app" value=name />
             <input type="hidden" name="status" value=status />
             <button type="submit" aria-label=aria>{label}</button>
+        </ActionForm>
+    }
+    .into_any()
+}
+
+/// Sets one quota of `app`: its key, and a number or `default`.
+fn quota_form(csrf: &str, app: &str, action: ServerAction<SetAppQuota>) -> impl IntoView {
+    let (csrf, name) = (csrf.to_owned(), app.to_owned());
+    let (quota_label, value_label, submit_label) =
+        (format!("Quota of {app}"), format!("Value of the quota of {app}"), format!("Set quota of {app}"));
+    view! {
+        <ActionForm action attr:class="inline">
+            <FormToken csrf />
+            <input type="hidden" name="app" value=name />
+            <select name="quota" aria-label=quota_label>
+                {Quota::ALL.into_iter().map(|quota| view! { <option value=quota.key()>{quota.key()}</option> }).collect_view()}
+            </select>
+            <input name="value" size="7" placeholder="default" aria-label=value_label />
+            <button type="submit" aria-label=submit_label>"Set"</button>
         </ActionForm>
     }
     .into_any()

@@ -28,6 +28,7 @@ use super::{Broker, BrokerError, Durability, History, PublishGate, RoomRef};
 use crate::hub::Hub;
 use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
+use crate::quotas::SocketOwner;
 use crate::store::Store;
 use crate::time::now_ms;
 
@@ -216,6 +217,11 @@ impl Broker for LocalBroker {
         Ok(room_ids.iter().map(|room_id| self.hub.online(*room_id)).collect())
     }
 
+    async fn sockets_elsewhere(&self, _owner: &SocketOwner) -> Result<[u64; 3], BrokerError> {
+        // One node: there is no elsewhere.
+        Ok([0; 3])
+    }
+
     async fn announce(&self, event: RoomEvent) {
         self.hub.apply(event);
     }
@@ -325,8 +331,8 @@ mod tests {
             profile: AppProfile::default(),
             key: None,
         };
-        let app = store.create_app(new).await.unwrap();
-        let room = store.create_room(app.id, &RoomName::parse("r").unwrap()).await.unwrap();
+        let app = store.create_app(new, None).await.unwrap();
+        let room = store.create_room(app.id, &RoomName::parse("r").unwrap(), None).await.unwrap();
         (dir, store, RoomRef { id: room.id, name: room.name })
     }
 

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::message::{Draft, Published, RoomEvent};
+use crate::quotas::SocketOwner;
 use crate::store::StoreError;
 
 /// The room a broker call is about. The name goes into every message.
@@ -130,6 +131,10 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Open connections in each room, over every node, in the order asked.
     async fn online(&self, room_ids: &[i64]) -> Result<Vec<u64>, BrokerError>;
+
+    /// The connections of `owner` (its app, endpoint and address, in that
+    /// order) on the other nodes, for the socket quotas.
+    async fn sockets_elsewhere(&self, owner: &SocketOwner) -> Result<[u64; 3], BrokerError>;
 
     /// Closes the connections `event` ends, on this node at once and on
     /// every other node as soon as it hears of it.

@@ -28,6 +28,7 @@ use comms_protocol::Permission;
 
 use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
+use crate::quotas::QuotaOverrides;
 use crate::secrets::ApiKeyHash;
 use sql::Stored;
 
@@ -84,6 +85,9 @@ pub struct AppRecord {
     /// Browser origins its pages may use the API and WebSocket from.
     #[sqlx(try_from = "Stored")]
     pub allowed_origins: AllowedOrigins,
+    /// Quotas an admin set for this app; the others keep their default.
+    #[sqlx(try_from = "Stored")]
+    pub quotas: QuotaOverrides,
 }
 
 /// What a developer says about an app when requesting its key.
@@ -237,6 +241,11 @@ pub struct EndpointAccess {
     /// Browser origins the app's endpoints may be joined from.
     #[sqlx(try_from = "Stored")]
     pub allowed_origins: AllowedOrigins,
+    /// Row id of the endpoint's app, which its sockets count against.
+    pub app_id: i64,
+    /// The app's own quotas, for its socket quotas.
+    #[sqlx(try_from = "Stored")]
+    pub app_quotas: QuotaOverrides,
 }
 
 /// A retained message as stored.
@@ -322,6 +331,10 @@ pub enum StoreError {
     /// A stored value is not one this version understands.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The row was not created: its parent already holds the most rows a
+    /// count quota allows.
+    #[error("the count quota is full")]
+    Full,
 }
 
 /// Every query comms makes. Implementations are cheap to share behind an
@@ -331,16 +344,20 @@ pub trait Store: Send + Sync + 'static {
     /// Runs a trivial query, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Creates an app, with its first API key if it has one.
+    /// Creates an app, with its first API key if it has one; with an
+    /// owner, only while they own fewer than `at_most` apps.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Conflict`] when the name is taken.
-    async fn create_app(&self, new: NewApp) -> Result<AppRecord, StoreError>;
+    /// [`StoreError::Conflict`] when the name is taken, [`StoreError::Full`]
+    /// when the owner has `at_most` apps already.
+    async fn create_app(&self, new: NewApp, at_most: Option<u64>) -> Result<AppRecord, StoreError>;
     /// Finds an app by name.
     async fn app_by_name(&self, name: &AppName) -> Result<Option<AppRecord>, StoreError>;
     /// The apps `filter` selects, oldest first, with counts.
     async fn list_apps(&self, filter: AppFilter) -> Result<Vec<AppSummary>, StoreError>;
+    /// Replaces the app's quota overrides.
+    async fn set_app_quotas(&self, app_id: i64, quotas: &QuotaOverrides) -> Result<(), StoreError>;
     /// Changes an app's status.
     async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError>;
     /// Replaces the app's allow-list of browser origins.
@@ -374,12 +391,13 @@ pub trait Store: Send + Sync + 'static {
     /// The app owning an active (not revoked) key, whatever its status.
     async fn app_by_key(&self, key: ApiKeyHash) -> Result<Option<AppRecord>, StoreError>;
 
-    /// Creates a room.
+    /// Creates a room, only while the app has fewer than `at_most` rooms.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Conflict`] when the app already has a room of that name.
-    async fn create_room(&self, app_id: i64, name: &RoomName) -> Result<RoomRecord, StoreError>;
+    /// [`StoreError::Conflict`] when the app already has a room of that
+    /// name, [`StoreError::Full`] when it has `at_most` rooms already.
+    async fn create_room(&self, app_id: i64, name: &RoomName, at_most: Option<u64>) -> Result<RoomRecord, StoreError>;
     /// Finds one of the app's rooms by name.
     async fn room(&self, app_id: i64, name: &RoomName) -> Result<Option<RoomRecord>, StoreError>;
     /// The app's rooms, oldest first.
@@ -388,8 +406,13 @@ pub trait Store: Send + Sync + 'static {
     /// room, or `None` if the app had no such room.
     async fn delete_room(&self, app_id: i64, name: &RoomName) -> Result<Option<i64>, StoreError>;
 
-    /// Creates an endpoint.
-    async fn create_endpoint(&self, new: NewEndpoint) -> Result<EndpointRecord, StoreError>;
+    /// Creates an endpoint, only while its room has fewer than `at_most`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ParentMissing`] when the room is gone,
+    /// [`StoreError::Full`] when it has `at_most` endpoints already.
+    async fn create_endpoint(&self, new: NewEndpoint, at_most: Option<u64>) -> Result<EndpointRecord, StoreError>;
     /// A room's endpoints, oldest first.
     async fn list_endpoints(&self, room_id: i64) -> Result<Vec<EndpointRecord>, StoreError>;
     /// The endpoints of every room of the app, oldest first: one query for

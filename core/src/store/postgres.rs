@@ -95,8 +95,10 @@ impl Backend for PostgresStore {
         done.rows_affected()
     }
 
-    async fn create_room(&self, app_id: i64, name: &RoomName) -> Result<RoomRecord, StoreError> {
-        insert_room(&self.pool, app_id, name.as_str()).await
+    const LOCK_ROW: &'static str = " FOR NO KEY UPDATE";
+
+    async fn create_room(&self, app_id: i64, name: &RoomName, at_most: Option<u64>) -> Result<RoomRecord, StoreError> {
+        insert_room(&self.pool, app_id, name.as_str(), at_most, Self::LOCK_ROW).await
     }
 
     async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError> {

@@ -33,6 +33,7 @@ use super::{
 };
 use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
+use crate::quotas::QuotaOverrides;
 use crate::secrets::ApiKeyHash;
 use crate::time::now_ms;
 
@@ -49,8 +50,14 @@ pub trait Backend: Send + Sync + 'static {
     /// How many rows a statement changed (sqlx has no trait for it).
     fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
 
+    /// What follows `SELECT … WHERE id = $1` to lock the row a count quota
+    /// counts under, so creations racing for its last slot take turns:
+    /// PostgreSQL's ` FOR NO KEY UPDATE`; nothing on SQLite, whose single
+    /// writer already runs them one after the other.
+    const LOCK_ROW: &'static str;
+
     /// [`Store::create_room`].
-    async fn create_room(&self, app_id: i64, name: &RoomName) -> Result<RoomRecord, StoreError>;
+    async fn create_room(&self, app_id: i64, name: &RoomName, at_most: Option<u64>) -> Result<RoomRecord, StoreError>;
     /// [`Store::append_messages`].
     async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError>;
 }
@@ -77,6 +84,14 @@ impl TryFrom<Stored> for Permission {
 
     fn try_from(Stored(text): Stored) -> Result<Self, String> {
         Self::parse(&text).ok_or_else(|| format!("endpoint permission {text:?}"))
+    }
+}
+
+impl TryFrom<Stored> for QuotaOverrides {
+    type Error = String;
+
+    fn try_from(Stored(text): Stored) -> Result<Self, String> {
+        Self::parse(&text).map_err(|err| format!("quota overrides {text:?}: {err}"))
     }
 }
 
@@ -124,25 +139,90 @@ fn stored_int(value: usize) -> i64 {
 /// [`RoomRecord`], with no endpoints yet.
 pub const NEW_ROOM_COLUMNS: &str = "id, app_id, name, created_at, CAST(0 AS BIGINT) AS endpoint_count";
 
-/// Inserts one room.
+/// Inserts one room, only while the app has fewer than `at_most` rooms;
+/// `lock_row` is the backend's [`Backend::LOCK_ROW`].
 ///
 /// # Errors
 ///
 /// [`StoreError::Conflict`] when the app has a room of that name,
-/// [`StoreError::ParentMissing`] when the app is gone.
-pub async fn insert_room<DB: Database>(pool: &Pool<DB>, app_id: i64, name: &str) -> Result<RoomRecord, StoreError>
+/// [`StoreError::ParentMissing`] when the app is gone, [`StoreError::Full`]
+/// when it has `at_most` rooms.
+pub async fn insert_room<DB: Database>(
+    pool: &Pool<DB>,
+    app_id: i64,
+    name: &str,
+    at_most: Option<u64>,
+    lock_row: &str,
+) -> Result<RoomRecord, StoreError>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
     for<'r> RoomRecord: FromRow<'r, DB::Row>,
 {
     let sql = format!("INSERT INTO rooms (app_id, name, created_at) VALUES ($1, $2, $3) RETURNING {NEW_ROOM_COLUMNS}");
-    sqlx::query_as(&sql).bind(app_id).bind(name).bind(now_ms()).fetch_one(pool).await.map_err(refused_or)
+    let insert = sqlx::query_as(&sql).bind(app_id).bind(name).bind(now_ms());
+    let Some(at_most) = at_most else { return insert.fetch_one(pool).await.map_err(refused_or) };
+    let mut tx = pool.begin().await?;
+    ensure_below(&mut *tx, ROOMS_OF_APP, app_id, at_most, lock_row).await?;
+    let room = insert.fetch_one(&mut *tx).await.map_err(refused_or)?;
+    tx.commit().await?;
+    Ok(room)
 }
 
-const APP_COLUMNS: &str = "a.id, a.name, a.status, a.owner_id, a.created_at, a.allowed_origins";
+/// Rows a count quota counts, and the row they belong to.
+#[derive(Debug, Clone, Copy)]
+pub struct Counted {
+    parent: &'static str,
+    rows: &'static str,
+    parent_column: &'static str,
+}
+
+/// Rooms per app (`rooms_per_app`).
+pub const ROOMS_OF_APP: Counted = Counted { parent: "apps", rows: "rooms", parent_column: "app_id" };
+/// Endpoints per room (`endpoints_per_room`).
+const ENDPOINTS_OF_ROOM: Counted = Counted { parent: "rooms", rows: "endpoints", parent_column: "room_id" };
+/// Apps per portal account (`apps_per_account`).
+const APPS_OF_ACCOUNT: Counted = Counted { parent: "accounts", rows: "apps", parent_column: "owner_id" };
+
+/// Counts `counted`'s rows under `parent_id`, inside the creating
+/// transaction, after locking the parent row with `lock_row` (see
+/// [`Backend::LOCK_ROW`]).
+///
+/// # Errors
+///
+/// [`StoreError::ParentMissing`] when the parent is gone,
+/// [`StoreError::Full`] when it has `at_most` rows already.
+pub async fn ensure_below<DB: Database>(
+    conn: &mut DB::Connection,
+    counted: Counted,
+    parent_id: i64,
+    at_most: u64,
+    lock_row: &str,
+) -> Result<(), StoreError>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let Counted { parent, rows, parent_column } = counted;
+    let lock = format!("SELECT id FROM {parent} WHERE id = $1{lock_row}");
+    let found: Option<i64> = sqlx::query_scalar(&lock).bind(parent_id).fetch_optional(&mut *conn).await?;
+    if found.is_none() {
+        return Err(StoreError::ParentMissing);
+    }
+    let count = format!("SELECT COUNT(*) FROM {rows} WHERE {parent_column} = $1");
+    let count: i64 = sqlx::query_scalar(&count).bind(parent_id).fetch_one(&mut *conn).await?;
+    if u64::try_from(count).unwrap_or(0) >= at_most {
+        return Err(StoreError::Full);
+    }
+    Ok(())
+}
+
+const APP_COLUMNS: &str = "a.id, a.name, a.status, a.owner_id, a.created_at, a.allowed_origins, a.quotas";
 
 const ROOM_COLUMNS: &str = "r.id, r.app_id, r.name, r.created_at, \
      (SELECT COUNT(*) FROM endpoints e WHERE e.room_id = r.id) AS endpoint_count";
@@ -177,12 +257,16 @@ where
         Ok(())
     }
 
-    async fn create_app(&self, new: NewApp) -> Result<AppRecord, StoreError> {
+    async fn create_app(&self, new: NewApp, at_most: Option<u64>) -> Result<AppRecord, StoreError> {
         let now = now_ms();
         let mut tx = self.writer().begin().await?;
+        if let (Some(owner), Some(at_most)) = (new.owner_id, at_most) {
+            ensure_below(&mut *tx, APPS_OF_ACCOUNT, owner, at_most, B::LOCK_ROW).await?;
+        }
         let app: AppRecord = sqlx::query_as(
             "INSERT INTO apps (name, status, owner_id, description, website, intended_use, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, name, status, owner_id, created_at, allowed_origins",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             RETURNING id, name, status, owner_id, created_at, allowed_origins, quotas",
         )
         .bind(new.name.as_str())
         .bind(new.status.as_str())
@@ -221,6 +305,15 @@ where
                AND (CAST($2 AS BIGINT) IS NULL OR a.id = $2) ORDER BY a.id"
         );
         Ok(sqlx::query_as(&sql).bind(owner).bind(id).fetch_all(self.reader()).await?)
+    }
+
+    async fn set_app_quotas(&self, app_id: i64, quotas: &QuotaOverrides) -> Result<(), StoreError> {
+        sqlx::query("UPDATE apps SET quotas = $1 WHERE id = $2")
+            .bind(quotas.to_stored())
+            .bind(app_id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
     }
 
     async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError> {
@@ -317,8 +410,8 @@ where
         Ok(sqlx::query_as(&sql).bind(key.to_hex()).fetch_optional(self.reader()).await?)
     }
 
-    async fn create_room(&self, app_id: i64, name: &RoomName) -> Result<RoomRecord, StoreError> {
-        Backend::create_room(self, app_id, name).await
+    async fn create_room(&self, app_id: i64, name: &RoomName, at_most: Option<u64>) -> Result<RoomRecord, StoreError> {
+        Backend::create_room(self, app_id, name, at_most).await
     }
 
     async fn room(&self, app_id: i64, name: &RoomName) -> Result<Option<RoomRecord>, StoreError> {
@@ -339,8 +432,8 @@ where
             .await?)
     }
 
-    async fn create_endpoint(&self, new: NewEndpoint) -> Result<EndpointRecord, StoreError> {
-        sqlx::query_as(
+    async fn create_endpoint(&self, new: NewEndpoint, at_most: Option<u64>) -> Result<EndpointRecord, StoreError> {
+        let insert = sqlx::query_as(
             "INSERT INTO endpoints (public_id, code, room_id, permission, meta, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) \
              RETURNING id, public_id, code, room_id, \
@@ -351,10 +444,13 @@ where
         .bind(new.room_id)
         .bind(new.permission.as_str())
         .bind(new.meta)
-        .bind(now_ms())
-        .fetch_one(self.writer())
-        .await
-        .map_err(refused_or)
+        .bind(now_ms());
+        let Some(at_most) = at_most else { return insert.fetch_one(self.writer()).await.map_err(refused_or) };
+        let mut tx = self.writer().begin().await?;
+        ensure_below(&mut *tx, ENDPOINTS_OF_ROOM, new.room_id, at_most, B::LOCK_ROW).await?;
+        let endpoint = insert.fetch_one(&mut *tx).await.map_err(refused_or)?;
+        tx.commit().await?;
+        Ok(endpoint)
     }
 
     async fn list_endpoints(&self, room_id: i64) -> Result<Vec<EndpointRecord>, StoreError> {
@@ -383,7 +479,8 @@ where
 
     async fn endpoint_by_code(&self, code: &str) -> Result<Option<EndpointAccess>, StoreError> {
         let sql = format!(
-            "SELECT {ENDPOINT_COLUMNS}, a.status AS app_status, a.allowed_origins \
+            "SELECT {ENDPOINT_COLUMNS}, a.status AS app_status, a.allowed_origins, \
+               a.id AS app_id, a.quotas AS app_quotas \
              FROM endpoints e JOIN rooms r ON r.id = e.room_id JOIN apps a ON a.id = r.app_id \
              WHERE e.code = $1"
         );

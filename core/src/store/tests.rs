@@ -77,6 +77,8 @@ macro_rules! on_every_backend {
 on_every_backend!(
     room_names_are_unique_per_app_only,
     concurrent_room_creations_each_get_their_own_answer,
+    count_quotas_hold_under_concurrent_creations,
+    quota_overrides_reach_every_way_an_app_is_read,
     ids_are_never_reused,
     apps_are_found_by_name_and_change_status,
     allowed_origins_reach_every_way_an_app_is_read,
@@ -96,7 +98,7 @@ on_every_backend!(
 );
 
 async fn app(store: &dyn Store, name: &str) -> AppRecord {
-    store.create_app(new_app(name, Some(NewApiKey::generate().hash))).await.unwrap()
+    store.create_app(new_app(name, Some(NewApiKey::generate().hash)), None).await.unwrap()
 }
 
 fn new_app(name: &str, key: Option<ApiKeyHash>) -> NewApp {
@@ -110,7 +112,7 @@ fn new_app(name: &str, key: Option<ApiKeyHash>) -> NewApp {
 }
 
 async fn room(store: &dyn Store, app_id: i64, name: &str) -> RoomRecord {
-    store.create_room(app_id, &RoomName::parse(name).unwrap()).await.unwrap()
+    store.create_room(app_id, &RoomName::parse(name).unwrap(), None).await.unwrap()
 }
 
 fn endpoint(room_id: i64, code: &str) -> NewEndpoint {
@@ -149,9 +151,9 @@ async fn room_names_are_unique_per_app_only(fixture: &Fixture) {
     let a = app(store, "a").await;
     let b = app(store, "b").await;
     let lobby = RoomName::parse("lobby").unwrap();
-    store.create_room(a.id, &lobby).await.unwrap();
-    store.create_room(b.id, &lobby).await.unwrap();
-    assert!(matches!(store.create_room(a.id, &lobby).await, Err(StoreError::Conflict)));
+    store.create_room(a.id, &lobby, None).await.unwrap();
+    store.create_room(b.id, &lobby, None).await.unwrap();
+    assert!(matches!(store.create_room(a.id, &lobby, None).await, Err(StoreError::Conflict)));
 }
 
 async fn concurrent_room_creations_each_get_their_own_answer(fixture: &Fixture) {
@@ -159,35 +161,80 @@ async fn concurrent_room_creations_each_get_their_own_answer(fixture: &Fixture) 
     let a = app(store, "a").await;
     let b = app(store, "b").await;
     let names = ["x", "y", "x", "z", "x", "y"].map(|n| RoomName::parse(n).unwrap());
-    let results = futures_util::future::join_all(names.iter().map(|name| store.create_room(a.id, name))).await;
+    let results = futures_util::future::join_all(names.iter().map(|name| store.create_room(a.id, name, None))).await;
     for name in ["x", "y", "z"] {
         let created = names.iter().zip(&results).filter(|(n, r)| n.as_str() == name && r.is_ok()).count();
         assert_eq!(created, 1, "exactly one creation of {name} wins");
     }
     assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::Conflict))));
     assert_eq!(store.list_rooms(a.id).await.unwrap().len(), 3);
-    assert_eq!(store.create_room(b.id, &names[0]).await.unwrap().name, "x", "per app");
+    assert_eq!(store.create_room(b.id, &names[0], None).await.unwrap().name, "x", "per app");
 
     // A creation for an unknown app fails on its own, not its neighbours.
     let w = RoomName::parse("w").unwrap();
-    let (ok, missing) = tokio::join!(store.create_room(a.id, &w), store.create_room(9999, &w));
+    let (ok, missing) = tokio::join!(store.create_room(a.id, &w, None), store.create_room(9999, &w, None));
     assert_eq!(ok.unwrap().name, "w");
     assert!(matches!(missing, Err(StoreError::ParentMissing)));
+}
+
+async fn count_quotas_hold_under_concurrent_creations(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let a = app(store, "a").await;
+    let names: Vec<RoomName> = (0..10).map(|i| RoomName::parse(&format!("r{i}")).unwrap()).collect();
+    let rooms = futures_util::future::join_all(names.iter().map(|name| store.create_room(a.id, name, Some(3)))).await;
+    assert_eq!(rooms.iter().filter(|r| r.is_ok()).count(), 3, "rooms_per_app holds");
+    assert!(rooms.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::Full))));
+    assert!(matches!(store.create_room(a.id, &names[0], Some(3)).await, Err(StoreError::Full)));
+    assert!(store.create_room(a.id, &names[9], Some(4)).await.is_ok(), "a higher quota admits more");
+
+    let room_id = store.list_rooms(a.id).await.unwrap()[0].id;
+    let codes: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+    let endpoints = futures_util::future::join_all(
+        codes.iter().map(|code| store.create_endpoint(endpoint(room_id, code), Some(4))),
+    )
+    .await;
+    assert_eq!(endpoints.iter().filter(|e| e.is_ok()).count(), 4, "endpoints_per_room holds");
+    assert!(endpoints.iter().filter(|e| e.is_err()).all(|e| matches!(e, Err(StoreError::Full))));
+    assert!(matches!(store.create_endpoint(endpoint(9999, "gone"), Some(4)).await, Err(StoreError::ParentMissing)));
+
+    let owner = store.create_account("dev@example.com", "hash", false).await.unwrap();
+    let owned = |name: &str| NewApp { owner_id: Some(owner.id), ..new_app(name, None) };
+    let apps =
+        futures_util::future::join_all(["p", "q", "r", "s"].map(|name| store.create_app(owned(name), Some(2)))).await;
+    assert_eq!(apps.iter().filter(|a| a.is_ok()).count(), 2, "apps_per_account holds");
+    assert!(store.create_app(new_app("cli", None), Some(2)).await.is_ok(), "apps without an owner are not counted");
+}
+
+async fn quota_overrides_reach_every_way_an_app_is_read(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let key = NewApiKey::generate();
+    let app = store.create_app(new_app("a", Some(key.hash)), None).await.unwrap();
+    assert_eq!(app.quotas, QuotaOverrides::default());
+    let mut quotas = QuotaOverrides::default();
+    quotas.set(crate::quotas::Quota::SocketsPerEndpoint, Some(2));
+    store.set_app_quotas(app.id, &quotas).await.unwrap();
+    let room = room(store, app.id, "r").await;
+    store.create_endpoint(endpoint(room.id, "c"), None).await.unwrap();
+    assert_eq!(store.app_by_name(&AppName::parse("a").unwrap()).await.unwrap().unwrap().quotas, quotas);
+    assert_eq!(store.app_by_key(key.hash).await.unwrap().unwrap().quotas, quotas);
+    let access = store.endpoint_by_code("c").await.unwrap().unwrap();
+    assert_eq!((access.app_id, access.app_quotas), (app.id, quotas.clone()));
+    assert_eq!(store.list_apps(AppFilter::All).await.unwrap()[0].app.quotas, quotas);
 }
 
 async fn ids_are_never_reused(fixture: &Fixture) {
     let store = &*fixture.store;
     let first_app = app(store, "a").await;
     let name = RoomName::parse("r").unwrap();
-    let first_room = store.create_room(first_app.id, &name).await.unwrap();
-    let first_endpoint = store.create_endpoint(endpoint(first_room.id, "one")).await.unwrap();
+    let first_room = store.create_room(first_app.id, &name, None).await.unwrap();
+    let first_endpoint = store.create_endpoint(endpoint(first_room.id, "one"), None).await.unwrap();
     store.delete_endpoint(first_room.id, "one").await.unwrap();
     store.delete_room(first_app.id, &name).await.unwrap();
     store.delete_app(first_app.id).await.unwrap();
 
     let second_app = app(store, "a").await;
-    let second_room = store.create_room(second_app.id, &name).await.unwrap();
-    let second_endpoint = store.create_endpoint(endpoint(second_room.id, "one")).await.unwrap();
+    let second_room = store.create_room(second_app.id, &name, None).await.unwrap();
+    let second_endpoint = store.create_endpoint(endpoint(second_room.id, "one"), None).await.unwrap();
     assert!(second_app.id > first_app.id);
     assert!(second_room.id > first_room.id, "the hub keys rooms by id");
     assert!(second_endpoint.id > first_endpoint.id);
@@ -195,8 +242,8 @@ async fn ids_are_never_reused(fixture: &Fixture) {
 
 async fn apps_are_found_by_name_and_change_status(fixture: &Fixture) {
     let store = &*fixture.store;
-    let pending = store.create_app(NewApp { status: AppStatus::Pending, ..new_app("p", None) }).await.unwrap();
-    assert!(matches!(store.create_app(new_app("p", None)).await, Err(StoreError::Conflict)));
+    let pending = store.create_app(NewApp { status: AppStatus::Pending, ..new_app("p", None) }, None).await.unwrap();
+    assert!(matches!(store.create_app(new_app("p", None), None).await, Err(StoreError::Conflict)));
     let name = AppName::parse("p").unwrap();
     assert_eq!(store.app_by_name(&name).await.unwrap(), Some(pending.clone()));
     store.set_app_status(pending.id, AppStatus::Suspended).await.unwrap();
@@ -207,10 +254,10 @@ async fn apps_are_found_by_name_and_change_status(fixture: &Fixture) {
 async fn allowed_origins_reach_every_way_an_app_is_read(fixture: &Fixture) {
     let store = &*fixture.store;
     let key = NewApiKey::generate();
-    let app = store.create_app(new_app("o", Some(key.hash))).await.unwrap();
+    let app = store.create_app(new_app("o", Some(key.hash)), None).await.unwrap();
     assert!(app.allowed_origins.allows_any(), "a new app allows any origin");
     let room = room(store, app.id, "r").await;
-    store.create_endpoint(endpoint(room.id, "c")).await.unwrap();
+    store.create_endpoint(endpoint(room.id, "c"), None).await.unwrap();
     let origins = AllowedOrigins::parse(["https://example.com", "https://*.example.org:8443"]).unwrap();
     store.set_allowed_origins(app.id, &origins).await.unwrap();
     let by_name = store.app_by_name(&AppName::parse("o").unwrap()).await.unwrap().unwrap();
@@ -231,11 +278,11 @@ async fn endpoints_are_found_by_code_and_listed_by_room(fixture: &Fixture) {
         meta: r#"{"name":"Ann"}"#.into(),
         ..endpoint(room.id, "c1")
     };
-    let created = store.create_endpoint(new).await.unwrap();
+    let created = store.create_endpoint(new, None).await.unwrap();
     assert_eq!((created.room_name.as_str(), created.permission), ("r", Permission::ReadAndWrite));
-    assert!(matches!(store.create_endpoint(endpoint(room.id, "c1")).await, Err(StoreError::Conflict)), "code");
+    assert!(matches!(store.create_endpoint(endpoint(room.id, "c1"), None).await, Err(StoreError::Conflict)), "code");
     let same_public = NewEndpoint { public_id: created.public_id.clone(), ..endpoint(room.id, "c2") };
-    assert!(matches!(store.create_endpoint(same_public).await, Err(StoreError::Conflict)), "public id");
+    assert!(matches!(store.create_endpoint(same_public, None).await, Err(StoreError::Conflict)), "public id");
 
     assert_eq!(store.list_endpoints(room.id).await.unwrap(), std::slice::from_ref(&created));
     assert_eq!(store.room(app.id, &RoomName::parse("r").unwrap()).await.unwrap().unwrap().endpoint_count, 1);
@@ -257,7 +304,7 @@ async fn an_apps_endpoints_are_listed_over_all_its_rooms(fixture: &Fixture) {
     let other = room(store, theirs.id, "r1").await;
     let mut created = Vec::new();
     for (room_id, code) in [(second.id, "c1"), (first.id, "c2"), (other.id, "c3"), (second.id, "c4")] {
-        created.push(store.create_endpoint(endpoint(room_id, code)).await.unwrap());
+        created.push(store.create_endpoint(endpoint(room_id, code), None).await.unwrap());
     }
     let listed = store.list_app_endpoints(mine.id).await.unwrap();
     assert_eq!(listed, [created[0].clone(), created[1].clone(), created[3].clone()], "oldest first, this app only");
@@ -301,7 +348,8 @@ async fn payloads_and_meta_are_kept_byte_for_byte(fixture: &Fixture) {
     assert_eq!(store.load_history(room.id, 10, 0).await.unwrap().unwrap().messages, [sent]);
 
     let meta = "{ \"name\" : \"Zoë\" ,\"n\":1e2 }";
-    let created = store.create_endpoint(NewEndpoint { meta: meta.into(), ..endpoint(room.id, "c") }).await.unwrap();
+    let created =
+        store.create_endpoint(NewEndpoint { meta: meta.into(), ..endpoint(room.id, "c") }, None).await.unwrap();
     assert_eq!(created.meta, meta);
     assert_eq!(store.list_endpoints(room.id).await.unwrap()[0].meta, meta);
 }
@@ -310,7 +358,7 @@ async fn messages_of_deleted_rooms_are_skipped(fixture: &Fixture) {
     let store = &*fixture.store;
     let app = app(store, "a").await;
     let name = RoomName::parse("r").unwrap();
-    let gone = store.create_room(app.id, &name).await.unwrap();
+    let gone = store.create_room(app.id, &name, None).await.unwrap();
     let kept = room(store, app.id, "kept").await;
     store.delete_room(app.id, &name).await.unwrap();
     let mut batch = messages(gone.id, [1]);
@@ -318,7 +366,7 @@ async fn messages_of_deleted_rooms_are_skipped(fixture: &Fixture) {
     store.append_messages(&batch, 10).await.unwrap();
     assert_eq!(store.load_history(gone.id, 10, 0).await.unwrap(), None);
     assert_eq!(stored_seqs(store, kept.id).await, (2, vec![1, 2]), "the rest of the batch is written");
-    assert!(matches!(store.create_endpoint(endpoint(gone.id, "code")).await, Err(StoreError::ParentMissing)));
+    assert!(matches!(store.create_endpoint(endpoint(gone.id, "code"), None).await, Err(StoreError::ParentMissing)));
 }
 
 async fn two_nodes_appending_the_same_messages_store_each_once(fixture: &Fixture) {
@@ -389,7 +437,7 @@ async fn reserve_seq_only_raises_and_release_lowers_to_what_is_written(fixture: 
 async fn revoked_keys_stop_matching(fixture: &Fixture) {
     let store = &*fixture.store;
     let first = NewApiKey::generate();
-    let app = store.create_app(new_app("a", Some(first.hash))).await.unwrap();
+    let app = store.create_app(new_app("a", Some(first.hash)), None).await.unwrap();
     assert_eq!(store.app_by_key(first.hash).await.unwrap().map(|a| a.id), Some(app.id));
     let second = NewApiKey::generate();
     store.replace_api_keys(app.id, second.hash).await.unwrap();
@@ -434,7 +482,7 @@ async fn listings_filter_by_owner_and_deleting_an_app_takes_its_rooms(fixture: &
     let profile =
         AppProfile { description: "a game".into(), website: "https://example.com".into(), intended_use: "chat".into() };
     let mine = store
-        .create_app(NewApp { owner_id: Some(owner.id), profile: profile.clone(), ..new_app("mine", None) })
+        .create_app(NewApp { owner_id: Some(owner.id), profile: profile.clone(), ..new_app("mine", None) }, None)
         .await
         .unwrap();
     let theirs = app(store, "theirs").await;
@@ -456,7 +504,7 @@ async fn listings_filter_by_owner_and_deleting_an_app_takes_its_rooms(fixture: &
     );
 
     let room = RoomName::parse("r").unwrap();
-    store.create_room(mine.id, &room).await.unwrap();
+    store.create_room(mine.id, &room, None).await.unwrap();
     store.delete_app(mine.id).await.unwrap();
     assert_eq!(store.room(mine.id, &room).await.unwrap(), None);
     assert_eq!(store.list_apps(AppFilter::All).await.unwrap().len(), 1);

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::helpers::{spawn_app, WAIT};
 
-fn comms(data_dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn comms(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_comms"))
         .args(args)
         .current_dir(data_dir)
@@ -96,7 +96,7 @@ fn migrate_and_print_config() {
 }
 
 /// Runs `comms` against a running test server's data folder.
-async fn comms_beside(app: &crate::helpers::TestApp, args: &'static [&'static str]) -> Vec<Value> {
+pub(crate) async fn comms_beside(app: &crate::helpers::TestApp, args: &'static [&'static str]) -> Vec<Value> {
     let dir = app.data_dir.path().to_owned();
     let output = tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || comms(&dir, args)))
         .await

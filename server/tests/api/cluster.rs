@@ -85,6 +85,7 @@ struct Cluster {
     a: Node,
     b: Node,
     key: String,
+    shared: Shared,
     _redis: TestRedis,
     _database: TestDatabase,
 }
@@ -102,7 +103,7 @@ async fn cluster() -> Option<Cluster> {
     let key = shared.create_app("acme").await;
     let a = Node::start(&shared).await;
     let b = Node::start(&shared).await;
-    Some(Cluster { a, b, key, _redis: redis, _database: database })
+    Some(Cluster { a, b, key, shared, _redis: redis, _database: database })
 }
 
 fn code(endpoint: &Value) -> &str {
@@ -141,7 +142,7 @@ where
 
 #[tokio::test]
 async fn sockets_on_both_nodes_get_the_same_messages_in_the_same_order() {
-    let Some(Cluster { a, b, key, _redis, _database }) = cluster().await else { return };
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
     a.api().create_room(&key, "lobby").await;
     let ann = a.api().create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "ann" }))).await;
     let bob = b.api().create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "bob" }))).await;
@@ -177,7 +178,7 @@ async fn sockets_on_both_nodes_get_the_same_messages_in_the_same_order() {
 
 #[tokio::test]
 async fn a_socket_resumes_with_after_seq_on_the_other_node() {
-    let Some(Cluster { a, b, key, _redis, _database }) = cluster().await else { return };
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
     a.api().create_room(&key, "lobby").await;
     let reader = a.api().create_endpoint(&key, "lobby", "read", None).await;
     for i in 1..=5 {
@@ -195,7 +196,7 @@ async fn a_socket_resumes_with_after_seq_on_the_other_node() {
 
 #[tokio::test]
 async fn deleting_on_one_node_closes_sockets_on_the_other() {
-    let Some(Cluster { a, b, key, _redis, _database }) = cluster().await else { return };
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
     a.api().create_room(&key, "lobby").await;
     let doomed = a.api().create_endpoint(&key, "lobby", "read", None).await;
     let other = a.api().create_endpoint(&key, "lobby", "read", None).await;
@@ -215,7 +216,7 @@ async fn deleting_on_one_node_closes_sockets_on_the_other() {
 
 #[tokio::test]
 async fn online_counts_add_up_over_nodes() {
-    let Some(Cluster { a, b, key, _redis, _database }) = cluster().await else { return };
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
     a.api().create_room(&key, "lobby").await;
     let endpoint = a.api().create_endpoint(&key, "lobby", "read", None).await;
     let (_on_a, _) = join(a.api(), &endpoint, None).await;
@@ -227,6 +228,24 @@ async fn online_counts_add_up_over_nodes() {
         })
         .await;
         assert!(counted, "node {} counts the other node's sockets", node.addr);
+    }
+}
+
+#[tokio::test]
+async fn socket_quotas_count_the_connections_of_every_node() {
+    let Some(Cluster { a, b, key, shared, _redis, _database }) = cluster().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let set = shared.comms(dir.path()).args(["app", "quota", "acme", "sockets_per_endpoint", "2"]).output().await;
+    assert!(set.expect("run comms").status.success());
+    a.api().create_room(&key, "lobby").await;
+    let endpoint = a.api().create_endpoint(&key, "lobby", "read", None).await;
+    let (_on_a, _) = join(a.api(), &endpoint, None).await;
+    let (_on_b, _) = join(b.api(), &endpoint, None).await;
+    // Each node learns the other's count within half a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for node in [a.api(), b.api()] {
+        let closed = node.connect_ws(code(&endpoint), None).await.closed().await;
+        assert_eq!((closed.code, closed.reason.as_str()), (4029, "quota exceeded: sockets_per_endpoint"));
     }
 }
 

@@ -24,6 +24,7 @@ mod outage;
 mod portal;
 mod postgres;
 mod proxy;
+mod quotas;
 mod restart;
 mod rooms;
 mod site_headers;

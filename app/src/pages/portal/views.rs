@@ -38,6 +38,9 @@ pub struct AppRow {
     pub allowed_origins: Vec<String>,
     /// Rooms it has.
     pub rooms: u64,
+    /// Quotas an admin set for it, as `key = value`; the others have the
+    /// configured default.
+    pub quotas: Vec<String>,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -138,6 +141,10 @@ mod from_records {
                 active_keys: summary.active_keys,
                 allowed_origins: summary.app.allowed_origins.entries(),
                 rooms: summary.rooms,
+                quotas: comms_core::quotas::Quota::ALL
+                    .into_iter()
+                    .filter_map(|quota| Some(format!("{quota} = {}", summary.app.quotas.get(quota)?)))
+                    .collect(),
                 created_at: format_ms(summary.app.created_at),
             }
         }

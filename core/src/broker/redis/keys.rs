@@ -51,8 +51,9 @@ impl Keys {
         format!("{}:nodes", self.prefix)
     }
 
-    /// One node's online counts: a hash from room id to connections, which
-    /// expires unless the node keeps refreshing it.
+    /// One node's online counts: a hash from room id (and socket count
+    /// name, see `quotas::SocketOwner`) to connections, which expires unless
+    /// the node keeps refreshing it.
     pub(super) fn node_online(&self, node: &str) -> String {
         format!("{}:node:{node}:online", self.prefix)
     }

@@ -53,6 +53,7 @@ use super::{Broker, BrokerError, Durability, History, PublishGate, RoomRef};
 use crate::hub::Hub;
 use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
+use crate::quotas::SocketOwner;
 use crate::store::Store;
 use crate::time::now_ms;
 
@@ -293,6 +294,11 @@ impl Broker for RedisBroker {
     async fn online(&self, room_ids: &[i64]) -> Result<Vec<u64>, BrokerError> {
         let elsewhere = self.presence.elsewhere(room_ids).await?;
         Ok(room_ids.iter().zip(elsewhere).map(|(room_id, others)| self.hub.online(*room_id) + others).collect())
+    }
+
+    async fn sockets_elsewhere(&self, owner: &SocketOwner) -> Result<[u64; 3], BrokerError> {
+        let counts = self.presence.elsewhere(&owner.count_names()).await?;
+        Ok([0, 1, 2].map(|i| counts.get(i).copied().unwrap_or(0)))
     }
 
     async fn announce(&self, event: RoomEvent) {

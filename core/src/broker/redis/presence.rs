@@ -1,9 +1,11 @@
 //! Online counts over every node.
 //!
 //! Each node publishes its own counts (room id → connections, read from its
-//! hub) as one Redis hash that expires unless refreshed, and lists itself
-//! in the node set. Reading a room's count adds this node's hub count (exact,
-//! at once) to the other nodes' published ones (at most
+//! hub, and its sockets per app, endpoint and address under the names of
+//! [`SocketOwner::count_names`](crate::quotas::SocketOwner::count_names),
+//! for the socket quotas) as one Redis hash that expires unless refreshed,
+//! and lists itself in the node set. Reading a count adds this node's own
+//! (exact, at once) to the other nodes' published ones (at most
 //! [`PUBLISH_EVERY`] old). A node that dies stops refreshing, its hash
 //! expires and readers drop it from the set; after Redis restarts, every
 //! node's next refresh puts its counts back.
@@ -45,13 +47,14 @@ impl Presence {
     pub(super) fn spawn_publisher(self: &Arc<Self>, hub: Arc<Hub>) -> JoinHandle<()> {
         let presence = Arc::clone(self);
         tokio::spawn(async move {
-            let mut published: Option<HashMap<i64, u64>> = None;
+            let mut published: Option<HashMap<String, u64>> = None;
             let mut since_refresh = Duration::ZERO;
             let mut tick = tokio::time::interval(PUBLISH_EVERY);
             loop {
                 tick.tick().await;
                 since_refresh += PUBLISH_EVERY;
-                let counts = hub.online_by_room();
+                let mut counts = hub.sockets().snapshot();
+                counts.extend(hub.online_by_room().into_iter().map(|(room, n)| (room.to_string(), n)));
                 if published.as_ref() == Some(&counts) && since_refresh < REFRESH_EVERY {
                     continue;
                 }
@@ -70,12 +73,12 @@ impl Presence {
     }
 
     /// Replaces this node's published counts with `counts`.
-    async fn publish(&self, counts: &HashMap<i64, u64>) -> redis::RedisResult<()> {
+    async fn publish(&self, counts: &HashMap<String, u64>) -> redis::RedisResult<()> {
         let key = self.keys.node_online(&self.node);
         let mut pipe = redis::pipe();
         pipe.atomic().del(&key).ignore();
         if !counts.is_empty() {
-            let fields: Vec<(i64, u64)> = counts.iter().map(|(room, n)| (*room, *n)).collect();
+            let fields: Vec<(&str, u64)> = counts.iter().map(|(name, n)| (name.as_str(), *n)).collect();
             pipe.hset_multiple(&key, &fields).ignore();
             pipe.pexpire(&key, EXPIRE_AFTER.as_millis() as i64).ignore();
             pipe.sadd(self.keys.nodes(), &self.node).ignore();
@@ -83,19 +86,20 @@ impl Presence {
         pipe.query_async(&mut self.connection.clone()).await
     }
 
-    /// Connections in each room on the other nodes, in the order asked.
+    /// The other nodes' counts under each name (a room id, or a socket
+    /// count name), in the order asked.
     ///
     /// # Errors
     ///
     /// Redis cannot be reached.
-    pub(super) async fn elsewhere(&self, room_ids: &[i64]) -> Result<Vec<u64>, BrokerError> {
-        if room_ids.is_empty() {
+    pub(super) async fn elsewhere<T: redis::ToRedisArgs>(&self, names: &[T]) -> Result<Vec<u64>, BrokerError> {
+        if names.is_empty() {
             return Ok(Vec::new());
         }
         let mut invocation = scripts::ONLINE.key(self.keys.nodes());
         invocation.arg(&self.node).arg(self.keys.prefix());
-        for room_id in room_ids {
-            invocation.arg(room_id);
+        for name in names {
+            invocation.arg(name);
         }
         invocation.invoke_async(&mut self.connection.clone()).await.map_err(super::unavailable)
     }

@@ -90,11 +90,12 @@ return result
     )
 });
 
-/// Sums the online counts other nodes published for some rooms, and
-/// forgets nodes whose counts expired (they stopped or lost Redis).
+/// Sums the counts other nodes published under some names (room ids, or
+/// the socket count names of `quotas::SocketOwner`), and forgets nodes
+/// whose counts expired (they stopped or lost Redis).
 ///
-/// KEYS: the node set. ARGV: this node's id, the key prefix, then room ids.
-/// Returns one count per room id, in order.
+/// KEYS: the node set. ARGV: this node's id, the key prefix, then names.
+/// Returns one count per name, in order.
 pub(super) static ONLINE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"

@@ -93,8 +93,10 @@ impl Backend for SqliteStore {
         done.rows_affected()
     }
 
-    async fn create_room(&self, app_id: i64, name: &RoomName) -> Result<RoomRecord, StoreError> {
-        self.rooms.create(app_id, name.as_str().to_owned()).await
+    const LOCK_ROW: &'static str = "";
+
+    async fn create_room(&self, app_id: i64, name: &RoomName, at_most: Option<u64>) -> Result<RoomRecord, StoreError> {
+        self.rooms.create(app_id, name.as_str().to_owned(), at_most).await
     }
 
     async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError> {
@@ -165,7 +167,7 @@ mod tests {
             profile: AppProfile::default(),
             key: None,
         };
-        let app = store.create_app(new).await.unwrap();
+        let app = store.create_app(new, None).await.unwrap();
         (dir, store, app.id)
     }
 
@@ -176,7 +178,8 @@ mod tests {
         let (_dir, store, app_id) = open_with_app().await;
         let names = ["x", "y", "x", "z", "x", "y"].map(|n| RoomName::parse(n).unwrap());
         let results =
-            futures_util::future::join_all(names.iter().map(|name| Store::create_room(&store, app_id, name))).await;
+            futures_util::future::join_all(names.iter().map(|name| Store::create_room(&store, app_id, name, None)))
+                .await;
         let created: Vec<bool> = results.iter().map(Result::is_ok).collect();
         assert_eq!(created, [true, true, false, true, false, false]);
     }

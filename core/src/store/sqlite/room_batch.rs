@@ -9,6 +9,10 @@
 //! conflict. If the statement breaks a constraint as a whole (a request for
 //! an app that no longer exists), each request is retried on its own so each
 //! gets its own answer; any other failure is every request's failure.
+//!
+//! `rooms_per_app` is checked here too, before the insert: this task is the
+//! only one creating rooms in this database, so the count it reads plus the
+//! rooms it admits earlier in the batch is exact.
 
 use std::collections::HashMap;
 
@@ -26,6 +30,7 @@ const MAX_BATCH: usize = 256;
 struct Request {
     app_id: i64,
     name: String,
+    at_most: Option<u64>,
     reply: oneshot::Sender<Result<RoomRecord, StoreError>>,
 }
 
@@ -44,11 +49,17 @@ impl RoomBatcher {
         Self { requests }
     }
 
-    /// Creates a room, together with whatever other creations are pending.
-    pub(super) async fn create(&self, app_id: i64, name: String) -> Result<RoomRecord, StoreError> {
+    /// Creates a room, together with whatever other creations are pending,
+    /// only while the app has fewer than `at_most` rooms.
+    pub(super) async fn create(
+        &self,
+        app_id: i64,
+        name: String,
+        at_most: Option<u64>,
+    ) -> Result<RoomRecord, StoreError> {
         let (reply, answer) = oneshot::channel();
         // The task outlives every handle, so these fail only if it panicked.
-        self.requests.send(Request { app_id, name, reply }).await.map_err(|_| StoreError::BatchFailed)?;
+        self.requests.send(Request { app_id, name, at_most, reply }).await.map_err(|_| StoreError::BatchFailed)?;
         answer.await.map_err(|_| StoreError::BatchFailed)?
     }
 }
@@ -63,7 +74,11 @@ async fn run(writer: SqlitePool, mut requests: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        match insert_all(&writer, &batch).await {
+        let admitted = match refuse_over_quota(&writer, &mut batch).await {
+            Ok(()) => insert_all(&writer, &batch).await,
+            Err(err) => Err(err),
+        };
+        match admitted {
             Ok(mut created) => {
                 for request in batch.drain(..) {
                     // The first request for a name gets the row; any other
@@ -74,7 +89,7 @@ async fn run(writer: SqlitePool, mut requests: mpsc::Receiver<Request>) {
             }
             Err(StoreError::ParentMissing) => {
                 for request in batch.drain(..) {
-                    let result = insert_room(&writer, request.app_id, &request.name).await;
+                    let result = insert_room(&writer, request.app_id, &request.name, request.at_most, "").await;
                     let _ = request.reply.send(result);
                 }
             }
@@ -90,9 +105,41 @@ async fn run(writer: SqlitePool, mut requests: mpsc::Receiver<Request>) {
     }
 }
 
+/// Answers [`StoreError::Full`] to the requests that would take their app
+/// past `at_most` rooms (counting the rooms already there and those admitted
+/// earlier in the batch), and takes them out of the batch.
+async fn refuse_over_quota(writer: &SqlitePool, batch: &mut Vec<Request>) -> Result<(), StoreError> {
+    let mut counted: Vec<i64> = batch.iter().filter(|request| request.at_most.is_some()).map(|r| r.app_id).collect();
+    counted.sort_unstable();
+    counted.dedup();
+    let mut rooms: HashMap<i64, u64> = HashMap::with_capacity(counted.len());
+    for app_id in counted {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM rooms WHERE app_id = $1").bind(app_id).fetch_one(writer).await?;
+        rooms.insert(app_id, u64::try_from(count).unwrap_or(0));
+    }
+    for request in std::mem::take(batch) {
+        let Some(at_most) = request.at_most else {
+            batch.push(request);
+            continue;
+        };
+        let count = rooms.entry(request.app_id).or_default();
+        if *count >= at_most {
+            let _ = request.reply.send(Err(StoreError::Full));
+        } else {
+            *count += 1;
+            batch.push(request);
+        }
+    }
+    Ok(())
+}
+
 /// Inserts the batch's rooms in one statement, skipping taken names; fails
 /// as a whole with [`StoreError::ParentMissing`] if one request's app is gone.
 async fn insert_all(writer: &SqlitePool, batch: &[Request]) -> Result<HashMap<(i64, String), RoomRecord>, StoreError> {
+    if batch.is_empty() {
+        return Ok(HashMap::new());
+    }
     let values = vec!["(?, ?, ?)"; batch.len()].join(", ");
     let sql = format!(
         "INSERT INTO rooms (app_id, name, created_at) VALUES {values} \

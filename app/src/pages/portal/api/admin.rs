@@ -1,5 +1,5 @@
 //! The admin area: every app and the audit log, and deciding an app's
-//! status. Only admins (accounts made with `comms admin create`) pass the
+//! status and quotas. Only admins (accounts made with `comms admin create`) pass the
 //! guard.
 
 use leptos::prelude::*;
@@ -46,5 +46,35 @@ pub async fn set_app_status(
         _ => return Err(ServiceError::Invalid("status must be approved, rejected or suspended".into()).into()),
     };
     guards::context()?.apps.set_status(&app, status, &admin.email).await?;
+    Ok(())
+}
+
+/// Sets one of an app's count quotas (`value`: a whole number, 0 for
+/// unlimited, or `default` for the configured default).
+#[server(prefix = "/admin/fn", endpoint = "set_quota")]
+pub async fn set_app_quota(
+    /// The session's form token.
+    csrf: String,
+    /// The app's name.
+    app: String,
+    /// The quota's key, e.g. `rooms_per_app`.
+    quota: String,
+    /// The new value.
+    value: String,
+) -> Result<(), PortalError> {
+    use comms_core::error::ServiceError;
+    use comms_core::quotas::Quota;
+    let admin = guards::admin(Some(&csrf)).await?;
+    let quota = Quota::parse(&quota).ok_or_else(|| ServiceError::Invalid(format!("unknown quota {quota:?}")))?;
+    let value = match value.trim() {
+        "default" | "" => None,
+        number => Some(
+            number
+                .parse::<u64>()
+                .map_err(|_| ServiceError::Invalid("a quota is a whole number (0: unlimited) or default".into()))?,
+        ),
+    };
+    let apps = &guards::context()?.apps;
+    apps.set_quota(&apps.find(&app).await?, quota, value, &admin.email).await?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! - [`account`]: the session, sign-up, login and logout.
 //! - [`apps`]: a developer's apps, their keys and allowed origins.
 //! - [`rooms`]: rooms and endpoints of a developer's approved app.
-//! - [`admin`]: every app and the audit log, for admins.
+//! - [`admin`]: every app and the audit log, app status and quotas, for admins.
 
 pub mod account;
 pub mod admin;
@@ -15,7 +15,7 @@ pub mod apps;
 pub mod rooms;
 
 pub use account::{portal_session, LogIn, LogOut, PortalSession, SignUp};
-pub use admin::{admin_overview, AdminOverview, SetAppStatus};
+pub use admin::{admin_overview, AdminOverview, SetAppQuota, SetAppStatus};
 pub use apps::{
     app_overview, my_apps, AppOverview, DeleteApp, IssueKey, MyApps, RegisterApp, RevokeKeys, SetAllowedOrigins,
 };

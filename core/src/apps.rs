@@ -5,29 +5,27 @@
 
 use std::sync::Arc;
 
-use crate::auth::KeyAuthenticator;
+use crate::changes::AppChanges;
 use crate::error::ServiceError;
 use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
 use crate::quotas::{Quota, QuotaOverrides};
 use crate::secrets::NewApiKey;
 use crate::service::quota_full;
-use crate::service::Service;
 use crate::store::{AppFilter, AppProfile, AppRecord, AppStatus, AppSummary, AuditEntry, NewApp, Store, StoreError};
 use crate::time::now_ms;
 
 /// Who the audit log names for actions of the command line.
 pub const CLI_ACTOR: &str = "cli";
 
-/// App administration over a store. Key and status changes are announced to
-/// the authenticator so they apply to the next request.
+/// App administration over a store. The store records every change with
+/// it, and every node applies it from there ([`crate::changes`]).
 pub struct Apps {
     store: Arc<dyn Store>,
-    authenticator: Arc<KeyAuthenticator>,
-    /// In the server: closes the live sockets of apps that stop being
-    /// approved. The command line has none (the server's next join check
-    /// refuses them instead).
-    live: Option<Service>,
+    /// In the server: applies a change to this node at once, before the
+    /// caller is answered. The command line has none; the servers apply
+    /// its changes within a poll.
+    live: Option<Arc<AppChanges>>,
 }
 
 /// An app and the plain text of a key just issued to it, to be shown once.
@@ -36,19 +34,29 @@ pub struct IssuedKey {
     pub app: AppRecord,
     /// The key in plain text; it is not stored and cannot be shown again.
     pub api_key: String,
+    /// Endpoints deleted with the keys it replaced.
+    pub revoked_endpoints: usize,
 }
 
 impl Apps {
-    /// Administration over `store`, invalidating `authenticator`'s cache.
-    pub fn new(store: Arc<dyn Store>, authenticator: Arc<KeyAuthenticator>) -> Self {
-        Self { store, authenticator, live: None }
+    /// Administration over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store, live: None }
     }
 
-    /// Also closes the live sockets of apps suspended, rejected or deleted.
+    /// Also applies each change to this node's caches and sockets at once.
     #[must_use]
-    pub fn with_live_connections(mut self, service: Service) -> Self {
-        self.live = Some(service);
+    pub fn with_live_connections(mut self, changes: Arc<AppChanges>) -> Self {
+        self.live = Some(changes);
         self
+    }
+
+    /// Applies the change just recorded to this node, if it serves.
+    async fn applied(&self) -> Result<(), ServiceError> {
+        match &self.live {
+            Some(changes) => changes.catch_up().await,
+            None => Ok(()),
+        }
     }
 
     /// The app named `name`.
@@ -83,7 +91,7 @@ impl Apps {
         let app = self.insert(name, status, None, AppProfile::default(), Some(key.hash), None).await?;
         self.audit(CLI_ACTOR, "created", &app.name, status.as_str()).await?;
         self.audit(CLI_ACTOR, "key_issued", &app.name, "first key").await?;
-        Ok(IssuedKey { app, api_key: key.plain })
+        Ok(IssuedKey { app, api_key: key.plain, revoked_endpoints: 0 })
     }
 
     /// Records an action on an app without details.
@@ -121,16 +129,28 @@ impl Apps {
     }
 
     /// Revokes every key of the app and issues a new one, shown once.
+    /// With `revoke_endpoints` (a leaked key), also deletes every endpoint
+    /// created with a key it revokes, closing their sockets on every node.
     ///
     /// # Errors
     ///
     /// Store failures.
-    pub async fn issue_key(&self, app: &AppRecord, actor: &str) -> Result<IssuedKey, ServiceError> {
+    pub async fn issue_key(
+        &self,
+        app: &AppRecord,
+        revoke_endpoints: bool,
+        actor: &str,
+    ) -> Result<IssuedKey, ServiceError> {
         let key = NewApiKey::generate();
-        self.store.replace_api_keys(app.id, key.hash).await?;
-        self.authenticator.invalidate_app(app.id);
-        self.audit(actor, "key_issued", &app.name, "earlier keys revoked").await?;
-        Ok(IssuedKey { app: app.clone(), api_key: key.plain })
+        let revoked = self.store.replace_api_keys(app.id, key.hash, revoke_endpoints).await?;
+        self.applied().await?;
+        let detail = if revoke_endpoints {
+            format!("earlier keys revoked with the {} endpoints they created", revoked.len())
+        } else {
+            "earlier keys revoked".to_owned()
+        };
+        self.audit(actor, "key_issued", &app.name, &detail).await?;
+        Ok(IssuedKey { app: app.clone(), api_key: key.plain, revoked_endpoints: revoked.len() })
     }
 
     /// Revokes every key of the app; it has none until one is issued.
@@ -140,7 +160,7 @@ impl Apps {
     /// Store failures.
     pub async fn revoke_keys(&self, app: &AppRecord, actor: &str) -> Result<u64, ServiceError> {
         let revoked = self.store.revoke_api_keys(app.id).await?;
-        self.authenticator.invalidate_app(app.id);
+        self.applied().await?;
         self.audit(actor, "keys_revoked", &app.name, &format!("{revoked} revoked")).await?;
         Ok(revoked)
     }
@@ -161,11 +181,8 @@ impl Apps {
             (_, AppStatus::Pending) => "pending",
         };
         self.store.set_app_status(app.id, status).await?;
-        self.authenticator.invalidate_app(app.id);
+        self.applied().await?;
         app.status = status;
-        if status != AppStatus::Approved {
-            self.close_connections(&app).await?;
-        }
         self.audit(actor, action, &app.name, "").await?;
         Ok(app)
     }
@@ -184,7 +201,7 @@ impl Apps {
         actor: &str,
     ) -> Result<AppRecord, ServiceError> {
         self.store.set_allowed_origins(app.id, &origins).await?;
-        self.authenticator.invalidate_app(app.id);
+        self.applied().await?;
         let detail = if origins.allows_any() { "any origin".to_owned() } else { origins.to_stored() };
         self.audit(actor, "origins_changed", &app.name, &detail).await?;
         Ok(AppRecord { allowed_origins: origins, ..app.clone() })
@@ -208,7 +225,7 @@ impl Apps {
         let mut quotas: QuotaOverrides = app.quotas.clone();
         quotas.set(quota, value);
         self.store.set_app_quotas(app.id, &quotas).await?;
-        self.authenticator.invalidate_app(app.id);
+        self.applied().await?;
         let detail = match value {
             Some(value) => format!("{quota} = {value}"),
             None => format!("{quota} = default"),
@@ -225,7 +242,7 @@ impl Apps {
     pub async fn delete(&self, app: &AppRecord, actor: &str) -> Result<(), ServiceError> {
         // Room by room through the service, so sockets close with "room
         // deleted" and the broker forgets the rooms' state.
-        if let Some(service) = &self.live {
+        if let Some(service) = self.live.as_ref().map(|changes| changes.service()) {
             for room in service.list_rooms(app).await? {
                 match service.delete_room(app, &RoomName::parse(&room.name)?).await {
                     Ok(()) | Err(ServiceError::NotFound(_)) => {}
@@ -234,15 +251,8 @@ impl Apps {
             }
         }
         self.store.delete_app(app.id).await?;
-        self.authenticator.invalidate_app(app.id);
+        self.applied().await?;
         self.audit(actor, "deleted", &app.name, "").await
-    }
-
-    async fn close_connections(&self, app: &AppRecord) -> Result<(), ServiceError> {
-        if let Some(service) = &self.live {
-            service.close_app_connections(app).await?;
-        }
-        Ok(())
     }
 
     /// The newest `limit` audit entries, newest first.

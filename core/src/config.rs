@@ -351,12 +351,16 @@ pub struct WebSocketConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// How long a verified key is trusted without asking the database.
-    /// Changes made by this process (rotate, revoke, suspend) take effect at
-    /// once; changes made by another process (the CLI) within this time.
+    /// How long a verified key is trusted without asking the database
+    /// (changes to its app drop it earlier, see `change_poll`).
     #[serde(rename = "key_cache_ttl_ms")]
     #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub key_cache_ttl: Duration,
+    /// How often a node reads the changes to apps made elsewhere (another
+    /// node, the command line): suspensions, key rotations, quotas.
+    #[serde(rename = "change_poll_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub change_poll: Duration,
 }
 
 /// The web site: pages rendered by the server, and the files the browser
@@ -582,7 +586,7 @@ impl Default for WebSocketConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { key_cache_ttl: Duration::from_millis(1000) }
+        Self { key_cache_ttl: Duration::from_millis(1000), change_poll: Duration::from_millis(250) }
     }
 }
 

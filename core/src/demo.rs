@@ -75,7 +75,7 @@ pub async fn prepare(store: &Arc<dyn Store>, apps: &Apps, service: &Service) -> 
             continue;
         }
         for (permission, name) in *endpoints {
-            service.create_endpoint(&app, &room, *permission, named(name)).await?;
+            service.create_endpoint(&app, &room, *permission, named(name), None).await?;
         }
     }
     Ok(app)
@@ -146,8 +146,8 @@ impl Throwaways {
         }
         let room = RoomName::parse(&format!("{THROWAWAY_PREFIX}{}", &crate::secrets::endpoint_code()[..10]))?;
         service.create_room(app, &room).await?;
-        let writer = service.create_endpoint(app, &room, Permission::ReadAndWrite, named("Writer")).await?;
-        let reader = service.create_endpoint(app, &room, Permission::Read, named("Reader")).await?;
+        let writer = service.create_endpoint(app, &room, Permission::ReadAndWrite, named("Writer"), None).await?;
+        let reader = service.create_endpoint(app, &room, Permission::Read, named("Reader"), None).await?;
         Ok(Throwaway { room: room.to_string(), writer: writer.code, reader: reader.code })
     }
 }

@@ -288,6 +288,15 @@ impl Hub {
         self.rooms.read().iter().map(|(id, room)| (*id, room.lock().len() as u64)).collect()
     }
 
+    /// The endpoints with a connection in the room on this node.
+    pub fn endpoints_in(&self, room_id: i64) -> Vec<i64> {
+        let Some(room) = self.rooms.read().get(&room_id).cloned() else { return Vec::new() };
+        let mut endpoints: Vec<i64> = room.lock().values().map(|member| member.endpoint_id).collect();
+        endpoints.sort_unstable();
+        endpoints.dedup();
+        endpoints
+    }
+
     /// Whether this node has a connection in the room.
     pub fn has_room(&self, room_id: i64) -> bool {
         self.rooms.read().contains_key(&room_id)

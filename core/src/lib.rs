@@ -10,6 +10,8 @@
 //! - [`store`]: the SQL boundary (`Store` trait, SQLite and PostgreSQL backends).
 //! - [`error`]: `ServiceError`, mapped to the error codes of `docs/protocol.md#errors`.
 //! - [`auth`]: API-key check with a small cache.
+//! - [`changes`]: the one path by which a change to an app (status, keys,
+//!   quotas) reaches every node's caches and sockets.
 //! - [`origins`]: per-app allow-lists of browser origins.
 //! - [`forwarded`]: the client's address, scheme and host behind trusted proxies.
 //! - [`limits`]: REST and WebSocket rate limits.
@@ -38,6 +40,7 @@ pub mod accounts;
 pub mod apps;
 pub mod auth;
 pub mod broker;
+pub mod changes;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -118,14 +118,20 @@ impl Portal {
     }
 
     /// Issues a new key for the developer's approved app, revoking the
-    /// others; the key is in the answer only.
+    /// others (and with `revoke_endpoints`, deleting the endpoints they
+    /// created); the key is in the answer only.
     ///
     /// # Errors
     ///
     /// As [`Portal::approved_app_of`].
-    pub async fn issue_key(&self, owner: &AccountRecord, name: &str) -> Result<IssuedKey, ServiceError> {
+    pub async fn issue_key(
+        &self,
+        owner: &AccountRecord,
+        name: &str,
+        revoke_endpoints: bool,
+    ) -> Result<IssuedKey, ServiceError> {
         let app = self.approved_app_of(owner, name).await?;
-        self.apps.issue_key(&app, &owner.email).await
+        self.apps.issue_key(&app, revoke_endpoints, &owner.email).await
     }
 
     /// Revokes every key of the developer's app.

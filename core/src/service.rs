@@ -130,20 +130,8 @@ impl Service {
         Ok(())
     }
 
-    /// Closes the live sockets in every room of the app, on every node,
-    /// with 4003 (used when an app stops being approved or is deleted).
-    ///
-    /// # Errors
-    ///
-    /// Store failures.
-    pub async fn close_app_connections(&self, app: &AppRecord) -> Result<(), ServiceError> {
-        for room in self.store.list_rooms(app.id).await? {
-            self.broker.announce(RoomEvent::AppStopped { room_id: room.id }).await;
-        }
-        Ok(())
-    }
-
-    /// Adds an endpoint to a room.
+    /// Adds an endpoint to a room; `created_with` is the API key used, so
+    /// the endpoint can be revoked with it if the key leaks.
     ///
     /// # Errors
     ///
@@ -154,6 +142,7 @@ impl Service {
         room: &RoomName,
         permission: Permission,
         meta: Meta,
+        created_with: Option<i64>,
     ) -> Result<EndpointRecord, ServiceError> {
         let room = self.find_room(app, room).await?;
         let new = NewEndpoint {
@@ -162,6 +151,7 @@ impl Service {
             code: secrets::endpoint_code(),
             permission,
             meta: meta.as_str().to_owned(),
+            key_id: created_with,
         };
         let at_most = self.quota(app, Quota::EndpointsPerRoom);
         self.store.create_endpoint(new, at_most).await.map_err(|err| quota_full(err, Quota::EndpointsPerRoom, at_most))

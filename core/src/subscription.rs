@@ -113,11 +113,23 @@ impl Service {
     ///
     /// # Errors
     ///
-    /// [`JoinError::Refused`] when the endpoint or room was deleted since the
-    /// ticket was issued; [`JoinError::Failed`] when history cannot be read.
+    /// [`JoinError::Refused`] when the endpoint or room was deleted, or the
+    /// app stopped being approved, since the ticket was issued;
+    /// [`JoinError::Failed`] when the store or history cannot be read.
     pub async fn join(&self, ticket: &JoinTicket, after_seq: Option<u64>) -> Result<Subscription, JoinError> {
         let membership = self.hub.join(ticket.room.id, ticket.endpoint.id).map_err(JoinError::Refused)?;
         self.broker.listen(ticket.room.id).await.map_err(ServiceError::from)?;
+        // Read again now that the hub lists the connection: a suspension or
+        // a revocation committed after the ticket was issued is either seen
+        // here, or applied to the connection by the next poll of app
+        // changes (see `crate::changes`).
+        match self.store.endpoint_by_code(&ticket.endpoint.code).await.map_err(ServiceError::from)? {
+            None => return Err(JoinError::Refused(CloseReason::EndpointDeleted)),
+            Some(access) if access.app_status != AppStatus::Approved => {
+                return Err(JoinError::Refused(CloseReason::AppStopped))
+            }
+            Some(_) => {}
+        }
         let history = match after_seq {
             Some(after) => self.broker.history(&ticket.room, after, usize::MAX).await,
             None => self.broker.history(&ticket.room, u64::MAX, 0).await,

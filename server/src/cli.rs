@@ -7,14 +7,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use comms_core::accounts::Accounts;
 use comms_core::apps::{Apps, CLI_ACTOR};
-use comms_core::auth::{ChangeMarker, KeyAuthenticator};
 use comms_core::config::Config;
 use comms_core::origins::AllowedOrigins;
 use comms_core::plan::Plan;
@@ -84,8 +81,15 @@ enum AppCommand {
     Create { name: String },
     /// List apps, one JSON object per line.
     List,
-    /// Revoke every key of the app and print a new one.
-    RotateKey { name: String },
+    /// Revoke every key of the app and print a new one; prints
+    /// `{"name", "api_key", "revoked_endpoints"}`.
+    RotateKey {
+        name: String,
+        /// Also delete every endpoint created with a revoked key (the key
+        /// leaked), closing their sockets.
+        #[arg(long)]
+        revoke_endpoints: bool,
+    },
     /// Suspend the app: its keys and endpoints stop working.
     Suspend { name: String },
     /// Approve (or reinstate) the app.
@@ -213,10 +217,7 @@ async fn serve(mut config: Config, addr: Option<SocketAddr>, print_config: bool)
 }
 
 async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
-    let store = open_store(&config).await?;
-    let marker = ChangeMarker::in_data_dir(&config.data_dir);
-    let authenticator = Arc::new(KeyAuthenticator::new(Arc::clone(&store), Duration::ZERO, marker));
-    let apps = Apps::new(store, authenticator);
+    let apps = Apps::new(open_store(&config).await?);
     match command {
         AppCommand::Create { name } => {
             let issued = apps.create(&name, AppStatus::Approved).await?;
@@ -237,9 +238,14 @@ async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
                 println!("{line}");
             }
         }
-        AppCommand::RotateKey { name } => {
-            let issued = apps.issue_key(&apps.find(&name).await?, CLI_ACTOR).await?;
-            println!("{}", json!({ "name": issued.app.name, "api_key": issued.api_key }));
+        AppCommand::RotateKey { name, revoke_endpoints } => {
+            let issued = apps.issue_key(&apps.find(&name).await?, revoke_endpoints, CLI_ACTOR).await?;
+            let line = json!({
+                "name": issued.app.name,
+                "api_key": issued.api_key,
+                "revoked_endpoints": issued.revoked_endpoints,
+            });
+            println!("{line}");
         }
         AppCommand::Suspend { name } => print_status(apps.set_status(&name, AppStatus::Suspended, CLI_ACTOR).await?),
         AppCommand::Approve { name } => print_status(apps.set_status(&name, AppStatus::Approved, CLI_ACTOR).await?),

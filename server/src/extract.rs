@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use comms_core::config::ServerConfig;
 use comms_core::error::ServiceError;
 use comms_core::forwarded::{ClientAddr, ForwardedHeaders};
-use comms_core::store::AppRecord;
+use comms_core::store::{AppRecord, KeyOwner};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -22,7 +22,12 @@ use crate::state::AppState;
 /// `Authorization: Bearer`, asked from a page the app allows (its
 /// `Origin`, if any, is in the app's allow-list). Also takes one request
 /// from the app's rate limit.
-pub struct AuthApp(pub AppRecord);
+pub struct AuthApp {
+    /// The app.
+    pub app: AppRecord,
+    /// Row id of the key presented.
+    pub key_id: i64,
+}
 
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
     let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim);
@@ -46,7 +51,7 @@ impl FromRequestParts<AppState> for AuthApp {
         let key = presented_key(&parts.headers).ok_or(ApiError(ServiceError::Forbidden))?;
         let ip = client_addr(parts, &state.config.server).ip;
         state.failed_auth.admit(ip)?;
-        let app = match state.authenticator.authenticate(key).await {
+        let KeyOwner { app, key_id } = match state.authenticator.authenticate(key).await {
             Err(ServiceError::Forbidden) => return Err(state.failed_auth.failed(ip, ServiceError::Forbidden).into()),
             other => other?,
         };
@@ -55,7 +60,7 @@ impl FromRequestParts<AppState> for AuthApp {
             return Err(ApiError(ServiceError::OriginNotAllowed(origin.unwrap_or_default().to_owned())));
         }
         state.api_limiter.check(app.id).map_err(|retry_after| ApiError(ServiceError::RateLimited { retry_after }))?;
-        Ok(Self(app))
+        Ok(Self { app, key_id })
     }
 }
 

@@ -22,11 +22,12 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use comms_core::accounts::Accounts;
 use comms_core::apps::Apps;
-use comms_core::auth::{ChangeMarker, KeyAuthenticator};
+use comms_core::auth::KeyAuthenticator;
 use comms_core::broker::local::{LocalBroker, LocalSettings};
 use comms_core::broker::redis::{RedisBroker, RedisSettings};
 use comms_core::broker::writer::WriterSettings;
 use comms_core::broker::Broker;
+use comms_core::changes::AppChanges;
 use comms_core::config::{Config, DatabaseKind, ServerConfig};
 use comms_core::demo::{self, Throwaways};
 use comms_core::error::ServiceError;
@@ -183,11 +184,8 @@ impl Application {
             config.limits.clone(),
             config.quotas.clone(),
         );
-        let authenticator = Arc::new(KeyAuthenticator::new(
-            Arc::clone(&store),
-            config.auth.key_cache_ttl,
-            ChangeMarker::in_data_dir(&config.data_dir),
-        ));
+        let authenticator = Arc::new(KeyAuthenticator::new(Arc::clone(&store), config.auth.key_cache_ttl));
+        let changes = AppChanges::new(Arc::clone(&store), service.clone(), Arc::clone(&authenticator)).await?;
         let hash_file = site_hash_file(&config.site.root);
         let leptos = LeptosOptions::builder()
             .output_name("comms")
@@ -196,8 +194,7 @@ impl Application {
             .hash_files(hash_file.is_some())
             .hash_file(hash_file.unwrap_or_default().display().to_string().into())
             .build();
-        let apps =
-            Arc::new(Apps::new(Arc::clone(&store), Arc::clone(&authenticator)).with_live_connections(service.clone()));
+        let apps = Arc::new(Apps::new(Arc::clone(&store)).with_live_connections(Arc::clone(&changes)));
         let accounts = Arc::new(Accounts::new(Arc::clone(&store), &config.portal).await?);
         let portal = Arc::new(Portal::new(Arc::clone(&apps), config.portal.auto_approve, config.quotas.clone()));
         let state = AppState::new(Shared {
@@ -228,6 +225,7 @@ impl Application {
                 tracing::error!(error = %err, "the expired-session sweeper stopped");
             }
         }));
+        background.push(changes.spawn(state.config.auth.change_poll));
         let router = router(state.clone());
         Ok(Self { listener, redirect, router, state, background })
     }

@@ -205,6 +205,37 @@ pub struct NewEndpoint {
     pub permission: Permission,
     /// JSON object text.
     pub meta: String,
+    /// The API key it is created with; `None` from the portal or the demo.
+    pub key_id: Option<i64>,
+}
+
+/// An app found by one of its keys, and which key.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct KeyOwner {
+    /// The app.
+    #[sqlx(flatten)]
+    pub app: AppRecord,
+    /// Row id of the key that matched.
+    pub key_id: i64,
+}
+
+/// A change to an app, as recorded with it (see [`Store::app_changes_after`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct AppChange {
+    /// Increasing (on PostgreSQL, ids of transactions still running may
+    /// commit after higher ones).
+    pub id: i64,
+    /// The app that changed (it may be deleted since).
+    pub app_id: i64,
+}
+
+/// An endpoint deleted together with the key it was created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct RevokedEndpoint {
+    /// Row id of its room.
+    pub room_id: i64,
+    /// Row id of the endpoint.
+    pub id: i64,
 }
 
 /// An endpoint row.
@@ -356,14 +387,28 @@ pub trait Store: Send + Sync + 'static {
     async fn app_by_name(&self, name: &AppName) -> Result<Option<AppRecord>, StoreError>;
     /// The apps `filter` selects, oldest first, with counts.
     async fn list_apps(&self, filter: AppFilter) -> Result<Vec<AppSummary>, StoreError>;
+    /// Changes recorded after `after_id` (every write below that changes an
+    /// app records one in its own transaction), oldest first.
+    async fn app_changes_after(&self, after_id: i64) -> Result<Vec<AppChange>, StoreError>;
+    /// The id of the newest recorded change, 0 when none is.
+    async fn last_app_change(&self) -> Result<i64, StoreError>;
+    /// Deletes the changes recorded before `before_ms`.
+    async fn prune_app_changes(&self, before_ms: i64) -> Result<u64, StoreError>;
     /// Replaces the app's quota overrides.
     async fn set_app_quotas(&self, app_id: i64, quotas: &QuotaOverrides) -> Result<(), StoreError>;
     /// Changes an app's status.
     async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError>;
     /// Replaces the app's allow-list of browser origins.
     async fn set_allowed_origins(&self, app_id: i64, origins: &AllowedOrigins) -> Result<(), StoreError>;
-    /// Revokes every active key of the app and stores `new` as its only key.
-    async fn replace_api_keys(&self, app_id: i64, new: ApiKeyHash) -> Result<(), StoreError>;
+    /// Revokes every active key of the app and stores `new` as its only key;
+    /// with `with_endpoints`, also deletes every endpoint created with a key
+    /// it revokes, and returns them.
+    async fn replace_api_keys(
+        &self,
+        app_id: i64,
+        new: ApiKeyHash,
+        with_endpoints: bool,
+    ) -> Result<Vec<RevokedEndpoint>, StoreError>;
     /// Revokes every active key of the app; how many were.
     async fn revoke_api_keys(&self, app_id: i64) -> Result<u64, StoreError>;
     /// Deletes an app with its keys, rooms, endpoints and history.
@@ -389,7 +434,7 @@ pub trait Store: Send + Sync + 'static {
     /// The newest `limit` audit entries, newest first.
     async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
     /// The app owning an active (not revoked) key, whatever its status.
-    async fn app_by_key(&self, key: ApiKeyHash) -> Result<Option<AppRecord>, StoreError>;
+    async fn app_by_key(&self, key: ApiKeyHash) -> Result<Option<KeyOwner>, StoreError>;
 
     /// Creates a room, only while the app has fewer than `at_most` rooms.
     ///

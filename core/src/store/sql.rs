@@ -28,8 +28,8 @@ use sqlx::database::Database;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::{
-    AccountRecord, AppFilter, AppRecord, AppStatus, AppSummary, AuditEntry, EndpointAccess, EndpointRecord, NewApp,
-    NewEndpoint, RoomHistory, RoomRecord, Store, StoreError, StoredMessage,
+    AccountRecord, AppChange, AppFilter, AppRecord, AppStatus, AppSummary, AuditEntry, EndpointAccess, EndpointRecord,
+    KeyOwner, NewApp, NewEndpoint, RevokedEndpoint, RoomHistory, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
@@ -236,6 +236,9 @@ const INSERT_KEY: &str = "INSERT INTO api_keys (app_id, key_hash, created_at) VA
 
 const REVOKE_KEYS: &str = "UPDATE api_keys SET revoked_at = $1 WHERE app_id = $2 AND revoked_at IS NULL";
 
+/// Records a change to app `$1` at `$2`, in the transaction making it.
+const RECORD_CHANGE: &str = "INSERT INTO app_changes (app_id, at) VALUES ($1, $2)";
+
 #[async_trait]
 impl<B> Store for B
 where
@@ -308,49 +311,101 @@ where
     }
 
     async fn set_app_quotas(&self, app_id: i64, quotas: &QuotaOverrides) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
         sqlx::query("UPDATE apps SET quotas = $1 WHERE id = $2")
             .bind(quotas.to_stored())
             .bind(app_id)
-            .execute(self.writer())
+            .execute(&mut *tx)
             .await?;
-        Ok(())
-    }
-
-    async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError> {
-        sqlx::query("UPDATE apps SET status = $1 WHERE id = $2")
-            .bind(status.as_str())
-            .bind(app_id)
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
-
-    async fn set_allowed_origins(&self, app_id: i64, origins: &AllowedOrigins) -> Result<(), StoreError> {
-        sqlx::query("UPDATE apps SET allowed_origins = $1 WHERE id = $2")
-            .bind(origins.to_stored())
-            .bind(app_id)
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
-
-    async fn replace_api_keys(&self, app_id: i64, new: ApiKeyHash) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut tx = self.writer().begin().await?;
-        sqlx::query(REVOKE_KEYS).bind(now).bind(app_id).execute(&mut *tx).await?;
-        sqlx::query(INSERT_KEY).bind(app_id).bind(new.to_hex()).bind(now).execute(&mut *tx).await?;
+        sqlx::query(RECORD_CHANGE).bind(app_id).bind(now_ms()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
+    async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("UPDATE apps SET status = $1 WHERE id = $2")
+            .bind(status.as_str())
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(RECORD_CHANGE).bind(app_id).bind(now_ms()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_allowed_origins(&self, app_id: i64, origins: &AllowedOrigins) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("UPDATE apps SET allowed_origins = $1 WHERE id = $2")
+            .bind(origins.to_stored())
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(RECORD_CHANGE).bind(app_id).bind(now_ms()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_api_keys(
+        &self,
+        app_id: i64,
+        new: ApiKeyHash,
+        with_endpoints: bool,
+    ) -> Result<Vec<RevokedEndpoint>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.writer().begin().await?;
+        let revoked: Vec<RevokedEndpoint> = if with_endpoints {
+            sqlx::query_as(
+                "DELETE FROM endpoints WHERE key_id IN \
+                   (SELECT id FROM api_keys WHERE app_id = $1 AND revoked_at IS NULL) \
+                 RETURNING room_id, id",
+            )
+            .bind(app_id)
+            .fetch_all(&mut *tx)
+            .await?
+        } else {
+            Vec::new()
+        };
+        sqlx::query(REVOKE_KEYS).bind(now).bind(app_id).execute(&mut *tx).await?;
+        sqlx::query(INSERT_KEY).bind(app_id).bind(new.to_hex()).bind(now).execute(&mut *tx).await?;
+        sqlx::query(RECORD_CHANGE).bind(app_id).bind(now).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
     async fn revoke_api_keys(&self, app_id: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(REVOKE_KEYS).bind(now_ms()).bind(app_id).execute(self.writer()).await?;
+        let now = now_ms();
+        let mut tx = self.writer().begin().await?;
+        let done = sqlx::query(REVOKE_KEYS).bind(now).bind(app_id).execute(&mut *tx).await?;
+        sqlx::query(RECORD_CHANGE).bind(app_id).bind(now).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(B::rows_affected(&done))
     }
 
     async fn delete_app(&self, app_id: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM apps WHERE id = $1").bind(app_id).execute(self.writer()).await?;
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("DELETE FROM apps WHERE id = $1").bind(app_id).execute(&mut *tx).await?;
+        sqlx::query(RECORD_CHANGE).bind(app_id).bind(now_ms()).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn app_changes_after(&self, after_id: i64) -> Result<Vec<AppChange>, StoreError> {
+        Ok(sqlx::query_as("SELECT id, app_id FROM app_changes WHERE id > $1 ORDER BY id")
+            .bind(after_id)
+            .fetch_all(self.reader())
+            .await?)
+    }
+
+    async fn last_app_change(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), CAST(0 AS BIGINT)) FROM app_changes")
+            .fetch_one(self.reader())
+            .await?)
+    }
+
+    async fn prune_app_changes(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM app_changes WHERE at < $1").bind(before_ms).execute(self.writer()).await?;
+        Ok(B::rows_affected(&done))
     }
 
     async fn create_account(
@@ -402,9 +457,9 @@ where
             .await?)
     }
 
-    async fn app_by_key(&self, key: ApiKeyHash) -> Result<Option<AppRecord>, StoreError> {
+    async fn app_by_key(&self, key: ApiKeyHash) -> Result<Option<KeyOwner>, StoreError> {
         let sql = format!(
-            "SELECT {APP_COLUMNS} FROM api_keys k JOIN apps a ON a.id = k.app_id \
+            "SELECT {APP_COLUMNS}, k.id AS key_id FROM api_keys k JOIN apps a ON a.id = k.app_id \
              WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
         );
         Ok(sqlx::query_as(&sql).bind(key.to_hex()).fetch_optional(self.reader()).await?)
@@ -434,8 +489,8 @@ where
 
     async fn create_endpoint(&self, new: NewEndpoint, at_most: Option<u64>) -> Result<EndpointRecord, StoreError> {
         let insert = sqlx::query_as(
-            "INSERT INTO endpoints (public_id, code, room_id, permission, meta, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO endpoints (public_id, code, room_id, permission, meta, created_at, key_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              RETURNING id, public_id, code, room_id, \
                (SELECT name FROM rooms WHERE id = room_id) AS room_name, permission, meta, created_at",
         )
@@ -444,7 +499,8 @@ where
         .bind(new.room_id)
         .bind(new.permission.as_str())
         .bind(new.meta)
-        .bind(now_ms());
+        .bind(now_ms())
+        .bind(new.key_id);
         let Some(at_most) = at_most else { return insert.fetch_one(self.writer()).await.map_err(refused_or) };
         let mut tx = self.writer().begin().await?;
         ensure_below(&mut *tx, ENDPOINTS_OF_ROOM, new.room_id, at_most, B::LOCK_ROW).await?;

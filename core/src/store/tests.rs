@@ -93,6 +93,7 @@ on_every_backend!(
     last_seq_never_goes_back,
     reserve_seq_only_raises_and_release_lowers_to_what_is_written,
     revoked_keys_stop_matching,
+    a_leaked_keys_endpoints_go_with_it_and_every_change_is_recorded,
     accounts_and_the_audit_log,
     listings_filter_by_owner_and_deleting_an_app_takes_its_rooms,
 );
@@ -122,6 +123,7 @@ fn endpoint(room_id: i64, code: &str) -> NewEndpoint {
         code: code.into(),
         permission: Permission::Read,
         meta: "{}".into(),
+        key_id: None,
     }
 }
 
@@ -216,7 +218,7 @@ async fn quota_overrides_reach_every_way_an_app_is_read(fixture: &Fixture) {
     let room = room(store, app.id, "r").await;
     store.create_endpoint(endpoint(room.id, "c"), None).await.unwrap();
     assert_eq!(store.app_by_name(&AppName::parse("a").unwrap()).await.unwrap().unwrap().quotas, quotas);
-    assert_eq!(store.app_by_key(key.hash).await.unwrap().unwrap().quotas, quotas);
+    assert_eq!(store.app_by_key(key.hash).await.unwrap().unwrap().app.quotas, quotas);
     let access = store.endpoint_by_code("c").await.unwrap().unwrap();
     assert_eq!((access.app_id, access.app_quotas), (app.id, quotas.clone()));
     assert_eq!(store.list_apps(AppFilter::All).await.unwrap()[0].app.quotas, quotas);
@@ -262,7 +264,7 @@ async fn allowed_origins_reach_every_way_an_app_is_read(fixture: &Fixture) {
     store.set_allowed_origins(app.id, &origins).await.unwrap();
     let by_name = store.app_by_name(&AppName::parse("o").unwrap()).await.unwrap().unwrap();
     assert_eq!(by_name.allowed_origins, origins);
-    assert_eq!(store.app_by_key(key.hash).await.unwrap().unwrap().allowed_origins, origins);
+    assert_eq!(store.app_by_key(key.hash).await.unwrap().unwrap().app.allowed_origins, origins);
     assert_eq!(store.list_apps(AppFilter::All).await.unwrap()[0].app.allowed_origins, origins);
     assert_eq!(store.endpoint_by_code("c").await.unwrap().unwrap().allowed_origins, origins);
     store.set_allowed_origins(app.id, &AllowedOrigins::default()).await.unwrap();
@@ -438,13 +440,49 @@ async fn revoked_keys_stop_matching(fixture: &Fixture) {
     let store = &*fixture.store;
     let first = NewApiKey::generate();
     let app = store.create_app(new_app("a", Some(first.hash)), None).await.unwrap();
-    assert_eq!(store.app_by_key(first.hash).await.unwrap().map(|a| a.id), Some(app.id));
+    assert_eq!(store.app_by_key(first.hash).await.unwrap().map(|owner| owner.app.id), Some(app.id));
     let second = NewApiKey::generate();
-    store.replace_api_keys(app.id, second.hash).await.unwrap();
+    store.replace_api_keys(app.id, second.hash, false).await.unwrap();
     assert_eq!(store.app_by_key(first.hash).await.unwrap(), None);
     assert!(store.app_by_key(second.hash).await.unwrap().is_some());
     assert_eq!(store.revoke_api_keys(app.id).await.unwrap(), 1);
     assert_eq!(store.app_by_key(second.hash).await.unwrap(), None);
+}
+
+async fn a_leaked_keys_endpoints_go_with_it_and_every_change_is_recorded(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let first = NewApiKey::generate();
+    let other = app(store, "b").await.id;
+    let app = store.create_app(new_app("a", Some(first.hash)), None).await.unwrap();
+    let before = store.last_app_change().await.unwrap();
+    let first_id = store.app_by_key(first.hash).await.unwrap().unwrap().key_id;
+    let room = room(store, app.id, "r").await;
+    let leaked = store.create_endpoint(NewEndpoint { key_id: Some(first_id), ..endpoint(room.id, "l") }, None).await;
+    let kept = store.create_endpoint(endpoint(room.id, "k"), None).await.unwrap();
+
+    let second = NewApiKey::generate();
+    let second_id = {
+        let revoked = store.replace_api_keys(app.id, second.hash, true).await.unwrap();
+        assert_eq!(revoked, [RevokedEndpoint { room_id: room.id, id: leaked.unwrap().id }]);
+        store.app_by_key(second.hash).await.unwrap().unwrap().key_id
+    };
+    let left: Vec<i64> = store.list_endpoints(room.id).await.unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(left, [kept.id], "endpoints of other keys, or none, stay");
+    store.create_endpoint(NewEndpoint { key_id: Some(second_id), ..endpoint(room.id, "n") }, None).await.unwrap();
+    assert!(store.replace_api_keys(app.id, NewApiKey::generate().hash, false).await.unwrap().is_empty());
+    assert_eq!(store.list_endpoints(room.id).await.unwrap().len(), 2, "a plain rotation deletes nothing");
+
+    store.set_app_status(app.id, AppStatus::Suspended).await.unwrap();
+    store.set_app_quotas(app.id, &QuotaOverrides::default()).await.unwrap();
+    store.set_allowed_origins(app.id, &AllowedOrigins::default()).await.unwrap();
+    store.revoke_api_keys(app.id).await.unwrap();
+    store.delete_app(other).await.unwrap();
+    let changes = store.app_changes_after(before).await.unwrap();
+    let apps: Vec<i64> = changes.iter().map(|change| change.app_id).collect();
+    assert_eq!(apps, [app.id, app.id, app.id, app.id, app.id, app.id, other], "one row per change, in order");
+    assert!(changes.windows(2).all(|pair| pair[0].id < pair[1].id));
+    assert_eq!(store.last_app_change().await.unwrap(), changes.last().unwrap().id);
+    assert_eq!(store.prune_app_changes(i64::MAX).await.unwrap(), changes.len() as u64);
 }
 
 async fn accounts_and_the_audit_log(fixture: &Fixture) {

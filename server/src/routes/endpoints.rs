@@ -33,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
 async fn list_endpoints(
     State(state): State<AppState>,
-    AuthApp(app): AuthApp,
+    AuthApp { app, .. }: AuthApp,
     WsBase(ws_base): WsBase,
     ApiPath(room): ApiPath<RoomName>,
 ) -> Result<Json<EndpointList>, ApiError> {
@@ -59,14 +59,14 @@ async fn list_endpoints(
 #[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
 async fn create_endpoint(
     State(state): State<AppState>,
-    AuthApp(app): AuthApp,
+    AuthApp { app, key_id }: AuthApp,
     WsBase(ws_base): WsBase,
     ApiPath(room): ApiPath<RoomName>,
     ApiJson(body): ApiJson<CreateEndpointRequest>,
 ) -> Result<(StatusCode, Json<Endpoint>), ApiError> {
     let permission = parse_permission(&body.permission)?;
     let meta = Meta::parse(body.meta.as_deref(), &state.config.limits)?;
-    let record = state.service.create_endpoint(&app, &room, permission, meta).await?;
+    let record = state.service.create_endpoint(&app, &room, permission, meta, Some(key_id)).await?;
     Ok((StatusCode::CREATED, Json(endpoint_view(record, &ws_base)?)))
 }
 
@@ -83,7 +83,7 @@ async fn create_endpoint(
 #[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
 async fn delete_endpoint(
     State(state): State<AppState>,
-    AuthApp(app): AuthApp,
+    AuthApp { app, .. }: AuthApp,
     ApiPath((room, code)): ApiPath<(RoomName, String)>,
 ) -> Result<StatusCode, ApiError> {
     state.service.delete_endpoint(&app, &room, &code).await?;

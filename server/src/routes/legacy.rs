@@ -118,7 +118,7 @@ async fn create_room(
     auth: Result<AuthApp, ApiError>,
     path: Result<ApiPath<RoomName>, ApiError>,
 ) -> Reply {
-    let (AuthApp(app), ApiPath(room)) = (auth?, path?);
+    let (AuthApp { app, .. }, ApiPath(room)) = (auth?, path?);
     let room = state.service.create_room(&app, &room).await?;
     Ok(Success { status: StatusCode::CREATED, message: "room created", data: BTreeMap::from([("room", raw(&room))]) })
 }
@@ -129,14 +129,14 @@ async fn delete_room(
     auth: Result<AuthApp, ApiError>,
     path: Result<ApiPath<RoomName>, ApiError>,
 ) -> Reply {
-    let (AuthApp(app), ApiPath(room)) = (auth?, path?);
+    let (AuthApp { app, .. }, ApiPath(room)) = (auth?, path?);
     state.service.delete_room(&app, &room).await?;
     Ok(Success { status: StatusCode::OK, message: "room deleted", data: BTreeMap::new() })
 }
 
 #[tracing::instrument(skip_all)]
 async fn list_rooms(State(state): State<AppState>, auth: Result<AuthApp, ApiError>) -> Reply {
-    let AuthApp(app) = auth?;
+    let AuthApp { app, .. } = auth?;
     let rooms = state.service.list_rooms(&app).await?;
     Ok(Success { status: StatusCode::OK, message: "rooms listed", data: BTreeMap::from([("rooms", raw(&rooms))]) })
 }
@@ -172,10 +172,10 @@ async fn add_endpoint(
     query: Result<ApiQuery<HashMap<String, String>>, ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
-    let (AuthApp(app), ApiPath((room, permission)), ApiQuery(query)) = (auth?, path?, query?);
+    let (AuthApp { app, key_id }, ApiPath((room, permission)), ApiQuery(query)) = (auth?, path?, query?);
     let body = body.map_err(ApiError::from)?;
     let meta = Meta::parse(legacy_meta(&body, &query)?.as_deref(), &state.config.limits)?;
-    let record = state.service.create_endpoint(&app, &room, parse_permission(&permission)?, meta).await?;
+    let record = state.service.create_endpoint(&app, &room, parse_permission(&permission)?, meta, Some(key_id)).await?;
     let endpoint = endpoint_view(record, &ws_base)?;
     Ok(Success {
         status: StatusCode::CREATED,
@@ -190,7 +190,7 @@ async fn delete_endpoint(
     auth: Result<AuthApp, ApiError>,
     path: Result<ApiPath<(RoomName, String)>, ApiError>,
 ) -> Reply {
-    let (AuthApp(app), ApiPath((room, code))) = (auth?, path?);
+    let (AuthApp { app, .. }, ApiPath((room, code))) = (auth?, path?);
     state.service.delete_endpoint(&app, &room, &code).await?;
     Ok(Success { status: StatusCode::OK, message: "endpoint deleted", data: BTreeMap::new() })
 }
@@ -202,7 +202,7 @@ async fn list_endpoints(
     WsBase(ws_base): WsBase,
     path: Result<ApiPath<RoomName>, ApiError>,
 ) -> Reply {
-    let (AuthApp(app), ApiPath(room)) = (auth?, path?);
+    let (AuthApp { app, .. }, ApiPath(room)) = (auth?, path?);
     let records = state.service.list_endpoints(&app, &room).await?;
     let endpoints = records.into_iter().map(|record| endpoint_view(record, &ws_base)).collect::<Result<Vec<_>, _>>()?;
     Ok(Success {

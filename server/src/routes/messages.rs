@@ -45,7 +45,7 @@ struct MessagesQuery {
 #[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
 async fn list_messages(
     State(state): State<AppState>,
-    AuthApp(app): AuthApp,
+    AuthApp { app, .. }: AuthApp,
     ApiPath(room): ApiPath<RoomName>,
     ApiQuery(query): ApiQuery<MessagesQuery>,
 ) -> Result<Json<MessageList>, ApiError> {
@@ -69,7 +69,7 @@ async fn list_messages(
 #[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
 async fn publish_message(
     State(state): State<AppState>,
-    AuthApp(app): AuthApp,
+    AuthApp { app, .. }: AuthApp,
     ApiPath(room): ApiPath<RoomName>,
     ApiJson(body): ApiJson<PublishMessageRequest>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {

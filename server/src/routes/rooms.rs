@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 429, description = "Rate limited", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(app = %app.name))]
-async fn list_rooms(State(state): State<AppState>, AuthApp(app): AuthApp) -> Result<Json<RoomList>, ApiError> {
+async fn list_rooms(State(state): State<AppState>, AuthApp { app, .. }: AuthApp) -> Result<Json<RoomList>, ApiError> {
     let rooms = state.service.list_rooms(&app).await?;
     Ok(Json(RoomList { rooms }))
 }
@@ -45,7 +45,7 @@ async fn list_rooms(State(state): State<AppState>, AuthApp(app): AuthApp) -> Res
 #[tracing::instrument(skip_all, fields(app = %app.name, room = %body.name))]
 async fn create_room(
     State(state): State<AppState>,
-    AuthApp(app): AuthApp,
+    AuthApp { app, .. }: AuthApp,
     ApiJson(body): ApiJson<CreateRoomRequest>,
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
     let room = state.service.create_room(&app, &RoomName::parse(&body.name)?).await?;
@@ -65,7 +65,7 @@ async fn create_room(
 #[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
 async fn get_room(
     State(state): State<AppState>,
-    AuthApp(app): AuthApp,
+    AuthApp { app, .. }: AuthApp,
     ApiPath(room): ApiPath<RoomName>,
 ) -> Result<Json<Room>, ApiError> {
     Ok(Json(state.service.room(&app, &room).await?))
@@ -85,7 +85,7 @@ async fn get_room(
 #[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
 async fn delete_room(
     State(state): State<AppState>,
-    AuthApp(app): AuthApp,
+    AuthApp { app, .. }: AuthApp,
     ApiPath(room): ApiPath<RoomName>,
 ) -> Result<StatusCode, ApiError> {
     state.service.delete_room(&app, &room).await?;

@@ -250,6 +250,26 @@ async fn socket_quotas_count_the_connections_of_every_node() {
 }
 
 #[tokio::test]
+async fn a_suspension_from_the_command_line_closes_sockets_on_every_node() {
+    let Some(Cluster { a, b, key, shared, _redis, _database }) = cluster().await else { return };
+    a.api().create_room(&key, "lobby").await;
+    let endpoint = a.api().create_endpoint(&key, "lobby", "read", None).await;
+    let (mut on_a, _) = join(a.api(), &endpoint, None).await;
+    let (mut on_b, _) = join(b.api(), &endpoint, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let suspend = shared.comms(dir.path()).args(["app", "suspend", "acme"]).output().await.expect("run comms");
+    assert!(suspend.status.success());
+    assert_eq!(on_a.closed().await.code, 4003);
+    assert_eq!(on_b.closed().await.code, 4003);
+    assert!(started.elapsed() < Duration::from_secs(2), "within a poll: {:?}", started.elapsed());
+    for node in [a.api(), b.api()] {
+        assert_eq!(node.ws_refusal(code(&endpoint)).await, 404);
+        assert_error(node.get("/api/v1/rooms", &key).await, 403, "forbidden").await;
+    }
+}
+
+#[tokio::test]
 async fn a_redis_restart_is_survived_without_losing_acknowledged_messages() {
     let Some(database) = TestDatabase::create().await else { return };
     let Some(mut redis) = PrivateRedis::start().await else { return };

@@ -124,7 +124,7 @@ impl TestApp {
     /// Issues a new key for the app `name`, revoking its others.
     pub async fn rotate_key(&self, name: &str) -> String {
         let app = self.apps().find(name).await.expect("the app exists");
-        self.apps().issue_key(&app, "test").await.expect("issue key").api_key
+        self.apps().issue_key(&app, false, "test").await.expect("issue key").api_key
     }
 }
 
@@ -284,6 +284,17 @@ pub async fn lobby_writer(app: &TestApp) -> WsClient {
     let mut ws = app.api().connect_ws(endpoint["code"].as_str().unwrap(), None).await;
     assert_eq!(ws.next_json().await["type"], "welcome");
     ws
+}
+
+/// Waits until `key` gets `status` on the rooms list, for 2 s at most: a
+/// change made elsewhere (another node, the command line) applies within
+/// `auth.change_poll_ms`.
+pub async fn until_key_status(api: &Remote, key: &str, status: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while api.get("/api/v1/rooms", key).await.status() != status {
+        assert!(std::time::Instant::now() < deadline, "the key never got {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits until the server at `addr` answers `/readyz` with 200 (a real

@@ -156,6 +156,12 @@ fn KeySection(app: String, csrf: String, active_keys: u64, approved: bool, actio
             <ActionForm action=actions.issue_key attr:class="inline">
                 <FormToken csrf=issue_csrf />
                 <input type="hidden" name="app" value=issue_app />
+                {(active_keys > 0).then(|| view! {
+                    <label>
+                        <input type="checkbox" name="revoke_endpoints" value="true" />
+                        " and delete the endpoints made with the old key (it leaked)"
+                    </label>
+                })}
                 <button type="submit">{if active_keys == 0 { "Issue a key" } else { "Rotate key" }}</button>
             </ActionForm>
         }

@@ -62,16 +62,20 @@ pub async fn app_overview(
 }
 
 /// Issues a new key for the developer's approved app (earlier keys stop
-/// working); the key is in this answer only.
+/// working; with `revoke_endpoints`, the endpoints they created are
+/// deleted too); the key is in this answer only.
 #[server(prefix = "/portal/fn", endpoint = "issue_key")]
 pub async fn issue_key(
     /// The session's form token.
     csrf: String,
     /// The app's name.
     app: String,
+    /// Present (`true`) to delete the endpoints made with the old keys.
+    revoke_endpoints: Option<String>,
 ) -> Result<String, PortalError> {
     let owner = guards::account(Some(&csrf)).await?;
-    Ok(guards::context()?.portal.issue_key(&owner, &app).await?.api_key)
+    let revoke_endpoints = revoke_endpoints.is_some_and(|value| value == "true");
+    Ok(guards::context()?.portal.issue_key(&owner, &app, revoke_endpoints).await?.api_key)
 }
 
 /// Revokes every key of the developer's app; answers how many.

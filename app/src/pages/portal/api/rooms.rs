@@ -65,7 +65,10 @@ pub async fn create_endpoint(
         ),
     };
     let meta = Meta::parse(meta.as_deref(), &context.limits)?;
-    context.service.create_endpoint(&record, &RoomName::parse(&room)?, parse_permission(&permission)?, meta).await?;
+    context
+        .service
+        .create_endpoint(&record, &RoomName::parse(&room)?, parse_permission(&permission)?, meta, None)
+        .await?;
     Ok(())
 }
 

@@ -5,7 +5,13 @@
 //! like any others.
 //!
 //! The demo faces the internet, so it is bounded: throwaway rooms are
-//! limited in number and rate, and deleted when their lifetime ends.
+//! limited in number and rate (both hold under concurrent clicks: the
+//! number is counted by the store in the transaction creating the room),
+//! and deleted when their lifetime ends. A throwaway room's codes are
+//! shown only to the visitor who made it: the page lists the throwaway
+//! rooms named in the visitor's own cookie ([`VISITOR_COOKIE`]), and no
+//! others. The names are random, so the cookie holds no secret but the
+//! names themselves, and the server keeps nothing per visitor.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,10 +118,41 @@ pub struct Throwaway {
     pub reader: String,
 }
 
+/// The cookie naming a visitor's throwaway rooms, separated by `.`.
+pub const VISITOR_COOKIE: &str = "comms_demo_rooms";
+/// Rooms a visitor's cookie names at most (the oldest are forgotten).
+const REMEMBERED: usize = 20;
+
+/// The throwaway rooms the `Cookie` header `cookies` names as the
+/// visitor's; anything else in it is ignored.
+pub fn visitor_rooms(cookies: &str) -> Vec<String> {
+    let value =
+        cookies.split(';').filter_map(|pair| pair.trim().split_once('=')).find(|(name, _)| *name == VISITOR_COOKIE);
+    value
+        .map(|(_, rooms)| rooms.split('.'))
+        .into_iter()
+        .flatten()
+        .filter(|room| room.starts_with(THROWAWAY_PREFIX) && RoomName::parse(room).is_ok())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `Set-Cookie` value remembering `rooms` (newest last) for the
+/// visitor, for as long as a throwaway room lives.
+pub fn visitor_cookie(rooms: &[String], lifetime: Duration) -> String {
+    let kept = &rooms[rooms.len().saturating_sub(REMEMBERED)..];
+    format!(
+        "{VISITOR_COOKIE}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax",
+        kept.join("."),
+        lifetime.as_secs().max(1)
+    )
+}
+
 /// Makes throwaway rooms within the configured bounds.
 pub struct Throwaways {
     rate: ConnectionRateLimiter,
     max_rooms: usize,
+    lifetime: Duration,
 }
 
 impl Throwaways {
@@ -126,26 +163,34 @@ impl Throwaways {
         Self {
             rate: ConnectionRateLimiter::new(per_second, config.throwaways_per_minute),
             max_rooms: config.max_throwaway_rooms,
+            lifetime: config.throwaway_lifetime,
         }
+    }
+
+    /// How long a throwaway room lives.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
     }
 
     /// Makes a room with a `read_and_write` and a `read` endpoint.
     ///
     /// # Errors
     ///
-    /// `RateLimited` when too many were made lately or too many exist; store
-    /// failures.
+    /// `RateLimited` when too many were made lately or too many exist;
+    /// store failures.
     pub async fn create(&self, service: &Service, app: &AppRecord) -> Result<Throwaway, ServiceError> {
         let busy = || ServiceError::RateLimited { retry_after: Duration::from_secs(60) };
         if !self.rate.allow() {
             return Err(busy());
         }
-        let rooms = service.list_rooms(app).await?;
-        if rooms.iter().filter(|room| room.name.starts_with(THROWAWAY_PREFIX)).count() >= self.max_rooms {
-            return Err(busy());
-        }
         let room = RoomName::parse(&format!("{THROWAWAY_PREFIX}{}", &crate::secrets::endpoint_code()[..10]))?;
-        service.create_room(app, &room).await?;
+        // The demo's own rooms and at most `max_rooms` throwaway ones,
+        // counted in the transaction that creates the room.
+        let at_most = (ROOMS.len() + self.max_rooms) as u64;
+        match service.create_room_at_most(app, &room, Some(at_most)).await {
+            Err(ServiceError::QuotaExceeded(_)) => return Err(busy()),
+            other => other?,
+        };
         let writer = service.create_endpoint(app, &room, Permission::ReadAndWrite, named("Writer"), None).await?;
         let reader = service.create_endpoint(app, &room, Permission::Read, named("Reader"), None).await?;
         Ok(Throwaway { room: room.to_string(), writer: writer.code, reader: reader.code })

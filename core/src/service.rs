@@ -83,7 +83,17 @@ impl Service {
     ///
     /// `Conflict` if the app has the room already.
     pub async fn create_room(&self, app: &AppRecord, name: &RoomName) -> Result<Room, ServiceError> {
-        let at_most = self.quota(app, Quota::RoomsPerApp);
+        self.create_room_at_most(app, name, self.quota(app, Quota::RoomsPerApp)).await
+    }
+
+    /// Creates a room while the app has fewer than `at_most` rooms (its
+    /// `rooms_per_app`, or a tighter bound of the caller's).
+    pub(crate) async fn create_room_at_most(
+        &self,
+        app: &AppRecord,
+        name: &RoomName,
+        at_most: Option<u64>,
+    ) -> Result<Room, ServiceError> {
         let room = self.store.create_room(app.id, name, at_most).await.map_err(|err| match err {
             StoreError::Conflict => ServiceError::Conflict(format!("room {name} already exists")),
             other => quota_full(other, Quota::RoomsPerApp, at_most),

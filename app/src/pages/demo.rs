@@ -52,12 +52,31 @@ pub struct ThrowawayRoom {
     pub reader: String,
 }
 
-/// Makes a throwaway room for the visitor.
-#[server]
+/// The throwaway rooms this visitor made, from their cookie.
+#[cfg(feature = "ssr")]
+async fn visitor_rooms() -> Vec<String> {
+    let headers = leptos_axum::extract::<http::HeaderMap>().await.unwrap_or_default();
+    let cookies = headers.get_all(http::header::COOKIE).iter().filter_map(|value| value.to_str().ok());
+    cookies.flat_map(comms_core::demo::visitor_rooms).collect()
+}
+
+/// Makes a throwaway room for the visitor, and adds it to the rooms their
+/// cookie names (only they see it listed).
+#[server(prefix = "/demo/fn", endpoint = "create_throwaway_room")]
 pub async fn create_throwaway_room() -> Result<ThrowawayRoom, ServerFnError> {
     let demo = use_context::<DemoContext>().ok_or_else(|| ServerFnError::new("the demo is off on this server"))?;
     match demo.throwaways.create(&demo.service, &demo.app).await {
-        Ok(made) => Ok(ThrowawayRoom { room: made.room, writer: made.writer, reader: made.reader }),
+        Ok(made) => {
+            let mut rooms = visitor_rooms().await;
+            rooms.push(made.room.clone());
+            let cookie = comms_core::demo::visitor_cookie(&rooms, demo.throwaways.lifetime());
+            if let (Some(response), Ok(cookie)) =
+                (use_context::<leptos_axum::ResponseOptions>(), http::HeaderValue::from_str(&cookie))
+            {
+                response.append_header(http::header::SET_COOKIE, cookie);
+            }
+            Ok(ThrowawayRoom { room: made.room, writer: made.writer, reader: made.reader })
+        }
         Err(comms_core::error::ServiceError::RateLimited { .. }) => {
             Err(ServerFnError::new("many rooms were made just now: try again in a minute"))
         }
@@ -68,16 +87,22 @@ pub async fn create_throwaway_room() -> Result<ThrowawayRoom, ServerFnError> {
     }
 }
 
-/// The demo's rooms and endpoints.
-#[server]
+/// The demo's rooms and endpoints, with the throwaway rooms this visitor
+/// made (and no one else's).
+#[server(prefix = "/demo/fn", endpoint = "demo_rooms")]
 pub async fn demo_rooms() -> Result<Vec<DemoRoom>, ServerFnError> {
     let demo = use_context::<DemoContext>().ok_or_else(|| ServerFnError::new("the demo is off on this server"))?;
     let unavailable = |err: comms_core::error::ServiceError| {
         leptos::logging::error!("demo: {err}");
         ServerFnError::new("the demo is unavailable right now")
     };
+    let mine = visitor_rooms().await;
+    let shown = |name: &str| !name.starts_with(comms_core::demo::THROWAWAY_PREFIX) || mine.iter().any(|m| m == name);
     let mut rooms = Vec::new();
     for room in demo.service.list_rooms(&demo.app).await.map_err(unavailable)? {
+        if !shown(&room.name) {
+            continue;
+        }
         let name = comms_core::names::RoomName::parse(&room.name).map_err(|err| unavailable(err.into()))?;
         let endpoints = demo.service.list_endpoints(&demo.app, &name).await.map_err(unavailable)?;
         let endpoints = endpoints

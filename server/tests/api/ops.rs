@@ -222,3 +222,53 @@ async fn throwaway_rooms_are_bounded_and_expire() {
     assert!(rooms.iter().all(|room| !room.name.starts_with(THROWAWAY_PREFIX)), "expired rooms are deleted");
     assert!(rooms.iter().any(|room| room.name == "lobby"), "the demo's own rooms stay");
 }
+
+/// The throwaway rooms `demo_rooms` lists to `visitor`.
+async fn throwaways_seen_by(visitor: &crate::helpers::Browser) -> Vec<String> {
+    let rooms = visitor.call("/demo/fn/demo_rooms", &[]).await.expect("the demo lists its rooms");
+    let names = rooms.as_array().unwrap().iter().map(|room| room["name"].as_str().unwrap().to_owned());
+    names.filter(|name| name.starts_with(comms_core::demo::THROWAWAY_PREFIX)).collect()
+}
+
+#[tokio::test]
+async fn a_visitor_sees_only_the_throwaway_rooms_they_made() {
+    use crate::helpers::Browser;
+
+    let app = crate::helpers::spawn_app_with(|config| config.demo.enabled = true).await;
+    let (ann, bob) = (Browser::open(&app).await, Browser::open(&app).await);
+    let made = ann.call("/demo/fn/create_throwaway_room", &[]).await.unwrap();
+    let room = made["room"].as_str().unwrap().to_owned();
+    let second = ann.call("/demo/fn/create_throwaway_room", &[]).await.unwrap()["room"].as_str().unwrap().to_owned();
+    assert_eq!(throwaways_seen_by(&ann).await, [room.clone(), second], "the maker sees both");
+    assert!(throwaways_seen_by(&bob).await.is_empty(), "nobody else sees them, nor their codes");
+    let listed = bob.call("/demo/fn/demo_rooms", &[]).await.unwrap().to_string();
+    assert!(!listed.contains(made["writer"].as_str().unwrap()), "the write code is not shown to others");
+    assert!(listed.contains("lobby"), "the demo's own rooms are shown to all");
+}
+
+#[tokio::test]
+async fn the_throwaway_cap_and_rate_hold_under_concurrent_clicks() {
+    use crate::helpers::Browser;
+
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.demo.enabled = true;
+        config.demo.max_throwaway_rooms = 3;
+        config.demo.throwaways_per_minute = 1000;
+    })
+    .await;
+    let visitor = Browser::open(&app).await;
+    let clicks = (0..20).map(|_| visitor.call("/demo/fn/create_throwaway_room", &[]));
+    let made = futures_util::future::join_all(clicks).await.into_iter().filter(Result::is_ok).count();
+    assert_eq!(made, 3, "max_throwaway_rooms holds");
+
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.demo.enabled = true;
+        config.demo.max_throwaway_rooms = 100;
+        config.demo.throwaways_per_minute = 2;
+    })
+    .await;
+    let visitor = Browser::open(&app).await;
+    let clicks = (0..20).map(|_| visitor.call("/demo/fn/create_throwaway_room", &[]));
+    let made = futures_util::future::join_all(clicks).await.into_iter().filter(Result::is_ok).count();
+    assert_eq!(made, 2, "throwaways_per_minute holds");
+}

@@ -39,6 +39,7 @@ const PAGES: &[(&str, &str, Source)] = &[
     ("portal", "Developer portal and admin", Source::Readme(&["Developer portal and admin"])),
     ("configuration", "Configuration", Source::Doc("configuration.md")),
     ("operations", "Operations and command line", Source::Readme(&["Command line", "Operations"])),
+    ("security", "Security and limits", Source::Doc("security.md")),
     ("decisions", "Design decisions", Source::Doc("decisions.md")),
     ("deployment", "Deployment: nginx, systemd, TLS", Source::Doc("deployment.md")),
     ("scaling", "Scaling", Source::Doc("scaling.md")),

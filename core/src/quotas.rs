@@ -118,10 +118,36 @@ pub struct SocketOwner {
 }
 
 impl SocketOwner {
+    /// What the owner's connection counts under: its app, endpoint and
+    /// address (IPv6 by its `/64`), in that order.
+    fn counted(&self) -> [Counted; 3] {
+        [Counted::App(self.app_id), Counted::Endpoint(self.endpoint_id), Counted::Address(address_key(self.ip))]
+    }
+
     /// The names this owner's counts are published under, for other nodes
     /// (`app`, `endpoint`, `address`, in that order).
     pub fn count_names(&self) -> [String; 3] {
-        [format!("a:{}", self.app_id), format!("e:{}", self.endpoint_id), format!("i:{}", address_key(self.ip))]
+        self.counted().map(Counted::name)
+    }
+}
+
+/// One thing sockets are counted per.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Counted {
+    App(i64),
+    Endpoint(i64),
+    Address(IpAddr),
+}
+
+impl Counted {
+    /// The name other nodes read the count under (room counts, published
+    /// beside these, are bare numbers).
+    fn name(self) -> String {
+        match self {
+            Self::App(id) => format!("a:{id}"),
+            Self::Endpoint(id) => format!("e:{id}"),
+            Self::Address(ip) => format!("i:{ip}"),
+        }
     }
 }
 
@@ -162,24 +188,24 @@ impl SocketLimits {
 /// never on the message path.
 #[derive(Default)]
 pub struct SocketCounts {
-    counts: Mutex<HashMap<String, u64>>,
+    counts: Mutex<HashMap<Counted, u64>>,
 }
 
 /// A connection counted in [`SocketCounts`]; dropping it (when the socket
-/// closes) uncounts it.
+/// closes) uncounts it. Small (it lives as long as its socket).
 pub struct SocketPermit {
     counts: Arc<SocketCounts>,
-    names: [String; 3],
+    owner: SocketOwner,
 }
 
 impl Drop for SocketPermit {
     fn drop(&mut self) {
         let mut counts = self.counts.counts.lock();
-        for name in &self.names {
-            if let Some(count) = counts.get_mut(name) {
+        for counted in self.owner.counted() {
+            if let Some(count) = counts.get_mut(&counted) {
                 *count -= 1;
                 if *count == 0 {
-                    counts.remove(name);
+                    counts.remove(&counted);
                 }
             }
         }
@@ -200,29 +226,29 @@ impl SocketCounts {
         limits: SocketLimits,
         elsewhere: [u64; 3],
     ) -> Result<SocketPermit, QuotaExceeded> {
-        let names = owner.count_names();
+        let counted = owner.counted();
         let checks = [
             (Quota::SocketsPerApp, limits.per_app),
             (Quota::SocketsPerEndpoint, limits.per_endpoint),
             (Quota::SocketsPerIp, limits.per_ip),
         ];
         let mut counts = self.counts.lock();
-        for ((name, (quota, limit)), other_nodes) in names.iter().zip(checks).zip(elsewhere) {
-            let here = counts.get(name).copied().unwrap_or(0);
+        for ((key, (quota, limit)), other_nodes) in counted.iter().zip(checks).zip(elsewhere) {
+            let here = counts.get(key).copied().unwrap_or(0);
             if let Some(limit) = limit.filter(|limit| here + other_nodes >= *limit) {
                 return Err(QuotaExceeded { quota, limit });
             }
         }
-        for name in &names {
-            *counts.entry(name.clone()).or_insert(0) += 1;
+        for key in counted {
+            *counts.entry(key).or_insert(0) += 1;
         }
         drop(counts);
-        Ok(SocketPermit { counts: Arc::clone(self), names })
+        Ok(SocketPermit { counts: Arc::clone(self), owner: *owner })
     }
 
     /// Every count of this node, by published name, for other nodes.
     pub fn snapshot(&self) -> HashMap<String, u64> {
-        self.counts.lock().clone()
+        self.counts.lock().iter().map(|(counted, n)| (counted.name(), *n)).collect()
     }
 }
 

@@ -137,18 +137,29 @@ impl AppChanges {
             return Ok(());
         };
         let hub = &self.service.hub;
-        for room in self.store.list_rooms(app_id).await? {
-            if !hub.has_room(room.id) {
-                continue;
+        let rooms: Vec<i64> = self
+            .store
+            .list_rooms(app_id)
+            .await?
+            .into_iter()
+            .map(|room| room.id)
+            .filter(|id| hub.has_room(*id))
+            .collect();
+        if rooms.is_empty() {
+            return Ok(());
+        }
+        if summary.app.status != AppStatus::Approved {
+            for room_id in rooms {
+                hub.apply(RoomEvent::AppStopped { room_id });
             }
-            if summary.app.status != AppStatus::Approved {
-                hub.apply(RoomEvent::AppStopped { room_id: room.id });
-                continue;
-            }
-            let alive: HashSet<i64> = self.store.list_endpoints(room.id).await?.iter().map(|e| e.id).collect();
-            for endpoint_id in hub.endpoints_in(room.id) {
+            return Ok(());
+        }
+        // One query for the whole app, whatever the number of its rooms.
+        let alive: HashSet<i64> = self.store.list_app_endpoints(app_id).await?.iter().map(|e| e.id).collect();
+        for room_id in rooms {
+            for endpoint_id in hub.endpoints_in(room_id) {
                 if !alive.contains(&endpoint_id) {
-                    hub.apply(RoomEvent::EndpointDeleted { room_id: room.id, endpoint_id });
+                    hub.apply(RoomEvent::EndpointDeleted { room_id, endpoint_id });
                 }
             }
         }

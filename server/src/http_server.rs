@@ -2,7 +2,7 @@
 //! HTTP-to-HTTPS redirect): our own accept loop in place of `axum::serve`,
 //! which has no time limit on a request head, no idle limit on a kept-alive
 //! connection and no bound on open connections (SPEC, "Limits and
-//! quotas": HTTP). The deadlines are in [`timeouts`].
+//! quotas": HTTP). The deadlines are in the `timeouts` submodule.
 //!
 //! **The bound.** Every listener takes one of the process's
 //! `server.max_connections` slots before it accepts a connection; the

@@ -182,6 +182,23 @@ pub struct ServerConfig {
     /// Addresses or networks (`127.0.0.1`, `10.0.0.0/8`) of proxies whose
     /// `X-Forwarded-For`, `-Proto` and `-Host` headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// Seconds a client has to send a whole request head: from accepting
+    /// the connection (TLS handshake included) for its first request, from
+    /// the request's first byte for later ones. Then the connection is
+    /// dropped, so half-sent requests cannot hold connections open.
+    #[serde(rename = "header_read_timeout_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub header_read_timeout: Duration,
+    /// Seconds a kept-alive connection may wait for its next request after
+    /// a response before it is closed.
+    #[serde(rename = "keep_alive_idle_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub keep_alive_idle: Duration,
+    /// Most HTTP connections open at once, over every listener (the
+    /// redirect's too), TLS handshakes included; a WebSocket leaves the
+    /// count once upgraded. Past it new connections wait in the kernel's
+    /// listen queue until one closes.
+    pub max_connections: u32,
     /// Built-in HTTPS, for setups without a proxy in front.
     pub tls: TlsConfig,
 }
@@ -534,6 +551,12 @@ impl Default for ServerConfig {
             public_url: String::new(),
             shutdown_grace: Duration::from_secs(10),
             trusted_proxies: TrustedProxies::default(),
+            header_read_timeout: Duration::from_secs(10),
+            // Longer than a proxy's idle upstream connections (nginx keeps
+            // them 60 s), so the proxy, not comms, closes them: a proxy
+            // sending on a connection comms is closing would answer 502.
+            keep_alive_idle: Duration::from_secs(75),
+            max_connections: 10_000,
             tls: TlsConfig::default(),
         }
     }
@@ -682,6 +705,9 @@ impl Config {
             "server.tls.cert and server.tls.key go together: set both for built-in HTTPS, or neither",
         )?;
         rule(tls.enabled() || tls.redirect_from.is_none(), "server.tls.redirect_from needs server.tls.cert and key")?;
+        rule(!self.server.header_read_timeout.is_zero(), "server.header_read_timeout_secs must be at least 1")?;
+        rule(!self.server.keep_alive_idle.is_zero(), "server.keep_alive_idle_secs must be at least 1")?;
+        rule(self.server.max_connections >= 1, "server.max_connections must be at least 1")?;
         rule(self.history.max_messages >= 1, "history.max_messages must be at least 1")?;
         rule(self.history.write_batch >= 1, "history.write_batch must be at least 1")?;
         rule(!self.websocket.ping_interval.is_zero(), "websocket.ping_interval_secs must be at least 1")?;
@@ -862,7 +888,8 @@ mod tests {
     fn durations_keep_the_unit_their_key_names() {
         let config: Config = toml::from_str(
             "[websocket]\nping_interval_secs = 7\nidle_timeout_secs = 30\n[auth]\nkey_cache_ttl_ms = 250\n\
-             [demo]\nthrowaway_minutes = 2\n[portal]\nsession_hours = 3\n[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+             [demo]\nthrowaway_minutes = 2\n[portal]\nsession_hours = 3\n[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n\
+             header_read_timeout_secs = 4\nkeep_alive_idle_secs = 90\n",
         )
         .unwrap();
         assert_eq!(config.websocket.ping_interval, Duration::from_secs(7));
@@ -870,6 +897,8 @@ mod tests {
         assert_eq!(config.demo.throwaway_lifetime, Duration::from_secs(120));
         assert_eq!(config.portal.session_lifetime, Duration::from_secs(3 * 3600));
         assert_eq!(config.server.trusted_proxies, TrustedProxies::parse(&["10.0.0.0/8"]).unwrap());
+        assert_eq!(config.server.header_read_timeout, Duration::from_secs(4));
+        assert_eq!(config.server.keep_alive_idle, Duration::from_secs(90));
         let printed: toml::Table = toml::from_str(&config.to_toml()).unwrap();
         assert_eq!(printed["demo"]["throwaway_minutes"].as_integer(), Some(2));
         assert_eq!(printed["auth"]["key_cache_ttl_ms"].as_integer(), Some(250));
@@ -914,5 +943,11 @@ mod tests {
         assert!(config.validate().is_err(), "a certificate without its key");
         config.server.tls.key = "privkey.pem".into();
         assert!(config.validate().is_ok());
+
+        config.server.max_connections = 0;
+        assert!(config.validate().is_err(), "no connection could ever be served");
+        config.server.max_connections = 1;
+        config.server.header_read_timeout = Duration::ZERO;
+        assert!(config.validate().is_err(), "every connection would be dropped at once");
     }
 }

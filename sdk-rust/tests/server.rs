@@ -26,7 +26,7 @@ struct Server {
     addr: SocketAddr,
     state: AppState,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<()>,
     data_dir: PathBuf,
 }
 
@@ -48,7 +48,7 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        tokio::time::timeout(WAIT, self.task).await.expect("shutdown in time").unwrap().unwrap();
+        tokio::time::timeout(WAIT, self.task).await.expect("shutdown in time").unwrap();
         (self.data_dir, self.addr)
     }
 

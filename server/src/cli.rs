@@ -213,7 +213,8 @@ async fn serve(mut config: Config, addr: Option<SocketAddr>, print_config: bool)
     if let Some(redirect) = application.redirect_addr() {
         tracing::info!("redirecting http://{redirect} to https");
     }
-    application.run_until(shutdown_signal()).await
+    application.run_until(shutdown_signal()).await;
+    Ok(())
 }
 
 async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {

@@ -20,6 +20,8 @@
 //! - [`security_headers`]: CSP, referrer policy, HSTS… on the site's pages.
 //! - [`ws`]: the WebSocket connection: protocol frames in and out of a
 //!   socket; room membership and fan-out live in `comms_core::hub`.
+//! - [`http_server`]: the listeners' accept loop: the bound on open
+//!   connections, request-head and keep-alive deadlines, draining.
 //! - [`tls`]: built-in HTTPS (rustls) and the HTTP-to-HTTPS redirect, for
 //!   a machine without nginx.
 //! - [`telemetry`]: logging and the HTTP metrics middleware.
@@ -30,6 +32,7 @@ pub mod cli;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod http_server;
 pub mod portal_sessions;
 pub mod routes;
 pub mod security_headers;

@@ -1,14 +1,15 @@
 //! Building the application from a config, and running it until shutdown.
 //!
 //! The listener speaks plain HTTP, or HTTPS itself with `[server.tls]`
-//! (see [`crate::tls`]).
+//! (see [`crate::tls`]); [`crate::http_server`] serves it, and the
+//! redirect listener, within the `[server]` connection limits.
 //!
 //! Shutdown (SIGTERM or Ctrl-C): stop accepting, close every WebSocket with
 //! 1001 so clients resume elsewhere, let in-flight requests finish, wait for
 //! the socket tasks (up to `server.shutdown_grace_secs`), then write out the
 //! history still queued.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -18,7 +19,6 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use axum::Router;
 use comms_core::accounts::Accounts;
 use comms_core::apps::Apps;
@@ -50,12 +50,13 @@ use tower_sessions::ExpiredDeletion;
 use tower_sessions_sqlx_store::{PostgresStore as PostgresSessions, SqliteStore as SqliteSessions};
 
 use crate::error::ApiError;
+use crate::http_server::{self, Connections, Listener};
 use crate::portal_sessions::PortalSessionStore;
 use crate::routes;
 use crate::security_headers::SecurityHeaders;
 use crate::state::{AppState, DemoState, Shared};
 use crate::telemetry;
-use crate::tls::{self, bind_redirect, https_listener, HttpsListener};
+use crate::tls::{self, bind_redirect};
 
 /// Opens the configured store and applies migrations.
 ///
@@ -145,17 +146,12 @@ const HASH_FILE: &str = "hash.txt";
 /// How often expired portal sessions are deleted from the database.
 const SESSION_SWEEP: Duration = Duration::from_secs(3600);
 
-/// The bound listener, plain or (with `[server.tls]`) speaking HTTPS.
-enum Listening {
-    Plain(TcpListener),
-    Tls(HttpsListener),
-}
-
 /// A bound, ready-to-run server.
 pub struct Application {
-    listener: Listening,
+    /// Plain or (with `[server.tls]`) speaking HTTPS.
+    listener: Listener,
     /// `server.tls.redirect_from`: plain HTTP redirecting to https.
-    redirect: Option<TcpListener>,
+    redirect: Option<Listener>,
     router: Router,
     state: AppState,
     /// The demo's bot and sweeper and the expired-session sweeper,
@@ -216,6 +212,7 @@ impl Application {
             leptos,
             demo: OnceLock::new(),
         });
+        http_server::raise_open_file_limit(state.config.server.max_connections);
         // Before any background task starts, so a refused address or
         // certificate leaves nothing running.
         let (listener, redirect) = listen(&state.config.server, addr).await?;
@@ -236,11 +233,7 @@ impl Application {
     ///
     /// Never in practice: a bound listener always has a local address.
     pub fn local_addr(&self) -> SocketAddr {
-        match &self.listener {
-            Listening::Plain(listener) => listener.local_addr(),
-            Listening::Tls(listener) => listener.local_addr(),
-        }
-        .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     /// The address of the HTTP-to-HTTPS redirect, if there is one.
@@ -254,20 +247,17 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then drains (see the module docs).
-    ///
-    /// # Errors
-    ///
-    /// The listener fails.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    /// A listener never fails: a failed accept (out of file descriptors) is
+    /// logged and tried again.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let https_port = self.local_addr().port();
         let Self { listener, redirect, router, state, background } = self;
+        let connections = Connections::new(&state.config.server);
         let stopping = CancellationToken::new();
-        // However serving ends, the redirect listener stops with it.
-        let _stop_redirect = stopping.clone().drop_guard();
         let redirecting = redirect.map(|listener| {
             let redirects = tls::redirect_router(&state.config.server, https_port);
-            let stopped = stopping.clone().cancelled_owned();
-            tokio::spawn(axum::serve(listener, redirects).with_graceful_shutdown(stopped).into_future())
+            let (connections, stopped) = (connections.clone(), stopping.clone().cancelled_owned());
+            tokio::spawn(async move { connections.serve(listener, redirects, stopped).await })
         });
         let hub = Arc::clone(&state.hub);
         let closing = async move {
@@ -276,23 +266,12 @@ impl Application {
             tracing::info!("shutting down: closing WebSockets with 1001");
             hub.close_all(CloseReason::ShuttingDown);
         };
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        match listener {
-            Listening::Plain(listener) => axum::serve(listener, service).with_graceful_shutdown(closing).await,
-            // `tap_io` (doing nothing) is how axum hands the peer address of
-            // a listener other than its own TCP one to `ConnectInfo`.
-            Listening::Tls(listener) => {
-                axum::serve(listener.tap_io(|_| {}), service).with_graceful_shutdown(closing).await
-            }
-        }
-        .context("serving HTTP")?;
+        connections.serve(listener, router, closing).await;
         if let Some(task) = redirecting {
-            // Logged, not returned: the sockets and the history below must
-            // be drained whatever became of the redirect.
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => tracing::error!(error = %err, "the HTTP-to-HTTPS redirect failed"),
-                Err(err) => tracing::error!(error = %err, "the HTTP-to-HTTPS redirect stopped"),
+            // Logged: the sockets and the history below must be drained
+            // whatever became of the redirect.
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "the HTTP-to-HTTPS redirect stopped");
             }
         }
         // Sockets upgraded while the listener was closing.
@@ -307,24 +286,23 @@ impl Application {
         }
         state.broker.shutdown().await;
         tracing::info!("shutdown complete");
-        Ok(())
     }
 }
 
 /// Binds `addr`, speaking HTTPS with `[server.tls]`, and the redirect
 /// listener if one is configured.
-async fn listen(server: &ServerConfig, addr: SocketAddr) -> anyhow::Result<(Listening, Option<TcpListener>)> {
+async fn listen(server: &ServerConfig, addr: SocketAddr) -> anyhow::Result<(Listener, Option<Listener>)> {
     let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let tls = &server.tls;
     if !tls.enabled() {
-        return Ok((Listening::Plain(listener), None));
+        return Ok((Listener::plain(listener), None));
     }
-    let listener = https_listener(listener, Path::new(&tls.cert), Path::new(&tls.key))?;
+    let acceptor = tls::acceptor(Path::new(&tls.cert), Path::new(&tls.key))?;
     let redirect = match tls.redirect_from {
-        Some(from) => Some(bind_redirect(from).await?),
+        Some(from) => Some(Listener::plain(bind_redirect(from).await?)),
         None => None,
     };
-    Ok((Listening::Tls(listener), redirect))
+    Ok((Listener::tls(listener, acceptor), redirect))
 }
 
 /// Makes the demo's app, rooms and endpoints if missing and starts its bot

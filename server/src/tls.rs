@@ -1,8 +1,8 @@
 //! Built-in HTTPS, for a machine without nginx in front (`[server.tls]`).
 //!
-//! rustls does the TLS and `tls-listener` runs the handshakes (many at
-//! once, each with a timeout) in front of the same `axum::serve` as plain
-//! HTTP, so shutdown and draining are the same either way. The certificate
+//! rustls does the TLS; [`crate::http_server`] runs each handshake in its
+//! connection's task, under the same deadline and connection bound as plain
+//! HTTP, so limits, shutdown and draining are the same either way. The certificate
 //! files are read again whenever they change (time, size or inode), so a
 //! certbot renewal applies to the next handshake without a restart. Also
 //! here: the optional plain-HTTP listener that redirects to https.
@@ -25,19 +25,15 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tls_listener::rustls::TlsAcceptor;
-use tls_listener::TlsListener;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
-/// A TCP listener that hands `axum::serve` TLS streams.
-pub type HttpsListener = TlsListener<TcpListener, TlsAcceptor>;
-
-/// Wraps a bound listener in TLS with the configured certificate.
+/// The handshakes of HTTPS with the configured certificate.
 ///
 /// # Errors
 ///
 /// The certificate or key cannot be read, is not PEM, or they do not match.
-pub fn https_listener(listener: TcpListener, cert: &Path, key: &Path) -> anyhow::Result<HttpsListener> {
+pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let files = CertificateFiles::load(cert, key, Arc::clone(&provider))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -48,7 +44,7 @@ pub fn https_listener(listener: TcpListener, cert: &Path, key: &Path) -> anyhow:
     // HTTP/1.1 only: WebSockets over HTTP/2 use CONNECT, which the
     // WebSocket route does not take. nginx in front gives HTTP/2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsListener::new(TlsAcceptor::from(Arc::new(config)), listener))
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// The certificate and key files, and the pair last read from them.

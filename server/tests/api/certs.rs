@@ -70,12 +70,8 @@ impl TestCa {
             .unwrap()
     }
 
-    /// Opens `wss://HOST…` `url` on `addr`, trusting this authority.
-    pub async fn connect_wss(
-        &self,
-        addr: SocketAddr,
-        url: &str,
-    ) -> WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>> {
+    /// A TLS client configuration trusting this authority only.
+    fn client_config(&self) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(CertificateDer::from_pem_slice(&self.pem).unwrap()).unwrap();
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -83,10 +79,28 @@ impl TestCa {
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
+        Arc::new(tls)
+    }
+
+    /// Opens `wss://HOST…` `url` on `addr`, trusting this authority.
+    pub async fn connect_wss(
+        &self,
+        addr: SocketAddr,
+        url: &str,
+    ) -> WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>> {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let connecting =
-            tokio_tungstenite::client_async_tls_with_config(url, tcp, None, Some(Connector::Rustls(Arc::new(tls))));
+        let connector = Some(Connector::Rustls(self.client_config()));
+        let connecting = tokio_tungstenite::client_async_tls_with_config(url, tcp, None, connector);
         tokio::time::timeout(WAIT, connecting).await.expect("in time").expect("a wss handshake").0
+    }
+
+    /// A TLS connection to [`HOST`] at `addr`, handshake done, trusting
+    /// this authority.
+    pub async fn connect_tls(&self, addr: SocketAddr) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(self.client_config());
+        let connecting = connector.connect(rustls::pki_types::ServerName::try_from(HOST).unwrap(), tcp);
+        tokio::time::timeout(WAIT, connecting).await.expect("in time").expect("a TLS handshake")
     }
 }
 

@@ -53,7 +53,7 @@ pub struct TestApp {
     pub config: Config,
     state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
+    server: Option<JoinHandle<()>>,
 }
 
 /// Default test config: a fresh data folder, everything else as shipped.
@@ -91,7 +91,7 @@ impl TestApp {
             let _ = shutdown.send(());
         }
         if let Some(server) = self.server.take() {
-            tokio::time::timeout(WAIT * 2, server).await.expect("shutdown in time").unwrap().unwrap();
+            tokio::time::timeout(WAIT * 2, server).await.expect("shutdown in time").unwrap();
         }
     }
 

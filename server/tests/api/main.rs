@@ -16,6 +16,7 @@ mod endpoints;
 mod failed_auth;
 mod fuzz;
 mod helpers;
+mod http_limits;
 mod legacy;
 mod messages;
 mod nginx;

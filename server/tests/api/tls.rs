@@ -1,21 +1,27 @@
 //! Built-in HTTPS (`[server.tls]`), for a machine without nginx: the site
 //! and the API over https, `wss://` `ws_url`s and a chat over wss, `Secure`
 //! cookies, the plain-HTTP redirect, a renewed certificate picked up
-//! without a restart, and a key that does not fit refused at start.
+//! without a restart, a key that does not fit refused at start, and the
+//! request-head deadline on both listeners.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use comms_core::config::Config;
 use comms_server::startup::Application;
 use comms_testkit::missing_service;
 use futures_util::SinkExt;
 use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::certs::{free_port, next_json, TestCa, HOST};
 use crate::helpers::{send_json, spawn_app_with};
+use crate::http_limits::assert_dropped_after;
 
 /// A certificate authority in a temp folder; `None` (a skip, or a failure
 /// under CI) without openssl.
@@ -127,4 +133,38 @@ async fn a_key_that_does_not_fit_the_certificate_is_refused_at_start() {
     config.server.tls.key = dir.path().join("missing.key").display().to_string();
     let refused = Application::build(config, "127.0.0.1:0".parse().unwrap()).await.err().expect("refused");
     assert!(format!("{refused:#}").contains("missing.key"), "{refused:#}");
+}
+
+#[tokio::test]
+async fn a_handshake_or_request_head_not_complete_in_time_is_dropped_on_both_listeners() {
+    let Some((_dir, ca)) = authority() else { return };
+    let (cert, key) = ca.issue("site");
+    let redirect_port = free_port();
+    let timeout = Duration::from_secs(1);
+    let app = spawn_app_with(|config| {
+        config.server.header_read_timeout = timeout;
+        config.server.tls.cert = cert.display().to_string();
+        config.server.tls.key = key.display().to_string();
+        config.server.tls.redirect_from = Some(SocketAddr::from(([127, 0, 0, 1], redirect_port)));
+    })
+    .await;
+    let (addr, redirect) = (app.api().addr, SocketAddr::from(([127, 0, 0, 1], redirect_port)));
+    let start = Instant::now();
+    let mut no_handshake = TcpStream::connect(addr).await.unwrap();
+    let mut half_head = ca.connect_tls(addr).await;
+    half_head.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {HOST}\r\n").as_bytes()).await.unwrap();
+    half_head.flush().await.unwrap();
+    let mut redirect_half_head = TcpStream::connect(redirect).await.unwrap();
+    redirect_half_head.write_all(format!("GET / HTTP/1.1\r\nHost: {HOST}\r\n").as_bytes()).await.unwrap();
+
+    assert_dropped_after(&mut no_handshake, start, timeout, "a TLS connection without a handshake").await;
+    assert_dropped_after(&mut half_head, start, timeout, "half a head over TLS").await;
+    assert_dropped_after(&mut redirect_half_head, start, timeout, "half a head to the redirect").await;
+
+    let base = format!("https://{HOST}:{}", addr.port());
+    let answer = ca.https_client(addr).get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(answer.status(), 200, "complete requests are still answered");
+    let plain =
+        reqwest::Client::builder().resolve(HOST, redirect).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    assert_eq!(plain.get(format!("http://{HOST}:{redirect_port}/")).send().await.unwrap().status(), 308);
 }

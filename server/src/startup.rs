@@ -20,6 +20,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use axum::Router;
+use comms_core::account_mail::AccountMail;
 use comms_core::accounts::Accounts;
 use comms_core::apps::Apps;
 use comms_core::auth::{ChangeMarker, KeyAuthenticator};
@@ -29,6 +30,7 @@ use comms_core::broker::writer::WriterSettings;
 use comms_core::broker::Broker;
 use comms_core::config::{Config, DatabaseKind, ServerConfig};
 use comms_core::demo::{self, Throwaways};
+use comms_core::email::Mailer;
 use comms_core::error::ServiceError;
 use comms_core::hub::{CloseReason, Hub};
 use comms_core::limits::{ApiRateLimiter, FailedAuthLimiter};
@@ -150,6 +152,16 @@ enum Listening {
     Tls(HttpsListener),
 }
 
+impl Listening {
+    fn local_addr(&self) -> SocketAddr {
+        match self {
+            Self::Plain(listener) => listener.local_addr(),
+            Self::Tls(listener) => listener.local_addr(),
+        }
+        .expect("a bound listener has an address")
+    }
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: Listening,
@@ -173,6 +185,13 @@ impl Application {
         config.validate()?;
         let (store, sessions) = open_database(&config).await?;
         sessions.migrate().await.context("creating the session table")?;
+        // Before any background task starts, so a refused address or
+        // certificate leaves nothing running; and mailed links name the
+        // address bound (without `server.public_url`).
+        let (listener, redirect) = listen(&config.server, addr).await?;
+        let mailer = Mailer::spawn(&config.email)?;
+        let site = config.server.site_base(listener.local_addr());
+        let mail = AccountMail::new(Arc::clone(&store), mailer.clone(), site);
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.limits.connection_queue, Arc::clone(&metrics));
         let broker = open_broker(&config, &store, &hub, &metrics)?;
@@ -192,13 +211,14 @@ impl Application {
             .build();
         let apps =
             Arc::new(Apps::new(Arc::clone(&store), Arc::clone(&authenticator)).with_live_connections(service.clone()));
-        let accounts = Arc::new(Accounts::new(Arc::clone(&store), &config.portal).await?);
+        let accounts = Arc::new(Accounts::new(Arc::clone(&store), &config.portal, mail).await?);
         let portal = Arc::new(Portal::new(Arc::clone(&apps), config.portal.auto_approve));
         let state = AppState::new(Shared {
             apps,
             accounts,
             portal,
             sessions: sessions.clone(),
+            mailer,
             api_limiter: Arc::new(ApiRateLimiter::new(config.limits.api_requests_per_second, config.limits.api_burst)),
             failed_auth: Arc::new(FailedAuthLimiter::new(config.limits.failed_auth_per_minute)),
             security_headers: SecurityHeaders::new(&config),
@@ -213,9 +233,6 @@ impl Application {
             leptos,
             demo: OnceLock::new(),
         });
-        // Before any background task starts, so a refused address or
-        // certificate leaves nothing running.
-        let (listener, redirect) = listen(&state.config.server, addr).await?;
         let mut background = if state.config.demo.enabled { start_demo(&state).await } else { Vec::new() };
         background.push(tokio::spawn(async move {
             if let Err(err) = sessions.continuously_delete_expired(SESSION_SWEEP).await {
@@ -232,11 +249,7 @@ impl Application {
     ///
     /// Never in practice: a bound listener always has a local address.
     pub fn local_addr(&self) -> SocketAddr {
-        match &self.listener {
-            Listening::Plain(listener) => listener.local_addr(),
-            Listening::Tls(listener) => listener.local_addr(),
-        }
-        .expect("a bound listener has an address")
+        self.listener.local_addr()
     }
 
     /// The address of the HTTP-to-HTTPS redirect, if there is one.
@@ -301,6 +314,7 @@ impl Application {
         for task in background {
             task.abort();
         }
+        state.mailer.flush(grace).await;
         state.broker.shutdown().await;
         tracing::info!("shutdown complete");
         Ok(())

@@ -12,6 +12,7 @@ use comms_core::auth::KeyAuthenticator;
 use comms_core::broker::Broker;
 use comms_core::config::Config;
 use comms_core::demo::Throwaways;
+use comms_core::email::Mailer;
 use comms_core::hub::Hub;
 use comms_core::limits::{ApiRateLimiter, FailedAuthLimiter};
 use comms_core::metrics::Metrics;
@@ -53,6 +54,8 @@ pub struct Shared {
     pub portal: Arc<Portal>,
     /// Portal and admin sessions, in the same database.
     pub sessions: PortalSessionStore,
+    /// The portal's outgoing email, flushed on shutdown.
+    pub mailer: Mailer,
     /// The effective configuration.
     pub config: Arc<Config>,
     /// Rooms, endpoints, messages and WebSocket sessions.

@@ -29,6 +29,9 @@ use super::error::PortalError;
 
 /// Session key of the signed-in account's id.
 const ACCOUNT_KEY: &str = "account_id";
+/// Session key of the account's `session_epoch` at login: a password reset
+/// raises the account's, which ends the session.
+const EPOCH_KEY: &str = "session_epoch";
 /// Session key of the form token.
 const CSRF_KEY: &str = "csrf";
 
@@ -91,10 +94,19 @@ pub(super) async fn checked_session(csrf: &str) -> Result<Session, PortalError> 
     Ok(session)
 }
 
-/// The signed-in account, if any (and if it still exists).
+/// The signed-in account, if any (and if it still exists, and no password
+/// reset ended the session since).
 pub(super) async fn signed_in(session: &Session) -> Result<Option<AccountRecord>, PortalError> {
     let Some(id) = session.get::<i64>(ACCOUNT_KEY).await? else { return Ok(None) };
-    Ok(context()?.accounts.account(id).await?)
+    // Sessions from before resets existed have no epoch: the first one.
+    let epoch = session.get::<i64>(EPOCH_KEY).await?.unwrap_or(0);
+    match context()?.accounts.account(id).await? {
+        Some(account) if account.session_epoch == epoch => Ok(Some(account)),
+        _ => {
+            session.flush().await?;
+            Ok(None)
+        }
+    }
 }
 
 /// The signed-in account; when `csrf` is given (state-changing calls), after
@@ -142,6 +154,7 @@ pub(super) async fn approved_app(csrf: &str, app: &str) -> Result<(PortalContext
 pub(super) async fn sign_in(session: &Session, account: &AccountRecord) -> Result<(), PortalError> {
     session.cycle_id().await?;
     session.insert(ACCOUNT_KEY, account.id).await?;
+    session.insert(EPOCH_KEY, account.session_epoch).await?;
     session.insert(CSRF_KEY, comms_core::secrets::form_token()).await?;
     Ok(())
 }

@@ -51,6 +51,7 @@ use tower_sessions::ExpiredDeletion;
 use tower_sessions_sqlx_store::{PostgresStore as PostgresSessions, SqliteStore as SqliteSessions};
 
 use crate::error::ApiError;
+use crate::form_cookie::FormCookies;
 use crate::portal_sessions::PortalSessionStore;
 use crate::routes;
 use crate::security_headers::SecurityHeaders;
@@ -192,6 +193,7 @@ impl Application {
         let mailer = Mailer::spawn(&config.email)?;
         let site = config.server.site_base(listener.local_addr());
         let mail = AccountMail::new(Arc::clone(&store), mailer.clone(), site);
+        let form_cookies = FormCookies::load(&*store, config.portal.secure_cookies).await?;
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.limits.connection_queue, Arc::clone(&metrics));
         let broker = open_broker(&config, &store, &hub, &metrics)?;
@@ -218,6 +220,7 @@ impl Application {
             accounts,
             portal,
             sessions: sessions.clone(),
+            form_cookies,
             mailer,
             api_limiter: Arc::new(ApiRateLimiter::new(config.limits.api_requests_per_second, config.limits.api_burst)),
             failed_auth: Arc::new(FailedAuthLimiter::new(config.limits.failed_auth_per_minute)),

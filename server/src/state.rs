@@ -22,6 +22,7 @@ use comms_core::store::{AppRecord, Store};
 use leptos::config::LeptosOptions;
 use tokio_util::task::TaskTracker;
 
+use crate::form_cookie::FormCookies;
 use crate::portal_sessions::PortalSessionStore;
 use crate::security_headers::SecurityHeaders;
 
@@ -54,6 +55,8 @@ pub struct Shared {
     pub portal: Arc<Portal>,
     /// Portal and admin sessions, in the same database.
     pub sessions: PortalSessionStore,
+    /// Visitors' signed form-token cookies.
+    pub form_cookies: FormCookies,
     /// The portal's outgoing email, flushed on shutdown.
     pub mailer: Mailer,
     /// The effective configuration.

@@ -1,10 +1,15 @@
 //! Who may call what, on the server: the services the server hands the
 //! portal ([`PortalContext`]), the session (who is signed in), the form
 //! token every state-changing call must send back (so another site cannot
-//! make a signed-in browser act; the cookie is also `SameSite=Lax`), and
-//! the checks built on them: signed in, admin, owner of an approved app.
-//! Also where the request comes from (the client's address and scheme
-//! behind trusted proxies), for login throttling and endpoints' URLs.
+//! make a browser act; the cookies are also `SameSite=Lax`), and the checks
+//! built on them: signed in, admin, owner of an approved app. Also where
+//! the request comes from (the client's address and scheme behind trusted
+//! proxies), for login throttling and endpoints' URLs.
+//!
+//! A visitor who is not signed in has no session, so that visiting the
+//! portal stores nothing on the server: their form token is the one the
+//! server keeps in a signed cookie ([`VisitorFormToken`]). A session,
+//! made at login, carries its own form token, which replaces that one.
 //!
 //! Which app a developer may act on is decided by
 //! [`comms_core::portal::Portal`]; this module only finds out who is
@@ -34,6 +39,12 @@ const ACCOUNT_KEY: &str = "account_id";
 const EPOCH_KEY: &str = "session_epoch";
 /// Session key of the form token.
 const CSRF_KEY: &str = "csrf";
+
+/// The form token of a visitor without a session, from the signed cookie
+/// the server checked (or set) for this request; the server puts it in
+/// the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitorFormToken(pub String);
 
 /// What the server provides to the portal's server functions (as a Leptos
 /// context, for every request of the site).
@@ -69,14 +80,18 @@ pub(super) async fn session() -> Result<Session, PortalError> {
     })
 }
 
-/// The session's form token, made on first use.
+/// The form token: the session's, or, without a signed-in session, the
+/// visitor's cookie's. Reading it stores nothing.
 pub(super) async fn form_token(session: &Session) -> Result<String, PortalError> {
     if let Some(token) = session.get::<String>(CSRF_KEY).await? {
         return Ok(token);
     }
-    let token = comms_core::secrets::form_token();
-    session.insert(CSRF_KEY, &token).await?;
-    Ok(token)
+    let parts = use_context::<http::request::Parts>();
+    let visitor = parts.and_then(|parts| parts.extensions.get::<VisitorFormToken>().cloned());
+    visitor.map(|VisitorFormToken(token)| token).ok_or_else(|| {
+        tracing::error!("portal: the server set no visitor form token");
+        PortalError::server_failed()
+    })
 }
 
 /// This request's session, after checking that `csrf` is its form token.
@@ -86,9 +101,8 @@ pub(super) async fn form_token(session: &Session) -> Result<String, PortalError>
 /// `forbidden` when it is not (another site's form, or an expired page).
 pub(super) async fn checked_session(csrf: &str) -> Result<Session, PortalError> {
     let session = session().await?;
-    let expected = session.get::<String>(CSRF_KEY).await?;
-    let matches = expected.is_some_and(|expected| bool::from(expected.as_bytes().ct_eq(csrf.as_bytes())));
-    if !matches {
+    let expected = form_token(&session).await?;
+    if !bool::from(expected.as_bytes().ct_eq(csrf.as_bytes())) {
         return Err(ServiceError::Denied("this form has expired: reload the page and try again".into()).into());
     }
     Ok(session)

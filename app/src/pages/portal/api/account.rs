@@ -9,12 +9,13 @@ use leptos::prelude::*;
 use crate::pages::portal::guards;
 use crate::pages::portal::{error::PortalError, views::SessionView};
 
-/// The session as the pages need it; makes the form token on first visit.
+/// The session as the pages need it, with the form token. Stores nothing
+/// for a visitor who is not signed in.
 #[server(prefix = "/portal/fn", endpoint = "session")]
 pub async fn portal_session() -> Result<SessionView, PortalError> {
     let session = guards::session().await?;
-    // First: a session a password reset ended is emptied here, and gets
-    // a new token.
+    // First: a session a password reset ended is emptied here, and the
+    // token is then the visitor's.
     let account = guards::signed_in(&session).await?;
     let csrf = guards::form_token(&session).await?;
     Ok(SessionView {

@@ -89,15 +89,17 @@ fn Workspace(
     } else {
         view! { <ConfirmFirst csrf=csrf.clone() email=email.clone() /> }.into_any()
     };
+    // A `div`, not a `p`: a form inside a paragraph ends it in the browser's
+    // parser, and the page would no longer hydrate.
     view! {
-        <p>
+        <div>
             "Signed in as " <strong>{email}</strong> ". "
             <ActionForm action=log_out attr:class="inline">
                 <FormToken csrf=log_out_csrf />
                 <button type="submit">"Log out"</button>
             </ActionForm>
             {is_admin.then(|| view! { <a href="/admin">"Admin area"</a> })}
-        </p>
+        </div>
         <section aria-labelledby="apps-heading">
             <h2 id="apps-heading">"Your apps"</h2>
             <Suspense fallback=|| view! { <p>"Loading your apps…"</p> }>

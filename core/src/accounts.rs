@@ -365,6 +365,13 @@ mod tests {
         assert!(accounts.log_in("dev@example.com", "a long enough password", client).await.is_err());
     }
 
+    #[tokio::test]
+    async fn admins_made_on_the_command_line_count_as_confirmed() {
+        let (_dir, _store, accounts) = accounts(&PortalConfig::default()).await;
+        let (admin, _password) = accounts.create_admin("root@example.com").await.unwrap();
+        assert!(admin.is_admin && admin.email_verified);
+    }
+
     #[test]
     fn emails_are_lower_cased_and_checked() {
         assert_eq!(normalize_email(" Dev@Example.COM ").unwrap(), "dev@example.com");

@@ -59,6 +59,38 @@ async fn signing_up_mails_a_link_that_confirms_the_address_and_logs_in() {
 }
 
 #[tokio::test]
+async fn links_start_at_the_public_url() {
+    let app = spawn_app_with(|config| config.server.public_url = "https://comms.example.com/".into()).await;
+    let mut browser = Browser::open(&app).await;
+    browser.act("/portal/fn/sign_up", &[("email", "dev@example.com"), ("password", PASSWORD)]).await.unwrap();
+    let link = browser.mail("dev@example.com", 1).await.link("/portal/confirm").unwrap();
+    assert!(link.starts_with("https://comms.example.com/portal/confirm?token="), "{link}");
+    browser.confirm(&link, PASSWORD).await.expect("its token works on this server");
+}
+
+#[tokio::test]
+async fn a_dead_smtp_server_does_not_hold_up_the_portal() {
+    // Accepts connections and never says a word, like a hung server.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("smtp://{}", silent.local_addr().unwrap());
+    let _held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            connections.push(connection);
+        }
+    });
+    let app = spawn_app_with(|config| config.email.smtp_url = url).await;
+    let browser = Browser::open(&app).await;
+    let started = std::time::Instant::now();
+    for n in 0..3 {
+        let email = format!("dev{n}@example.com");
+        browser.act("/portal/fn/sign_up", &[("email", &email), ("password", PASSWORD)]).await.unwrap();
+        browser.act("/portal/fn/request_password_reset", &[("email", &email)]).await.unwrap();
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "answered in {:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn an_unconfirmed_account_logs_in_but_cannot_register_apps() {
     let app = spawn_app().await;
     let mut browser = Browser::open(&app).await;

@@ -12,6 +12,9 @@ const port = Number(process.env.COMMS_E2E_PORT ?? 3107);
 // `comms app …` against the same data folder as the server.
 process.env.COMMS_E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), "comms-e2e-"));
 process.env.COMMS_E2E_BASE_URL = `http://127.0.0.1:${port}`;
+// The server has no SMTP server, as in development: it writes each email,
+// links included, to its log (JSON lines here), where the tests read them.
+process.env.COMMS_E2E_SERVER_LOG = join(process.env.COMMS_E2E_DATA_DIR, "server.log");
 const baseURL = `http://127.0.0.1:${port}`;
 // Relative to the repository root, where the server runs (it serves
 // `target/site` from there).
@@ -40,13 +43,18 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `${binary} serve --addr 127.0.0.1:${port}`,
+    command: `exec ${binary} serve --addr 127.0.0.1:${port} 2> "${process.env.COMMS_E2E_SERVER_LOG}"`,
     cwd: "..",
     url: `${baseURL}/healthz`,
     timeout: 60_000,
     reuseExistingServer: false,
     // Apps wait for an admin, as in production, so the portal test goes
     // through the approval.
-    env: { COMMS_DATA_DIR: process.env.COMMS_E2E_DATA_DIR, COMMS_PORTAL__AUTO_APPROVE: "false" },
+    env: {
+      COMMS_DATA_DIR: process.env.COMMS_E2E_DATA_DIR,
+      COMMS_PORTAL__AUTO_APPROVE: "false",
+      COMMS_LOG__FORMAT: "json",
+      COMMS_EMAIL__SMTP_URL: "",
+    },
   },
 });

@@ -24,6 +24,7 @@ use crate::pages::docs::Docs;
 use crate::pages::landing::Landing;
 use crate::pages::not_found::NotFound;
 use crate::pages::portal::app_page::AppPage;
+use crate::pages::portal::mailed_links::{ConfirmPage, ResetPage};
 use crate::pages::portal::Portal;
 
 /// The response header through which a page tells the server the nonce
@@ -86,6 +87,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/docs/:page") view=Docs />
                     <Route path=path!("/portal") view={Lazy::<PortalRoute>::new()} />
                     <Route path=path!("/portal/apps/:name") view={Lazy::<AppRoute>::new()} />
+                    <Route path=path!("/portal/confirm") view={Lazy::<ConfirmRoute>::new()} />
+                    <Route path=path!("/portal/reset") view={Lazy::<ResetRoute>::new()} />
                     <Route path=path!("/admin") view={Lazy::<AdminRoute>::new()} />
                 </Routes>
             </main>
@@ -119,6 +122,34 @@ impl LazyRoute for AppRoute {
 
     fn view(_this: Self) -> AnyView {
         view! { <AppPage /> }.into_any()
+    }
+}
+
+/// `/portal/confirm`, loaded on demand.
+struct ConfirmRoute;
+
+#[lazy_route]
+impl LazyRoute for ConfirmRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <ConfirmPage /> }.into_any()
+    }
+}
+
+/// `/portal/reset`, loaded on demand.
+struct ResetRoute;
+
+#[lazy_route]
+impl LazyRoute for ResetRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <ResetPage /> }.into_any()
     }
 }
 

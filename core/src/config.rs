@@ -130,6 +130,9 @@ pub struct Config {
     pub demo: DemoConfig,
     /// The developer portal and admin area.
     pub portal: PortalConfig,
+    /// How the portal's emails (address confirmations, password resets)
+    /// leave.
+    pub email: EmailConfig,
     /// Who may read `/metrics`.
     pub metrics: MetricsConfig,
 }
@@ -465,6 +468,27 @@ impl Default for PortalConfig {
     }
 }
 
+/// How the portal's emails leave: through an SMTP server, or (without
+/// one, in development) into the log, links included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `smtp://HOST:PORT` (add `?tls=required` for STARTTLS),
+    /// `smtps://HOST:PORT` (TLS from the first byte), with
+    /// `USER:PASSWORD@` before the host for a server that wants a login.
+    /// Empty: nothing is sent, and every email is written to the log in
+    /// full instead.
+    pub smtp_url: String,
+    /// The sender: `comms <noreply@example.com>` or a bare address.
+    pub from: String,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self { smtp_url: String::new(), from: "comms <comms@localhost>".into() }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -492,6 +516,7 @@ impl Default for Config {
             site: SiteConfig::default(),
             demo: DemoConfig::default(),
             portal: PortalConfig::default(),
+            email: EmailConfig::default(),
             metrics: MetricsConfig::default(),
         }
     }
@@ -515,6 +540,20 @@ impl ServerConfig {
         let scheme = if https { "wss" } else { "ws" };
         let host = client.and_then(|client| client.host.clone()).unwrap_or_else(|| self.addr.to_string());
         WsBase(format!("{scheme}://{host}"))
+    }
+
+    /// `http(s)://host[:port]`, no trailing slash: the start of the links
+    /// the portal mails (address confirmation, password reset). From
+    /// `public_url` when set, else the address the server `listens` on;
+    /// never from a request's `Host`, which whoever asks for a password
+    /// reset could set to their own site to receive the victim's link.
+    pub fn site_base(&self, listens: SocketAddr) -> String {
+        let public = self.public_url.trim_end_matches('/');
+        if !public.is_empty() {
+            return public.to_owned();
+        }
+        let scheme = if self.tls.enabled() { "https" } else { "http" };
+        format!("{scheme}://{listens}")
     }
 
     /// Where a request from `peer` really comes from, believing forwarding
@@ -723,6 +762,16 @@ impl Config {
                 || self.server.public_url.starts_with("https://"),
             "server.public_url must start with http:// or https://",
         )?;
+        rule(
+            self.email.from.parse::<lettre::message::Mailbox>().is_ok(),
+            "email.from must be an address, or a name and an address like `comms <noreply@example.com>`",
+        )?;
+        rule(
+            self.email.smtp_url.is_empty()
+                || lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&self.email.smtp_url).is_ok(),
+            "email.smtp_url must be smtp://HOST:PORT or smtps://HOST:PORT, with USER:PASSWORD@ before the host \
+             for a login",
+        )?;
         Ok(())
     }
 
@@ -775,6 +824,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "site",
     "demo",
     "portal",
+    "email",
     "metrics",
 ];
 
@@ -847,6 +897,7 @@ mod tests {
         assert!(!config.demo.enabled);
         assert!(config.server.public_url.starts_with("https://"));
         assert!(!config.portal.auto_approve && config.portal.secure_cookies);
+        assert!(config.email.smtp_url.starts_with("smtp://"), "production sends its emails");
     }
 
     #[test]
@@ -949,5 +1000,27 @@ mod tests {
         config.server.max_connections = 1;
         config.server.header_read_timeout = Duration::ZERO;
         assert!(config.validate().is_err(), "every connection would be dropped at once");
+
+        for (smtp_url, from, valid) in [
+            ("smtp://127.0.0.1:25", "comms <noreply@example.com>", true),
+            ("smtps://user:secret@smtp.example.com", "noreply@example.com", true),
+            ("smtp://mail.example.com:587?tls=required", "noreply@example.com", true),
+            ("mail.example.com", "noreply@example.com", false),
+            ("", "not an address", false),
+        ] {
+            config.email = EmailConfig { smtp_url: smtp_url.into(), from: from.into() };
+            assert_eq!(config.validate().is_ok(), valid, "{smtp_url} {from}");
+        }
+    }
+
+    #[test]
+    fn mailed_links_start_at_the_public_url_never_at_a_requests_host() {
+        let mut server = ServerConfig::default();
+        let listens = SocketAddr::from(([127, 0, 0, 1], 3107));
+        assert_eq!(server.site_base(listens), "http://127.0.0.1:3107");
+        server.tls.cert = "cert.pem".into();
+        assert_eq!(server.site_base(listens), "https://127.0.0.1:3107");
+        server.public_url = "https://comms.example.com/".into();
+        assert_eq!(server.site_base(listens), "https://comms.example.com");
     }
 }

@@ -6,7 +6,8 @@
 //! - [`config`]: layered TOML + environment configuration.
 //! - [`names`]: validated room and app names.
 //! - [`input`]: other client input parsed at the edge: permission, meta.
-//! - [`secrets`]: API keys (SHA-256 hashed), endpoint codes and ids.
+//! - [`secrets`]: API keys and mailed links' tokens (SHA-256 hashed),
+//!   endpoint codes and ids, signing keys.
 //! - [`store`]: the SQL boundary (`Store` trait, SQLite and PostgreSQL backends).
 //! - [`error`]: `ServiceError`, mapped to the error codes of `docs/protocol.md#errors`.
 //! - [`auth`]: API-key check with a small cache.
@@ -24,7 +25,12 @@
 //! - [`subscription`]: the WebSocket side: joining a room, publishing through an
 //!   endpoint.
 //! - [`apps`]: app administration and its audit log (the CLI, the admin area).
-//! - [`accounts`]: portal accounts: sign-up, login, admins.
+//! - [`accounts`]: portal accounts: sign-up, confirming the address, login,
+//!   password resets, admins.
+//! - [`account_mail`]: the emails with single-use links an account's owner
+//!   gets (confirm the address, choose a new password).
+//! - [`email`]: sending email through SMTP off the request path, or into
+//!   the log without an SMTP server.
 //! - [`passwords`]: argon2id hashing and password rules.
 //! - [`plan`]: what a config would make a node do (`comms check-config`).
 //! - [`portal`]: what a developer may do with their own apps.
@@ -36,6 +42,7 @@
 
 #![warn(missing_docs)]
 
+pub mod account_mail;
 pub mod accounts;
 pub mod apps;
 pub mod auth;
@@ -43,6 +50,7 @@ pub mod broker;
 pub mod changes;
 pub mod config;
 pub mod demo;
+pub mod email;
 pub mod error;
 pub mod forwarded;
 pub mod hub;

@@ -35,6 +35,8 @@ pub struct Plan {
     pub app_approval: String,
     /// Whether the portal's session cookie is HTTPS-only.
     pub secure_cookies: bool,
+    /// Where the portal's emails (confirmation and reset links) go.
+    pub email: String,
     /// Settings that are valid but probably not meant; empty when none.
     pub warnings: Vec<String>,
 }
@@ -88,6 +90,11 @@ impl Plan {
             demo: config.demo.enabled,
             app_approval: if config.portal.auto_approve { "automatic" } else { "by an admin" }.into(),
             secure_cookies: config.portal.secure_cookies,
+            email: if config.email.smtp_url.is_empty() {
+                "none: emails, links included, are written to the log".to_owned()
+            } else {
+                format!("{} as {}", redact_url(&config.email.smtp_url), config.email.from)
+            },
             warnings: warnings(config),
         }
     }
@@ -115,6 +122,10 @@ fn warnings(config: &Config) -> Vec<String> {
     warn(
         prod && config.portal.auto_approve,
         "profile is prod but portal.auto_approve is on: every registered app gets keys",
+    );
+    warn(
+        prod && config.email.smtp_url.is_empty(),
+        "profile is prod but email.smtp_url is empty: confirmation and password reset links only reach the log",
     );
     warn(
         config.server.public_url.starts_with("https://") && !config.portal.secure_cookies,
@@ -147,12 +158,13 @@ mod tests {
         config.database.url = "postgres://comms:secret@db:5432/comms".into();
         config.broker.redis_url = "redis://:hunter2@redis:6379".into();
         let plan = Plan::of(&config);
+        assert!(plan.email.starts_with("none"), "{}", plan.email);
         assert_eq!(plan.ws_url, "wss://comms.example.com/ws/endpoint/{code}/");
         assert_eq!(plan.database.url, "postgres://comms:***@db:5432/comms");
         assert_eq!(plan.broker.url, "redis://:***@redis:6379");
         assert!(plan.tls.contains("proxy"));
         let text = plan.warnings.join("\n");
-        for flagged in ["demo.enabled", "auto_approve", "secure_cookies", "demo bot"] {
+        for flagged in ["demo.enabled", "auto_approve", "secure_cookies", "demo bot", "email.smtp_url"] {
             assert!(text.contains(flagged), "{flagged} in {text}");
         }
     }
@@ -167,5 +179,14 @@ mod tests {
         assert_eq!(plan.ws_url, "wss://HOST/ws/endpoint/{code}/");
         assert!(plan.tls.starts_with("built in") && plan.tls.contains("/etc/comms/fullchain.pem"), "{}", plan.tls);
         assert!(plan.tls.contains("0.0.0.0:80 redirects"), "{}", plan.tls);
+    }
+
+    #[test]
+    fn the_smtp_server_is_shown_without_its_password() {
+        let mut config = Config::default();
+        config.email.smtp_url = "smtps://comms:s3cret@smtp.example.com:465".into();
+        config.email.from = "comms <noreply@example.com>".into();
+        let plan = Plan::of(&config);
+        assert_eq!(plan.email, "smtps://comms:***@smtp.example.com:465 as comms <noreply@example.com>");
     }
 }

@@ -51,8 +51,16 @@ impl Portal {
     ///
     /// # Errors
     ///
-    /// `Invalid` for a bad name or field, `Conflict` if the name is taken.
+    /// `Denied` while the owner's address is not confirmed, `Invalid` for
+    /// a bad name or field, `Conflict` if the name is taken.
     pub async fn register(&self, owner: &AccountRecord, request: AppRequest) -> Result<AppRecord, ServiceError> {
+        if !owner.email_verified {
+            return Err(ServiceError::Denied(format!(
+                "confirm your email address before registering an app: follow the link we sent to {}, \
+                 or have it sent again",
+                owner.email
+            )));
+        }
         let profile = checked_profile(request.description, request.website, request.intended_use)?;
         let status = if self.auto_approve { AppStatus::Approved } else { AppStatus::Pending };
         let owned = self.apps.list(AppFilter::OwnedBy(owner.id)).await?;

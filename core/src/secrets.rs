@@ -1,8 +1,11 @@
-//! Unguessable values: API keys, endpoint codes and public ids, form tokens.
+//! Unguessable values: API keys, endpoint codes and public ids, form tokens,
+//! the tokens of mailed links, and the server's generated signing key.
 //!
-//! API keys are hashed with SHA-256, not argon2: a key is 256 random bits,
-//! so a slow hash adds no protection against guessing, while the check runs
-//! on every API request and must cost microseconds. Only the hash is stored.
+//! API keys and the tokens of mailed links are hashed with SHA-256, not
+//! argon2: each is 256 random bits, so a slow hash adds no protection
+//! against guessing, while a key is checked on every API request and must
+//! cost microseconds. Only the hash is stored, so a copy of the database
+//! opens no account and calls no API.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -49,8 +52,63 @@ impl ApiKeyHash {
 
     /// Lower-case hex, the stored form.
     pub fn to_hex(self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.0)
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The token of a link mailed to an account's owner (address
+/// confirmation, password reset). The plain text exists only in the email;
+/// only [`MailedTokenHash`] is stored.
+pub struct MailedToken {
+    /// What goes into the link.
+    pub plain: String,
+    /// What is stored and looked up.
+    pub hash: MailedTokenHash,
+}
+
+impl MailedToken {
+    /// Draws 32 random bytes from the OS-seeded generator.
+    pub fn generate() -> Self {
+        let plain = random_token(32);
+        let hash = MailedTokenHash::of(&plain);
+        Self { plain, hash }
+    }
+}
+
+/// SHA-256 of a mailed link's token. Whatever a visitor pastes is hashed
+/// before any lookup, so no text of theirs reaches the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MailedTokenHash([u8; 32]);
+
+impl MailedTokenHash {
+    /// Hashes a token as it came back in a link.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Lower-case hex, the stored form.
+    pub fn to_hex(self) -> String {
+        hex(&self.0)
+    }
+}
+
+/// A new key for signing cookies (HMAC-SHA256): 64 random bytes, the
+/// length the `cookie` crate's keys have, URL-safe base64.
+pub fn signing_key() -> String {
+    random_token(64)
+}
+
+/// The bytes of a key made by [`signing_key`].
+///
+/// # Errors
+///
+/// The text is not URL-safe base64 (a stored value changed by hand).
+pub fn signing_key_bytes(key: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    URL_SAFE_NO_PAD.decode(key)
 }
 
 /// A new endpoint code: 24 random bytes (192 bits), URL-safe base64.
@@ -97,6 +155,19 @@ mod tests {
         assert_eq!(a.plain.len(), API_KEY_PREFIX.len() + 43, "32 bytes in base64url");
         assert_ne!(a.plain, b.plain);
         assert_eq!(a.hash, ApiKeyHash::of(&a.plain));
+    }
+
+    #[test]
+    fn mailed_tokens_are_stored_as_their_sha256() {
+        let token = MailedToken::generate();
+        assert_eq!(token.plain.len(), 43, "32 bytes in base64url");
+        assert_eq!(token.hash, MailedTokenHash::of(&token.plain));
+        assert_ne!(token.plain, MailedToken::generate().plain);
+        assert_eq!(
+            MailedTokenHash::of("abc").to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(signing_key_bytes(&signing_key()).unwrap().len(), 64);
     }
 
     #[test]

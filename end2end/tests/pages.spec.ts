@@ -60,7 +60,7 @@ test("the demo page lists the demo rooms and their endpoints", async ({ page }, 
   await page.screenshot({ path: testInfo.outputPath("demo.png"), fullPage: true });
 });
 
-test("the portal and admin pages render and hydrate without errors", async ({ page }) => {
+test("the portal, admin and mailed-link pages render and hydrate without errors", async ({ page }) => {
   const errors = watchErrors(page);
   for (const [path, heading] of [
     ["/portal", "Developer portal"],
@@ -73,5 +73,16 @@ test("the portal and admin pages render and hydrate without errors", async ({ pa
     await page.waitForLoadState("networkidle");
   }
   expect((await page.goto("/portal/"))?.url()).toMatch(/\/portal$/);
+  for (const [path, heading, form] of [
+    ["/portal/reset", "Choose a new password", "Forgot your password?"],
+    ["/portal/reset?token=x", "Choose a new password", "New password"],
+    ["/portal/confirm?token=x", "Confirm your email address", "Enter your password"],
+  ]) {
+    const response = await page.goto(path);
+    expect(response?.status(), path).toBe(200);
+    await expect(page.getByRole("heading", { level: 1 })).toHaveText(heading);
+    await expect(page.getByRole("region", { name: form })).toBeVisible();
+    await page.waitForLoadState("networkidle");
+  }
   expect(errors).toEqual([]);
 });

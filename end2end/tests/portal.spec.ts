@@ -1,11 +1,14 @@
 // The developer portal and the admin area, as a developer and an admin use
-// them: sign up, request a key, the admin approves, the key works on the
-// REST API, rooms and endpoints are made in the portal and one of them chats
-// in the browser; then the key is rotated and revoked, and the app limited
-// to the origins of its own pages. The server runs with
-// `portal.auto_approve` off (see playwright.config.ts), as in production.
+// them: sign up, confirm the address through the emailed link (which the
+// server, without an SMTP server, writes to its log), request a key, the
+// admin approves, the key works on the REST API, rooms and endpoints are
+// made in the portal and one of them chats in the browser; then the key is
+// rotated and revoked, the app limited to the origins of its own pages, and
+// a forgotten password replaced through its emailed link. The server runs
+// with `portal.auto_approve` off (see playwright.config.ts), as in
+// production.
 import { expect, test, type APIRequestContext, type Browser, type Page } from "@playwright/test";
-import { comms } from "./support.js";
+import { comms, mailedLinks } from "./support.js";
 
 const base = () => process.env.COMMS_E2E_BASE_URL!;
 
@@ -49,9 +52,18 @@ test("a developer gets an approved key, makes a room and endpoints, and chats", 
   await signUp.getByLabel("Your email").fill("dev@example.com");
   await signUp.getByLabel("Choose a password").fill("correct horse battery");
   await signUp.getByRole("button", { name: "Sign up" }).click();
-  await expect(signUp.getByRole("status")).toContainText("Account ready");
+  await expect(signUp.getByRole("status")).toContainText("Check your inbox");
   await logIn(developer, "dev@example.com", "correct horse battery");
   await expect(developer.getByText("Signed in as")).toContainText("dev@example.com");
+  await expect(developer.getByRole("region", { name: "Confirm your email address" })).toBeVisible();
+  await expect(developer.getByRole("region", { name: "Register an app" })).toHaveCount(0);
+
+  await expect.poll(() => mailedLinks("dev@example.com", "/portal/confirm").length).toBe(1);
+  await open(developer, mailedLinks("dev@example.com", "/portal/confirm")[0]);
+  await developer.getByLabel("Password", { exact: true }).fill("correct horse battery");
+  await developer.getByRole("button", { name: "Confirm and log in" }).click();
+  await expect(developer.getByRole("status")).toContainText("Address confirmed");
+  await open(developer, "/portal");
 
   const register = developer.getByRole("region", { name: "Register an app" });
   await register.getByLabel("App name").fill("game");
@@ -141,4 +153,30 @@ test("a developer limits the app to its own pages' origins", async ({ browser, r
   await origins.getByRole("button", { name: "Save origins" }).click();
   await expect(page.getByText("Any origin may use the app's key")).toBeVisible();
   expect((await fromPage("https://elsewhere.example")).status()).toBe(200);
+});
+
+test("a developer who forgot the password chooses a new one through the emailed link", async ({ browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  await open(page, "/portal");
+  await page.getByRole("link", { name: "Forgot your password?" }).first().click();
+  await page.waitForLoadState("networkidle");
+  const request = page.getByRole("region", { name: "Forgot your password?" });
+  await request.getByLabel("Your email").fill("dev@example.com");
+  await request.getByRole("button", { name: "Send me a link" }).click();
+  await expect(request.getByRole("status")).toContainText("If this address has an account");
+
+  await expect.poll(() => mailedLinks("dev@example.com", "/portal/reset").length).toBe(1);
+  await open(page, mailedLinks("dev@example.com", "/portal/reset")[0]);
+  await page.getByLabel("New password (10 to 128 characters)").fill("a battery of new horses");
+  await page.getByRole("button", { name: "Save and log in" }).click();
+  await expect(page.getByRole("status")).toContainText("Password changed");
+  await open(page, "/portal");
+  await expect(page.getByText("Signed in as")).toContainText("dev@example.com");
+
+  const other = await (await browser.newContext()).newPage();
+  await open(other, "/portal");
+  await logIn(other, "dev@example.com", "correct horse battery");
+  await expect(other.getByRole("region", { name: "Log in" }).getByRole("alert")).toContainText("wrong email or password");
+  await logIn(other, "dev@example.com", "a battery of new horses");
+  await expect(other.getByText("Signed in as")).toContainText("dev@example.com");
 });

@@ -1,6 +1,8 @@
 // What several browser tests share: running the `comms` command line on the
-// test server's data folder, and the JS SDK's client for an app's REST calls.
+// test server's data folder, the links of the emails the server wrote to its
+// log, and the JS SDK's client for an app's REST calls.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { CommsClient } from "../../sdk-js/dist/index.js";
 
@@ -16,4 +18,23 @@ export function comms(...args: string[]): Record<string, string> {
 /** A REST client of the test server for an app's key. */
 export function client(apiKey: string): CommsClient {
   return new CommsClient(process.env.COMMS_E2E_BASE_URL!, apiKey);
+}
+
+/**
+ * The links to `path` (`/portal/confirm`, `/portal/reset`) of the emails to
+ * `to`, oldest first, as the test server (without an SMTP server, as in
+ * development) wrote them to its log.
+ */
+export function mailedLinks(to: string, path: string): string[] {
+  const log = readFileSync(process.env.COMMS_E2E_SERVER_LOG!, "utf8");
+  const link = new RegExp(`https?://[^\\s]+${path}\\?token=[\\w-]+`);
+  const links: string[] = [];
+  for (const line of log.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line);
+    if (entry.fields?.to !== to) continue;
+    const found = String(entry.fields?.message ?? "").match(link);
+    if (found) links.push(found[0]);
+  }
+  return links;
 }

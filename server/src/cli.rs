@@ -7,12 +7,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use comms_core::account_mail::AccountMail;
 use comms_core::accounts::Accounts;
 use comms_core::apps::{Apps, CLI_ACTOR};
 use comms_core::config::Config;
+use comms_core::email::Mailer;
 use comms_core::origins::AllowedOrigins;
 use comms_core::plan::Plan;
 use comms_core::quotas::Quota;
@@ -182,7 +185,11 @@ impl Cli {
             }
             Command::App { command } => app(config, command).await,
             Command::Admin { command: AdminCommand::Create { email } } => {
-                let accounts = Accounts::new(open_store(&config).await?, &config.portal).await?;
+                let store = open_store(&config).await?;
+                // An admin's address needs no confirmation: nothing is mailed.
+                let site = config.server.site_base(config.server.addr);
+                let mail = AccountMail::new(Arc::clone(&store), Mailer::spawn(&config.email)?, site);
+                let accounts = Accounts::new(store, &config.portal, mail).await?;
                 let (account, password) = accounts.create_admin(&email).await?;
                 println!("{}", json!({ "email": account.email, "password": password }));
                 Ok(())

@@ -9,6 +9,8 @@
 //! - [`state`]: [`state::AppState`], the handle every handler gets.
 //! - [`portal_sessions`]: the portal's login session store, in the SQLite
 //!   or PostgreSQL database the rest of the data is in.
+//! - [`form_cookie`]: the form token of a visitor who is not signed in, in
+//!   a signed cookie instead of a session.
 //! - [`cors`]: cross-origin access to the API (per-app origin lists are
 //!   checked with the key, in [`extract`]).
 //! - [`error`]: [`error::ApiError`], service errors as the error JSON of
@@ -32,6 +34,7 @@ pub mod cli;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod form_cookie;
 pub mod http_server;
 pub mod portal_sessions;
 pub mod routes;

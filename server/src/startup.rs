@@ -20,6 +20,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use comms_core::account_mail::AccountMail;
 use comms_core::accounts::Accounts;
 use comms_core::apps::Apps;
 use comms_core::auth::KeyAuthenticator;
@@ -30,6 +31,7 @@ use comms_core::broker::Broker;
 use comms_core::changes::AppChanges;
 use comms_core::config::{Config, DatabaseKind, ServerConfig};
 use comms_core::demo::{self, Throwaways};
+use comms_core::email::Mailer;
 use comms_core::error::ServiceError;
 use comms_core::hub::{CloseReason, Hub};
 use comms_core::limits::{ApiRateLimiter, FailedAuthLimiter};
@@ -50,6 +52,7 @@ use tower_sessions::ExpiredDeletion;
 use tower_sessions_sqlx_store::{PostgresStore as PostgresSessions, SqliteStore as SqliteSessions};
 
 use crate::error::ApiError;
+use crate::form_cookie::FormCookies;
 use crate::http_server::{self, Connections, Listener};
 use crate::portal_sessions::PortalSessionStore;
 use crate::routes;
@@ -170,6 +173,15 @@ impl Application {
         config.validate()?;
         let (store, sessions) = open_database(&config).await?;
         sessions.migrate().await.context("creating the session table")?;
+        http_server::raise_open_file_limit(config.server.max_connections);
+        // Before any background task starts, so a refused address or
+        // certificate leaves nothing running; and mailed links name the
+        // address bound (without `server.public_url`).
+        let (listener, redirect) = listen(&config.server, addr).await?;
+        let mailer = Mailer::spawn(&config.email)?;
+        let site = config.server.site_base(listener.local_addr().context("reading the bound address")?);
+        let mail = AccountMail::new(Arc::clone(&store), mailer.clone(), site);
+        let form_cookies = FormCookies::load(&*store, config.portal.secure_cookies).await?;
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.limits.connection_queue, Arc::clone(&metrics));
         let broker = open_broker(&config, &store, &hub, &metrics)?;
@@ -191,13 +203,15 @@ impl Application {
             .hash_file(hash_file.unwrap_or_default().display().to_string().into())
             .build();
         let apps = Arc::new(Apps::new(Arc::clone(&store)).with_live_connections(Arc::clone(&changes)));
-        let accounts = Arc::new(Accounts::new(Arc::clone(&store), &config.portal).await?);
+        let accounts = Arc::new(Accounts::new(Arc::clone(&store), &config.portal, mail).await?);
         let portal = Arc::new(Portal::new(Arc::clone(&apps), config.portal.auto_approve, config.quotas.clone()));
         let state = AppState::new(Shared {
             apps,
             accounts,
             portal,
             sessions: sessions.clone(),
+            form_cookies,
+            mailer,
             api_limiter: Arc::new(ApiRateLimiter::new(config.limits.api_requests_per_second, config.limits.api_burst)),
             failed_auth: Arc::new(FailedAuthLimiter::new(config.limits.failed_auth_per_minute)),
             security_headers: SecurityHeaders::new(&config),
@@ -212,10 +226,6 @@ impl Application {
             leptos,
             demo: OnceLock::new(),
         });
-        http_server::raise_open_file_limit(state.config.server.max_connections);
-        // Before any background task starts, so a refused address or
-        // certificate leaves nothing running.
-        let (listener, redirect) = listen(&state.config.server, addr).await?;
         let mut background = if state.config.demo.enabled { start_demo(&state).await } else { Vec::new() };
         background.push(tokio::spawn(async move {
             if let Err(err) = sessions.continuously_delete_expired(SESSION_SWEEP).await {
@@ -284,6 +294,7 @@ impl Application {
         for task in background {
             task.abort();
         }
+        state.mailer.flush(grace).await;
         state.broker.shutdown().await;
         tracing::info!("shutdown complete");
     }

@@ -12,6 +12,7 @@ use comms_core::auth::KeyAuthenticator;
 use comms_core::broker::Broker;
 use comms_core::config::Config;
 use comms_core::demo::Throwaways;
+use comms_core::email::Mailer;
 use comms_core::hub::Hub;
 use comms_core::limits::{ApiRateLimiter, FailedAuthLimiter};
 use comms_core::metrics::Metrics;
@@ -21,6 +22,7 @@ use comms_core::store::{AppRecord, Store};
 use leptos::config::LeptosOptions;
 use tokio_util::task::TaskTracker;
 
+use crate::form_cookie::FormCookies;
 use crate::portal_sessions::PortalSessionStore;
 use crate::security_headers::SecurityHeaders;
 
@@ -53,6 +55,10 @@ pub struct Shared {
     pub portal: Arc<Portal>,
     /// Portal and admin sessions, in the same database.
     pub sessions: PortalSessionStore,
+    /// Visitors' signed form-token cookies.
+    pub form_cookies: FormCookies,
+    /// The portal's outgoing email, flushed on shutdown.
+    pub mailer: Mailer,
     /// The effective configuration.
     pub config: Arc<Config>,
     /// Rooms, endpoints, messages and WebSocket sessions.

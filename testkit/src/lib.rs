@@ -7,6 +7,8 @@
 //! - [`redis`]: the shared Redis under a key prefix of the test's own, or a
 //!   private `redis-server` a test may stop and start ([`redis::TestRedis`],
 //!   [`redis::PrivateRedis`]).
+//! - [`smtp`]: an SMTP receiver on a loopback port that keeps what it gets
+//!   ([`smtp::SmtpSink`]), for tests of the emails comms sends.
 //! - this module: [`missing_service`], the one rule for a service that is
 //!   not there: skip outside CI, fail under `CI=true`.
 
@@ -14,6 +16,7 @@ use comms_core::store::redact_url;
 
 pub mod postgres;
 pub mod redis;
+pub mod smtp;
 
 /// What a test does when a service it needs is missing: under `CI=true`
 /// it fails, so a run without the service never passes silently; anywhere

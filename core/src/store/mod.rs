@@ -29,7 +29,7 @@ use comms_protocol::Permission;
 use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
 use crate::quotas::QuotaOverrides;
-use crate::secrets::ApiKeyHash;
+use crate::secrets::{ApiKeyHash, MailedTokenHash};
 use sql::Stored;
 
 /// Lifecycle of an app; only `approved` apps' keys and endpoints work.
@@ -159,6 +159,54 @@ pub struct AccountRecord {
     pub is_admin: bool,
     /// Milliseconds since the epoch.
     pub created_at: i64,
+    /// Whether the owner showed they read mail sent to `email` (followed a
+    /// confirmation or reset link); only then may they register apps.
+    pub email_verified: bool,
+    /// Raised by a password reset: a session that logged in with an older
+    /// value is over.
+    pub session_epoch: i64,
+}
+
+/// What a new portal account is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAccount<'a> {
+    /// Lower-case email address.
+    pub email: &'a str,
+    /// argon2id PHC string.
+    pub password_hash: &'a str,
+    /// May use the admin area.
+    pub is_admin: bool,
+    /// Whether the address counts as confirmed from the start (admins made
+    /// on the command line by the operator).
+    pub email_verified: bool,
+}
+
+/// What a link mailed to an account's owner lets them do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenPurpose {
+    /// Confirm that they read mail sent to the account's address.
+    ConfirmEmail,
+    /// Choose a new password (which also confirms the address).
+    ResetPassword,
+}
+
+impl TokenPurpose {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConfirmEmail => "confirm_email",
+            Self::ResetPassword => "reset_password",
+        }
+    }
+}
+
+/// A stored token of a mailed link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct AccountToken {
+    /// The account it acts on.
+    pub account_id: i64,
+    /// Milliseconds since the epoch after which it no longer works.
+    pub expires_at: i64,
 }
 
 /// One line of the audit log: who did what to which app.
@@ -419,16 +467,46 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     ///
     /// [`StoreError::Conflict`] when the email is taken.
-    async fn create_account(
-        &self,
-        email: &str,
-        password_hash: &str,
-        is_admin: bool,
-    ) -> Result<AccountRecord, StoreError>;
+    async fn create_account(&self, new: NewAccount<'_>) -> Result<AccountRecord, StoreError>;
     /// Finds an account by its lower-case email.
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>, StoreError>;
     /// Finds an account by id.
     async fn account_by_id(&self, id: i64) -> Result<Option<AccountRecord>, StoreError>;
+    /// Stores the token of a link mailed to the account's owner, and
+    /// deletes every expired token (of any account), so the table holds
+    /// only links that still work.
+    async fn insert_account_token(
+        &self,
+        account_id: i64,
+        purpose: TokenPurpose,
+        hash: MailedTokenHash,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// The stored token, if any (expired or not), without using it up.
+    async fn account_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: MailedTokenHash,
+    ) -> Result<Option<AccountToken>, StoreError>;
+    /// Deletes the token and answers what it was; `None` when it is not
+    /// stored (never was, or already taken: of two uses at once, one gets it).
+    async fn take_account_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: MailedTokenHash,
+    ) -> Result<Option<AccountToken>, StoreError>;
+    /// Marks the account's address confirmed and deletes its other
+    /// confirmation tokens.
+    async fn confirm_email(&self, account_id: i64) -> Result<(), StoreError>;
+    /// Replaces the account's password, marks its address confirmed (its
+    /// owner read a mail sent there), ends its sessions (raises
+    /// `session_epoch`) and deletes every token of it; the account as it is
+    /// now, or `None` if it is gone.
+    async fn reset_password(&self, account_id: i64, password_hash: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// The server's secret `name`: the stored one, or `candidate`, stored
+    /// now, when there is none yet. Of several nodes starting at once, the
+    /// first one's candidate is the one every node gets.
+    async fn server_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError>;
     /// Appends to the audit log.
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
     /// The newest `limit` audit entries, newest first.

@@ -28,13 +28,14 @@ use sqlx::database::Database;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::{
-    AccountRecord, AppChange, AppFilter, AppRecord, AppStatus, AppSummary, AuditEntry, EndpointAccess, EndpointRecord,
-    KeyOwner, NewApp, NewEndpoint, RevokedEndpoint, RoomHistory, RoomRecord, Store, StoreError, StoredMessage,
+    AccountRecord, AccountToken, AppChange, AppFilter, AppRecord, AppStatus, AppSummary, AuditEntry, EndpointAccess,
+    EndpointRecord, KeyOwner, NewAccount, NewApp, NewEndpoint, RevokedEndpoint, RoomHistory, RoomRecord, Store,
+    StoreError, StoredMessage, TokenPurpose,
 };
 use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
 use crate::quotas::QuotaOverrides;
-use crate::secrets::ApiKeyHash;
+use crate::secrets::{ApiKeyHash, MailedTokenHash};
 use crate::time::now_ms;
 
 /// What a backend brings to the shared [`Store`] implementation.
@@ -230,7 +231,7 @@ const ROOM_COLUMNS: &str = "r.id, r.app_id, r.name, r.created_at, \
 const ENDPOINT_COLUMNS: &str =
     "e.id, e.public_id, e.code, e.room_id, r.name AS room_name, e.permission, e.meta, e.created_at";
 
-const ACCOUNT_COLUMNS: &str = "id, email, password_hash, is_admin, created_at";
+const ACCOUNT_COLUMNS: &str = "id, email, password_hash, is_admin, created_at, email_verified, session_epoch";
 
 const INSERT_KEY: &str = "INSERT INTO api_keys (app_id, key_hash, created_at) VALUES ($1, $2, $3)";
 
@@ -408,20 +409,16 @@ where
         Ok(B::rows_affected(&done))
     }
 
-    async fn create_account(
-        &self,
-        email: &str,
-        password_hash: &str,
-        is_admin: bool,
-    ) -> Result<AccountRecord, StoreError> {
+    async fn create_account(&self, new: NewAccount<'_>) -> Result<AccountRecord, StoreError> {
         let sql = format!(
-            "INSERT INTO accounts (email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4) \
-             RETURNING {ACCOUNT_COLUMNS}"
+            "INSERT INTO accounts (email, password_hash, is_admin, email_verified, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING {ACCOUNT_COLUMNS}"
         );
         sqlx::query_as(&sql)
-            .bind(email)
-            .bind(password_hash)
-            .bind(is_admin)
+            .bind(new.email)
+            .bind(new.password_hash)
+            .bind(new.is_admin)
+            .bind(new.email_verified)
             .bind(now_ms())
             .fetch_one(self.writer())
             .await
@@ -436,6 +433,97 @@ where
     async fn account_by_id(&self, id: i64) -> Result<Option<AccountRecord>, StoreError> {
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
         Ok(sqlx::query_as(&sql).bind(id).fetch_optional(self.reader()).await?)
+    }
+
+    async fn insert_account_token(
+        &self,
+        account_id: i64,
+        purpose: TokenPurpose,
+        hash: MailedTokenHash,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("DELETE FROM account_tokens WHERE expires_at < $1").bind(now_ms()).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO account_tokens (token_hash, account_id, purpose, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(hash.to_hex())
+            .bind(account_id)
+            .bind(purpose.as_str())
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(refused_or)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn account_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: MailedTokenHash,
+    ) -> Result<Option<AccountToken>, StoreError> {
+        Ok(sqlx::query_as("SELECT account_id, expires_at FROM account_tokens WHERE token_hash = $1 AND purpose = $2")
+            .bind(hash.to_hex())
+            .bind(purpose.as_str())
+            .fetch_optional(self.reader())
+            .await?)
+    }
+
+    async fn take_account_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: MailedTokenHash,
+    ) -> Result<Option<AccountToken>, StoreError> {
+        Ok(sqlx::query_as(
+            "DELETE FROM account_tokens WHERE token_hash = $1 AND purpose = $2 RETURNING account_id, expires_at",
+        )
+        .bind(hash.to_hex())
+        .bind(purpose.as_str())
+        .fetch_optional(self.writer())
+        .await?)
+    }
+
+    async fn confirm_email(&self, account_id: i64) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("UPDATE accounts SET email_verified = $1 WHERE id = $2")
+            .bind(true)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2")
+            .bind(account_id)
+            .bind(TokenPurpose::ConfirmEmail.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reset_password(&self, account_id: i64, password_hash: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let mut tx = self.writer().begin().await?;
+        let sql = format!(
+            "UPDATE accounts SET password_hash = $1, email_verified = $2, session_epoch = session_epoch + 1 \
+             WHERE id = $3 RETURNING {ACCOUNT_COLUMNS}"
+        );
+        let account: Option<AccountRecord> =
+            sqlx::query_as(&sql).bind(password_hash).bind(true).bind(account_id).fetch_optional(&mut *tx).await?;
+        sqlx::query("DELETE FROM account_tokens WHERE account_id = $1").bind(account_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    async fn server_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .bind(now_ms())
+        .execute(self.writer())
+        .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(self.reader())
+            .await?)
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

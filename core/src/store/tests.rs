@@ -12,7 +12,7 @@ use tempfile::TempDir;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::*;
-use crate::secrets::NewApiKey;
+use crate::secrets::{MailedToken, NewApiKey};
 use comms_testkit::postgres::TestDatabase;
 
 /// A store under test, and where its data lives. Fields drop in order: the
@@ -96,7 +96,13 @@ on_every_backend!(
     a_leaked_keys_endpoints_go_with_it_and_every_change_is_recorded,
     accounts_and_the_audit_log,
     listings_filter_by_owner_and_deleting_an_app_takes_its_rooms,
+    mailed_tokens_are_single_use_and_a_reset_ends_sessions,
+    server_secrets_are_made_once_for_every_node,
 );
+
+fn account(email: &str, is_admin: bool) -> NewAccount<'_> {
+    NewAccount { email, password_hash: "hash", is_admin, email_verified: is_admin }
+}
 
 async fn app(store: &dyn Store, name: &str) -> AppRecord {
     store.create_app(new_app(name, Some(NewApiKey::generate().hash)), None).await.unwrap()
@@ -199,7 +205,7 @@ async fn count_quotas_hold_under_concurrent_creations(fixture: &Fixture) {
     assert!(endpoints.iter().filter(|e| e.is_err()).all(|e| matches!(e, Err(StoreError::Full))));
     assert!(matches!(store.create_endpoint(endpoint(9999, "gone"), Some(4)).await, Err(StoreError::ParentMissing)));
 
-    let owner = store.create_account("dev@example.com", "hash", false).await.unwrap();
+    let owner = store.create_account(account("dev@example.com", false)).await.unwrap();
     let owned = |name: &str| NewApp { owner_id: Some(owner.id), ..new_app(name, None) };
     let apps =
         futures_util::future::join_all(["p", "q", "r", "s"].map(|name| store.create_app(owned(name), Some(2)))).await;
@@ -487,10 +493,12 @@ async fn a_leaked_keys_endpoints_go_with_it_and_every_change_is_recorded(fixture
 
 async fn accounts_and_the_audit_log(fixture: &Fixture) {
     let store = &*fixture.store;
-    let admin = store.create_account("admin@example.com", "hash-a", true).await.unwrap();
-    let dev = store.create_account("dev@example.com", "hash-d", false).await.unwrap();
-    assert!(matches!(store.create_account("dev@example.com", "x", true).await, Err(StoreError::Conflict)));
+    let admin = store.create_account(account("admin@example.com", true)).await.unwrap();
+    let dev = store.create_account(account("dev@example.com", false)).await.unwrap();
+    assert!(matches!(store.create_account(account("dev@example.com", true)).await, Err(StoreError::Conflict)));
     assert!(admin.is_admin && !dev.is_admin);
+    assert!(admin.email_verified && !dev.email_verified);
+    assert_eq!((admin.session_epoch, dev.session_epoch), (0, 0));
     assert_eq!(store.account_by_email("admin@example.com").await.unwrap(), Some(admin.clone()));
     assert_eq!(store.account_by_id(dev.id).await.unwrap(), Some(dev));
     assert_eq!(store.account_by_email("nobody@example.com").await.unwrap(), None);
@@ -515,8 +523,8 @@ async fn accounts_and_the_audit_log(fixture: &Fixture) {
 
 async fn listings_filter_by_owner_and_deleting_an_app_takes_its_rooms(fixture: &Fixture) {
     let store = &*fixture.store;
-    let owner = store.create_account("dev@example.com", "hash", false).await.unwrap();
-    assert!(matches!(store.create_account("dev@example.com", "x", false).await, Err(StoreError::Conflict)));
+    let owner = store.create_account(account("dev@example.com", false)).await.unwrap();
+    assert!(matches!(store.create_account(account("dev@example.com", false)).await, Err(StoreError::Conflict)));
     let profile =
         AppProfile { description: "a game".into(), website: "https://example.com".into(), intended_use: "chat".into() };
     let mine = store
@@ -546,6 +554,45 @@ async fn listings_filter_by_owner_and_deleting_an_app_takes_its_rooms(fixture: &
     store.delete_app(mine.id).await.unwrap();
     assert_eq!(store.room(mine.id, &room).await.unwrap(), None);
     assert_eq!(store.list_apps(AppFilter::All).await.unwrap().len(), 1);
+}
+
+async fn mailed_tokens_are_single_use_and_a_reset_ends_sessions(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let dev = store.create_account(account("dev@example.com", false)).await.unwrap();
+    let later = crate::time::now_ms() + 60_000;
+    let (confirm, other_confirm, reset) =
+        (MailedToken::generate().hash, MailedToken::generate().hash, MailedToken::generate().hash);
+    store.insert_account_token(dev.id, TokenPurpose::ConfirmEmail, confirm, later).await.unwrap();
+    store.insert_account_token(dev.id, TokenPurpose::ConfirmEmail, other_confirm, later).await.unwrap();
+    store.insert_account_token(dev.id, TokenPurpose::ResetPassword, reset, later).await.unwrap();
+    let stored = AccountToken { account_id: dev.id, expires_at: later };
+    assert_eq!(store.account_token(TokenPurpose::ResetPassword, confirm).await.unwrap(), None, "one purpose each");
+    assert_eq!(store.account_token(TokenPurpose::ConfirmEmail, confirm).await.unwrap(), Some(stored));
+    assert_eq!(store.take_account_token(TokenPurpose::ConfirmEmail, confirm).await.unwrap(), Some(stored));
+    assert_eq!(store.take_account_token(TokenPurpose::ConfirmEmail, confirm).await.unwrap(), None, "used up");
+    store.confirm_email(dev.id).await.unwrap();
+    assert!(store.account_by_id(dev.id).await.unwrap().unwrap().email_verified);
+    assert_eq!(store.account_token(TokenPurpose::ConfirmEmail, other_confirm).await.unwrap(), None);
+    assert_eq!(store.account_token(TokenPurpose::ResetPassword, reset).await.unwrap(), Some(stored), "kept");
+
+    let reset_account = store.reset_password(dev.id, "new hash").await.unwrap().unwrap();
+    assert_eq!((reset_account.password_hash.as_str(), reset_account.session_epoch), ("new hash", 1));
+    assert_eq!(store.account_token(TokenPurpose::ResetPassword, reset).await.unwrap(), None, "every token goes");
+    assert_eq!(store.reset_password(9999, "x").await.unwrap(), None);
+
+    // Adding a token sweeps the expired ones.
+    let expired = MailedToken::generate().hash;
+    store.insert_account_token(dev.id, TokenPurpose::ResetPassword, expired, 1).await.unwrap();
+    assert!(store.account_token(TokenPurpose::ResetPassword, expired).await.unwrap().is_some(), "found, expired");
+    store.insert_account_token(dev.id, TokenPurpose::ResetPassword, reset, later).await.unwrap();
+    assert_eq!(store.account_token(TokenPurpose::ResetPassword, expired).await.unwrap(), None);
+}
+
+async fn server_secrets_are_made_once_for_every_node(fixture: &Fixture) {
+    let first = fixture.store.server_secret("signing", "one").await.unwrap();
+    let other_node = fixture.another_node().await;
+    assert_eq!((first.as_str(), other_node.server_secret("signing", "two").await.unwrap().as_str()), ("one", "one"));
+    assert_eq!(fixture.store.server_secret("other", "three").await.unwrap(), "three");
 }
 
 #[test]

@@ -5,8 +5,10 @@
 //!
 //! The pages and server functions run inside the portal's session layer:
 //! an HttpOnly, `SameSite=Lax` cookie (`Secure` with
-//! `portal.secure_cookies`) naming a session stored in the database. The
-//! REST API and the WebSocket stay outside it.
+//! `portal.secure_cookies`) naming a session stored in the database, made
+//! at login only; a visitor's form token is in a signed cookie of its own
+//! ([`crate::form_cookie`]). The REST API and the WebSocket stay outside
+//! both.
 
 use std::sync::Arc;
 
@@ -30,6 +32,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::error::ApiError;
 use crate::extract::client_addr;
+use crate::form_cookie;
 use crate::security_headers;
 use crate::state::AppState;
 
@@ -66,6 +69,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .leptos_routes_with_context(state, generate_route_list(App), contexts, move || shell(options.clone()))
         .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), form_cookie::attach))
         .layer(axum::middleware::from_fn(secure_cookies_over_https))
         .layer(axum::middleware::from_fn_with_state(state.clone(), resolve_client_addr))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security_headers::add))

@@ -13,6 +13,7 @@ use comms_core::config::Config;
 use comms_core::store::AppStatus;
 use comms_server::startup::Application;
 use comms_server::state::AppState;
+use comms_testkit::smtp::{ReceivedMail, SmtpSink};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Method, RequestBuilder, Response};
@@ -50,13 +51,17 @@ pub struct Remote {
 pub struct TestApp {
     remote: Remote,
     pub data_dir: Arc<TempDir>,
+    /// The SMTP server the app's emails go to (unless a test cleared
+    /// `email.smtp_url`).
+    pub mailbox: Arc<SmtpSink>,
     pub config: Config,
     state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
 
-/// Default test config: a fresh data folder, everything else as shipped.
+/// Default test config: a fresh data folder, emails to a fresh SMTP
+/// receiver ([`TestApp::mailbox`]), everything else as shipped.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -64,14 +69,16 @@ pub async fn spawn_app() -> TestApp {
 /// Like [`spawn_app`], with the config adjusted first.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mailbox = Arc::new(SmtpSink::start().await);
     let mut config = Config::default();
     // Tests that want the demo turn it on; the others should not see it.
     config.demo.enabled = false;
+    config.email.smtp_url = mailbox.url();
     configure(&mut config);
-    start(config, data_dir).await
+    start(config, data_dir, mailbox).await
 }
 
-async fn start(mut config: Config, data_dir: Arc<TempDir>) -> TestApp {
+async fn start(mut config: Config, data_dir: Arc<TempDir>, mailbox: Arc<SmtpSink>) -> TestApp {
     init_logging();
     config.data_dir = PathBuf::from(data_dir.path());
     let application = Application::build(config.clone(), "127.0.0.1:0".parse().unwrap()).await.expect("build app");
@@ -81,7 +88,15 @@ async fn start(mut config: Config, data_dir: Arc<TempDir>) -> TestApp {
     let server = tokio::spawn(application.run_until(async move {
         let _ = stop.await;
     }));
-    TestApp { remote: Remote::new(addr), data_dir, config, state, shutdown: Some(shutdown), server: Some(server) }
+    TestApp {
+        remote: Remote::new(addr),
+        data_dir,
+        mailbox,
+        config,
+        state,
+        shutdown: Some(shutdown),
+        server: Some(server),
+    }
 }
 
 impl TestApp {
@@ -98,7 +113,7 @@ impl TestApp {
     /// Stops this server and starts a new one on the same data folder.
     pub async fn restart(mut self) -> TestApp {
         self.stop().await;
-        start(self.config.clone(), Arc::clone(&self.data_dir)).await
+        start(self.config.clone(), Arc::clone(&self.data_dir), Arc::clone(&self.mailbox)).await
     }
 
     /// Creates an approved app; returns its API key.
@@ -332,23 +347,37 @@ pub async fn assert_error(response: Response, status: u16, code: &str) {
 /// The password test accounts sign up with.
 pub const PASSWORD: &str = "a long enough password";
 
-/// A browser of the portal: its own cookie jar, and the session's form
-/// token once fetched.
+/// A browser of the portal: its own cookie jar, the form token once
+/// fetched, and the inbox of the app's emails.
 pub struct Browser {
     client: reqwest::Client,
     jar: Arc<Jar>,
     base: String,
     csrf: String,
+    mailbox: Option<Arc<SmtpSink>>,
 }
 
 impl Browser {
     /// Opens the portal with an empty cookie jar and fetches a form token.
     pub async fn open(app: &TestApp) -> Self {
+        Self::open_at(&app.api().base, Some(Arc::clone(&app.mailbox))).await
+    }
+
+    /// Like [`Browser::open`], for the server at `base` (`http://…`)
+    /// mailing to `mailbox`, if it mails.
+    pub async fn open_at(base: &str, mailbox: Option<Arc<SmtpSink>>) -> Self {
         let jar = Arc::new(Jar::default());
         let client = reqwest::Client::builder().cookie_provider(Arc::clone(&jar)).timeout(WAIT).build().unwrap();
-        let mut browser = Self { client, jar, base: app.api().base.clone(), csrf: String::new() };
+        let mut browser = Self { client, jar, base: base.to_owned(), csrf: String::new(), mailbox };
         browser.refresh().await;
         browser
+    }
+
+    /// GETs a page (or a link's URL) as this browser; its status and HTML.
+    pub async fn page(&self, url: &str) -> (u16, String) {
+        let url = if url.starts_with("http") { url.to_owned() } else { format!("{}{url}", self.base) };
+        let response = self.client.get(url).send().await.expect("GET");
+        (response.status().as_u16(), response.text().await.unwrap())
     }
 
     /// Calls a server function; its JSON answer, or its error text.
@@ -413,10 +442,42 @@ impl Browser {
         self.jar.cookies(&url).map(|header| header.to_str().unwrap().to_owned())
     }
 
-    /// Signs up with [`PASSWORD`] and logs in.
+    /// Signs up with [`PASSWORD`] and follows the link of the email that
+    /// comes, which confirms the address and logs in.
     pub async fn sign_up_and_log_in(&mut self, email: &str) {
+        let before = self.mailbox().mails_to(email).len();
         self.act("/portal/fn/sign_up", &[("email", email), ("password", PASSWORD)]).await.expect("sign up");
-        self.log_in(email, PASSWORD).await.expect("log in");
+        let mail = self.mail(email, before + 1).await;
+        let link = mail.link("/portal/confirm").expect("a confirmation link");
+        self.confirm(&link, PASSWORD).await.expect("the link confirms the address");
+    }
+
+    /// The `n`-th email (from 1) the app sent to `to`, waiting for it.
+    pub async fn mail(&self, to: &str, n: usize) -> ReceivedMail {
+        self.mailbox().mail_to(to, n).await
+    }
+
+    /// Where the app's emails go.
+    pub fn mailbox(&self) -> &SmtpSink {
+        self.mailbox.as_deref().expect("this browser's server mails to a test SMTP receiver")
+    }
+
+    /// Confirms an address through the mailed `link` with the account's
+    /// `password`, and reads the new session.
+    pub async fn confirm(&mut self, link: &str, password: &str) -> Result<(), String> {
+        let token = token_of(link);
+        self.act("/portal/fn/confirm_email", &[("token", &token), ("password", password)]).await?;
+        self.refresh().await;
+        Ok(())
+    }
+
+    /// Sets a new password through the mailed reset `link`, and reads the
+    /// new session.
+    pub async fn reset_password(&mut self, link: &str, password: &str) -> Result<(), String> {
+        let token = token_of(link);
+        self.act("/portal/fn/reset_password", &[("token", &token), ("password", password)]).await?;
+        self.refresh().await;
+        Ok(())
     }
 
     /// Logs in and reads the new session.
@@ -436,4 +497,11 @@ impl Browser {
     pub async fn issue_key(&self, app: &str) -> Result<String, String> {
         self.act("/portal/fn/issue_key", &[("app", app)]).await.map(|key| key.as_str().unwrap().to_owned())
     }
+}
+
+/// The `token` parameter of a mailed link.
+pub fn token_of(link: &str) -> String {
+    let query = link.split_once('?').map_or("", |(_, query)| query);
+    let token = query.split('&').find_map(|pair| pair.strip_prefix("token="));
+    token.expect("a token in the link").to_owned()
 }

@@ -24,6 +24,7 @@ mod ops;
 mod origins;
 mod outage;
 mod portal;
+mod portal_email;
 mod postgres;
 mod proxy;
 mod quotas;

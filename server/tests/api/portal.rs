@@ -15,31 +15,75 @@ async fn admin(app: &TestApp) -> Browser {
 }
 
 #[tokio::test]
-async fn login_rotates_the_session_and_the_cookie_is_http_only_and_lax() {
+async fn login_rotates_the_session_and_the_cookies_are_http_only_and_lax() {
     let app = spawn_app().await;
     let response = app.api().client.post(format!("{}/portal/fn/session", app.api().base)).send().await.unwrap();
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.starts_with("comms_session="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
-    assert!(!cookie.contains("Secure"), "plain http in development: {cookie}");
+    let cookies: Vec<&str> = response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(cookies.len(), 1, "a visitor gets the form cookie only, no session: {cookies:?}");
+    assert!(cookies[0].starts_with("comms_form="), "{cookies:?}");
+    assert!(cookies[0].contains("HttpOnly") && cookies[0].contains("SameSite=Lax"), "{cookies:?}");
+    assert!(!cookies[0].contains("Secure"), "plain http in development: {cookies:?}");
 
     let mut browser = Browser::open(&app).await;
-    let before = browser.session_cookie().expect("a session before login");
+    let visitor = browser.session_cookie().expect("the form cookie");
+    assert!(!visitor.contains("comms_session"), "{visitor}");
     browser.sign_up_and_log_in("dev@example.com").await;
     let session = browser.refresh().await;
     assert_eq!(session["email"], "dev@example.com");
-    assert_ne!(browser.session_cookie().unwrap(), before, "a new session id at login");
-
+    let first = browser.session_cookie().unwrap();
+    assert!(first.contains("comms_session="), "a session from login on: {first}");
     browser.act("/portal/fn/log_out", &[]).await.unwrap();
+    assert!(!browser.session_cookie().unwrap().contains("comms_session"), "logging out ends it");
     assert_eq!(browser.refresh().await["email"], Value::Null);
     assert!(browser.call("/portal/fn/my_apps", &[]).await.unwrap_err().contains("sign in first"));
+    browser.log_in("dev@example.com", PASSWORD).await.unwrap();
+    let second = browser.session_cookie().unwrap();
+    let session_id = |cookies: &str| cookies.split("; ").find(|c| c.starts_with("comms_session=")).map(str::to_owned);
+    assert_ne!(session_id(&second), session_id(&first), "a new session id at each login");
+    let set = app.api().client.post(format!("{}/portal/fn/log_in", app.api().base));
+    let answer = set.form(&[("csrf", "x"), ("email", "a@b.c"), ("password", "p")]).send().await.unwrap();
+    let cookie = answer.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert!(!cookie.contains("comms_session"), "a refused login makes no session: {cookie}");
 }
 
 #[tokio::test]
 async fn secure_cookies_are_marked_secure() {
     let app = spawn_app_with(|config| config.portal.secure_cookies = true).await;
     let response = app.api().client.post(format!("{}/portal/fn/session", app.api().base)).send().await.unwrap();
-    assert!(response.headers()["set-cookie"].to_str().unwrap().contains("Secure"));
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("comms_form=") && cookie.contains("Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn anonymous_visits_and_failed_logins_store_no_session() {
+    let app = spawn_app().await;
+    let sessions = || async {
+        let url = format!("sqlite://{}?mode=ro", app.data_dir.path().join("comms.db").display());
+        let pool = tower_sessions_sqlx_store::sqlx::SqlitePool::connect(&url).await.unwrap();
+        let count: i64 = tower_sessions_sqlx_store::sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        count
+    };
+    let mut browser = Browser::open(&app).await;
+    for path in ["/portal", "/portal/login", "/admin", "/portal/confirm?token=x", "/portal/reset", "/portal/apps/x"] {
+        let (status, _) = browser.page(path).await;
+        assert!(status == 200 || status == 404, "{path}: {status}");
+    }
+    let anonymous = app.api().client.get(format!("{}/portal", app.api().base)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 200);
+    let wrong = browser.log_in("nobody@example.com", PASSWORD).await.unwrap_err();
+    assert!(wrong.contains("wrong email or password"), "{wrong}");
+    browser.act("/portal/fn/sign_up", &[("email", "dev@example.com"), ("password", PASSWORD)]).await.unwrap();
+    browser.log_in("dev@example.com", "not the password").await.unwrap_err();
+    browser.act("/portal/fn/request_password_reset", &[("email", "dev@example.com")]).await.unwrap();
+    browser.call("/admin/fn/overview", &[]).await.unwrap_err();
+    assert_eq!(sessions().await, 0, "nothing stored for visitors");
+
+    browser.log_in("dev@example.com", PASSWORD).await.unwrap();
+    assert_eq!(sessions().await, 1, "a session from login on");
 }
 
 #[tokio::test]

@@ -21,7 +21,9 @@ async fn ws_url_through_proxy(app: &TestApp) -> String {
     endpoint["ws_url"].as_str().expect("a ws_url").to_owned()
 }
 
-async fn session_cookie_through_proxy(app: &TestApp) -> String {
+/// The cookie a visitor gets (the signed form cookie; sessions come at
+/// login, through the same middleware).
+async fn visitor_cookie_through_proxy(app: &TestApp) -> String {
     let mut request = app.api().client.post(format!("{}/portal/fn/session", app.api().base));
     for (name, value) in VIA_HTTPS {
         request = request.header(name, value);
@@ -30,7 +32,7 @@ async fn session_cookie_through_proxy(app: &TestApp) -> String {
     assert!(response.status().is_success());
     let cookies: Vec<String> =
         response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
-    cookies.into_iter().find(|cookie| cookie.starts_with("comms_session=")).expect("a session cookie")
+    cookies.into_iter().find(|cookie| cookie.starts_with("comms_form=")).expect("a form cookie")
 }
 
 #[tokio::test]
@@ -39,7 +41,7 @@ async fn a_trusted_proxy_decides_wss_and_the_public_host() {
         spawn_app_with(|config| config.server.trusted_proxies = TrustedProxies::parse(&["127.0.0.1"]).unwrap()).await;
     let url = ws_url_through_proxy(&app).await;
     assert!(url.starts_with("wss://comms.example.com/ws/endpoint/"), "{url}");
-    let cookie = session_cookie_through_proxy(&app).await;
+    let cookie = visitor_cookie_through_proxy(&app).await;
     assert!(cookie.contains("; Secure"), "HTTPS at the proxy makes the cookie Secure: {cookie}");
 }
 
@@ -48,7 +50,7 @@ async fn forwarding_headers_from_anyone_else_are_ignored() {
     let app = spawn_app().await;
     let url = ws_url_through_proxy(&app).await;
     assert!(url.starts_with(&format!("ws://{}/ws/endpoint/", app.api().addr)), "{url}");
-    let cookie = session_cookie_through_proxy(&app).await;
+    let cookie = visitor_cookie_through_proxy(&app).await;
     assert!(!cookie.contains("Secure"), "{cookie}");
 }
 

@@ -7,10 +7,10 @@ use leptos::server_fn::ServerFn;
 use super::api::{LogIn, SignUp};
 use super::error::PortalError;
 
-/// The session's form token, sent back with every form.
+/// The form token, sent back with every form.
 #[component]
 pub fn FormToken(
-    /// The session's form token.
+    /// The form token.
     csrf: String,
 ) -> impl IntoView {
     view! { <input type="hidden" name="csrf" value=csrf /> }
@@ -57,6 +57,9 @@ pub fn LogInForm(
                 <button type="submit">"Log in"</button>
             </ActionForm>
             <Outcome action />
+            <p>
+                <a href="/portal/reset">"Forgot your password?"</a>
+            </p>
         </section>
     }
 }
@@ -81,7 +84,10 @@ pub fn SignUpForm(
                 </label>
                 <button type="submit">"Sign up"</button>
             </ActionForm>
-            <Outcome action done="Account ready: log in with this email and password." />
+            <Outcome
+                action
+                done="Check your inbox: we sent a link to confirm the address. You can log in meanwhile, and register apps once it is confirmed."
+            />
         </section>
     }
 }

@@ -1,10 +1,15 @@
 //! Who may call what, on the server: the services the server hands the
 //! portal ([`PortalContext`]), the session (who is signed in), the form
 //! token every state-changing call must send back (so another site cannot
-//! make a signed-in browser act; the cookie is also `SameSite=Lax`), and
-//! the checks built on them: signed in, admin, owner of an approved app.
-//! Also where the request comes from (the client's address and scheme
-//! behind trusted proxies), for login throttling and endpoints' URLs.
+//! make a browser act; the cookies are also `SameSite=Lax`), and the checks
+//! built on them: signed in, admin, owner of an approved app. Also where
+//! the request comes from (the client's address and scheme behind trusted
+//! proxies), for login throttling and endpoints' URLs.
+//!
+//! A visitor who is not signed in has no session, so that visiting the
+//! portal stores nothing on the server: their form token is the one the
+//! server keeps in a signed cookie ([`VisitorFormToken`]). A session,
+//! made at login, carries its own form token, which replaces that one.
 //!
 //! Which app a developer may act on is decided by
 //! [`comms_core::portal::Portal`]; this module only finds out who is
@@ -29,8 +34,17 @@ use super::error::PortalError;
 
 /// Session key of the signed-in account's id.
 const ACCOUNT_KEY: &str = "account_id";
+/// Session key of the account's `session_epoch` at login: a password reset
+/// raises the account's, which ends the session.
+const EPOCH_KEY: &str = "session_epoch";
 /// Session key of the form token.
 const CSRF_KEY: &str = "csrf";
+
+/// The form token of a visitor without a session, from the signed cookie
+/// the server checked (or set) for this request; the server puts it in
+/// the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitorFormToken(pub String);
 
 /// What the server provides to the portal's server functions (as a Leptos
 /// context, for every request of the site).
@@ -66,14 +80,18 @@ pub(super) async fn session() -> Result<Session, PortalError> {
     })
 }
 
-/// The session's form token, made on first use.
+/// The form token: the session's, or, without a signed-in session, the
+/// visitor's cookie's. Reading it stores nothing.
 pub(super) async fn form_token(session: &Session) -> Result<String, PortalError> {
     if let Some(token) = session.get::<String>(CSRF_KEY).await? {
         return Ok(token);
     }
-    let token = comms_core::secrets::form_token();
-    session.insert(CSRF_KEY, &token).await?;
-    Ok(token)
+    let parts = use_context::<http::request::Parts>();
+    let visitor = parts.and_then(|parts| parts.extensions.get::<VisitorFormToken>().cloned());
+    visitor.map(|VisitorFormToken(token)| token).ok_or_else(|| {
+        tracing::error!("portal: the server set no visitor form token");
+        PortalError::server_failed()
+    })
 }
 
 /// This request's session, after checking that `csrf` is its form token.
@@ -83,18 +101,26 @@ pub(super) async fn form_token(session: &Session) -> Result<String, PortalError>
 /// `forbidden` when it is not (another site's form, or an expired page).
 pub(super) async fn checked_session(csrf: &str) -> Result<Session, PortalError> {
     let session = session().await?;
-    let expected = session.get::<String>(CSRF_KEY).await?;
-    let matches = expected.is_some_and(|expected| bool::from(expected.as_bytes().ct_eq(csrf.as_bytes())));
-    if !matches {
+    let expected = form_token(&session).await?;
+    if !bool::from(expected.as_bytes().ct_eq(csrf.as_bytes())) {
         return Err(ServiceError::Denied("this form has expired: reload the page and try again".into()).into());
     }
     Ok(session)
 }
 
-/// The signed-in account, if any (and if it still exists).
+/// The signed-in account, if any (and if it still exists, and no password
+/// reset ended the session since).
 pub(super) async fn signed_in(session: &Session) -> Result<Option<AccountRecord>, PortalError> {
     let Some(id) = session.get::<i64>(ACCOUNT_KEY).await? else { return Ok(None) };
-    Ok(context()?.accounts.account(id).await?)
+    // Sessions from before resets existed have no epoch: the first one.
+    let epoch = session.get::<i64>(EPOCH_KEY).await?.unwrap_or(0);
+    match context()?.accounts.account(id).await? {
+        Some(account) if account.session_epoch == epoch => Ok(Some(account)),
+        _ => {
+            session.flush().await?;
+            Ok(None)
+        }
+    }
 }
 
 /// The signed-in account; when `csrf` is given (state-changing calls), after
@@ -142,6 +168,7 @@ pub(super) async fn approved_app(csrf: &str, app: &str) -> Result<(PortalContext
 pub(super) async fn sign_in(session: &Session, account: &AccountRecord) -> Result<(), PortalError> {
     session.cycle_id().await?;
     session.insert(ACCOUNT_KEY, account.id).await?;
+    session.insert(EPOCH_KEY, account.session_epoch).await?;
     session.insert(CSRF_KEY, comms_core::secrets::form_token()).await?;
     Ok(())
 }

@@ -6,6 +6,8 @@
 //!
 //! - this module: the portal's home page.
 //! - [`app_page`]: the page `/portal/apps/{name}`.
+//! - [`mailed_links`]: the pages the portal's emails link to (confirm the
+//!   address, choose a new password) and asking for a reset link.
 //! - [`forms`]: the hidden form token, outcome lines, login and sign-up forms.
 //! - [`views`]: what the pages show, as the server functions answer it.
 //! - [`api`]: the server functions of the portal and the admin area, by
@@ -21,12 +23,13 @@ pub mod error;
 pub mod forms;
 #[cfg(feature = "ssr")]
 pub mod guards;
+pub mod mailed_links;
 pub mod views;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use self::api::{my_apps, portal_session, LogIn, LogOut, RegisterApp, SignUp};
+use self::api::{my_apps, portal_session, LogIn, LogOut, RegisterApp, ResendConfirmation, SignUp};
 use self::forms::{FormToken, LogInForm, Outcome, SignUpForm};
 use self::views::{AppRow, SessionView};
 
@@ -45,8 +48,8 @@ pub fn Portal() -> impl IntoView {
                 session
                     .get()
                     .map(|result| match result {
-                        Ok(SessionView { csrf, email: Some(email), is_admin }) => {
-                            view! { <Workspace csrf email is_admin log_out /> }.into_any()
+                        Ok(SessionView { csrf, email: Some(email), is_admin, email_verified }) => {
+                            view! { <Workspace csrf email is_admin email_verified log_out /> }.into_any()
                         }
                         Ok(SessionView { csrf, email: None, .. }) => {
                             view! {
@@ -68,21 +71,35 @@ pub fn Portal() -> impl IntoView {
     .into_any()
 }
 
-/// A signed-in developer's apps and the form to register another.
+/// A signed-in developer's apps and the form to register another (once
+/// the address is confirmed).
 #[component]
-fn Workspace(csrf: String, email: String, is_admin: bool, log_out: ServerAction<LogOut>) -> impl IntoView {
+fn Workspace(
+    csrf: String,
+    email: String,
+    is_admin: bool,
+    email_verified: bool,
+    log_out: ServerAction<LogOut>,
+) -> impl IntoView {
     let register = ServerAction::<RegisterApp>::new();
     let apps = Resource::new(move || register.version().get(), |_| my_apps());
     let log_out_csrf = csrf.clone();
+    let register_or_confirm = if email_verified {
+        view! { <RegisterForm csrf=csrf.clone() register /> }.into_any()
+    } else {
+        view! { <ConfirmFirst csrf=csrf.clone() email=email.clone() /> }.into_any()
+    };
+    // A `div`, not a `p`: a form inside a paragraph ends it in the browser's
+    // parser, and the page would no longer hydrate.
     view! {
-        <p>
+        <div>
             "Signed in as " <strong>{email}</strong> ". "
             <ActionForm action=log_out attr:class="inline">
                 <FormToken csrf=log_out_csrf />
                 <button type="submit">"Log out"</button>
             </ActionForm>
             {is_admin.then(|| view! { <a href="/admin">"Admin area"</a> })}
-        </p>
+        </div>
         <section aria-labelledby="apps-heading">
             <h2 id="apps-heading">"Your apps"</h2>
             <Suspense fallback=|| view! { <p>"Loading your apps…"</p> }>
@@ -96,6 +113,36 @@ fn Workspace(csrf: String, email: String, is_admin: bool, log_out: ServerAction<
                 }}
             </Suspense>
         </section>
+        {register_or_confirm}
+    }
+    .into_any()
+}
+
+/// What an account with an unconfirmed address sees instead of the
+/// registration form.
+#[component]
+fn ConfirmFirst(csrf: String, email: String) -> impl IntoView {
+    let resend = ServerAction::<ResendConfirmation>::new();
+    view! {
+        <section aria-labelledby="confirm-heading" class="card">
+            <h2 id="confirm-heading">"Confirm your email address"</h2>
+            <p>
+                "We sent a link to " <strong>{email}</strong>
+                ". Follow it to confirm the address; then you can register apps."
+            </p>
+            <ActionForm action=resend>
+                <FormToken csrf />
+                <button type="submit">"Send the link again"</button>
+            </ActionForm>
+            <Outcome action=resend done="Sent: the new link works for 24 hours." />
+        </section>
+    }
+}
+
+/// The form that registers an app.
+#[component]
+fn RegisterForm(csrf: String, register: ServerAction<RegisterApp>) -> impl IntoView {
+    view! {
         <section aria-labelledby="register-heading" class="card">
             <h2 id="register-heading">"Register an app"</h2>
             <ActionForm action=register>

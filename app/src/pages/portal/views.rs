@@ -14,6 +14,9 @@ pub struct SessionView {
     pub email: Option<String>,
     /// Whether that account may use the admin area.
     pub is_admin: bool,
+    /// Whether that account's address is confirmed (only then may it
+    /// register apps).
+    pub email_verified: bool,
 }
 
 /// An app as its developer (or an admin) sees it in a listing.

@@ -4,7 +4,8 @@
 //! `comms_core` service the REST API uses does the work, and `?` turns its
 //! errors into [`PortalError`](super::error::PortalError)s.
 //!
-//! - [`account`]: the session, sign-up, login and logout.
+//! - [`account`]: the session, sign-up, confirming the address, login,
+//!   logout and password resets.
 //! - [`apps`]: a developer's apps, their keys and allowed origins.
 //! - [`rooms`]: rooms and endpoints of a developer's approved app.
 //! - [`admin`]: every app and the audit log, app status and quotas, for admins.
@@ -14,7 +15,10 @@ pub mod admin;
 pub mod apps;
 pub mod rooms;
 
-pub use account::{portal_session, LogIn, LogOut, PortalSession, SignUp};
+pub use account::{
+    portal_session, ConfirmEmail, LogIn, LogOut, PortalSession, RequestPasswordReset, ResendConfirmation,
+    ResetPassword, SignUp,
+};
 pub use admin::{admin_overview, AdminOverview, SetAppQuota, SetAppStatus};
 pub use apps::{
     app_overview, my_apps, AppOverview, DeleteApp, IssueKey, MyApps, RegisterApp, RevokeKeys, SetAllowedOrigins,

@@ -817,6 +817,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "database",
     "broker",
     "limits",
+    "quotas",
     "history",
     "websocket",
     "auth",
@@ -831,6 +832,17 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_section_can_be_set_from_the_environment() {
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let mut sections: Vec<&str> = defaults.as_table().unwrap().keys().map(String::as_str).collect();
+        let mut read: Vec<&str> = TOP_LEVEL_KEYS.to_vec();
+        sections.sort_unstable();
+        read.sort_unstable();
+        assert_eq!(read, sections, "TOP_LEVEL_KEYS lists every key of Config");
+    }
+
 
     #[test]
     fn files_layer_parent_then_work_dir_then_explicit() {
@@ -1000,6 +1012,7 @@ mod tests {
         config.server.max_connections = 1;
         config.server.header_read_timeout = Duration::ZERO;
         assert!(config.validate().is_err(), "every connection would be dropped at once");
+        config.server.header_read_timeout = Duration::from_secs(10);
 
         for (smtp_url, from, valid) in [
             ("smtp://127.0.0.1:25", "comms <noreply@example.com>", true),

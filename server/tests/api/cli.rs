@@ -95,6 +95,23 @@ fn migrate_and_print_config() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no_such_key"));
 }
 
+#[test]
+fn every_section_is_read_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_comms"))
+        .args(["serve", "--print-config"])
+        .current_dir(dir.path())
+        .env("COMMS_DATA_DIR", dir.path())
+        .env("COMMS_QUOTAS__SOCKETS_PER_IP", "7")
+        .env("COMMS_LIMITS__MAX_PAGE_SIZE", "42")
+        .output()
+        .expect("run comms");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("sockets_per_ip = 7"), "{printed}");
+    assert!(printed.contains("max_page_size = 42"), "{printed}");
+}
+
 /// Runs `comms` against a running test server's data folder.
 pub(crate) async fn comms_beside(app: &crate::helpers::TestApp, args: &'static [&'static str]) -> Vec<Value> {
     let dir = app.data_dir.path().to_owned();

@@ -843,7 +843,6 @@ mod tests {
         assert_eq!(read, sections, "TOP_LEVEL_KEYS lists every key of Config");
     }
 
-
     #[test]
     fn files_layer_parent_then_work_dir_then_explicit() {
         let root = tempfile::tempdir().unwrap();

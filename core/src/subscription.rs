@@ -25,10 +25,15 @@ pub struct JoinTicket {
     pub room: RoomRef,
     /// The endpoint itself: its public id, permission and meta.
     pub endpoint: EndpointRecord,
-    /// Row id of the endpoint's app.
-    pub app_id: i64,
-    /// The socket quotas of the endpoint's app.
-    pub socket_limits: SocketLimits,
+}
+
+/// What a new connection through a [`JoinTicket`] counts against: kept
+/// apart from the ticket, which lives as long as the connection, because
+/// it is needed only at the handshake.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketClaim {
+    owner: SocketOwner,
+    limits: SocketLimits,
 }
 
 /// A joined connection: its membership in the room, the welcome frame, and
@@ -60,15 +65,21 @@ pub enum JoinError {
 }
 
 impl Service {
-    /// Finds the endpoint a WebSocket presents the code of, from a page
-    /// at `origin` (the handshake's `Origin` header, if any).
+    /// Finds the endpoint a WebSocket from `client_ip` presents the code
+    /// of, from a page at `origin` (the handshake's `Origin` header, if
+    /// any), and what the connection will count against.
     ///
     /// # Errors
     ///
     /// `NotFound` for an unknown or deleted code, or an endpoint whose app is
     /// not approved; `OriginNotAllowed` when the app lists its origins and
     /// `origin` is not one of them.
-    pub async fn ticket(&self, code: &str, origin: Option<&str>) -> Result<JoinTicket, ServiceError> {
+    pub async fn ticket(
+        &self,
+        code: &str,
+        origin: Option<&str>,
+        client_ip: IpAddr,
+    ) -> Result<(JoinTicket, SocketClaim), ServiceError> {
         let unknown = || ServiceError::NotFound("unknown endpoint code".into());
         if !secrets::is_code_shaped(code) {
             return Err(unknown());
@@ -80,30 +91,29 @@ impl Service {
         if !access.allowed_origins.permits(origin) {
             return Err(ServiceError::OriginNotAllowed(origin.unwrap_or_default().to_owned()));
         }
-        Ok(JoinTicket {
-            room: RoomRef { id: access.endpoint.room_id, name: access.endpoint.room_name.clone() },
-            endpoint: access.endpoint,
-            app_id: access.app_id,
-            socket_limits: SocketLimits::of(&access.app_quotas, &self.quotas),
-        })
+        let claim = SocketClaim {
+            owner: SocketOwner { app_id: access.app_id, endpoint_id: access.endpoint.id, ip: client_ip },
+            limits: SocketLimits::of(&access.app_quotas, &self.quotas),
+        };
+        let room = RoomRef { id: access.endpoint.room_id, name: access.endpoint.room_name.clone() };
+        Ok((JoinTicket { room, endpoint: access.endpoint }, claim))
     }
 
-    /// Counts a new connection through `ticket` from client address `ip`
-    /// against the socket quotas, over every node, for as long as the
-    /// permit lives.
+    /// Counts a new connection against the socket quotas, over every
+    /// node, for as long as the permit lives.
     ///
     /// # Errors
     ///
     /// [`JoinError::OverQuota`] naming the first full quota;
     /// [`JoinError::Failed`] when the other nodes' counts cannot be read.
-    pub async fn admit_socket(&self, ticket: &JoinTicket, ip: IpAddr) -> Result<SocketPermit, JoinError> {
-        let owner = SocketOwner { app_id: ticket.app_id, endpoint_id: ticket.endpoint.id, ip };
-        let elsewhere = if ticket.socket_limits.unlimited() {
+    pub async fn admit_socket(&self, claim: SocketClaim) -> Result<SocketPermit, JoinError> {
+        let SocketClaim { owner, limits } = claim;
+        let elsewhere = if limits.unlimited() {
             [0; 3]
         } else {
             self.broker.sockets_elsewhere(&owner).await.map_err(ServiceError::from)?
         };
-        self.sockets.admit(&owner, ticket.socket_limits, elsewhere).map_err(JoinError::OverQuota)
+        self.sockets.admit(&owner, limits, elsewhere).map_err(JoinError::OverQuota)
     }
 
     /// Joins the room: registers the connection for live messages first

@@ -67,7 +67,7 @@ async fn connect(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     state.failed_auth.admit(client.ip)?;
-    let ticket = match state.service.ticket(&code, origin.as_deref()).await {
+    let (ticket, claim) = match state.service.ticket(&code, origin.as_deref(), client.ip).await {
         Err(unknown @ ServiceError::NotFound(_)) => return Err(state.failed_auth.failed(client.ip, unknown).into()),
         other => other?,
     };
@@ -79,7 +79,7 @@ async fn connect(
     let hard_limit = limit.saturating_mul(16).max(1024 * 1024);
     // Counted before the upgrade so a burst of handshakes cannot overshoot
     // a quota; a full one is told after it (see `serve`).
-    let admission = state.service.admit_socket(&ticket, client.ip).await;
+    let admission = state.service.admit_socket(claim).await;
     let tracker = state.sockets.clone();
     Ok(upgrade
         .read_buffer_size(READ_BUFFER)
@@ -121,22 +121,19 @@ async fn serve(
         write_timeout: state.config.websocket.write_timeout,
         limiter: ConnectionRateLimiter::new(limits.ws_messages_per_second, limits.ws_burst),
     };
-    let joined = match admission {
-        Ok(permit) => state.service.join(&ticket, after_seq).await.map(|subscription| (permit, subscription)),
-        Err(refused) => Err(refused),
-    };
-    let ending = match joined {
-        Ok((_permit, subscription)) => connection.pump(subscription, &mut stream).await,
-        Err(JoinError::Refused(reason)) => Ok(Some((reason.code(), reason.text()))),
-        Err(JoinError::OverQuota(full)) => Ok(Some((close::QUOTA_EXCEEDED, full.quota.close_reason()))),
-        Err(JoinError::Failed(ServiceError::Unavailable(reason))) => {
-            tracing::warn!(%reason, "joining a room failed: a backing service is down");
-            Ok(Some((close::TRY_AGAIN_LATER, "service unavailable, reconnect later")))
+    let ending = match admission {
+        Ok(permit) => {
+            // Boxed: only the small permit, not the join's state, stays in
+            // this task while the connection is idle (see
+            // docs/performance.md).
+            let ending = match Box::pin(state.service.join(&ticket, after_seq)).await {
+                Ok(subscription) => connection.pump(subscription, &mut stream).await,
+                Err(refused) => Ok(Some(join_refusal(refused))),
+            };
+            drop(permit);
+            ending
         }
-        Err(JoinError::Failed(err)) => {
-            tracing::error!(error = ?err, "joining a room failed");
-            Ok(Some((close::INTERNAL_ERROR, "internal error")))
-        }
+        Err(refused) => Ok(Some(join_refusal(refused))),
     };
     let result = match ending {
         Ok(Some((code, reason))) => connection.close_politely(code, reason, &mut stream).await,
@@ -352,6 +349,22 @@ impl Connection<'_> {
 
     async fn close(&mut self, code: u16, reason: &'static str) -> Result<(), axum::Error> {
         within(self.write_timeout, close_with(&mut self.sink, code, reason)).await
+    }
+}
+
+/// The close code and reason for a connection that could not join.
+fn join_refusal(refused: JoinError) -> (u16, &'static str) {
+    match refused {
+        JoinError::Refused(reason) => (reason.code(), reason.text()),
+        JoinError::OverQuota(full) => (close::QUOTA_EXCEEDED, full.quota.close_reason()),
+        JoinError::Failed(ServiceError::Unavailable(reason)) => {
+            tracing::warn!(%reason, "joining a room failed: a backing service is down");
+            (close::TRY_AGAIN_LATER, "service unavailable, reconnect later")
+        }
+        JoinError::Failed(err) => {
+            tracing::error!(error = ?err, "joining a room failed");
+            (close::INTERNAL_ERROR, "internal error")
+        }
     }
 }
 

@@ -121,18 +121,15 @@ async fn serve(
         write_timeout: state.config.websocket.write_timeout,
         limiter: ConnectionRateLimiter::new(limits.ws_messages_per_second, limits.ws_burst),
     };
+    // Matched by reference: the permit stays where it is, in the one slot
+    // `admission` already takes in this task, until the connection ends.
     let ending = match admission {
-        Ok(permit) => {
-            // Boxed: only the small permit, not the join's state, stays in
-            // this task while the connection is idle (see
-            // docs/performance.md).
-            let ending = match Box::pin(state.service.join(&ticket, after_seq)).await {
-                Ok(subscription) => connection.pump(subscription, &mut stream).await,
-                Err(refused) => Ok(Some(join_refusal(refused))),
-            };
-            drop(permit);
-            ending
-        }
+        Ok(ref _permit) => match Box::pin(state.service.join(&ticket, after_seq)).await {
+            // Boxed: the join's state does not stay in this task while the
+            // connection is idle (see docs/performance.md).
+            Ok(subscription) => connection.pump(subscription, &mut stream).await,
+            Err(refused) => Ok(Some(join_refusal(refused))),
+        },
         Err(refused) => Ok(Some(join_refusal(refused))),
     };
     let result = match ending {

@@ -133,11 +133,9 @@ impl Service {
         // a revocation committed after the ticket was issued is either seen
         // here, or applied to the connection by the next poll of app
         // changes (see `crate::changes`).
-        match self.store.endpoint_by_code(&ticket.endpoint.code).await.map_err(ServiceError::from)? {
+        match self.store.endpoint_app_status(ticket.endpoint.id).await.map_err(ServiceError::from)? {
             None => return Err(JoinError::Refused(CloseReason::EndpointDeleted)),
-            Some(access) if access.app_status != AppStatus::Approved => {
-                return Err(JoinError::Refused(CloseReason::AppStopped))
-            }
+            Some(status) if status != AppStatus::Approved => return Err(JoinError::Refused(CloseReason::AppStopped)),
             Some(_) => {}
         }
         let history = match after_seq {

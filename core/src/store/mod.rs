@@ -543,6 +543,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_app_endpoints(&self, app_id: i64) -> Result<Vec<EndpointRecord>, StoreError>;
     /// Deletes an endpoint of the room by code; its row id, or `None`.
     async fn delete_endpoint(&self, room_id: i64, code: &str) -> Result<Option<i64>, StoreError>;
+    /// The status of the app owning an endpoint, `None` once the endpoint
+    /// is gone: the cheap check (by row id) a joining socket repeats after
+    /// registering.
+    async fn endpoint_app_status(&self, endpoint_id: i64) -> Result<Option<AppStatus>, StoreError>;
     /// Finds an endpoint by code, for a WebSocket join.
     async fn endpoint_by_code(&self, code: &str) -> Result<Option<EndpointAccess>, StoreError>;
 

@@ -621,6 +621,17 @@ where
             .await?)
     }
 
+    async fn endpoint_app_status(&self, endpoint_id: i64) -> Result<Option<AppStatus>, StoreError> {
+        let status: Option<Stored> = sqlx::query_scalar(
+            "SELECT a.status FROM endpoints e JOIN rooms r ON r.id = e.room_id JOIN apps a ON a.id = r.app_id \
+             WHERE e.id = $1",
+        )
+        .bind(endpoint_id)
+        .fetch_optional(self.reader())
+        .await?;
+        status.map(|stored| AppStatus::try_from(stored).map_err(StoreError::Corrupt)).transpose()
+    }
+
     async fn endpoint_by_code(&self, code: &str) -> Result<Option<EndpointAccess>, StoreError> {
         let sql = format!(
             "SELECT {ENDPOINT_COLUMNS}, a.status AS app_status, a.allowed_origins, \

@@ -468,8 +468,11 @@ async fn a_leaked_keys_endpoints_go_with_it_and_every_change_is_recorded(fixture
 
     let second = NewApiKey::generate();
     let second_id = {
+        let leaked = leaked.unwrap().id;
+        assert_eq!(store.endpoint_app_status(leaked).await.unwrap(), Some(AppStatus::Approved));
         let revoked = store.replace_api_keys(app.id, second.hash, true).await.unwrap();
-        assert_eq!(revoked, [RevokedEndpoint { room_id: room.id, id: leaked.unwrap().id }]);
+        assert_eq!(revoked, [RevokedEndpoint { room_id: room.id, id: leaked }]);
+        assert_eq!(store.endpoint_app_status(leaked).await.unwrap(), None, "gone with its key");
         store.app_by_key(second.hash).await.unwrap().unwrap().key_id
     };
     let left: Vec<i64> = store.list_endpoints(room.id).await.unwrap().iter().map(|e| e.id).collect();
@@ -479,6 +482,7 @@ async fn a_leaked_keys_endpoints_go_with_it_and_every_change_is_recorded(fixture
     assert_eq!(store.list_endpoints(room.id).await.unwrap().len(), 2, "a plain rotation deletes nothing");
 
     store.set_app_status(app.id, AppStatus::Suspended).await.unwrap();
+    assert_eq!(store.endpoint_app_status(kept.id).await.unwrap(), Some(AppStatus::Suspended));
     store.set_app_quotas(app.id, &QuotaOverrides::default()).await.unwrap();
     store.set_allowed_origins(app.id, &AllowedOrigins::default()).await.unwrap();
     store.revoke_api_keys(app.id).await.unwrap();

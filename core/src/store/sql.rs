@@ -240,6 +240,22 @@ const REVOKE_KEYS: &str = "UPDATE api_keys SET revoked_at = $1 WHERE app_id = $2
 /// Records a change to app `$1` at `$2`, in the transaction making it.
 const RECORD_CHANGE: &str = "INSERT INTO app_changes (app_id, at) VALUES ($1, $2)";
 
+/// Runs `update` (`$1` the new value, `$2` the app's id) and records the
+/// change, in one transaction (see [`crate::changes`]).
+async fn change_app<DB: Database>(writer: &Pool<DB>, update: &str, value: String, app_id: i64) -> Result<(), StoreError>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    let mut tx = writer.begin().await?;
+    sqlx::query(update).bind(value).bind(app_id).execute(&mut *tx).await?;
+    sqlx::query(RECORD_CHANGE).bind(app_id).bind(now_ms()).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 #[async_trait]
 impl<B> Store for B
 where
@@ -312,39 +328,16 @@ where
     }
 
     async fn set_app_quotas(&self, app_id: i64, quotas: &QuotaOverrides) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await?;
-        sqlx::query("UPDATE apps SET quotas = $1 WHERE id = $2")
-            .bind(quotas.to_stored())
-            .bind(app_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(RECORD_CHANGE).bind(app_id).bind(now_ms()).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        change_app(self.writer(), "UPDATE apps SET quotas = $1 WHERE id = $2", quotas.to_stored(), app_id).await
     }
 
     async fn set_app_status(&self, app_id: i64, status: AppStatus) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await?;
-        sqlx::query("UPDATE apps SET status = $1 WHERE id = $2")
-            .bind(status.as_str())
-            .bind(app_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(RECORD_CHANGE).bind(app_id).bind(now_ms()).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        change_app(self.writer(), "UPDATE apps SET status = $1 WHERE id = $2", status.as_str().to_owned(), app_id).await
     }
 
     async fn set_allowed_origins(&self, app_id: i64, origins: &AllowedOrigins) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await?;
-        sqlx::query("UPDATE apps SET allowed_origins = $1 WHERE id = $2")
-            .bind(origins.to_stored())
-            .bind(app_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(RECORD_CHANGE).bind(app_id).bind(now_ms()).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        change_app(self.writer(), "UPDATE apps SET allowed_origins = $1 WHERE id = $2", origins.to_stored(), app_id)
+            .await
     }
 
     async fn replace_api_keys(

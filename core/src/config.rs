@@ -120,6 +120,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// WebSocket keep-alive and timeouts.
     pub websocket: WebSocketConfig,
+    /// Members of presence rooms.
+    pub presence: PresenceConfig,
     /// API-key checks.
     pub auth: AuthConfig,
     /// Logging.
@@ -288,6 +290,11 @@ pub struct LimitsConfig {
     pub ws_messages_per_second: u32,
     /// Messages one connection may burst above the sustained rate.
     pub ws_burst: u32,
+    /// Signals per second one WebSocket connection may send (also its
+    /// burst); 0 disables the limit.
+    pub ws_signals_per_second: u32,
+    /// Largest signal payload, serialized.
+    pub max_signal_bytes: usize,
     /// Failed credentials (API keys that do not authenticate, unknown
     /// endpoint codes) one client address may present per minute before it
     /// gets `429`; 0 disables the limit.
@@ -364,6 +371,19 @@ pub struct WebSocketConfig {
     #[serde(rename = "write_timeout_secs")]
     #[serde_as(as = "DurationSeconds<u64>")]
     pub write_timeout: Duration,
+}
+
+/// Members of presence rooms.
+#[serde_as]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// How long an endpoint stays a member after its last connection
+    /// closes; a connection of it opening within that time sends neither
+    /// `leave` nor `join`, so a reconnecting tab does not flap.
+    #[serde(rename = "leave_grace_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub leave_grace: Duration,
 }
 
 /// API-key checks.
@@ -511,6 +531,7 @@ impl Default for Config {
             quotas: QuotasConfig::default(),
             history: HistoryConfig::default(),
             websocket: WebSocketConfig::default(),
+            presence: PresenceConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
             site: SiteConfig::default(),
@@ -620,6 +641,8 @@ impl Default for LimitsConfig {
             api_burst: 2000,
             ws_messages_per_second: 1000,
             ws_burst: 1000,
+            ws_signals_per_second: 20,
+            max_signal_bytes: 1024,
             failed_auth_per_minute: 60,
         }
     }
@@ -643,6 +666,12 @@ impl Default for WebSocketConfig {
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        Self { leave_grace: Duration::from_millis(2000) }
     }
 }
 
@@ -820,6 +849,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "quotas",
     "history",
     "websocket",
+    "presence",
     "auth",
     "log",
     "site",

@@ -1,5 +1,6 @@
 //! The public demo: the app `demo` with a few rooms and endpoints, made at
-//! start when `demo.enabled` (and kept if they exist), a bot that posts in
+//! start when `demo.enabled` (and kept if they exist; every demo room is a
+//! presence room, so the chat shows who is online), a bot that posts in
 //! `lobby` so the demo is never silent, and throwaway rooms visitors make
 //! for themselves. The site shows them; clients join with the endpoint codes
 //! like any others.
@@ -27,7 +28,7 @@ use crate::input::Meta;
 use crate::limits::ConnectionRateLimiter;
 use crate::names::{AppName, RoomName};
 use crate::service::Service;
-use crate::store::{AppRecord, AppStatus, Store};
+use crate::store::{AppRecord, AppStatus, NewRoom, Store};
 
 /// Name of the demo app.
 pub const DEMO_APP: &str = "demo";
@@ -73,7 +74,7 @@ pub async fn prepare(store: &Arc<dyn Store>, apps: &Apps, service: &Service) -> 
     };
     for (room, endpoints) in ROOMS {
         let room = RoomName::parse(room)?;
-        match service.create_room(&app, &room).await {
+        match service.create_room(&app, &NewRoom { name: room.clone(), presence: true }).await {
             Ok(_) | Err(ServiceError::Conflict(_)) => {}
             Err(err) => return Err(err),
         }
@@ -187,7 +188,8 @@ impl Throwaways {
         // The demo's own rooms and at most `max_rooms` throwaway ones,
         // counted in the transaction that creates the room.
         let at_most = (ROOMS.len() + self.max_rooms) as u64;
-        match service.create_room_at_most(app, &room, Some(at_most)).await {
+        let new = NewRoom { name: room.clone(), presence: true };
+        match service.create_room_at_most(app, &new, Some(at_most)).await {
             Err(ServiceError::QuotaExceeded(_)) => return Err(busy()),
             other => other?,
         };

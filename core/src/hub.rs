@@ -1,7 +1,8 @@
 //! This node's live connections, grouped by room, and the fan-out to them.
 //!
 //! The hub knows nothing about sockets or JSON: a member is a bounded queue
-//! of already-serialized messages plus a one-shot "you are closed" signal.
+//! of already-serialized frames ([`Delivery`]: messages, presence changes,
+//! signals) plus a one-shot "you are closed" notice.
 //! The connection task (in the server's `ws` module) owns the receiving ends
 //! through a [`Membership`]; the hub owns the sending ends.
 //!
@@ -9,19 +10,23 @@
 //! and one `Mutex` per room, held while a message is pushed to that room's
 //! queues. Both are synchronous locks never held across an `.await`, and a
 //! push never blocks: a full queue closes its connection with 1013 instead
-//! of slowing the room down or silently skipping the message.
+//! of slowing the room down or silently skipping the message. Signals are
+//! the exception: they may be skipped, and never take the last half of a
+//! queue, which stays free for messages.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use comms_protocol::ws::close;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::message::{Published, RoomEvent};
 use crate::metrics::Metrics;
+use crate::presence::{PresenceChange, Signal};
 use crate::quotas::SocketCounts;
 
 /// Why the hub closed a connection; maps to a WebSocket close code.
@@ -68,9 +73,32 @@ impl CloseReason {
     }
 }
 
+/// What a connection's queue carries: each frame serialized once and
+/// shared by every recipient.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// A message of the room.
+    Message(Arc<Published>),
+    /// A join or leave of a presence room.
+    Presence(Arc<PresenceChange>),
+    /// Another connection's signal.
+    Signal(Arc<Signal>),
+}
+
+impl Delivery {
+    /// The frame to write.
+    pub fn frame(&self) -> &Bytes {
+        match self {
+            Self::Message(message) => &message.frame,
+            Self::Presence(change) => &change.frame,
+            Self::Signal(signal) => &signal.frame,
+        }
+    }
+}
+
 struct Member {
     endpoint_id: i64,
-    queue: mpsc::Sender<Arc<Published>>,
+    queue: mpsc::Sender<Delivery>,
     close: oneshot::Sender<CloseReason>,
 }
 
@@ -129,10 +157,19 @@ pub struct Membership {
     hub: Arc<Hub>,
     room_id: i64,
     member_id: u64,
-    /// Messages of the room, in seq order, from the join on.
-    pub queue: mpsc::Receiver<Arc<Published>>,
+    /// Messages of the room, in seq order, from the join on, with the
+    /// room's presence changes and other connections' signals.
+    pub queue: mpsc::Receiver<Delivery>,
     /// Fires once when the hub closes the connection.
     pub closed: oneshot::Receiver<CloseReason>,
+}
+
+impl Membership {
+    /// The connection's id on this node, which its own signals carry so
+    /// they are not sent back to it.
+    pub fn member_id(&self) -> u64 {
+        self.member_id
+    }
 }
 
 impl Drop for Membership {
@@ -200,12 +237,27 @@ impl Hub {
     /// Hands a published message to every connection of its room. Must be
     /// called in seq order per room (the broker guarantees it).
     pub fn deliver(&self, message: &Arc<Published>) {
-        let Some(room) = self.rooms.read().get(&message.room_id).cloned() else { return };
+        let delivered = self.push(message.room_id, || Delivery::Message(Arc::clone(message)));
+        self.metrics.messages_out.inc_by(delivered);
+    }
+
+    /// Hands a presence change (join or leave) of room `room_id` to every
+    /// connection of the room. Like a message, it is never skipped: a
+    /// connection too slow to take it is closed and resumes with a fresh
+    /// member list. Must be called in version order per room.
+    pub fn deliver_presence(&self, room_id: i64, change: Delivery) {
+        self.push(room_id, || change.clone());
+    }
+
+    /// Pushes `delivery()` onto the queue of every connection of the room;
+    /// returns how many took it.
+    fn push(&self, room_id: i64, delivery: impl Fn() -> Delivery) -> u64 {
+        let Some(room) = self.rooms.read().get(&room_id).cloned() else { return 0 };
         let mut members = room.lock();
         let mut delivered = 0u64;
         let mut too_slow = Vec::new();
         for (id, member) in members.iter() {
-            match member.queue.try_send(Arc::clone(message)) {
+            match member.queue.try_send(delivery()) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*id),
                 // The connection task is gone; its Membership drop removes it.
@@ -219,7 +271,29 @@ impl Hub {
                 let _ = member.close.send(CloseReason::SlowConsumer);
             }
         }
-        self.metrics.messages_out.inc_by(delivered);
+        delivered
+    }
+
+    /// Hands a signal to every connection of its room on this node except
+    /// the sending one. A connection whose queue is more than half full
+    /// misses it: signals are ephemeral, and the rest of the queue is kept
+    /// for messages, so a flood of signals never costs anyone a message.
+    pub fn deliver_signal(&self, signal: &Arc<Signal>) {
+        let Some(room) = self.rooms.read().get(&signal.room_id).cloned() else { return };
+        let members = room.lock();
+        let keep_free = self.queue_len / 2;
+        let mut skipped = 0u64;
+        for (id, member) in members.iter() {
+            if Some(*id) == signal.from_member {
+                continue;
+            }
+            if member.queue.capacity() <= keep_free
+                || member.queue.try_send(Delivery::Signal(Arc::clone(signal))).is_err()
+            {
+                skipped += 1;
+            }
+        }
+        self.metrics.signals_skipped.inc_by(skipped);
     }
 
     /// Closes this node's connections `event` ends.

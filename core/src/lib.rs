@@ -21,6 +21,8 @@
 //! - [`broker`]: seq, history and publishing behind a trait (in-process now).
 //! - [`message`]: a message from draft to frame and stored row; room events.
 //! - [`hub`]: this node's live connections per room and the fan-out to them.
+//! - [`presence`]: presence rooms' members (join, leave, the grace period)
+//!   and ephemeral signals.
 //! - [`service`]: rooms, endpoints and messages as the API offers them.
 //! - [`subscription`]: the WebSocket side: joining a room, publishing through an
 //!   endpoint.
@@ -64,6 +66,7 @@ pub mod overview;
 pub mod passwords;
 pub mod plan;
 pub mod portal;
+pub mod presence;
 pub mod quotas;
 pub mod secrets;
 pub mod service;

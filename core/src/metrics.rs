@@ -37,6 +37,9 @@ pub struct Metrics {
     pub messages_out: Counter,
     /// Connections closed with 1013 because their queue was full.
     pub slow_consumers: Counter,
+    /// Signal frames not handed to a connection whose queue was over half
+    /// full.
+    pub signals_skipped: Counter,
     /// HTTP request latency by method, route and status.
     pub http_requests: Family<HttpLabels, Histogram>,
 }
@@ -49,6 +52,7 @@ impl Default for Metrics {
         let messages_in = Counter::default();
         let messages_out = Counter::default();
         let slow_consumers = Counter::default();
+        let signals_skipped = Counter::default();
         let http_requests = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 2.0, 16))
         });
@@ -57,8 +61,18 @@ impl Default for Metrics {
         registry.register("messages_in", "Messages published", messages_in.clone());
         registry.register("messages_out", "Message frames delivered to connections", messages_out.clone());
         registry.register("slow_consumers", "Connections closed for not keeping up", slow_consumers.clone());
+        registry.register("signals_skipped", "Signal frames skipped for a busy connection", signals_skipped.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", http_requests.clone());
-        Self { registry, connections, live_rooms, messages_in, messages_out, slow_consumers, http_requests }
+        Self {
+            registry,
+            connections,
+            live_rooms,
+            messages_in,
+            messages_out,
+            slow_consumers,
+            signals_skipped,
+            http_requests,
+        }
     }
 }
 

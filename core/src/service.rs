@@ -13,19 +13,20 @@
 
 use std::sync::Arc;
 
-use comms_protocol::{Endpoint, Message, Permission, Room, Sender};
+use comms_protocol::{Endpoint, Message, Permission, Presence, Room, Sender};
 use serde_json::value::RawValue;
 
 use crate::broker::{Broker, Durability, RoomRef};
-use crate::config::{LimitsConfig, QuotasConfig, WsBase};
+use crate::config::{LimitsConfig, PresenceConfig, QuotasConfig, WsBase};
 use crate::error::ServiceError;
 use crate::hub::Hub;
 use crate::input::{check_readable, Meta};
 use crate::message::{Draft, RoomEvent};
 use crate::names::RoomName;
+use crate::presence::Tracker;
 use crate::quotas::{Quota, QuotaExceeded, SocketCounts};
 use crate::secrets;
-use crate::store::{AppRecord, EndpointRecord, NewEndpoint, RoomRecord, Store, StoreError};
+use crate::store::{AppRecord, EndpointRecord, NewEndpoint, NewRoom, RoomRecord, Store, StoreError};
 use crate::time::format_ms;
 
 /// Sender id of messages published by the app's backend through the API.
@@ -37,24 +38,28 @@ pub struct Service {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) hub: Arc<Hub>,
-    limits: Arc<LimitsConfig>,
+    pub(crate) limits: Arc<LimitsConfig>,
     pub(crate) quotas: Arc<QuotasConfig>,
+    /// Hands this node's presence transitions to the broker.
+    pub(crate) presence: Tracker,
     /// This node's live sockets per app, endpoint and address.
     pub(crate) sockets: Arc<SocketCounts>,
 }
 
 impl Service {
     /// Wires the service to its store, broker and hub, under `limits` and
-    /// the default `quotas`.
+    /// the default `quotas`, and starts the presence tracker.
     pub fn new(
         store: Arc<dyn Store>,
         broker: Arc<dyn Broker>,
         hub: Arc<Hub>,
         limits: LimitsConfig,
         quotas: QuotasConfig,
+        presence: &PresenceConfig,
     ) -> Self {
         let sockets = Arc::clone(hub.sockets());
-        Self { store, broker, hub, limits: Arc::new(limits), quotas: Arc::new(quotas), sockets }
+        let presence = Tracker::spawn(Arc::clone(&broker), presence.leave_grace);
+        Self { store, broker, hub, limits: Arc::new(limits), quotas: Arc::new(quotas), presence, sockets }
     }
 
     /// The value of `quota` for `app` (`None`: unlimited).
@@ -82,8 +87,8 @@ impl Service {
     /// # Errors
     ///
     /// `Conflict` if the app has the room already.
-    pub async fn create_room(&self, app: &AppRecord, name: &RoomName) -> Result<Room, ServiceError> {
-        self.create_room_at_most(app, name, self.quota(app, Quota::RoomsPerApp)).await
+    pub async fn create_room(&self, app: &AppRecord, room: &NewRoom) -> Result<Room, ServiceError> {
+        self.create_room_at_most(app, room, self.quota(app, Quota::RoomsPerApp)).await
     }
 
     /// Creates a room while the app has fewer than `at_most` rooms (its
@@ -91,11 +96,11 @@ impl Service {
     pub(crate) async fn create_room_at_most(
         &self,
         app: &AppRecord,
-        name: &RoomName,
+        new: &NewRoom,
         at_most: Option<u64>,
     ) -> Result<Room, ServiceError> {
-        let room = self.store.create_room(app.id, name, at_most).await.map_err(|err| match err {
-            StoreError::Conflict => ServiceError::Conflict(format!("room {name} already exists")),
+        let room = self.store.create_room(app.id, new, at_most).await.map_err(|err| match err {
+            StoreError::Conflict => ServiceError::Conflict(format!("room {} already exists", new.name)),
             other => quota_full(other, Quota::RoomsPerApp, at_most),
         })?;
         // Nobody can be connected to a room that did not exist a moment ago.
@@ -111,6 +116,19 @@ impl Service {
         let room = self.find_room(app, name).await?;
         let mut views = self.room_views(vec![room]).await?;
         Ok(views.remove(0))
+    }
+
+    /// Who is in a room: live connections over every node, and in a
+    /// presence room its members.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if the app has no such room.
+    pub async fn presence(&self, app: &AppRecord, name: &RoomName) -> Result<Presence, ServiceError> {
+        let room = self.find_room(app, name).await?;
+        let online = self.broker.online(&[room.id]).await?.first().copied().unwrap_or(0);
+        let members = if room.presence { Some(self.broker.members(room.id).await?.members) } else { None };
+        Ok(Presence { members, online })
     }
 
     /// The app's rooms, oldest first.
@@ -280,7 +298,13 @@ pub fn endpoint_view(record: EndpointRecord, ws_base: &WsBase) -> Result<Endpoin
 }
 
 fn room_view(room: RoomRecord, online: u64) -> Room {
-    Room { online, name: room.name, created_at: format_ms(room.created_at), endpoint_count: room.endpoint_count }
+    Room {
+        online,
+        name: room.name,
+        created_at: format_ms(room.created_at),
+        endpoint_count: room.endpoint_count,
+        presence: room.presence,
+    }
 }
 
 fn room_ref(room: &RoomRecord) -> RoomRef {

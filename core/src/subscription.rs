@@ -1,6 +1,7 @@
 //! The WebSocket side of the service: finding the endpoint a client presents
-//! the code of, joining its room (welcome, resume backlog, live queue), and
-//! publishing through it with the permission check and the stamped meta.
+//! the code of, joining its room (welcome, resume backlog, live queue, and
+//! in a presence room its membership), and publishing messages and signals
+//! through it with the permission check and the stamped meta.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use serde_json::value::RawValue;
 use crate::broker::{Durability, History, RoomRef};
 use crate::error::ServiceError;
 use crate::hub::{CloseReason, Membership};
+use crate::input::check_readable;
 use crate::message::{Draft, Published};
+use crate::presence::{MemberCard, PresenceGuard, Roll, Signal};
 use crate::quotas::{QuotaExceeded, SocketLimits, SocketOwner, SocketPermit};
 use crate::secrets;
 use crate::service::Service;
@@ -41,6 +44,12 @@ pub struct SocketClaim {
 pub struct Subscription {
     /// The live queue and the close signal.
     pub membership: Membership,
+    /// In a presence room, what counts the connection as a member until it
+    /// is dropped.
+    pub presence: Option<PresenceGuard>,
+    /// Presence changes in the queue up to this version are already in the
+    /// welcome's `members`, and must be skipped.
+    pub covered_presence: u64,
     /// The first frame to send.
     pub welcome: ServerFrame,
     /// Retained messages after `after_seq`, oldest first, to send next.
@@ -138,6 +147,18 @@ impl Service {
             Some(status) if status != AppStatus::Approved => return Err(JoinError::Refused(CloseReason::AppStopped)),
             Some(_) => {}
         }
+        let (presence, roll) = if ticket.endpoint.room_presence {
+            let card = MemberCard {
+                endpoint_id: ticket.endpoint.id,
+                id: ticket.endpoint.public_id.clone(),
+                meta: stored_meta(&ticket.endpoint)?,
+            };
+            let guard = self.presence.arrive(&ticket.room, card).await.map_err(ServiceError::from)?;
+            (Some(guard), Some(self.broker.members(ticket.room.id).await.map_err(ServiceError::from)?))
+        } else {
+            (None, None)
+        };
+        let covered_presence = roll.as_ref().map_or(0, |roll| roll.version);
         let history = match after_seq {
             Some(after) => self.broker.history(&ticket.room, after, usize::MAX).await,
             None => self.broker.history(&ticket.room, u64::MAX, 0).await,
@@ -145,6 +166,8 @@ impl Service {
         let History { first_seq, last_seq, messages } = history.map_err(ServiceError::from)?;
         Ok(Subscription {
             membership,
+            presence,
+            covered_presence,
             welcome: ServerFrame::Welcome {
                 room: ticket.room.name.clone(),
                 endpoint: WelcomeEndpoint {
@@ -154,6 +177,7 @@ impl Service {
                 },
                 last_seq,
                 first_seq,
+                members: roll.map(|Roll { members, .. }| members),
             },
             // History is read atomically (under the room's lock, or in one
             // Redis script): everything up to last_seq is either in the
@@ -178,6 +202,41 @@ impl Service {
         self.check_payload(&payload)?;
         let sender = Sender { id: ticket.endpoint.public_id.clone(), meta: stored_meta(&ticket.endpoint)? };
         self.broker.publish(&ticket.room, Draft { sender, payload }, Durability::Delivered).await?;
+        Ok(())
+    }
+}
+
+impl Service {
+    /// Sends a signal from connection `from_member` of an endpoint to the
+    /// room's other connections, on every node, with the endpoint's stored
+    /// meta as sender meta. Nothing is stored.
+    ///
+    /// # Errors
+    ///
+    /// `ReadOnly` for a `read` endpoint, `TooLarge` over
+    /// `limits.max_signal_bytes`, `Invalid` nested over the depth limit.
+    pub async fn signal(
+        &self,
+        ticket: &JoinTicket,
+        from_member: u64,
+        payload: Box<RawValue>,
+    ) -> Result<(), ServiceError> {
+        if !ticket.endpoint.permission.can_write() {
+            return Err(ServiceError::ReadOnly);
+        }
+        let size = payload.get().len();
+        if size > self.limits.max_signal_bytes {
+            return Err(ServiceError::TooLarge(format!(
+                "signal is {size} bytes, over the limit of {} bytes",
+                self.limits.max_signal_bytes
+            )));
+        }
+        check_readable("signal", &payload, &self.limits)?;
+        let sender = Sender { id: ticket.endpoint.public_id.clone(), meta: stored_meta(&ticket.endpoint)? };
+        let frame = ServerFrame::Signal { room: ticket.room.name.clone(), sender, signal: payload };
+        let frame = serde_json::to_vec(&frame).map_err(|err| ServiceError::Internal(err.into()))?;
+        let signal = Signal { room_id: ticket.room.id, from_member: Some(from_member), frame: frame.into() };
+        self.broker.signal(Arc::new(signal)).await?;
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //!
-//! - [`rest`]: bodies of the REST API (`Room`, `Endpoint`, requests, lists).
+//! - [`rest`]: bodies of the REST API (`Room`, `Endpoint`, `Member`, requests, lists).
 //! - [`ws`]: WebSocket frames, both directions, and the close codes.
 //! - [`error`]: the error body every API error answers with.
 //! - [`quota`]: the names of the count quotas.
@@ -22,4 +22,4 @@ pub mod ws;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use quota::Quota;
-pub use rest::{Endpoint, Message, Permission, Room, Sender};
+pub use rest::{Endpoint, Member, Message, Permission, Presence, Room, Sender};

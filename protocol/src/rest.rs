@@ -50,6 +50,9 @@ pub struct Room {
     pub endpoint_count: u64,
     /// Live WebSocket connections in the room right now.
     pub online: u64,
+    /// Whether the room tracks its members (welcome `members`, `join` and
+    /// `leave` frames); set at creation.
+    pub presence: bool,
 }
 
 /// An endpoint as the API shows it. The `code` is the credential a client
@@ -105,12 +108,41 @@ pub struct Message {
     pub message: Box<RawValue>,
 }
 
+/// An endpoint present in a room: one with a live connection, or whose
+/// last connection closed less than the leave grace period ago
+/// (`connections` is then 0).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Member {
+    /// The endpoint's public id.
+    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// The endpoint's meta.
+    pub meta: Box<RawValue>,
+    /// Live connections of the endpoint, over every node.
+    pub connections: u64,
+}
+
+/// `GET /api/v1/rooms/{room}/presence`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Presence {
+    /// The room's members, in a presence room only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<Member>>,
+    /// Live WebSocket connections in the room, over every node.
+    pub online: u64,
+}
+
 /// `POST /api/v1/rooms`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRoomRequest {
     /// Room name: 1–64 of `A–Z a–z 0–9 - _ .`.
     pub name: String,
+    /// Track members (join, leave, the welcome's `members`); default false.
+    #[serde(default)]
+    pub presence: bool,
 }
 
 /// `POST /api/v1/rooms/{room}/endpoints`.

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::ErrorCode;
-use crate::rest::{Message, Permission};
+use crate::rest::{Member, Message, Permission, Sender};
 
 /// The endpoint a connection joined with, as the welcome frame shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -35,9 +35,38 @@ pub enum ServerFrame {
         last_seq: u64,
         /// The oldest retained seq; `last_seq + 1` when nothing is retained.
         first_seq: u64,
+        /// The room's members, this connection's endpoint included; only in
+        /// a presence room.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        members: Option<Vec<Member>>,
     },
     /// A message published into the room.
     Message(Message),
+    /// In a presence room: an endpoint's first connection opened.
+    Join {
+        /// Name of the room.
+        room: String,
+        /// The endpoint that joined.
+        member: Member,
+    },
+    /// In a presence room: an endpoint's last connection closed and none
+    /// came back within the leave grace period.
+    Leave {
+        /// Name of the room.
+        room: String,
+        /// The endpoint that left (`connections` is 0).
+        member: Member,
+    },
+    /// An ephemeral signal from another connection of the room: no seq, not
+    /// stored, not replayed.
+    Signal {
+        /// Name of the room.
+        room: String,
+        /// The sending endpoint, stamped by the server.
+        sender: Sender,
+        /// The payload exactly as the sender gave it.
+        signal: Box<RawValue>,
+    },
     /// Something the client sent was refused; the connection stays open
     /// unless a close frame follows.
     Error {
@@ -48,13 +77,33 @@ pub enum ServerFrame {
     },
 }
 
-/// What a client sends: a JSON object with a `message` key. Other keys are
+/// What a client sends: a JSON object with a `message` key (published,
+/// stored, given a seq) or a `signal` key (ephemeral). Other keys are
 /// ignored.
-#[derive(Debug, Deserialize)]
-pub struct ClientFrame {
-    /// The payload: any JSON value.
-    pub message: Box<RawValue>,
+#[derive(Debug)]
+pub enum ClientFrame {
+    /// `{"message": <payload>}`.
+    Message(Box<RawValue>),
+    /// `{"signal": <payload>}`.
+    Signal(Box<RawValue>),
 }
+
+/// The keys of a client frame, before checking that exactly one is there.
+#[derive(Deserialize)]
+struct ClientKeys {
+    #[serde(default, deserialize_with = "present")]
+    message: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    signal: Option<Box<RawValue>>,
+}
+
+/// A key that is there, even with the value `null` (which a plain
+/// `Option` would read as absent).
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(value).map(Some)
+}
+
+const EXPECTED: &str = "expected a JSON object with a \"message\" or a \"signal\" key";
 
 impl ClientFrame {
     /// Parses a text frame.
@@ -62,19 +111,25 @@ impl ClientFrame {
     /// # Errors
     ///
     /// Returns a human-readable reason when the text is not a JSON object
-    /// with a `message` key.
+    /// with exactly one of the keys `message` and `signal`.
     pub fn parse(text: &str) -> Result<Self, String> {
         // serde would also accept a struct written as an array (`[1]`).
         if !text.trim_start().starts_with('{') {
-            return Err("expected a JSON object with a \"message\" key".to_string());
+            return Err(EXPECTED.to_string());
         }
-        serde_json::from_str(text).map_err(|err| {
+        let keys: ClientKeys = serde_json::from_str(text).map_err(|err| {
             if err.is_data() {
-                "expected a JSON object with a \"message\" key".to_string()
+                EXPECTED.to_string()
             } else {
                 format!("not valid JSON: {err}")
             }
-        })
+        })?;
+        match (keys.message, keys.signal) {
+            (Some(message), None) => Ok(Self::Message(message)),
+            (None, Some(signal)) => Ok(Self::Signal(signal)),
+            (Some(_), Some(_)) => Err("a frame carries a \"message\" or a \"signal\", not both".to_string()),
+            (None, None) => Err(EXPECTED.to_string()),
+        }
     }
 }
 
@@ -108,17 +163,29 @@ pub mod close {
 mod tests {
     use super::*;
 
+    fn payload(frame: ClientFrame) -> (&'static str, String) {
+        match frame {
+            ClientFrame::Message(payload) => ("message", payload.get().to_owned()),
+            ClientFrame::Signal(payload) => ("signal", payload.get().to_owned()),
+        }
+    }
+
     #[test]
     fn client_frame_takes_any_json_payload() {
         let frame = ClientFrame::parse(r#"{"message": {"x": 1}, "extra": true}"#).unwrap();
-        assert_eq!(frame.message.get(), r#"{"x": 1}"#);
+        assert_eq!(payload(frame), ("message", r#"{"x": 1}"#.to_owned()));
         let frame = ClientFrame::parse(r#"{"message":"hi"}"#).unwrap();
-        assert_eq!(frame.message.get(), r#""hi""#);
+        assert_eq!(payload(frame), ("message", r#""hi""#.to_owned()));
+        let frame = ClientFrame::parse(r#"{"message":null}"#).unwrap();
+        assert_eq!(payload(frame), ("message", "null".to_owned()));
+        let frame = ClientFrame::parse(r#"{"signal": {"typing": true}}"#).unwrap();
+        assert_eq!(payload(frame), ("signal", r#"{"typing": true}"#.to_owned()));
     }
 
     #[test]
     fn client_frame_rejects_other_shapes() {
-        for text in ["hi", "", "[1]", r#"{"msg": 1}"#, "42", r#"{"message": }"#] {
+        let both = r#"{"message": 1, "signal": 2}"#;
+        for text in ["hi", "", "[1]", r#"{"msg": 1}"#, "42", r#"{"message": }"#, both] {
             assert!(ClientFrame::parse(text).is_err(), "{text} should be rejected");
         }
     }

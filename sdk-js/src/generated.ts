@@ -25,6 +25,10 @@ export interface CreateRoomRequest {
    * Room name: 1–64 of `A–Z a–z 0–9 - _ .`.
    */
   name: string;
+  /**
+   * Track members (join, leave, the welcome's `members`); default false.
+   */
+  presence?: boolean;
 }
 
 /**
@@ -105,6 +109,26 @@ export interface ErrorDetail {
 }
 
 /**
+ * An endpoint present in a room: one with a live connection, or whose
+ * last connection closed less than the leave grace period ago
+ * (`connections` is then 0).
+ */
+export interface Member {
+  /**
+   * Live connections of the endpoint, over every node.
+   */
+  connections: number;
+  /**
+   * The endpoint's public id.
+   */
+  id: string;
+  /**
+   * The endpoint's meta.
+   */
+  meta: Record<string, unknown>;
+}
+
+/**
  * A published message, as the messages API lists it and as the `message`
  * WebSocket frame carries it (that frame adds `"type": "message"`).
  */
@@ -151,6 +175,20 @@ export interface MessageList {
 export type Permission = "read" | "read_and_write";
 
 /**
+ * `GET /api/v1/rooms/{room}/presence`.
+ */
+export interface Presence {
+  /**
+   * The room's members, in a presence room only.
+   */
+  members?: Member[] | null;
+  /**
+   * Live WebSocket connections in the room, over every node.
+   */
+  online: number;
+}
+
+/**
  * `POST /api/v1/rooms/{room}/messages`.
  */
 export interface PublishMessageRequest {
@@ -184,6 +222,11 @@ export interface Room {
    * Live WebSocket connections in the room right now.
    */
   online: number;
+  /**
+   * Whether the room tracks its members (welcome `members`, `join` and
+   * `leave` frames); set at creation.
+   */
+  presence: boolean;
 }
 
 /**
@@ -325,5 +368,17 @@ export class CommsClient extends ClientBase {
    */
   publishMessage(room: string, body: PublishMessageRequest): Promise<Message> {
     return this.request("POST", `/api/v1/rooms/${segment(room)}/messages`, undefined, body, 201);
+  }
+
+  /**
+   * Who is in a room: live connections over every node (`online`), and in a
+   * presence room its members, each with its meta and connections.
+   *
+   * `GET /api/v1/rooms/{room}/presence`
+   * @param room Room name
+   * @throws {CommsError} with the server's error code.
+   */
+  getPresence(room: string): Promise<Presence> {
+    return this.request("GET", `/api/v1/rooms/${segment(room)}/presence`, undefined, undefined, 200);
   }
 }

@@ -14,7 +14,7 @@ async fn main() -> Result<(), comms_sdk::Error> {
     let room = std::env::args().nth(1).unwrap_or_else(|| "lobby".into());
     let client = Client::new(&url, &key)?;
 
-    match client.create_room(&CreateRoomRequest { name: room.clone() }).await {
+    match client.create_room(&CreateRoomRequest { name: room.clone(), presence: None }).await {
         Ok(_) => println!("created room {room}"),
         Err(err) if err.code() == Some(ErrorCode::Conflict) => println!("room {room} exists already"),
         Err(err) => return Err(err),

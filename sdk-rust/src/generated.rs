@@ -21,6 +21,9 @@ pub struct CreateEndpointRequest {
 pub struct CreateRoomRequest {
     /// Room name: 1–64 of `A–Z a–z 0–9 - _ .`.
     pub name: String,
+    /// Track members (join, leave, the welcome's `members`); default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<bool>,
 }
 
 /// An endpoint as the API shows it. The `code` is the credential a client
@@ -126,6 +129,19 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// An endpoint present in a room: one with a live connection, or whose
+/// last connection closed less than the leave grace period ago
+/// (`connections` is then 0).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Member {
+    /// Live connections of the endpoint, over every node.
+    pub connections: u64,
+    /// The endpoint's public id.
+    pub id: String,
+    /// The endpoint's meta.
+    pub meta: serde_json::Map<String, serde_json::Value>,
+}
+
 /// A published message, as the messages API lists it and as the `message`
 /// WebSocket frame carries it (that frame adds `"type": "message"`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -176,6 +192,16 @@ impl Permission {
     }
 }
 
+/// `GET /api/v1/rooms/{room}/presence`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Presence {
+    /// The room's members, in a presence room only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<Member>>,
+    /// Live WebSocket connections in the room, over every node.
+    pub online: u64,
+}
+
 /// `POST /api/v1/rooms/{room}/messages`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PublishMessageRequest {
@@ -197,6 +223,9 @@ pub struct Room {
     pub name: String,
     /// Live WebSocket connections in the room right now.
     pub online: u64,
+    /// Whether the room tracks its members (welcome `members`, `join` and
+    /// `leave` frames); set at creation.
+    pub presence: bool,
 }
 
 /// `GET /api/v1/rooms`.
@@ -318,5 +347,17 @@ impl Client {
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn publish_message(&self, room: &str, body: &PublishMessageRequest) -> Result<Message, Error> {
         self.call_json(Method::POST, format!("/api/v1/rooms/{}/messages", segment(room)), Vec::new(), Some(body), 201).await
+    }
+
+    /// Who is in a room: live connections over every node (`online`), and in a
+    /// presence room its members, each with its meta and connections.
+    ///
+    /// `GET /api/v1/rooms/{room}/presence`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with the server's error code, or a transport error.
+    pub async fn get_presence(&self, room: &str) -> Result<Presence, Error> {
+        self.call_json(Method::GET, format!("/api/v1/rooms/{}/presence", segment(room)), Vec::new(), None::<&()>, 200).await
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! # async fn run() -> Result<(), comms_sdk::Error> {
 //! let client = Client::new("http://127.0.0.1:3000", "ck_…")?;
-//! client.create_room(&CreateRoomRequest { name: "lobby".into() }).await?;
+//! client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await?;
 //! let meta = serde_json::json!({"name": "Ann"}).as_object().cloned();
 //! let endpoint = client
 //!     .create_endpoint("lobby", &CreateEndpointRequest { permission: Permission::ReadAndWrite, meta })

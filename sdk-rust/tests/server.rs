@@ -92,7 +92,7 @@ async fn every_rest_call_works_and_errors_carry_their_codes() {
     let (_dir, server) = server().await;
     let client = server.client("acme").await;
 
-    let room = client.create_room(&CreateRoomRequest { name: "lobby".into() }).await.unwrap();
+    let room = client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
     assert_eq!((room.name.as_str(), room.endpoint_count, room.online), ("lobby", 0, 0));
     assert_eq!(client.get_room("lobby").await.unwrap().name, "lobby");
     assert_eq!(client.list_rooms().await.unwrap().rooms.len(), 1);
@@ -114,9 +114,10 @@ async fn every_rest_call_works_and_errors_carry_their_codes() {
 
     client.delete_endpoint("lobby", &endpoint.code).await.unwrap();
     assert_eq!(client.delete_endpoint("lobby", &endpoint.code).await.unwrap_err().code(), Some(ErrorCode::NotFound));
-    let conflict = client.create_room(&CreateRoomRequest { name: "lobby".into() }).await.unwrap_err();
+    let conflict = client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap_err();
     assert!(matches!(conflict, Error::Api { status: 409, code: ErrorCode::Conflict, .. }), "{conflict:?}");
-    let invalid = client.create_room(&CreateRoomRequest { name: "no spaces".into() }).await.unwrap_err();
+    let invalid =
+        client.create_room(&CreateRoomRequest { name: "no spaces".into(), presence: None }).await.unwrap_err();
     assert_eq!(invalid.code(), Some(ErrorCode::Invalid));
     let odd_name = client.get_room("a b/c").await.unwrap_err();
     assert_eq!(odd_name.code(), Some(ErrorCode::Invalid), "path segments are encoded: {odd_name:?}");
@@ -132,7 +133,7 @@ async fn every_rest_call_works_and_errors_carry_their_codes() {
 async fn connections_fan_out_and_a_reader_cannot_send() {
     let (_dir, server) = server().await;
     let client = server.client("acme").await;
-    client.create_room(&CreateRoomRequest { name: "lobby".into() }).await.unwrap();
+    client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
     let writer = CreateEndpointRequest { permission: Permission::ReadAndWrite, meta: meta(json!({"name": "Ann"})) };
     let writer = client.create_endpoint("lobby", &writer).await.unwrap();
     let reader = client.create_endpoint("lobby", &CreateEndpointRequest { permission: Permission::Read, meta: None });
@@ -174,7 +175,7 @@ async fn connections_fan_out_and_a_reader_cannot_send() {
 async fn a_dropped_socket_resumes_without_losing_or_repeating_messages() {
     let (_dir, server) = server().await;
     let client = server.client("acme").await;
-    client.create_room(&CreateRoomRequest { name: "lobby".into() }).await.unwrap();
+    client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
     let endpoint = client.create_endpoint("lobby", &CreateEndpointRequest { permission: Permission::Read, meta: None });
     let endpoint = endpoint.await.unwrap();
     let fast = Reconnect { initial_delay: Duration::from_millis(20), ..Reconnect::default() };
@@ -219,7 +220,7 @@ async fn a_server_restart_is_survived_by_resuming_from_history() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap()).await;
     let client = server.client("acme").await;
-    client.create_room(&CreateRoomRequest { name: "lobby".into() }).await.unwrap();
+    client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
     let endpoint = client.create_endpoint("lobby", &CreateEndpointRequest { permission: Permission::Read, meta: None });
     let endpoint = endpoint.await.unwrap();
     let fast = Reconnect {

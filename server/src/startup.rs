@@ -191,6 +191,7 @@ impl Application {
             Arc::clone(&hub),
             config.limits.clone(),
             config.quotas.clone(),
+            &config.presence,
         );
         let authenticator = Arc::new(KeyAuthenticator::new(Arc::clone(&store), config.auth.key_cache_ttl));
         let changes = AppChanges::new(Arc::clone(&store), service.clone(), Arc::clone(&authenticator)).await?;

@@ -4,9 +4,10 @@
 //! seq and history are the broker's.
 //!
 //! One task per connection owns the socket. It waits on four things at
-//! once: the hub closing it, the room's queue, the client's frames and the
-//! ping timer. Queued frames are written in batches with a single flush, and
-//! each frame is the same shared buffer every other member of the room got.
+//! once: the hub closing it, the room's queue (messages, presence changes,
+//! signals), the client's frames and the ping timer. Queued frames are
+//! written in batches with a single flush, and each frame is the same shared
+//! buffer every other member of the room got.
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use comms_core::error::ServiceError;
-use comms_core::hub::{CloseReason, Membership};
+use comms_core::hub::{CloseReason, Delivery, Membership};
 use comms_core::limits::ConnectionRateLimiter;
 use comms_core::quotas::SocketPermit;
 use comms_core::subscription::{JoinError, JoinTicket, Subscription};
@@ -120,6 +121,8 @@ async fn serve(
         sink,
         write_timeout: state.config.websocket.write_timeout,
         limiter: ConnectionRateLimiter::new(limits.ws_messages_per_second, limits.ws_burst),
+        signal_limiter: ConnectionRateLimiter::new(limits.ws_signals_per_second, limits.ws_signals_per_second),
+        member_id: 0,
     };
     // Matched by reference: the permit stays where it is, in the one slot
     // `admission` already takes in this task, until the connection ends.
@@ -150,6 +153,9 @@ struct Connection<'a> {
     /// hold its task, and the close it is owed, forever.
     write_timeout: Duration,
     limiter: ConnectionRateLimiter,
+    signal_limiter: ConnectionRateLimiter,
+    /// The connection's id in the hub, which its signals carry.
+    member_id: u64,
 }
 
 impl Connection<'_> {
@@ -198,7 +204,22 @@ impl Connection<'_> {
         subscription: Subscription,
         stream: &mut Stream,
     ) -> Result<Option<(u16, &'static str)>, axum::Error> {
-        let Subscription { mut membership, welcome, backlog, covered_seq } = subscription;
+        let Subscription {
+            mut membership,
+            presence: _counted_as_member,
+            covered_presence,
+            welcome,
+            backlog,
+            covered_seq,
+        } = subscription;
+        self.member_id = membership.member_id();
+        // Whether a queued frame is already covered by the welcome (its
+        // `last_seq` and backlog, its `members`) and must be skipped.
+        let covered = |delivery: &Delivery| match delivery {
+            Delivery::Message(message) => message.seq() <= covered_seq,
+            Delivery::Presence(change) => change.version <= covered_presence,
+            Delivery::Signal(_) => false,
+        };
         let mut frames = Vec::with_capacity(backlog.len() + 1);
         frames.push(text_frame(&welcome));
         frames.extend(backlog.iter().map(|message| shared_frame(&message.frame)));
@@ -264,9 +285,9 @@ impl Connection<'_> {
                     within(self.write_timeout, async {
                         let mut next = Some(first);
                         let mut written = 0;
-                        while let Some(message) = next.take() {
-                            if message.seq() > covered_seq {
-                                sink.feed(shared_frame(&message.frame)).await?;
+                        while let Some(delivery) = next.take() {
+                            if !covered(&delivery) {
+                                sink.feed(shared_frame(delivery.frame())).await?;
                             }
                             written += 1;
                             if written < WRITE_BATCH {
@@ -317,10 +338,6 @@ impl Connection<'_> {
         if let Some(next) = self.refuse_oversized(text.len()).await? {
             return Ok(next);
         }
-        if !self.limiter.allow() {
-            self.send_error(ErrorCode::RateLimited, "sending too fast; message not published").await?;
-            return Ok(Next::Continue);
-        }
         let frame = match ClientFrame::parse(text) {
             Ok(frame) => frame,
             Err(reason) => {
@@ -328,14 +345,33 @@ impl Connection<'_> {
                 return Ok(Next::Continue);
             }
         };
-        match self.state.service.publish_as_endpoint(self.ticket, frame.message).await {
+        let sent = match frame {
+            ClientFrame::Message(payload) => {
+                if !self.limiter.allow() {
+                    return self.refuse_rate("sending too fast; message not published").await;
+                }
+                self.state.service.publish_as_endpoint(self.ticket, payload).await
+            }
+            ClientFrame::Signal(payload) => {
+                if !self.signal_limiter.allow() {
+                    return self.refuse_rate("signalling too fast; signal not sent").await;
+                }
+                self.state.service.signal(self.ticket, self.member_id, payload).await
+            }
+        };
+        match sent {
             Ok(()) => {}
             Err(ServiceError::Internal(err)) => {
                 tracing::error!(error = ?err, "publishing failed");
-                self.send_error(ErrorCode::Internal, "internal error; message not published").await?;
+                self.send_error(ErrorCode::Internal, "internal error; not sent").await?;
             }
             Err(err) => self.send_error(err.code(), &err.to_string()).await?,
         }
+        Ok(Next::Continue)
+    }
+
+    async fn refuse_rate(&mut self, message: &str) -> Result<Next, axum::Error> {
+        self.send_error(ErrorCode::RateLimited, message).await?;
         Ok(Next::Continue)
     }
 

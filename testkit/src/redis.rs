@@ -48,8 +48,10 @@ impl TestRedis {
     }
 }
 
-impl Drop for TestRedis {
-    fn drop(&mut self) {
+impl TestRedis {
+    /// Deletes every key under the prefix, as a Redis that lost its data
+    /// would look to the nodes using it (best effort).
+    pub fn forget_everything(&self) {
         let Ok(client) = redis::Client::open(self.url.as_str()) else { return };
         let Ok(mut connection) = client.get_connection_with_timeout(Duration::from_secs(2)) else { return };
         let keys: Vec<String> =
@@ -57,6 +59,12 @@ impl Drop for TestRedis {
         if !keys.is_empty() {
             let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(keys).query(&mut connection);
         }
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.forget_everything();
     }
 }
 

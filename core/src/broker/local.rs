@@ -28,6 +28,8 @@ use super::{Broker, BrokerError, Durability, History, PublishGate, RoomRef};
 use crate::hub::Hub;
 use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
+use crate::presence::roster::Roster;
+use crate::presence::{Roll, Signal, Transition};
 use crate::quotas::SocketOwner;
 use crate::store::Store;
 use crate::time::now_ms;
@@ -60,6 +62,8 @@ pub struct LocalBroker {
     sweeper: JoinHandle<()>,
     /// Closed by `shutdown`: no seq is handed out after the final flush.
     gate: PublishGate,
+    /// Presence rooms' members: this node's are all there are.
+    roster: Roster,
 }
 
 /// The outcome of one try at publishing under the room's lock.
@@ -81,7 +85,6 @@ impl LocalBroker {
             tokio::spawn(sweep_idle_rooms(Arc::clone(&logs), writer.clone(), Arc::clone(&store), settings.idle_room));
         Self {
             store,
-            hub,
             metrics,
             writer,
             logs,
@@ -89,6 +92,8 @@ impl LocalBroker {
             max_age: settings.writer.max_age,
             sweeper,
             gate: PublishGate::default(),
+            roster: Roster::new(Arc::clone(&hub)),
+            hub,
         }
     }
 
@@ -226,6 +231,25 @@ impl Broker for LocalBroker {
         self.hub.apply(event);
     }
 
+    async fn presence(&self, transition: &Transition) -> Result<(), BrokerError> {
+        self.roster.apply(transition);
+        Ok(())
+    }
+
+    async fn expire_leaves(&self, now_ms: i64) -> Result<(), BrokerError> {
+        self.roster.expire(now_ms);
+        Ok(())
+    }
+
+    async fn members(&self, room_id: i64) -> Result<Roll, BrokerError> {
+        Ok(self.roster.members(room_id))
+    }
+
+    async fn signal(&self, signal: Arc<Signal>) -> Result<(), BrokerError> {
+        self.hub.deliver_signal(&signal);
+        Ok(())
+    }
+
     async fn forget_room(&self, room_id: i64) {
         self.logs.lock().remove(&room_id);
     }
@@ -318,7 +342,7 @@ mod tests {
     use super::*;
     use crate::names::{AppName, RoomName};
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{AppProfile, AppStatus, NewApp};
+    use crate::store::{AppProfile, AppStatus, NewApp, NewRoom};
 
     async fn store_with_room() -> (tempfile::TempDir, Arc<dyn Store>, RoomRef) {
         let dir = tempfile::tempdir().unwrap();
@@ -332,7 +356,10 @@ mod tests {
             key: None,
         };
         let app = store.create_app(new, None).await.unwrap();
-        let room = store.create_room(app.id, &RoomName::parse("r").unwrap(), None).await.unwrap();
+        let room = store
+            .create_room(app.id, &NewRoom { name: RoomName::parse("r").unwrap(), presence: false }, None)
+            .await
+            .unwrap();
         (dir, store, RoomRef { id: room.id, name: room.name })
     }
 

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::message::{Draft, Published, RoomEvent};
+use crate::presence::{Roll, Signal, Transition};
 use crate::quotas::SocketOwner;
 use crate::store::StoreError;
 
@@ -139,6 +140,23 @@ pub trait Broker: Send + Sync + 'static {
     /// Closes the connections `event` ends, on this node at once and on
     /// every other node as soon as it hears of it.
     async fn announce(&self, event: RoomEvent);
+
+    /// Records a connection arriving in or departing from a presence room,
+    /// over every node, and sends the `join` it causes to every node with a
+    /// connection in the room. Called in the order transitions happen on
+    /// this node (see [`crate::presence`]).
+    async fn presence(&self, transition: &Transition) -> Result<(), BrokerError>;
+
+    /// Sends the `leave` of every endpoint whose leave time is `now_ms` or
+    /// earlier, once over every node, whichever node asks.
+    async fn expire_leaves(&self, now_ms: i64) -> Result<(), BrokerError>;
+
+    /// A presence room's members over every node, with the change counter
+    /// they reflect.
+    async fn members(&self, room_id: i64) -> Result<Roll, BrokerError>;
+
+    /// Hands a signal to every other connection of its room, on every node.
+    async fn signal(&self, signal: Arc<Signal>) -> Result<(), BrokerError>;
 
     /// Drops what the broker holds for a deleted room.
     async fn forget_room(&self, room_id: i64);

@@ -238,6 +238,17 @@ pub struct RoomRecord {
     /// Endpoints of the room.
     #[sqlx(try_from = "i64")]
     pub endpoint_count: u64,
+    /// Whether the room tracks its members.
+    pub presence: bool,
+}
+
+/// What a new room is made of.
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    /// Name, unique per app.
+    pub name: RoomName,
+    /// Whether the room tracks its members (set once, at creation).
+    pub presence: bool,
 }
 
 /// What a new endpoint is made of; codes and ids are drawn by the caller.
@@ -299,6 +310,8 @@ pub struct EndpointRecord {
     pub room_id: i64,
     /// Name of the room.
     pub room_name: String,
+    /// Whether the room tracks its members.
+    pub room_presence: bool,
     /// What the endpoint may do.
     #[sqlx(try_from = "Stored")]
     pub permission: Permission,
@@ -520,7 +533,7 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// [`StoreError::Conflict`] when the app already has a room of that
     /// name, [`StoreError::Full`] when it has `at_most` rooms already.
-    async fn create_room(&self, app_id: i64, name: &RoomName, at_most: Option<u64>) -> Result<RoomRecord, StoreError>;
+    async fn create_room(&self, app_id: i64, room: &NewRoom, at_most: Option<u64>) -> Result<RoomRecord, StoreError>;
     /// Finds one of the app's rooms by name.
     async fn room(&self, app_id: i64, name: &RoomName) -> Result<Option<RoomRecord>, StoreError>;
     /// The app's rooms, oldest first.

@@ -21,8 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 use sqlx::{PgPool, Postgres};
 
 use super::sql::{insert_room, Backend};
-use super::{RoomRecord, StoreError, StoredMessage};
-use crate::names::RoomName;
+use super::{NewRoom, RoomRecord, StoreError, StoredMessage};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -97,8 +96,8 @@ impl Backend for PostgresStore {
 
     const LOCK_ROW: &'static str = " FOR NO KEY UPDATE";
 
-    async fn create_room(&self, app_id: i64, name: &RoomName, at_most: Option<u64>) -> Result<RoomRecord, StoreError> {
-        insert_room(&self.pool, app_id, name.as_str(), at_most, Self::LOCK_ROW).await
+    async fn create_room(&self, app_id: i64, room: &NewRoom, at_most: Option<u64>) -> Result<RoomRecord, StoreError> {
+        insert_room(&self.pool, app_id, room, at_most, Self::LOCK_ROW).await
     }
 
     async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError> {

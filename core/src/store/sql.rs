@@ -29,8 +29,8 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, 
 
 use super::{
     AccountRecord, AccountToken, AppChange, AppFilter, AppRecord, AppStatus, AppSummary, AuditEntry, EndpointAccess,
-    EndpointRecord, KeyOwner, NewAccount, NewApp, NewEndpoint, RevokedEndpoint, RoomHistory, RoomRecord, Store,
-    StoreError, StoredMessage, TokenPurpose,
+    EndpointRecord, KeyOwner, NewAccount, NewApp, NewEndpoint, NewRoom, RevokedEndpoint, RoomHistory, RoomRecord,
+    Store, StoreError, StoredMessage, TokenPurpose,
 };
 use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
@@ -58,7 +58,7 @@ pub trait Backend: Send + Sync + 'static {
     const LOCK_ROW: &'static str;
 
     /// [`Store::create_room`].
-    async fn create_room(&self, app_id: i64, name: &RoomName, at_most: Option<u64>) -> Result<RoomRecord, StoreError>;
+    async fn create_room(&self, app_id: i64, room: &NewRoom, at_most: Option<u64>) -> Result<RoomRecord, StoreError>;
     /// [`Store::append_messages`].
     async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError>;
 }
@@ -138,7 +138,7 @@ fn stored_int(value: usize) -> i64 {
 
 /// What a statement inserting rooms returns: each new room as a
 /// [`RoomRecord`], with no endpoints yet.
-pub const NEW_ROOM_COLUMNS: &str = "id, app_id, name, created_at, CAST(0 AS BIGINT) AS endpoint_count";
+pub const NEW_ROOM_COLUMNS: &str = "id, app_id, name, created_at, CAST(0 AS BIGINT) AS endpoint_count, presence";
 
 /// Inserts one room, only while the app has fewer than `at_most` rooms;
 /// `lock_row` is the backend's [`Backend::LOCK_ROW`].
@@ -151,7 +151,7 @@ pub const NEW_ROOM_COLUMNS: &str = "id, app_id, name, created_at, CAST(0 AS BIGI
 pub async fn insert_room<DB: Database>(
     pool: &Pool<DB>,
     app_id: i64,
-    name: &str,
+    room: &NewRoom,
     at_most: Option<u64>,
     lock_row: &str,
 ) -> Result<RoomRecord, StoreError>
@@ -160,11 +160,14 @@ where
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
     for<'r> RoomRecord: FromRow<'r, DB::Row>,
 {
-    let sql = format!("INSERT INTO rooms (app_id, name, created_at) VALUES ($1, $2, $3) RETURNING {NEW_ROOM_COLUMNS}");
-    let insert = sqlx::query_as(&sql).bind(app_id).bind(name).bind(now_ms());
+    let sql = format!(
+        "INSERT INTO rooms (app_id, name, created_at, presence) VALUES ($1, $2, $3, $4) RETURNING {NEW_ROOM_COLUMNS}"
+    );
+    let insert = sqlx::query_as(&sql).bind(app_id).bind(room.name.as_str()).bind(now_ms()).bind(room.presence);
     let Some(at_most) = at_most else { return insert.fetch_one(pool).await.map_err(refused_or) };
     let mut tx = pool.begin().await?;
     ensure_below(&mut *tx, ROOMS_OF_APP, app_id, at_most, lock_row).await?;
@@ -226,10 +229,11 @@ where
 const APP_COLUMNS: &str = "a.id, a.name, a.status, a.owner_id, a.created_at, a.allowed_origins, a.quotas";
 
 const ROOM_COLUMNS: &str = "r.id, r.app_id, r.name, r.created_at, \
-     (SELECT COUNT(*) FROM endpoints e WHERE e.room_id = r.id) AS endpoint_count";
+     (SELECT COUNT(*) FROM endpoints e WHERE e.room_id = r.id) AS endpoint_count, r.presence";
 
 const ENDPOINT_COLUMNS: &str =
-    "e.id, e.public_id, e.code, e.room_id, r.name AS room_name, e.permission, e.meta, e.created_at";
+    "e.id, e.public_id, e.code, e.room_id, r.name AS room_name, r.presence AS room_presence, e.permission, e.meta, \
+     e.created_at";
 
 const ACCOUNT_COLUMNS: &str = "id, email, password_hash, is_admin, created_at, email_verified, session_epoch";
 
@@ -546,8 +550,8 @@ where
         Ok(sqlx::query_as(&sql).bind(key.to_hex()).fetch_optional(self.reader()).await?)
     }
 
-    async fn create_room(&self, app_id: i64, name: &RoomName, at_most: Option<u64>) -> Result<RoomRecord, StoreError> {
-        Backend::create_room(self, app_id, name, at_most).await
+    async fn create_room(&self, app_id: i64, room: &NewRoom, at_most: Option<u64>) -> Result<RoomRecord, StoreError> {
+        Backend::create_room(self, app_id, room, at_most).await
     }
 
     async fn room(&self, app_id: i64, name: &RoomName) -> Result<Option<RoomRecord>, StoreError> {
@@ -573,7 +577,8 @@ where
             "INSERT INTO endpoints (public_id, code, room_id, permission, meta, created_at, key_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
              RETURNING id, public_id, code, room_id, \
-               (SELECT name FROM rooms WHERE id = room_id) AS room_name, permission, meta, created_at",
+               (SELECT name FROM rooms WHERE id = room_id) AS room_name, \
+               (SELECT presence FROM rooms WHERE id = room_id) AS room_presence, permission, meta, created_at",
         )
         .bind(new.public_id)
         .bind(new.code)

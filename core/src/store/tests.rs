@@ -76,6 +76,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     room_names_are_unique_per_app_only,
+    presence_is_kept_and_shown_with_the_rooms_endpoints,
     concurrent_room_creations_each_get_their_own_answer,
     count_quotas_hold_under_concurrent_creations,
     quota_overrides_reach_every_way_an_app_is_read,
@@ -118,8 +119,12 @@ fn new_app(name: &str, key: Option<ApiKeyHash>) -> NewApp {
     }
 }
 
+fn new_room(name: &RoomName) -> NewRoom {
+    NewRoom { name: name.clone(), presence: false }
+}
+
 async fn room(store: &dyn Store, app_id: i64, name: &str) -> RoomRecord {
-    store.create_room(app_id, &RoomName::parse(name).unwrap(), None).await.unwrap()
+    store.create_room(app_id, &new_room(&RoomName::parse(name).unwrap()), None).await.unwrap()
 }
 
 fn endpoint(room_id: i64, code: &str) -> NewEndpoint {
@@ -149,6 +154,24 @@ fn messages(room_id: i64, seqs: impl IntoIterator<Item = u64>) -> Vec<StoredMess
     seqs.into_iter().map(|seq| message(room_id, seq)).collect()
 }
 
+async fn presence_is_kept_and_shown_with_the_rooms_endpoints(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let a = app(store, "a").await;
+    let name = RoomName::parse("chat").unwrap();
+    let created = store.create_room(a.id, &NewRoom { name: name.clone(), presence: true }, None).await.unwrap();
+    let plain = store.create_room(a.id, &new_room(&RoomName::parse("news").unwrap()), None).await.unwrap();
+    assert!(created.presence && !plain.presence);
+    assert!(store.room(a.id, &name).await.unwrap().unwrap().presence);
+    let listed: Vec<bool> = store.list_rooms(a.id).await.unwrap().iter().map(|room| room.presence).collect();
+    assert_eq!(listed, [true, false]);
+    let first = store.create_endpoint(endpoint(created.id, "c1"), None).await.unwrap();
+    assert!(first.room_presence);
+    let found = store.endpoint_by_code("c1").await.unwrap().expect("the endpoint exists");
+    assert!(found.endpoint.room_presence);
+    store.create_endpoint(endpoint(plain.id, "c2"), None).await.unwrap();
+    assert!(!store.endpoint_by_code("c2").await.unwrap().expect("the endpoint exists").endpoint.room_presence);
+}
+
 async fn stored_seqs(store: &dyn Store, room_id: i64) -> (u64, Vec<u64>) {
     let history = store.load_history(room_id, 1000, 0).await.unwrap().expect("the room exists");
     (history.last_seq, history.messages.iter().map(|m| m.seq).collect())
@@ -159,9 +182,9 @@ async fn room_names_are_unique_per_app_only(fixture: &Fixture) {
     let a = app(store, "a").await;
     let b = app(store, "b").await;
     let lobby = RoomName::parse("lobby").unwrap();
-    store.create_room(a.id, &lobby, None).await.unwrap();
-    store.create_room(b.id, &lobby, None).await.unwrap();
-    assert!(matches!(store.create_room(a.id, &lobby, None).await, Err(StoreError::Conflict)));
+    store.create_room(a.id, &new_room(&lobby), None).await.unwrap();
+    store.create_room(b.id, &new_room(&lobby), None).await.unwrap();
+    assert!(matches!(store.create_room(a.id, &new_room(&lobby), None).await, Err(StoreError::Conflict)));
 }
 
 async fn concurrent_room_creations_each_get_their_own_answer(fixture: &Fixture) {
@@ -169,17 +192,18 @@ async fn concurrent_room_creations_each_get_their_own_answer(fixture: &Fixture) 
     let a = app(store, "a").await;
     let b = app(store, "b").await;
     let names = ["x", "y", "x", "z", "x", "y"].map(|n| RoomName::parse(n).unwrap());
-    let results = futures_util::future::join_all(names.iter().map(|name| store.create_room(a.id, name, None))).await;
+    let rooms = names.each_ref().map(new_room);
+    let results = futures_util::future::join_all(rooms.iter().map(|room| store.create_room(a.id, room, None))).await;
     for name in ["x", "y", "z"] {
         let created = names.iter().zip(&results).filter(|(n, r)| n.as_str() == name && r.is_ok()).count();
         assert_eq!(created, 1, "exactly one creation of {name} wins");
     }
     assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::Conflict))));
     assert_eq!(store.list_rooms(a.id).await.unwrap().len(), 3);
-    assert_eq!(store.create_room(b.id, &names[0], None).await.unwrap().name, "x", "per app");
+    assert_eq!(store.create_room(b.id, &new_room(&names[0]), None).await.unwrap().name, "x", "per app");
 
     // A creation for an unknown app fails on its own, not its neighbours.
-    let w = RoomName::parse("w").unwrap();
+    let w = new_room(&RoomName::parse("w").unwrap());
     let (ok, missing) = tokio::join!(store.create_room(a.id, &w, None), store.create_room(9999, &w, None));
     assert_eq!(ok.unwrap().name, "w");
     assert!(matches!(missing, Err(StoreError::ParentMissing)));
@@ -189,11 +213,13 @@ async fn count_quotas_hold_under_concurrent_creations(fixture: &Fixture) {
     let store = &*fixture.store;
     let a = app(store, "a").await;
     let names: Vec<RoomName> = (0..10).map(|i| RoomName::parse(&format!("r{i}")).unwrap()).collect();
-    let rooms = futures_util::future::join_all(names.iter().map(|name| store.create_room(a.id, name, Some(3)))).await;
+    let new_rooms: Vec<NewRoom> = names.iter().map(new_room).collect();
+    let rooms =
+        futures_util::future::join_all(new_rooms.iter().map(|room| store.create_room(a.id, room, Some(3)))).await;
     assert_eq!(rooms.iter().filter(|r| r.is_ok()).count(), 3, "rooms_per_app holds");
     assert!(rooms.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::Full))));
-    assert!(matches!(store.create_room(a.id, &names[0], Some(3)).await, Err(StoreError::Full)));
-    assert!(store.create_room(a.id, &names[9], Some(4)).await.is_ok(), "a higher quota admits more");
+    assert!(matches!(store.create_room(a.id, &new_room(&names[0]), Some(3)).await, Err(StoreError::Full)));
+    assert!(store.create_room(a.id, &new_room(&names[9]), Some(4)).await.is_ok(), "a higher quota admits more");
 
     let room_id = store.list_rooms(a.id).await.unwrap()[0].id;
     let codes: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
@@ -234,14 +260,14 @@ async fn ids_are_never_reused(fixture: &Fixture) {
     let store = &*fixture.store;
     let first_app = app(store, "a").await;
     let name = RoomName::parse("r").unwrap();
-    let first_room = store.create_room(first_app.id, &name, None).await.unwrap();
+    let first_room = store.create_room(first_app.id, &new_room(&name), None).await.unwrap();
     let first_endpoint = store.create_endpoint(endpoint(first_room.id, "one"), None).await.unwrap();
     store.delete_endpoint(first_room.id, "one").await.unwrap();
     store.delete_room(first_app.id, &name).await.unwrap();
     store.delete_app(first_app.id).await.unwrap();
 
     let second_app = app(store, "a").await;
-    let second_room = store.create_room(second_app.id, &name, None).await.unwrap();
+    let second_room = store.create_room(second_app.id, &new_room(&name), None).await.unwrap();
     let second_endpoint = store.create_endpoint(endpoint(second_room.id, "one"), None).await.unwrap();
     assert!(second_app.id > first_app.id);
     assert!(second_room.id > first_room.id, "the hub keys rooms by id");
@@ -366,7 +392,7 @@ async fn messages_of_deleted_rooms_are_skipped(fixture: &Fixture) {
     let store = &*fixture.store;
     let app = app(store, "a").await;
     let name = RoomName::parse("r").unwrap();
-    let gone = store.create_room(app.id, &name, None).await.unwrap();
+    let gone = store.create_room(app.id, &new_room(&name), None).await.unwrap();
     let kept = room(store, app.id, "kept").await;
     store.delete_room(app.id, &name).await.unwrap();
     let mut batch = messages(gone.id, [1]);
@@ -554,7 +580,7 @@ async fn listings_filter_by_owner_and_deleting_an_app_takes_its_rooms(fixture: &
     );
 
     let room = RoomName::parse("r").unwrap();
-    store.create_room(mine.id, &room, None).await.unwrap();
+    store.create_room(mine.id, &new_room(&room), None).await.unwrap();
     store.delete_app(mine.id).await.unwrap();
     assert_eq!(store.room(mine.id, &room).await.unwrap(), None);
     assert_eq!(store.list_apps(AppFilter::All).await.unwrap().len(), 1);

@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use comms_core::input::{parse_permission, Meta};
 use comms_core::names::RoomName;
 use comms_core::service::endpoint_view;
+use comms_core::store::NewRoom;
 use comms_protocol::legacy::{LegacyResponse, LegacyStatus};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -119,7 +120,8 @@ async fn create_room(
     path: Result<ApiPath<RoomName>, ApiError>,
 ) -> Reply {
     let (AuthApp { app, .. }, ApiPath(room)) = (auth?, path?);
-    let room = state.service.create_room(&app, &room).await?;
+    // The original API has no way to ask for presence.
+    let room = state.service.create_room(&app, &NewRoom { name: room, presence: false }).await?;
     Ok(Success { status: StatusCode::CREATED, message: "room created", data: BTreeMap::from([("room", raw(&room))]) })
 }
 

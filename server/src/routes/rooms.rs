@@ -4,8 +4,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use comms_core::names::RoomName;
+use comms_core::store::NewRoom;
 use comms_protocol::rest::{CreateRoomRequest, RoomList};
-use comms_protocol::{ErrorBody, Room};
+use comms_protocol::{ErrorBody, Presence, Room};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -15,7 +16,10 @@ use crate::state::AppState;
 
 /// Routes of the rooms resource.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_rooms, create_room)).routes(routes!(get_room, delete_room))
+    OpenApiRouter::new()
+        .routes(routes!(list_rooms, create_room))
+        .routes(routes!(get_room, delete_room))
+        .routes(routes!(get_presence))
 }
 
 /// List the app's rooms, oldest first.
@@ -48,7 +52,8 @@ async fn create_room(
     AuthApp { app, .. }: AuthApp,
     ApiJson(body): ApiJson<CreateRoomRequest>,
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
-    let room = state.service.create_room(&app, &RoomName::parse(&body.name)?).await?;
+    let new = NewRoom { name: RoomName::parse(&body.name)?, presence: body.presence };
+    let room = state.service.create_room(&app, &new).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
 
@@ -90,4 +95,24 @@ async fn delete_room(
 ) -> Result<StatusCode, ApiError> {
     state.service.delete_room(&app, &room).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who is in a room: live connections over every node (`online`), and in a
+/// presence room its members, each with its meta and connections.
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/presence", tag = "rooms",
+    params(("room" = String, Path, description = "Room name")),
+    responses(
+        (status = 200, description = "The room's presence", body = Presence),
+        (status = 400, description = "Bad room name", body = ErrorBody),
+        (status = 403, description = "Missing or bad API key", body = ErrorBody),
+        (status = 404, description = "No such room in this app", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
+async fn get_presence(
+    State(state): State<AppState>,
+    AuthApp { app, .. }: AuthApp,
+    ApiPath(room): ApiPath<RoomName>,
+) -> Result<Json<Presence>, ApiError> {
+    Ok(Json(state.service.presence(&app, &room).await?))
 }

@@ -1,7 +1,9 @@
 //! Several nodes sharing PostgreSQL and Redis act as one server: the same
 //! messages with the same seqs in the same order on every node, resume on
-//! another node, deletions and online counts across nodes, and a Redis
-//! restart survived.
+//! another node, deletions and online counts across nodes, presence and
+//! signals across nodes (a killed node's members leave, a Redis that lost
+//! its data gets them back without a word to clients), and a Redis restart
+//! survived.
 //!
 //! Each node is a real `comms serve` process with a port and a data folder
 //! of its own; the nodes share only the database and Redis, as separate
@@ -17,6 +19,9 @@ use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
 use crate::helpers::{assert_error, body, wait_ready, Remote, WsClient};
+
+/// The nodes' leave grace period, short so tests wait little.
+const GRACE: Duration = Duration::from_millis(500);
 
 /// Where the nodes of one test keep their shared state.
 #[derive(Clone)]
@@ -37,6 +42,7 @@ impl Shared {
             .env("COMMS_BROKER__KEY_PREFIX", &self.prefix)
             .env("COMMS_DATA_DIR", data_dir)
             .env("COMMS_DEMO__ENABLED", "false")
+            .env("COMMS_PRESENCE__LEAVE_GRACE_MS", GRACE.as_millis().to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
@@ -309,4 +315,123 @@ async fn a_redis_restart_is_survived_without_losing_acknowledged_messages() {
     assert_eq!(next["seq"].as_u64(), Some(last_seq + 1));
     assert_eq!(resumed.next_message().await["message"], "after", "messages flow again");
     assert!(node.running(), "the node stayed up throughout");
+}
+
+/// Creates a presence room through `node`.
+async fn presence_room(node: &Remote, key: &str, name: &str) {
+    let response = node.post("/api/v1/rooms", key, json!({ "name": name, "presence": true })).await;
+    assert_eq!(response.status(), 201);
+}
+
+/// `(id, connections)` of the room's members as `node` reports them.
+async fn members(node: &Remote, key: &str, room: &str) -> Vec<(String, u64)> {
+    let presence = body(node.get(&format!("/api/v1/rooms/{room}/presence"), key).await).await;
+    presence["members"]
+        .as_array()
+        .expect("a presence room lists members")
+        .iter()
+        .map(|member| (member["id"].as_str().unwrap().to_owned(), member["connections"].as_u64().unwrap()))
+        .collect()
+}
+
+/// Publishes a marker and asserts it is the next frame of each socket:
+/// nothing (no join, leave or signal) came before it.
+async fn next_is_marker(node: &Remote, key: &str, room: &str, sockets: &mut [&mut WsClient], marker: &str) {
+    publish(node, key, room, json!(marker)).await;
+    for ws in sockets {
+        let frame = ws.next_json().await;
+        assert_eq!((frame["type"].as_str(), frame["message"].as_str()), (Some("message"), Some(marker)), "{frame}");
+    }
+}
+
+fn id(endpoint: &Value) -> String {
+    endpoint["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn every_node_sees_the_same_members_and_each_join_and_leave_once() {
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
+    presence_room(a.api(), &key, "chat").await;
+    let ann = a.api().create_endpoint(&key, "chat", "read_and_write", Some(json!({ "name": "Ann" }))).await;
+    let bob = a.api().create_endpoint(&key, "chat", "read_and_write", Some(json!({ "name": "Bob" }))).await;
+    let (mut ann_on_a, _) = join(a.api(), &ann, None).await;
+    let (mut ann_on_b, _) = join(b.api(), &ann, None).await;
+
+    let (bob_on_b, welcome) = join(b.api(), &bob, None).await;
+    let listed: Vec<(&str, u64)> = welcome["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| (member["id"].as_str().unwrap(), member["connections"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(listed, [(id(&ann).as_str(), 2), (id(&bob).as_str(), 1)], "members over both nodes");
+    for ws in [&mut ann_on_a, &mut ann_on_b] {
+        let joined = ws.next_json().await;
+        assert_eq!((joined["type"].as_str(), joined["member"]["id"].as_str()), (Some("join"), Some(id(&bob).as_str())));
+    }
+    let (bob_on_a, _) = join(a.api(), &bob, None).await;
+    for node in [&a, &b] {
+        assert_eq!(members(node.api(), &key, "chat").await, [(id(&ann), 2), (id(&bob), 2)]);
+    }
+    next_is_marker(a.api(), &key, "chat", &mut [&mut ann_on_a, &mut ann_on_b], "one join only").await;
+
+    drop(bob_on_b);
+    tokio::time::sleep(GRACE * 3).await;
+    next_is_marker(a.api(), &key, "chat", &mut [&mut ann_on_a, &mut ann_on_b], "a connection left elsewhere").await;
+    drop(bob_on_a);
+    for ws in [&mut ann_on_a, &mut ann_on_b] {
+        let left = ws.next_json().await;
+        assert_eq!((left["type"].as_str(), left["member"]["id"].as_str()), (Some("leave"), Some(id(&bob).as_str())));
+    }
+    next_is_marker(b.api(), &key, "chat", &mut [&mut ann_on_a, &mut ann_on_b], "one leave only").await;
+    assert_eq!(members(b.api(), &key, "chat").await, [(id(&ann), 2)]);
+}
+
+#[tokio::test]
+async fn signals_cross_nodes_and_never_come_back_to_their_sender() {
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
+    a.api().create_room(&key, "news").await;
+    let ann = a.api().create_endpoint(&key, "news", "read_and_write", None).await;
+    let bob = a.api().create_endpoint(&key, "news", "read", None).await;
+    let (mut ann_on_a, _) = join(a.api(), &ann, None).await;
+    let (mut ann_on_b, _) = join(b.api(), &ann, None).await;
+    let (mut bob_on_b, _) = join(b.api(), &bob, None).await;
+    ann_on_a.send_text(r#"{"signal": "typing"}"#).await;
+    for ws in [&mut ann_on_b, &mut bob_on_b] {
+        let signal = ws.next_json().await;
+        assert_eq!((signal["type"].as_str(), signal["signal"].as_str()), (Some("signal"), Some("typing")), "{signal}");
+        assert_eq!(signal["sender"]["id"], ann["id"]);
+    }
+    next_is_marker(b.api(), &key, "news", &mut [&mut ann_on_a, &mut ann_on_b, &mut bob_on_b], "once each").await;
+}
+
+#[tokio::test]
+async fn a_killed_nodes_members_leave_and_a_redis_that_lost_them_gets_them_back_silently() {
+    let Some(Cluster { a, mut b, key, _redis, _database, .. }) = cluster().await else { return };
+    presence_room(a.api(), &key, "chat").await;
+    let ann = a.api().create_endpoint(&key, "chat", "read_and_write", None).await;
+    let bob = a.api().create_endpoint(&key, "chat", "read_and_write", None).await;
+    let (mut ann_on_a, _) = join(a.api(), &ann, None).await;
+    let (_bob_on_b, _) = join(b.api(), &bob, None).await;
+    assert_eq!(ann_on_a.next_json().await["type"], "join");
+
+    // Redis loses its data while every connection stays up: the nodes put
+    // their members back, and clients hear nothing of it.
+    _redis.forget_everything();
+    let back = eventually(Duration::from_secs(5), || async {
+        members(a.api(), &key, "chat").await == [(id(&ann), 1), (id(&bob), 1)]
+            || members(a.api(), &key, "chat").await == [(id(&bob), 1), (id(&ann), 1)]
+    })
+    .await;
+    assert!(back, "the members are back within a few seconds");
+    next_is_marker(a.api(), &key, "chat", &mut [&mut ann_on_a], "no leave or join for it").await;
+
+    // Killed, not stopped: nothing withdraws its members but their expiry.
+    let killed_at = Instant::now();
+    b.process.kill().await.expect("kill node b");
+    let left = ann_on_a.next_json_within(Duration::from_secs(15)).await;
+    assert_eq!((left["type"].as_str(), left["member"]["id"].as_str()), (Some("leave"), Some(id(&bob).as_str())));
+    let took = killed_at.elapsed();
+    assert!(took <= Duration::from_secs(7), "a killed node's members leave within about 6 s, took {took:?}");
+    assert_eq!(members(a.api(), &key, "chat").await, [(id(&ann), 1)]);
 }

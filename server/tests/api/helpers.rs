@@ -242,8 +242,13 @@ pub struct Closed {
 impl WsClient {
     /// The next JSON frame from the server, skipping pings and pongs.
     pub async fn next_json(&mut self) -> Value {
+        self.next_json_within(WAIT).await
+    }
+
+    /// The next JSON frame, waiting at most `limit` for it.
+    pub async fn next_json_within(&mut self, limit: Duration) -> Value {
         loop {
-            let frame = tokio::time::timeout(WAIT, self.stream.next())
+            let frame = tokio::time::timeout(limit, self.stream.next())
                 .await
                 .expect("a frame in time")
                 .expect("the connection is open")

@@ -26,6 +26,7 @@ mod outage;
 mod portal;
 mod portal_email;
 mod postgres;
+mod presence;
 mod proxy;
 mod quotas;
 mod restart;

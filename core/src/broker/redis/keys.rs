@@ -41,6 +41,63 @@ impl Keys {
         channel.strip_prefix(&self.prefix)?.strip_prefix(":room:")?.parse().ok()
     }
 
+    /// A presence room's endpoints: a hash from endpoint row id to its live
+    /// connections over every node (0 while it waits to leave).
+    pub(super) fn presence(&self, room_id: i64) -> String {
+        format!("{}:room:{room_id}:presence", self.prefix)
+    }
+
+    /// A presence room's member cards: a hash from endpoint row id to
+    /// `"id":…,"meta":…`.
+    pub(super) fn members(&self, room_id: i64) -> String {
+        format!("{}:room:{room_id}:members", self.prefix)
+    }
+
+    /// A presence room's members in the order they joined: a sorted set of
+    /// endpoint row ids scored by the version of their join.
+    pub(super) fn joined(&self, room_id: i64) -> String {
+        format!("{}:room:{room_id}:joined", self.prefix)
+    }
+
+    /// A presence room's change counter (an integer).
+    pub(super) fn presence_version(&self, room_id: i64) -> String {
+        format!("{}:room:{room_id}:pversion", self.prefix)
+    }
+
+    /// A presence room's name as a JSON string, for the frames scripts
+    /// build.
+    pub(super) fn room_name(&self, room_id: i64) -> String {
+        format!("{}:room:{room_id}:name", self.prefix)
+    }
+
+    /// Endpoints waiting to leave: a sorted set of `ROOM:ENDPOINT` scored
+    /// by leave time (ms).
+    pub(super) fn leaving(&self) -> String {
+        format!("{}:leaving", self.prefix)
+    }
+
+    /// The nodes that hold presence connections (a set of node ids).
+    pub(super) fn presence_nodes(&self) -> String {
+        format!("{}:presence-nodes", self.prefix)
+    }
+
+    /// One node's presence connections: a hash from `ROOM:ENDPOINT` to its
+    /// connections on that node, kept until the node is counted out.
+    pub(super) fn node_presence(&self, node: &str) -> String {
+        format!("{}:node:{node}:presence", self.prefix)
+    }
+
+    /// One node's liveness: a key that expires unless the node refreshes it.
+    pub(super) fn node_alive(&self, node: &str) -> String {
+        format!("{}:node:{node}:alive", self.prefix)
+    }
+
+    /// Set when other nodes counted a node out (its members were sent
+    /// `leave`), so it announces them again if it comes back.
+    pub(super) fn node_reaped(&self, node: &str) -> String {
+        format!("{}:node:{node}:reaped", self.prefix)
+    }
+
     /// The channel every node hears [`RoomEvent`](crate::message::RoomEvent)s on.
     pub(super) fn control(&self) -> String {
         format!("{}:control", self.prefix)

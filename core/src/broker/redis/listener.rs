@@ -27,10 +27,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::keys::Keys;
-use super::wire;
+use super::wire::{self, Announcement};
 use crate::broker::BrokerError;
-use crate::hub::{CloseReason, Hub};
+use crate::hub::{CloseReason, Delivery, Hub};
 use crate::message::RoomEvent;
+use crate::presence::Signal;
 
 /// How long connecting or one subscribe may take before counting as failed.
 const REDIS_WAIT: Duration = Duration::from_secs(3);
@@ -69,11 +70,14 @@ pub(super) type OnEvent = Box<dyn Fn(RoomEvent) + Send + Sync>;
 
 impl Listener {
     /// Starts listening with `client`, delivering to `hub`.
-    pub(super) fn spawn(client: redis::Client, keys: Keys, hub: Arc<Hub>, on_event: OnEvent) -> Self {
+    /// `node` is this node's id: signals it sent come back on the room's
+    /// channel and are skipped, having been delivered here already.
+    pub(super) fn spawn(client: redis::Client, keys: Keys, hub: Arc<Hub>, node: String, on_event: OnEvent) -> Self {
         let shared = Arc::new(Shared { subscribed: Mutex::new(HashSet::new()), connected: AtomicBool::new(false) });
         let (requests, receiver) = mpsc::channel(1024);
-        let task =
-            tokio::spawn(Task { client, keys, hub, shared: Arc::clone(&shared), requests: receiver, on_event }.run());
+        let shared_with_task = Arc::clone(&shared);
+        let task = Task { client, keys, hub, node, shared: shared_with_task, requests: receiver, on_event };
+        let task = tokio::spawn(task.run());
         Self { shared, requests, task }
     }
 
@@ -111,6 +115,7 @@ struct Task {
     client: redis::Client,
     keys: Keys,
     hub: Arc<Hub>,
+    node: String,
     shared: Arc<Shared>,
     requests: mpsc::Receiver<(i64, Ack)>,
     on_event: OnEvent,
@@ -219,7 +224,15 @@ impl Task {
         let payload = message.get_payload_bytes();
         if let Some(room_id) = self.keys.room_of(channel) {
             match wire::decode_announcement(room_id, payload) {
-                Ok(published) => self.hub.deliver(&Arc::new(published)),
+                Ok(Announcement::Message(published)) => self.hub.deliver(&Arc::new(published)),
+                Ok(Announcement::Presence(change)) => {
+                    self.hub.deliver_presence(room_id, Delivery::Presence(Arc::new(change)))
+                }
+                Ok(Announcement::Signal { node, frame }) => {
+                    if node != self.node {
+                        self.hub.deliver_signal(&Arc::new(Signal { room_id, from_member: None, frame }));
+                    }
+                }
                 Err(err) => tracing::error!(error = %err, channel, "dropping a malformed message from Redis"),
             }
         } else if channel == self.keys.control() {

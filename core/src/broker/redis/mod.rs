@@ -18,6 +18,10 @@
 //! - **Fan-out.** A node subscribes only to the rooms it has sockets in
 //!   ([`listener`]); deletions travel as [`RoomEvent`]s on a control channel
 //!   every node hears; online counts are summed over nodes ([`presence`]).
+//! - **Presence and signals.** Presence rooms' members are kept in Redis
+//!   by atomic scripts that also publish each join and leave on the room's
+//!   channel ([`roster`]); signals go out on the same channel, so both
+//!   reach only the nodes with a connection in the room.
 //!
 //! # Layout
 //!
@@ -25,12 +29,14 @@
 //! - [`scripts`]: the Lua scripts. [`keys`]: key and channel names.
 //! - [`wire`]: a message's form in Redis.
 //! - [`listener`]: the pub/sub task. [`presence`]: online counts.
+//! - [`roster`]: presence rooms' members.
 //!
 //! Redis for tests is in the `comms-testkit` crate.
 
 mod keys;
 mod listener;
 mod presence;
+mod roster;
 mod scripts;
 mod wire;
 
@@ -47,12 +53,14 @@ use tokio::task::JoinHandle;
 use self::keys::Keys;
 use self::listener::Listener;
 use self::presence::Presence;
+use self::roster::RedisRoster;
 use super::local::SEQ_BLOCK;
 use super::writer::{HistoryWriter, WriterSettings};
 use super::{Broker, BrokerError, Durability, History, PublishGate, RoomRef};
 use crate::hub::Hub;
 use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
+use crate::presence::{Roll, Signal, Transition};
 use crate::quotas::SocketOwner;
 use crate::store::Store;
 use crate::time::now_ms;
@@ -87,6 +95,9 @@ pub struct RedisBroker {
     listener: Listener,
     presence: Arc<Presence>,
     presence_task: JoinHandle<()>,
+    roster: RedisRoster,
+    /// This node's id, which its signals carry on the room channels.
+    node: String,
     /// Per room, the highest seq this node may hand out: reserved in the
     /// database first. Shared with the listener, which drops deleted rooms.
     ceilings: Arc<Mutex<HashMap<i64, u64>>>,
@@ -125,9 +136,10 @@ impl RedisBroker {
                 forget.lock().remove(&room_id);
             }
         });
-        let listener = Listener::spawn(client, keys.clone(), Arc::clone(&hub), on_event);
         let node = uuid::Uuid::now_v7().simple().to_string();
-        let presence = Arc::new(Presence::new(node, keys.clone(), connection.clone()));
+        let listener = Listener::spawn(client, keys.clone(), Arc::clone(&hub), node.clone(), on_event);
+        let roster = RedisRoster::new(node.clone(), keys.clone(), connection.clone());
+        let presence = Arc::new(Presence::new(node.clone(), keys.clone(), connection.clone()));
         let presence_task = presence.spawn_publisher(Arc::clone(&hub));
         Ok(Self {
             connection,
@@ -139,6 +151,8 @@ impl RedisBroker {
             listener,
             presence,
             presence_task,
+            roster,
+            node,
             ceilings,
             max_messages: settings.writer.keep_per_room,
             max_age: settings.writer.max_age,
@@ -323,11 +337,37 @@ impl Broker for RedisBroker {
         });
     }
 
+    async fn presence(&self, transition: &Transition) -> Result<(), BrokerError> {
+        self.roster.apply(transition).await
+    }
+
+    async fn expire_leaves(&self, now_ms: i64) -> Result<(), BrokerError> {
+        self.roster.expire(now_ms).await
+    }
+
+    async fn members(&self, room_id: i64) -> Result<Roll, BrokerError> {
+        self.roster.members(room_id).await
+    }
+
+    async fn signal(&self, signal: Arc<Signal>) -> Result<(), BrokerError> {
+        self.hub.deliver_signal(&signal);
+        // Only nodes with a connection in the room listen on its channel.
+        let payload = wire::encode_signal(&self.node, &signal.frame);
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(self.keys.channel(signal.room_id))
+            .arg(payload)
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn forget_room(&self, room_id: i64) {
         self.ceilings.lock().remove(&room_id);
         let deleted: redis::RedisResult<i64> = redis::cmd("DEL")
             .arg(self.keys.seq(room_id))
             .arg(self.keys.log(room_id))
+            .arg(&self.roster.room_keys(room_id))
             .query_async(&mut self.connection.clone())
             .await;
         if let Err(err) = deleted {

@@ -118,3 +118,202 @@ return counts
 ",
     )
 });
+
+/// The next value of a presence room's version key: one more than the
+/// last, and at least Redis's clock in microseconds, so versions keep
+/// growing even after Redis lost its data (a connection skips queued changes
+/// up to the version its welcome reflects; a version going back would hide
+/// later changes from it).
+const NEXT_VERSION: &str = r"
+local function next_version(key)
+  local now = redis.call('TIME')
+  local v = math.max(tonumber(redis.call('GET', key) or '0') + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
+  redis.call('SET', key, string.format('%d', v))
+  return v
+end
+";
+
+/// A connection arrives in a presence room (see `roster`).
+///
+/// KEYS: the room's presence hash, members hash, joined set, presence
+/// version, the leave schedule, this node's presence hash, the room's
+/// channel, the room's name key. ARGV: endpoint row id, the member's card
+/// (`"id":…,"meta":…`), `ROOM:ENDPOINT`, the room's name as a JSON string.
+/// Publishes `P VERSION FRAME` and returns the version when the endpoint
+/// joins; returns 0 when it was there already or comes back within its
+/// grace period.
+pub(super) static ARRIVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        &[
+            NEXT_VERSION,
+            r#"
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('HINCRBY', KEYS[6], ARGV[3], 1)
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('SET', KEYS[8], ARGV[4])
+if n ~= 1 then return 0 end
+if redis.call('ZREM', KEYS[5], ARGV[3]) == 1 then return 0 end
+local v = next_version(KEYS[4])
+redis.call('ZADD', KEYS[3], v, ARGV[1])
+redis.call('PUBLISH', KEYS[7], string.format('P %d ', v) ..
+  '{"type":"join","room":' .. ARGV[4] .. ',"member":{' .. ARGV[2] .. ',"connections":1}}')
+return v
+"#,
+        ]
+        .concat(),
+    )
+});
+
+/// A connection departs from a presence room.
+///
+/// KEYS: the room's presence hash, the leave schedule, this node's presence
+/// hash. ARGV: endpoint row id, `ROOM:ENDPOINT`, leave time (ms). When the
+/// endpoint has no connection left on any node, it is scheduled to leave.
+/// Returns its connections left (-1 when Redis no longer knew it: its data
+/// was lost, and the node puts back what it still holds on its own).
+pub(super) static DEPART: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('HINCRBY', KEYS[3], ARGV[2], -1) <= 0 then redis.call('HDEL', KEYS[3], ARGV[2]) end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+if n <= 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], 0)
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+  return 0
+end
+return n
+",
+    )
+});
+
+/// Sends the leaves that are due, after counting out the connections of
+/// nodes that stopped refreshing their liveness key (killed, or cut off from
+/// Redis): their endpoints with no connection elsewhere leave at once.
+///
+/// KEYS: the leave schedule, the set of nodes with presence. ARGV: now
+/// (ms), the key prefix. For each leave: publishes `P VERSION FRAME` on the
+/// room's channel. Returns the number of leaves sent. Any node may run it:
+/// each scheduled leave is taken out of the schedule by exactly one run.
+pub(super) static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        &[
+            NEXT_VERSION,
+            r#"
+local prefix = ARGV[2]
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local base = prefix .. ':node:' .. node
+  if redis.call('EXISTS', base .. ':alive') == 0 then
+    local held = redis.call('HGETALL', base .. ':presence')
+    for i = 1, #held, 2 do
+      local room, ep = string.match(held[i], '^(%d+):(%d+)$')
+      local key = prefix .. ':room:' .. room .. ':presence'
+      if room and redis.call('HEXISTS', key, ep) == 1 then
+        if redis.call('HINCRBY', key, ep, -tonumber(held[i + 1])) <= 0 then
+          redis.call('HSET', key, ep, 0)
+          redis.call('ZADD', KEYS[1], ARGV[1], held[i])
+        end
+      end
+    end
+    redis.call('DEL', base .. ':presence')
+    redis.call('SREM', KEYS[2], node)
+    redis.call('SET', base .. ':reaped', 1, 'EX', 3600)
+  end
+end
+local sent = 0
+for _, item in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', KEYS[1], item)
+  local room, ep = string.match(item, '^(%d+):(%d+)$')
+  local base = prefix .. ':room:' .. room
+  if room and tonumber(redis.call('HGET', base .. ':presence', ep) or '1') <= 0 then
+    local card = redis.call('HGET', base .. ':members', ep)
+    local name = redis.call('GET', base .. ':name')
+    redis.call('HDEL', base .. ':presence', ep)
+    redis.call('HDEL', base .. ':members', ep)
+    redis.call('ZREM', base .. ':joined', ep)
+    if card and name then
+      local v = next_version(base .. ':pversion')
+      redis.call('PUBLISH', base, string.format('P %d ', v) ..
+        '{"type":"leave","room":' .. name .. ',"member":{' .. card .. ',"connections":0}}')
+      sent = sent + 1
+    end
+  end
+end
+return sent
+"#,
+        ]
+        .concat(),
+    )
+});
+
+/// A presence room's members with the version they reflect.
+///
+/// KEYS: the room's presence hash, members hash, joined set, presence
+/// version. Returns `{version, card, connections, card, connections, …}`
+/// in the order the members joined.
+pub(super) static MEMBERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local out = {tonumber(redis.call('GET', KEYS[4]) or '0')}
+for _, ep in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  local card = redis.call('HGET', KEYS[2], ep)
+  if card then
+    table.insert(out, card)
+    table.insert(out, tonumber(redis.call('HGET', KEYS[1], ep) or '0'))
+  end
+end
+return out
+",
+    )
+});
+
+/// Refreshes this node's liveness key and tells whether its presence data
+/// survived since the last refresh.
+///
+/// KEYS: this node's liveness key, its reaped marker, the set of nodes with
+/// presence. ARGV: this node's id, the key's lifetime (ms). Returns 0 when
+/// the key was still there; 1 when it was gone without the node being
+/// counted out (first start, or Redis lost its data): the node puts its
+/// connections back silently; 2 when other nodes counted it out (their
+/// members were sent `leave`): it puts them back with `join`s.
+pub(super) static ALIVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local was = redis.call('SET', KEYS[1], 1, 'PX', ARGV[2], 'GET')
+redis.call('SADD', KEYS[3], ARGV[1])
+if was then return 0 end
+if redis.call('DEL', KEYS[2]) == 1 then return 2 end
+return 1
+",
+    )
+});
+
+/// Puts back one endpoint's connections on this node into a presence room
+/// (see [`ALIVE`]).
+///
+/// KEYS: as [`ARRIVE`]. ARGV: as [`ARRIVE`], then the connections, then 1
+/// to announce a `join` if the endpoint was gone, 0 to put it back silently.
+pub(super) static RESTORE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        &[
+            NEXT_VERSION,
+            r#"
+local count = tonumber(ARGV[5])
+redis.call('HSET', KEYS[6], ARGV[3], count)
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('SET', KEYS[8], ARGV[4])
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], count)
+if n ~= count then return 0 end
+redis.call('ZREM', KEYS[5], ARGV[3])
+local v = next_version(KEYS[4])
+redis.call('ZADD', KEYS[3], v, ARGV[1])
+if ARGV[6] == '1' then
+  redis.call('PUBLISH', KEYS[7], string.format('P %d ', v) ..
+    '{"type":"join","room":' .. ARGV[4] .. ',"member":{' .. ARGV[2] .. ',"connections":' .. count .. '}}')
+end
+return v
+"#,
+        ]
+        .concat(),
+    )
+});

@@ -16,8 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool};
 
 use super::sql::Backend;
-use super::{RoomRecord, StoreError, StoredMessage};
-use crate::names::RoomName;
+use super::{NewRoom, RoomRecord, StoreError, StoredMessage};
 
 mod room_batch;
 
@@ -95,8 +94,8 @@ impl Backend for SqliteStore {
 
     const LOCK_ROW: &'static str = "";
 
-    async fn create_room(&self, app_id: i64, name: &RoomName, at_most: Option<u64>) -> Result<RoomRecord, StoreError> {
-        self.rooms.create(app_id, name.as_str().to_owned(), at_most).await
+    async fn create_room(&self, app_id: i64, room: &NewRoom, at_most: Option<u64>) -> Result<RoomRecord, StoreError> {
+        self.rooms.create(app_id, room.clone(), at_most).await
     }
 
     async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError> {
@@ -154,8 +153,8 @@ mod tests {
     //! in `store::tests`.
 
     use super::*;
-    use crate::names::AppName;
-    use crate::store::{AppProfile, AppStatus, NewApp, Store};
+    use crate::names::{AppName, RoomName};
+    use crate::store::{AppProfile, AppStatus, NewApp, NewRoom, Store};
 
     async fn open_with_app() -> (tempfile::TempDir, SqliteStore, i64) {
         let dir = tempfile::tempdir().unwrap();
@@ -176,9 +175,10 @@ mod tests {
     #[tokio::test]
     async fn grouped_room_creations_go_to_the_first_request_of_each_name() {
         let (_dir, store, app_id) = open_with_app().await;
-        let names = ["x", "y", "x", "z", "x", "y"].map(|n| RoomName::parse(n).unwrap());
+        let rooms =
+            ["x", "y", "x", "z", "x", "y"].map(|n| NewRoom { name: RoomName::parse(n).unwrap(), presence: false });
         let results =
-            futures_util::future::join_all(names.iter().map(|name| Store::create_room(&store, app_id, name, None)))
+            futures_util::future::join_all(rooms.iter().map(|room| Store::create_room(&store, app_id, room, None)))
                 .await;
         let created: Vec<bool> = results.iter().map(Result::is_ok).collect();
         assert_eq!(created, [true, true, false, true, false, false]);

@@ -20,16 +20,16 @@ use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::sql::{insert_room, refused_or, NEW_ROOM_COLUMNS};
-use crate::store::{RoomRecord, StoreError};
+use crate::store::{NewRoom, RoomRecord, StoreError};
 use crate::time::now_ms;
 
-/// Requests folded into one statement, at most (3 parameters each, far
+/// Requests folded into one statement, at most (4 parameters each, far
 /// under SQLite's limit).
 const MAX_BATCH: usize = 256;
 
 struct Request {
     app_id: i64,
-    name: String,
+    room: NewRoom,
     at_most: Option<u64>,
     reply: oneshot::Sender<Result<RoomRecord, StoreError>>,
 }
@@ -54,12 +54,12 @@ impl RoomBatcher {
     pub(super) async fn create(
         &self,
         app_id: i64,
-        name: String,
+        room: NewRoom,
         at_most: Option<u64>,
     ) -> Result<RoomRecord, StoreError> {
         let (reply, answer) = oneshot::channel();
         // The task outlives every handle, so these fail only if it panicked.
-        self.requests.send(Request { app_id, name, at_most, reply }).await.map_err(|_| StoreError::BatchFailed)?;
+        self.requests.send(Request { app_id, room, at_most, reply }).await.map_err(|_| StoreError::BatchFailed)?;
         answer.await.map_err(|_| StoreError::BatchFailed)?
     }
 }
@@ -83,13 +83,15 @@ async fn run(writer: SqlitePool, mut requests: mpsc::Receiver<Request>) {
                 for request in batch.drain(..) {
                     // The first request for a name gets the row; any other
                     // (or one that lost to an existing room) is a conflict.
-                    let result = created.remove(&(request.app_id, request.name)).ok_or(StoreError::Conflict);
+                    let result = created
+                        .remove(&(request.app_id, request.room.name.as_str().to_owned()))
+                        .ok_or(StoreError::Conflict);
                     let _ = request.reply.send(result);
                 }
             }
             Err(StoreError::ParentMissing) => {
                 for request in batch.drain(..) {
-                    let result = insert_room(&writer, request.app_id, &request.name, request.at_most, "").await;
+                    let result = insert_room(&writer, request.app_id, &request.room, request.at_most, "").await;
                     let _ = request.reply.send(result);
                 }
             }
@@ -140,9 +142,9 @@ async fn insert_all(writer: &SqlitePool, batch: &[Request]) -> Result<HashMap<(i
     if batch.is_empty() {
         return Ok(HashMap::new());
     }
-    let values = vec!["(?, ?, ?)"; batch.len()].join(", ");
+    let values = vec!["(?, ?, ?, ?)"; batch.len()].join(", ");
     let sql = format!(
-        "INSERT INTO rooms (app_id, name, created_at) VALUES {values} \
+        "INSERT INTO rooms (app_id, name, created_at, presence) VALUES {values} \
          ON CONFLICT (app_id, name) DO NOTHING RETURNING {NEW_ROOM_COLUMNS}"
     );
     let now = now_ms();
@@ -150,7 +152,7 @@ async fn insert_all(writer: &SqlitePool, batch: &[Request]) -> Result<HashMap<(i
     // the writer connection's statement cache from the hot statements.
     let mut query = sqlx::query_as(&sql).persistent(false);
     for request in batch {
-        query = query.bind(request.app_id).bind(&request.name).bind(now);
+        query = query.bind(request.app_id).bind(request.room.name.as_str()).bind(now).bind(request.room.presence);
     }
     let rooms: Vec<RoomRecord> = query.fetch_all(writer).await.map_err(refused_or)?;
     Ok(rooms.into_iter().map(|room| ((room.app_id, room.name.clone()), room)).collect())

@@ -8,6 +8,8 @@ use crate::pages::portal::error::PortalError;
 use comms_core::input::{parse_permission, Meta};
 #[cfg(feature = "ssr")]
 use comms_core::names::RoomName;
+#[cfg(feature = "ssr")]
+use comms_core::store::NewRoom;
 
 #[cfg(feature = "ssr")]
 use crate::pages::portal::guards;
@@ -23,7 +25,8 @@ pub async fn create_room(
     room: String,
 ) -> Result<(), PortalError> {
     let (context, record) = guards::approved_app(&csrf, &app).await?;
-    context.service.create_room(&record, &RoomName::parse(&room)?).await?;
+    let new = NewRoom { name: RoomName::parse(&room)?, presence: false };
+    context.service.create_room(&record, &new).await?;
     Ok(())
 }
 

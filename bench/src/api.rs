@@ -35,6 +35,15 @@ impl Api {
         self.post("/api/v1/rooms", json!({ "name": name })).await.map(drop)
     }
 
+    /// Creates a presence room (members tracked, join and leave frames).
+    ///
+    /// # Errors
+    ///
+    /// Any HTTP failure.
+    pub async fn create_presence_room(&self, name: &str) -> anyhow::Result<()> {
+        self.post("/api/v1/rooms", json!({ "name": name, "presence": true })).await.map(drop)
+    }
+
     /// Creates an endpoint; returns its `ws_url`.
     ///
     /// # Errors

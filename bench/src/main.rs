@@ -51,7 +51,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Run only scenarios whose name contains one of these words
-    /// (fanout, fixed, rooms, idle, storm, rest, resume).
+    /// (fanout, fixed, rooms, idle, storm, presence, rest, resume).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -135,9 +135,16 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         rows.extend(scenarios::idle::run(&ctx, &server, &counts).await?);
         server.stop().await;
     }
-    if wanted(&args, "storm") {
+    if wanted(&args, "connection storm") {
         let (server, ctx, _) = fresh(&binary, core, size).await?;
         rows.extend(scenarios::storm::run(&ctx).await?);
+        server.stop().await;
+    }
+    if wanted(&args, "presence storm") {
+        let (server, ctx, _) = fresh(&binary, core, size).await?;
+        let (r, i) = scenarios::presence_storm::run(&ctx, size.scale(1000)).await?;
+        rows.extend(r);
+        integrity.push(i);
         server.stop().await;
     }
     if wanted(&args, "rest") {

@@ -7,6 +7,7 @@
 
 pub mod fanout;
 pub mod idle;
+pub mod presence_storm;
 pub mod rest;
 pub mod resume;
 pub mod small_rooms;

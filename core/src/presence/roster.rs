@@ -130,3 +130,91 @@ impl Roster {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::broker::RoomRef;
+    use crate::metrics::Metrics;
+
+    const ROOM: i64 = 7;
+
+    fn room() -> RoomRef {
+        RoomRef { id: ROOM, name: "chat".into() }
+    }
+
+    fn card(endpoint_id: i64) -> MemberCard {
+        let meta = RawValue::from_string(format!(r#"{{"n":{endpoint_id}}}"#)).unwrap();
+        MemberCard { endpoint_id, id: format!("ep_{endpoint_id}"), meta }
+    }
+
+    fn arrive(roster: &Roster, endpoint_id: i64) {
+        roster.apply(&Transition::Arrived { room: room(), card: card(endpoint_id) });
+    }
+
+    fn depart(roster: &Roster, endpoint_id: i64, leave_at_ms: i64) {
+        roster.apply(&Transition::Departed { room_id: ROOM, endpoint_id, leave_at_ms });
+    }
+
+    /// `(type, member id, connections, version)` of each change queued so
+    /// far for a connection of the room.
+    fn heard(membership: &mut crate::hub::Membership) -> Vec<(String, String, u64, u64)> {
+        let mut heard = Vec::new();
+        while let Ok(Delivery::Presence(change)) = membership.queue.try_recv() {
+            let frame: serde_json::Value = serde_json::from_slice(&change.frame).unwrap();
+            let member = &frame["member"];
+            heard.push((
+                frame["type"].as_str().unwrap().to_owned(),
+                member["id"].as_str().unwrap().to_owned(),
+                member["connections"].as_u64().unwrap(),
+                change.version,
+            ));
+        }
+        heard
+    }
+
+    fn entry(kind: &str, id: &str, connections: u64, version: u64) -> (String, String, u64, u64) {
+        (kind.to_owned(), id.to_owned(), connections, version)
+    }
+
+    #[test]
+    fn first_arrival_joins_last_departure_leaves_after_its_time_and_a_return_in_time_is_silent() {
+        let hub = Hub::new(16, Arc::new(Metrics::default()));
+        let mut listener = hub.join(ROOM, 99).unwrap();
+        let roster = Roster::new(Arc::clone(&hub));
+
+        arrive(&roster, 1);
+        arrive(&roster, 1);
+        assert_eq!(heard(&mut listener), [entry("join", "ep_1", 1, 1)], "one join for two connections");
+        depart(&roster, 1, 1_000);
+        depart(&roster, 1, 1_000);
+        let roll = roster.members(ROOM);
+        assert_eq!((roll.version, roll.members[0].connections), (1, 0), "still a member during the grace");
+
+        arrive(&roster, 1);
+        roster.expire(5_000);
+        assert!(heard(&mut listener).is_empty(), "back in time: neither leave nor join");
+
+        depart(&roster, 1, 6_000);
+        roster.expire(5_999);
+        assert!(heard(&mut listener).is_empty(), "not before its leave time");
+        roster.expire(6_000);
+        assert_eq!(heard(&mut listener), [entry("leave", "ep_1", 0, 2)]);
+        assert!(roster.members(ROOM).members.is_empty());
+    }
+
+    #[test]
+    fn members_are_listed_in_the_order_they_joined_with_their_connections() {
+        let hub = Hub::new(16, Arc::new(Metrics::default()));
+        let roster = Roster::new(hub);
+        for endpoint_id in [5, 2, 9, 2] {
+            arrive(&roster, endpoint_id);
+        }
+        let roll = roster.members(ROOM);
+        let listed: Vec<(&str, u64)> = roll.members.iter().map(|m| (m.id.as_str(), m.connections)).collect();
+        assert_eq!(listed, [("ep_5", 1), ("ep_2", 2), ("ep_9", 1)]);
+        assert_eq!(roll.version, 3);
+    }
+}

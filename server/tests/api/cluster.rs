@@ -378,7 +378,13 @@ async fn every_node_sees_the_same_members_and_each_join_and_leave_once() {
     drop(bob_on_b);
     tokio::time::sleep(GRACE * 3).await;
     next_is_marker(a.api(), &key, "chat", &mut [&mut ann_on_a, &mut ann_on_b], "a connection left elsewhere").await;
+    // Gone from one node and back on the other within the grace period.
     drop(bob_on_a);
+    tokio::time::sleep(GRACE / 4).await;
+    let (bob_on_b, _) = join(b.api(), &bob, None).await;
+    tokio::time::sleep(GRACE * 3).await;
+    next_is_marker(a.api(), &key, "chat", &mut [&mut ann_on_a, &mut ann_on_b], "back on another node").await;
+    drop(bob_on_b);
     for ws in [&mut ann_on_a, &mut ann_on_b] {
         let left = ws.next_json().await;
         assert_eq!((left["type"].as_str(), left["member"]["id"].as_str()), (Some("leave"), Some(id(&bob).as_str())));

@@ -441,3 +441,29 @@ async fn a_killed_nodes_members_leave_and_a_redis_that_lost_them_gets_them_back_
     assert!(took <= Duration::from_secs(7), "a killed node's members leave within about 6 s, took {took:?}");
     assert_eq!(members(a.api(), &key, "chat").await, [(id(&ann), 1)]);
 }
+
+#[tokio::test]
+async fn a_paused_node_is_counted_out_and_announces_its_members_again_when_it_resumes() {
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
+    presence_room(a.api(), &key, "chat").await;
+    let ann = a.api().create_endpoint(&key, "chat", "read_and_write", None).await;
+    let bob = a.api().create_endpoint(&key, "chat", "read_and_write", None).await;
+    let (mut ann_on_a, _) = join(a.api(), &ann, None).await;
+    let (_bob_on_b, _) = join(b.api(), &bob, None).await;
+    assert_eq!(ann_on_a.next_json().await["type"], "join");
+
+    // Stopped, its sockets still open: to the other nodes it looks dead.
+    let pid = b.process.id().expect("node b runs").to_string();
+    let signal = |name: &'static str| {
+        let pid = pid.clone();
+        async move { assert!(Command::new("kill").args([name, &pid]).status().await.unwrap().success()) }
+    };
+    signal("-STOP").await;
+    let left = ann_on_a.next_json_within(Duration::from_secs(15)).await;
+    signal("-CONT").await;
+    assert_eq!((left["type"].as_str(), left["member"]["id"].as_str()), (Some("leave"), Some(id(&bob).as_str())));
+    let back = ann_on_a.next_json_within(Duration::from_secs(10)).await;
+    assert_eq!((back["type"].as_str(), back["member"]["id"].as_str()), (Some("join"), Some(id(&bob).as_str())));
+    assert_eq!(members(a.api(), &key, "chat").await, [(id(&ann), 1), (id(&bob), 1)]);
+    next_is_marker(b.api(), &key, "chat", &mut [&mut ann_on_a], "announced once").await;
+}

@@ -169,12 +169,15 @@ return v
 /// KEYS: the room's presence hash, the leave schedule, this node's presence
 /// hash. ARGV: endpoint row id, `ROOM:ENDPOINT`, leave time (ms). When the
 /// endpoint has no connection left on any node, it is scheduled to leave.
-/// Returns its connections left (-1 when Redis no longer knew it: its data
-/// was lost, and the node puts back what it still holds on its own).
+/// Returns its connections left, or -1 when this node's share was not in
+/// Redis (Redis lost it, or other nodes counted this node out and took its
+/// share away already): then nothing is taken away twice.
 pub(super) static DEPART: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('HINCRBY', KEYS[3], ARGV[2], -1) <= 0 then redis.call('HDEL', KEYS[3], ARGV[2]) end
+local mine = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
+if mine <= 0 then return -1 end
+if mine == 1 then redis.call('HDEL', KEYS[3], ARGV[2]) else redis.call('HINCRBY', KEYS[3], ARGV[2], -1) end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
 local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
 if n <= 0 then
@@ -289,22 +292,29 @@ return 1
 });
 
 /// Puts back one endpoint's connections on this node into a presence room
-/// (see [`ALIVE`]).
+/// (see [`ALIVE`]), adding only what this node's presence hash does not
+/// hold already: if its liveness key merely expired (the node paused) and
+/// nothing was lost or counted out, nothing changes.
 ///
 /// KEYS: as [`ARRIVE`]. ARGV: as [`ARRIVE`], then the connections, then 1
 /// to announce a `join` if the endpoint was gone, 0 to put it back silently.
+/// Returns the version when the endpoint became a member again, else 0.
 pub(super) static RESTORE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         &[
             NEXT_VERSION,
             r#"
 local count = tonumber(ARGV[5])
+local had = tonumber(redis.call('HGET', KEYS[6], ARGV[3]) or '0')
 redis.call('HSET', KEYS[6], ARGV[3], count)
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('SET', KEYS[8], ARGV[4])
-local n = redis.call('HINCRBY', KEYS[1], ARGV[1], count)
-if n ~= count then return 0 end
-redis.call('ZREM', KEYS[5], ARGV[3])
+local before = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[1], ARGV[1], count - had)
+if before then
+  if tonumber(before) <= 0 then redis.call('ZREM', KEYS[5], ARGV[3]) end
+  return 0
+end
 local v = next_version(KEYS[4])
 redis.call('ZADD', KEYS[3], v, ARGV[1])
 if ARGV[6] == '1' then

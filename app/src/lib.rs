@@ -5,10 +5,12 @@
 //! # Layout
 //!
 //! - this module: the HTML shell and the router.
+//! - [`layout`]: the header and footer around every page.
 //! - [`pages`]: one module per page.
 
 #![warn(missing_docs)]
 
+pub mod layout;
 pub mod pages;
 
 use leptos::prelude::*;
@@ -17,6 +19,7 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 use leptos_router::{lazy_route, Lazy, LazyRoute};
 
+use crate::layout::{SiteFooter, SiteHeader, Viewer};
 use crate::pages::admin::Admin;
 use crate::pages::chat::Chat;
 use crate::pages::demo::Demo;
@@ -69,14 +72,17 @@ fn announce_script_nonce() {
     }
 }
 
-/// The site: every page and the 404 page.
+/// The site: every page and the 404 page, between the shared header and
+/// footer.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_context(Viewer::new());
     view! {
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
         <Meta name="description" content="comms: a self-hostable real-time communication server" />
         <Router>
+            <SiteHeader />
             <main>
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=Landing />
@@ -92,6 +98,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin") view={Lazy::<AdminRoute>::new()} />
                 </Routes>
             </main>
+            <SiteFooter />
         </Router>
     }
 }

@@ -6,6 +6,7 @@ use comms_protocol::Quota;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::layout::refresh_viewer_after;
 use crate::pages::portal::api::{admin_overview, portal_session, LogIn, SetAppQuota, SetAppStatus};
 use crate::pages::portal::forms::{FormToken, LogInForm, Outcome};
 use crate::pages::portal::views::{AdminView, AppRow, AuditRow};
@@ -14,6 +15,7 @@ use crate::pages::portal::views::{AdminView, AppRow, AuditRow};
 #[component]
 pub fn Admin() -> impl IntoView {
     let log_in = ServerAction::<LogIn>::new();
+    refresh_viewer_after(log_in);
     let session = Resource::new(move || log_in.version().get(), |_| portal_session());
     view! {
         <Title text="Admin — comms" />

@@ -12,12 +12,14 @@ use leptos_router::hooks::use_query_map;
 use super::api::{portal_session, ConfirmEmail, RequestPasswordReset, ResetPassword};
 use super::forms::{FormToken, Outcome};
 use super::views::SessionView;
+use crate::layout::refresh_viewer_after;
 
 /// `/portal/confirm`: the password, then the address is confirmed and the
 /// account signed in.
 #[component]
 pub fn ConfirmPage() -> impl IntoView {
     let confirm = ServerAction::<ConfirmEmail>::new();
+    refresh_viewer_after(confirm);
     view! {
         <Title text="Confirm your email address — comms" />
         <h1>"Confirm your email address"</h1>
@@ -50,6 +52,7 @@ pub fn ConfirmPage() -> impl IntoView {
 #[component]
 pub fn ResetPage() -> impl IntoView {
     let reset = ServerAction::<ResetPassword>::new();
+    refresh_viewer_after(reset);
     let request = ServerAction::<RequestPasswordReset>::new();
     view! {
         <Title text="Choose a new password — comms" />

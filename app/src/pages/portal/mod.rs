@@ -32,6 +32,7 @@ use leptos_meta::Title;
 use self::api::{my_apps, portal_session, LogIn, LogOut, RegisterApp, ResendConfirmation, SignUp};
 use self::forms::{FormToken, LogInForm, Outcome, SignUpForm};
 use self::views::{AppRow, SessionView};
+use crate::layout::refresh_viewer_after;
 
 /// The portal's home page.
 #[component]
@@ -39,6 +40,8 @@ pub fn Portal() -> impl IntoView {
     let log_in = ServerAction::<LogIn>::new();
     let log_out = ServerAction::<LogOut>::new();
     let sign_up = ServerAction::<SignUp>::new();
+    refresh_viewer_after(log_in);
+    refresh_viewer_after(log_out);
     let session = Resource::new(move || (log_in.version().get(), log_out.version().get()), |_| portal_session());
     view! {
         <Title text="Developer portal — comms" />

@@ -26,6 +26,14 @@ pub async fn portal_session() -> Result<SessionView, PortalError> {
     })
 }
 
+/// Whether the visitor is signed in as an admin: all the site's header
+/// needs (the form token stays on the pages with forms).
+#[server(prefix = "/portal/fn", endpoint = "signed_in_admin")]
+pub async fn signed_in_admin() -> Result<bool, PortalError> {
+    let session = guards::session().await?;
+    Ok(guards::signed_in(&session).await?.is_some_and(|account| account.is_admin))
+}
+
 /// Makes a developer account and mails a link to confirm the address. The
 /// answer is the same whether or not the email already had one (which gets
 /// an email saying so instead).

@@ -16,8 +16,8 @@ pub mod apps;
 pub mod rooms;
 
 pub use account::{
-    portal_session, ConfirmEmail, LogIn, LogOut, PortalSession, RequestPasswordReset, ResendConfirmation,
-    ResetPassword, SignUp,
+    portal_session, signed_in_admin, ConfirmEmail, LogIn, LogOut, PortalSession, RequestPasswordReset,
+    ResendConfirmation, ResetPassword, SignUp,
 };
 pub use admin::{admin_overview, AdminOverview, SetAppQuota, SetAppStatus};
 pub use apps::{

@@ -1,6 +1,8 @@
 // Chatting on the demo in the browser: two visitors see each other's
-// messages with author and time, a read-only endpoint cannot send, and
-// deleting an endpoint through the REST API ends its chat visibly.
+// messages with author and time, each page names the room and who it
+// writes as, shows the room's last messages on arrival and marks its own;
+// a read-only endpoint cannot send, and deleting an endpoint through the
+// REST API ends its chat visibly.
 import { expect, test, type Page } from "@playwright/test";
 import { client, comms } from "./support.js";
 
@@ -78,3 +80,50 @@ test("a visitor makes a throwaway room and uses it from two tabs", async ({ page
   await writer.getByRole("button", { name: "Send" }).click();
   await expect(reader.getByRole("listitem").filter({ hasText: "my own room" })).toContainText("Writer");
 });
+
+test("the chat names the room and you, shows the last messages and marks your own", async ({ browser }) => {
+  const demo = client(comms("app", "rotate-key", "demo").api_key);
+  await demo.createRoom({ name: "history" });
+  const ann = await demo.createEndpoint("history", { permission: "read_and_write", meta: { name: "Ann" } });
+  const bob = await demo.createEndpoint("history", { permission: "read_and_write" });
+  for (let n = 1; n <= 40; n++) {
+    await demo.publishMessage("history", { message: `old ${n}`, meta: { name: "backend" } });
+  }
+
+  const first = await (await browser.newContext()).newPage();
+  await first.goto(`/demo/chat/${ann.code}`);
+  await expect(first.getByRole("heading", { level: 1 })).toHaveText("Chat in history");
+  await expect(first).toHaveTitle("history — comms chat");
+  await expect(first.getByText("You are Ann.")).toBeVisible();
+  const lines = first.getByRole("list", { name: "Conversation" }).getByRole("listitem");
+  // The last messages, in order, but not the whole history.
+  await expect(lines.filter({ hasText: /: old 40$/ })).toContainText("#40");
+  await expect(lines.filter({ hasText: /: old 39$/ })).toBeVisible();
+  await expect(lines.filter({ hasText: /: old 1$/ })).toHaveCount(0);
+  const shown = (await lines.allTextContents()).map(seq);
+  expect(shown).toEqual([...shown].sort((a, b) => a - b));
+
+  // An endpoint without a name in its meta goes by its id.
+  const second = await (await browser.newContext()).newPage();
+  await second.goto(`/demo/chat/${bob.code}`);
+  await expect(second.getByText(`You are ${bob.id}.`)).toBeVisible();
+  await expect(second.getByRole("listitem").filter({ hasText: /: old 40$/ })).toBeVisible();
+
+  await first.getByLabel("Message").fill("this one is mine");
+  await first.getByRole("button", { name: "Send" }).click();
+  const mine = lines.filter({ hasText: "this one is mine" });
+  await expect(mine).toHaveClass(/\bown\b/);
+  await expect(mine).toContainText("Ann (you)");
+  const theirs = second.getByRole("listitem").filter({ hasText: "this one is mine" });
+  await expect(theirs).toContainText("Ann");
+  await expect(theirs).not.toHaveClass(/\bown\b/);
+  await expect(theirs).not.toContainText("(you)");
+  await expect(lines.filter({ hasText: "this one is mine" })).toHaveCount(1);
+  await first.context().close();
+  await second.context().close();
+});
+
+/** The seq a conversation line starts with (`#12 …`). */
+function seq(line: string): number {
+  return Number(/#(\d+)/.exec(line)?.[1] ?? 0);
+}

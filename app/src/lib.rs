@@ -88,7 +88,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=Landing />
                     <Route path=path!("/main") view=Landing />
                     <Route path=path!("/demo") view=Demo />
-                    <Route path=path!("/demo/chat/:code") view=Chat />
+                    <Route path=path!("/demo/chat/:code") view={Lazy::<ChatRoute>::new()} />
                     <Route path=path!("/docs") view=Docs />
                     <Route path=path!("/docs/:page") view=Docs />
                     <Route path=path!("/portal") view={Lazy::<PortalRoute>::new()} />
@@ -100,6 +100,21 @@ pub fn App() -> impl IntoView {
             </main>
             <SiteFooter />
         </Router>
+    }
+}
+
+/// `/demo/chat/{code}`, loaded on demand: the WebSocket client is only for
+/// visitors who open a chat.
+struct ChatRoute;
+
+#[lazy_route]
+impl LazyRoute for ChatRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <Chat /> }.into_any()
     }
 }
 

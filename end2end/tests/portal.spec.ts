@@ -155,6 +155,28 @@ test("a developer limits the app to its own pages' origins", async ({ browser, r
   expect((await fromPage("https://elsewhere.example")).status()).toBe(200);
 });
 
+test("a developer makes a presence room and sees who is in it", async ({ browser }) => {
+  const page = await developersGamePage(browser);
+  await page.getByLabel("New room name").fill("meeting");
+  await page.getByLabel("Presence: track who is online").check();
+  await page.getByRole("button", { name: "Create room" }).click();
+  const room = page.getByRole("region", { name: "room meeting" });
+  await expect(room).toContainText("no members online");
+  await room.getByLabel("Meta (JSON object)").fill('{"name": "Eve"}');
+  await room.getByRole("button", { name: "Add endpoint" }).click();
+  const chatUrl = await room.getByRole("row").filter({ hasText: "Eve" }).getByRole("link", { name: "Open chat" }).getAttribute("href");
+
+  const chat = await page.context().newPage();
+  await chat.goto(chatUrl!);
+  await expect(chat.getByRole("list", { name: "Online" }).getByRole("listitem")).toHaveText(["Eve (you)"]);
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await expect(room.getByRole("heading", { level: 3 })).toContainText("1 online");
+  await expect(room.getByRole("list", { name: "Members" }).getByRole("listitem")).toContainText(["Eve"]);
+  await expect(room.getByRole("list", { name: "Members" })).toContainText("(1 connection)");
+  // A room without presence shows its online count only.
+  await expect(page.getByRole("region", { name: "room lobby" }).getByRole("list", { name: "Members" })).toHaveCount(0);
+});
+
 test("a developer who forgot the password chooses a new one through the emailed link", async ({ browser }) => {
   const page = await (await browser.newContext()).newPage();
   await open(page, "/portal");

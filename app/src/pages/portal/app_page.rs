@@ -1,8 +1,9 @@
 //! `/portal/apps/{name}`: one of the developer's apps. Its status, its key
 //! (issued once approved, shown once, rotated or revoked here), the browser
-//! origins it allows, its rooms with their endpoints, online counts and
-//! latest messages (refreshed after every action and on request, not
-//! pushed: a refresh while typing would wipe the forms), and deleting it.
+//! origins it allows, its rooms with their endpoints, online counts,
+//! members (in presence rooms) and latest messages (refreshed after every
+//! action and on request, not pushed: a refresh while typing would wipe the
+//! forms), and deleting it.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -13,7 +14,7 @@ use super::api::{
     RevokeKeys, SetAllowedOrigins,
 };
 use super::forms::{FormToken, Outcome};
-use super::views::{AppDetails, EndpointRow, MessageRow, RoomPanel};
+use super::views::{AppDetails, EndpointRow, MemberRow, MessageRow, RoomPanel};
 
 /// Every action of the page, so one refetch follows any of them.
 #[derive(Clone, Copy)]
@@ -70,7 +71,7 @@ pub fn AppPage() -> impl IntoView {
         <p><a href="/portal">"← Your apps"</a></p>
         <h1>{name}</h1>
         <p>
-            "Online counts and messages are as of loading the page. "
+            "Online counts, members and messages are as of loading the page. "
             <button type="button" on:click=move |_| overview.refetch()>"Refresh"</button>
         </p>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
@@ -237,6 +238,10 @@ fn RoomsSection(app: String, csrf: String, rooms: Vec<RoomPanel>, actions: Actio
                 <FormToken csrf />
                 <input type="hidden" name="app" value=app />
                 <label>"New room name" <input name="room" required maxlength="64" /></label>
+                <label>
+                    <input type="checkbox" name="presence" value="true" />
+                    " Presence: track who is online (members, join and leave)"
+                </label>
                 <button type="submit">"Create room"</button>
             </ActionForm>
             <Outcome action=actions.create_room />
@@ -251,7 +256,7 @@ fn RoomsSection(app: String, csrf: String, rooms: Vec<RoomPanel>, actions: Actio
 
 #[component]
 fn RoomCard(app: String, csrf: String, room: RoomPanel, actions: Actions) -> impl IntoView {
-    let RoomPanel { name, online, endpoints, latest } = room;
+    let RoomPanel { name, online, members, endpoints, latest } = room;
     let lines = endpoints
         .into_iter()
         .map(|endpoint| view! { <EndpointLine app=app.clone() room=name.clone() csrf=csrf.clone() endpoint actions /> })
@@ -263,6 +268,7 @@ fn RoomCard(app: String, csrf: String, room: RoomPanel, actions: Actions) -> imp
     view! {
         <section class="room card" aria-label=label>
             <h3>{heading} " " <small>{format!("{online} online")}</small></h3>
+            {members.map(|members| view! { <Members members /> })}
             <table>
                 <thead>
                     <tr>
@@ -326,6 +332,35 @@ fn EndpointLine(app: String, room: String, csrf: String, endpoint: EndpointRow, 
                 </ActionForm>
             </td>
         </tr>
+    }
+    .into_any()
+}
+
+/// Who is in a presence room: each member's name (or id) and connections.
+#[component]
+fn Members(members: Vec<MemberRow>) -> impl IntoView {
+    if members.is_empty() {
+        return view! { <p>"Presence room: no members online."</p> }.into_any();
+    }
+    view! {
+        <h4>{format!("Members ({})", members.len())}</h4>
+        <ul class="members" aria-label="Members">
+            {members
+                .into_iter()
+                .map(|member| {
+                    let connections = match member.connections {
+                        0 => "leaving".to_owned(),
+                        1 => "1 connection".to_owned(),
+                        n => format!("{n} connections"),
+                    };
+                    let who = match member.name {
+                        Some(name) => view! { {name} " " <code>{member.id}</code> }.into_any(),
+                        None => view! { <code>{member.id}</code> }.into_any(),
+                    };
+                    view! { <li>{who} {format!(" ({connections})")}</li> }
+                })
+                .collect_view()}
+        </ul>
     }
     .into_any()
 }

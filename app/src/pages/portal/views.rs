@@ -76,6 +76,18 @@ pub struct MessageRow {
     pub message: String,
 }
 
+/// A member of a presence room: an endpoint with a live connection (or
+/// within the leave grace period after its last one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRow {
+    /// The endpoint's public id.
+    pub id: String,
+    /// The `name` in its meta, if it has one.
+    pub name: Option<String>,
+    /// Its live connections.
+    pub connections: u64,
+}
+
 /// A room with its endpoints and latest messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomPanel {
@@ -83,6 +95,8 @@ pub struct RoomPanel {
     pub name: String,
     /// Connections open now.
     pub online: u64,
+    /// Who is in the room, in a presence room; `None` in other rooms.
+    pub members: Option<Vec<MemberRow>>,
     /// Oldest first.
     pub endpoints: Vec<EndpointRow>,
     /// The newest few, oldest first.
@@ -128,9 +142,10 @@ mod from_records {
     use comms_core::overview::RoomOverview;
     use comms_core::store::{AppSummary, AuditEntry, EndpointRecord};
     use comms_core::time::format_ms;
-    use comms_protocol::Message;
+    use comms_protocol::{Member, Message};
+    use serde::Deserialize;
 
-    use super::{AppRow, AuditRow, EndpointRow, MessageRow, RoomPanel};
+    use super::{AppRow, AuditRow, EndpointRow, MemberRow, MessageRow, RoomPanel};
 
     impl From<AppSummary> for AppRow {
         fn from(summary: AppSummary) -> Self {
@@ -176,6 +191,17 @@ mod from_records {
         }
     }
 
+    impl From<Member> for MemberRow {
+        fn from(member: Member) -> Self {
+            #[derive(Deserialize)]
+            struct Named {
+                name: Option<String>,
+            }
+            let name = serde_json::from_str::<Named>(member.meta.get()).ok().and_then(|meta| meta.name);
+            Self { id: member.id, name, connections: member.connections }
+        }
+    }
+
     impl EndpointRow {
         /// The endpoint as the page lists it, its `ws_url` as this request
         /// reaches the server.
@@ -191,12 +217,13 @@ mod from_records {
     }
 
     impl RoomPanel {
-        /// The room as the page shows it, its endpoints' URLs starting with
-        /// `ws_base`.
-        pub fn new(overview: RoomOverview, ws_base: &WsBase) -> Self {
+        /// The room as the page shows it, with its `members` (in a
+        /// presence room), its endpoints' URLs starting with `ws_base`.
+        pub fn new(overview: RoomOverview, members: Option<Vec<Member>>, ws_base: &WsBase) -> Self {
             Self {
                 name: overview.room.name,
                 online: overview.online,
+                members: members.map(|members| members.into_iter().map(MemberRow::from).collect()),
                 endpoints: overview.endpoints.into_iter().map(|record| EndpointRow::new(record, ws_base)).collect(),
                 latest: overview.latest.into_iter().map(MessageRow::from).collect(),
             }

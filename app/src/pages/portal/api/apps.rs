@@ -42,7 +42,8 @@ pub async fn my_apps() -> Result<Vec<AppRow>, PortalError> {
 
 /// One of the developer's apps with its rooms, endpoints and latest
 /// messages, in a fixed number of store and broker calls whatever the
-/// number of rooms (see [`comms_core::overview`]).
+/// number of rooms (see [`comms_core::overview`]), and the members of its
+/// presence rooms (asked of all of them at once).
 #[server(prefix = "/portal/fn", endpoint = "app_overview")]
 pub async fn app_overview(
     /// The app's name.
@@ -56,9 +57,28 @@ pub async fn app_overview(
     if summary.app.status == comms_core::store::AppStatus::Approved {
         let ws_base = guards::ws_base()?;
         let overview = comms_core::overview::rooms_overview(&context.service, &summary.app, LATEST_MESSAGES).await?;
-        rooms = overview.into_iter().map(|room| RoomPanel::new(room, &ws_base)).collect();
+        let members = futures_util::future::try_join_all(
+            overview.iter().map(|room| members_of(&context.service, &summary.app, &room.room)),
+        )
+        .await?;
+        rooms =
+            overview.into_iter().zip(members).map(|(room, members)| RoomPanel::new(room, members, &ws_base)).collect();
     }
     Ok(AppDetails { app: AppRow::from(summary), rooms })
+}
+
+/// The members of `room` if it is a presence room, else `None`.
+#[cfg(feature = "ssr")]
+async fn members_of(
+    service: &comms_core::service::Service,
+    app: &comms_core::store::AppRecord,
+    room: &comms_core::store::RoomRecord,
+) -> Result<Option<Vec<comms_protocol::Member>>, PortalError> {
+    if !room.presence {
+        return Ok(None);
+    }
+    let name = comms_core::names::RoomName::parse(&room.name)?;
+    Ok(service.presence(app, &name).await?.members)
 }
 
 /// Issues a new key for the developer's approved app (earlier keys stop

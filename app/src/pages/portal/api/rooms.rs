@@ -23,9 +23,11 @@ pub async fn create_room(
     app: String,
     /// The room's name.
     room: String,
+    /// Present (`true`) for a presence room.
+    presence: Option<String>,
 ) -> Result<(), PortalError> {
     let (context, record) = guards::approved_app(&csrf, &app).await?;
-    let new = NewRoom { name: RoomName::parse(&room)?, presence: false };
+    let new = NewRoom { name: RoomName::parse(&room)?, presence: presence.is_some_and(|value| value == "true") };
     context.service.create_room(&record, &new).await?;
     Ok(())
 }

@@ -1,9 +1,10 @@
 // Chatting on the demo in the browser: two visitors see each other's
 // messages with author and time, each page names the room and who it
 // writes as, shows the room's last messages on arrival and marks its own;
-// a read-only endpoint cannot send, and deleting an endpoint through the
-// REST API ends its chat visibly.
-import { expect, test, type Page } from "@playwright/test";
+// a read-only endpoint cannot send, a lost connection comes back and
+// catches up, and deleting an endpoint through the REST API ends its chat
+// visibly.
+import { expect, test, type Page, type WebSocketRoute } from "@playwright/test";
 import { client, comms } from "./support.js";
 
 /** The chat links of the demo page, by the endpoint's name. */
@@ -57,6 +58,32 @@ test("deleting an endpoint through the REST API ends its chat", async ({ page })
   await demo.deleteEndpoint("quiet", code);
   await expect(page.getByRole("status")).toContainText("endpoint deleted (code 4001)");
   await expect(page.getByRole("button", { name: "Send" })).toBeDisabled();
+});
+
+test("a lost connection comes back and catches up with after_seq", async ({ page }) => {
+  const demo = client(comms("app", "rotate-key", "demo").api_key);
+  await demo.createRoom({ name: "flaky-network" });
+  const { code } = await demo.createEndpoint("flaky-network", { permission: "read_and_write", meta: { name: "Ann" } });
+  // Every socket of the page goes through the test, which can end one as a
+  // restarting server would.
+  const sockets: WebSocketRoute[] = [];
+  await page.routeWebSocket(/\/ws\/endpoint\//, (socket) => {
+    socket.connectToServer();
+    sockets.push(socket);
+  });
+
+  await page.goto(`/demo/chat/${code}`);
+  await expect(page.getByRole("status")).toContainText("Connected.");
+  await demo.publishMessage("flaky-network", { message: "before" });
+  await expect(page.getByRole("listitem").filter({ hasText: "before" })).toBeVisible();
+
+  await sockets[0].close({ code: 1001, reason: "server shutting down" });
+  await expect(page.getByRole("status")).toContainText("reconnecting");
+  await demo.publishMessage("flaky-network", { message: "while away" });
+  await expect(page.getByRole("listitem").filter({ hasText: "while away" })).toBeVisible();
+  await expect(page.getByRole("status")).toContainText("Connected.");
+  expect(sockets.map((socket) => new URL(socket.url()).search)).toEqual(["", "?after_seq=1"]);
+  await expect(page.getByRole("listitem").filter({ hasText: "before" })).toHaveCount(1);
 });
 
 test("a visitor makes a throwaway room and uses it from two tabs", async ({ page, context }) => {

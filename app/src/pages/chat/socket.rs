@@ -134,7 +134,10 @@ struct Supervisor {
     writable: bool,
     /// The newest seq seen (or known from a welcome): where to resume.
     resume_after: Option<u64>,
+    /// Whether the history socket was opened: once per page.
     history_asked: bool,
+    /// Whether any socket was welcomed: only then is a loss worth
+    /// reconnecting after (a code refused from the start stays refused).
     welcomed: bool,
     /// Reconnection attempts since the last welcome.
     failures: u32,
@@ -171,6 +174,8 @@ impl Supervisor {
                 Event::Frame { socket, text } => self.on_frame(socket, &text),
                 Event::Closed { socket, code, reason } => self.on_closed(socket, code, reason),
                 Event::Send(text) => {
+                    // The next keystroke starts another message: others
+                    // should hear of it at once.
                     self.typing_sent_at = None;
                     self.send(json!({ "message": text }));
                 }

@@ -242,6 +242,10 @@ test("a server restart is survived by resuming from history", async () => {
   await client.createRoom({ name: "lobby" });
   const endpoint = await client.createEndpoint("lobby", { permission: "read" });
   const connection = await open(endpoint.ws_url, { reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+  // Without `afterSeq`, what follows the welcome is delivered: a message published before the
+  // server has joined the socket to the room (it does so after the handshake, which is all
+  // `connectEndpoint` waits for) is not.
+  await nextEvent(connection, (e) => e.type === "welcome");
   const first = seqs(connection, 10);
   for (let n = 1; n <= 10; n++) await client.publishMessage("lobby", { message: n });
   assert.deepEqual(await first, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);

@@ -8,8 +8,12 @@
 // 4001-4003), when `close()` is called, or after `maxAttempts` failed
 // attempts. Works in browsers and in Node (pass `WebSocket` from the `ws`
 // package on Node 20, which has no global one).
+//
+// In a presence room it keeps the member list (`members`): each welcome
+// replaces it whole, which is what makes it right again after a reconnect,
+// and each join and leave changes it before its event is emitted.
 
-import type { Message, Permission } from "./generated.js";
+import type { Member, Message, Permission, Sender } from "./generated.js";
 
 /** Close codes after which reconnecting cannot help. */
 const FINAL_CLOSE_CODES = new Set([1000, 4001, 4002, 4003]);
@@ -46,17 +50,25 @@ export interface Welcome {
   last_seq: number;
   /** The oldest seq still retained. */
   first_seq: number;
+  /** In a presence room: its members, this endpoint included, in the order they joined. */
+  members?: Member[];
 }
 
 /** What a connection reports. */
 export type ConnectionEvent =
   | { type: "welcome"; welcome: Welcome }
   | { type: "message"; message: Message }
+  /** Presence rooms: an endpoint's first connection opened (other endpoints only; this one is in the welcome). */
+  | { type: "join"; member: Member }
+  /** Presence rooms: an endpoint's last connection closed and none came back within the grace period. */
+  | { type: "leave"; member: Member }
+  /** Another connection's ephemeral signal: no seq, never stored or replayed, never sent back to its sender. */
+  | { type: "signal"; sender: Sender; signal: unknown }
   | { type: "error"; code: string; message: string }
   | { type: "reconnecting"; attempt: number; delayMs: number; reason: string }
   | { type: "closed"; code: number | null; reason: string };
 
-/** Thrown by `send` while the connection is not open; nothing was sent. */
+/** Thrown by `send` and `sendSignal` while the connection is not open; nothing was sent. */
 export class NotConnectedError extends Error {
   constructor() {
     super("not connected");
@@ -85,6 +97,8 @@ export class EndpointConnection {
   #unheard: ConnectionEvent[] = [];
   #socket: WebSocket | null = null;
   #lastSeq: number | undefined;
+  /** Replaced, never changed in place, so a list handed out stays as it was. */
+  #members: readonly Member[] | null = null;
   #attempt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ended = false;
@@ -106,6 +120,18 @@ export class EndpointConnection {
   /** The last seq delivered; a reconnect resumes after it. */
   get lastSeq(): number | undefined {
     return this.#lastSeq;
+  }
+
+  /**
+   * The members of a presence room, in the order they joined, this endpoint included; `null`
+   * before the first welcome and in a room without presence. While reconnecting it is the last
+   * list known; the next welcome replaces it whole, so members who left or joined meanwhile are
+   * right again, though no `join` or `leave` event is made up for them. A member's `connections`
+   * is as of its welcome or join: the server announces only an endpoint's first connection and
+   * its leaving. Each change makes a new array, so a list once read never changes.
+   */
+  get members(): readonly Member[] | null {
+    return this.#members;
   }
 
   /**
@@ -162,6 +188,18 @@ export class EndpointConnection {
     this.#socket.send(JSON.stringify({ message: payload }));
   }
 
+  /**
+   * Sends `payload` as a signal ("typing…", a cursor): every other connection of the room gets a
+   * `signal` event, this one does not; it is never stored or replayed. Like `send`, at most once:
+   * while reconnecting it throws and nothing is kept for later, as a signal only matters now. A
+   * read-only endpoint, a payload over 1 KiB or too many signals in a second get an `error` event.
+   * @throws {NotConnectedError} while reconnecting or after the end.
+   */
+  sendSignal(payload: unknown): void {
+    if (this.#socket === null || this.#socket.readyState !== 1) throw new NotConnectedError();
+    this.#socket.send(JSON.stringify({ signal: payload }));
+  }
+
   /** Closes the socket and stops reconnecting; a `closed` event follows. */
   close(): void {
     if (this.#ended) return;
@@ -210,7 +248,26 @@ export class EndpointConnection {
       return;
     }
     if (frame.type === "welcome") {
-      this.#emit({ type: "welcome", welcome: frame as unknown as Welcome });
+      const welcome = frame as unknown as Welcome;
+      this.#members = Array.isArray(welcome.members) ? welcome.members : null;
+      this.#emit({ type: "welcome", welcome });
+    } else if (frame.type === "join" || frame.type === "leave") {
+      const member = frame.member as Member | undefined;
+      if (typeof member?.id !== "string") return;
+      const members = this.#members;
+      if (members !== null) {
+        const at = members.findIndex((known) => known.id === member.id);
+        if (frame.type === "leave") this.#members = members.filter((known) => known.id !== member.id);
+        else if (at === -1) this.#members = [...members, member];
+        // The server sends one join per endpoint; should one come twice, the newer entry
+        // replaces the older in its place.
+        else this.#members = members.map((known, i) => (i === at ? member : known));
+      }
+      this.#emit({ type: frame.type, member });
+    } else if (frame.type === "signal") {
+      const sender = frame.sender as Sender | undefined;
+      if (typeof sender?.id !== "string") return;
+      this.#emit({ type: "signal", sender, signal: frame.signal });
     } else if (frame.type === "message") {
       const message = frame as unknown as Message & { type: string };
       if (this.#lastSeq !== undefined && message.seq <= this.#lastSeq) return;

@@ -12,6 +12,12 @@
 //! its room or its app is gone (close codes 4001–4003, or a refused
 //! upgrade), when [`EndpointConnection::close`] is called, or after
 //! [`Reconnect::max_attempts`] failed attempts.
+//!
+//! The member list of a presence room ([`EndpointConnection::members`]) is
+//! kept on the consumer's side, from the events as they are read, so it is
+//! always in step with what the consumer has seen: after reading a
+//! [`Event::Join`], the member is listed. Each welcome replaces it whole,
+//! which is what makes it right again after a reconnect.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -28,7 +34,7 @@ use tokio_tungstenite::tungstenite::{self, Message as Frame};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::error::Error;
-use crate::generated::{ErrorCode, Message, Permission};
+use crate::generated::{ErrorCode, Member, Message, Permission, Sender};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -75,6 +81,10 @@ pub struct Welcome {
     /// The oldest seq still retained; resuming from below `first_seq - 1`
     /// means some messages are no longer available.
     pub first_seq: u64,
+    /// In a presence room: its members, this endpoint included, in the
+    /// order they joined. `None` in a room without presence.
+    #[serde(default)]
+    pub members: Option<Vec<Member>>,
 }
 
 /// The endpoint a connection joined with.
@@ -97,6 +107,18 @@ pub struct ErrorFrame {
     pub message: String,
 }
 
+/// An ephemeral signal from another connection of the room ("typing…", a
+/// cursor): no seq, never stored or replayed, never sent back to the
+/// connection that sent it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Signal {
+    /// The sending endpoint, stamped by the server (its meta cannot be
+    /// forged).
+    pub sender: Sender,
+    /// The payload exactly as the sender gave it.
+    pub signal: serde_json::Value,
+}
+
 /// Why a connection ended for good.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closed {
@@ -115,6 +137,14 @@ pub enum Event {
     Welcome(Welcome),
     /// A message of the room; each seq once, in order.
     Message(Message),
+    /// In a presence room: an endpoint's first connection opened (sent for
+    /// other endpoints only; this one is in the welcome's `members`).
+    Join(Member),
+    /// In a presence room: an endpoint's last connection closed and none
+    /// came back within the server's grace period (`connections` is 0).
+    Leave(Member),
+    /// A signal from another connection of the room.
+    Signal(Signal),
     /// The server refused a frame this connection sent.
     Error(ErrorFrame),
     /// The socket dropped; the next attempt follows after `delay`.
@@ -135,12 +165,47 @@ pub enum Event {
 enum ServerFrame {
     Welcome(Welcome),
     Message(Message),
+    Join { member: Member },
+    Leave { member: Member },
+    Signal(Signal),
     Error(ErrorFrame),
 }
 
+/// `{"message": payload}` or `{"signal": payload}`.
 #[derive(Serialize)]
-struct ClientFrame<'a, T: Serialize> {
-    message: &'a T,
+#[serde(rename_all = "snake_case")]
+enum ClientFrame<'a, T: Serialize> {
+    Message(&'a T),
+    Signal(&'a T),
+}
+
+/// The member list of a presence room as the events read so far give it:
+/// replaced by each welcome, then changed by each join and leave.
+#[derive(Debug, Default)]
+struct Members(Option<Vec<Member>>);
+
+impl Members {
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Welcome(welcome) => self.0.clone_from(&welcome.members),
+            Event::Join(member) => {
+                // The server sends one join per endpoint; should one come
+                // twice, the newer entry replaces the older in its place.
+                if let Some(members) = &mut self.0 {
+                    match members.iter_mut().find(|known| known.id == member.id) {
+                        Some(known) => known.clone_from(member),
+                        None => members.push(member.clone()),
+                    }
+                }
+            }
+            Event::Leave(member) => {
+                if let Some(members) = &mut self.0 {
+                    members.retain(|known| known.id != member.id);
+                }
+            }
+            Event::Message(_) | Event::Signal(_) | Event::Error(_) | Event::Reconnecting { .. } | Event::Closed(_) => {}
+        }
+    }
 }
 
 enum Command {
@@ -154,6 +219,8 @@ enum Command {
 pub struct EndpointConnection {
     events: mpsc::Receiver<Event>,
     commands: mpsc::Sender<Command>,
+    /// Updated by `poll_next` from each event it hands out.
+    members: Members,
 }
 
 impl EndpointConnection {
@@ -204,7 +271,7 @@ impl EndpointConnection {
         let (commands, commands_rx) = mpsc::channel(16);
         let worker = Worker { base, last_seq: after_seq, reconnect, events: events_tx, commands: commands_rx };
         tokio::spawn(worker.run(socket));
-        Ok(Self { events, commands })
+        Ok(Self { events, commands, members: Members::default() })
     }
 
     /// Sends `payload` as a message (the server stamps id, seq, time and
@@ -217,7 +284,26 @@ impl EndpointConnection {
     /// [`Error::WebSocket`] if the write failed. A read-only endpoint's
     /// send is refused by the server with an [`Event::Error`].
     pub async fn send(&self, payload: &impl Serialize) -> Result<(), Error> {
-        let text = serde_json::to_string(&ClientFrame { message: payload })?;
+        self.submit(&ClientFrame::Message(payload)).await
+    }
+
+    /// Sends `payload` as a signal: every other connection of the room gets
+    /// it as an [`Event::Signal`] (this one does not); it is never stored
+    /// or replayed. Like [`EndpointConnection::send`] it is sent at most
+    /// once: while reconnecting it is not sent and not kept for later, as
+    /// a signal only matters now.
+    ///
+    /// # Errors
+    ///
+    /// As [`EndpointConnection::send`]. The server refuses a read-only
+    /// endpoint's signal, one over 1 KiB or too many in a second with an
+    /// [`Event::Error`].
+    pub async fn send_signal(&self, payload: &impl Serialize) -> Result<(), Error> {
+        self.submit(&ClientFrame::Signal(payload)).await
+    }
+
+    async fn submit<T: Serialize>(&self, frame: &ClientFrame<'_, T>) -> Result<(), Error> {
+        let text = serde_json::to_string(frame)?;
         let (done, result) = oneshot::channel();
         self.commands.send(Command::Send(text, done)).await.map_err(|_| Error::NotConnected)?;
         result.await.map_err(|_| Error::NotConnected)?
@@ -225,7 +311,21 @@ impl EndpointConnection {
 
     /// The next event; `None` after [`Event::Closed`].
     pub async fn next_event(&mut self) -> Option<Event> {
-        self.events.recv().await
+        self.next().await
+    }
+
+    /// The members of a presence room, in the order they joined, this
+    /// endpoint included, as of the events read so far; `None` before the
+    /// first welcome is read and in a room without presence.
+    ///
+    /// While the connection is away (after [`Event::Reconnecting`]) this is
+    /// the last list known; the next welcome replaces it whole, so members
+    /// who left or joined meanwhile are right again, though no
+    /// [`Event::Join`] or [`Event::Leave`] is made up for them. A member's
+    /// `connections` is as of its welcome or join: the server announces
+    /// only an endpoint's first connection and its leaving.
+    pub fn members(&self) -> Option<&[Member]> {
+        self.members.0.as_deref()
     }
 
     /// Closes the socket (code 1000) and stops reconnecting. The stream
@@ -239,7 +339,11 @@ impl Stream for EndpointConnection {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.events.poll_recv(cx)
+        let polled = self.events.poll_recv(cx);
+        if let Poll::Ready(Some(event)) = &polled {
+            self.members.apply(event);
+        }
+        polled
     }
 }
 
@@ -396,6 +500,9 @@ impl Worker {
                 self.last_seq = Some(message.seq);
                 Some(Event::Message(message))
             }
+            ServerFrame::Join { member } => Some(Event::Join(member)),
+            ServerFrame::Leave { member } => Some(Event::Leave(member)),
+            ServerFrame::Signal(signal) => Some(Event::Signal(signal)),
             ServerFrame::Error(error) => Some(Event::Error(error)),
         }
     }
@@ -434,5 +541,66 @@ mod tests {
             let delay = reconnect.delay(attempt);
             assert!(delay >= full / 2 && delay <= full, "attempt {attempt}: {delay:?}");
         }
+    }
+
+    fn member(id: &str, connections: u64) -> Member {
+        Member { id: id.into(), meta: serde_json::Map::new(), connections }
+    }
+
+    fn welcome(members: Option<Vec<Member>>) -> Event {
+        let endpoint =
+            WelcomeEndpoint { id: "ep_a".into(), permission: Permission::Read, meta: serde_json::Map::new() };
+        Event::Welcome(Welcome { room: "lobby".into(), endpoint, last_seq: 0, first_seq: 1, members })
+    }
+
+    fn ids(members: &Members) -> Option<Vec<&str>> {
+        members.0.as_ref().map(|list| list.iter().map(|member| member.id.as_str()).collect())
+    }
+
+    #[test]
+    fn members_follow_joins_and_leaves_and_each_welcome_replaces_them() {
+        let mut members = Members::default();
+        members.apply(&welcome(Some(vec![member("ep_a", 1), member("ep_b", 2)])));
+        members.apply(&Event::Join(member("ep_c", 1)));
+        members.apply(&Event::Join(member("ep_c", 1)));
+        assert_eq!(ids(&members), Some(vec!["ep_a", "ep_b", "ep_c"]), "a repeated join is not listed twice");
+        members.apply(&Event::Leave(member("ep_b", 0)));
+        members.apply(&Event::Leave(member("ep_x", 0)));
+        assert_eq!(ids(&members), Some(vec!["ep_a", "ep_c"]));
+
+        members.apply(&welcome(Some(vec![member("ep_d", 1), member("ep_a", 1)])));
+        assert_eq!(ids(&members), Some(vec!["ep_d", "ep_a"]), "the welcome after a reconnect is the whole truth");
+        members.apply(&welcome(None));
+        members.apply(&Event::Join(member("ep_e", 1)));
+        assert_eq!(ids(&members), None, "a room without presence has no member list");
+    }
+
+    #[test]
+    fn client_frames_carry_a_message_or_a_signal() {
+        let payload = serde_json::json!({"typing": true});
+        let message = serde_json::to_value(ClientFrame::Message(&payload)).unwrap();
+        let signal = serde_json::to_value(ClientFrame::Signal(&payload)).unwrap();
+        assert_eq!(message, serde_json::json!({"message": {"typing": true}}));
+        assert_eq!(signal, serde_json::json!({"signal": {"typing": true}}));
+    }
+
+    #[test]
+    fn server_frames_of_presence_and_signals_become_events() {
+        let mut worker = Worker {
+            base: "ws://x/".into(),
+            last_seq: None,
+            reconnect: Reconnect::default(),
+            events: mpsc::channel(1).0,
+            commands: mpsc::channel(1).1,
+        };
+        let join = r#"{"type":"join","room":"lobby","member":{"id":"ep_b","meta":{"name":"Bob"},"connections":1}}"#;
+        let Some(Event::Join(joined)) = worker.event(join) else { panic!("a join") };
+        assert_eq!((joined.id.as_str(), joined.meta["name"].as_str(), joined.connections), ("ep_b", Some("Bob"), 1));
+        let leave = r#"{"type":"leave","room":"lobby","member":{"id":"ep_b","meta":{},"connections":0}}"#;
+        assert!(matches!(worker.event(leave), Some(Event::Leave(member)) if member.connections == 0));
+        let signal = r#"{"type":"signal","room":"lobby","sender":{"id":"ep_b","meta":{}},"signal":[1,{"x":null}]}"#;
+        let Some(Event::Signal(signal)) = worker.event(signal) else { panic!("a signal") };
+        assert_eq!((signal.sender.id.as_str(), signal.signal), ("ep_b", serde_json::json!([1, {"x": null}])));
+        assert_eq!(worker.event(r#"{"type":"signal","room":"lobby"}"#), None, "a malformed frame is skipped");
     }
 }

@@ -40,6 +40,6 @@ mod error;
 mod generated;
 
 pub use client::Client;
-pub use connection::{Closed, EndpointConnection, ErrorFrame, Event, Reconnect, Welcome, WelcomeEndpoint};
+pub use connection::{Closed, EndpointConnection, ErrorFrame, Event, Reconnect, Signal, Welcome, WelcomeEndpoint};
 pub use error::Error;
 pub use generated::*;

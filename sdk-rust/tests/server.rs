@@ -1,7 +1,8 @@
 //! The SDK against the real server, started in this process on a free
 //! port with its own data folder: every REST call, error codes, fan-out,
-//! read-only refusal, and reconnects that resume without losing or
-//! repeating a message (after a dropped socket and across a restart).
+//! read-only refusal, reconnects that resume without losing or repeating a
+//! message (after a dropped socket and across a restart), presence (the
+//! member list, joins, leaves, and the list after a reconnect) and signals.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,16 +12,21 @@ use comms_core::config::Config;
 use comms_core::hub::CloseReason;
 use comms_core::store::AppStatus;
 use comms_sdk::{
-    Client, CreateEndpointRequest, CreateRoomRequest, EndpointConnection, Error, ErrorCode, Event, Permission,
-    PublishMessageRequest, Reconnect,
+    Client, CreateEndpointRequest, CreateRoomRequest, Endpoint, EndpointConnection, Error, ErrorCode, Event, Member,
+    Permission, PublishMessageRequest, Reconnect, Welcome,
 };
 use comms_server::startup::Application;
 use comms_server::state::AppState;
 use serde_json::json;
-use tokio::sync::oneshot;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 const WAIT: Duration = Duration::from_secs(10);
+
+/// The servers' leave grace period: short, so the tests wait little for
+/// leaves.
+const GRACE: Duration = Duration::from_millis(300);
 
 struct Server {
     addr: SocketAddr,
@@ -34,6 +40,7 @@ impl Server {
     async fn start(data_dir: PathBuf, addr: SocketAddr) -> Self {
         let mut config = Config { data_dir: data_dir.clone(), ..Config::default() };
         config.demo.enabled = false;
+        config.presence.leave_grace = GRACE;
         let application = Application::build(config, addr).await.expect("the server starts");
         let addr = application.local_addr();
         let state = application.state().clone();
@@ -83,8 +90,89 @@ async fn next_message(connection: &mut EndpointConnection) -> comms_sdk::Message
     }
 }
 
+/// The next welcome, skipping reconnect notices.
+async fn next_welcome(connection: &mut EndpointConnection) -> Welcome {
+    loop {
+        match next(connection).await {
+            Event::Welcome(welcome) => return welcome,
+            Event::Reconnecting { .. } => {}
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+}
+
 fn meta(value: serde_json::Value) -> Option<serde_json::Map<String, serde_json::Value>> {
     value.as_object().cloned()
+}
+
+/// A `read_and_write` endpoint of `room` named `name` in its meta.
+async fn named(client: &Client, room: &str, name: &str) -> Endpoint {
+    let request = CreateEndpointRequest { permission: Permission::ReadAndWrite, meta: meta(json!({"name": name})) };
+    client.create_endpoint(room, &request).await.unwrap()
+}
+
+fn ids(members: Option<&[Member]>) -> Vec<&str> {
+    members.expect("a member list").iter().map(|member| member.id.as_str()).collect()
+}
+
+/// Waits until the presence API lists exactly `expected` (public ids, in
+/// order): the server has counted the joins and leaves out.
+async fn until_members(client: &Client, room: &str, expected: &[&str]) {
+    let listed = async {
+        loop {
+            let members = client.get_presence(room).await.unwrap().members.unwrap_or_default();
+            if members.iter().map(|member| member.id.as_str()).eq(expected.iter().copied()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, listed).await.expect("the presence API lists them in time");
+}
+
+/// A TCP relay in front of the server whose line a test can cut: while cut
+/// it drops the connections it carries and refuses new ones, so one client
+/// loses its socket and cannot come back while the others stay connected.
+struct Relay {
+    addr: SocketAddr,
+    up: watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (up, line) = watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut line = line.clone();
+                // Dropping `inbound` refuses the connection.
+                if !*line.borrow() {
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = line.wait_for(|up| !up) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up }
+    }
+
+    fn ws_url(&self, endpoint: &Endpoint) -> String {
+        format!("ws://{}/ws/endpoint/{}/", self.addr, endpoint.code)
+    }
+
+    fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    fn restore(&self) {
+        self.up.send_replace(true);
+    }
 }
 
 #[tokio::test]
@@ -229,6 +317,10 @@ async fn a_server_restart_is_survived_by_resuming_from_history() {
         ..Reconnect::default()
     };
     let mut connection = EndpointConnection::connect_with(&endpoint.ws_url, None, fast).await.unwrap();
+    // Without `after_seq`, what follows the welcome is delivered: a message
+    // published before the server has joined the socket to the room (it does
+    // so after the handshake, which is all `connect` waits for) is not.
+    next_welcome(&mut connection).await;
     for n in 1..=10 {
         client.publish_message("lobby", &PublishMessageRequest { message: json!(n), meta: None }).await.unwrap();
     }
@@ -248,4 +340,107 @@ async fn a_server_restart_is_survived_by_resuming_from_history() {
     }
     assert_eq!(seen, (4..=15).collect::<Vec<_>>(), "nothing lost or repeated across the restart");
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_presence_room_lists_its_members_and_tells_of_joins_and_leaves() {
+    let (_dir, server) = server().await;
+    let client = server.client("acme").await;
+    let room = client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: Some(true) }).await.unwrap();
+    assert!(room.presence);
+    let (ann, bob) = (named(&client, "lobby", "Ann").await, named(&client, "lobby", "Bob").await);
+
+    let mut ann_chat = EndpointConnection::connect(&ann.ws_url).await.unwrap();
+    assert_eq!(ann_chat.members(), None, "no list before the welcome is read");
+    let welcome = next_welcome(&mut ann_chat).await;
+    assert_eq!(ids(welcome.members.as_deref()), [ann.id.as_str()]);
+    assert_eq!(ids(ann_chat.members()), [ann.id.as_str()]);
+
+    let mut bob_chat = EndpointConnection::connect(&bob.ws_url).await.unwrap();
+    next_welcome(&mut bob_chat).await;
+    assert_eq!(ids(bob_chat.members()), [ann.id.as_str(), bob.id.as_str()], "in the order they joined");
+    let Event::Join(joined) = next(&mut ann_chat).await else { panic!("a join") };
+    assert_eq!(
+        (joined.id.as_str(), joined.meta["name"].as_str(), joined.connections),
+        (bob.id.as_str(), Some("Bob"), 1)
+    );
+    assert_eq!(ids(ann_chat.members()), [ann.id.as_str(), bob.id.as_str()]);
+
+    bob_chat.close().await;
+    let Event::Leave(left) = next(&mut ann_chat).await else { panic!("a leave") };
+    assert_eq!((left.id.as_str(), left.connections), (bob.id.as_str(), 0));
+    assert_eq!(ids(ann_chat.members()), [ann.id.as_str()]);
+}
+
+#[tokio::test]
+async fn members_are_right_again_after_a_reconnect() {
+    let (_dir, server) = server().await;
+    let client = server.client("acme").await;
+    client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: Some(true) }).await.unwrap();
+    let (ann, bob) = (named(&client, "lobby", "Ann").await, named(&client, "lobby", "Bob").await);
+    let carol = named(&client, "lobby", "Carol").await;
+    let relay = Relay::start(server.addr).await;
+    let fast = Reconnect {
+        initial_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(100),
+        ..Reconnect::default()
+    };
+    let mut ann_chat = EndpointConnection::connect_with(&relay.ws_url(&ann), None, fast).await.unwrap();
+    next_welcome(&mut ann_chat).await;
+    let bob_chat = EndpointConnection::connect(&bob.ws_url).await.unwrap();
+    assert!(matches!(next(&mut ann_chat).await, Event::Join(member) if member.id == bob.id));
+
+    // Ann is away long enough for the server to count her out; meanwhile
+    // Bob leaves and Carol comes, and Ann hears of neither.
+    relay.cut();
+    assert!(matches!(next(&mut ann_chat).await, Event::Reconnecting { .. }));
+    bob_chat.close().await;
+    let mut carol_chat = EndpointConnection::connect(&carol.ws_url).await.unwrap();
+    next_welcome(&mut carol_chat).await;
+    until_members(&client, "lobby", &[carol.id.as_str()]).await;
+    assert_eq!(ids(ann_chat.members()), [ann.id.as_str(), bob.id.as_str()], "the last list known while away");
+
+    relay.restore();
+    let welcome = next_welcome(&mut ann_chat).await;
+    assert_eq!(ids(welcome.members.as_deref()), [carol.id.as_str(), ann.id.as_str()]);
+    assert_eq!(ids(ann_chat.members()), [carol.id.as_str(), ann.id.as_str()], "Bob gone, Carol there");
+}
+
+#[tokio::test]
+async fn signals_reach_every_other_connection_and_never_come_back() {
+    let (_dir, server) = server().await;
+    let client = server.client("acme").await;
+    client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
+    let (ann, bob) = (named(&client, "lobby", "Ann").await, named(&client, "lobby", "Bob").await);
+    let reader = client.create_endpoint("lobby", &CreateEndpointRequest { permission: Permission::Read, meta: None });
+    let reader = reader.await.unwrap();
+    let mut ann_chat = EndpointConnection::connect(&ann.ws_url).await.unwrap();
+    let mut bob_chat = EndpointConnection::connect(&bob.ws_url).await.unwrap();
+    let mut watcher = EndpointConnection::connect(&reader.ws_url).await.unwrap();
+    for connection in [&mut ann_chat, &mut bob_chat, &mut watcher] {
+        assert_eq!(next_welcome(connection).await.members, None, "no presence in this room");
+        assert_eq!(connection.members(), None);
+    }
+
+    ann_chat.send_signal(&json!({"typing": true})).await.unwrap();
+    for connection in [&mut bob_chat, &mut watcher] {
+        let Event::Signal(signal) = next(connection).await else { panic!("a signal") };
+        assert_eq!((signal.sender.id.as_str(), signal.signal), (ann.id.as_str(), json!({"typing": true})));
+        assert_eq!(signal.sender.meta["name"], "Ann");
+    }
+    // The message Ann sends next is the first thing she gets back: her
+    // signal did not come before it.
+    ann_chat.send(&"done typing").await.unwrap();
+    for connection in [&mut ann_chat, &mut bob_chat, &mut watcher] {
+        let Event::Message(message) = next(connection).await else { panic!("the message, and nothing before it") };
+        assert_eq!(message.message, json!("done typing"));
+    }
+
+    watcher.send_signal(&json!({"typing": true})).await.unwrap();
+    let Event::Error(refused) = next(&mut watcher).await else { panic!("an error frame") };
+    assert_eq!(refused.code, ErrorCode::ReadOnly);
+
+    ann_chat.close().await;
+    while !matches!(next(&mut ann_chat).await, Event::Closed(_)) {}
+    assert!(matches!(ann_chat.send_signal(&json!({"typing": false})).await, Err(Error::NotConnected)));
 }

@@ -1,7 +1,7 @@
 //! This node's live connections, grouped by room, and the fan-out to them.
 //!
 //! The hub knows nothing about sockets or JSON: a member is a bounded queue
-//! of already-serialized frames ([`Delivery`]: messages, presence changes,
+//! of already-serialized frames ([`Outgoing`]: messages, presence changes,
 //! signals) plus a one-shot "you are closed" notice.
 //! The connection task (in the server's `ws` module) owns the receiving ends
 //! through a [`Membership`]; the hub owns the sending ends.
@@ -19,14 +19,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use comms_protocol::ws::close;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::message::{Published, RoomEvent};
+use crate::message::{Outgoing, Published, RoomEvent};
 use crate::metrics::Metrics;
-use crate::presence::{PresenceChange, Signal};
+use crate::presence::Signal;
 use crate::quotas::SocketCounts;
 
 /// Why the hub closed a connection; maps to a WebSocket close code.
@@ -73,32 +72,9 @@ impl CloseReason {
     }
 }
 
-/// What a connection's queue carries: each frame serialized once and
-/// shared by every recipient.
-#[derive(Debug, Clone)]
-pub enum Delivery {
-    /// A message of the room.
-    Message(Arc<Published>),
-    /// A join or leave of a presence room.
-    Presence(Arc<PresenceChange>),
-    /// Another connection's signal.
-    Signal(Arc<Signal>),
-}
-
-impl Delivery {
-    /// The frame to write.
-    pub fn frame(&self) -> &Bytes {
-        match self {
-            Self::Message(message) => &message.frame,
-            Self::Presence(change) => &change.frame,
-            Self::Signal(signal) => &signal.frame,
-        }
-    }
-}
-
 struct Member {
     endpoint_id: i64,
-    queue: mpsc::Sender<Delivery>,
+    queue: mpsc::Sender<Arc<Outgoing>>,
     close: oneshot::Sender<CloseReason>,
 }
 
@@ -159,7 +135,7 @@ pub struct Membership {
     member_id: u64,
     /// Messages of the room, in seq order, from the join on, with the
     /// room's presence changes and other connections' signals.
-    pub queue: mpsc::Receiver<Delivery>,
+    pub queue: mpsc::Receiver<Arc<Outgoing>>,
     /// Fires once when the hub closes the connection.
     pub closed: oneshot::Receiver<CloseReason>,
 }
@@ -237,7 +213,7 @@ impl Hub {
     /// Hands a published message to every connection of its room. Must be
     /// called in seq order per room (the broker guarantees it).
     pub fn deliver(&self, message: &Arc<Published>) {
-        let delivered = self.push(message.room_id, || Delivery::Message(Arc::clone(message)));
+        let delivered = self.push(message.room_id, &message.outgoing);
         self.metrics.messages_out.inc_by(delivered);
     }
 
@@ -245,19 +221,19 @@ impl Hub {
     /// connection of the room. Like a message, it is never skipped: a
     /// connection too slow to take it is closed and resumes with a fresh
     /// member list. Must be called in version order per room.
-    pub fn deliver_presence(&self, room_id: i64, change: Delivery) {
-        self.push(room_id, || change.clone());
+    pub fn deliver_presence(&self, room_id: i64, change: &Arc<Outgoing>) {
+        self.push(room_id, change);
     }
 
-    /// Pushes `delivery()` onto the queue of every connection of the room;
+    /// Pushes `frame` onto the queue of every connection of the room;
     /// returns how many took it.
-    fn push(&self, room_id: i64, delivery: impl Fn() -> Delivery) -> u64 {
+    fn push(&self, room_id: i64, frame: &Arc<Outgoing>) -> u64 {
         let Some(room) = self.rooms.read().get(&room_id).cloned() else { return 0 };
         let mut members = room.lock();
         let mut delivered = 0u64;
         let mut too_slow = Vec::new();
         for (id, member) in members.iter() {
-            match member.queue.try_send(delivery()) {
+            match member.queue.try_send(Arc::clone(frame)) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*id),
                 // The connection task is gone; its Membership drop removes it.
@@ -278,7 +254,7 @@ impl Hub {
     /// the sending one. A connection whose queue is more than half full
     /// misses it: signals are ephemeral, and the rest of the queue is kept
     /// for messages, so a flood of signals never costs anyone a message.
-    pub fn deliver_signal(&self, signal: &Arc<Signal>) {
+    pub fn deliver_signal(&self, signal: &Signal) {
         let Some(room) = self.rooms.read().get(&signal.room_id).cloned() else { return };
         let members = room.lock();
         let keep_free = self.queue_len / 2;
@@ -287,9 +263,7 @@ impl Hub {
             if Some(*id) == signal.from_member {
                 continue;
             }
-            if member.queue.capacity() <= keep_free
-                || member.queue.try_send(Delivery::Signal(Arc::clone(signal))).is_err()
-            {
+            if member.queue.capacity() <= keep_free || member.queue.try_send(Arc::clone(&signal.outgoing)).is_err() {
                 skipped += 1;
             }
         }

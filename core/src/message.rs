@@ -10,11 +10,14 @@
 //!   before a broker gives it a seq and a time. The Redis broker stores and
 //!   publishes exactly this body.
 //! - [`Published`]: the message with its seq and time, and its WebSocket
-//!   frame serialized once for every recipient. [`Published::to_stored`] and
+//!   frame serialized once for every recipient ([`Outgoing`], the form every
+//!   frame a connection's queue carries takes). [`Published::to_stored`] and
 //!   [`Published::from_stored`] convert to and from the store's row.
 //!
 //! [`Unsequenced::sequence`] is the one place a [`Message`] is assembled,
 //! whichever broker published it and whether it is fresh or restored.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use comms_protocol::ws::ServerFrame;
@@ -87,6 +90,49 @@ impl Unsequenced {
     }
 }
 
+/// A frame every connection of a room gets (a message, a join or leave, a
+/// signal), serialized once and shared by all of them: what a connection's
+/// queue carries. One pointer per queued frame, whatever its kind, keeps
+/// idle connections' queues small.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The frame's JSON text.
+    pub frame: Bytes,
+    /// Where it stands among the room's frames.
+    pub order: Order,
+}
+
+/// What tells a joining connection whether its welcome covers a frame
+/// already queued for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// A message, by its seq: covered by the welcome's `last_seq`.
+    Seq(u64),
+    /// A join or leave, by its room's presence version: covered by the
+    /// welcome's `members` (see [`crate::presence`]).
+    Version(u64),
+    /// A signal: never covered, never replayed.
+    Ephemeral,
+}
+
+impl Outgoing {
+    /// Serializes `frame`, placed at `order`.
+    pub fn new(frame: &ServerFrame, order: Order) -> Self {
+        let frame = serde_json::to_vec(frame).expect("server frames always serialize");
+        Self { frame: Bytes::from(frame), order }
+    }
+
+    /// Whether a welcome reflecting messages up to `seq` and presence
+    /// changes up to `version` already covers this frame.
+    pub fn covered(&self, seq: u64, version: u64) -> bool {
+        match self.order {
+            Order::Seq(own) => own <= seq,
+            Order::Version(own) => own <= version,
+            Order::Ephemeral => false,
+        }
+    }
+}
+
 /// A message with its seq assigned and its frame serialized once.
 #[derive(Debug)]
 pub struct Published {
@@ -97,16 +143,22 @@ pub struct Published {
     /// The message as the API shows it.
     pub message: Message,
     /// `{"type": "message", …}` as sent on every WebSocket of the room.
-    pub frame: Bytes,
+    pub outgoing: Arc<Outgoing>,
 }
 
 impl Published {
     /// Serializes the frame of a message. Called once per message.
     fn new(room_id: i64, created_ms: i64, message: Message) -> Self {
+        let seq = message.seq;
         let frame = ServerFrame::Message(message);
-        let bytes = serde_json::to_vec(&frame).expect("a message always serializes");
+        let outgoing = Arc::new(Outgoing::new(&frame, Order::Seq(seq)));
         let ServerFrame::Message(message) = frame else { unreachable!("built as a message frame above") };
-        Self { room_id, created_ms, message, frame: Bytes::from(bytes) }
+        Self { room_id, created_ms, message, outgoing }
+    }
+
+    /// `{"type": "message", …}` as sent on every WebSocket of the room.
+    pub fn frame(&self) -> &Bytes {
+        &self.outgoing.frame
     }
 
     /// A stored message of the room `room_id` named `room`, as published.
@@ -185,7 +237,7 @@ mod tests {
         let published = Published::from_stored(3, "lobby", &stored()).unwrap();
         assert_eq!(published.message.timestamp, "2025-11-30T10:53:20.123Z");
         assert_eq!(published.to_stored(), stored());
-        let frame: serde_json::Value = serde_json::from_slice(&published.frame).unwrap();
+        let frame: serde_json::Value = serde_json::from_slice(published.frame()).unwrap();
         assert_eq!(frame["type"], "message");
         assert_eq!(frame["room"], "lobby");
         assert_eq!(frame["message"]["x"], 1);

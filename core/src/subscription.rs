@@ -14,7 +14,7 @@ use crate::broker::{Durability, History, RoomRef};
 use crate::error::ServiceError;
 use crate::hub::{CloseReason, Membership};
 use crate::input::check_readable;
-use crate::message::{Draft, Published};
+use crate::message::{Draft, Order, Outgoing, Published};
 use crate::presence::{MemberCard, PresenceGuard, Roll, Signal};
 use crate::quotas::{QuotaExceeded, SocketLimits, SocketOwner, SocketPermit};
 use crate::secrets;
@@ -234,9 +234,8 @@ impl Service {
         check_readable("signal", &payload, &self.limits)?;
         let sender = Sender { id: ticket.endpoint.public_id.clone(), meta: stored_meta(&ticket.endpoint)? };
         let frame = ServerFrame::Signal { room: ticket.room.name.clone(), sender, signal: payload };
-        let frame = serde_json::to_vec(&frame).map_err(|err| ServiceError::Internal(err.into()))?;
-        let signal = Signal { room_id: ticket.room.id, from_member: Some(from_member), frame: frame.into() };
-        self.broker.signal(Arc::new(signal)).await?;
+        let outgoing = Arc::new(Outgoing::new(&frame, Order::Ephemeral));
+        self.broker.signal(Signal { room_id: ticket.room.id, from_member: Some(from_member), outgoing }).await?;
         Ok(())
     }
 }

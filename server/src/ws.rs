@@ -20,8 +20,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use comms_core::error::ServiceError;
-use comms_core::hub::{CloseReason, Delivery, Membership};
+use comms_core::hub::{CloseReason, Membership};
 use comms_core::limits::ConnectionRateLimiter;
+use comms_core::message::Outgoing;
 use comms_core::quotas::SocketPermit;
 use comms_core::subscription::{JoinError, JoinTicket, Subscription};
 use comms_protocol::ws::{close, ClientFrame, ServerFrame};
@@ -215,14 +216,10 @@ impl Connection<'_> {
         self.member_id = membership.member_id();
         // Whether a queued frame is already covered by the welcome (its
         // `last_seq` and backlog, its `members`) and must be skipped.
-        let covered = |delivery: &Delivery| match delivery {
-            Delivery::Message(message) => message.seq() <= covered_seq,
-            Delivery::Presence(change) => change.version <= covered_presence,
-            Delivery::Signal(_) => false,
-        };
+        let covered = |outgoing: &Outgoing| outgoing.covered(covered_seq, covered_presence);
         let mut frames = Vec::with_capacity(backlog.len() + 1);
         frames.push(text_frame(&welcome));
-        frames.extend(backlog.iter().map(|message| shared_frame(&message.frame)));
+        frames.extend(backlog.iter().map(|message| shared_frame(message.frame())));
         drop(backlog);
         // Boxed, like the other rare awaits below: an idle connection's
         // task then holds only its small waiting state, not the largest
@@ -285,9 +282,9 @@ impl Connection<'_> {
                     within(self.write_timeout, async {
                         let mut next = Some(first);
                         let mut written = 0;
-                        while let Some(delivery) = next.take() {
-                            if !covered(&delivery) {
-                                sink.feed(shared_frame(delivery.frame())).await?;
+                        while let Some(outgoing) = next.take() {
+                            if !covered(&outgoing) {
+                                sink.feed(shared_frame(&outgoing.frame)).await?;
                             }
                             written += 1;
                             if written < WRITE_BATCH {

@@ -245,7 +245,7 @@ impl Broker for LocalBroker {
         Ok(self.roster.members(room_id))
     }
 
-    async fn signal(&self, signal: Arc<Signal>) -> Result<(), BrokerError> {
+    async fn signal(&self, signal: Signal) -> Result<(), BrokerError> {
         self.hub.deliver_signal(&signal);
         Ok(())
     }

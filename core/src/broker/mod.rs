@@ -156,7 +156,7 @@ pub trait Broker: Send + Sync + 'static {
     async fn members(&self, room_id: i64) -> Result<Roll, BrokerError>;
 
     /// Hands a signal to every other connection of its room, on every node.
-    async fn signal(&self, signal: Arc<Signal>) -> Result<(), BrokerError>;
+    async fn signal(&self, signal: Signal) -> Result<(), BrokerError>;
 
     /// Drops what the broker holds for a deleted room.
     async fn forget_room(&self, room_id: i64);

@@ -39,13 +39,13 @@ pub mod roster;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use comms_protocol::ws::ServerFrame;
 use comms_protocol::Member;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::broker::{Broker, BrokerError, RoomRef};
+use crate::message::{Order, Outgoing};
 use crate::time::now_ms;
 
 /// How often due leaves are sent; a leave goes out at most this long after
@@ -56,31 +56,18 @@ const ARRIVAL_WAIT: Duration = Duration::from_secs(5);
 /// Longest pause between retries of a transition the broker refused.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
-/// A join or leave of a presence room, its frame serialized once for every
-/// recipient.
-#[derive(Debug)]
-pub struct PresenceChange {
-    /// The room's change counter after this change.
-    pub version: u64,
-    /// `{"type": "join" | "leave", …}`.
-    pub frame: Bytes,
+/// The `join` of `member` into `room`, as the room's change number
+/// `version`, serialized once for every recipient.
+pub fn join(room: &str, member: Member, version: u64) -> Arc<Outgoing> {
+    let frame = ServerFrame::Join { room: room.to_owned(), member };
+    Arc::new(Outgoing::new(&frame, Order::Version(version)))
 }
 
-impl PresenceChange {
-    /// The `join` of `member` into `room`, as change number `version`.
-    pub fn join(room: &str, member: Member, version: u64) -> Self {
-        Self::new(version, &ServerFrame::Join { room: room.to_owned(), member })
-    }
-
-    /// The `leave` of `member` from `room`, as change number `version`.
-    pub fn leave(room: &str, member: Member, version: u64) -> Self {
-        Self::new(version, &ServerFrame::Leave { room: room.to_owned(), member })
-    }
-
-    fn new(version: u64, frame: &ServerFrame) -> Self {
-        let frame = serde_json::to_vec(frame).expect("a presence frame always serializes");
-        Self { version, frame: Bytes::from(frame) }
-    }
+/// The `leave` of `member` from `room`, as the room's change number
+/// `version`, serialized once for every recipient.
+pub fn leave(room: &str, member: Member, version: u64) -> Arc<Outgoing> {
+    let frame = ServerFrame::Leave { room: room.to_owned(), member };
+    Arc::new(Outgoing::new(&frame, Order::Version(version)))
 }
 
 /// A signal on its way to the connections of a room.
@@ -91,8 +78,8 @@ pub struct Signal {
     /// The sending connection's member id on this node, which does not get
     /// it back; `None` when it came from another node.
     pub from_member: Option<u64>,
-    /// `{"type": "signal", …}`.
-    pub frame: Bytes,
+    /// `{"type": "signal", …}`, [`Order::Ephemeral`].
+    pub outgoing: Arc<Outgoing>,
 }
 
 /// Who a member is, as its frames show it.

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{MemberCard, PresenceChange, Roll, Transition};
-use crate::hub::{Delivery, Hub};
+use super::{MemberCard, Roll, Transition};
+use crate::hub::Hub;
 
 /// One endpoint in a room's roster.
 struct Entry {
@@ -80,8 +80,8 @@ impl Roster {
                 }
                 roster.next_joined += 1;
                 roster.version += 1;
-                let change = PresenceChange::join(&roster.name, card.member(1), roster.version);
-                self.hub.deliver_presence(room.id, Delivery::Presence(Arc::new(change)));
+                let change = super::join(&roster.name, card.member(1), roster.version);
+                self.hub.deliver_presence(room.id, &change);
             }
             Transition::Departed { room_id, endpoint_id, leave_at_ms } => {
                 let Some(entry) = rooms.get_mut(room_id).and_then(|roster| roster.members.get_mut(endpoint_id)) else {
@@ -109,8 +109,8 @@ impl Roster {
             let Some(roster) = rooms.get_mut(&room_id) else { continue };
             if let Some(entry) = roster.members.remove(&endpoint_id) {
                 roster.version += 1;
-                let change = PresenceChange::leave(&roster.name, entry.card.member(0), roster.version);
-                self.hub.deliver_presence(room_id, Delivery::Presence(Arc::new(change)));
+                let change = super::leave(&roster.name, entry.card.member(0), roster.version);
+                self.hub.deliver_presence(room_id, &change);
             }
             if roster.members.is_empty() {
                 rooms.remove(&room_id);
@@ -137,6 +137,7 @@ mod tests {
 
     use super::*;
     use crate::broker::RoomRef;
+    use crate::message::Order;
     use crate::metrics::Metrics;
 
     const ROOM: i64 = 7;
@@ -162,14 +163,15 @@ mod tests {
     /// far for a connection of the room.
     fn heard(membership: &mut crate::hub::Membership) -> Vec<(String, String, u64, u64)> {
         let mut heard = Vec::new();
-        while let Ok(Delivery::Presence(change)) = membership.queue.try_recv() {
+        while let Ok(change) = membership.queue.try_recv() {
+            let Order::Version(version) = change.order else { panic!("only presence changes were sent") };
             let frame: serde_json::Value = serde_json::from_slice(&change.frame).unwrap();
             let member = &frame["member"];
             heard.push((
                 frame["type"].as_str().unwrap().to_owned(),
                 member["id"].as_str().unwrap().to_owned(),
                 member["connections"].as_u64().unwrap(),
-                change.version,
+                version,
             ));
         }
         heard

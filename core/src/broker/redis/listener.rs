@@ -29,8 +29,8 @@ use tokio::task::JoinHandle;
 use super::keys::Keys;
 use super::wire::{self, Announcement};
 use crate::broker::BrokerError;
-use crate::hub::{CloseReason, Delivery, Hub};
-use crate::message::RoomEvent;
+use crate::hub::{CloseReason, Hub};
+use crate::message::{Order, Outgoing, RoomEvent};
 use crate::presence::Signal;
 
 /// How long connecting or one subscribe may take before counting as failed.
@@ -225,12 +225,11 @@ impl Task {
         if let Some(room_id) = self.keys.room_of(channel) {
             match wire::decode_announcement(room_id, payload) {
                 Ok(Announcement::Message(published)) => self.hub.deliver(&Arc::new(published)),
-                Ok(Announcement::Presence(change)) => {
-                    self.hub.deliver_presence(room_id, Delivery::Presence(Arc::new(change)))
-                }
+                Ok(Announcement::Presence(change)) => self.hub.deliver_presence(room_id, &Arc::new(change)),
                 Ok(Announcement::Signal { node, frame }) => {
                     if node != self.node {
-                        self.hub.deliver_signal(&Arc::new(Signal { room_id, from_member: None, frame }));
+                        let outgoing = Arc::new(Outgoing { frame, order: Order::Ephemeral });
+                        self.hub.deliver_signal(&Signal { room_id, from_member: None, outgoing });
                     }
                 }
                 Err(err) => tracing::error!(error = %err, channel, "dropping a malformed message from Redis"),

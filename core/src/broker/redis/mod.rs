@@ -349,10 +349,10 @@ impl Broker for RedisBroker {
         self.roster.members(room_id).await
     }
 
-    async fn signal(&self, signal: Arc<Signal>) -> Result<(), BrokerError> {
+    async fn signal(&self, signal: Signal) -> Result<(), BrokerError> {
         self.hub.deliver_signal(&signal);
         // Only nodes with a connection in the room listen on its channel.
-        let payload = wire::encode_signal(&self.node, &signal.frame);
+        let payload = wire::encode_signal(&self.node, &signal.outgoing.frame);
         let _: i64 = redis::cmd("PUBLISH")
             .arg(self.keys.channel(signal.room_id))
             .arg(payload)

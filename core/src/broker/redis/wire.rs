@@ -14,16 +14,15 @@
 
 use bytes::Bytes;
 
-use crate::message::{Published, Unsequenced};
-use crate::presence::PresenceChange;
+use crate::message::{Order, Outgoing, Published, Unsequenced};
 
 /// What a room channel carries.
 #[derive(Debug)]
 pub(super) enum Announcement {
     /// A message, with its seq.
     Message(Published),
-    /// A join or leave of a presence room.
-    Presence(PresenceChange),
+    /// A join or leave of a presence room ([`Order::Version`]).
+    Presence(Outgoing),
     /// A signal sent through `node`.
     Signal {
         /// The sending node's id.
@@ -66,7 +65,8 @@ pub(super) fn decode_announcement(room_id: i64, payload: &[u8]) -> Result<Announ
     if let Some(rest) = payload.strip_prefix(b"P ") {
         let (version, frame) = split_word(rest).ok_or("no presence frame")?;
         let version = std::str::from_utf8(version).ok().and_then(|text| text.parse().ok()).ok_or("bad version")?;
-        return Ok(Announcement::Presence(PresenceChange { version, frame: Bytes::copy_from_slice(frame) }));
+        let frame = Bytes::copy_from_slice(frame);
+        return Ok(Announcement::Presence(Outgoing { frame, order: Order::Version(version) }));
     }
     if let Some(rest) = payload.strip_prefix(b"S ") {
         let (node, frame) = split_word(rest).ok_or("no signal frame")?;
@@ -130,7 +130,7 @@ mod tests {
         let Announcement::Presence(change) = decode_announcement(3, format!("P 12 {frame}").as_bytes()).unwrap() else {
             panic!("a presence payload reads back as a presence change")
         };
-        assert_eq!((change.version, &change.frame[..]), (12, frame.as_bytes()));
+        assert_eq!((change.order, &change.frame[..]), (Order::Version(12), frame.as_bytes()));
         let signal = br#"{"type":"signal","signal":"a b"}"#;
         let Announcement::Signal { node, frame } = decode_announcement(3, &encode_signal("n1", signal)).unwrap() else {
             panic!("a signal payload reads back as a signal")

@@ -28,7 +28,7 @@ use crate::input::Meta;
 use crate::limits::ConnectionRateLimiter;
 use crate::names::{AppName, RoomName};
 use crate::service::Service;
-use crate::store::{AppRecord, AppStatus, NewRoom, Store};
+use crate::store::{AppRecord, AppStatus, EndpointLimits, NewRoom, Store};
 
 /// Name of the demo app.
 pub const DEMO_APP: &str = "demo";
@@ -82,7 +82,7 @@ pub async fn prepare(store: &Arc<dyn Store>, apps: &Apps, service: &Service) -> 
             continue;
         }
         for (permission, name) in *endpoints {
-            service.create_endpoint(&app, &room, *permission, named(name), None).await?;
+            service.create_endpoint(&app, &room, *permission, named(name), EndpointLimits::default(), None).await?;
         }
     }
     Ok(app)
@@ -193,8 +193,12 @@ impl Throwaways {
             Err(ServiceError::QuotaExceeded(_)) => return Err(busy()),
             other => other?,
         };
-        let writer = service.create_endpoint(app, &room, Permission::ReadAndWrite, named("Writer"), None).await?;
-        let reader = service.create_endpoint(app, &room, Permission::Read, named("Reader"), None).await?;
+        let writer = service
+            .create_endpoint(app, &room, Permission::ReadAndWrite, named("Writer"), EndpointLimits::default(), None)
+            .await?;
+        let reader = service
+            .create_endpoint(app, &room, Permission::Read, named("Reader"), EndpointLimits::default(), None)
+            .await?;
         Ok(Throwaway { room: room.to_string(), writer: writer.code, reader: reader.code })
     }
 }

@@ -26,7 +26,7 @@ use crate::names::RoomName;
 use crate::presence::Tracker;
 use crate::quotas::{Quota, QuotaExceeded, SocketCounts};
 use crate::secrets;
-use crate::store::{AppRecord, EndpointRecord, NewEndpoint, NewRoom, RoomRecord, Store, StoreError};
+use crate::store::{AppRecord, EndpointLimits, EndpointRecord, NewEndpoint, NewRoom, RoomRecord, Store, StoreError};
 use crate::time::format_ms;
 
 /// Sender id of messages published by the app's backend through the API.
@@ -158,20 +158,26 @@ impl Service {
         Ok(())
     }
 
-    /// Adds an endpoint to a room; `created_with` is the API key used, so
-    /// the endpoint can be revoked with it if the key leaks.
+    /// Adds an endpoint to a room, with its own `limits`; `created_with` is
+    /// the API key used, so the endpoint can be revoked with it if the key
+    /// leaks.
     ///
     /// # Errors
     ///
-    /// `NotFound` if the app has no such room.
+    /// `NotFound` if the app has no such room, `Invalid` for a
+    /// `max_connections` of 0.
     pub async fn create_endpoint(
         &self,
         app: &AppRecord,
         room: &RoomName,
         permission: Permission,
         meta: Meta,
+        limits: EndpointLimits,
         created_with: Option<i64>,
     ) -> Result<EndpointRecord, ServiceError> {
+        if limits.max_connections == Some(0) {
+            return Err(ServiceError::Invalid("max_connections must be at least 1, or null".into()));
+        }
         let room = self.find_room(app, room).await?;
         let new = NewEndpoint {
             room_id: room.id,
@@ -180,6 +186,7 @@ impl Service {
             permission,
             meta: meta.as_str().to_owned(),
             key_id: created_with,
+            limits,
         };
         let at_most = self.quota(app, Quota::EndpointsPerRoom);
         self.store.create_endpoint(new, at_most).await.map_err(|err| quota_full(err, Quota::EndpointsPerRoom, at_most))
@@ -285,6 +292,7 @@ pub(crate) fn quota_full(err: StoreError, quota: Quota, at_most: Option<u64>) ->
 ///
 /// `Internal` for stored meta that is not JSON.
 pub fn endpoint_view(record: EndpointRecord, ws_base: &WsBase) -> Result<Endpoint, ServiceError> {
+    let limits = record.limits();
     let meta = RawValue::from_string(record.meta).map_err(|err| ServiceError::Internal(err.into()))?;
     Ok(Endpoint {
         ws_url: ws_base.endpoint_url(&record.code),
@@ -294,6 +302,8 @@ pub fn endpoint_view(record: EndpointRecord, ws_base: &WsBase) -> Result<Endpoin
         permission: record.permission,
         meta,
         created_at: format_ms(record.created_at),
+        max_connections: limits.max_connections,
+        single_use: limits.single_use,
     })
 }
 

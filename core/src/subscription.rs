@@ -16,7 +16,7 @@ use crate::hub::{CloseReason, Membership};
 use crate::input::check_readable;
 use crate::message::{Draft, Order, Outgoing, Published};
 use crate::presence::{MemberCard, PresenceGuard, Roll, Signal};
-use crate::quotas::{QuotaExceeded, SocketLimits, SocketOwner, SocketPermit};
+use crate::quotas::{Quota, QuotaExceeded, SocketLimits, SocketOwner, SocketPermit};
 use crate::secrets;
 use crate::service::Service;
 use crate::store::{AppStatus, EndpointRecord};
@@ -37,6 +37,9 @@ pub struct JoinTicket {
 pub struct SocketClaim {
     owner: SocketOwner,
     limits: SocketLimits,
+    /// The endpoint's own `max_connections`, which tightens
+    /// `limits.per_endpoint`.
+    endpoint_cap: Option<u64>,
 }
 
 /// A joined connection: its membership in the room, the welcome frame, and
@@ -68,6 +71,9 @@ pub enum JoinError {
     /// A socket quota was full when the connection opened.
     #[error(transparent)]
     OverQuota(QuotaExceeded),
+    /// The endpoint had its `max_connections` live connections already.
+    #[error("the endpoint has its max_connections ({0}) already")]
+    EndpointFull(u64),
     /// The history could not be read.
     #[error(transparent)]
     Failed(#[from] ServiceError),
@@ -97,12 +103,22 @@ impl Service {
         if access.app_status != AppStatus::Approved {
             return Err(unknown());
         }
+        let own = access.endpoint.limits();
+        if own.single_use && access.endpoint.used_at.is_some() {
+            return Err(ServiceError::NotFound("this single-use code was used already".into()));
+        }
         if !access.allowed_origins.permits(origin) {
             return Err(ServiceError::OriginNotAllowed(origin.unwrap_or_default().to_owned()));
         }
+        let mut limits = SocketLimits::of(&access.app_quotas, &self.quotas);
+        limits.per_endpoint = match (limits.per_endpoint, own.max_connections) {
+            (Some(quota), Some(cap)) => Some(quota.min(cap)),
+            (quota, cap) => quota.or(cap),
+        };
         let claim = SocketClaim {
             owner: SocketOwner { app_id: access.app_id, endpoint_id: access.endpoint.id, ip: client_ip },
-            limits: SocketLimits::of(&access.app_quotas, &self.quotas),
+            limits,
+            endpoint_cap: own.max_connections,
         };
         let room = RoomRef { id: access.endpoint.room_id, name: access.endpoint.room_name.clone() };
         Ok((JoinTicket { room, endpoint: access.endpoint }, claim))
@@ -116,13 +132,29 @@ impl Service {
     /// [`JoinError::OverQuota`] naming the first full quota;
     /// [`JoinError::Failed`] when the other nodes' counts cannot be read.
     pub async fn admit_socket(&self, claim: SocketClaim) -> Result<SocketPermit, JoinError> {
-        let SocketClaim { owner, limits } = claim;
+        let SocketClaim { owner, limits, endpoint_cap } = claim;
         let elsewhere = if limits.unlimited() {
             [0; 3]
         } else {
             self.broker.sockets_elsewhere(&owner).await.map_err(ServiceError::from)?
         };
-        self.sockets.admit(&owner, limits, elsewhere).map_err(JoinError::OverQuota)
+        self.sockets.admit(&owner, limits, elsewhere).map_err(|full| match endpoint_cap {
+            Some(cap) if full.quota == Quota::SocketsPerEndpoint && full.limit == cap => JoinError::EndpointFull(cap),
+            _ => JoinError::OverQuota(full),
+        })
+    }
+
+    /// Takes a single-use endpoint's one connection, before its upgrade;
+    /// endpoints that are not single-use always pass.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when another connection claimed it first.
+    pub async fn claim_single_use(&self, ticket: &JoinTicket) -> Result<(), ServiceError> {
+        if !ticket.endpoint.single_use || self.store.claim_single_use(ticket.endpoint.id).await? {
+            return Ok(());
+        }
+        Err(ServiceError::NotFound("this single-use code was used already".into()))
     }
 
     /// Joins the room: registers the connection for live messages first

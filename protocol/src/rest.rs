@@ -75,6 +75,11 @@ pub struct Endpoint {
     pub created_at: String,
     /// The full `ws://` or `wss://` URL to connect to.
     pub ws_url: String,
+    /// Live connections it may have at once (past it: close 4029); `null`
+    /// when only the app's socket quotas apply.
+    pub max_connections: Option<u64>,
+    /// Whether the code works for one connection only.
+    pub single_use: bool,
 }
 
 /// Who sent a message: an endpoint's public id and meta, or `"app"`.
@@ -158,6 +163,14 @@ pub struct CreateEndpointRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     /// JSON object (at most 4 KiB) stamped on every message sent through the endpoint.
     pub meta: Option<Box<RawValue>>,
+    /// Live connections it may have at once (at least 1); absent or `null`:
+    /// only the app's socket quotas.
+    #[serde(default)]
+    pub max_connections: Option<u64>,
+    /// The code works for one connection: once one has joined, later
+    /// upgrades are refused `404`. Default false.
+    #[serde(default)]
+    pub single_use: bool,
 }
 
 /// `POST /api/v1/rooms/{room}/messages`.

@@ -8,6 +8,11 @@ import { ClientBase, segment } from "./client.js";
  */
 export interface CreateEndpointRequest {
   /**
+   * Live connections it may have at once (at least 1); absent or `null`:
+   * only the app's socket quotas.
+   */
+  max_connections?: number | null;
+  /**
    * JSON object (at most 4 KiB) stamped on every message sent through the endpoint.
    */
   meta?: Record<string, unknown> | null;
@@ -15,6 +20,11 @@ export interface CreateEndpointRequest {
    * What the endpoint may do.
    */
   permission: Permission;
+  /**
+   * The code works for one connection: once one has joined, later
+   * upgrades are refused `404`. Default false.
+   */
+  single_use?: boolean;
 }
 
 /**
@@ -49,6 +59,11 @@ export interface Endpoint {
    */
   id: string;
   /**
+   * Live connections it may have at once (past it: close 4029); `null`
+   * when only the app's socket quotas apply.
+   */
+  max_connections?: number | null;
+  /**
    * JSON object stamped on every message sent through the endpoint.
    */
   meta: Record<string, unknown>;
@@ -60,6 +75,10 @@ export interface Endpoint {
    * Name of the endpoint's room.
    */
   room: string;
+  /**
+   * Whether the code works for one connection only.
+   */
+  single_use: boolean;
   /**
    * The full `ws://` or `wss://` URL to connect to.
    */
@@ -321,7 +340,9 @@ export class CommsClient extends ClientBase {
   /**
    * Add an endpoint to a room: an unguessable code with a permission and
    * optional meta (a JSON object of at most 4 KiB) stamped on every message
-   * sent through it.
+   * sent through it, and optionally its own limits: `max_connections` at
+   * once (past it a socket is closed with 4029) and `single_use` (the code
+   * works for one connection).
    *
    * `POST /api/v1/rooms/{room}/endpoints`
    * @param room Room name

@@ -20,10 +20,28 @@ async fn main() -> Result<(), comms_sdk::Error> {
         Err(err) => return Err(err),
     }
     let meta = serde_json::json!({"name": "Ann"}).as_object().cloned();
-    let writer =
-        client.create_endpoint(&room, &CreateEndpointRequest { permission: Permission::ReadAndWrite, meta }).await?;
-    let reader =
-        client.create_endpoint(&room, &CreateEndpointRequest { permission: Permission::Read, meta: None }).await?;
+    let writer = client
+        .create_endpoint(
+            &room,
+            &CreateEndpointRequest {
+                permission: Permission::ReadAndWrite,
+                meta,
+                max_connections: None,
+                single_use: None,
+            },
+        )
+        .await?;
+    let reader = client
+        .create_endpoint(
+            &room,
+            &CreateEndpointRequest {
+                permission: Permission::Read,
+                meta: None,
+                max_connections: None,
+                single_use: None,
+            },
+        )
+        .await?;
     println!("writer: {}\nreader: {}", writer.ws_url, reader.ws_url);
     Ok(())
 }

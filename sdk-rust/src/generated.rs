@@ -9,11 +9,19 @@ use crate::error::Error;
 /// `POST /api/v1/rooms/{room}/endpoints`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CreateEndpointRequest {
+    /// Live connections it may have at once (at least 1); absent or `null`:
+    /// only the app's socket quotas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u64>,
     /// JSON object (at most 4 KiB) stamped on every message sent through the endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Map<String, serde_json::Value>>,
     /// What the endpoint may do.
     pub permission: Permission,
+    /// The code works for one connection: once one has joined, later
+    /// upgrades are refused `404`. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_use: Option<bool>,
 }
 
 /// `POST /api/v1/rooms`.
@@ -36,12 +44,18 @@ pub struct Endpoint {
     pub created_at: String,
     /// Public id, shown to other clients as the sender.
     pub id: String,
+    /// Live connections it may have at once (past it: close 4029); `null`
+    /// when only the app's socket quotas apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u64>,
     /// JSON object stamped on every message sent through the endpoint.
     pub meta: serde_json::Map<String, serde_json::Value>,
     /// What the endpoint may do.
     pub permission: Permission,
     /// Name of the endpoint's room.
     pub room: String,
+    /// Whether the code works for one connection only.
+    pub single_use: bool,
     /// The full `ws://` or `wss://` URL to connect to.
     pub ws_url: String,
 }
@@ -304,7 +318,9 @@ impl Client {
 
     /// Add an endpoint to a room: an unguessable code with a permission and
     /// optional meta (a JSON object of at most 4 KiB) stamped on every message
-    /// sent through it.
+    /// sent through it, and optionally its own limits: `max_connections` at
+    /// once (past it a socket is closed with 4029) and `single_use` (the code
+    /// works for one connection).
     ///
     /// `POST /api/v1/rooms/{room}/endpoints`
     ///

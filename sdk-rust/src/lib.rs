@@ -10,7 +10,7 @@
 //! client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await?;
 //! let meta = serde_json::json!({"name": "Ann"}).as_object().cloned();
 //! let endpoint = client
-//!     .create_endpoint("lobby", &CreateEndpointRequest { permission: Permission::ReadAndWrite, meta })
+//!     .create_endpoint("lobby", &CreateEndpointRequest { permission: Permission::ReadAndWrite, meta, max_connections: None, single_use: None })
 //!     .await?;
 //! let mut chat = EndpointConnection::connect(&endpoint.ws_url).await?;
 //! chat.send(&"hello").await?;

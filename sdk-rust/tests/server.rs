@@ -107,7 +107,12 @@ fn meta(value: serde_json::Value) -> Option<serde_json::Map<String, serde_json::
 
 /// A `read_and_write` endpoint of `room` named `name` in its meta.
 async fn named(client: &Client, room: &str, name: &str) -> Endpoint {
-    let request = CreateEndpointRequest { permission: Permission::ReadAndWrite, meta: meta(json!({"name": name})) };
+    let request = CreateEndpointRequest {
+        permission: Permission::ReadAndWrite,
+        meta: meta(json!({"name": name})),
+        max_connections: None,
+        single_use: None,
+    };
     client.create_endpoint(room, &request).await.unwrap()
 }
 
@@ -185,7 +190,12 @@ async fn every_rest_call_works_and_errors_carry_their_codes() {
     assert_eq!(client.get_room("lobby").await.unwrap().name, "lobby");
     assert_eq!(client.list_rooms().await.unwrap().rooms.len(), 1);
 
-    let request = CreateEndpointRequest { permission: Permission::ReadAndWrite, meta: meta(json!({"name": "Ann"})) };
+    let request = CreateEndpointRequest {
+        permission: Permission::ReadAndWrite,
+        meta: meta(json!({"name": "Ann"})),
+        max_connections: None,
+        single_use: None,
+    };
     let endpoint = client.create_endpoint("lobby", &request).await.unwrap();
     assert_eq!(endpoint.permission, Permission::ReadAndWrite);
     assert_eq!(endpoint.meta["name"], "Ann");
@@ -222,9 +232,17 @@ async fn connections_fan_out_and_a_reader_cannot_send() {
     let (_dir, server) = server().await;
     let client = server.client("acme").await;
     client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
-    let writer = CreateEndpointRequest { permission: Permission::ReadAndWrite, meta: meta(json!({"name": "Ann"})) };
+    let writer = CreateEndpointRequest {
+        permission: Permission::ReadAndWrite,
+        meta: meta(json!({"name": "Ann"})),
+        max_connections: None,
+        single_use: None,
+    };
     let writer = client.create_endpoint("lobby", &writer).await.unwrap();
-    let reader = client.create_endpoint("lobby", &CreateEndpointRequest { permission: Permission::Read, meta: None });
+    let reader = client.create_endpoint(
+        "lobby",
+        &CreateEndpointRequest { permission: Permission::Read, meta: None, max_connections: None, single_use: None },
+    );
     let reader = reader.await.unwrap();
 
     let mut ann = EndpointConnection::connect(&writer.ws_url).await.unwrap();
@@ -264,7 +282,10 @@ async fn a_dropped_socket_resumes_without_losing_or_repeating_messages() {
     let (_dir, server) = server().await;
     let client = server.client("acme").await;
     client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
-    let endpoint = client.create_endpoint("lobby", &CreateEndpointRequest { permission: Permission::Read, meta: None });
+    let endpoint = client.create_endpoint(
+        "lobby",
+        &CreateEndpointRequest { permission: Permission::Read, meta: None, max_connections: None, single_use: None },
+    );
     let endpoint = endpoint.await.unwrap();
     let fast = Reconnect { initial_delay: Duration::from_millis(20), ..Reconnect::default() };
     let mut connection = EndpointConnection::connect_with(&endpoint.ws_url, None, fast).await.unwrap();
@@ -309,7 +330,10 @@ async fn a_server_restart_is_survived_by_resuming_from_history() {
     let server = Server::start(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap()).await;
     let client = server.client("acme").await;
     client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
-    let endpoint = client.create_endpoint("lobby", &CreateEndpointRequest { permission: Permission::Read, meta: None });
+    let endpoint = client.create_endpoint(
+        "lobby",
+        &CreateEndpointRequest { permission: Permission::Read, meta: None, max_connections: None, single_use: None },
+    );
     let endpoint = endpoint.await.unwrap();
     let fast = Reconnect {
         initial_delay: Duration::from_millis(50),
@@ -412,7 +436,10 @@ async fn signals_reach_every_other_connection_and_never_come_back() {
     let client = server.client("acme").await;
     client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
     let (ann, bob) = (named(&client, "lobby", "Ann").await, named(&client, "lobby", "Bob").await);
-    let reader = client.create_endpoint("lobby", &CreateEndpointRequest { permission: Permission::Read, meta: None });
+    let reader = client.create_endpoint(
+        "lobby",
+        &CreateEndpointRequest { permission: Permission::Read, meta: None, max_connections: None, single_use: None },
+    );
     let reader = reader.await.unwrap();
     let mut ann_chat = EndpointConnection::connect(&ann.ws_url).await.unwrap();
     let mut bob_chat = EndpointConnection::connect(&bob.ws_url).await.unwrap();

@@ -82,6 +82,9 @@ async fn connect(
     // Counted before the upgrade so a burst of handshakes cannot overshoot
     // a quota; a full one is told after it (see `serve`).
     let admission = state.service.admit_socket(claim).await;
+    if admission.is_ok() {
+        state.service.claim_single_use(&ticket).await?;
+    }
     let tracker = state.sockets.clone();
     Ok(upgrade
         .read_buffer_size(READ_BUFFER)
@@ -387,6 +390,7 @@ fn join_refusal(refused: JoinError) -> (u16, &'static str) {
     match refused {
         JoinError::Refused(reason) => (reason.code(), reason.text()),
         JoinError::OverQuota(full) => (close::QUOTA_EXCEEDED, full.quota.close_reason()),
+        JoinError::EndpointFull(_) => (close::QUOTA_EXCEEDED, "max_connections reached"),
         JoinError::Failed(ServiceError::Unavailable(reason)) => {
             tracing::warn!(%reason, "joining a room failed: a backing service is down");
             (close::TRY_AGAIN_LATER, "service unavailable, reconnect later")

@@ -266,6 +266,17 @@ pub struct NewEndpoint {
     pub meta: String,
     /// The API key it is created with; `None` from the portal or the demo.
     pub key_id: Option<i64>,
+    /// Its own limits.
+    pub limits: EndpointLimits,
+}
+
+/// An endpoint's own limits, chosen at creation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointLimits {
+    /// Live connections at once; `None`: only the app's socket quotas.
+    pub max_connections: Option<u64>,
+    /// Whether the code works for one connection only.
+    pub single_use: bool,
 }
 
 /// An app found by one of its keys, and which key.
@@ -319,6 +330,23 @@ pub struct EndpointRecord {
     pub meta: String,
     /// Milliseconds since the epoch.
     pub created_at: i64,
+    /// Live connections it may have at once (at least 1, as the store keeps
+    /// it); `None`: only the socket quotas. See [`EndpointRecord::limits`].
+    pub max_connections: Option<i64>,
+    /// Whether the code works for one connection only.
+    pub single_use: bool,
+    /// When a single-use code was claimed by its connection.
+    pub used_at: Option<i64>,
+}
+
+impl EndpointRecord {
+    /// The endpoint's own limits.
+    pub fn limits(&self) -> EndpointLimits {
+        EndpointLimits {
+            max_connections: self.max_connections.and_then(|n| u64::try_from(n).ok()),
+            single_use: self.single_use,
+        }
+    }
 }
 
 /// An endpoint found by its code, with what a WebSocket join must check.
@@ -562,6 +590,9 @@ pub trait Store: Send + Sync + 'static {
     async fn endpoint_app_status(&self, endpoint_id: i64) -> Result<Option<AppStatus>, StoreError>;
     /// Finds an endpoint by code, for a WebSocket join.
     async fn endpoint_by_code(&self, code: &str) -> Result<Option<EndpointAccess>, StoreError>;
+    /// Claims a single-use endpoint for its one connection: `true` for the
+    /// one caller that claims it, `false` once it was claimed.
+    async fn claim_single_use(&self, endpoint_id: i64) -> Result<bool, StoreError>;
 
     /// Appends published messages in one transaction, moves each room's
     /// `last_seq` forward and drops all but the newest `keep_per_room`

@@ -233,7 +233,7 @@ const ROOM_COLUMNS: &str = "r.id, r.app_id, r.name, r.created_at, \
 
 const ENDPOINT_COLUMNS: &str =
     "e.id, e.public_id, e.code, e.room_id, r.name AS room_name, r.presence AS room_presence, e.permission, e.meta, \
-     e.created_at";
+     e.created_at, e.max_connections, e.single_use, e.used_at";
 
 const ACCOUNT_COLUMNS: &str = "id, email, password_hash, is_admin, created_at, email_verified, session_epoch";
 
@@ -574,11 +574,13 @@ where
 
     async fn create_endpoint(&self, new: NewEndpoint, at_most: Option<u64>) -> Result<EndpointRecord, StoreError> {
         let insert = sqlx::query_as(
-            "INSERT INTO endpoints (public_id, code, room_id, permission, meta, created_at, key_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO endpoints (public_id, code, room_id, permission, meta, created_at, key_id, max_connections, \
+               single_use) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              RETURNING id, public_id, code, room_id, \
                (SELECT name FROM rooms WHERE id = room_id) AS room_name, \
-               (SELECT presence FROM rooms WHERE id = room_id) AS room_presence, permission, meta, created_at",
+               (SELECT presence FROM rooms WHERE id = room_id) AS room_presence, permission, meta, created_at, \
+               max_connections, single_use, used_at",
         )
         .bind(new.public_id)
         .bind(new.code)
@@ -586,7 +588,9 @@ where
         .bind(new.permission.as_str())
         .bind(new.meta)
         .bind(now_ms())
-        .bind(new.key_id);
+        .bind(new.key_id)
+        .bind(new.limits.max_connections.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+        .bind(new.limits.single_use);
         let Some(at_most) = at_most else { return insert.fetch_one(self.writer()).await.map_err(refused_or) };
         let mut tx = self.writer().begin().await?;
         ensure_below(&mut *tx, ENDPOINTS_OF_ROOM, new.room_id, at_most, B::LOCK_ROW).await?;
@@ -617,6 +621,15 @@ where
             .bind(code)
             .fetch_optional(self.writer())
             .await?)
+    }
+
+    async fn claim_single_use(&self, endpoint_id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE endpoints SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+            .bind(now_ms())
+            .bind(endpoint_id)
+            .execute(self.writer())
+            .await?;
+        Ok(B::rows_affected(&done) == 1)
     }
 
     async fn endpoint_app_status(&self, endpoint_id: i64) -> Result<Option<AppStatus>, StoreError> {

@@ -135,6 +135,7 @@ fn endpoint(room_id: i64, code: &str) -> NewEndpoint {
         permission: Permission::Read,
         meta: "{}".into(),
         key_id: None,
+        limits: EndpointLimits::default(),
     }
 }
 
@@ -310,10 +311,16 @@ async fn endpoints_are_found_by_code_and_listed_by_room(fixture: &Fixture) {
     let new = NewEndpoint {
         permission: Permission::ReadAndWrite,
         meta: r#"{"name":"Ann"}"#.into(),
+        limits: EndpointLimits { max_connections: Some(3), single_use: true },
         ..endpoint(room.id, "c1")
     };
     let created = store.create_endpoint(new, None).await.unwrap();
     assert_eq!((created.room_name.as_str(), created.permission), ("r", Permission::ReadAndWrite));
+    assert_eq!(created.limits(), EndpointLimits { max_connections: Some(3), single_use: true });
+    assert!(store.claim_single_use(created.id).await.unwrap(), "the first claim wins");
+    assert!(!store.claim_single_use(created.id).await.unwrap(), "once");
+    let created = store.endpoint_by_code("c1").await.unwrap().unwrap().endpoint;
+    assert!(created.used_at.is_some());
     assert!(matches!(store.create_endpoint(endpoint(room.id, "c1"), None).await, Err(StoreError::Conflict)), "code");
     let same_public = NewEndpoint { public_id: created.public_id.clone(), ..endpoint(room.id, "c2") };
     assert!(matches!(store.create_endpoint(same_public, None).await, Err(StoreError::Conflict)), "public id");

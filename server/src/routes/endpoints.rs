@@ -6,6 +6,7 @@ use axum::Json;
 use comms_core::input::{parse_permission, Meta};
 use comms_core::names::RoomName;
 use comms_core::service::endpoint_view;
+use comms_core::store::EndpointLimits;
 use comms_protocol::rest::{CreateEndpointRequest, EndpointList};
 use comms_protocol::{Endpoint, ErrorBody};
 use utoipa_axum::router::OpenApiRouter;
@@ -44,13 +45,15 @@ async fn list_endpoints(
 
 /// Add an endpoint to a room: an unguessable code with a permission and
 /// optional meta (a JSON object of at most 4 KiB) stamped on every message
-/// sent through it.
+/// sent through it, and optionally its own limits: `max_connections` at
+/// once (past it a socket is closed with 4029) and `single_use` (the code
+/// works for one connection).
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/endpoints", tag = "endpoints",
     params(("room" = String, Path, description = "Room name")),
     request_body = CreateEndpointRequest,
     responses(
         (status = 201, description = "Created", body = Endpoint),
-        (status = 400, description = "Bad room name, permission or meta", body = ErrorBody),
+        (status = 400, description = "Bad room name, permission, meta or max_connections", body = ErrorBody),
         (status = 403, description = "Missing or bad API key", body = ErrorBody),
         (status = 404, description = "No such room in this app", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
@@ -66,7 +69,8 @@ async fn create_endpoint(
 ) -> Result<(StatusCode, Json<Endpoint>), ApiError> {
     let permission = parse_permission(&body.permission)?;
     let meta = Meta::parse(body.meta.as_deref(), &state.config.limits)?;
-    let record = state.service.create_endpoint(&app, &room, permission, meta, Some(key_id)).await?;
+    let limits = EndpointLimits { max_connections: body.max_connections, single_use: body.single_use };
+    let record = state.service.create_endpoint(&app, &room, permission, meta, limits, Some(key_id)).await?;
     Ok((StatusCode::CREATED, Json(endpoint_view(record, &ws_base)?)))
 }
 

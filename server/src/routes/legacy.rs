@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use comms_core::input::{parse_permission, Meta};
 use comms_core::names::RoomName;
 use comms_core::service::endpoint_view;
-use comms_core::store::NewRoom;
+use comms_core::store::{EndpointLimits, NewRoom};
 use comms_protocol::legacy::{LegacyResponse, LegacyStatus};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -177,7 +177,10 @@ async fn add_endpoint(
     let (AuthApp { app, key_id }, ApiPath((room, permission)), ApiQuery(query)) = (auth?, path?, query?);
     let body = body.map_err(ApiError::from)?;
     let meta = Meta::parse(legacy_meta(&body, &query)?.as_deref(), &state.config.limits)?;
-    let record = state.service.create_endpoint(&app, &room, parse_permission(&permission)?, meta, Some(key_id)).await?;
+    // The original API has no way to ask for limits.
+    let limits = EndpointLimits::default();
+    let record =
+        state.service.create_endpoint(&app, &room, parse_permission(&permission)?, meta, limits, Some(key_id)).await?;
     let endpoint = endpoint_view(record, &ws_base)?;
     Ok(Success {
         status: StatusCode::CREATED,

@@ -72,7 +72,14 @@ pub async fn create_endpoint(
     let meta = Meta::parse(meta.as_deref(), &context.limits)?;
     context
         .service
-        .create_endpoint(&record, &RoomName::parse(&room)?, parse_permission(&permission)?, meta, None)
+        .create_endpoint(
+            &record,
+            &RoomName::parse(&room)?,
+            parse_permission(&permission)?,
+            meta,
+            Default::default(),
+            None,
+        )
         .await?;
     Ok(())
 }

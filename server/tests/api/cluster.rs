@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::helpers::{assert_error, body, wait_ready, Remote, WsClient};
+use crate::helpers::{assert_error, body, member_roll, public_id, wait_ready, Remote, WsClient};
 
 /// The nodes' leave grace period, short so tests wait little.
 const GRACE: Duration = Duration::from_millis(500);
@@ -317,80 +317,53 @@ async fn a_redis_restart_is_survived_without_losing_acknowledged_messages() {
     assert!(node.running(), "the node stayed up throughout");
 }
 
-/// Creates a presence room through `node`.
-async fn presence_room(node: &Remote, key: &str, name: &str) {
-    let response = node.post("/api/v1/rooms", key, json!({ "name": name, "presence": true })).await;
-    assert_eq!(response.status(), 201);
-}
-
-/// `(id, connections)` of the room's members as `node` reports them.
-async fn members(node: &Remote, key: &str, room: &str) -> Vec<(String, u64)> {
-    let presence = body(node.get(&format!("/api/v1/rooms/{room}/presence"), key).await).await;
-    presence["members"]
-        .as_array()
-        .expect("a presence room lists members")
-        .iter()
-        .map(|member| (member["id"].as_str().unwrap().to_owned(), member["connections"].as_u64().unwrap()))
-        .collect()
-}
-
-/// Publishes a marker and asserts it is the next frame of each socket:
-/// nothing (no join, leave or signal) came before it.
-async fn next_is_marker(node: &Remote, key: &str, room: &str, sockets: &mut [&mut WsClient], marker: &str) {
-    publish(node, key, room, json!(marker)).await;
-    for ws in sockets {
-        let frame = ws.next_json().await;
-        assert_eq!((frame["type"].as_str(), frame["message"].as_str()), (Some("message"), Some(marker)), "{frame}");
-    }
-}
-
-fn id(endpoint: &Value) -> String {
-    endpoint["id"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn every_node_sees_the_same_members_and_each_join_and_leave_once() {
     let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
-    presence_room(a.api(), &key, "chat").await;
+    a.api().create_presence_room(&key, "chat").await;
     let ann = a.api().create_endpoint(&key, "chat", "read_and_write", Some(json!({ "name": "Ann" }))).await;
     let bob = a.api().create_endpoint(&key, "chat", "read_and_write", Some(json!({ "name": "Bob" }))).await;
     let (mut ann_on_a, _) = join(a.api(), &ann, None).await;
     let (mut ann_on_b, _) = join(b.api(), &ann, None).await;
 
     let (bob_on_b, welcome) = join(b.api(), &bob, None).await;
-    let listed: Vec<(&str, u64)> = welcome["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|member| (member["id"].as_str().unwrap(), member["connections"].as_u64().unwrap()))
-        .collect();
-    assert_eq!(listed, [(id(&ann).as_str(), 2), (id(&bob).as_str(), 1)], "members over both nodes");
+    assert_eq!(
+        member_roll(&welcome["members"]),
+        [(public_id(&ann), 2), (public_id(&bob), 1)],
+        "members over both nodes"
+    );
     for ws in [&mut ann_on_a, &mut ann_on_b] {
         let joined = ws.next_json().await;
-        assert_eq!((joined["type"].as_str(), joined["member"]["id"].as_str()), (Some("join"), Some(id(&bob).as_str())));
+        assert_eq!(
+            (joined["type"].as_str(), joined["member"]["id"].as_str()),
+            (Some("join"), Some(public_id(&bob).as_str()))
+        );
     }
     let (bob_on_a, _) = join(a.api(), &bob, None).await;
     for node in [&a, &b] {
-        assert_eq!(members(node.api(), &key, "chat").await, [(id(&ann), 2), (id(&bob), 2)]);
+        assert_eq!(node.api().members(&key, "chat").await, [(public_id(&ann), 2), (public_id(&bob), 2)]);
     }
-    next_is_marker(a.api(), &key, "chat", &mut [&mut ann_on_a, &mut ann_on_b], "one join only").await;
+    a.api().next_is_marker(&key, "chat", &mut [&mut ann_on_a, &mut ann_on_b], "one join only").await;
 
     drop(bob_on_b);
     tokio::time::sleep(GRACE * 3).await;
-    next_is_marker(a.api(), &key, "chat", &mut [&mut ann_on_a, &mut ann_on_b], "a connection left elsewhere").await;
+    a.api().next_is_marker(&key, "chat", &mut [&mut ann_on_a, &mut ann_on_b], "a connection left elsewhere").await;
     // Gone from one node and back on the other within the grace period.
     drop(bob_on_a);
     tokio::time::sleep(GRACE / 4).await;
     let (bob_on_b, _) = join(b.api(), &bob, None).await;
     tokio::time::sleep(GRACE * 3).await;
-    next_is_marker(a.api(), &key, "chat", &mut [&mut ann_on_a, &mut ann_on_b], "back on another node").await;
+    a.api().next_is_marker(&key, "chat", &mut [&mut ann_on_a, &mut ann_on_b], "back on another node").await;
     drop(bob_on_b);
     for ws in [&mut ann_on_a, &mut ann_on_b] {
         let left = ws.next_json().await;
-        assert_eq!((left["type"].as_str(), left["member"]["id"].as_str()), (Some("leave"), Some(id(&bob).as_str())));
+        assert_eq!(
+            (left["type"].as_str(), left["member"]["id"].as_str()),
+            (Some("leave"), Some(public_id(&bob).as_str()))
+        );
     }
-    next_is_marker(b.api(), &key, "chat", &mut [&mut ann_on_a, &mut ann_on_b], "one leave only").await;
-    assert_eq!(members(b.api(), &key, "chat").await, [(id(&ann), 2)]);
+    b.api().next_is_marker(&key, "chat", &mut [&mut ann_on_a, &mut ann_on_b], "one leave only").await;
+    assert_eq!(b.api().members(&key, "chat").await, [(public_id(&ann), 2)]);
 }
 
 #[tokio::test]
@@ -408,13 +381,13 @@ async fn signals_cross_nodes_and_never_come_back_to_their_sender() {
         assert_eq!((signal["type"].as_str(), signal["signal"].as_str()), (Some("signal"), Some("typing")), "{signal}");
         assert_eq!(signal["sender"]["id"], ann["id"]);
     }
-    next_is_marker(b.api(), &key, "news", &mut [&mut ann_on_a, &mut ann_on_b, &mut bob_on_b], "once each").await;
+    b.api().next_is_marker(&key, "news", &mut [&mut ann_on_a, &mut ann_on_b, &mut bob_on_b], "once each").await;
 }
 
 #[tokio::test]
 async fn a_killed_nodes_members_leave_and_a_redis_that_lost_them_gets_them_back_silently() {
     let Some(Cluster { a, mut b, key, _redis, _database, .. }) = cluster().await else { return };
-    presence_room(a.api(), &key, "chat").await;
+    a.api().create_presence_room(&key, "chat").await;
     let ann = a.api().create_endpoint(&key, "chat", "read_and_write", None).await;
     let bob = a.api().create_endpoint(&key, "chat", "read_and_write", None).await;
     let (mut ann_on_a, _) = join(a.api(), &ann, None).await;
@@ -425,27 +398,27 @@ async fn a_killed_nodes_members_leave_and_a_redis_that_lost_them_gets_them_back_
     // their members back, and clients hear nothing of it.
     _redis.forget_everything();
     let back = eventually(Duration::from_secs(5), || async {
-        members(a.api(), &key, "chat").await == [(id(&ann), 1), (id(&bob), 1)]
-            || members(a.api(), &key, "chat").await == [(id(&bob), 1), (id(&ann), 1)]
+        a.api().members(&key, "chat").await == [(public_id(&ann), 1), (public_id(&bob), 1)]
+            || a.api().members(&key, "chat").await == [(public_id(&bob), 1), (public_id(&ann), 1)]
     })
     .await;
     assert!(back, "the members are back within a few seconds");
-    next_is_marker(a.api(), &key, "chat", &mut [&mut ann_on_a], "no leave or join for it").await;
+    a.api().next_is_marker(&key, "chat", &mut [&mut ann_on_a], "no leave or join for it").await;
 
     // Killed, not stopped: nothing withdraws its members but their expiry.
     let killed_at = Instant::now();
     b.process.kill().await.expect("kill node b");
     let left = ann_on_a.next_json_within(Duration::from_secs(15)).await;
-    assert_eq!((left["type"].as_str(), left["member"]["id"].as_str()), (Some("leave"), Some(id(&bob).as_str())));
+    assert_eq!((left["type"].as_str(), left["member"]["id"].as_str()), (Some("leave"), Some(public_id(&bob).as_str())));
     let took = killed_at.elapsed();
     assert!(took <= Duration::from_secs(7), "a killed node's members leave within about 6 s, took {took:?}");
-    assert_eq!(members(a.api(), &key, "chat").await, [(id(&ann), 1)]);
+    assert_eq!(a.api().members(&key, "chat").await, [(public_id(&ann), 1)]);
 }
 
 #[tokio::test]
 async fn a_paused_node_is_counted_out_and_announces_its_members_again_when_it_resumes() {
     let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
-    presence_room(a.api(), &key, "chat").await;
+    a.api().create_presence_room(&key, "chat").await;
     let ann = a.api().create_endpoint(&key, "chat", "read_and_write", None).await;
     let bob = a.api().create_endpoint(&key, "chat", "read_and_write", None).await;
     let (mut ann_on_a, _) = join(a.api(), &ann, None).await;
@@ -461,9 +434,9 @@ async fn a_paused_node_is_counted_out_and_announces_its_members_again_when_it_re
     signal("-STOP").await;
     let left = ann_on_a.next_json_within(Duration::from_secs(15)).await;
     signal("-CONT").await;
-    assert_eq!((left["type"].as_str(), left["member"]["id"].as_str()), (Some("leave"), Some(id(&bob).as_str())));
+    assert_eq!((left["type"].as_str(), left["member"]["id"].as_str()), (Some("leave"), Some(public_id(&bob).as_str())));
     let back = ann_on_a.next_json_within(Duration::from_secs(10)).await;
-    assert_eq!((back["type"].as_str(), back["member"]["id"].as_str()), (Some("join"), Some(id(&bob).as_str())));
-    assert_eq!(members(a.api(), &key, "chat").await, [(id(&ann), 1), (id(&bob), 1)]);
-    next_is_marker(b.api(), &key, "chat", &mut [&mut ann_on_a], "announced once").await;
+    assert_eq!((back["type"].as_str(), back["member"]["id"].as_str()), (Some("join"), Some(public_id(&bob).as_str())));
+    assert_eq!(a.api().members(&key, "chat").await, [(public_id(&ann), 1), (public_id(&bob), 1)]);
+    b.api().next_is_marker(&key, "chat", &mut [&mut ann_on_a], "announced once").await;
 }

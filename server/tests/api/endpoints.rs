@@ -145,6 +145,9 @@ async fn an_endpoint_with_max_connections_closes_the_one_past_it_with_4029() {
     assert_eq!(listed["endpoints"][0]["max_connections"], 2);
     let zero = api.post("/api/v1/rooms/lobby/endpoints", &key, json!({ "permission": "read", "max_connections": 0 }));
     assert_error(zero.await, 400, "invalid").await;
+    let negative =
+        api.post("/api/v1/rooms/lobby/endpoints", &key, json!({ "permission": "read", "max_connections": -1 }));
+    assert_error(negative.await, 400, "invalid").await;
     let plain = api.create_endpoint(&key, "lobby", "read", None).await;
     assert_eq!((plain["max_connections"].clone(), plain["single_use"].clone()), (Value::Null, json!(false)));
 }

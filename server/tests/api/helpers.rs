@@ -177,6 +177,32 @@ impl Remote {
         response.json().await.unwrap()
     }
 
+    /// Creates a presence room through the REST API, asserting 201.
+    pub async fn create_presence_room(&self, key: &str, name: &str) -> Value {
+        let response = self.post("/api/v1/rooms", key, json!({ "name": name, "presence": true })).await;
+        assert_eq!(response.status(), 201, "create presence room {name}");
+        response.json().await.unwrap()
+    }
+
+    /// `(id, connections)` of each member of a presence room, as the
+    /// presence API lists them.
+    pub async fn members(&self, key: &str, room: &str) -> Vec<(String, u64)> {
+        let presence = body(self.get(&format!("/api/v1/rooms/{room}/presence"), key).await).await;
+        member_roll(&presence["members"])
+    }
+
+    /// Publishes `marker` through the REST API and asserts it is the next
+    /// frame each of `sockets` gets: nothing (no join, leave or signal)
+    /// came before it.
+    pub async fn next_is_marker(&self, key: &str, room: &str, sockets: &mut [&mut WsClient], marker: &str) {
+        let response = self.post(&format!("/api/v1/rooms/{room}/messages"), key, json!({ "message": marker })).await;
+        assert_eq!(response.status(), 201);
+        for ws in sockets {
+            let frame = ws.next_json().await;
+            assert_eq!((frame["type"].as_str(), frame["message"].as_str()), (Some("message"), Some(marker)), "{frame}");
+        }
+    }
+
     /// Creates an endpoint through the REST API, asserting 201.
     pub async fn create_endpoint(&self, key: &str, room: &str, permission: &str, meta: Option<Value>) -> Value {
         let mut body = json!({ "permission": permission });
@@ -293,6 +319,21 @@ impl WsClient {
             }
         }
     }
+}
+
+/// `(id, connections)` of each member in a list of Member objects.
+pub fn member_roll(members: &Value) -> Vec<(String, u64)> {
+    members
+        .as_array()
+        .expect("a member list")
+        .iter()
+        .map(|member| (member["id"].as_str().unwrap().to_owned(), member["connections"].as_u64().unwrap()))
+        .collect()
+}
+
+/// An endpoint's public id.
+pub fn public_id(endpoint: &Value) -> String {
+    endpoint["id"].as_str().expect("an endpoint id").to_owned()
 }
 
 /// A socket of a `read_and_write` endpoint in the room `lobby` of a fresh

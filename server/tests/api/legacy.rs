@@ -132,3 +132,16 @@ async fn legacy_meta_comes_from_the_body_or_the_query() {
     let status = response.status().as_u16();
     assert_failure(status, &response.json().await.unwrap(), 400, "invalid");
 }
+
+#[tokio::test]
+async fn legacy_rooms_and_endpoints_show_the_new_fields() {
+    let app = spawn_app().await;
+    let key = app.create_app("acme").await;
+    let (status, body) = call(&app, Method::GET, "/main/create_room/lobby/", Some(&key)).await;
+    assert_eq!((status, &body["room"]["presence"]), (201, &json!(false)), "{body}");
+    let (status, body) = call(&app, Method::GET, "/main/add_endpoint/lobby/read/", Some(&key)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!((&body["endpoint"]["max_connections"], &body["endpoint"]["single_use"]), (&Value::Null, &json!(false)));
+    let (_, body) = call(&app, Method::GET, "/main/list_endpoints/lobby/", Some(&key)).await;
+    assert_eq!(body["endpoints"][0]["single_use"], false, "{body}");
+}

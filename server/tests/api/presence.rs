@@ -8,20 +8,15 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, body, spawn_app, spawn_app_with, Remote, TestApp, WsClient};
+use crate::helpers::{
+    assert_error, body, member_roll, public_id, spawn_app, spawn_app_with, Remote, TestApp, WsClient,
+};
 
 /// A short grace period, so the tests wait little for leaves.
 const GRACE: Duration = Duration::from_millis(400);
 
 async fn app_with_short_grace() -> TestApp {
     spawn_app_with(|config| config.presence.leave_grace = GRACE).await
-}
-
-/// Creates a presence room; returns it.
-async fn presence_room(api: &Remote, key: &str, name: &str) -> Value {
-    let response = api.post("/api/v1/rooms", key, json!({ "name": name, "presence": true })).await;
-    assert_eq!(response.status(), 201);
-    body(response).await
 }
 
 /// An endpoint of `room` named `name` in its meta.
@@ -37,38 +32,12 @@ async fn join(api: &Remote, endpoint: &Value) -> (WsClient, Value) {
     (ws, welcome)
 }
 
-/// `(id, connections)` of each member, in order.
-fn roll(members: &Value) -> Vec<(String, u64)> {
-    members
-        .as_array()
-        .expect("a member list")
-        .iter()
-        .map(|member| (member["id"].as_str().unwrap().to_owned(), member["connections"].as_u64().unwrap()))
-        .collect()
-}
-
-fn id(endpoint: &Value) -> String {
-    endpoint["id"].as_str().unwrap().to_owned()
-}
-
-/// Publishes a marker through the REST API and asserts it is the next
-/// frame each of `sockets` gets: nothing (no join, leave or signal) came
-/// before it.
-async fn next_is_marker(api: &Remote, key: &str, room: &str, sockets: &mut [&mut WsClient], marker: &str) {
-    let response = api.post(&format!("/api/v1/rooms/{room}/messages"), key, json!({ "message": marker })).await;
-    assert_eq!(response.status(), 201);
-    for ws in sockets {
-        let frame = ws.next_json().await;
-        assert_eq!((frame["type"].as_str(), frame["message"].as_str()), (Some("message"), Some(marker)), "{frame}");
-    }
-}
-
 #[tokio::test]
 async fn rooms_choose_presence_at_creation_and_show_it() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
     let api = app.api();
-    assert_eq!(presence_room(api, &key, "chat").await["presence"], true);
+    assert_eq!(api.create_presence_room(&key, "chat").await["presence"], true);
     assert_eq!(api.create_room(&key, "news").await["presence"], false, "off unless asked");
     let listed = body(api.get("/api/v1/rooms", &key).await).await;
     let flags: Vec<&Value> = listed["rooms"].as_array().unwrap().iter().map(|room| &room["presence"]).collect();
@@ -89,13 +58,13 @@ async fn every_room_answers_presence_with_online_and_presence_rooms_with_members
     let news = body(api.get("/api/v1/rooms/news/presence", &key).await).await;
     assert_eq!(news, json!({ "online": 1 }));
 
-    presence_room(api, &key, "chat").await;
+    api.create_presence_room(&key, "chat").await;
     let ann = named(api, &key, "chat", "Ann", "read_and_write").await;
     let (_first, _) = join(api, &ann).await;
     let (_second, _) = join(api, &ann).await;
     let chat = body(api.get("/api/v1/rooms/chat/presence", &key).await).await;
     assert_eq!(chat["online"], 2);
-    assert_eq!(chat["members"], json!([{ "id": id(&ann), "meta": { "name": "Ann" }, "connections": 2 }]));
+    assert_eq!(chat["members"], json!([{ "id": public_id(&ann), "meta": { "name": "Ann" }, "connections": 2 }]));
 
     assert_error(api.get("/api/v1/rooms/nowhere/presence", &key).await, 404, "not_found").await;
     let other = app.create_app("other").await;
@@ -107,23 +76,23 @@ async fn the_welcome_lists_members_and_others_hear_each_endpoint_join_once() {
     let app = spawn_app().await;
     let key = app.create_app("acme").await;
     let api = app.api();
-    presence_room(api, &key, "chat").await;
+    api.create_presence_room(&key, "chat").await;
     let ann = named(api, &key, "chat", "Ann", "read_and_write").await;
     let bob = named(api, &key, "chat", "Bob", "read").await;
 
     let (mut ann_ws, welcome) = join(api, &ann).await;
-    assert_eq!(roll(&welcome["members"]), [(id(&ann), 1)], "the joining connection is listed");
+    assert_eq!(member_roll(&welcome["members"]), [(public_id(&ann), 1)], "the joining connection is listed");
 
     let (mut bob_ws, welcome) = join(api, &bob).await;
-    assert_eq!(roll(&welcome["members"]), [(id(&ann), 1), (id(&bob), 1)]);
+    assert_eq!(member_roll(&welcome["members"]), [(public_id(&ann), 1), (public_id(&bob), 1)]);
     let joined = ann_ws.next_json().await;
     assert_eq!(joined["type"], "join");
     assert_eq!(joined["room"], "chat");
-    assert_eq!(joined["member"], json!({ "id": id(&bob), "meta": { "name": "Bob" }, "connections": 1 }));
+    assert_eq!(joined["member"], json!({ "id": public_id(&bob), "meta": { "name": "Bob" }, "connections": 1 }));
 
     let (_bob_again, welcome) = join(api, &bob).await;
-    assert_eq!(roll(&welcome["members"]), [(id(&ann), 1), (id(&bob), 2)]);
-    next_is_marker(api, &key, "chat", &mut [&mut ann_ws, &mut bob_ws], "no second join, nor its own").await;
+    assert_eq!(member_roll(&welcome["members"]), [(public_id(&ann), 1), (public_id(&bob), 2)]);
+    api.next_is_marker(&key, "chat", &mut [&mut ann_ws, &mut bob_ws], "no second join, nor its own").await;
 }
 
 #[tokio::test]
@@ -131,7 +100,7 @@ async fn a_member_leaves_after_the_grace_period_and_a_quick_reconnect_sends_noth
     let app = app_with_short_grace().await;
     let key = app.create_app("acme").await;
     let api = app.api();
-    presence_room(api, &key, "chat").await;
+    api.create_presence_room(&key, "chat").await;
     let ann = named(api, &key, "chat", "Ann", "read_and_write").await;
     let bob = named(api, &key, "chat", "Bob", "read_and_write").await;
     let (mut ann_ws, _) = join(api, &ann).await;
@@ -142,19 +111,23 @@ async fn a_member_leaves_after_the_grace_period_and_a_quick_reconnect_sends_noth
     drop(bob_ws);
     tokio::time::sleep(GRACE / 4).await;
     let (bob_ws, welcome) = join(api, &bob).await;
-    assert_eq!(roll(&welcome["members"]), [(id(&ann), 1), (id(&bob), 1)]);
+    assert_eq!(member_roll(&welcome["members"]), [(public_id(&ann), 1), (public_id(&bob), 1)]);
     tokio::time::sleep(GRACE * 2).await;
-    next_is_marker(api, &key, "chat", &mut [&mut ann_ws], "no leave, no join").await;
+    api.next_is_marker(&key, "chat", &mut [&mut ann_ws], "no leave, no join").await;
 
     drop(bob_ws);
     tokio::time::sleep(GRACE / 4).await;
     let during = body(api.get("/api/v1/rooms/chat/presence", &key).await).await;
-    assert_eq!(roll(&during["members"]), [(id(&ann), 1), (id(&bob), 0)], "a member until its grace ends");
+    assert_eq!(
+        member_roll(&during["members"]),
+        [(public_id(&ann), 1), (public_id(&bob), 0)],
+        "a member until its grace ends"
+    );
     let left = ann_ws.next_json().await;
     assert_eq!(left["type"], "leave", "{left}");
-    assert_eq!(left["member"], json!({ "id": id(&bob), "meta": { "name": "Bob" }, "connections": 0 }));
+    assert_eq!(left["member"], json!({ "id": public_id(&bob), "meta": { "name": "Bob" }, "connections": 0 }));
     let after = body(api.get("/api/v1/rooms/chat/presence", &key).await).await;
-    assert_eq!(roll(&after["members"]), [(id(&ann), 1)]);
+    assert_eq!(member_roll(&after["members"]), [(public_id(&ann), 1)]);
 
     let (_bob_ws, _) = join(api, &bob).await;
     assert_eq!(ann_ws.next_json().await["type"], "join", "back after the grace: joins again");
@@ -180,19 +153,19 @@ async fn signals_reach_every_other_connection_and_are_never_stored_or_replayed()
             json!({
                 "type": "signal",
                 "room": "news",
-                "sender": { "id": id(&ann), "meta": { "name": "Ann" } },
+                "sender": { "id": public_id(&ann), "meta": { "name": "Ann" } },
                 "signal": { "typing": true },
             })
         );
     }
-    next_is_marker(api, &key, "news", &mut [&mut ann_ws], "the sender does not get its own signal").await;
+    api.next_is_marker(&key, "news", &mut [&mut ann_ws], "the sender does not get its own signal").await;
 
     let messages = body(api.get("/api/v1/rooms/news/messages", &key).await).await;
     assert_eq!(messages["messages"].as_array().unwrap().len(), 1, "only the marker is stored: {messages}");
     let mut resumed = api.connect_ws(ann["code"].as_str().unwrap(), Some(0)).await;
     assert_eq!(resumed.next_json().await["type"], "welcome");
     assert_eq!(resumed.next_json().await["message"], "the sender does not get its own signal");
-    next_is_marker(api, &key, "news", &mut [&mut resumed], "and resuming replays no signal").await;
+    api.next_is_marker(&key, "news", &mut [&mut resumed], "and resuming replays no signal").await;
 }
 
 #[tokio::test]
@@ -226,7 +199,7 @@ async fn read_endpoints_cannot_signal_and_signals_are_bounded_and_rate_limited()
     assert_eq!(writer_ws.next_json().await["code"], "invalid");
     writer_ws.send_text(r#"{"signal": 1, "message": 2}"#).await;
     assert_eq!(writer_ws.next_json().await["code"], "invalid", "one of the two, not both");
-    next_is_marker(api, &key, "news", &mut [&mut writer_ws, &mut reader_ws], "still open, nothing sent").await;
+    api.next_is_marker(&key, "news", &mut [&mut writer_ws, &mut reader_ws], "still open, nothing sent").await;
 }
 
 #[tokio::test]

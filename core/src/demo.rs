@@ -24,11 +24,11 @@ use tokio::task::JoinHandle;
 use crate::apps::Apps;
 use crate::config::DemoConfig;
 use crate::error::ServiceError;
-use crate::input::Meta;
+use crate::input::{EndpointSpec, Meta};
 use crate::limits::ConnectionRateLimiter;
 use crate::names::{AppName, RoomName};
 use crate::service::Service;
-use crate::store::{AppRecord, AppStatus, EndpointLimits, NewRoom, Store};
+use crate::store::{AppRecord, AppStatus, NewRoom, Store};
 
 /// Name of the demo app.
 pub const DEMO_APP: &str = "demo";
@@ -37,7 +37,15 @@ pub const BOT_ROOM: &str = "lobby";
 
 /// Rooms of the demo and their endpoints: `(permission, name in meta)`.
 const ROOMS: &[(&str, &[(Permission, &str)])] = &[
-    (BOT_ROOM, &[(Permission::ReadAndWrite, "Ann"), (Permission::ReadAndWrite, "Bob"), (Permission::Read, "Watcher")]),
+    (
+        BOT_ROOM,
+        &[
+            (Permission::ReadAndWrite, "Ann"),
+            (Permission::ReadAndWrite, "Bob"),
+            (Permission::Read, "Watcher"),
+            (Permission::Moderate, "Moderator"),
+        ],
+    ),
     ("quiet", &[(Permission::ReadAndWrite, "Cleo"), (Permission::Read, "Dev")]),
 ];
 
@@ -78,11 +86,15 @@ pub async fn prepare(store: &Arc<dyn Store>, apps: &Apps, service: &Service) -> 
             Ok(_) | Err(ServiceError::Conflict(_)) => {}
             Err(err) => return Err(err),
         }
-        if !service.list_endpoints(&app, &room).await?.is_empty() {
-            continue;
-        }
+        // By name, so a demo made by an older version gets the ones added
+        // since.
+        let existing = service.list_endpoints(&app, &room).await?;
         for (permission, name) in *endpoints {
-            service.create_endpoint(&app, &room, *permission, named(name), EndpointLimits::default(), None).await?;
+            let meta = named(name);
+            if existing.iter().any(|endpoint| endpoint.meta == meta.as_str()) {
+                continue;
+            }
+            service.create_endpoint(&app, &room, EndpointSpec::plain(*permission, meta), None).await?;
         }
     }
     Ok(app)
@@ -193,12 +205,10 @@ impl Throwaways {
             Err(ServiceError::QuotaExceeded(_)) => return Err(busy()),
             other => other?,
         };
-        let writer = service
-            .create_endpoint(app, &room, Permission::ReadAndWrite, named("Writer"), EndpointLimits::default(), None)
-            .await?;
-        let reader = service
-            .create_endpoint(app, &room, Permission::Read, named("Reader"), EndpointLimits::default(), None)
-            .await?;
+        // The maker mints invite links from the writer's code.
+        let writer_spec = EndpointSpec { can_delegate: true, ..EndpointSpec::plain(Permission::ReadAndWrite, named("Writer")) };
+        let writer = service.create_endpoint(app, &room, writer_spec, None).await?;
+        let reader = service.create_endpoint(app, &room, EndpointSpec::plain(Permission::Read, named("Reader")), None).await?;
         Ok(Throwaway { room: room.to_string(), writer: writer.code, reader: reader.code })
     }
 }

@@ -41,6 +41,9 @@ pub enum ServiceError {
     /// A `read` endpoint tried to publish.
     #[error("this endpoint has read permission only")]
     ReadOnly,
+    /// The endpoint published its `max_messages` already.
+    #[error("this endpoint has sent its max_messages ({0}) already")]
+    BudgetExhausted(u64),
     /// A count quota is full; nothing was created.
     #[error(transparent)]
     QuotaExceeded(#[from] QuotaExceeded),
@@ -68,6 +71,7 @@ impl ServiceError {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
             Self::ReadOnly => ErrorCode::ReadOnly,
+            Self::BudgetExhausted(_) => ErrorCode::BudgetExhausted,
             Self::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Unavailable(_) => ErrorCode::Unavailable,

@@ -6,9 +6,16 @@
 //! The connection task (in the server's `ws` module) owns the receiving ends
 //! through a [`Membership`]; the hub owns the sending ends.
 //!
+//! Each connection also shares its endpoint's [`LiveEndpoint`] with the
+//! endpoint's other connections on this node, listed here by endpoint, so
+//! an app's change to the endpoint reaches all of them at once; endpoints
+//! with an expiry are listed with it, and [`Hub::expire`] closes their
+//! connections when it passes.
+//!
 //! Locking: one `RwLock` over the room map (written only on join and leave)
 //! and one `Mutex` per room, held while a message is pushed to that room's
-//! queues. Both are synchronous locks never held across an `.await`, and a
+//! queues. The endpoint list and the expiry list have a `Mutex` each, taken
+//! inside the room map's lock, never the other way round. Both are synchronous locks never held across an `.await`, and a
 //! push never blocks: a full queue closes its connection with 1013 instead
 //! of slowing the room down or silently skipping the message. Signals are
 //! the exception: they may be skipped, and never take the last half of a
@@ -16,14 +23,17 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use comms_protocol::ws::close;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::message::{Outgoing, Published, RoomEvent};
+use comms_protocol::ws::ServerFrame;
+
+use crate::live_endpoint::{EndpointState, LiveEndpoint};
+use crate::message::{Order, Outgoing, Published, RoomEvent};
 use crate::metrics::Metrics;
 use crate::presence::Signal;
 use crate::quotas::SocketCounts;
@@ -44,6 +54,8 @@ pub enum CloseReason {
     /// This node lost its connection to the broker and may have missed
     /// messages; the client resumes with `after_seq`.
     BrokerLost,
+    /// The connection's endpoint reached its `expires_at`.
+    EndpointExpired,
 }
 
 impl CloseReason {
@@ -56,6 +68,7 @@ impl CloseReason {
             Self::ShuttingDown => close::GOING_AWAY,
             Self::AppStopped => close::APP_STOPPED,
             Self::BrokerLost => close::TRY_AGAIN_LATER,
+            Self::EndpointExpired => close::ENDPOINT_EXPIRED,
         }
     }
 
@@ -68,12 +81,13 @@ impl CloseReason {
             Self::ShuttingDown => "server shutting down",
             Self::AppStopped => "app no longer approved",
             Self::BrokerLost => "message broker connection lost, resume with after_seq",
+            Self::EndpointExpired => "endpoint expired",
         }
     }
 }
 
 struct Member {
-    endpoint_id: i64,
+    endpoint: Arc<LiveEndpoint>,
     queue: mpsc::Sender<Arc<Outgoing>>,
     close: oneshot::Sender<CloseReason>,
 }
@@ -121,6 +135,13 @@ pub struct Hub {
     /// here because the hub is this node's record of live connections, which
     /// the Redis broker publishes to the other nodes.
     sockets: Arc<SocketCounts>,
+    /// The endpoints with a connection here, by row id; an entry whose
+    /// endpoint has no connection left is dropped by the last one leaving,
+    /// or replaced by the next join.
+    endpoints: Mutex<HashMap<i64, Weak<LiveEndpoint>>>,
+    /// Endpoints with a connection here and an expiry: row id to room id
+    /// and `expires_at`.
+    expiring: Mutex<HashMap<i64, (i64, i64)>>,
 }
 
 /// A connection's place in a room. Dropping it leaves the room.
@@ -133,6 +154,8 @@ pub struct Membership {
     hub: Arc<Hub>,
     room_id: i64,
     member_id: u64,
+    /// The connection's endpoint, as the app last changed it.
+    pub endpoint: Arc<LiveEndpoint>,
     /// Messages of the room, in seq order, from the join on, with the
     /// room's presence changes and other connections' signals.
     pub queue: mpsc::Receiver<Arc<Outgoing>>,
@@ -150,7 +173,7 @@ impl Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.hub.leave(self.room_id, self.member_id);
+        self.hub.leave(self.room_id, self.member_id, &self.endpoint);
     }
 }
 
@@ -164,6 +187,8 @@ impl Hub {
             queue_len,
             metrics,
             sockets: Arc::default(),
+            endpoints: Mutex::default(),
+            expiring: Mutex::default(),
         })
     }
 
@@ -172,41 +197,82 @@ impl Hub {
         &self.sockets
     }
 
-    /// Adds a connection of `endpoint_id` to a room.
+    /// Adds a connection of `endpoint` to its room. The connection shares
+    /// the endpoint's [`LiveEndpoint`] with its other connections here, and
+    /// `endpoint` is that state's first version if it has none.
     ///
     /// # Errors
     ///
     /// Why the connection may not join: its endpoint or room was deleted.
-    pub fn join(self: &Arc<Self>, room_id: i64, endpoint_id: i64) -> Result<Membership, CloseReason> {
+    pub fn join(self: &Arc<Self>, endpoint: LiveEndpoint) -> Result<Membership, CloseReason> {
         let (queue_tx, queue) = mpsc::channel(self.queue_len);
         let (close_tx, closed) = oneshot::channel();
         let member_id = self.next_member.fetch_add(1, Ordering::Relaxed);
+        let room_id = endpoint.room_id;
         // Deletes bury under the read lock, so holding the write lock here
         // orders this join entirely before or after any delete.
         let mut rooms = self.rooms.write();
-        if let Some(reason) = self.tombstones.lock().refusal(room_id, endpoint_id) {
+        if let Some(reason) = self.tombstones.lock().refusal(room_id, endpoint.id) {
             return Err(reason);
         }
+        let endpoint = self.share(endpoint);
         let room = rooms.entry(room_id).or_insert_with(|| {
             self.metrics.live_rooms.inc();
             Room::default()
         });
-        room.lock().insert(member_id, Member { endpoint_id, queue: queue_tx, close: close_tx });
+        room.lock().insert(member_id, Member { endpoint: Arc::clone(&endpoint), queue: queue_tx, close: close_tx });
         self.metrics.connections.inc();
-        Ok(Membership { hub: Arc::clone(self), room_id, member_id, queue, closed })
+        Ok(Membership { hub: Arc::clone(self), room_id, member_id, endpoint, queue, closed })
     }
 
-    fn leave(&self, room_id: i64, member_id: u64) {
-        let mut rooms = self.rooms.write();
-        let Some(room) = rooms.get(&room_id) else { return };
-        let mut members = room.lock();
-        if members.remove(&member_id).is_some() {
-            self.metrics.connections.dec();
+    /// The endpoint's shared state on this node: the one its other
+    /// connections use, brought up to `fresh` if that is newer, or `fresh`.
+    fn share(&self, fresh: LiveEndpoint) -> Arc<LiveEndpoint> {
+        let mut endpoints = self.endpoints.lock();
+        if let Some(live) = endpoints.get(&fresh.id).and_then(Weak::upgrade) {
+            let state = fresh.state();
+            if live.update(EndpointState::clone(&state)) {
+                self.schedule_expiry(&live);
+            }
+            return live;
         }
-        if members.is_empty() {
-            drop(members);
-            rooms.remove(&room_id);
-            self.metrics.live_rooms.dec();
+        let live = Arc::new(fresh);
+        endpoints.insert(live.id, Arc::downgrade(&live));
+        self.schedule_expiry(&live);
+        live
+    }
+
+    /// Lists the endpoint with its expiry, or takes it off the list.
+    pub fn schedule_expiry(&self, endpoint: &LiveEndpoint) {
+        let mut expiring = self.expiring.lock();
+        match endpoint.state().expires_at {
+            Some(at) => expiring.insert(endpoint.id, (endpoint.room_id, at)),
+            None => expiring.remove(&endpoint.id),
+        };
+    }
+
+    fn leave(&self, room_id: i64, member_id: u64, endpoint: &Arc<LiveEndpoint>) {
+        let mut rooms = self.rooms.write();
+        if let Some(room) = rooms.get(&room_id) {
+            let mut members = room.lock();
+            if members.remove(&member_id).is_some() {
+                self.metrics.connections.dec();
+            }
+            if members.is_empty() {
+                drop(members);
+                rooms.remove(&room_id);
+                self.metrics.live_rooms.dec();
+            }
+        }
+        // Only the leaving Membership holds it now: the endpoint has no
+        // connection left here. Joins share under the same write lock, so
+        // none can be taking it meanwhile.
+        if Arc::strong_count(endpoint) == 1 {
+            let mut endpoints = self.endpoints.lock();
+            if endpoints.get(&endpoint.id).is_some_and(|listed| std::ptr::eq(listed.as_ptr(), Arc::as_ptr(endpoint))) {
+                endpoints.remove(&endpoint.id);
+                self.expiring.lock().remove(&endpoint.id);
+            }
         }
     }
 
@@ -228,11 +294,17 @@ impl Hub {
     /// Pushes `frame` onto the queue of every connection of the room;
     /// returns how many took it.
     fn push(&self, room_id: i64, frame: &Arc<Outgoing>) -> u64 {
+        self.push_where(room_id, frame, |_| true)
+    }
+
+    /// Pushes `frame` onto the queue of every connection of the room that
+    /// `to` picks; returns how many took it.
+    fn push_where(&self, room_id: i64, frame: &Arc<Outgoing>, to: impl Fn(&Member) -> bool) -> u64 {
         let Some(room) = self.rooms.read().get(&room_id).cloned() else { return 0 };
         let mut members = room.lock();
         let mut delivered = 0u64;
         let mut too_slow = Vec::new();
-        for (id, member) in members.iter() {
+        for (id, member) in members.iter().filter(|(_, member)| to(member)) {
             match member.queue.try_send(Arc::clone(frame)) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*id),
@@ -270,27 +342,65 @@ impl Hub {
         self.metrics.signals_skipped.inc_by(skipped);
     }
 
-    /// Closes this node's connections `event` ends.
+    /// Applies `event` to this node's connections.
     pub fn apply(&self, event: RoomEvent) {
         match event {
-            RoomEvent::EndpointDeleted { room_id, endpoint_id } => self.close_endpoint(room_id, endpoint_id),
+            RoomEvent::EndpointDeleted { room_id, endpoint_id } => {
+                Tombstones::bury(&mut self.tombstones.lock().endpoints, endpoint_id);
+                self.close_endpoint(room_id, endpoint_id, CloseReason::EndpointDeleted);
+            }
             RoomEvent::RoomDeleted { room_id } => self.close_room(room_id),
             RoomEvent::AppStopped { room_id } => self.close_room_connections(room_id, CloseReason::AppStopped),
+            RoomEvent::EndpointChanged { room_id, endpoint_id, state } => {
+                self.change_endpoint(room_id, endpoint_id, state);
+            }
+            RoomEvent::Redacted { room_id, room, messages } => {
+                for (seq, id) in messages {
+                    let frame = ServerFrame::Redaction { room: room.clone(), seq, id };
+                    self.push(room_id, &Arc::new(Outgoing::new(&frame, Order::Ephemeral)));
+                }
+            }
         }
     }
 
-    /// Closes every connection of a deleted endpoint and keeps new ones out.
-    fn close_endpoint(&self, room_id: i64, endpoint_id: i64) {
-        let rooms = self.rooms.read();
-        Tombstones::bury(&mut self.tombstones.lock().endpoints, endpoint_id);
-        let Some(room) = rooms.get(&room_id).cloned() else { return };
-        drop(rooms);
+    /// Gives the endpoint's connections here its new state, and sends them
+    /// the `endpoint` frame showing it.
+    fn change_endpoint(&self, room_id: i64, endpoint_id: i64, state: EndpointState) {
+        let Some(live) = self.endpoints.lock().get(&endpoint_id).and_then(Weak::upgrade) else { return };
+        if !live.update(state) {
+            return;
+        }
+        self.schedule_expiry(&live);
+        let frame = Arc::new(Outgoing::new(&live.frame(), Order::Ephemeral));
+        self.push_where(room_id, &frame, |member| member.endpoint.id == endpoint_id);
+    }
+
+    /// Closes the connections of every endpoint whose expiry is `now_ms` or
+    /// earlier with 4004. New connections are refused by the code check.
+    pub fn expire(&self, now_ms: i64) {
+        let due: Vec<(i64, i64)> = {
+            let mut expiring = self.expiring.lock();
+            let due: Vec<(i64, i64)> =
+                expiring.iter().filter(|(_, (_, at))| *at <= now_ms).map(|(id, (room, _))| (*room, *id)).collect();
+            for (_, endpoint_id) in &due {
+                expiring.remove(endpoint_id);
+            }
+            due
+        };
+        for (room_id, endpoint_id) in due {
+            self.close_endpoint(room_id, endpoint_id, CloseReason::EndpointExpired);
+        }
+    }
+
+    /// Closes every connection of an endpoint with `reason`.
+    fn close_endpoint(&self, room_id: i64, endpoint_id: i64, reason: CloseReason) {
+        let Some(room) = self.rooms.read().get(&room_id).cloned() else { return };
         let mut members = room.lock();
-        let ids: Vec<u64> = members.iter().filter(|(_, m)| m.endpoint_id == endpoint_id).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> = members.iter().filter(|(_, m)| m.endpoint.id == endpoint_id).map(|(id, _)| *id).collect();
         for id in ids {
             if let Some(member) = members.remove(&id) {
                 self.metrics.connections.dec();
-                let _ = member.close.send(CloseReason::EndpointDeleted);
+                let _ = member.close.send(reason);
             }
         }
     }
@@ -339,7 +449,7 @@ impl Hub {
     /// The endpoints with a connection in the room on this node.
     pub fn endpoints_in(&self, room_id: i64) -> Vec<i64> {
         let Some(room) = self.rooms.read().get(&room_id).cloned() else { return Vec::new() };
-        let mut endpoints: Vec<i64> = room.lock().values().map(|member| member.endpoint_id).collect();
+        let mut endpoints: Vec<i64> = room.lock().values().map(|member| member.endpoint.id).collect();
         endpoints.sort_unstable();
         endpoints.dedup();
         endpoints

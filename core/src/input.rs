@@ -13,13 +13,16 @@
 //! 128), and strings with a `\uD800`–`\uDFFF` escape that is not half of
 //! a surrogate pair (browsers read it, serde_json refuses it).
 
+use chrono::DateTime;
+use comms_protocol::rest::{CreateEndpointRequest, UpdateEndpointRequest};
 use comms_protocol::Permission;
 use serde_json::value::RawValue;
 
 use crate::config::LimitsConfig;
 use crate::error::ServiceError;
+use crate::store::{EndpointLimits, EndpointSettings};
 
-/// Parses a permission word (`read` or `read_and_write`).
+/// Parses a permission word (`read`, `read_and_write` or `moderate`).
 ///
 /// # Errors
 ///
@@ -27,7 +30,9 @@ use crate::error::ServiceError;
 pub fn parse_permission(text: &str) -> Result<Permission, ServiceError> {
     Permission::parse(text).ok_or_else(|| {
         let shown: String = text.chars().take(40).collect();
-        ServiceError::Invalid(format!("permission must be \"read\" or \"read_and_write\" (got {shown:?})"))
+        ServiceError::Invalid(format!(
+            "permission must be \"read\", \"read_and_write\" or \"moderate\" (got {shown:?})"
+        ))
     })
 }
 
@@ -78,6 +83,120 @@ impl Meta {
     /// The JSON value, as a message's sender meta carries it.
     pub fn into_raw(self) -> Box<RawValue> {
         self.0
+    }
+}
+
+/// Parses an RFC 3339 time into milliseconds since the epoch.
+///
+/// # Errors
+///
+/// `Invalid`, naming `what`.
+pub fn parse_time(what: &str, text: &str) -> Result<i64, ServiceError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.timestamp_millis())
+        .map_err(|_| ServiceError::Invalid(format!("{what} must be an RFC 3339 time, like 2026-12-31T12:00:00Z")))
+}
+
+/// A new endpoint as a client asks for it, parsed.
+#[derive(Debug, Clone)]
+pub struct EndpointSpec {
+    /// What it may do.
+    pub permission: Permission,
+    /// The meta stamped on its messages.
+    pub meta: Meta,
+    /// Its own limits.
+    pub limits: EndpointLimits,
+    /// Whether its holder may mint children.
+    pub can_delegate: bool,
+}
+
+impl EndpointSpec {
+    /// An endpoint with no limits of its own that cannot delegate (the
+    /// legacy API, the demo, the portal's simple form).
+    pub fn plain(permission: Permission, meta: Meta) -> Self {
+        Self { permission, meta, limits: EndpointLimits::default(), can_delegate: false }
+    }
+
+    /// Parses a creation body.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad permission, meta or expiry, or a
+    /// `max_connections` of 0.
+    pub fn parse(request: &CreateEndpointRequest, limits: &LimitsConfig) -> Result<Self, ServiceError> {
+        let expires_at = request.expires_at.as_deref().map(|text| parse_time("expires_at", text)).transpose()?;
+        Ok(Self {
+            permission: parse_permission(&request.permission)?,
+            meta: Meta::parse(request.meta.as_deref(), limits)?,
+            limits: EndpointLimits {
+                max_connections: check_connections(request.max_connections)?,
+                single_use: request.single_use,
+                expires_at,
+                max_messages: request.max_messages,
+            },
+            can_delegate: request.can_delegate,
+        })
+    }
+}
+
+/// A change to an endpoint, parsed: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointUpdate {
+    /// The new permission.
+    pub permission: Option<Permission>,
+    /// The new meta.
+    pub meta: Option<Meta>,
+    /// The new expiry (`Some(None)`: none).
+    pub expires_at: Option<Option<i64>>,
+    /// The new budget (`Some(None)`: unlimited).
+    pub max_messages: Option<Option<u64>>,
+    /// The new connection cap (`Some(None)`: only the socket quotas).
+    pub max_connections: Option<Option<u64>>,
+}
+
+impl EndpointUpdate {
+    /// Parses a `PATCH` body.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad permission, meta or expiry, or a
+    /// `max_connections` of 0.
+    pub fn parse(request: &UpdateEndpointRequest, limits: &LimitsConfig) -> Result<Self, ServiceError> {
+        let expires_at = match &request.expires_at {
+            Some(Some(text)) => Some(Some(parse_time("expires_at", text)?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        Ok(Self {
+            permission: request.permission.as_deref().map(parse_permission).transpose()?,
+            meta: request.meta.as_deref().map(|meta| Meta::parse(Some(meta), limits)).transpose()?,
+            expires_at,
+            max_messages: request.max_messages,
+            max_connections: request.max_connections.map(check_connections).transpose()?,
+        })
+    }
+
+    /// `settings` with this change made.
+    pub fn apply(&self, settings: EndpointSettings) -> EndpointSettings {
+        let limits = settings.limits;
+        EndpointSettings {
+            permission: self.permission.unwrap_or(settings.permission),
+            meta: self.meta.as_ref().map_or(settings.meta, |meta| meta.as_str().to_owned()),
+            limits: EndpointLimits {
+                expires_at: self.expires_at.unwrap_or(limits.expires_at),
+                max_messages: self.max_messages.unwrap_or(limits.max_messages),
+                max_connections: self.max_connections.unwrap_or(limits.max_connections),
+                single_use: limits.single_use,
+            },
+        }
+    }
+}
+
+/// A `max_connections` as asked: at least 1, or none.
+fn check_connections(cap: Option<u64>) -> Result<Option<u64>, ServiceError> {
+    match cap {
+        Some(0) => Err(ServiceError::Invalid("max_connections must be at least 1, or null".into())),
+        cap => Ok(cap),
     }
 }
 

@@ -21,6 +21,11 @@
 //! - [`broker`]: seq, history and publishing behind a trait (in-process now).
 //! - [`message`]: a message from draft to frame and stored row; room events.
 //! - [`hub`]: this node's live connections per room and the fan-out to them.
+//! - [`live_endpoint`]: an endpoint's changeable state (permission, meta,
+//!   expiry, budget) as its open connections share it.
+//! - [`capabilities`]: endpoints' lifecycle: live edits, delegation to
+//!   children, and moderation (redaction).
+//! - [`sent`]: endpoints' `messages_sent`, counted off the hot path.
 //! - [`presence`]: presence rooms' members (join, leave, the grace period)
 //!   and ephemeral signals.
 //! - [`service`]: rooms, endpoints and messages as the API offers them.
@@ -49,6 +54,7 @@ pub mod accounts;
 pub mod apps;
 pub mod auth;
 pub mod broker;
+pub mod capabilities;
 pub mod changes;
 pub mod config;
 pub mod demo;
@@ -56,6 +62,7 @@ pub mod email;
 pub mod error;
 pub mod forwarded;
 pub mod hub;
+pub mod live_endpoint;
 pub mod input;
 pub mod limits;
 pub mod message;
@@ -69,6 +76,7 @@ pub mod portal;
 pub mod presence;
 pub mod quotas;
 pub mod secrets;
+pub mod sent;
 pub mod service;
 pub mod store;
 pub mod subscription;

@@ -25,6 +25,7 @@ use comms_protocol::{Message, Sender};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::live_endpoint::EndpointState;
 use crate::store::StoredMessage;
 use crate::time::format_ms;
 
@@ -70,7 +71,11 @@ impl Unsequenced {
         Ok(Self {
             id: stored.id.clone(),
             room: room.to_owned(),
-            sender: Sender { id: stored.sender_id.clone(), meta: RawValue::from_string(stored.sender_meta.clone())? },
+            sender: Sender {
+                id: stored.sender_id.clone(),
+                meta: RawValue::from_string(stored.sender_meta.clone())?,
+                parent: stored.sender_parent.clone(),
+            },
             message: RawValue::from_string(stored.payload.clone())?,
         })
     }
@@ -85,8 +90,9 @@ impl Unsequenced {
             timestamp: format_ms(created_ms),
             sender: self.sender,
             message: self.message,
+            redacted_at: None,
         };
-        Published::new(room_id, created_ms, message)
+        Published::new(room_id, created_ms, None, message)
     }
 }
 
@@ -140,6 +146,9 @@ pub struct Published {
     pub room_id: i64,
     /// Milliseconds since the epoch; `message.timestamp` is its text form.
     pub created_ms: i64,
+    /// When it was redacted, in milliseconds since the epoch;
+    /// `message.redacted_at` is its text form.
+    pub redacted_ms: Option<i64>,
     /// The message as the API shows it.
     pub message: Message,
     /// `{"type": "message", …}` as sent on every WebSocket of the room.
@@ -148,12 +157,28 @@ pub struct Published {
 
 impl Published {
     /// Serializes the frame of a message. Called once per message.
-    fn new(room_id: i64, created_ms: i64, message: Message) -> Self {
+    fn new(room_id: i64, created_ms: i64, redacted_ms: Option<i64>, message: Message) -> Self {
         let seq = message.seq;
         let frame = ServerFrame::Message(message);
         let outgoing = Arc::new(Outgoing::new(&frame, Order::Seq(seq)));
         let ServerFrame::Message(message) = frame else { unreachable!("built as a message frame above") };
-        Self { room_id, created_ms, message, outgoing }
+        Self { room_id, created_ms, redacted_ms, message, outgoing }
+    }
+
+    /// The message as it is served once redacted at `at_ms`: the same id,
+    /// seq, time and sender, a `null` payload and `redacted_at`.
+    pub fn redacted(&self, at_ms: i64) -> Self {
+        let message = Message {
+            message: RawValue::from_string("null".into()).expect("null is JSON"),
+            redacted_at: Some(format_ms(at_ms)),
+            ..self.message.clone()
+        };
+        Self::new(self.room_id, self.created_ms, Some(at_ms), message)
+    }
+
+    /// Whether the message was redacted.
+    pub fn is_redacted(&self) -> bool {
+        self.redacted_ms.is_some()
     }
 
     /// `{"type": "message", …}` as sent on every WebSocket of the room.
@@ -167,7 +192,11 @@ impl Published {
     ///
     /// A stored meta or payload that is not valid JSON.
     pub fn from_stored(room_id: i64, room: &str, stored: &StoredMessage) -> Result<Self, serde_json::Error> {
-        Ok(Unsequenced::from_stored(room, stored)?.sequence(room_id, stored.seq, stored.created_at))
+        let published = Unsequenced::from_stored(room, stored)?.sequence(room_id, stored.seq, stored.created_at);
+        Ok(match stored.redacted_at {
+            Some(at_ms) => published.redacted(at_ms),
+            None => published,
+        })
     }
 
     /// The row the store keeps of this message.
@@ -181,6 +210,8 @@ impl Published {
             sender_id: message.sender.id.clone(),
             sender_meta: message.sender.meta.get().to_owned(),
             payload: message.message.get().to_owned(),
+            sender_parent: message.sender.parent.clone(),
+            redacted_at: self.redacted_ms,
         }
     }
 
@@ -190,10 +221,11 @@ impl Published {
     }
 }
 
-/// A change that closes live connections, on whichever node they are.
+/// A change to live connections, on whichever node they are: closing
+/// them, changing their endpoint, redacting messages they were sent.
 /// Brokers carry it to every node; each applies it to its hub
 /// ([`Hub::apply`](crate::hub::Hub::apply)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RoomEvent {
     /// An endpoint was deleted: its connections close with 4001.
@@ -214,6 +246,26 @@ pub enum RoomEvent {
         /// Row id of the room.
         room_id: i64,
     },
+    /// The app changed an endpoint: its connections take the new state
+    /// and are sent an `endpoint` frame.
+    EndpointChanged {
+        /// Row id of the endpoint's room.
+        room_id: i64,
+        /// Row id of the endpoint.
+        endpoint_id: i64,
+        /// What it is now.
+        state: EndpointState,
+    },
+    /// Messages of a room were redacted: its connections are sent a
+    /// `redaction` frame for each.
+    Redacted {
+        /// Row id of the room.
+        room_id: i64,
+        /// Name of the room.
+        room: String,
+        /// The redacted messages' seqs and ids.
+        messages: Vec<(u64, String)>,
+    },
 }
 
 #[cfg(test)]
@@ -229,6 +281,8 @@ mod tests {
             sender_id: "ep_1".into(),
             sender_meta: r#"{"name":"Ann"}"#.into(),
             payload: r#"{"x": 1}"#.into(),
+            sender_parent: Some("ep_0".into()),
+            redacted_at: None,
         }
     }
 
@@ -241,6 +295,20 @@ mod tests {
         assert_eq!(frame["type"], "message");
         assert_eq!(frame["room"], "lobby");
         assert_eq!(frame["message"]["x"], 1);
+    }
+
+    #[test]
+    fn a_redacted_message_keeps_all_but_its_payload() {
+        let published = Published::from_stored(3, "lobby", &stored()).unwrap().redacted(1_764_500_001_000);
+        let frame: serde_json::Value = serde_json::from_slice(published.frame()).unwrap();
+        assert_eq!(frame["message"], serde_json::Value::Null);
+        assert_eq!(frame["redacted_at"], "2025-11-30T10:53:21.000Z");
+        assert_eq!((frame["seq"].as_u64(), frame["id"].as_str()), (Some(7), Some("m1")));
+        assert_eq!(frame["sender"]["parent"], "ep_0");
+        let stored = published.to_stored();
+        assert_eq!((stored.payload.as_str(), stored.redacted_at), ("null", Some(1_764_500_001_000)));
+        let restored = Published::from_stored(3, "lobby", &stored).unwrap();
+        assert_eq!(restored.message.redacted_at.as_deref(), Some("2025-11-30T10:53:21.000Z"));
     }
 
     #[test]

@@ -246,6 +246,16 @@ impl SocketCounts {
         Ok(SocketPermit { counts: Arc::clone(self), owner: *owner })
     }
 
+    /// This node's live connections of an endpoint.
+    pub fn of_endpoint(&self, endpoint_id: i64) -> u64 {
+        self.counts.lock().get(&Counted::Endpoint(endpoint_id)).copied().unwrap_or(0)
+    }
+
+    /// The name other nodes publish their connections of an endpoint under.
+    pub fn endpoint_count_name(endpoint_id: i64) -> String {
+        Counted::Endpoint(endpoint_id).name()
+    }
+
     /// Every count of this node, by published name, for other nodes.
     pub fn snapshot(&self) -> HashMap<String, u64> {
         self.counts.lock().iter().map(|(counted, n)| (counted.name(), *n)).collect()

@@ -9,25 +9,27 @@
 //! input arrives parsed ([`RoomName`], [`Permission`], [`Meta`]: see
 //! [`crate::input`]); endpoints come back as records, and the HTTP layer,
 //! which knows the request's host, turns them into the API's view with
-//! [`endpoint_view`].
+//! [`Service::endpoint_views`]. Changing endpoints, delegating and
+//! moderating are in [`crate::capabilities`].
 
 use std::sync::Arc;
 
-use comms_protocol::{Endpoint, Message, Permission, Presence, Room, Sender};
+use comms_protocol::{Endpoint, Message, Presence, Room, Sender};
 use serde_json::value::RawValue;
 
 use crate::broker::{Broker, Durability, RoomRef};
 use crate::config::{LimitsConfig, PresenceConfig, QuotasConfig, WsBase};
 use crate::error::ServiceError;
 use crate::hub::Hub;
-use crate::input::{check_readable, Meta};
+use crate::input::{check_readable, EndpointSpec, Meta};
 use crate::message::{Draft, RoomEvent};
 use crate::names::RoomName;
 use crate::presence::Tracker;
 use crate::quotas::{Quota, QuotaExceeded, SocketCounts};
 use crate::secrets;
-use crate::store::{AppRecord, EndpointLimits, EndpointRecord, NewEndpoint, NewRoom, RoomRecord, Store, StoreError};
-use crate::time::format_ms;
+use crate::sent::SentCounts;
+use crate::store::{AppRecord, EndpointRecord, Lineage, NewEndpoint, NewRoom, RoomRecord, Store, StoreError};
+use crate::time::{format_ms, now_ms};
 
 /// Sender id of messages published by the app's backend through the API.
 pub const APP_SENDER_ID: &str = "app";
@@ -44,11 +46,19 @@ pub struct Service {
     pub(crate) presence: Tracker,
     /// This node's live sockets per app, endpoint and address.
     pub(crate) sockets: Arc<SocketCounts>,
+    /// Messages this node published through endpoints, not yet counted in
+    /// the store.
+    pub(crate) sent: Arc<SentCounts>,
 }
+
+/// How often endpoints' expiries are checked: a connection closes at most
+/// this late.
+const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Service {
     /// Wires the service to its store, broker and hub, under `limits` and
-    /// the default `quotas`, and starts the presence tracker.
+    /// the default `quotas`, and starts its tasks: the presence tracker,
+    /// the writer of message counts and the sweep of expired endpoints.
     pub fn new(
         store: Arc<dyn Store>,
         broker: Arc<dyn Broker>,
@@ -59,7 +69,24 @@ impl Service {
     ) -> Self {
         let sockets = Arc::clone(hub.sockets());
         let presence = Tracker::spawn(Arc::clone(&broker), presence.leave_grace);
-        Self { store, broker, hub, limits: Arc::new(limits), quotas: Arc::new(quotas), presence, sockets }
+        let sent = Arc::new(SentCounts::default());
+        sent.spawn_flusher(Arc::clone(&store));
+        let sweeping = Arc::downgrade(&hub);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+            loop {
+                tick.tick().await;
+                let Some(hub) = sweeping.upgrade() else { return };
+                hub.expire(now_ms());
+            }
+        });
+        Self { store, broker, hub, limits: Arc::new(limits), quotas: Arc::new(quotas), presence, sockets, sent }
+    }
+
+    /// Writes out what the service counts off the store (endpoints'
+    /// `messages_sent`), on shutdown.
+    pub async fn flush(&self) {
+        self.sent.flush(&*self.store).await;
     }
 
     /// The value of `quota` for `app` (`None`: unlimited).
@@ -67,7 +94,7 @@ impl Service {
         app.quotas.limit(quota, &self.quotas)
     }
 
-    async fn find_room(&self, app: &AppRecord, name: &RoomName) -> Result<RoomRecord, ServiceError> {
+    pub(crate) async fn find_room(&self, app: &AppRecord, name: &RoomName) -> Result<RoomRecord, ServiceError> {
         self.store
             .room(app.id, name)
             .await?
@@ -158,37 +185,45 @@ impl Service {
         Ok(())
     }
 
-    /// Adds an endpoint to a room, with its own `limits`; `created_with` is
-    /// the API key used, so the endpoint can be revoked with it if the key
-    /// leaks.
+    /// Adds an endpoint to a room; `created_with` is the API key used, so
+    /// the endpoint can be revoked with it if the key leaks.
     ///
     /// # Errors
     ///
-    /// `NotFound` if the app has no such room, `Invalid` for a
-    /// `max_connections` of 0.
+    /// `NotFound` if the app has no such room, `QuotaExceeded` when the
+    /// room has its `endpoints_per_room`.
     pub async fn create_endpoint(
         &self,
         app: &AppRecord,
         room: &RoomName,
-        permission: Permission,
-        meta: Meta,
-        limits: EndpointLimits,
+        spec: EndpointSpec,
         created_with: Option<i64>,
     ) -> Result<EndpointRecord, ServiceError> {
-        if limits.max_connections == Some(0) {
-            return Err(ServiceError::Invalid("max_connections must be at least 1, or null".into()));
-        }
         let room = self.find_room(app, room).await?;
+        let at_most = self.quota(app, Quota::EndpointsPerRoom);
+        self.insert_endpoint(room.id, spec, created_with, None, at_most).await
+    }
+
+    /// Stores a new endpoint of room `room_id` with fresh code and id.
+    pub(crate) async fn insert_endpoint(
+        &self,
+        room_id: i64,
+        spec: EndpointSpec,
+        key_id: Option<i64>,
+        parent: Option<Lineage>,
+        at_most: Option<u64>,
+    ) -> Result<EndpointRecord, ServiceError> {
         let new = NewEndpoint {
-            room_id: room.id,
+            room_id,
             public_id: secrets::endpoint_id(),
             code: secrets::endpoint_code(),
-            permission,
-            meta: meta.as_str().to_owned(),
-            key_id: created_with,
-            limits,
+            permission: spec.permission,
+            meta: spec.meta.as_str().to_owned(),
+            key_id,
+            limits: spec.limits,
+            can_delegate: spec.can_delegate,
+            parent,
         };
-        let at_most = self.quota(app, Quota::EndpointsPerRoom);
         self.store.create_endpoint(new, at_most).await.map_err(|err| quota_full(err, Quota::EndpointsPerRoom, at_most))
     }
 
@@ -202,7 +237,8 @@ impl Service {
         Ok(self.store.list_endpoints(room.id).await?)
     }
 
-    /// Deletes an endpoint by code, closing its live connections.
+    /// Deletes an endpoint by code with every endpoint minted from it,
+    /// closing their live connections.
     ///
     /// # Errors
     ///
@@ -213,13 +249,52 @@ impl Service {
         if !secrets::is_code_shaped(code) {
             return Err(missing());
         }
-        let endpoint_id = self.store.delete_endpoint(room.id, code).await?.ok_or_else(missing)?;
-        self.broker.announce(RoomEvent::EndpointDeleted { room_id: room.id, endpoint_id }).await;
+        let deleted = self.store.delete_endpoint(room.id, code).await?;
+        if deleted.is_empty() {
+            return Err(missing());
+        }
+        for endpoint_id in deleted {
+            self.broker.announce(RoomEvent::EndpointDeleted { room_id: room.id, endpoint_id }).await;
+        }
         Ok(())
     }
 
-    /// Retained messages with `seq > after_seq`, oldest first. `limit`
-    /// defaults to 100 and is capped at `limits.max_page_size`.
+    /// Endpoints as the API shows them: with their live connections over
+    /// every node and their `messages_sent`, their `ws_url` starting with
+    /// `ws_base`.
+    ///
+    /// # Errors
+    ///
+    /// The broker's failure; `Internal` for stored meta that is not JSON.
+    pub async fn endpoint_views(
+        &self,
+        records: Vec<EndpointRecord>,
+        ws_base: &WsBase,
+    ) -> Result<Vec<Endpoint>, ServiceError> {
+        let ids: Vec<i64> = records.iter().map(|record| record.id).collect();
+        let online = self.broker.endpoints_online(&ids).await?;
+        records
+            .into_iter()
+            .zip(online)
+            .map(|(record, online)| {
+                let sent = self.sent.pending(record.id);
+                endpoint_view(record, Usage { online, unwritten_sent: sent }, ws_base)
+            })
+            .collect()
+    }
+
+    /// One endpoint as the API shows it (see [`Service::endpoint_views`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Service::endpoint_views`].
+    pub async fn endpoint_view(&self, record: EndpointRecord, ws_base: &WsBase) -> Result<Endpoint, ServiceError> {
+        Ok(self.endpoint_views(vec![record], ws_base).await?.remove(0))
+    }
+
+    /// Retained messages with `seq > after_seq`, oldest first, only those
+    /// of `sender_id` if given. `limit` defaults to 100 and is capped at
+    /// `limits.max_page_size`.
     ///
     /// # Errors
     ///
@@ -230,6 +305,7 @@ impl Service {
         room: &RoomName,
         after_seq: u64,
         limit: Option<usize>,
+        sender_id: Option<&str>,
     ) -> Result<Vec<Message>, ServiceError> {
         let limit = match limit {
             Some(0) => return Err(ServiceError::Invalid("limit must be at least 1".into())),
@@ -237,8 +313,18 @@ impl Service {
             None => 100.min(self.limits.max_page_size),
         };
         let room = self.find_room(app, room).await?;
-        let history = self.broker.history(&room_ref(&room), after_seq, limit).await?;
-        Ok(history.messages.iter().map(|published| published.message.clone()).collect())
+        let Some(sender_id) = sender_id else {
+            let history = self.broker.history(&room_ref(&room), after_seq, limit).await?;
+            return Ok(history.messages.iter().map(|published| published.message.clone()).collect());
+        };
+        let history = self.broker.history(&room_ref(&room), after_seq, usize::MAX).await?;
+        Ok(history
+            .messages
+            .iter()
+            .filter(|published| published.message.sender.id == sender_id)
+            .take(limit)
+            .map(|published| published.message.clone())
+            .collect())
     }
 
     /// Publishes from the app's backend (sender id `"app"`), returning once
@@ -258,7 +344,7 @@ impl Service {
     ) -> Result<Message, ServiceError> {
         self.check_payload(&payload)?;
         let room = self.find_room(app, room).await?;
-        let sender = Sender { id: APP_SENDER_ID.into(), meta: meta.into_raw() };
+        let sender = Sender { id: APP_SENDER_ID.into(), meta: meta.into_raw(), parent: None };
         let published = self.broker.publish(&room_ref(&room), Draft { sender, payload }, Durability::Stored).await?;
         Ok(published.message.clone())
     }
@@ -286,12 +372,17 @@ pub(crate) fn quota_full(err: StoreError, quota: Quota, at_most: Option<u64>) ->
     }
 }
 
+/// What an endpoint's view counts beside its row.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    /// Live connections over every node.
+    online: u64,
+    /// Messages this node counted and has not written to the store yet.
+    unwritten_sent: u64,
+}
+
 /// An endpoint as the API shows it, its `ws_url` starting with `ws_base`.
-///
-/// # Errors
-///
-/// `Internal` for stored meta that is not JSON.
-pub fn endpoint_view(record: EndpointRecord, ws_base: &WsBase) -> Result<Endpoint, ServiceError> {
+fn endpoint_view(record: EndpointRecord, usage: Usage, ws_base: &WsBase) -> Result<Endpoint, ServiceError> {
     let limits = record.limits();
     let meta = RawValue::from_string(record.meta).map_err(|err| ServiceError::Internal(err.into()))?;
     Ok(Endpoint {
@@ -304,6 +395,12 @@ pub fn endpoint_view(record: EndpointRecord, ws_base: &WsBase) -> Result<Endpoin
         created_at: format_ms(record.created_at),
         max_connections: limits.max_connections,
         single_use: limits.single_use,
+        expires_at: limits.expires_at.map(format_ms),
+        max_messages: limits.max_messages,
+        messages_sent: u64::try_from(record.messages_sent).unwrap_or(0) + usage.unwritten_sent,
+        online: usage.online,
+        can_delegate: record.can_delegate,
+        parent: record.parent_public_id,
     })
 }
 
@@ -317,6 +414,6 @@ fn room_view(room: RoomRecord, online: u64) -> Room {
     }
 }
 
-fn room_ref(room: &RoomRecord) -> RoomRef {
+pub(crate) fn room_ref(room: &RoomRecord) -> RoomRef {
     RoomRef { id: room.id, name: room.name.clone() }
 }

@@ -6,20 +6,21 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use comms_protocol::ws::{ServerFrame, WelcomeEndpoint};
-use comms_protocol::Sender;
+use comms_protocol::ws::ServerFrame;
 use serde_json::value::RawValue;
 
 use crate::broker::{Durability, History, RoomRef};
 use crate::error::ServiceError;
 use crate::hub::{CloseReason, Membership};
 use crate::input::check_readable;
+use crate::live_endpoint::{EndpointState, LiveEndpoint};
 use crate::message::{Draft, Order, Outgoing, Published};
 use crate::presence::{MemberCard, PresenceGuard, Roll, Signal};
 use crate::quotas::{Quota, QuotaExceeded, SocketLimits, SocketOwner, SocketPermit};
 use crate::secrets;
 use crate::service::Service;
 use crate::store::{AppStatus, EndpointRecord};
+use crate::time::now_ms;
 
 /// An endpoint a WebSocket may join, found by its code.
 #[derive(Debug, Clone)]
@@ -107,6 +108,9 @@ impl Service {
         if own.single_use && access.endpoint.used_at.is_some() {
             return Err(ServiceError::NotFound("this single-use code was used already".into()));
         }
+        if access.endpoint.expired(now_ms()) {
+            return Err(ServiceError::NotFound("this code has expired".into()));
+        }
         if !access.allowed_origins.permits(origin) {
             return Err(ServiceError::OriginNotAllowed(origin.unwrap_or_default().to_owned()));
         }
@@ -168,22 +172,29 @@ impl Service {
     /// app stopped being approved, since the ticket was issued;
     /// [`JoinError::Failed`] when the store or history cannot be read.
     pub async fn join(&self, ticket: &JoinTicket, after_seq: Option<u64>) -> Result<Subscription, JoinError> {
-        let membership = self.hub.join(ticket.room.id, ticket.endpoint.id).map_err(JoinError::Refused)?;
+        let endpoint = LiveEndpoint::new(&ticket.endpoint).map_err(|err| ServiceError::Internal(err.into()))?;
+        let membership = self.hub.join(endpoint).map_err(JoinError::Refused)?;
         self.broker.listen(ticket.room.id).await.map_err(ServiceError::from)?;
-        // Read again now that the hub lists the connection: a suspension or
-        // a revocation committed after the ticket was issued is either seen
-        // here, or applied to the connection by the next poll of app
-        // changes (see `crate::changes`).
-        match self.store.endpoint_app_status(ticket.endpoint.id).await.map_err(ServiceError::from)? {
-            None => return Err(JoinError::Refused(CloseReason::EndpointDeleted)),
-            Some(status) if status != AppStatus::Approved => return Err(JoinError::Refused(CloseReason::AppStopped)),
-            Some(_) => {}
+        // Read again now that the hub lists the connection: a suspension, a
+        // revocation or a change committed after the ticket was issued is
+        // either seen here, or reaches the connection by the next poll of
+        // app changes (see `crate::changes`) or the change's announcement.
+        let Some(access) = self.store.endpoint_by_id(ticket.endpoint.id).await.map_err(ServiceError::from)? else {
+            return Err(JoinError::Refused(CloseReason::EndpointDeleted));
+        };
+        if access.app_status != AppStatus::Approved {
+            return Err(JoinError::Refused(CloseReason::AppStopped));
         }
+        let fresh = EndpointState::of(&access.endpoint).map_err(|err| ServiceError::Internal(err.into()))?;
+        if membership.endpoint.update(fresh) {
+            self.hub.schedule_expiry(&membership.endpoint);
+        }
+        let state = membership.endpoint.state();
         let (presence, roll) = if ticket.endpoint.room_presence {
             let card = MemberCard {
                 endpoint_id: ticket.endpoint.id,
                 id: ticket.endpoint.public_id.clone(),
-                meta: stored_meta(&ticket.endpoint)?,
+                meta: state.meta.clone(),
             };
             let guard = self.presence.arrive(&ticket.room, card).await.map_err(ServiceError::from)?;
             (Some(guard), Some(self.broker.members(ticket.room.id).await.map_err(ServiceError::from)?))
@@ -196,17 +207,14 @@ impl Service {
             None => self.broker.history(&ticket.room, u64::MAX, 0).await,
         };
         let History { first_seq, last_seq, messages } = history.map_err(ServiceError::from)?;
+        let shown = membership.endpoint.shown(&state);
         Ok(Subscription {
             membership,
             presence,
             covered_presence,
             welcome: ServerFrame::Welcome {
                 room: ticket.room.name.clone(),
-                endpoint: WelcomeEndpoint {
-                    id: ticket.endpoint.public_id.clone(),
-                    permission: ticket.endpoint.permission,
-                    meta: stored_meta(&ticket.endpoint)?,
-                },
+                endpoint: shown,
                 last_seq,
                 first_seq,
                 members: roll.map(|Roll { members, .. }| members),
@@ -219,28 +227,49 @@ impl Service {
         })
     }
 
-    /// Publishes a frame's payload through an endpoint, with the endpoint's
-    /// stored meta as sender meta.
+    /// Publishes a frame's payload through a connection's endpoint, with
+    /// the endpoint's current meta as sender meta, spending its budget if
+    /// it has one.
     ///
     /// # Errors
     ///
     /// `ReadOnly` for a `read` endpoint, `TooLarge` over the size limit,
-    /// `Invalid` nested over the depth limit, `NotFound` if the room was
-    /// deleted meanwhile.
-    pub async fn publish_as_endpoint(&self, ticket: &JoinTicket, payload: Box<RawValue>) -> Result<(), ServiceError> {
-        if !ticket.endpoint.permission.can_write() {
+    /// `Invalid` nested over the depth limit, `BudgetExhausted` once its
+    /// `max_messages` are sent, `NotFound` if the room was deleted
+    /// meanwhile.
+    pub async fn publish_as_endpoint(
+        &self,
+        ticket: &JoinTicket,
+        endpoint: &LiveEndpoint,
+        payload: Box<RawValue>,
+    ) -> Result<(), ServiceError> {
+        let state = endpoint.state();
+        if !state.permission.can_write() {
             return Err(ServiceError::ReadOnly);
         }
         self.check_payload(&payload)?;
-        let sender = Sender { id: ticket.endpoint.public_id.clone(), meta: stored_meta(&ticket.endpoint)? };
-        self.broker.publish(&ticket.room, Draft { sender, payload }, Durability::Delivered).await?;
+        if state.budgeted && !self.store.spend_budget(endpoint.id).await? {
+            let budget = self.store.endpoint_by_id(endpoint.id).await?.and_then(|found| found.endpoint.max_messages);
+            return Err(ServiceError::BudgetExhausted(budget.map_or(0, |n| u64::try_from(n).unwrap_or(0))));
+        }
+        let draft = Draft { sender: endpoint.sender(&state), payload };
+        match self.broker.publish(&ticket.room, draft, Durability::Delivered).await {
+            Ok(_) if !state.budgeted => self.sent.add(endpoint.id),
+            Ok(_) => {}
+            Err(err) => {
+                if state.budgeted {
+                    self.store.refund_budget(endpoint.id).await?;
+                }
+                return Err(err.into());
+            }
+        }
         Ok(())
     }
 }
 
 impl Service {
     /// Sends a signal from connection `from_member` of an endpoint to the
-    /// room's other connections, on every node, with the endpoint's stored
+    /// room's other connections, on every node, with the endpoint's current
     /// meta as sender meta. Nothing is stored.
     ///
     /// # Errors
@@ -250,10 +279,12 @@ impl Service {
     pub async fn signal(
         &self,
         ticket: &JoinTicket,
+        endpoint: &LiveEndpoint,
         from_member: u64,
         payload: Box<RawValue>,
     ) -> Result<(), ServiceError> {
-        if !ticket.endpoint.permission.can_write() {
+        let state = endpoint.state();
+        if !state.permission.can_write() {
             return Err(ServiceError::ReadOnly);
         }
         let size = payload.get().len();
@@ -264,14 +295,9 @@ impl Service {
             )));
         }
         check_readable("signal", &payload, &self.limits)?;
-        let sender = Sender { id: ticket.endpoint.public_id.clone(), meta: stored_meta(&ticket.endpoint)? };
-        let frame = ServerFrame::Signal { room: ticket.room.name.clone(), sender, signal: payload };
+        let frame = ServerFrame::Signal { room: ticket.room.name.clone(), sender: endpoint.sender(&state), signal: payload };
         let outgoing = Arc::new(Outgoing::new(&frame, Order::Ephemeral));
         self.broker.signal(Signal { room_id: ticket.room.id, from_member: Some(from_member), outgoing }).await?;
         Ok(())
     }
-}
-
-fn stored_meta(endpoint: &EndpointRecord) -> Result<Box<RawValue>, ServiceError> {
-    RawValue::from_string(endpoint.meta.clone()).map_err(|err| ServiceError::Internal(err.into()))
 }

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// Machine-readable error codes (docs/protocol.md#error-codes).
 ///
-/// The same codes appear in WebSocket `error` frames (`read_only`, `invalid`,
-/// `too_large`, `rate_limited`, `not_found`, `unavailable`, `internal`).
+/// The same codes appear in WebSocket `error` frames (`read_only`, `budget_exhausted`,
+/// `invalid`, `too_large`, `rate_limited`, `forbidden`, `not_found`, `unavailable`, `internal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -27,6 +27,9 @@ pub enum ErrorCode {
     RateLimited,
     /// A `read` endpoint tried to publish (WebSocket only).
     ReadOnly,
+    /// The endpoint has published its `max_messages` already (WebSocket
+    /// only); the connection stays open for reading.
+    BudgetExhausted,
     /// The database or broker is unreachable.
     Unavailable,
     /// Anything else; details are in the server log only.
@@ -37,7 +40,7 @@ impl ErrorCode {
     /// The HTTP status an answer with this code has (`docs/protocol.md#error-codes`).
     pub fn http_status(self) -> u16 {
         match self {
-            Self::Invalid | Self::ReadOnly => 400,
+            Self::Invalid | Self::ReadOnly | Self::BudgetExhausted => 400,
             Self::Forbidden | Self::QuotaExceeded => 403,
             Self::NotFound => 404,
             Self::Conflict => 409,

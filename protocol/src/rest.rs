@@ -4,7 +4,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// What an endpoint may do in its room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Ordered from narrowest to widest: a delegated child's permission is
+/// never greater than its parent's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
@@ -12,6 +15,9 @@ pub enum Permission {
     Read,
     /// Receive and send messages.
     ReadAndWrite,
+    /// Everything `read_and_write` may, plus redacting messages
+    /// (`{"redact": seq}` on the socket).
+    Moderate,
 }
 
 impl Permission {
@@ -20,21 +26,29 @@ impl Permission {
         match self {
             Self::Read => "read",
             Self::ReadAndWrite => "read_and_write",
+            Self::Moderate => "moderate",
         }
     }
 
-    /// Parses `read` or `read_and_write`; anything else is `None`.
+    /// Parses `read`, `read_and_write` or `moderate`; anything else is
+    /// `None`.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "read" => Some(Self::Read),
             "read_and_write" => Some(Self::ReadAndWrite),
+            "moderate" => Some(Self::Moderate),
             _ => None,
         }
     }
 
-    /// Whether an endpoint with this permission may publish.
+    /// Whether an endpoint with this permission may publish and signal.
     pub fn can_write(self) -> bool {
-        self == Self::ReadAndWrite
+        self >= Self::ReadAndWrite
+    }
+
+    /// Whether an endpoint with this permission may redact messages.
+    pub fn can_moderate(self) -> bool {
+        self == Self::Moderate
     }
 }
 
@@ -80,6 +94,21 @@ pub struct Endpoint {
     pub max_connections: Option<u64>,
     /// Whether the code works for one connection only.
     pub single_use: bool,
+    /// When the code stops working (RFC 3339 UTC with milliseconds); `null`
+    /// when it never does.
+    pub expires_at: Option<String>,
+    /// Messages it may ever publish; `null` when unlimited.
+    pub max_messages: Option<u64>,
+    /// Messages published through it so far.
+    pub messages_sent: u64,
+    /// Its live connections right now, over every node.
+    pub online: u64,
+    /// Whether its holder may mint child endpoints
+    /// (`POST /api/v1/endpoints/{code}/children`).
+    pub can_delegate: bool,
+    /// The public id of the endpoint that minted it; `null` for endpoints
+    /// the app created.
+    pub parent: Option<String>,
 }
 
 /// Who sent a message: an endpoint's public id and meta, or `"app"`.
@@ -91,6 +120,10 @@ pub struct Sender {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     /// The sending endpoint's meta, or the meta of a server-side publish.
     pub meta: Box<RawValue>,
+    /// For an endpoint minted by another one: the minting endpoint's
+    /// public id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// A published message, as the messages API lists it and as the `message`
@@ -108,9 +141,13 @@ pub struct Message {
     pub timestamp: String,
     /// Who sent the message, stamped by the server.
     pub sender: Sender,
-    /// The payload exactly as the sender gave it.
+    /// The payload exactly as the sender gave it; `null` once redacted.
     #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub message: Box<RawValue>,
+    /// When a moderator or the app redacted it (RFC 3339 UTC with
+    /// milliseconds); absent for messages that were not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted_at: Option<String>,
 }
 
 /// An endpoint present in a room: one with a live connection, or whose
@@ -171,6 +208,68 @@ pub struct CreateEndpointRequest {
     /// upgrades are refused `404`. Default false.
     #[serde(default)]
     pub single_use: bool,
+    /// When the code stops working (RFC 3339); absent or `null`: never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// Messages it may ever publish; absent or `null`: unlimited.
+    #[serde(default)]
+    pub max_messages: Option<u64>,
+    /// Whether its holder may mint child endpoints. Default false.
+    #[serde(default)]
+    pub can_delegate: bool,
+}
+
+/// `PATCH /api/v1/rooms/{room}/endpoints/{code}`: any subset of the
+/// fields. An absent field is left as it is; `null` clears a limit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UpdateEndpointRequest {
+    /// The new permission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Permission>))]
+    pub permission: Option<String>,
+    /// The new meta (a JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub meta: Option<Box<RawValue>>,
+    /// When the code stops working (RFC 3339), or `null` for never.
+    #[serde(default, deserialize_with = "set_or_clear", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable))]
+    pub expires_at: Option<Option<String>>,
+    /// Messages it may ever publish, or `null` for unlimited.
+    #[serde(default, deserialize_with = "set_or_clear", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>, nullable))]
+    pub max_messages: Option<Option<u64>>,
+    /// Live connections it may have at once, or `null` for only the app's
+    /// socket quotas.
+    #[serde(default, deserialize_with = "set_or_clear", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>, nullable))]
+    pub max_connections: Option<Option<u64>>,
+}
+
+/// A field that is absent (`None`), `null` (`Some(None)`) or set.
+fn set_or_clear<'de, D, T>(value: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(value).map(Some)
+}
+
+/// `POST /api/v1/rooms/{room}/messages/redact`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RedactSenderRequest {
+    /// The public id of the endpoint whose retained messages are redacted.
+    pub sender_id: String,
+}
+
+/// The answer to `POST /api/v1/rooms/{room}/messages/redact`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Redacted {
+    /// How many messages this request redacted.
+    pub redacted: u64,
 }
 
 /// `POST /api/v1/rooms/{room}/messages`.

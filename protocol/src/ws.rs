@@ -6,7 +6,8 @@ use serde_json::value::RawValue;
 use crate::error::ErrorCode;
 use crate::rest::{Member, Message, Permission, Sender};
 
-/// The endpoint a connection joined with, as the welcome frame shows it.
+/// The endpoint a connection joined with, as the welcome frame shows it
+/// and as the `endpoint` frame shows it again after the app changed it.
 #[derive(Debug, Clone, Serialize)]
 pub struct WelcomeEndpoint {
     /// Public id of the endpoint.
@@ -15,6 +16,9 @@ pub struct WelcomeEndpoint {
     pub permission: Permission,
     /// The endpoint's meta.
     pub meta: Box<RawValue>,
+    /// When the code stops working (RFC 3339 UTC with milliseconds), or
+    /// `null`.
+    pub expires_at: Option<String>,
 }
 
 /// Frames the server sends, tagged by `type`.
@@ -67,6 +71,22 @@ pub enum ServerFrame {
         /// The payload exactly as the sender gave it.
         signal: Box<RawValue>,
     },
+    /// The app changed the endpoint this connection joined with; sent to
+    /// that endpoint's own connections only.
+    Endpoint {
+        /// The endpoint as it is now.
+        endpoint: WelcomeEndpoint,
+    },
+    /// A message of the room was redacted: its payload is gone from
+    /// history and clients should hide it.
+    Redaction {
+        /// Name of the room.
+        room: String,
+        /// The redacted message's seq.
+        seq: u64,
+        /// The redacted message's id.
+        id: String,
+    },
     /// Something the client sent was refused; the connection stays open
     /// unless a close frame follows.
     Error {
@@ -78,14 +98,16 @@ pub enum ServerFrame {
 }
 
 /// What a client sends: a JSON object with a `message` key (published,
-/// stored, given a seq) or a `signal` key (ephemeral). Other keys are
-/// ignored.
+/// stored, given a seq), a `signal` key (ephemeral) or a `redact` key
+/// (moderators only). Other keys are ignored.
 #[derive(Debug)]
 pub enum ClientFrame {
     /// `{"message": <payload>}`.
     Message(Box<RawValue>),
     /// `{"signal": <payload>}`.
     Signal(Box<RawValue>),
+    /// `{"redact": <seq>}`.
+    Redact(u64),
 }
 
 /// The keys of a client frame, before checking that exactly one is there.
@@ -95,6 +117,8 @@ struct ClientKeys {
     message: Option<Box<RawValue>>,
     #[serde(default, deserialize_with = "present")]
     signal: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    redact: Option<Box<RawValue>>,
 }
 
 /// A key that is there, even with the value `null` (which a plain
@@ -103,7 +127,7 @@ fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Box<RawV
     Box::<RawValue>::deserialize(value).map(Some)
 }
 
-const EXPECTED: &str = "expected a JSON object with a \"message\" or a \"signal\" key";
+const EXPECTED: &str = "expected a JSON object with a \"message\", a \"signal\" or a \"redact\" key";
 
 impl ClientFrame {
     /// Parses a text frame.
@@ -111,7 +135,8 @@ impl ClientFrame {
     /// # Errors
     ///
     /// Returns a human-readable reason when the text is not a JSON object
-    /// with exactly one of the keys `message` and `signal`.
+    /// with exactly one of the keys `message`, `signal` and `redact`, or
+    /// when `redact` is not a seq (a positive integer).
     pub fn parse(text: &str) -> Result<Self, String> {
         // serde would also accept a struct written as an array (`[1]`).
         if !text.trim_start().starts_with('{') {
@@ -124,11 +149,15 @@ impl ClientFrame {
                 format!("not valid JSON: {err}")
             }
         })?;
-        match (keys.message, keys.signal) {
-            (Some(message), None) => Ok(Self::Message(message)),
-            (None, Some(signal)) => Ok(Self::Signal(signal)),
-            (Some(_), Some(_)) => Err("a frame carries a \"message\" or a \"signal\", not both".to_string()),
-            (None, None) => Err(EXPECTED.to_string()),
+        match (keys.message, keys.signal, keys.redact) {
+            (Some(message), None, None) => Ok(Self::Message(message)),
+            (None, Some(signal), None) => Ok(Self::Signal(signal)),
+            (None, None, Some(seq)) => match seq.get().parse::<u64>() {
+                Ok(seq) if seq > 0 => Ok(Self::Redact(seq)),
+                _ => Err("\"redact\" takes the seq of a message: a positive integer".to_string()),
+            },
+            (None, None, None) => Err(EXPECTED.to_string()),
+            _ => Err("a frame carries one of \"message\", \"signal\" and \"redact\", not several".to_string()),
         }
     }
 }
@@ -151,6 +180,8 @@ pub mod close {
     /// The room's app was suspended, rejected or deleted by an admin or
     /// its owner; its endpoints no longer work.
     pub const APP_STOPPED: u16 = 4003;
+    /// The endpoint's `expires_at` passed; its code no longer works.
+    pub const ENDPOINT_EXPIRED: u16 = 4004;
     /// The client stopped answering pings.
     pub const PING_TIMEOUT: u16 = 4008;
     /// A socket quota (`sockets_per_app`, `sockets_per_endpoint`,
@@ -167,6 +198,7 @@ mod tests {
         match frame {
             ClientFrame::Message(payload) => ("message", payload.get().to_owned()),
             ClientFrame::Signal(payload) => ("signal", payload.get().to_owned()),
+            ClientFrame::Redact(seq) => ("redact", seq.to_string()),
         }
     }
 
@@ -180,12 +212,15 @@ mod tests {
         assert_eq!(payload(frame), ("message", "null".to_owned()));
         let frame = ClientFrame::parse(r#"{"signal": {"typing": true}}"#).unwrap();
         assert_eq!(payload(frame), ("signal", r#"{"typing": true}"#.to_owned()));
+        let frame = ClientFrame::parse(r#"{"redact": 12}"#).unwrap();
+        assert_eq!(payload(frame), ("redact", "12".to_owned()));
     }
 
     #[test]
     fn client_frame_rejects_other_shapes() {
         let both = r#"{"message": 1, "signal": 2}"#;
-        for text in ["hi", "", "[1]", r#"{"msg": 1}"#, "42", r#"{"message": }"#, both] {
+        let not_a_seq = [r#"{"redact": "3"}"#, r#"{"redact": 0}"#, r#"{"redact": -1}"#, r#"{"redact": 1.5}"#];
+        for text in ["hi", "", "[1]", r#"{"msg": 1}"#, "42", r#"{"message": }"#, both].into_iter().chain(not_a_seq) {
             assert!(ClientFrame::parse(text).is_err(), "{text} should be rejected");
         }
     }

@@ -8,10 +8,22 @@ import { ClientBase, segment } from "./client.js";
  */
 export interface CreateEndpointRequest {
   /**
+   * Whether its holder may mint child endpoints. Default false.
+   */
+  can_delegate?: boolean;
+  /**
+   * When the code stops working (RFC 3339); absent or `null`: never.
+   */
+  expires_at?: string | null;
+  /**
    * Live connections it may have at once (at least 1); absent or `null`:
    * only the app's socket quotas.
    */
   max_connections?: number | null;
+  /**
+   * Messages it may ever publish; absent or `null`: unlimited.
+   */
+  max_messages?: number | null;
   /**
    * JSON object (at most 4 KiB) stamped on every message sent through the endpoint.
    */
@@ -47,6 +59,11 @@ export interface CreateRoomRequest {
  */
 export interface Endpoint {
   /**
+   * Whether its holder may mint child endpoints
+   * (`POST /api/v1/endpoints/{code}/children`).
+   */
+  can_delegate: boolean;
+  /**
    * The secret a client connects with (at least 128 random bits, URL-safe).
    */
   code: string;
@@ -54,6 +71,11 @@ export interface Endpoint {
    * RFC 3339 UTC with milliseconds.
    */
   created_at: string;
+  /**
+   * When the code stops working (RFC 3339 UTC with milliseconds); `null`
+   * when it never does.
+   */
+  expires_at?: string | null;
   /**
    * Public id, shown to other clients as the sender.
    */
@@ -64,9 +86,26 @@ export interface Endpoint {
    */
   max_connections?: number | null;
   /**
+   * Messages it may ever publish; `null` when unlimited.
+   */
+  max_messages?: number | null;
+  /**
+   * Messages published through it so far.
+   */
+  messages_sent: number;
+  /**
    * JSON object stamped on every message sent through the endpoint.
    */
   meta: Record<string, unknown>;
+  /**
+   * Its live connections right now, over every node.
+   */
+  online: number;
+  /**
+   * The public id of the endpoint that minted it; `null` for endpoints
+   * the app created.
+   */
+  parent?: string | null;
   /**
    * What the endpoint may do.
    */
@@ -108,10 +147,10 @@ export interface ErrorBody {
 /**
  * Machine-readable error codes (docs/protocol.md#error-codes).
  *
- * The same codes appear in WebSocket `error` frames (`read_only`, `invalid`,
- * `too_large`, `rate_limited`, `not_found`, `unavailable`, `internal`).
+ * The same codes appear in WebSocket `error` frames (`read_only`, `budget_exhausted`,
+ * `invalid`, `too_large`, `rate_limited`, `forbidden`, `not_found`, `unavailable`, `internal`).
  */
-export type ErrorCode = "invalid" | "forbidden" | "not_found" | "conflict" | "too_large" | "quota_exceeded" | "rate_limited" | "read_only" | "unavailable" | "internal";
+export type ErrorCode = "invalid" | "forbidden" | "not_found" | "conflict" | "too_large" | "quota_exceeded" | "rate_limited" | "read_only" | "budget_exhausted" | "unavailable" | "internal";
 
 /**
  * The inner object of an error body.
@@ -157,9 +196,14 @@ export interface Message {
    */
   id: string;
   /**
-   * The payload exactly as the sender gave it.
+   * The payload exactly as the sender gave it; `null` once redacted.
    */
   message: unknown;
+  /**
+   * When a moderator or the app redacted it (RFC 3339 UTC with
+   * milliseconds); absent for messages that were not.
+   */
+  redacted_at?: string | null;
   /**
    * Name of the room.
    */
@@ -190,8 +234,11 @@ export interface MessageList {
 
 /**
  * What an endpoint may do in its room.
+ *
+ * Ordered from narrowest to widest: a delegated child's permission is
+ * never greater than its parent's.
  */
-export type Permission = "read" | "read_and_write";
+export type Permission = "read" | "read_and_write" | "moderate";
 
 /**
  * `GET /api/v1/rooms/{room}/presence`.
@@ -219,6 +266,26 @@ export interface PublishMessageRequest {
    * JSON object shown as the sender's meta.
    */
   meta?: Record<string, unknown> | null;
+}
+
+/**
+ * `POST /api/v1/rooms/{room}/messages/redact`.
+ */
+export interface RedactSenderRequest {
+  /**
+   * The public id of the endpoint whose retained messages are redacted.
+   */
+  sender_id: string;
+}
+
+/**
+ * The answer to `POST /api/v1/rooms/{room}/messages/redact`.
+ */
+export interface Redacted {
+  /**
+   * How many messages this request redacted.
+   */
+  redacted: number;
 }
 
 /**
@@ -270,6 +337,39 @@ export interface Sender {
    * The sending endpoint's meta, or the meta of a server-side publish.
    */
   meta: Record<string, unknown>;
+  /**
+   * For an endpoint minted by another one: the minting endpoint's
+   * public id.
+   */
+  parent?: string | null;
+}
+
+/**
+ * `PATCH /api/v1/rooms/{room}/endpoints/{code}`: any subset of the
+ * fields. An absent field is left as it is; `null` clears a limit.
+ */
+export interface UpdateEndpointRequest {
+  /**
+   * When the code stops working (RFC 3339), or `null` for never.
+   */
+  expires_at?: string | null;
+  /**
+   * Live connections it may have at once, or `null` for only the app's
+   * socket quotas.
+   */
+  max_connections?: number | null;
+  /**
+   * Messages it may ever publish, or `null` for unlimited.
+   */
+  max_messages?: number | null;
+  /**
+   * The new meta (a JSON object).
+   */
+  meta?: Record<string, unknown> | null;
+  /**
+   * permission
+   */
+  permission?: unknown;
 }
 
 /**
@@ -281,6 +381,23 @@ export interface Sender {
  * ```
  */
 export class CommsClient extends ClientBase {
+  /**
+   * Mint a child of an endpoint created with `can_delegate`, with its code
+   * as the only credential (no API key). The body is the endpoint body; the
+   * child is never wider than its parent (permission, `expires_at`,
+   * `max_messages`, `max_connections`; absent ones are the parent's), and
+   * goes with it when the parent is deleted. Unknown codes count as failed
+   * credentials.
+   *
+   * `POST /api/v1/endpoints/{code}/children`
+   * @param code The parent endpoint's code
+   * @param body The request body.
+   * @throws {CommsError} with the server's error code.
+   */
+  createChild(code: string, body: CreateEndpointRequest): Promise<Endpoint> {
+    return this.request("POST", `/api/v1/endpoints/${segment(code)}/children`, undefined, body, 201);
+  }
+
   /**
    * List the app's rooms, oldest first.
    *
@@ -341,8 +458,10 @@ export class CommsClient extends ClientBase {
    * Add an endpoint to a room: an unguessable code with a permission and
    * optional meta (a JSON object of at most 4 KiB) stamped on every message
    * sent through it, and optionally its own limits: `max_connections` at
-   * once (past it a socket is closed with 4029) and `single_use` (the code
-   * works for one connection).
+   * once (past it a socket is closed with 4029), `single_use` (the code
+   * works for one connection), `expires_at` (then sockets close with 4004),
+   * `max_messages` (then sends get `budget_exhausted`) and `can_delegate`
+   * (its holder may mint children).
    *
    * `POST /api/v1/rooms/{room}/endpoints`
    * @param room Room name
@@ -366,15 +485,33 @@ export class CommsClient extends ClientBase {
   }
 
   /**
+   * Change an endpoint: any of `permission`, `meta`, `expires_at`,
+   * `max_messages`, `max_connections` (`null` clears a limit). Its open
+   * connections take the change within a second, on every node, and are
+   * sent an `endpoint` frame; endpoints minted from it are narrowed to stay
+   * within it.
+   *
+   * `PATCH /api/v1/rooms/{room}/endpoints/{code}`
+   * @param room Room name
+   * @param code Endpoint code
+   * @param body The request body.
+   * @throws {CommsError} with the server's error code.
+   */
+  updateEndpoint(room: string, code: string, body: UpdateEndpointRequest): Promise<Endpoint> {
+    return this.request("PATCH", `/api/v1/rooms/${segment(room)}/endpoints/${segment(code)}`, undefined, body, 200);
+  }
+
+  /**
    * Retained messages of a room, oldest first.
    *
    * `GET /api/v1/rooms/{room}/messages`
    * @param room Room name
    * @param query.after_seq Only messages with a greater seq; default 0 (from the oldest retained).
    * @param query.limit At most this many messages (1 or more; default 100, capped at `limits.max_page_size`, 1000 by default).
+   * @param query.sender_id Only messages of the endpoint with this public id (or `app`).
    * @throws {CommsError} with the server's error code.
    */
-  listMessages(room: string, query: { after_seq?: number; limit?: number } = {}): Promise<MessageList> {
+  listMessages(room: string, query: { after_seq?: number; limit?: number; sender_id?: string } = {}): Promise<MessageList> {
     return this.request("GET", `/api/v1/rooms/${segment(room)}/messages`, query, undefined, 200);
   }
 
@@ -389,6 +526,34 @@ export class CommsClient extends ClientBase {
    */
   publishMessage(room: string, body: PublishMessageRequest): Promise<Message> {
     return this.request("POST", `/api/v1/rooms/${segment(room)}/messages`, undefined, body, 201);
+  }
+
+  /**
+   * Redact every retained message of one sender (an endpoint's public id),
+   * as `DELETE …/messages/{seq}` does for one.
+   *
+   * `POST /api/v1/rooms/{room}/messages/redact`
+   * @param room Room name
+   * @param body The request body.
+   * @throws {CommsError} with the server's error code.
+   */
+  redactSender(room: string, body: RedactSenderRequest): Promise<Redacted> {
+    return this.request("POST", `/api/v1/rooms/${segment(room)}/messages/redact`, undefined, body, 200);
+  }
+
+  /**
+   * Redact a retained message: it keeps its id, seq, time and sender, its
+   * payload becomes `null` and it gains `redacted_at`, in history and on
+   * resume; live connections get a `redaction` frame. Redacting it again
+   * changes nothing.
+   *
+   * `DELETE /api/v1/rooms/{room}/messages/{seq}`
+   * @param room Room name
+   * @param seq The message's seq
+   * @throws {CommsError} with the server's error code.
+   */
+  redactMessage(room: string, seq: string): Promise<void> {
+    return this.request("DELETE", `/api/v1/rooms/${segment(room)}/messages/${segment(seq)}`, undefined, undefined, 204);
   }
 
   /**

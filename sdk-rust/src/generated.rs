@@ -9,10 +9,19 @@ use crate::error::Error;
 /// `POST /api/v1/rooms/{room}/endpoints`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CreateEndpointRequest {
+    /// Whether its holder may mint child endpoints. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_delegate: Option<bool>,
+    /// When the code stops working (RFC 3339); absent or `null`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     /// Live connections it may have at once (at least 1); absent or `null`:
     /// only the app's socket quotas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<u64>,
+    /// Messages it may ever publish; absent or `null`: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_messages: Option<u64>,
     /// JSON object (at most 4 KiB) stamped on every message sent through the endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Map<String, serde_json::Value>>,
@@ -38,18 +47,36 @@ pub struct CreateRoomRequest {
 /// connects with; `id` is public and is what other clients see as sender.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
+    /// Whether its holder may mint child endpoints
+    /// (`POST /api/v1/endpoints/{code}/children`).
+    pub can_delegate: bool,
     /// The secret a client connects with (at least 128 random bits, URL-safe).
     pub code: String,
     /// RFC 3339 UTC with milliseconds.
     pub created_at: String,
+    /// When the code stops working (RFC 3339 UTC with milliseconds); `null`
+    /// when it never does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     /// Public id, shown to other clients as the sender.
     pub id: String,
     /// Live connections it may have at once (past it: close 4029); `null`
     /// when only the app's socket quotas apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<u64>,
+    /// Messages it may ever publish; `null` when unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_messages: Option<u64>,
+    /// Messages published through it so far.
+    pub messages_sent: u64,
     /// JSON object stamped on every message sent through the endpoint.
     pub meta: serde_json::Map<String, serde_json::Value>,
+    /// Its live connections right now, over every node.
+    pub online: u64,
+    /// The public id of the endpoint that minted it; `null` for endpoints
+    /// the app created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
     /// What the endpoint may do.
     pub permission: Permission,
     /// Name of the endpoint's room.
@@ -76,8 +103,8 @@ pub struct ErrorBody {
 
 /// Machine-readable error codes (docs/protocol.md#error-codes).
 ///
-/// The same codes appear in WebSocket `error` frames (`read_only`, `invalid`,
-/// `too_large`, `rate_limited`, `not_found`, `unavailable`, `internal`).
+/// The same codes appear in WebSocket `error` frames (`read_only`, `budget_exhausted`,
+/// `invalid`, `too_large`, `rate_limited`, `forbidden`, `not_found`, `unavailable`, `internal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ErrorCode {
     /// `invalid`
@@ -104,6 +131,9 @@ pub enum ErrorCode {
     /// `read_only`
     #[serde(rename = "read_only")]
     ReadOnly,
+    /// `budget_exhausted`
+    #[serde(rename = "budget_exhausted")]
+    BudgetExhausted,
     /// `unavailable`
     #[serde(rename = "unavailable")]
     Unavailable,
@@ -127,6 +157,7 @@ impl ErrorCode {
             Self::QuotaExceeded => "quota_exceeded",
             Self::RateLimited => "rate_limited",
             Self::ReadOnly => "read_only",
+            Self::BudgetExhausted => "budget_exhausted",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
@@ -162,8 +193,12 @@ pub struct Member {
 pub struct Message {
     /// Unique message id.
     pub id: String,
-    /// The payload exactly as the sender gave it.
+    /// The payload exactly as the sender gave it; `null` once redacted.
     pub message: serde_json::Value,
+    /// When a moderator or the app redacted it (RFC 3339 UTC with
+    /// milliseconds); absent for messages that were not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted_at: Option<String>,
     /// Name of the room.
     pub room: String,
     /// Who sent the message, stamped by the server.
@@ -182,6 +217,9 @@ pub struct MessageList {
 }
 
 /// What an endpoint may do in its room.
+///
+/// Ordered from narrowest to widest: a delegated child's permission is
+/// never greater than its parent's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Permission {
     /// `read`
@@ -190,6 +228,9 @@ pub enum Permission {
     /// `read_and_write`
     #[serde(rename = "read_and_write")]
     ReadAndWrite,
+    /// `moderate`
+    #[serde(rename = "moderate")]
+    Moderate,
     /// A value this version of the SDK does not know.
     #[serde(other)]
     Unknown,
@@ -201,6 +242,7 @@ impl Permission {
         match self {
             Self::Read => "read",
             Self::ReadAndWrite => "read_and_write",
+            Self::Moderate => "moderate",
             Self::Unknown => "unknown",
         }
     }
@@ -224,6 +266,20 @@ pub struct PublishMessageRequest {
     /// JSON object shown as the sender's meta.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `POST /api/v1/rooms/{room}/messages/redact`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RedactSenderRequest {
+    /// The public id of the endpoint whose retained messages are redacted.
+    pub sender_id: String,
+}
+
+/// The answer to `POST /api/v1/rooms/{room}/messages/redact`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Redacted {
+    /// How many messages this request redacted.
+    pub redacted: u64,
 }
 
 /// A room as the API shows it.
@@ -256,9 +312,51 @@ pub struct Sender {
     pub id: String,
     /// The sending endpoint's meta, or the meta of a server-side publish.
     pub meta: serde_json::Map<String, serde_json::Value>,
+    /// For an endpoint minted by another one: the minting endpoint's
+    /// public id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+/// `PATCH /api/v1/rooms/{room}/endpoints/{code}`: any subset of the
+/// fields. An absent field is left as it is; `null` clears a limit.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateEndpointRequest {
+    /// When the code stops working (RFC 3339), or `null` for never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Live connections it may have at once, or `null` for only the app's
+    /// socket quotas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u64>,
+    /// Messages it may ever publish, or `null` for unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_messages: Option<u64>,
+    /// The new meta (a JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Map<String, serde_json::Value>>,
+    /// permission
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<serde_json::Value>,
 }
 
 impl Client {
+    /// Mint a child of an endpoint created with `can_delegate`, with its code
+    /// as the only credential (no API key). The body is the endpoint body; the
+    /// child is never wider than its parent (permission, `expires_at`,
+    /// `max_messages`, `max_connections`; absent ones are the parent's), and
+    /// goes with it when the parent is deleted. Unknown codes count as failed
+    /// credentials.
+    ///
+    /// `POST /api/v1/endpoints/{code}/children`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with the server's error code, or a transport error.
+    pub async fn create_child(&self, code: &str, body: &CreateEndpointRequest) -> Result<Endpoint, Error> {
+        self.call_json(Method::POST, format!("/api/v1/endpoints/{}/children", segment(code)), Vec::new(), Some(body), 201).await
+    }
+
     /// List the app's rooms, oldest first.
     ///
     /// `GET /api/v1/rooms`
@@ -319,8 +417,10 @@ impl Client {
     /// Add an endpoint to a room: an unguessable code with a permission and
     /// optional meta (a JSON object of at most 4 KiB) stamped on every message
     /// sent through it, and optionally its own limits: `max_connections` at
-    /// once (past it a socket is closed with 4029) and `single_use` (the code
-    /// works for one connection).
+    /// once (past it a socket is closed with 4029), `single_use` (the code
+    /// works for one connection), `expires_at` (then sockets close with 4004),
+    /// `max_messages` (then sends get `budget_exhausted`) and `can_delegate`
+    /// (its holder may mint children).
     ///
     /// `POST /api/v1/rooms/{room}/endpoints`
     ///
@@ -342,6 +442,21 @@ impl Client {
         self.call_empty(Method::DELETE, format!("/api/v1/rooms/{}/endpoints/{}", segment(room), segment(code)), Vec::new(), None::<&()>, 204).await
     }
 
+    /// Change an endpoint: any of `permission`, `meta`, `expires_at`,
+    /// `max_messages`, `max_connections` (`null` clears a limit). Its open
+    /// connections take the change within a second, on every node, and are
+    /// sent an `endpoint` frame; endpoints minted from it are narrowed to stay
+    /// within it.
+    ///
+    /// `PATCH /api/v1/rooms/{room}/endpoints/{code}`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with the server's error code, or a transport error.
+    pub async fn update_endpoint(&self, room: &str, code: &str, body: &UpdateEndpointRequest) -> Result<Endpoint, Error> {
+        self.call_json(Method::PATCH, format!("/api/v1/rooms/{}/endpoints/{}", segment(room), segment(code)), Vec::new(), Some(body), 200).await
+    }
+
     /// Retained messages of a room, oldest first.
     ///
     /// `GET /api/v1/rooms/{room}/messages`
@@ -349,8 +464,8 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
-    pub async fn list_messages(&self, room: &str, after_seq: Option<u64>, limit: Option<u64>) -> Result<MessageList, Error> {
-        self.call_json(Method::GET, format!("/api/v1/rooms/{}/messages", segment(room)), [after_seq.map(|value| ("after_seq", value.to_string())), limit.map(|value| ("limit", value.to_string()))].into_iter().flatten().collect(), None::<&()>, 200).await
+    pub async fn list_messages(&self, room: &str, after_seq: Option<u64>, limit: Option<u64>, sender_id: Option<String>) -> Result<MessageList, Error> {
+        self.call_json(Method::GET, format!("/api/v1/rooms/{}/messages", segment(room)), [after_seq.map(|value| ("after_seq", value.to_string())), limit.map(|value| ("limit", value.to_string())), sender_id.map(|value| ("sender_id", value.to_string()))].into_iter().flatten().collect(), None::<&()>, 200).await
     }
 
     /// Publish from the app's backend: every connection of the room receives it
@@ -363,6 +478,32 @@ impl Client {
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn publish_message(&self, room: &str, body: &PublishMessageRequest) -> Result<Message, Error> {
         self.call_json(Method::POST, format!("/api/v1/rooms/{}/messages", segment(room)), Vec::new(), Some(body), 201).await
+    }
+
+    /// Redact every retained message of one sender (an endpoint's public id),
+    /// as `DELETE …/messages/{seq}` does for one.
+    ///
+    /// `POST /api/v1/rooms/{room}/messages/redact`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with the server's error code, or a transport error.
+    pub async fn redact_sender(&self, room: &str, body: &RedactSenderRequest) -> Result<Redacted, Error> {
+        self.call_json(Method::POST, format!("/api/v1/rooms/{}/messages/redact", segment(room)), Vec::new(), Some(body), 200).await
+    }
+
+    /// Redact a retained message: it keeps its id, seq, time and sender, its
+    /// payload becomes `null` and it gains `redacted_at`, in history and on
+    /// resume; live connections get a `redaction` frame. Redacting it again
+    /// changes nothing.
+    ///
+    /// `DELETE /api/v1/rooms/{room}/messages/{seq}`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with the server's error code, or a transport error.
+    pub async fn redact_message(&self, room: &str, seq: &str) -> Result<(), Error> {
+        self.call_empty(Method::DELETE, format!("/api/v1/rooms/{}/messages/{}", segment(room), segment(seq)), Vec::new(), None::<&()>, 204).await
     }
 
     /// Who is in a room: live connections over every node (`online`), and in a

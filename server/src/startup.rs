@@ -296,6 +296,7 @@ impl Application {
             task.abort();
         }
         state.mailer.flush(grace).await;
+        state.service.flush().await;
         state.broker.shutdown().await;
         tracing::info!("shutdown complete");
     }

@@ -22,6 +22,7 @@ use axum::Router;
 use comms_core::error::ServiceError;
 use comms_core::hub::{CloseReason, Membership};
 use comms_core::limits::ConnectionRateLimiter;
+use comms_core::live_endpoint::LiveEndpoint;
 use comms_core::message::Outgoing;
 use comms_core::quotas::SocketPermit;
 use comms_core::subscription::{JoinError, JoinTicket, Subscription};
@@ -256,7 +257,7 @@ impl Connection<'_> {
                         return Ok(Some(verdict));
                     }
                     last_heard = Instant::now();
-                    match Box::pin(self.on_frame(frame)).await? {
+                    match Box::pin(self.on_frame(frame, &membership.endpoint)).await? {
                         Next::Continue => {}
                         Next::Close(code, text) => return Ok(Some((code, text))),
                         Next::Gone => return Ok(None),
@@ -302,9 +303,9 @@ impl Connection<'_> {
         }
     }
 
-    async fn on_frame(&mut self, frame: WsMessage) -> Result<Next, axum::Error> {
+    async fn on_frame(&mut self, frame: WsMessage, endpoint: &LiveEndpoint) -> Result<Next, axum::Error> {
         match frame {
-            WsMessage::Text(text) => self.on_text(text.as_str()).await,
+            WsMessage::Text(text) => self.on_text(text.as_str(), endpoint).await,
             WsMessage::Binary(bytes) => {
                 if let Some(next) = self.refuse_oversized(bytes.len()).await? {
                     return Ok(next);
@@ -334,7 +335,9 @@ impl Connection<'_> {
         Ok(Some(Next::Close(close::TOO_BIG, "message too large")))
     }
 
-    async fn on_text(&mut self, text: &str) -> Result<Next, axum::Error> {
+    /// Handles a client's text frame through `endpoint` as the app last
+    /// changed it.
+    async fn on_text(&mut self, text: &str, endpoint: &LiveEndpoint) -> Result<Next, axum::Error> {
         if let Some(next) = self.refuse_oversized(text.len()).await? {
             return Ok(next);
         }
@@ -350,13 +353,20 @@ impl Connection<'_> {
                 if !self.limiter.allow() {
                     return self.refuse_rate("sending too fast; message not published").await;
                 }
-                self.state.service.publish_as_endpoint(self.ticket, payload).await
+                self.state.service.publish_as_endpoint(self.ticket, endpoint, payload).await
             }
             ClientFrame::Signal(payload) => {
                 if !self.signal_limiter.allow() {
                     return self.refuse_rate("signalling too fast; signal not sent").await;
                 }
-                self.state.service.signal(self.ticket, self.member_id, payload).await
+                self.state.service.signal(self.ticket, endpoint, self.member_id, payload).await
+            }
+            // Counted with messages: a redaction is a write to the room.
+            ClientFrame::Redact(seq) => {
+                if !self.limiter.allow() {
+                    return self.refuse_rate("sending too fast; not redacted").await;
+                }
+                self.state.service.redact_as_endpoint(self.ticket, endpoint, seq).await
             }
         };
         match sent {

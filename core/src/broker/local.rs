@@ -222,6 +222,31 @@ impl Broker for LocalBroker {
         Ok(room_ids.iter().map(|room_id| self.hub.online(*room_id)).collect())
     }
 
+    async fn endpoints_online(&self, endpoint_ids: &[i64]) -> Result<Vec<u64>, BrokerError> {
+        Ok(endpoint_ids.iter().map(|id| self.hub.sockets().of_endpoint(*id)).collect())
+    }
+
+    async fn redact(&self, room: &RoomRef, seqs: &[u64], at_ms: i64) -> Result<Vec<u64>, BrokerError> {
+        let redacted = loop {
+            let cell = self.log(room).await?;
+            let mut state = cell.get().expect("log() initializes the cell").lock();
+            if state.evicted {
+                continue;
+            }
+            let mut redacted = Vec::new();
+            for seq in seqs {
+                let at = state.retained.partition_point(|m| m.seq() < *seq);
+                if let Some(message) = state.retained.get_mut(at).filter(|m| m.seq() == *seq && !m.is_redacted()) {
+                    *message = Arc::new(message.redacted(at_ms));
+                    redacted.push(*seq);
+                }
+            }
+            break redacted;
+        };
+        self.writer.redact(room.id, &redacted, at_ms).await?;
+        Ok(redacted)
+    }
+
     async fn sockets_elsewhere(&self, _owner: &SocketOwner) -> Result<[u64; 3], BrokerError> {
         // One node: there is no elsewhere.
         Ok([0; 3])
@@ -372,7 +397,7 @@ mod tests {
 
     async fn publish(broker: &LocalBroker, room: &RoomRef, durability: Durability) -> u64 {
         let draft = Draft {
-            sender: Sender { id: "app".into(), meta: RawValue::from_string("{}".into()).unwrap() },
+            sender: Sender { id: "app".into(), meta: RawValue::from_string("{}".into()).unwrap(), parent: None },
             payload: RawValue::from_string("1".into()).unwrap(),
         };
         broker.publish(room, draft, durability).await.unwrap().seq()

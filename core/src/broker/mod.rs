@@ -133,6 +133,15 @@ pub trait Broker: Send + Sync + 'static {
     /// Open connections in each room, over every node, in the order asked.
     async fn online(&self, room_ids: &[i64]) -> Result<Vec<u64>, BrokerError>;
 
+    /// Live connections of each endpoint, over every node, in the order
+    /// asked.
+    async fn endpoints_online(&self, endpoint_ids: &[i64]) -> Result<Vec<u64>, BrokerError>;
+
+    /// Marks the room's retained messages of `seqs` redacted at `at_ms`,
+    /// in its history here and in the store; the seqs it redacted (those
+    /// retained and not redacted already), in the order given.
+    async fn redact(&self, room: &RoomRef, seqs: &[u64], at_ms: i64) -> Result<Vec<u64>, BrokerError>;
+
     /// The connections of `owner` (its app, endpoint and address, in that
     /// order) on the other nodes, for the socket quotas.
     async fn sockets_elsewhere(&self, owner: &SocketOwner) -> Result<[u64; 3], BrokerError>;

@@ -25,6 +25,8 @@ enum Command {
 #[derive(Clone)]
 pub struct HistoryWriter {
     commands: mpsc::Sender<Command>,
+    /// For redactions, written after the messages queued before them.
+    store: Arc<dyn Store>,
 }
 
 /// What the writer keeps and how it batches.
@@ -48,8 +50,8 @@ impl HistoryWriter {
     /// Starts the writer task on the current runtime.
     pub fn spawn(store: Arc<dyn Store>, settings: WriterSettings) -> Self {
         let (commands, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, settings, receiver));
-        Self { commands }
+        tokio::spawn(run(Arc::clone(&store), settings, receiver));
+        Self { commands, store }
     }
 
     /// Queues a message; with `wait`, returns only once it is committed.
@@ -96,6 +98,21 @@ impl HistoryWriter {
     /// queued messages in time (they stay queued).
     pub async fn flush_in_time(&self) -> Result<(), BrokerError> {
         tokio::time::timeout(STORED_WAIT, self.flush()).await.map_err(|_| BrokerError::StoreTimeout)
+    }
+
+    /// Marks stored messages of a room redacted at `at_ms`, once this
+    /// node's queued messages (which may hold them) are written.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::StoreTimeout`] when the queue does not drain in time;
+    /// the store's failure.
+    pub async fn redact(&self, room_id: i64, seqs: &[u64], at_ms: i64) -> Result<(), BrokerError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.flush_in_time().await?;
+        Ok(self.store.redact_messages(room_id, seqs, at_ms).await?)
     }
 }
 

@@ -137,6 +137,7 @@ mod tests {
 
     use super::*;
     use crate::broker::RoomRef;
+    use crate::live_endpoint::LiveEndpoint;
     use crate::message::Order;
     use crate::metrics::Metrics;
 
@@ -184,7 +185,7 @@ mod tests {
     #[test]
     fn first_arrival_joins_last_departure_leaves_after_its_time_and_a_return_in_time_is_silent() {
         let hub = Hub::new(16, Arc::new(Metrics::default()));
-        let mut listener = hub.join(ROOM, 99).unwrap();
+        let mut listener = hub.join(LiveEndpoint::for_test(ROOM, 99)).unwrap();
         let roster = Roster::new(Arc::clone(&hub));
 
         arrive(&roster, 1);

@@ -264,19 +264,49 @@ pub struct NewEndpoint {
     pub permission: Permission,
     /// JSON object text.
     pub meta: String,
-    /// The API key it is created with; `None` from the portal or the demo.
+    /// The API key it is created with (a child: its parent's); `None`
+    /// from the portal or the demo.
     pub key_id: Option<i64>,
     /// Its own limits.
     pub limits: EndpointLimits,
+    /// Whether its holder may mint children.
+    pub can_delegate: bool,
+    /// The endpoint that minted it, for a child.
+    pub parent: Option<Lineage>,
 }
 
-/// An endpoint's own limits, chosen at creation.
+/// Where a child endpoint sits in its delegation chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lineage {
+    /// Row id of the parent.
+    pub parent_id: i64,
+    /// The child's chain length: its parent's plus one.
+    pub depth: i64,
+}
+
+/// An endpoint's own limits: chosen at creation, and all but `single_use`
+/// changeable afterwards.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EndpointLimits {
     /// Live connections at once; `None`: only the app's socket quotas.
     pub max_connections: Option<u64>,
     /// Whether the code works for one connection only.
     pub single_use: bool,
+    /// Milliseconds since the epoch from which the code no longer works.
+    pub expires_at: Option<i64>,
+    /// Messages it may ever publish; `None`: unlimited.
+    pub max_messages: Option<u64>,
+}
+
+/// What an endpoint update writes: everything an app may change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSettings {
+    /// What the endpoint may do.
+    pub permission: Permission,
+    /// JSON object text.
+    pub meta: String,
+    /// Its limits; `single_use` is not written.
+    pub limits: EndpointLimits,
 }
 
 /// An app found by one of its keys, and which key.
@@ -337,6 +367,25 @@ pub struct EndpointRecord {
     pub single_use: bool,
     /// When a single-use code was claimed by its connection.
     pub used_at: Option<i64>,
+    /// Milliseconds since the epoch from which the code no longer works.
+    pub expires_at: Option<i64>,
+    /// Messages it may ever publish; `None`: unlimited.
+    pub max_messages: Option<i64>,
+    /// Messages published through it, as counted in the store (a node adds
+    /// what it has not written yet: see [`crate::sent`]).
+    pub messages_sent: i64,
+    /// Whether its holder may mint children.
+    pub can_delegate: bool,
+    /// Row id of the endpoint that minted it.
+    pub parent_id: Option<i64>,
+    /// Public id of the endpoint that minted it.
+    pub parent_public_id: Option<String>,
+    /// Its delegation chain's length: 1 for an endpoint the app made.
+    pub depth: i64,
+    /// Raised by every change, so nodes apply only an endpoint's newest state.
+    pub revision: i64,
+    /// The API key it was created with (a child: its parent's).
+    pub key_id: Option<i64>,
 }
 
 impl EndpointRecord {
@@ -345,7 +394,19 @@ impl EndpointRecord {
         EndpointLimits {
             max_connections: self.max_connections.and_then(|n| u64::try_from(n).ok()),
             single_use: self.single_use,
+            expires_at: self.expires_at,
+            max_messages: self.max_messages.and_then(|n| u64::try_from(n).ok()),
         }
+    }
+
+    /// What an app may change of it, as it is now.
+    pub fn settings(&self) -> EndpointSettings {
+        EndpointSettings { permission: self.permission, meta: self.meta.clone(), limits: self.limits() }
+    }
+
+    /// Whether the code has stopped working at `now_ms`.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now_ms)
     }
 }
 
@@ -384,8 +445,12 @@ pub struct StoredMessage {
     pub sender_id: String,
     /// JSON object text.
     pub sender_meta: String,
-    /// JSON text as the sender gave it.
+    /// JSON text as the sender gave it; `null` once redacted.
     pub payload: String,
+    /// Public id of the sender's parent, for a child endpoint.
+    pub sender_parent: Option<String>,
+    /// When it was redacted, in milliseconds since the epoch.
+    pub redacted_at: Option<i64>,
 }
 
 /// A room's retained history as loaded at start or on first use.
@@ -582,12 +647,38 @@ pub trait Store: Send + Sync + 'static {
     /// The endpoints of every room of the app, oldest first: one query for
     /// a page that shows all of them.
     async fn list_app_endpoints(&self, app_id: i64) -> Result<Vec<EndpointRecord>, StoreError>;
-    /// Deletes an endpoint of the room by code; its row id, or `None`.
-    async fn delete_endpoint(&self, room_id: i64, code: &str) -> Result<Option<i64>, StoreError>;
-    /// The status of the app owning an endpoint, `None` once the endpoint
-    /// is gone: the cheap check (by row id) a joining socket repeats after
+    /// An endpoint of the room, by code.
+    async fn endpoint_in_room(&self, room_id: i64, code: &str) -> Result<Option<EndpointRecord>, StoreError>;
+    /// Every endpoint minted from this one, at any depth, parents before
+    /// their children.
+    async fn descendants(&self, endpoint_id: i64) -> Result<Vec<EndpointRecord>, StoreError>;
+    /// Writes an endpoint's settings and raises its revision; the endpoint
+    /// as it is now, or `None` once it is gone.
+    async fn update_endpoint(
+        &self,
+        endpoint_id: i64,
+        settings: &EndpointSettings,
+    ) -> Result<Option<EndpointRecord>, StoreError>;
+    /// Deletes an endpoint of the room by code with every endpoint minted
+    /// from it; their row ids, the endpoint's first, empty if there was
+    /// no such endpoint.
+    async fn delete_endpoint(&self, room_id: i64, code: &str) -> Result<Vec<i64>, StoreError>;
+    /// An endpoint by row id with its app's status, `None` once the
+    /// endpoint is gone: what a joining socket reads again after
     /// registering.
-    async fn endpoint_app_status(&self, endpoint_id: i64) -> Result<Option<AppStatus>, StoreError>;
+    async fn endpoint_by_id(&self, endpoint_id: i64) -> Result<Option<EndpointAccess>, StoreError>;
+    /// Counts one message against the endpoint's `max_messages`: `true`
+    /// if it was below, `false` (nothing counted) if it is spent.
+    async fn spend_budget(&self, endpoint_id: i64) -> Result<bool, StoreError>;
+    /// Gives back a message [`Store::spend_budget`] counted but that was
+    /// not published.
+    async fn refund_budget(&self, endpoint_id: i64) -> Result<(), StoreError>;
+    /// Adds published messages to endpoints' `messages_sent`:
+    /// `(endpoint row id, messages)` pairs.
+    async fn add_messages_sent(&self, counts: &[(i64, u64)]) -> Result<(), StoreError>;
+    /// Marks stored messages of the room redacted at `at_ms`: their payload
+    /// becomes `null`.
+    async fn redact_messages(&self, room_id: i64, seqs: &[u64], at_ms: i64) -> Result<(), StoreError>;
     /// Finds an endpoint by code, for a WebSocket join.
     async fn endpoint_by_code(&self, code: &str) -> Result<Option<EndpointAccess>, StoreError>;
     /// Claims a single-use endpoint for its one connection: `true` for the

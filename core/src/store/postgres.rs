@@ -130,9 +130,10 @@ impl Backend for PostgresStore {
         // a batch whose commit was not confirmed or the same message written
         // by another node: either way it is already there.
         sqlx::query(
-            "INSERT INTO messages (room_id, seq, id, created_at, sender_id, sender_meta, payload) \
+            "INSERT INTO messages (room_id, seq, id, created_at, sender_id, sender_meta, payload, sender_parent, \
+               redacted_at) \
              SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], \
-                                  $7::TEXT[]) \
+                                  $7::TEXT[], $8::TEXT[], $9::BIGINT[]) \
              ON CONFLICT (room_id, seq) DO NOTHING",
         )
         .bind(kept.iter().map(|m| m.room_id).collect::<Vec<_>>())
@@ -142,6 +143,8 @@ impl Backend for PostgresStore {
         .bind(kept.iter().map(|m| m.sender_id.as_str()).collect::<Vec<_>>())
         .bind(kept.iter().map(|m| m.sender_meta.as_str()).collect::<Vec<_>>())
         .bind(kept.iter().map(|m| m.payload.as_str()).collect::<Vec<_>>())
+        .bind(kept.iter().map(|m| m.sender_parent.as_deref()).collect::<Vec<_>>())
+        .bind(kept.iter().map(|m| m.redacted_at).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
         let seqs: Vec<i64> = live.iter().map(|id| newest[id]).collect();

@@ -29,7 +29,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, 
 
 use super::{
     AccountRecord, AccountToken, AppChange, AppFilter, AppRecord, AppStatus, AppSummary, AuditEntry, EndpointAccess,
-    EndpointRecord, KeyOwner, NewAccount, NewApp, NewEndpoint, NewRoom, RevokedEndpoint, RoomHistory, RoomRecord,
+    EndpointRecord, EndpointSettings, KeyOwner, NewAccount, NewApp, NewEndpoint, NewRoom, RevokedEndpoint, RoomHistory, RoomRecord,
     Store, StoreError, StoredMessage, TokenPurpose,
 };
 use crate::names::{AppName, RoomName};
@@ -131,7 +131,13 @@ pub fn refused_or(err: sqlx::Error) -> StoreError {
     }
 }
 
-/// A count or seq as PostgreSQL's BIGINT and SQLite's INTEGER hold it.
+/// A count or seq as PostgreSQL's BIGINT and SQLite's INTEGER hold it,
+/// saturating.
+fn stored_count(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// [`stored_count`] of a `usize`.
 fn stored_int(value: usize) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -233,7 +239,12 @@ const ROOM_COLUMNS: &str = "r.id, r.app_id, r.name, r.created_at, \
 
 const ENDPOINT_COLUMNS: &str =
     "e.id, e.public_id, e.code, e.room_id, r.name AS room_name, r.presence AS room_presence, e.permission, e.meta, \
-     e.created_at, e.max_connections, e.single_use, e.used_at";
+     e.created_at, e.max_connections, e.single_use, e.used_at, e.expires_at, e.max_messages, e.messages_sent, \
+     e.can_delegate, e.parent_id, (SELECT p.public_id FROM endpoints p WHERE p.id = e.parent_id) AS parent_public_id, \
+     e.depth, e.revision, e.key_id";
+
+/// The endpoint columns and the app's, for [`EndpointAccess`].
+const ACCESS_COLUMNS: &str = "a.status AS app_status, a.allowed_origins, a.id AS app_id, a.quotas AS app_quotas";
 
 const ACCOUNT_COLUMNS: &str = "id, email, password_hash, is_admin, created_at, email_verified, session_epoch";
 
@@ -573,14 +584,10 @@ where
     }
 
     async fn create_endpoint(&self, new: NewEndpoint, at_most: Option<u64>) -> Result<EndpointRecord, StoreError> {
-        let insert = sqlx::query_as(
+        let insert = sqlx::query_scalar(
             "INSERT INTO endpoints (public_id, code, room_id, permission, meta, created_at, key_id, max_connections, \
-               single_use) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             RETURNING id, public_id, code, room_id, \
-               (SELECT name FROM rooms WHERE id = room_id) AS room_name, \
-               (SELECT presence FROM rooms WHERE id = room_id) AS room_presence, permission, meta, created_at, \
-               max_connections, single_use, used_at",
+               single_use, expires_at, max_messages, can_delegate, parent_id, depth) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(new.public_id)
         .bind(new.code)
@@ -589,12 +596,20 @@ where
         .bind(new.meta)
         .bind(now_ms())
         .bind(new.key_id)
-        .bind(new.limits.max_connections.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
-        .bind(new.limits.single_use);
-        let Some(at_most) = at_most else { return insert.fetch_one(self.writer()).await.map_err(refused_or) };
+        .bind(new.limits.max_connections.map(stored_count))
+        .bind(new.limits.single_use)
+        .bind(new.limits.expires_at)
+        .bind(new.limits.max_messages.map(stored_count))
+        .bind(new.can_delegate)
+        .bind(new.parent.map(|lineage| lineage.parent_id))
+        .bind(new.parent.map_or(1, |lineage| lineage.depth));
         let mut tx = self.writer().begin().await?;
-        ensure_below(&mut *tx, ENDPOINTS_OF_ROOM, new.room_id, at_most, B::LOCK_ROW).await?;
-        let endpoint = insert.fetch_one(&mut *tx).await.map_err(refused_or)?;
+        if let Some(at_most) = at_most {
+            ensure_below(&mut *tx, ENDPOINTS_OF_ROOM, new.room_id, at_most, B::LOCK_ROW).await?;
+        }
+        let id: i64 = insert.fetch_one(&mut *tx).await.map_err(refused_or)?;
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id WHERE e.id = $1");
+        let endpoint = sqlx::query_as(&sql).bind(id).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(endpoint)
     }
@@ -615,12 +630,117 @@ where
         Ok(sqlx::query_as(&sql).bind(app_id).fetch_all(self.reader()).await?)
     }
 
-    async fn delete_endpoint(&self, room_id: i64, code: &str) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar("DELETE FROM endpoints WHERE room_id = $1 AND code = $2 RETURNING id")
+    async fn endpoint_in_room(&self, room_id: i64, code: &str) -> Result<Option<EndpointRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id \
+             WHERE e.room_id = $1 AND e.code = $2"
+        );
+        Ok(sqlx::query_as(&sql).bind(room_id).bind(code).fetch_optional(self.reader()).await?)
+    }
+
+    async fn descendants(&self, endpoint_id: i64) -> Result<Vec<EndpointRecord>, StoreError> {
+        let sql = format!(
+            "WITH RECURSIVE subtree (id) AS ( \
+               SELECT id FROM endpoints WHERE parent_id = $1 \
+               UNION ALL SELECT c.id FROM endpoints c JOIN subtree s ON c.parent_id = s.id) \
+             SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id \
+             WHERE e.id IN (SELECT id FROM subtree) ORDER BY e.depth, e.id"
+        );
+        Ok(sqlx::query_as(&sql).bind(endpoint_id).fetch_all(self.writer()).await?)
+    }
+
+    async fn update_endpoint(
+        &self,
+        endpoint_id: i64,
+        settings: &EndpointSettings,
+    ) -> Result<Option<EndpointRecord>, StoreError> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query(
+            "UPDATE endpoints SET permission = $1, meta = $2, expires_at = $3, max_messages = $4, \
+               max_connections = $5, revision = revision + 1 WHERE id = $6",
+        )
+        .bind(settings.permission.as_str())
+        .bind(&settings.meta)
+        .bind(settings.limits.expires_at)
+        .bind(settings.limits.max_messages.map(stored_count))
+        .bind(settings.limits.max_connections.map(stored_count))
+        .bind(endpoint_id)
+        .execute(&mut *tx)
+        .await?;
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id WHERE e.id = $1");
+        let endpoint = sqlx::query_as(&sql).bind(endpoint_id).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(endpoint)
+    }
+
+    async fn delete_endpoint(&self, room_id: i64, code: &str) -> Result<Vec<i64>, StoreError> {
+        // The foreign key would delete the children by itself; listing the
+        // subtree first is what lets their sockets be closed too.
+        let mut tx = self.writer().begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "WITH RECURSIVE subtree (id, depth) AS ( \
+               SELECT id, depth FROM endpoints WHERE room_id = $1 AND code = $2 \
+               UNION ALL SELECT c.id, c.depth FROM endpoints c JOIN subtree s ON c.parent_id = s.id) \
+             SELECT id FROM subtree ORDER BY depth, id",
+        )
+        .bind(room_id)
+        .bind(code)
+        .fetch_all(&mut *tx)
+        .await?;
+        if let Some(root) = ids.first() {
+            sqlx::query("DELETE FROM endpoints WHERE id = $1").bind(root).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn spend_budget(&self, endpoint_id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE endpoints SET messages_sent = messages_sent + 1 \
+             WHERE id = $1 AND (max_messages IS NULL OR messages_sent < max_messages)",
+        )
+        .bind(endpoint_id)
+        .execute(self.writer())
+        .await?;
+        Ok(B::rows_affected(&done) == 1)
+    }
+
+    async fn refund_budget(&self, endpoint_id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE endpoints SET messages_sent = messages_sent - 1 WHERE id = $1 AND messages_sent > 0")
+            .bind(endpoint_id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn add_messages_sent(&self, counts: &[(i64, u64)]) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        for (endpoint_id, sent) in counts {
+            sqlx::query("UPDATE endpoints SET messages_sent = messages_sent + $1 WHERE id = $2")
+                .bind(stored_count(*sent))
+                .bind(endpoint_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn redact_messages(&self, room_id: i64, seqs: &[u64], at_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        for seq in seqs {
+            sqlx::query(
+                "UPDATE messages SET payload = 'null', redacted_at = $1 \
+                 WHERE room_id = $2 AND seq = $3 AND redacted_at IS NULL",
+            )
+            .bind(at_ms)
             .bind(room_id)
-            .bind(code)
-            .fetch_optional(self.writer())
-            .await?)
+            .bind(stored_count(*seq))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn claim_single_use(&self, endpoint_id: i64) -> Result<bool, StoreError> {
@@ -632,21 +752,17 @@ where
         Ok(B::rows_affected(&done) == 1)
     }
 
-    async fn endpoint_app_status(&self, endpoint_id: i64) -> Result<Option<AppStatus>, StoreError> {
-        let status: Option<Stored> = sqlx::query_scalar(
-            "SELECT a.status FROM endpoints e JOIN rooms r ON r.id = e.room_id JOIN apps a ON a.id = r.app_id \
-             WHERE e.id = $1",
-        )
-        .bind(endpoint_id)
-        .fetch_optional(self.reader())
-        .await?;
-        status.map(|stored| AppStatus::try_from(stored).map_err(StoreError::Corrupt)).transpose()
+    async fn endpoint_by_id(&self, endpoint_id: i64) -> Result<Option<EndpointAccess>, StoreError> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS}, {ACCESS_COLUMNS} \
+             FROM endpoints e JOIN rooms r ON r.id = e.room_id JOIN apps a ON a.id = r.app_id WHERE e.id = $1"
+        );
+        Ok(sqlx::query_as(&sql).bind(endpoint_id).fetch_optional(self.reader()).await?)
     }
 
     async fn endpoint_by_code(&self, code: &str) -> Result<Option<EndpointAccess>, StoreError> {
         let sql = format!(
-            "SELECT {ENDPOINT_COLUMNS}, a.status AS app_status, a.allowed_origins, \
-               a.id AS app_id, a.quotas AS app_quotas \
+            "SELECT {ENDPOINT_COLUMNS}, {ACCESS_COLUMNS} \
              FROM endpoints e JOIN rooms r ON r.id = e.room_id JOIN apps a ON a.id = r.app_id \
              WHERE e.code = $1"
         );
@@ -664,7 +780,8 @@ where
             .await?;
         let Some((last_seq, reserved_seq)) = seqs else { return Ok(None) };
         let mut messages: Vec<StoredMessage> = sqlx::query_as(
-            "SELECT room_id, seq, id, created_at, sender_id, sender_meta, payload FROM messages \
+            "SELECT room_id, seq, id, created_at, sender_id, sender_meta, payload, sender_parent, redacted_at \
+             FROM messages \
              WHERE room_id = $1 AND created_at >= $2 ORDER BY seq DESC LIMIT $3",
         )
         .bind(room_id)

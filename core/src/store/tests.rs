@@ -84,6 +84,8 @@ on_every_backend!(
     apps_are_found_by_name_and_change_status,
     allowed_origins_reach_every_way_an_app_is_read,
     endpoints_are_found_by_code_and_listed_by_room,
+    endpoints_change_count_their_messages_and_go_with_their_parent,
+    redacted_messages_keep_their_row_with_a_null_payload,
     an_apps_endpoints_are_listed_over_all_its_rooms,
     history_keeps_the_newest_and_last_seq,
     history_loads_the_newest_within_limit_and_age,
@@ -136,6 +138,8 @@ fn endpoint(room_id: i64, code: &str) -> NewEndpoint {
         meta: "{}".into(),
         key_id: None,
         limits: EndpointLimits::default(),
+        can_delegate: false,
+        parent: None,
     }
 }
 
@@ -148,6 +152,8 @@ fn message(room_id: i64, seq: u64) -> StoredMessage {
         sender_id: "app".into(),
         sender_meta: "{}".into(),
         payload: seq.to_string(),
+        sender_parent: None,
+        redacted_at: None,
     }
 }
 
@@ -311,12 +317,12 @@ async fn endpoints_are_found_by_code_and_listed_by_room(fixture: &Fixture) {
     let new = NewEndpoint {
         permission: Permission::ReadAndWrite,
         meta: r#"{"name":"Ann"}"#.into(),
-        limits: EndpointLimits { max_connections: Some(3), single_use: true },
+        limits: EndpointLimits { max_connections: Some(3), single_use: true, ..EndpointLimits::default() },
         ..endpoint(room.id, "c1")
     };
     let created = store.create_endpoint(new, None).await.unwrap();
     assert_eq!((created.room_name.as_str(), created.permission), ("r", Permission::ReadAndWrite));
-    assert_eq!(created.limits(), EndpointLimits { max_connections: Some(3), single_use: true });
+    assert_eq!(created.limits(), EndpointLimits { max_connections: Some(3), single_use: true, ..EndpointLimits::default() });
     assert!(store.claim_single_use(created.id).await.unwrap(), "the first claim wins");
     assert!(!store.claim_single_use(created.id).await.unwrap(), "once");
     let created = store.endpoint_by_code("c1").await.unwrap().unwrap().endpoint;
@@ -332,9 +338,57 @@ async fn endpoints_are_found_by_code_and_listed_by_room(fixture: &Fixture) {
     store.set_app_status(app.id, AppStatus::Suspended).await.unwrap();
     assert_eq!(store.endpoint_by_code("c1").await.unwrap().unwrap().app_status, AppStatus::Suspended);
 
-    assert_eq!(store.delete_endpoint(room.id, "c1").await.unwrap(), Some(created.id));
-    assert_eq!(store.delete_endpoint(room.id, "c1").await.unwrap(), None);
+    assert_eq!(store.delete_endpoint(room.id, "c1").await.unwrap(), [created.id]);
+    assert!(store.delete_endpoint(room.id, "c1").await.unwrap().is_empty());
     assert_eq!(store.endpoint_by_code("c1").await.unwrap(), None);
+}
+
+async fn endpoints_change_count_their_messages_and_go_with_their_parent(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let app = app(store, "a").await;
+    let room = room(store, app.id, "r").await;
+    let budget = EndpointLimits { max_messages: Some(2), expires_at: Some(5_000), ..EndpointLimits::default() };
+    let new = NewEndpoint { can_delegate: true, limits: budget, ..endpoint(room.id, "root") };
+    let root = store.create_endpoint(new, None).await.unwrap();
+    assert_eq!((root.depth, root.revision, root.can_delegate), (1, 0, true));
+    let child_of = |parent: &EndpointRecord, code: &str| NewEndpoint {
+        parent: Some(Lineage { parent_id: parent.id, depth: parent.depth + 1 }),
+        ..endpoint(room.id, code)
+    };
+    let child = store.create_endpoint(child_of(&root, "child"), None).await.unwrap();
+    let grandchild = store.create_endpoint(child_of(&child, "grandchild"), None).await.unwrap();
+    assert_eq!((grandchild.depth, grandchild.parent_public_id.as_deref()), (3, Some(child.public_id.as_str())));
+    let subtree: Vec<i64> = store.descendants(root.id).await.unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(subtree, [child.id, grandchild.id], "parents before children");
+
+    assert!(store.spend_budget(root.id).await.unwrap());
+    assert!(store.spend_budget(root.id).await.unwrap());
+    assert!(!store.spend_budget(root.id).await.unwrap(), "the budget of 2 is spent");
+    store.refund_budget(root.id).await.unwrap();
+    store.add_messages_sent(&[(root.id, 5), (child.id, 1)]).await.unwrap();
+    let settings = EndpointSettings { permission: Permission::ReadAndWrite, meta: r#"{"n":1}"#.into(), limits: EndpointLimits::default() };
+    let updated = store.update_endpoint(root.id, &settings).await.unwrap().unwrap();
+    assert_eq!((updated.messages_sent, updated.revision, updated.max_messages), (6, 1, None));
+    assert_eq!((updated.settings(), updated.expires_at), (settings, None));
+
+    let deleted = store.delete_endpoint(room.id, "root").await.unwrap();
+    assert_eq!(deleted, [root.id, child.id, grandchild.id], "the subtree, parents first");
+    assert!(store.list_endpoints(room.id).await.unwrap().is_empty());
+    assert_eq!(store.update_endpoint(root.id, &updated.settings()).await.unwrap(), None);
+}
+
+async fn redacted_messages_keep_their_row_with_a_null_payload(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let app = app(store, "a").await;
+    let room = room(store, app.id, "r").await;
+    let from_child = StoredMessage { sender_parent: Some("ep_parent".into()), ..message(room.id, 2) };
+    store.append_messages(&[message(room.id, 1), from_child.clone()], 100).await.unwrap();
+    store.redact_messages(room.id, &[2], 9_000).await.unwrap();
+    store.redact_messages(room.id, &[2], 9_999).await.unwrap();
+    let history = store.load_history(room.id, 10, 0).await.unwrap().unwrap();
+    assert_eq!(history.messages[0], message(room.id, 1), "others untouched");
+    let redacted = StoredMessage { payload: "null".into(), redacted_at: Some(9_000), ..from_child };
+    assert_eq!(history.messages[1], redacted, "redacted once, its sender's parent kept");
 }
 
 async fn an_apps_endpoints_are_listed_over_all_its_rooms(fixture: &Fixture) {
@@ -502,10 +556,10 @@ async fn a_leaked_keys_endpoints_go_with_it_and_every_change_is_recorded(fixture
     let second = NewApiKey::generate();
     let second_id = {
         let leaked = leaked.unwrap().id;
-        assert_eq!(store.endpoint_app_status(leaked).await.unwrap(), Some(AppStatus::Approved));
+        assert_eq!(store.endpoint_by_id(leaked).await.unwrap().unwrap().app_status, AppStatus::Approved);
         let revoked = store.replace_api_keys(app.id, second.hash, true).await.unwrap();
         assert_eq!(revoked, [RevokedEndpoint { room_id: room.id, id: leaked }]);
-        assert_eq!(store.endpoint_app_status(leaked).await.unwrap(), None, "gone with its key");
+        assert_eq!(store.endpoint_by_id(leaked).await.unwrap(), None, "gone with its key");
         store.app_by_key(second.hash).await.unwrap().unwrap().key_id
     };
     let left: Vec<i64> = store.list_endpoints(room.id).await.unwrap().iter().map(|e| e.id).collect();
@@ -515,7 +569,7 @@ async fn a_leaked_keys_endpoints_go_with_it_and_every_change_is_recorded(fixture
     assert_eq!(store.list_endpoints(room.id).await.unwrap().len(), 2, "a plain rotation deletes nothing");
 
     store.set_app_status(app.id, AppStatus::Suspended).await.unwrap();
-    assert_eq!(store.endpoint_app_status(kept.id).await.unwrap(), Some(AppStatus::Suspended));
+    assert_eq!(store.endpoint_by_id(kept.id).await.unwrap().unwrap().app_status, AppStatus::Suspended);
     store.set_app_quotas(app.id, &QuotaOverrides::default()).await.unwrap();
     store.set_allowed_origins(app.id, &AllowedOrigins::default()).await.unwrap();
     store.revoke_api_keys(app.id).await.unwrap();

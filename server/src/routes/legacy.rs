@@ -14,10 +14,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, MethodRouter};
 use axum::{Json, Router};
-use comms_core::input::{parse_permission, Meta};
+use comms_core::input::{parse_permission, EndpointSpec, Meta};
 use comms_core::names::RoomName;
-use comms_core::service::endpoint_view;
-use comms_core::store::{EndpointLimits, NewRoom};
+use comms_core::store::NewRoom;
 use comms_protocol::legacy::{LegacyResponse, LegacyStatus};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -178,10 +177,9 @@ async fn add_endpoint(
     let body = body.map_err(ApiError::from)?;
     let meta = Meta::parse(legacy_meta(&body, &query)?.as_deref(), &state.config.limits)?;
     // The original API has no way to ask for limits.
-    let limits = EndpointLimits::default();
-    let record =
-        state.service.create_endpoint(&app, &room, parse_permission(&permission)?, meta, limits, Some(key_id)).await?;
-    let endpoint = endpoint_view(record, &ws_base)?;
+    let spec = EndpointSpec::plain(parse_permission(&permission)?, meta);
+    let record = state.service.create_endpoint(&app, &room, spec, Some(key_id)).await?;
+    let endpoint = state.service.endpoint_view(record, &ws_base).await?;
     Ok(Success {
         status: StatusCode::CREATED,
         message: "endpoint added",
@@ -209,7 +207,7 @@ async fn list_endpoints(
 ) -> Reply {
     let (AuthApp { app, .. }, ApiPath(room)) = (auth?, path?);
     let records = state.service.list_endpoints(&app, &room).await?;
-    let endpoints = records.into_iter().map(|record| endpoint_view(record, &ws_base)).collect::<Result<Vec<_>, _>>()?;
+    let endpoints = state.service.endpoint_views(records, &ws_base).await?;
     Ok(Success {
         status: StatusCode::OK,
         message: "endpoints listed",

@@ -1,11 +1,13 @@
-//! `/api/v1/rooms/{room}/messages`: history and server-side publish.
+//! `/api/v1/rooms/{room}/messages`: history, server-side publish and
+//! redaction.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use comms_core::capabilities::RedactTarget;
 use comms_core::input::Meta;
 use comms_core::names::RoomName;
-use comms_protocol::rest::{MessageList, PublishMessageRequest};
+use comms_protocol::rest::{MessageList, PublishMessageRequest, RedactSenderRequest, Redacted};
 use comms_protocol::{ErrorBody, Message};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -18,7 +20,10 @@ use crate::state::AppState;
 
 /// Routes of the messages resource.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_messages, publish_message))
+    OpenApiRouter::new()
+        .routes(routes!(list_messages, publish_message))
+        .routes(routes!(redact_message))
+        .routes(routes!(redact_sender))
 }
 
 /// Paging through retained history.
@@ -30,6 +35,8 @@ struct MessagesQuery {
     /// At most this many messages (1 or more; default 100, capped at
     /// `limits.max_page_size`, 1000 by default).
     limit: Option<usize>,
+    /// Only messages of the endpoint with this public id (or `app`).
+    sender_id: Option<String>,
 }
 
 /// Retained messages of a room, oldest first.
@@ -49,8 +56,56 @@ async fn list_messages(
     ApiPath(room): ApiPath<RoomName>,
     ApiQuery(query): ApiQuery<MessagesQuery>,
 ) -> Result<Json<MessageList>, ApiError> {
-    let messages = state.service.list_messages(&app, &room, query.after_seq.unwrap_or(0), query.limit).await?;
+    let after_seq = query.after_seq.unwrap_or(0);
+    let messages =
+        state.service.list_messages(&app, &room, after_seq, query.limit, query.sender_id.as_deref()).await?;
     Ok(Json(MessageList { messages }))
+}
+
+/// Redact a retained message: it keeps its id, seq, time and sender, its
+/// payload becomes `null` and it gains `redacted_at`, in history and on
+/// resume; live connections get a `redaction` frame. Redacting it again
+/// changes nothing.
+#[utoipa::path(delete, path = "/api/v1/rooms/{room}/messages/{seq}", tag = "messages",
+    params(("room" = String, Path, description = "Room name"), ("seq" = u64, Path, description = "The message's seq")),
+    responses(
+        (status = 204, description = "Redacted"),
+        (status = 400, description = "Bad room name or seq", body = ErrorBody),
+        (status = 403, description = "Missing or bad API key", body = ErrorBody),
+        (status = 404, description = "No such room in this app, or no such retained message", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
+async fn redact_message(
+    State(state): State<AppState>,
+    AuthApp { app, .. }: AuthApp,
+    ApiPath((room, seq)): ApiPath<(RoomName, u64)>,
+) -> Result<StatusCode, ApiError> {
+    state.service.redact(&app, &room, RedactTarget::Seq(seq)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Redact every retained message of one sender (an endpoint's public id),
+/// as `DELETE …/messages/{seq}` does for one.
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/messages/redact", tag = "messages",
+    params(("room" = String, Path, description = "Room name")),
+    request_body = RedactSenderRequest,
+    responses(
+        (status = 200, description = "How many messages this request redacted", body = Redacted),
+        (status = 400, description = "Bad room name or body", body = ErrorBody),
+        (status = 403, description = "Missing or bad API key", body = ErrorBody),
+        (status = 404, description = "No such room in this app", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(app = %app.name, room = %room))]
+async fn redact_sender(
+    State(state): State<AppState>,
+    AuthApp { app, .. }: AuthApp,
+    ApiPath(room): ApiPath<RoomName>,
+    ApiJson(body): ApiJson<RedactSenderRequest>,
+) -> Result<Json<Redacted>, ApiError> {
+    let redacted = state.service.redact(&app, &room, RedactTarget::Sender(body.sender_id)).await?;
+    Ok(Json(Redacted { redacted }))
 }
 
 /// Publish from the app's backend: every connection of the room receives it

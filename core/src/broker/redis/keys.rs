@@ -31,6 +31,12 @@ impl Keys {
         format!("{}:room:{room_id}:log", self.prefix)
     }
 
+    /// The room's redacted messages: a hash from seq to the redaction's
+    /// time (ms), read beside the stream, whose entries cannot change.
+    pub(super) fn redacted(&self, room_id: i64) -> String {
+        format!("{}:room:{room_id}:redacted", self.prefix)
+    }
+
     /// The channel the room's messages are published on.
     pub(super) fn channel(&self, room_id: i64) -> String {
         format!("{}:room:{room_id}", self.prefix)

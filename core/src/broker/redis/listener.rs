@@ -235,9 +235,11 @@ impl Task {
                 Err(err) => tracing::error!(error = %err, channel, "dropping a malformed message from Redis"),
             }
         } else if channel == self.keys.control() {
-            match serde_json::from_slice::<RoomEvent>(payload) {
-                Ok(event) => {
-                    self.hub.apply(event);
+            match wire::decode_event(payload) {
+                // The announcing node applied it already.
+                Ok((node, _)) if node == self.node => {}
+                Ok((_, event)) => {
+                    self.hub.apply(event.clone());
                     (self.on_event)(event);
                 }
                 Err(err) => tracing::error!(error = %err, "dropping a malformed event from Redis"),

@@ -61,7 +61,7 @@ use crate::hub::Hub;
 use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
 use crate::presence::{Roll, Signal, Transition};
-use crate::quotas::SocketOwner;
+use crate::quotas::{SocketCounts, SocketOwner};
 use crate::store::Store;
 use crate::time::now_ms;
 
@@ -205,12 +205,17 @@ impl RedisBroker {
         let history =
             self.store.load_history(room.id, self.max_messages, oldest).await?.ok_or(BrokerError::RoomGone)?;
         let mut invocation = scripts::SEED.key(self.keys.seq(room.id));
-        invocation.key(self.keys.log(room.id)).arg(history.last_seq).arg(self.max_age_ms());
+        invocation
+            .key(self.keys.log(room.id))
+            .key(self.keys.redacted(room.id))
+            .arg(history.last_seq)
+            .arg(self.max_age_ms());
         for stored in &history.messages {
             invocation
                 .arg(stored.seq)
                 .arg(stored.created_at)
-                .arg(wire::encode(&Unsequenced::from_stored(&room.name, stored)?));
+                .arg(wire::encode(&Unsequenced::from_stored(&room.name, stored)?))
+                .arg(stored.redacted_at.unwrap_or(0));
         }
         let seeded: i64 = invocation.invoke_async(&mut self.connection.clone()).await.map_err(unavailable)?;
         if seeded == 1 {
@@ -225,6 +230,7 @@ impl RedisBroker {
         let values: Vec<Value> = scripts::HISTORY
             .key(self.keys.seq(room.id))
             .key(self.keys.log(room.id))
+            .key(self.keys.redacted(room.id))
             .arg(after_seq.saturating_add(1))
             .arg(limit)
             .arg(self.max_age_ms())
@@ -243,13 +249,16 @@ impl RedisBroker {
         };
         let mut messages = Vec::new();
         while let Some(seq) = values.next() {
-            let (Value::Int(seq), Some(Value::Int(ms)), Some(Value::BulkString(body))) =
-                (seq, values.next(), values.next())
+            let (Value::Int(seq), Some(Value::Int(ms)), Some(Value::BulkString(body)), Some(Value::Int(redacted))) =
+                (seq, values.next(), values.next(), values.next())
             else {
                 return Err(malformed("a history entry".into()));
             };
-            let body = wire::decode(&body)?;
-            messages.push(Arc::new(body.sequence(room.id, to_seq(seq)?, ms)));
+            let published = wire::decode(&body)?.sequence(room.id, to_seq(seq)?, ms);
+            messages.push(Arc::new(match redacted {
+                0 => published,
+                at_ms => published.redacted(at_ms),
+            }));
         }
         Ok(Some(History { first_seq, last_seq, messages }))
     }
@@ -310,23 +319,45 @@ impl Broker for RedisBroker {
         Ok(room_ids.iter().zip(elsewhere).map(|(room_id, others)| self.hub.online(*room_id) + others).collect())
     }
 
+    async fn endpoints_online(&self, endpoint_ids: &[i64]) -> Result<Vec<u64>, BrokerError> {
+        let names: Vec<String> = endpoint_ids.iter().map(|id| SocketCounts::endpoint_count_name(*id)).collect();
+        let elsewhere = self.presence.elsewhere(&names).await?;
+        let here = self.hub.sockets();
+        Ok(endpoint_ids.iter().zip(elsewhere).map(|(id, others)| here.of_endpoint(*id) + others).collect())
+    }
+
+    async fn redact(&self, room: &RoomRef, seqs: &[u64], at_ms: i64) -> Result<Vec<u64>, BrokerError> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = scripts::REDACT.key(self.keys.log(room.id));
+        invocation.key(self.keys.redacted(room.id)).arg(at_ms).arg(self.max_age_ms());
+        for seq in seqs {
+            invocation.arg(*seq);
+        }
+        let redacted: Vec<u64> = invocation.invoke_async(&mut self.connection.clone()).await.map_err(unavailable)?;
+        self.writer.redact(room.id, &redacted, at_ms).await?;
+        Ok(redacted)
+    }
+
     async fn sockets_elsewhere(&self, owner: &SocketOwner) -> Result<[u64; 3], BrokerError> {
         let counts = self.presence.elsewhere(&owner.count_names()).await?;
         Ok([0, 1, 2].map(|i| counts.get(i).copied().unwrap_or(0)))
     }
 
     async fn announce(&self, event: RoomEvent) {
-        self.hub.apply(event);
-        if self.tell_other_nodes(event).await.is_ok() {
+        self.hub.apply(event.clone());
+        let text = wire::encode_event(&self.node, &event);
+        if self.tell_other_nodes(&text).await.is_ok() {
             return;
         }
-        // Events are idempotent: keep trying in the background, so a
-        // passing failure does not leave sockets open on other nodes.
+        // Keep trying in the background, so a passing failure does not
+        // leave sockets open (or out of date) on other nodes.
         let (connection, channel) = (self.connection.clone(), self.keys.control());
         tokio::spawn(async move {
             for pause in [100, 500, 1000, 2000, 5000, 10_000, 30_000] {
                 tokio::time::sleep(Duration::from_millis(pause)).await;
-                if publish_event(connection.clone(), &channel, event).await.is_ok() {
+                if publish_event(connection.clone(), &channel, &text).await.is_ok() {
                     return;
                 }
             }
@@ -367,6 +398,7 @@ impl Broker for RedisBroker {
         let deleted: redis::RedisResult<i64> = redis::cmd("DEL")
             .arg(self.keys.seq(room_id))
             .arg(self.keys.log(room_id))
+            .arg(self.keys.redacted(room_id))
             .arg(&self.roster.room_keys(room_id))
             .query_async(&mut self.connection.clone())
             .await;
@@ -393,18 +425,18 @@ impl Broker for RedisBroker {
 }
 
 impl RedisBroker {
-    async fn tell_other_nodes(&self, event: RoomEvent) -> redis::RedisResult<()> {
-        let published = publish_event(self.connection.clone(), &self.keys.control(), event).await;
+    async fn tell_other_nodes(&self, text: &str) -> redis::RedisResult<()> {
+        let published = publish_event(self.connection.clone(), &self.keys.control(), text).await;
         if let Err(err) = &published {
-            tracing::warn!(error = %err, ?event, "could not tell the other nodes of a deletion; retrying");
+            tracing::warn!(error = %err, event = text, "could not tell the other nodes of an event; retrying");
         }
         published
     }
 }
 
-/// Publishes a [`RoomEvent`] on the control channel every node hears.
-async fn publish_event(mut connection: ConnectionManager, channel: &str, event: RoomEvent) -> redis::RedisResult<()> {
-    let text = serde_json::to_string(&event).expect("an event always serializes");
+/// Publishes an encoded [`RoomEvent`] on the control channel every node
+/// hears.
+async fn publish_event(mut connection: ConnectionManager, channel: &str, text: &str) -> redis::RedisResult<()> {
     redis::cmd("PUBLISH").arg(channel).arg(text).query_async(&mut connection).await
 }
 

@@ -38,21 +38,45 @@ return {0, seq, ms}
     )
 });
 
-/// Restores a room's seq and stream from the database, unless another node
-/// did it first.
+/// Restores a room's seq, stream and redactions from the database, unless
+/// another node did it first.
 ///
-/// KEYS: seq, log. ARGV: last seq, retained age (ms), then `seq, ms, body`
-/// for each retained message, oldest first. Returns 1 if it seeded.
+/// KEYS: seq, log, redacted. ARGV: last seq, retained age (ms), then
+/// `seq, ms, body, redacted ms (0: not redacted)` for each retained
+/// message, oldest first. Returns 1 if it seeded.
 pub(super) static SEED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
-redis.call('DEL', KEYS[2])
-for i = 3, #ARGV, 3 do
+redis.call('DEL', KEYS[2], KEYS[3])
+for i = 3, #ARGV, 4 do
   redis.call('XADD', KEYS[2], ARGV[i] .. '-0', 't', ARGV[i + 1], 'b', ARGV[i + 2])
+  if ARGV[i + 3] ~= '0' then redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 3]) end
 end
 if #ARGV >= 3 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[2]) end
 return 1
+",
+    )
+});
+
+/// Marks retained messages redacted.
+///
+/// KEYS: log, redacted. ARGV: the time of the redaction (ms), retained age
+/// (ms), then seqs. Returns the seqs it marked: those in the stream and not
+/// marked already.
+pub(super) static REDACT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local marked = {}
+for i = 3, #ARGV do
+  local id = ARGV[i] .. '-0'
+  if #redis.call('XRANGE', KEYS[1], id, id) > 0 and redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[1]) == 1 then
+    table.insert(marked, tonumber(ARGV[i]))
+  end
+end
+if #marked > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return marked
 ",
     )
 });
@@ -60,9 +84,10 @@ return 1
 /// Reads a room's bounds and retained messages, dropping aged-out ones
 /// first.
 ///
-/// KEYS: seq, log. ARGV: first seq wanted, most messages (0 for the bounds
-/// only), retained age (ms). Returns `{-1}` when the room's seq is not in
-/// Redis, else `{last_seq, first_seq, seq, ms, body, seq, ms, body, …}`.
+/// KEYS: seq, log, redacted. ARGV: first seq wanted, most messages (0 for
+/// the bounds only), retained age (ms). Returns `{-1}` when the room's seq
+/// is not in Redis, else `{last_seq, first_seq, seq, ms, body, redacted, …}`
+/// with four values per message, `redacted` the redaction's time (ms) or 0.
 pub(super) static HISTORY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -80,9 +105,11 @@ local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 if #oldest > 0 then result[2] = tonumber(string.match(oldest[1][1], '^%d+')) end
 if tonumber(ARGV[2]) > 0 then
   for _, entry in ipairs(redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])) do
-    table.insert(result, tonumber(string.match(entry[1], '^%d+')))
+    local seq = string.match(entry[1], '^%d+')
+    table.insert(result, tonumber(seq))
     table.insert(result, tonumber(entry[2][2]))
     table.insert(result, entry[2][4])
+    table.insert(result, tonumber(redis.call('HGET', KEYS[3], seq) or '0'))
   end
 end
 return result

@@ -11,10 +11,14 @@
 //! as `"S NODE FRAME"` (`NODE`: the sending node, which has delivered it to
 //! its own connections already); both frames are sent to clients as they
 //! are.
+//!
+//! The control channel every node hears carries [`RoomEvent`]s as
+//! `"NODE EVENT"` (`EVENT` its JSON), so the announcing node, which applied
+//! it already, skips its own.
 
 use bytes::Bytes;
 
-use crate::message::{Order, Outgoing, Published, Unsequenced};
+use crate::message::{Order, Outgoing, Published, RoomEvent, Unsequenced};
 
 /// What a room channel carries.
 #[derive(Debug)]
@@ -40,6 +44,23 @@ pub(super) fn encode_signal(node: &str, frame: &[u8]) -> Vec<u8> {
     payload.push(b' ');
     payload.extend_from_slice(frame);
     payload
+}
+
+/// The control channel's payload of `event`, announced by `node`.
+pub(super) fn encode_event(node: &str, event: &RoomEvent) -> String {
+    format!("{node} {}", serde_json::to_string(event).expect("an event always serializes"))
+}
+
+/// Parses a control channel's payload: the announcing node and the event.
+///
+/// # Errors
+///
+/// A payload not of the form `"NODE EVENT"`.
+pub(super) fn decode_event(payload: &[u8]) -> Result<(String, RoomEvent), String> {
+    let (node, event) = split_word(payload).ok_or("no event")?;
+    let node = std::str::from_utf8(node).map_err(|_| "bad node id")?.to_owned();
+    let event = serde_json::from_slice(event).map_err(|err| err.to_string())?;
+    Ok((node, event))
 }
 
 /// The JSON text stored in a room's stream and published.
@@ -108,7 +129,7 @@ mod tests {
     fn body() -> Unsequenced {
         let meta = RawValue::from_string(r#"{"name":"Ann"}"#.into()).unwrap();
         let payload = RawValue::from_string(r#"{"x": 1}"#.into()).unwrap();
-        Unsequenced::new("lobby", Draft { sender: Sender { id: "ep_1".into(), meta }, payload })
+        Unsequenced::new("lobby", Draft { sender: Sender { id: "ep_1".into(), meta, parent: None }, payload })
     }
 
     #[test]

@@ -106,8 +106,9 @@ impl Backend for SqliteStore {
             // retry of a batch whose commit succeeded but was not confirmed;
             // skipping it keeps the writer from retrying forever.
             sqlx::query(
-                "INSERT INTO messages (room_id, seq, id, created_at, sender_id, sender_meta, payload) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM rooms WHERE id = $1) \
+                "INSERT INTO messages (room_id, seq, id, created_at, sender_id, sender_meta, payload, sender_parent, \
+                   redacted_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM rooms WHERE id = $1) \
                  ON CONFLICT (room_id, seq) DO NOTHING",
             )
             .bind(message.room_id)
@@ -117,6 +118,8 @@ impl Backend for SqliteStore {
             .bind(&message.sender_id)
             .bind(&message.sender_meta)
             .bind(&message.payload)
+            .bind(&message.sender_parent)
+            .bind(message.redacted_at)
             .execute(&mut *tx)
             .await?;
             let seq = newest.entry(message.room_id).or_default();

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 
 use crate::pages::portal::error::PortalError;
 #[cfg(feature = "ssr")]
-use comms_core::input::{parse_permission, Meta};
+use comms_core::input::{parse_permission, EndpointSpec, Meta};
 #[cfg(feature = "ssr")]
 use comms_core::names::RoomName;
 #[cfg(feature = "ssr")]
@@ -70,17 +70,8 @@ pub async fn create_endpoint(
         ),
     };
     let meta = Meta::parse(meta.as_deref(), &context.limits)?;
-    context
-        .service
-        .create_endpoint(
-            &record,
-            &RoomName::parse(&room)?,
-            parse_permission(&permission)?,
-            meta,
-            Default::default(),
-            None,
-        )
-        .await?;
+    let spec = EndpointSpec::plain(parse_permission(&permission)?, meta);
+    context.service.create_endpoint(&record, &RoomName::parse(&room)?, spec, None).await?;
     Ok(())
 }
 

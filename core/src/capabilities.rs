@@ -25,6 +25,7 @@ use crate::input::{EndpointSpec, EndpointUpdate};
 use crate::live_endpoint::{EndpointState, LiveEndpoint};
 use crate::message::{Published, RoomEvent};
 use crate::names::RoomName;
+use crate::presence::MemberCard;
 use crate::quotas::Quota;
 use crate::secrets;
 use crate::service::{room_ref, Service};
@@ -97,6 +98,10 @@ impl Service {
     ) -> Result<Option<EndpointRecord>, ServiceError> {
         let Some(updated) = self.store.update_endpoint(endpoint.id, &settings).await? else { return Ok(None) };
         let state = EndpointState::of(&updated).map_err(|err| ServiceError::Internal(err.into()))?;
+        if updated.room_presence && updated.meta != endpoint.meta {
+            let card = MemberCard { endpoint_id: updated.id, id: updated.public_id.clone(), meta: state.meta.clone() };
+            self.broker.update_member(updated.room_id, &card).await?;
+        }
         self.broker.announce(RoomEvent::EndpointChanged { room_id: updated.room_id, endpoint_id: updated.id, state }).await;
         Ok(Some(updated))
     }

@@ -1,9 +1,12 @@
 -- Endpoints as living capabilities (SPEC "Endpoint lifecycle and
--- moderation"): an expiry, a message budget with its count, delegation (a
+-- moderation"): a third permission, `moderate`; an expiry, a message budget with its count, delegation (a
 -- child endpoint points at the endpoint that minted it and goes with it;
 -- `depth` is its chain's length, 1 for endpoints the app made), and a
 -- `revision` raised by every change, so a node applies an endpoint's
 -- newest state only.
+ALTER TABLE endpoints DROP CONSTRAINT endpoints_permission_check;
+ALTER TABLE endpoints ADD CONSTRAINT endpoints_permission_check
+    CHECK (permission IN ('read', 'read_and_write', 'moderate'));
 ALTER TABLE endpoints ADD COLUMN expires_at BIGINT;
 ALTER TABLE endpoints ADD COLUMN max_messages BIGINT;
 ALTER TABLE endpoints ADD COLUMN messages_sent BIGINT NOT NULL DEFAULT 0;

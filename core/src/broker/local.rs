@@ -29,7 +29,7 @@ use crate::hub::Hub;
 use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
 use crate::presence::roster::Roster;
-use crate::presence::{Roll, Signal, Transition};
+use crate::presence::{MemberCard, Roll, Signal, Transition};
 use crate::quotas::SocketOwner;
 use crate::store::Store;
 use crate::time::now_ms;
@@ -268,6 +268,11 @@ impl Broker for LocalBroker {
 
     async fn members(&self, room_id: i64) -> Result<Roll, BrokerError> {
         Ok(self.roster.members(room_id))
+    }
+
+    async fn update_member(&self, room_id: i64, card: &MemberCard) -> Result<(), BrokerError> {
+        self.roster.update_card(room_id, card);
+        Ok(())
     }
 
     async fn signal(&self, signal: Signal) -> Result<(), BrokerError> {

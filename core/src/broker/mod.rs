@@ -27,7 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::message::{Draft, Published, RoomEvent};
-use crate::presence::{Roll, Signal, Transition};
+use crate::presence::{MemberCard, Roll, Signal, Transition};
 use crate::quotas::SocketOwner;
 use crate::store::StoreError;
 
@@ -163,6 +163,10 @@ pub trait Broker: Send + Sync + 'static {
     /// A presence room's members over every node, with the change counter
     /// they reflect.
     async fn members(&self, room_id: i64) -> Result<Roll, BrokerError>;
+
+    /// Shows `card` as its endpoint's member of a presence room from now
+    /// on (the app changed its meta), over every node.
+    async fn update_member(&self, room_id: i64, card: &MemberCard) -> Result<(), BrokerError>;
 
     /// Hands a signal to every other connection of its room, on every node.
     async fn signal(&self, signal: Signal) -> Result<(), BrokerError>;

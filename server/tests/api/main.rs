@@ -4,6 +4,7 @@
 
 mod app_changes;
 mod auth;
+mod capabilities;
 mod certs;
 mod cli;
 mod cluster;

@@ -60,7 +60,7 @@ use super::{Broker, BrokerError, Durability, History, PublishGate, RoomRef};
 use crate::hub::Hub;
 use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
-use crate::presence::{Roll, Signal, Transition};
+use crate::presence::{MemberCard, Roll, Signal, Transition};
 use crate::quotas::{SocketCounts, SocketOwner};
 use crate::store::Store;
 use crate::time::now_ms;
@@ -378,6 +378,10 @@ impl Broker for RedisBroker {
 
     async fn members(&self, room_id: i64) -> Result<Roll, BrokerError> {
         self.roster.members(room_id).await
+    }
+
+    async fn update_member(&self, room_id: i64, card: &MemberCard) -> Result<(), BrokerError> {
+        self.roster.update_card(room_id, card).await
     }
 
     async fn signal(&self, signal: Signal) -> Result<(), BrokerError> {

@@ -163,6 +163,27 @@ impl RedisRoster {
         Ok(())
     }
 
+    /// Shows `card` for its endpoint from now on, if it is a member of the
+    /// room ([`scripts::UPDATE_CARD`]).
+    ///
+    /// # Errors
+    ///
+    /// Redis cannot be reached.
+    pub(super) async fn update_card(&self, room_id: i64, card: &MemberCard) -> Result<(), BrokerError> {
+        let _: i64 = scripts::UPDATE_CARD
+            .key(self.keys.presence(room_id))
+            .key(self.keys.members(room_id))
+            .arg(card.endpoint_id)
+            .arg(card_text(card))
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(super::unavailable)?;
+        if let Some(held) = self.held.lock().get_mut(&(room_id, card.endpoint_id)) {
+            held.card = card.clone();
+        }
+        Ok(())
+    }
+
     /// A script of [`scripts::ARRIVE`]'s KEYS and ARGV for `card` in `room`.
     fn room_script<'s>(&self, script: &'s Script, room: &RoomRef, card: &MemberCard) -> ScriptInvocation<'s> {
         let mut invocation = script.key(self.keys.presence(room.id));

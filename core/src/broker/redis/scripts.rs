@@ -191,6 +191,20 @@ return v
     )
 });
 
+/// Replaces a member's card (its meta changed), if it is a member.
+///
+/// KEYS: the room's presence hash, its cards hash. ARGV: endpoint row id,
+/// the card. Returns 1 if it was a member.
+pub(super) static UPDATE_CARD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+",
+    )
+});
+
 /// A connection departs from a presence room.
 ///
 /// KEYS: the room's presence hash, the leave schedule, this node's presence

@@ -29,6 +29,7 @@ pub struct EndpointState {
     /// What the endpoint may do.
     pub permission: Permission,
     /// The JSON object stamped on its messages.
+    #[serde(with = "json_text")]
     pub meta: Box<RawValue>,
     /// Milliseconds since the epoch from which the code no longer works.
     pub expires_at: Option<i64>,
@@ -51,6 +52,21 @@ impl EndpointState {
             expires_at: record.expires_at,
             budgeted: record.max_messages.is_some(),
         })
+    }
+}
+
+/// A JSON value carried as a string of its text: events are internally
+/// tagged enums, through which serde cannot read raw JSON.
+mod json_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::value::RawValue;
+
+    pub(super) fn serialize<S: Serializer>(value: &RawValue, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(value.get())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Box<RawValue>, D::Error> {
+        RawValue::from_string(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -120,6 +136,24 @@ impl LiveEndpoint {
     /// The `endpoint` frame telling its connections the current state.
     pub fn frame(&self) -> ServerFrame {
         ServerFrame::Endpoint { endpoint: self.shown(&self.state()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::RoomEvent;
+
+    #[test]
+    fn a_change_event_reads_back_with_its_meta_untouched() {
+        let mut state = LiveEndpoint::for_test(3, 7).state().as_ref().clone();
+        state.meta = RawValue::from_string(r#"{"name": "Ann"}"#.into()).unwrap();
+        let event = RoomEvent::EndpointChanged { room_id: 3, endpoint_id: 7, state };
+        let text = serde_json::to_string(&event).unwrap();
+        let RoomEvent::EndpointChanged { state, .. } = serde_json::from_str(&text).unwrap() else {
+            panic!("read back as another event: {text}")
+        };
+        assert_eq!(state.meta.get(), r#"{"name": "Ann"}"#);
     }
 }
 

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+use crate::capabilities::{endpoint_with, in_ms, patch_endpoint};
 use crate::helpers::{assert_error, body, member_roll, public_id, wait_ready, Remote, WsClient};
 
 /// The nodes' leave grace period, short so tests wait little.
@@ -439,4 +440,98 @@ async fn a_paused_node_is_counted_out_and_announces_its_members_again_when_it_re
     assert_eq!((back["type"].as_str(), back["member"]["id"].as_str()), (Some("join"), Some(public_id(&bob).as_str())));
     assert_eq!(a.api().members(&key, "chat").await, [(public_id(&ann), 1), (public_id(&bob), 1)]);
     b.api().next_is_marker(&key, "chat", &mut [&mut ann_on_a], "announced once").await;
+}
+
+#[tokio::test]
+async fn a_downgrade_on_one_node_lands_on_an_open_socket_of_the_other_within_a_second() {
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
+    a.api().create_presence_room(&key, "lobby").await;
+    let ann = a.api().create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "Ann" }))).await;
+    let (mut on_b, _) = join(b.api(), &ann, None).await;
+
+    let started = Instant::now();
+    let change = json!({ "permission": "read", "meta": { "name": "Ann (muted)" } });
+    assert_eq!(patch_endpoint(a.api(), &key, "lobby", code(&ann), change).await.status(), 200);
+    let frame = on_b.next_json().await;
+    assert!(started.elapsed() < Duration::from_secs(1), "within a second: {:?}", started.elapsed());
+    assert_eq!((frame["type"].as_str(), frame["endpoint"]["permission"].as_str()), (Some("endpoint"), Some("read")));
+    on_b.send_message(json!("muted?")).await;
+    assert_eq!(on_b.next_json().await["code"], "read_only");
+    let members = body(b.api().get("/api/v1/rooms/lobby/presence", &key).await).await;
+    assert_eq!(members["members"][0]["meta"], json!({ "name": "Ann (muted)" }), "{members}");
+}
+
+#[tokio::test]
+async fn a_budget_of_ten_under_twenty_senders_on_two_nodes_publishes_exactly_ten() {
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
+    a.api().create_room(&key, "lobby").await;
+    let request = json!({ "permission": "read_and_write", "max_messages": 10 });
+    let endpoint = endpoint_with(a.api(), &key, "lobby", request).await;
+    let mut sockets = Vec::new();
+    for i in 0..20 {
+        let node = if i % 2 == 0 { a.api() } else { b.api() };
+        sockets.push(join(node, &endpoint, None).await.0);
+    }
+    for ws in &mut sockets {
+        ws.send_message(json!("one")).await;
+    }
+    let mut refused = 0;
+    for ws in &mut sockets {
+        let mut messages = 0;
+        while messages < 10 {
+            let frame = ws.next_json().await;
+            match frame["type"].as_str() {
+                Some("message") => messages += 1,
+                Some("error") => {
+                    assert_eq!(frame["code"], "budget_exhausted", "{frame}");
+                    refused += 1;
+                    break;
+                }
+                _ => panic!("unexpected {frame}"),
+            }
+        }
+    }
+    assert_eq!(refused, 10);
+    let history = body(b.api().get("/api/v1/rooms/lobby/messages", &key).await).await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 10, "never one message over");
+}
+
+#[tokio::test]
+async fn a_redaction_reaches_sockets_and_resumes_on_every_node() {
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
+    a.api().create_room(&key, "lobby").await;
+    let moderator = a.api().create_endpoint(&key, "lobby", "moderate", None).await;
+    let reader = a.api().create_endpoint(&key, "lobby", "read", None).await;
+    let (mut moderator_on_a, _) = join(a.api(), &moderator, None).await;
+    let (mut reader_on_b, _) = join(b.api(), &reader, None).await;
+    let first = publish(a.api(), &key, "lobby", json!("regrettable")).await;
+    publish(a.api(), &key, "lobby", json!("fine")).await;
+    for _ in 0..2 {
+        moderator_on_a.next_message().await;
+        reader_on_b.next_message().await;
+    }
+
+    moderator_on_a.send_text(r#"{"redact": 1}"#).await;
+    let expected = json!({ "type": "redaction", "room": "lobby", "seq": 1, "id": first["id"] });
+    assert_eq!(reader_on_b.next_json().await, expected);
+    assert_eq!(moderator_on_a.next_json().await, expected, "once on the node it was made on");
+    let (mut resumed_on_b, _) = join(b.api(), &reader, Some(0)).await;
+    let replayed = resumed_on_b.next_message().await;
+    assert_eq!((&replayed["message"], replayed["redacted_at"].is_string()), (&Value::Null, true), "{replayed}");
+    assert_eq!(resumed_on_b.next_message().await["message"], "fine");
+    publish(b.api(), &key, "lobby", json!("marker")).await;
+    assert_eq!(moderator_on_a.next_message().await["message"], "marker", "no second redaction frame");
+}
+
+#[tokio::test]
+async fn an_expiry_set_on_one_node_closes_sockets_on_the_other_with_4004() {
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
+    a.api().create_room(&key, "lobby").await;
+    let guest = a.api().create_endpoint(&key, "lobby", "read", None).await;
+    let (mut on_b, _) = join(b.api(), &guest, None).await;
+    let change = json!({ "expires_at": in_ms(500) });
+    assert_eq!(patch_endpoint(a.api(), &key, "lobby", code(&guest), change).await.status(), 200);
+    assert_eq!(on_b.next_json().await["type"], "endpoint");
+    assert_eq!(on_b.closed().await.code, 4004);
+    assert_eq!(b.api().ws_refusal(code(&guest)).await, 404);
 }

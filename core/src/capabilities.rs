@@ -102,7 +102,9 @@ impl Service {
             let card = MemberCard { endpoint_id: updated.id, id: updated.public_id.clone(), meta: state.meta.clone() };
             self.broker.update_member(updated.room_id, &card).await?;
         }
-        self.broker.announce(RoomEvent::EndpointChanged { room_id: updated.room_id, endpoint_id: updated.id, state }).await;
+        self.broker
+            .announce(RoomEvent::EndpointChanged { room_id: updated.room_id, endpoint_id: updated.id, state })
+            .await;
         Ok(Some(updated))
     }
 
@@ -165,7 +167,12 @@ impl Service {
     ///
     /// `NotFound` if the app has no such room, or for a seq that is not
     /// retained.
-    pub async fn redact(&self, app: &crate::store::AppRecord, room: &RoomName, target: RedactTarget) -> Result<u64, ServiceError> {
+    pub async fn redact(
+        &self,
+        app: &crate::store::AppRecord,
+        room: &RoomName,
+        target: RedactTarget,
+    ) -> Result<u64, ServiceError> {
         let room = self.find_room(app, room).await?;
         self.redact_in(&room_ref(&room), &target).await
     }
@@ -201,11 +208,8 @@ impl Service {
             return Ok(0);
         }
         let redacted = self.broker.redact(room, &wanted, now_ms()).await?;
-        let messages: Vec<(u64, String)> = matching
-            .iter()
-            .filter(|m| redacted.contains(&m.seq()))
-            .map(|m| (m.seq(), m.message.id.clone()))
-            .collect();
+        let messages: Vec<(u64, String)> =
+            matching.iter().filter(|m| redacted.contains(&m.seq())).map(|m| (m.seq(), m.message.id.clone())).collect();
         if !messages.is_empty() {
             self.broker.announce(RoomEvent::Redacted { room_id: room.id, room: room.name.clone(), messages }).await;
         }
@@ -220,7 +224,8 @@ impl Service {
 ///
 /// `Denied`, naming the first way it would be wider than the parent.
 fn within_parent(parent: &EndpointRecord, mut spec: EndpointSpec) -> Result<EndpointSpec, ServiceError> {
-    let wider = |what: &str| Err(ServiceError::Denied(format!("a child endpoint cannot have a {what} than its parent")));
+    let wider =
+        |what: &str| Err(ServiceError::Denied(format!("a child endpoint cannot have a {what} than its parent")));
     if spec.permission > parent.permission {
         return wider("wider permission");
     }

@@ -206,9 +206,11 @@ impl Throwaways {
             other => other?,
         };
         // The maker mints invite links from the writer's code.
-        let writer_spec = EndpointSpec { can_delegate: true, ..EndpointSpec::plain(Permission::ReadAndWrite, named("Writer")) };
+        let writer_spec =
+            EndpointSpec { can_delegate: true, ..EndpointSpec::plain(Permission::ReadAndWrite, named("Writer")) };
         let writer = service.create_endpoint(app, &room, writer_spec, None).await?;
-        let reader = service.create_endpoint(app, &room, EndpointSpec::plain(Permission::Read, named("Reader")), None).await?;
+        let reader =
+            service.create_endpoint(app, &room, EndpointSpec::plain(Permission::Read, named("Reader")), None).await?;
         Ok(Throwaway { room: room.to_string(), writer: writer.code, reader: reader.code })
     }
 }

@@ -295,7 +295,8 @@ impl Service {
             )));
         }
         check_readable("signal", &payload, &self.limits)?;
-        let frame = ServerFrame::Signal { room: ticket.room.name.clone(), sender: endpoint.sender(&state), signal: payload };
+        let frame =
+            ServerFrame::Signal { room: ticket.room.name.clone(), sender: endpoint.sender(&state), signal: payload };
         let outgoing = Arc::new(Outgoing::new(&frame, Order::Ephemeral));
         self.broker.signal(Signal { room_id: ticket.room.id, from_member: Some(from_member), outgoing }).await?;
         Ok(())

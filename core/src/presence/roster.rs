@@ -121,7 +121,8 @@ impl Roster {
     /// Shows `card` for its endpoint from now on, if it is a member.
     pub fn update_card(&self, room_id: i64, card: &MemberCard) {
         let mut state = self.state.lock();
-        if let Some(entry) = state.rooms.get_mut(&room_id).and_then(|roster| roster.members.get_mut(&card.endpoint_id)) {
+        if let Some(entry) = state.rooms.get_mut(&room_id).and_then(|roster| roster.members.get_mut(&card.endpoint_id))
+        {
             entry.card = card.clone();
         }
     }

@@ -29,8 +29,8 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, 
 
 use super::{
     AccountRecord, AccountToken, AppChange, AppFilter, AppRecord, AppStatus, AppSummary, AuditEntry, EndpointAccess,
-    EndpointRecord, EndpointSettings, KeyOwner, NewAccount, NewApp, NewEndpoint, NewRoom, RevokedEndpoint, RoomHistory, RoomRecord,
-    Store, StoreError, StoredMessage, TokenPurpose,
+    EndpointRecord, EndpointSettings, KeyOwner, NewAccount, NewApp, NewEndpoint, NewRoom, RevokedEndpoint, RoomHistory,
+    RoomRecord, Store, StoreError, StoredMessage, TokenPurpose,
 };
 use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
@@ -608,7 +608,8 @@ where
             ensure_below(&mut *tx, ENDPOINTS_OF_ROOM, new.room_id, at_most, B::LOCK_ROW).await?;
         }
         let id: i64 = insert.fetch_one(&mut *tx).await.map_err(refused_or)?;
-        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id WHERE e.id = $1");
+        let sql =
+            format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id WHERE e.id = $1");
         let endpoint = sqlx::query_as(&sql).bind(id).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(endpoint)
@@ -667,7 +668,8 @@ where
         .bind(endpoint_id)
         .execute(&mut *tx)
         .await?;
-        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id WHERE e.id = $1");
+        let sql =
+            format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id WHERE e.id = $1");
         let endpoint = sqlx::query_as(&sql).bind(endpoint_id).fetch_optional(&mut *tx).await?;
         tx.commit().await?;
         Ok(endpoint)

@@ -322,7 +322,10 @@ async fn endpoints_are_found_by_code_and_listed_by_room(fixture: &Fixture) {
     };
     let created = store.create_endpoint(new, None).await.unwrap();
     assert_eq!((created.room_name.as_str(), created.permission), ("r", Permission::ReadAndWrite));
-    assert_eq!(created.limits(), EndpointLimits { max_connections: Some(3), single_use: true, ..EndpointLimits::default() });
+    assert_eq!(
+        created.limits(),
+        EndpointLimits { max_connections: Some(3), single_use: true, ..EndpointLimits::default() }
+    );
     assert!(store.claim_single_use(created.id).await.unwrap(), "the first claim wins");
     assert!(!store.claim_single_use(created.id).await.unwrap(), "once");
     let created = store.endpoint_by_code("c1").await.unwrap().unwrap().endpoint;
@@ -366,7 +369,11 @@ async fn endpoints_change_count_their_messages_and_go_with_their_parent(fixture:
     assert!(!store.spend_budget(root.id).await.unwrap(), "the budget of 2 is spent");
     store.refund_budget(root.id).await.unwrap();
     store.add_messages_sent(&[(root.id, 5), (child.id, 1)]).await.unwrap();
-    let settings = EndpointSettings { permission: Permission::ReadAndWrite, meta: r#"{"n":1}"#.into(), limits: EndpointLimits::default() };
+    let settings = EndpointSettings {
+        permission: Permission::ReadAndWrite,
+        meta: r#"{"n":1}"#.into(),
+        limits: EndpointLimits::default(),
+    };
     let updated = store.update_endpoint(root.id, &settings).await.unwrap().unwrap();
     assert_eq!((updated.messages_sent, updated.revision, updated.max_messages), (6, 1, None));
     assert_eq!((updated.settings(), updated.expires_at), (settings, None));

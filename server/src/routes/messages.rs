@@ -57,8 +57,7 @@ async fn list_messages(
     ApiQuery(query): ApiQuery<MessagesQuery>,
 ) -> Result<Json<MessageList>, ApiError> {
     let after_seq = query.after_seq.unwrap_or(0);
-    let messages =
-        state.service.list_messages(&app, &room, after_seq, query.limit, query.sender_id.as_deref()).await?;
+    let messages = state.service.list_messages(&app, &room, after_seq, query.limit, query.sender_id.as_deref()).await?;
     Ok(Json(MessageList { messages }))
 }
 

@@ -33,6 +33,30 @@ async fn mint(api: &Remote, code: &str, request: Value) -> Response {
     api.request(Method::POST, &path, None).json(&request).send().await.expect("POST children")
 }
 
+/// Reads each socket of senders that each sent one message through an
+/// endpoint with a budget of `budget` messages, until it has seen all
+/// `budget` published messages or its own `budget_exhausted` error; how
+/// many sockets got the error.
+pub async fn budget_refusals(sockets: &mut [WsClient], budget: usize) -> usize {
+    let mut refused = 0;
+    for ws in sockets {
+        let mut messages = 0;
+        while messages < budget {
+            let frame = ws.next_json().await;
+            match frame["type"].as_str() {
+                Some("message") => messages += 1,
+                Some("error") => {
+                    assert_eq!(frame["code"], "budget_exhausted", "{frame}");
+                    refused += 1;
+                    break;
+                }
+                _ => panic!("unexpected {frame}"),
+            }
+        }
+    }
+    refused
+}
+
 fn code(endpoint: &Value) -> &str {
     endpoint["code"].as_str().expect("an endpoint code")
 }
@@ -66,14 +90,17 @@ async fn a_patch_reaches_open_connections_of_that_endpoint_only() {
     let bob = api.create_endpoint(&key, "lobby", "read_and_write", None).await;
     let (mut ann_ws, mut bob_ws) = (joined(api, &ann).await, joined(api, &bob).await);
 
-    let response = patch_endpoint(api, &key, "lobby", code(&ann), json!({ "permission": "read", "meta": { "name": "Ann B" } })).await;
+    let response =
+        patch_endpoint(api, &key, "lobby", code(&ann), json!({ "permission": "read", "meta": { "name": "Ann B" } }))
+            .await;
     assert_eq!(response.status(), 200);
     let shown = body(response).await;
     assert_eq!((shown["permission"].as_str(), &shown["meta"]), (Some("read"), &json!({ "name": "Ann B" })));
 
     let frame = ann_ws.next_json().await;
     assert_eq!(frame["type"], "endpoint", "{frame}");
-    let expected = json!({ "id": public_id(&ann), "permission": "read", "meta": { "name": "Ann B" }, "expires_at": null });
+    let expected =
+        json!({ "id": public_id(&ann), "permission": "read", "meta": { "name": "Ann B" }, "expires_at": null });
     assert_eq!(frame["endpoint"], expected);
     ann_ws.send_message(json!("still writing?")).await;
     let refusal = ann_ws.next_json().await;
@@ -150,7 +177,8 @@ async fn an_expired_code_closes_its_sockets_with_4004_and_is_refused() {
 async fn a_budget_publishes_exactly_max_messages_under_concurrent_senders() {
     let (app, key) = lobby().await;
     let api = app.api();
-    let endpoint = endpoint_with(api, &key, "lobby", json!({ "permission": "read_and_write", "max_messages": 10 })).await;
+    let endpoint =
+        endpoint_with(api, &key, "lobby", json!({ "permission": "read_and_write", "max_messages": 10 })).await;
     let mut sockets = Vec::new();
     for _ in 0..20 {
         sockets.push(joined(api, &endpoint).await);
@@ -158,24 +186,7 @@ async fn a_budget_publishes_exactly_max_messages_under_concurrent_senders() {
     for ws in &mut sockets {
         ws.send_message(json!("one")).await;
     }
-    let mut refused = 0;
-    for ws in &mut sockets {
-        // Each socket sees the published messages and, if its own was
-        // refused, its error: read until the error or the tenth message.
-        let mut messages = 0;
-        while messages < 10 {
-            let frame = ws.next_json().await;
-            match frame["type"].as_str() {
-                Some("message") => messages += 1,
-                Some("error") => {
-                    assert_eq!(frame["code"], "budget_exhausted", "{frame}");
-                    refused += 1;
-                    break;
-                }
-                _ => panic!("unexpected {frame}"),
-            }
-        }
-    }
+    let refused = budget_refusals(&mut sockets, 10).await;
     assert_eq!(refused, 10, "every send past the budget is refused");
     let history = body(api.get("/api/v1/rooms/lobby/messages", &key).await).await;
     assert_eq!(history["messages"].as_array().unwrap().len(), 10, "exactly the budget is published");
@@ -208,14 +219,18 @@ async fn a_child_is_minted_with_the_code_alone_and_never_wider_than_its_parent()
     let (app, key) = lobby().await;
     let api = app.api();
     let expires = in_ms(3_600_000);
-    let parent_body = json!({ "permission": "read_and_write", "can_delegate": true, "expires_at": expires, "max_messages": 5 });
+    let parent_body =
+        json!({ "permission": "read_and_write", "can_delegate": true, "expires_at": expires, "max_messages": 5 });
     let parent = endpoint_with(api, &key, "lobby", parent_body).await;
 
     let child = mint(api, code(&parent), json!({ "permission": "read", "meta": { "name": "Guest" } })).await;
     assert_eq!(child.status(), 201);
     let child = body(child).await;
     assert_eq!((child["room"].as_str(), child["parent"].as_str()), (Some("lobby"), Some(public_id(&parent).as_str())));
-    assert_eq!((child["expires_at"].as_str(), child["max_messages"].as_u64()), (parent["expires_at"].as_str(), Some(5)));
+    assert_eq!(
+        (child["expires_at"].as_str(), child["max_messages"].as_u64()),
+        (parent["expires_at"].as_str(), Some(5))
+    );
     assert_eq!(child["can_delegate"], false);
 
     for wider in [
@@ -226,7 +241,12 @@ async fn a_child_is_minted_with_the_code_alone_and_never_wider_than_its_parent()
         assert_error(mint(api, code(&parent), wider).await, 403, "forbidden").await;
     }
     assert_error(mint(api, code(&child), json!({ "permission": "read" })).await, 403, "forbidden").await;
-    assert_error(mint(api, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", json!({ "permission": "read" })).await, 404, "not_found").await;
+    assert_error(
+        mint(api, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", json!({ "permission": "read" })).await,
+        404,
+        "not_found",
+    )
+    .await;
     assert_error(mint(api, code(&parent), json!({ "permission": "all" })).await, 400, "invalid").await;
 
     let listed_child = listed(api, &key, &public_id(&child)).await;
@@ -251,12 +271,16 @@ async fn delegation_stops_at_a_chain_of_three() {
 async fn a_childs_messages_name_its_parent() {
     let (app, key) = lobby().await;
     let api = app.api();
-    let parent = endpoint_with(api, &key, "lobby", json!({ "permission": "read_and_write", "can_delegate": true })).await;
+    let parent =
+        endpoint_with(api, &key, "lobby", json!({ "permission": "read_and_write", "can_delegate": true })).await;
     let child = body(mint(api, code(&parent), json!({ "permission": "read_and_write" })).await).await;
     let mut ws = joined(api, &child).await;
     ws.send_message(json!("from a child")).await;
     let message = ws.next_message().await;
-    assert_eq!((message["sender"]["id"].as_str(), message["sender"]["parent"].as_str()), (Some(public_id(&child).as_str()), Some(public_id(&parent).as_str())));
+    assert_eq!(
+        (message["sender"]["id"].as_str(), message["sender"]["parent"].as_str()),
+        (Some(public_id(&child).as_str()), Some(public_id(&parent).as_str()))
+    );
     let history = body(api.get("/api/v1/rooms/lobby/messages", &key).await).await;
     assert_eq!(history["messages"][0]["sender"]["parent"], public_id(&parent), "stored with its parent");
     let mut parents_own = joined(api, &parent).await;
@@ -270,7 +294,8 @@ async fn deleting_or_downgrading_a_parent_applies_to_its_subtree() {
     let (app, key) = lobby().await;
     let api = app.api();
     let root = endpoint_with(api, &key, "lobby", json!({ "permission": "read_and_write", "can_delegate": true })).await;
-    let child = body(mint(api, code(&root), json!({ "permission": "read_and_write", "can_delegate": true })).await).await;
+    let child =
+        body(mint(api, code(&root), json!({ "permission": "read_and_write", "can_delegate": true })).await).await;
     let grandchild = body(mint(api, code(&child), json!({ "permission": "read_and_write" })).await).await;
     let mut grandchild_ws = joined(api, &grandchild).await;
 
@@ -349,7 +374,8 @@ async fn the_app_redacts_one_message_or_all_of_a_sender() {
     assert_eq!(publish.status(), 201);
     moderator_ws.next_message().await;
 
-    let filtered = body(api.get(&format!("/api/v1/rooms/lobby/messages?sender_id={}", public_id(&writer)), &key).await).await;
+    let filtered =
+        body(api.get(&format!("/api/v1/rooms/lobby/messages?sender_id={}", public_id(&writer)), &key).await).await;
     assert_eq!(filtered["messages"].as_array().unwrap().len(), 3, "{filtered}");
     let by_app = body(api.get("/api/v1/rooms/lobby/messages?sender_id=app&limit=5", &key).await).await;
     assert_eq!(by_app["messages"][0]["message"], "from the app");
@@ -360,13 +386,15 @@ async fn the_app_redacts_one_message_or_all_of_a_sender() {
     assert_error(api.delete("/api/v1/rooms/lobby/messages/40", &key).await, 404, "not_found").await;
     assert_error(api.delete("/api/v1/rooms/nowhere/messages/1", &key).await, 404, "not_found").await;
 
-    let response = api.post("/api/v1/rooms/lobby/messages/redact", &key, json!({ "sender_id": public_id(&writer) })).await;
+    let response =
+        api.post("/api/v1/rooms/lobby/messages/redact", &key, json!({ "sender_id": public_id(&writer) })).await;
     assert_eq!(response.status(), 200);
     assert_eq!(body(response).await, json!({ "redacted": 3 }));
-    let seqs: Vec<u64> = [moderator_ws.next_json().await, moderator_ws.next_json().await, moderator_ws.next_json().await]
-        .iter()
-        .map(|frame| frame["seq"].as_u64().unwrap())
-        .collect();
+    let seqs: Vec<u64> =
+        [moderator_ws.next_json().await, moderator_ws.next_json().await, moderator_ws.next_json().await]
+            .iter()
+            .map(|frame| frame["seq"].as_u64().unwrap())
+            .collect();
     assert_eq!(seqs, [1, 2, 3]);
     let again = api.post("/api/v1/rooms/lobby/messages/redact", &key, json!({ "sender_id": public_id(&writer) })).await;
     assert_eq!(body(again).await, json!({ "redacted": 0 }));

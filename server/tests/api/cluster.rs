@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::capabilities::{endpoint_with, in_ms, patch_endpoint};
+use crate::capabilities::{budget_refusals, endpoint_with, in_ms, patch_endpoint};
 use crate::helpers::{assert_error, body, member_roll, public_id, wait_ready, Remote, WsClient};
 
 /// The nodes' leave grace period, short so tests wait little.
@@ -475,22 +475,7 @@ async fn a_budget_of_ten_under_twenty_senders_on_two_nodes_publishes_exactly_ten
     for ws in &mut sockets {
         ws.send_message(json!("one")).await;
     }
-    let mut refused = 0;
-    for ws in &mut sockets {
-        let mut messages = 0;
-        while messages < 10 {
-            let frame = ws.next_json().await;
-            match frame["type"].as_str() {
-                Some("message") => messages += 1,
-                Some("error") => {
-                    assert_eq!(frame["code"], "budget_exhausted", "{frame}");
-                    refused += 1;
-                    break;
-                }
-                _ => panic!("unexpected {frame}"),
-            }
-        }
-    }
+    let refused = budget_refusals(&mut sockets, 10).await;
     assert_eq!(refused, 10);
     let history = body(b.api().get("/api/v1/rooms/lobby/messages", &key).await).await;
     assert_eq!(history["messages"].as_array().unwrap().len(), 10, "never one message over");

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use comms_protocol::ws::{ServerFrame, WelcomeEndpoint};
+use comms_protocol::ws::{ChangedEndpoint, ServerFrame, WelcomeEndpoint};
 use comms_protocol::{Permission, Sender};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -135,7 +135,8 @@ impl LiveEndpoint {
 
     /// The `endpoint` frame telling its connections the current state.
     pub fn frame(&self) -> ServerFrame {
-        ServerFrame::Endpoint { endpoint: self.shown(&self.state()) }
+        let WelcomeEndpoint { id, permission, meta, expires_at } = self.shown(&self.state());
+        ServerFrame::Endpoint { endpoint: ChangedEndpoint { id, permission, meta, expires_at } }
     }
 }
 

@@ -6,8 +6,7 @@ use serde_json::value::RawValue;
 use crate::error::ErrorCode;
 use crate::rest::{Member, Message, Permission, Sender};
 
-/// The endpoint a connection joined with, as the welcome frame shows it
-/// and as the `endpoint` frame shows it again after the app changed it.
+/// The endpoint a connection joined with, as the welcome frame shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct WelcomeEndpoint {
     /// Public id of the endpoint.
@@ -15,6 +14,22 @@ pub struct WelcomeEndpoint {
     /// What the endpoint may do.
     pub permission: Permission,
     /// The endpoint's meta.
+    pub meta: Box<RawValue>,
+    /// When the code stops working (RFC 3339 UTC with milliseconds); only
+    /// for an endpoint with an expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// The endpoint a connection joined with, as the `endpoint` frame shows it
+/// after the app changed it: always with `expires_at`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangedEndpoint {
+    /// Public id of the endpoint.
+    pub id: String,
+    /// What the endpoint may do now.
+    pub permission: Permission,
+    /// The endpoint's meta now.
     pub meta: Box<RawValue>,
     /// When the code stops working (RFC 3339 UTC with milliseconds), or
     /// `null`.
@@ -75,7 +90,7 @@ pub enum ServerFrame {
     /// that endpoint's own connections only.
     Endpoint {
         /// The endpoint as it is now.
-        endpoint: WelcomeEndpoint,
+        endpoint: ChangedEndpoint,
     },
     /// A message of the room was redacted: its payload is gone from
     /// history and clients should hide it.
@@ -185,8 +200,8 @@ pub mod close {
     /// The client stopped answering pings.
     pub const PING_TIMEOUT: u16 = 4008;
     /// A socket quota (`sockets_per_app`, `sockets_per_endpoint`,
-    /// `sockets_per_ip`) was full when the connection opened; the reason
-    /// names it. Connections already open are never closed by a quota.
+    /// `sockets_per_ip`) or the endpoint's `max_connections` was full when
+    /// the connection opened; the reason names it. Connections already open are never closed by a quota.
     pub const QUOTA_EXCEEDED: u16 = 4029;
 }
 

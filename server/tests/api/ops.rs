@@ -170,7 +170,7 @@ async fn the_demo_is_made_at_start_and_its_bot_posts() {
     assert_eq!(names, ["lobby", "quiet"]);
     let endpoints = body(app.api().get("/api/v1/rooms/lobby/endpoints", &key).await).await;
     let metas: Vec<_> = endpoints["endpoints"].as_array().unwrap().iter().map(|e| e["meta"]["name"].clone()).collect();
-    assert_eq!(metas, [json!("Ann"), json!("Bob"), json!("Watcher")]);
+    assert_eq!(metas, [json!("Ann"), json!("Bob"), json!("Watcher"), json!("Moderator")]);
 
     let page = app.api().request(Method::GET, "/demo", None).send().await.unwrap();
     assert_eq!(page.status(), 200);

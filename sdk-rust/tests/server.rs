@@ -108,10 +108,8 @@ fn meta(value: serde_json::Value) -> Option<serde_json::Map<String, serde_json::
 /// A `read_and_write` endpoint of `room` named `name` in its meta.
 async fn named(client: &Client, room: &str, name: &str) -> Endpoint {
     let request = CreateEndpointRequest {
-        permission: Permission::ReadAndWrite,
         meta: meta(json!({"name": name})),
-        max_connections: None,
-        single_use: None,
+        ..CreateEndpointRequest::new(Permission::ReadAndWrite)
     };
     client.create_endpoint(room, &request).await.unwrap()
 }
@@ -191,10 +189,8 @@ async fn every_rest_call_works_and_errors_carry_their_codes() {
     assert_eq!(client.list_rooms().await.unwrap().rooms.len(), 1);
 
     let request = CreateEndpointRequest {
-        permission: Permission::ReadAndWrite,
         meta: meta(json!({"name": "Ann"})),
-        max_connections: None,
-        single_use: None,
+        ..CreateEndpointRequest::new(Permission::ReadAndWrite)
     };
     let endpoint = client.create_endpoint("lobby", &request).await.unwrap();
     assert_eq!(endpoint.permission, Permission::ReadAndWrite);
@@ -206,9 +202,9 @@ async fn every_rest_call_works_and_errors_carry_their_codes() {
         let message = PublishMessageRequest { message: json!({"n": n}), meta: meta(json!({"bot": true})) };
         assert_eq!(client.publish_message("lobby", &message).await.unwrap().seq, n);
     }
-    let page = client.list_messages("lobby", Some(1), Some(1)).await.unwrap().messages;
+    let page = client.list_messages("lobby", Some(1), Some(1), None).await.unwrap().messages;
     assert_eq!((page.len(), page[0].seq, page[0].sender.id.as_str()), (1, 2, "app"));
-    assert_eq!(client.list_messages("lobby", None, None).await.unwrap().messages.len(), 3);
+    assert_eq!(client.list_messages("lobby", None, None, None).await.unwrap().messages.len(), 3);
 
     client.delete_endpoint("lobby", &endpoint.code).await.unwrap();
     assert_eq!(client.delete_endpoint("lobby", &endpoint.code).await.unwrap_err().code(), Some(ErrorCode::NotFound));
@@ -233,17 +229,11 @@ async fn connections_fan_out_and_a_reader_cannot_send() {
     let client = server.client("acme").await;
     client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
     let writer = CreateEndpointRequest {
-        permission: Permission::ReadAndWrite,
         meta: meta(json!({"name": "Ann"})),
-        max_connections: None,
-        single_use: None,
+        ..CreateEndpointRequest::new(Permission::ReadAndWrite)
     };
     let writer = client.create_endpoint("lobby", &writer).await.unwrap();
-    let reader = client.create_endpoint(
-        "lobby",
-        &CreateEndpointRequest { permission: Permission::Read, meta: None, max_connections: None, single_use: None },
-    );
-    let reader = reader.await.unwrap();
+    let reader = client.create_endpoint("lobby", &CreateEndpointRequest::new(Permission::Read)).await.unwrap();
 
     let mut ann = EndpointConnection::connect(&writer.ws_url).await.unwrap();
     let mut watcher = EndpointConnection::connect_code(&server.base(), &reader.code).await.unwrap();
@@ -282,11 +272,7 @@ async fn a_dropped_socket_resumes_without_losing_or_repeating_messages() {
     let (_dir, server) = server().await;
     let client = server.client("acme").await;
     client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
-    let endpoint = client.create_endpoint(
-        "lobby",
-        &CreateEndpointRequest { permission: Permission::Read, meta: None, max_connections: None, single_use: None },
-    );
-    let endpoint = endpoint.await.unwrap();
+    let endpoint = client.create_endpoint("lobby", &CreateEndpointRequest::new(Permission::Read)).await.unwrap();
     let fast = Reconnect { initial_delay: Duration::from_millis(20), ..Reconnect::default() };
     let mut connection = EndpointConnection::connect_with(&endpoint.ws_url, None, fast).await.unwrap();
     assert!(matches!(next(&mut connection).await, Event::Welcome(_)));
@@ -330,11 +316,7 @@ async fn a_server_restart_is_survived_by_resuming_from_history() {
     let server = Server::start(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap()).await;
     let client = server.client("acme").await;
     client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
-    let endpoint = client.create_endpoint(
-        "lobby",
-        &CreateEndpointRequest { permission: Permission::Read, meta: None, max_connections: None, single_use: None },
-    );
-    let endpoint = endpoint.await.unwrap();
+    let endpoint = client.create_endpoint("lobby", &CreateEndpointRequest::new(Permission::Read)).await.unwrap();
     let fast = Reconnect {
         initial_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(200),
@@ -436,11 +418,7 @@ async fn signals_reach_every_other_connection_and_never_come_back() {
     let client = server.client("acme").await;
     client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
     let (ann, bob) = (named(&client, "lobby", "Ann").await, named(&client, "lobby", "Bob").await);
-    let reader = client.create_endpoint(
-        "lobby",
-        &CreateEndpointRequest { permission: Permission::Read, meta: None, max_connections: None, single_use: None },
-    );
-    let reader = reader.await.unwrap();
+    let reader = client.create_endpoint("lobby", &CreateEndpointRequest::new(Permission::Read)).await.unwrap();
     let mut ann_chat = EndpointConnection::connect(&ann.ws_url).await.unwrap();
     let mut bob_chat = EndpointConnection::connect(&bob.ws_url).await.unwrap();
     let mut watcher = EndpointConnection::connect(&reader.ws_url).await.unwrap();

@@ -39,6 +39,8 @@ mod error;
 mod generated;
 
 pub use client::Client;
-pub use connection::{Closed, EndpointConnection, ErrorFrame, Event, Reconnect, Signal, Welcome, WelcomeEndpoint};
+pub use connection::{
+    Closed, EndpointConnection, ErrorFrame, Event, Reconnect, Redaction, Signal, Welcome, WelcomeEndpoint,
+};
 pub use error::Error;
 pub use generated::*;

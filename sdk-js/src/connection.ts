@@ -4,19 +4,27 @@
 // After a drop it waits with exponential backoff and jitter, reconnects with
 // `?after_seq=` the last seq it delivered and skips anything at or below it,
 // so across reconnects every message is delivered once, in order. It stops
-// for good when the endpoint, its room or its app is gone (close codes
-// 4001-4003), when `close()` is called, or after `maxAttempts` failed
+// for good when the endpoint, its room or its app is gone or the endpoint
+// expired (close codes 4001-4004), when a quota or the endpoint's
+// `max_connections` refused the socket (4029: retrying at once would be
+// refused again), when `close()` is called, or after `maxAttempts` failed
 // attempts. Works in browsers and in Node (pass `WebSocket` from the `ws`
 // package on Node 20, which has no global one).
 //
 // In a presence room it keeps the member list (`members`): each welcome
 // replaces it whole, which is what makes it right again after a reconnect,
-// and each join and leave changes it before its event is emitted.
+// and each join and leave changes it before its event is emitted. The same
+// way it keeps the endpoint as it is now (`endpoint`), from each welcome and
+// each `endpoint` event.
 
 import type { Member, Message, Permission, Sender } from "./generated.js";
 
-/** Close codes after which reconnecting cannot help. */
-const FINAL_CLOSE_CODES = new Set([1000, 4001, 4002, 4003]);
+/**
+ * Close codes after which reconnecting cannot help: a normal close, endpoint deleted (4001),
+ * room deleted (4002), app stopped (4003), endpoint expired (4004), a socket quota or the
+ * endpoint's `max_connections` full (4029).
+ */
+const FINAL_CLOSE_CODES = new Set([1000, 4001, 4002, 4003, 4004, 4029]);
 
 /** How reconnecting waits between attempts. */
 export interface ReconnectOptions {
@@ -40,12 +48,24 @@ export interface ConnectOptions {
   WebSocket?: typeof WebSocket;
 }
 
+/** The endpoint a connection joined with, as the welcome shows it and as an `endpoint` event shows it again. */
+export interface WelcomeEndpoint {
+  /** Public id: the `sender.id` of what this connection sends. */
+  id: string;
+  /** Whether this connection may send (`read_and_write`), and redact too (`moderate`). */
+  permission: Permission;
+  /** Stamped on every message this connection sends. */
+  meta: Record<string, unknown>;
+  /** When the code stops working (RFC 3339; then the connection closes with 4004); `null` when it never does. */
+  expires_at: string | null;
+}
+
 /** The first frame of every connection (again after each reconnect). */
 export interface Welcome {
   /** The room joined. */
   room: string;
   /** The endpoint joined with. */
-  endpoint: { id: string; permission: Permission; meta: Record<string, unknown> };
+  endpoint: WelcomeEndpoint;
   /** The newest seq in the room. */
   last_seq: number;
   /** The oldest seq still retained. */
@@ -64,11 +84,15 @@ export type ConnectionEvent =
   | { type: "leave"; member: Member }
   /** Another connection's ephemeral signal: no seq, never stored or replayed, never sent back to its sender. */
   | { type: "signal"; sender: Sender; signal: unknown }
+  /** The app changed this connection's endpoint (permission, meta or expiry); it applies from now on. */
+  | { type: "endpoint"; endpoint: WelcomeEndpoint }
+  /** A message of the room was redacted (history keeps it with `redacted_at` and a `null` payload); hide it. */
+  | { type: "redaction"; seq: number; id: string }
   | { type: "error"; code: string; message: string }
   | { type: "reconnecting"; attempt: number; delayMs: number; reason: string }
   | { type: "closed"; code: number | null; reason: string };
 
-/** Thrown by `send` and `sendSignal` while the connection is not open; nothing was sent. */
+/** Thrown by `send`, `sendSignal` and `redact` while the connection is not open; nothing was sent. */
 export class NotConnectedError extends Error {
   constructor() {
     super("not connected");
@@ -99,6 +123,7 @@ export class EndpointConnection {
   #lastSeq: number | undefined;
   /** Replaced, never changed in place, so a list handed out stays as it was. */
   #members: readonly Member[] | null = null;
+  #endpoint: WelcomeEndpoint | null = null;
   #attempt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ended = false;
@@ -132,6 +157,14 @@ export class EndpointConnection {
    */
   get members(): readonly Member[] | null {
     return this.#members;
+  }
+
+  /**
+   * This connection's endpoint: from the last welcome, or the last `endpoint` event after it (set
+   * before the event is emitted); `null` before the first welcome.
+   */
+  get endpoint(): WelcomeEndpoint | null {
+    return this.#endpoint;
   }
 
   /**
@@ -200,6 +233,18 @@ export class EndpointConnection {
     this.#socket.send(JSON.stringify({ signal: payload }));
   }
 
+  /**
+   * Redacts the message with seq `seq`, as a moderator: every connection of the room gets a
+   * `redaction` event, and history keeps the message without its payload. Sent at most once, like
+   * `send`. Unless this endpoint's permission is `moderate` an `error` event (`forbidden`) follows;
+   * for a seq not retained, `not_found`.
+   * @throws {NotConnectedError} while reconnecting or after the end.
+   */
+  redact(seq: number): void {
+    if (this.#socket === null || this.#socket.readyState !== 1) throw new NotConnectedError();
+    this.#socket.send(JSON.stringify({ redact: seq }));
+  }
+
   /** Closes the socket and stops reconnecting; a `closed` event follows. */
   close(): void {
     if (this.#ended) return;
@@ -250,7 +295,16 @@ export class EndpointConnection {
     if (frame.type === "welcome") {
       const welcome = frame as unknown as Welcome;
       this.#members = Array.isArray(welcome.members) ? welcome.members : null;
+      this.#endpoint = welcome.endpoint;
       this.#emit({ type: "welcome", welcome });
+    } else if (frame.type === "endpoint") {
+      const endpoint = frame.endpoint as WelcomeEndpoint | undefined;
+      if (typeof endpoint?.id !== "string") return;
+      this.#endpoint = endpoint;
+      this.#emit({ type: "endpoint", endpoint });
+    } else if (frame.type === "redaction") {
+      if (typeof frame.seq !== "number" || typeof frame.id !== "string") return;
+      this.#emit({ type: "redaction", seq: frame.seq, id: frame.id });
     } else if (frame.type === "join" || frame.type === "leave") {
       const member = frame.member as Member | undefined;
       if (typeof member?.id !== "string") return;

@@ -367,9 +367,9 @@ export interface UpdateEndpointRequest {
    */
   meta?: Record<string, unknown> | null;
   /**
-   * permission
+   * The new permission.
    */
-  permission?: unknown;
+  permission?: Permission | null;
 }
 
 /**
@@ -552,8 +552,8 @@ export class CommsClient extends ClientBase {
    * @param seq The message's seq
    * @throws {CommsError} with the server's error code.
    */
-  redactMessage(room: string, seq: string): Promise<void> {
-    return this.request("DELETE", `/api/v1/rooms/${segment(room)}/messages/${segment(seq)}`, undefined, undefined, 204);
+  redactMessage(room: string, seq: number): Promise<void> {
+    return this.request("DELETE", `/api/v1/rooms/${segment(room)}/messages/${seq}`, undefined, undefined, 204);
   }
 
   /**

@@ -5,4 +5,4 @@ export * from "./generated.js";
 export { CommsError, segment } from "./client.js";
 export type { ClientOptions } from "./client.js";
 export { connectEndpoint, endpointUrl, EndpointConnection, NotConnectedError } from "./connection.js";
-export type { ConnectOptions, ConnectionEvent, ReconnectOptions, Welcome } from "./connection.js";
+export type { ConnectOptions, ConnectionEvent, ReconnectOptions, Welcome, WelcomeEndpoint } from "./connection.js";

@@ -1,12 +1,14 @@
 // The JS SDK against the real server: every REST call, error codes, fan-out,
 // read-only refusal, resuming without loss or repeats across a server
 // restart, presence (the member list, joins, leaves, and the list after a
-// reconnect) and signals. The server is the `comms` binary (COMMS_BIN, or the
+// reconnect), signals, and endpoints as living capabilities (changes reaching
+// open connections, moderation, delegation, and the final closes 4004 and
+// 4029). The server is the `comms` binary (COMMS_BIN, or the
 // debug build), started here with its own data folder and a short leave
 // grace period; Node 20 has no global WebSocket, so the tests pass the `ws`
 // package's.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -71,6 +73,39 @@ function nextEvent(connection, predicate = () => true, ms = 10_000) {
         stop();
         done(event);
       }
+    });
+  });
+}
+
+/** Collects the next `count` events matching `predicate`. */
+function collect(connection, count, predicate, ms = 10_000) {
+  return new Promise((done, fail) => {
+    const seen = [];
+    const timer = setTimeout(() => fail(new Error(`only ${seen.length} of ${count} events in time`)), ms);
+    const stop = connection.on((event) => {
+      if (!predicate(event)) return;
+      seen.push(event);
+      if (seen.length === count) {
+        clearTimeout(timer);
+        stop();
+        done(seen);
+      }
+    });
+  });
+}
+
+/** Resolves with the `closed` event; fails if the connection tries to reconnect first. */
+function closedWithoutReconnecting(connection, ms = 15_000) {
+  return new Promise((done, fail) => {
+    const end = (settle, value) => {
+      clearTimeout(timer);
+      stop();
+      settle(value);
+    };
+    const timer = setTimeout(() => end(fail, new Error("not closed in time")), ms);
+    const stop = connection.on((event) => {
+      if (event.type === "reconnecting") end(fail, new Error(`reconnected after ${event.reason}`));
+      if (event.type === "closed") end(done, event);
     });
   });
 }
@@ -177,6 +212,7 @@ before(async () => {
 
 after(async () => {
   await stopServer();
+  rmSync(dataDir, { recursive: true, force: true });
 });
 
 test("every REST call works and errors carry their codes", async () => {
@@ -348,4 +384,134 @@ test("signals reach every other connection and never come back", async () => {
 
   for (const chat of chats) chat.close();
   assert.throws(() => annChat.sendSignal({ typing: false }), NotConnectedError);
+});
+
+test("an endpoint change reaches its own connections and applies at once", async () => {
+  const client = newClient("living");
+  await client.createRoom({ name: "lobby" });
+  const [ann, bob] = [await named(client, "lobby", "Ann"), await named(client, "lobby", "Bob")];
+  const annChat = await open(ann.ws_url);
+  const bobChat = await open(bob.ws_url);
+  assert.equal(annChat.endpoint, null, "nothing known before the welcome");
+  const welcome = await nextEvent(annChat);
+  assert.equal(welcome.type, "welcome");
+  assert.deepEqual([welcome.welcome.endpoint.permission, welcome.welcome.endpoint.expires_at], ["read_and_write", null]);
+  assert.equal(annChat.endpoint.permission, "read_and_write");
+  await nextEvent(bobChat, (e) => e.type === "welcome");
+
+  const later = new Date(Date.now() + 3_600_000).toISOString();
+  const changed = nextEvent(annChat);
+  const change = { permission: "read", meta: { name: "Ann (muted)" }, expires_at: later };
+  assert.equal((await client.updateEndpoint("lobby", ann.code, change)).permission, "read");
+  const { type, endpoint } = await changed;
+  assert.equal(type, "endpoint");
+  assert.deepEqual([endpoint.id, endpoint.permission, endpoint.meta.name], [ann.id, "read", "Ann (muted)"]);
+  assert.equal(Date.parse(endpoint.expires_at), Date.parse(later));
+  assert.equal(annChat.endpoint.permission, "read");
+  const refused = nextEvent(annChat);
+  annChat.send("still here?");
+  assert.deepEqual([(await refused).type, (await refused).code], ["error", "read_only"], "the downgrade applies at once");
+
+  const cleared = nextEvent(annChat);
+  assert.equal((await client.updateEndpoint("lobby", ann.code, { expires_at: null })).expires_at ?? null, null);
+  assert.deepEqual([(await cleared).type, (await cleared).endpoint.expires_at], ["endpoint", null]);
+
+  // Only Ann's connections heard of it: the first thing Bob gets is his own message.
+  const first = nextEvent(bobChat);
+  bobChat.send("hi");
+  assert.deepEqual([(await first).type, (await first).message?.message], ["message", "hi"]);
+});
+
+test("a moderator redacts and every connection hears of it", async () => {
+  const client = newClient("moderation");
+  await client.createRoom({ name: "lobby" });
+  const ann = await named(client, "lobby", "Ann");
+  const moderator = await client.createEndpoint("lobby", { permission: "moderate" });
+  const annChat = await open(ann.ws_url);
+  const modChat = await open(moderator.ws_url);
+  const welcomes = await Promise.all([nextEvent(annChat), nextEvent(modChat)]);
+  assert.equal(welcomes[1].welcome.endpoint.permission, "moderate");
+
+  const delivered = Promise.all([annChat, modChat].map((chat) => nextEvent(chat, (e) => e.type === "message")));
+  annChat.send("oops");
+  const [{ message }] = await delivered;
+  const refused = nextEvent(annChat);
+  annChat.redact(message.seq);
+  assert.deepEqual([(await refused).type, (await refused).code], ["error", "forbidden"], "only a moderator redacts");
+
+  const redactions = Promise.all([annChat, modChat].map((chat) => nextEvent(chat)));
+  modChat.redact(message.seq);
+  for (const event of await redactions) assert.deepEqual(event, { type: "redaction", seq: message.seq, id: message.id });
+  const unknown = nextEvent(modChat);
+  modChat.redact(message.seq + 100);
+  assert.deepEqual([(await unknown).type, (await unknown).code], ["error", "not_found"]);
+
+  const history = (await client.listMessages("lobby")).messages;
+  assert.deepEqual([history[0].message, typeof history[0].redacted_at], [null, "string"]);
+  // Resuming serves it redacted too, with its sender.
+  const late = await open(ann.ws_url, { afterSeq: 0 });
+  const resumed = (await nextEvent(late, (e) => e.type === "message")).message;
+  assert.deepEqual([resumed.seq, resumed.message, resumed.sender.id], [message.seq, null, ann.id]);
+  assert.equal(typeof resumed.redacted_at, "string");
+  late.close();
+  assert.throws(() => late.redact(message.seq), NotConnectedError);
+});
+
+test("children speak for their parent and the app redacts by seq and by sender", async () => {
+  const client = newClient("delegation");
+  await client.createRoom({ name: "lobby" });
+  const parent = await client.createEndpoint("lobby", { permission: "read_and_write", can_delegate: true });
+  // The parent's holder needs no API key.
+  const holder = new CommsClient(`http://127.0.0.1:${port}`, "");
+  const child = await holder.createChild(parent.code, { permission: "read_and_write", meta: { name: "Kid" } });
+  assert.deepEqual([child.parent, child.room], [parent.id, "lobby"]);
+  const reader = await client.createEndpoint("lobby", { permission: "read" });
+  const watcher = await open(reader.ws_url);
+  const kidChat = await open(child.ws_url);
+  await Promise.all([nextEvent(watcher), nextEvent(kidChat)]);
+
+  const heard = collect(watcher, 3, (e) => e.type === "message");
+  await client.publishMessage("lobby", { message: "welcome" });
+  kidChat.send("one");
+  kidChat.send("two");
+  const [fromApp, ...fromKid] = (await heard).map((event) => event.message);
+  assert.equal(fromApp.sender.parent ?? null, null);
+  for (const message of fromKid) {
+    assert.deepEqual([message.sender.id, message.sender.meta.name, message.sender.parent], [child.id, "Kid", parent.id]);
+  }
+  const listed = (await client.listMessages("lobby", { sender_id: child.id })).messages;
+  assert.deepEqual(listed.map((message) => message.seq), [2, 3]);
+
+  const redactions = collect(watcher, 3, (e) => e.type === "redaction");
+  await client.redactMessage("lobby", 1);
+  assert.equal((await client.redactSender("lobby", { sender_id: child.id })).redacted, 2);
+  assert.deepEqual((await redactions).map((event) => event.seq), [1, 2, 3]);
+  const history = (await client.listMessages("lobby")).messages;
+  assert.ok(history.every((message) => message.message === null && typeof message.redacted_at === "string"));
+});
+
+test("an expired endpoint is closed with 4004 and not reconnected", async () => {
+  const client = newClient("expiry");
+  await client.createRoom({ name: "lobby" });
+  // Long enough to connect on a busy machine before it passes.
+  const expiresAt = new Date(Date.now() + 3_000).toISOString();
+  const brief = await client.createEndpoint("lobby", { permission: "read", expires_at: expiresAt });
+  const chat = await open(brief.ws_url, { reconnect: { initialDelayMs: 20 } });
+  assert.equal(typeof (await nextEvent(chat)).welcome.endpoint.expires_at, "string");
+  assert.equal((await closedWithoutReconnecting(chat)).code, 4004);
+  assert.throws(() => chat.send("x"), NotConnectedError);
+  await assert.rejects(connectEndpoint(brief.ws_url, { WebSocket }));
+});
+
+test("a socket over max_connections is closed with 4029 and not reconnected", async () => {
+  const client = newClient("max-connections");
+  await client.createRoom({ name: "lobby" });
+  const single = await client.createEndpoint("lobby", { permission: "read", max_connections: 1 });
+  const first = await open(single.ws_url);
+  await nextEvent(first, (e) => e.type === "welcome");
+  const second = await open(single.ws_url, { reconnect: { initialDelayMs: 20 } });
+  assert.equal((await closedWithoutReconnecting(second)).code, 4029);
+  const stays = nextEvent(first, (e) => e.type === "message");
+  await client.publishMessage("lobby", { message: "first stays" });
+  assert.equal((await stays).message.message, "first stays");
 });

@@ -1,4 +1,5 @@
-//! Chats through an endpoint: prints every event, sends each line typed.
+//! Chats through an endpoint: prints every event, sends each line typed
+//! (`/redact SEQ` redacts a message instead, with a `moderate` endpoint).
 //! It reconnects by itself and resumes where it stopped.
 //!
 //! ```sh
@@ -30,7 +31,11 @@ async fn main() -> Result<(), comms_sdk::Error> {
             },
             line = lines.next_line(), if typing => match line {
                 Ok(Some(line)) => {
-                    if let Err(err) = chat.send(&line).await {
+                    let sent = match line.strip_prefix("/redact ").and_then(|seq| seq.trim().parse().ok()) {
+                        Some(seq) => chat.redact(seq).await,
+                        None => chat.send(&line).await,
+                    };
+                    if let Err(err) = sent {
                         println!("not sent: {err}");
                     }
                 }

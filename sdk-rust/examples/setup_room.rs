@@ -14,34 +14,15 @@ async fn main() -> Result<(), comms_sdk::Error> {
     let room = std::env::args().nth(1).unwrap_or_else(|| "lobby".into());
     let client = Client::new(&url, &key)?;
 
-    match client.create_room(&CreateRoomRequest { name: room.clone(), presence: None }).await {
+    match client.create_room(&CreateRoomRequest::new(room.clone())).await {
         Ok(_) => println!("created room {room}"),
         Err(err) if err.code() == Some(ErrorCode::Conflict) => println!("room {room} exists already"),
         Err(err) => return Err(err),
     }
     let meta = serde_json::json!({"name": "Ann"}).as_object().cloned();
-    let writer = client
-        .create_endpoint(
-            &room,
-            &CreateEndpointRequest {
-                permission: Permission::ReadAndWrite,
-                meta,
-                max_connections: None,
-                single_use: None,
-            },
-        )
-        .await?;
-    let reader = client
-        .create_endpoint(
-            &room,
-            &CreateEndpointRequest {
-                permission: Permission::Read,
-                meta: None,
-                max_connections: None,
-                single_use: None,
-            },
-        )
-        .await?;
+    let writer = CreateEndpointRequest { meta, ..CreateEndpointRequest::new(Permission::ReadAndWrite) };
+    let writer = client.create_endpoint(&room, &writer).await?;
+    let reader = client.create_endpoint(&room, &CreateEndpointRequest::new(Permission::Read)).await?;
     println!("writer: {}\nreader: {}", writer.ws_url, reader.ws_url);
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::generated::ErrorBody;
@@ -19,6 +19,17 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'
 /// A path segment, percent-encoded.
 pub(crate) fn segment(value: &str) -> String {
     utf8_percent_encode(value, SEGMENT).to_string()
+}
+
+/// A field of a `PATCH` body that is absent (`None`: left as it is), `null`
+/// (`Some(None)`: cleared) or set; a plain `Option` would read `null` as
+/// absent.
+pub(crate) fn set_or_clear<'de, D, T>(value: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(value).map(Some)
 }
 
 /// A comms REST client for one app. Cheap to clone; share one per app.
@@ -136,5 +147,17 @@ mod tests {
         assert_eq!(segment("a b/c"), "a%20b%2Fc");
         assert!(Client::new("comms.example.com", "k").is_err());
         assert_eq!(Client::new("http://h:1/", "k").unwrap().base_url(), "http://h:1");
+    }
+
+    #[test]
+    fn patch_fields_tell_absent_from_null() {
+        use crate::generated::UpdateEndpointRequest;
+
+        let change =
+            UpdateEndpointRequest { expires_at: Some(None), max_messages: Some(Some(5)), ..Default::default() };
+        let json = serde_json::to_value(&change).unwrap();
+        assert_eq!(json, serde_json::json!({"expires_at": null, "max_messages": 5}), "absent fields are left out");
+        let read: UpdateEndpointRequest = serde_json::from_value(json).unwrap();
+        assert_eq!(read, change, "null reads back as Some(None), absent as None");
     }
 }

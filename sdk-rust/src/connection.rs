@@ -9,15 +9,19 @@
 //! backoff and jitter, asking for `?after_seq=` the last seq it delivered
 //! and skipping anything at or below it, so across reconnects every message
 //! is delivered exactly once, in order. It stops for good when the endpoint,
-//! its room or its app is gone (close codes 4001–4003, or a refused
-//! upgrade), when [`EndpointConnection::close`] is called, or after
+//! its room or its app is gone or the endpoint expired (close codes
+//! 4001–4004, or a refused upgrade), when a quota or the endpoint's
+//! `max_connections` refused the socket (4029: retrying at once would be
+//! refused again), when [`EndpointConnection::close`] is called, or after
 //! [`Reconnect::max_attempts`] failed attempts.
 //!
-//! The member list of a presence room ([`EndpointConnection::members`]) is
-//! kept on the consumer's side, from the events as they are read, so it is
+//! The member list of a presence room ([`EndpointConnection::members`]) and
+//! the endpoint as it is now ([`EndpointConnection::endpoint`]) are kept on
+//! the consumer's side, from the events as they are read, so they are
 //! always in step with what the consumer has seen: after reading a
-//! [`Event::Join`], the member is listed. Each welcome replaces it whole,
-//! which is what makes it right again after a reconnect.
+//! [`Event::Join`], the member is listed; after an [`Event::Endpoint`], the
+//! new permission shows. Each welcome replaces both whole, which is what
+//! makes them right again after a reconnect.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -87,15 +91,21 @@ pub struct Welcome {
     pub members: Option<Vec<Member>>,
 }
 
-/// The endpoint a connection joined with.
+/// The endpoint a connection joined with, as the welcome shows it and as
+/// an [`Event::Endpoint`] shows it again after the app changed it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct WelcomeEndpoint {
     /// Public id: the `sender.id` of what this connection sends.
     pub id: String,
-    /// Whether this connection may send.
+    /// Whether this connection may send ([`Permission::ReadAndWrite`]),
+    /// and redact too ([`Permission::Moderate`]).
     pub permission: Permission,
     /// Stamped on every message this connection sends.
     pub meta: serde_json::Map<String, serde_json::Value>,
+    /// When the code stops working (RFC 3339 UTC with milliseconds; then
+    /// the connection closes with 4004); `None` when it never does.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// An error frame: the server refused something this connection sent.
@@ -119,12 +129,25 @@ pub struct Signal {
     pub signal: serde_json::Value,
 }
 
+/// A message of the room was redacted by a moderator or the app: its
+/// payload is gone from history (where it now has `redacted_at` and a
+/// `null` payload); hide it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Redaction {
+    /// The redacted message's seq.
+    pub seq: u64,
+    /// The redacted message's id.
+    pub id: String,
+}
+
 /// Why a connection ended for good.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closed {
     /// The server's close code (4001 endpoint deleted, 4002 room deleted,
-    /// 4003 app no longer approved), or `None` when the client closed or
-    /// gave up.
+    /// 4003 app no longer approved, 4004 endpoint expired, 4029 a socket
+    /// quota or the endpoint's `max_connections` was full), or `None` when
+    /// the client closed or gave up, or a reconnect was refused because
+    /// the code no longer works.
     pub code: Option<u16>,
     /// A human explanation.
     pub reason: String,
@@ -145,6 +168,11 @@ pub enum Event {
     Leave(Member),
     /// A signal from another connection of the room.
     Signal(Signal),
+    /// The app changed this connection's endpoint (its permission, meta or
+    /// expiry); it applies from now on, to this connection's next sends.
+    Endpoint(WelcomeEndpoint),
+    /// A message of the room was redacted; hide it.
+    Redaction(Redaction),
     /// The server refused a frame this connection sent.
     Error(ErrorFrame),
     /// The socket dropped; the next attempt follows after `delay`.
@@ -168,15 +196,18 @@ enum ServerFrame {
     Join { member: Member },
     Leave { member: Member },
     Signal(Signal),
+    Endpoint { endpoint: WelcomeEndpoint },
+    Redaction(Redaction),
     Error(ErrorFrame),
 }
 
-/// `{"message": payload}` or `{"signal": payload}`.
+/// `{"message": payload}`, `{"signal": payload}` or `{"redact": seq}`.
 #[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
 enum ClientFrame<'a, T: Serialize> {
     Message(&'a T),
     Signal(&'a T),
+    Redact(u64),
 }
 
 /// The member list of a presence room as the events read so far give it:
@@ -203,7 +234,13 @@ impl Members {
                     members.retain(|known| known.id != member.id);
                 }
             }
-            Event::Message(_) | Event::Signal(_) | Event::Error(_) | Event::Reconnecting { .. } | Event::Closed(_) => {}
+            Event::Message(_)
+            | Event::Signal(_)
+            | Event::Endpoint(_)
+            | Event::Redaction(_)
+            | Event::Error(_)
+            | Event::Reconnecting { .. }
+            | Event::Closed(_) => {}
         }
     }
 }
@@ -221,6 +258,8 @@ pub struct EndpointConnection {
     commands: mpsc::Sender<Command>,
     /// Updated by `poll_next` from each event it hands out.
     members: Members,
+    /// Set by `poll_next` from each welcome and endpoint event.
+    endpoint: Option<WelcomeEndpoint>,
 }
 
 impl EndpointConnection {
@@ -271,7 +310,7 @@ impl EndpointConnection {
         let (commands, commands_rx) = mpsc::channel(16);
         let worker = Worker { base, last_seq: after_seq, reconnect, events: events_tx, commands: commands_rx };
         tokio::spawn(worker.run(socket));
-        Ok(Self { events, commands, members: Members::default() })
+        Ok(Self { events, commands, members: Members::default(), endpoint: None })
     }
 
     /// Sends `payload` as a message (the server stamps id, seq, time and
@@ -302,6 +341,21 @@ impl EndpointConnection {
         self.submit(&ClientFrame::Signal(payload)).await
     }
 
+    /// Redacts the message with seq `seq`, as a moderator: every connection
+    /// of the room gets an [`Event::Redaction`], and history keeps the
+    /// message without its payload. Sent at most once, like
+    /// [`EndpointConnection::send`].
+    ///
+    /// # Errors
+    ///
+    /// As [`EndpointConnection::send`]. The server refuses it with an
+    /// [`Event::Error`]: [`ErrorCode::Forbidden`] unless this endpoint's
+    /// permission is [`Permission::Moderate`], [`ErrorCode::NotFound`] for a
+    /// seq that is not retained.
+    pub async fn redact(&self, seq: u64) -> Result<(), Error> {
+        self.submit(&ClientFrame::<()>::Redact(seq)).await
+    }
+
     async fn submit<T: Serialize>(&self, frame: &ClientFrame<'_, T>) -> Result<(), Error> {
         let text = serde_json::to_string(frame)?;
         let (done, result) = oneshot::channel();
@@ -328,6 +382,13 @@ impl EndpointConnection {
         self.members.0.as_deref()
     }
 
+    /// This connection's endpoint as of the events read so far: from the
+    /// last welcome, or the last [`Event::Endpoint`] after it; `None` before
+    /// the first welcome is read.
+    pub fn endpoint(&self) -> Option<&WelcomeEndpoint> {
+        self.endpoint.as_ref()
+    }
+
     /// Closes the socket (code 1000) and stops reconnecting. The stream
     /// still yields what was received before, then [`Event::Closed`].
     pub async fn close(&self) {
@@ -342,6 +403,11 @@ impl Stream for EndpointConnection {
         let polled = self.events.poll_recv(cx);
         if let Poll::Ready(Some(event)) = &polled {
             self.members.apply(event);
+            match event {
+                Event::Welcome(welcome) => self.endpoint = Some(welcome.endpoint.clone()),
+                Event::Endpoint(endpoint) => self.endpoint = Some(endpoint.clone()),
+                _ => {}
+            }
         }
         polled
     }
@@ -396,7 +462,7 @@ impl Worker {
                     }
                     Err(Error::EndpointGone) => Ending::Final(Closed {
                         code: None,
-                        reason: "the endpoint no longer exists or cannot be joined".into(),
+                        reason: "the endpoint no longer exists, has expired or cannot be joined".into(),
                     }),
                     Err(err) => Ending::Dropped(err.to_string()),
                 },
@@ -503,6 +569,8 @@ impl Worker {
             ServerFrame::Join { member } => Some(Event::Join(member)),
             ServerFrame::Leave { member } => Some(Event::Leave(member)),
             ServerFrame::Signal(signal) => Some(Event::Signal(signal)),
+            ServerFrame::Endpoint { endpoint } => Some(Event::Endpoint(endpoint)),
+            ServerFrame::Redaction(redaction) => Some(Event::Redaction(redaction)),
             ServerFrame::Error(error) => Some(Event::Error(error)),
         }
     }
@@ -513,12 +581,21 @@ fn closed_by_client() -> Closed {
 }
 
 /// Whether a close from the server is final: the endpoint, room or app is
-/// gone, or the server closed normally. Anything else is worth a retry.
+/// gone, the endpoint expired, a quota refused the socket, or the server
+/// closed normally. Anything else is worth a retry.
 fn ending_of(frame: Option<tungstenite::protocol::CloseFrame>) -> Ending {
     let Some(frame) = frame else { return Ending::Dropped("closed without a code".into()) };
     let code = u16::from(frame.code);
     let reason = frame.reason.to_string();
-    if matches!(code, 1000 | close::ENDPOINT_DELETED | close::ROOM_DELETED | close::APP_STOPPED) {
+    let last = matches!(
+        code,
+        1000 | close::ENDPOINT_DELETED
+            | close::ROOM_DELETED
+            | close::APP_STOPPED
+            | close::ENDPOINT_EXPIRED
+            | close::QUOTA_EXCEEDED
+    );
+    if last {
         Ending::Final(Closed { code: Some(code), reason })
     } else {
         Ending::Dropped(format!("closed with {code}: {reason}"))
@@ -548,8 +625,12 @@ mod tests {
     }
 
     fn welcome(members: Option<Vec<Member>>) -> Event {
-        let endpoint =
-            WelcomeEndpoint { id: "ep_a".into(), permission: Permission::Read, meta: serde_json::Map::new() };
+        let endpoint = WelcomeEndpoint {
+            id: "ep_a".into(),
+            permission: Permission::Read,
+            meta: serde_json::Map::new(),
+            expires_at: None,
+        };
         Event::Welcome(Welcome { room: "lobby".into(), endpoint, last_seq: 0, first_seq: 1, members })
     }
 
@@ -576,23 +657,29 @@ mod tests {
     }
 
     #[test]
-    fn client_frames_carry_a_message_or_a_signal() {
+    fn client_frames_carry_a_message_a_signal_or_a_redaction() {
         let payload = serde_json::json!({"typing": true});
         let message = serde_json::to_value(ClientFrame::Message(&payload)).unwrap();
         let signal = serde_json::to_value(ClientFrame::Signal(&payload)).unwrap();
+        let redact = serde_json::to_value(ClientFrame::<()>::Redact(12)).unwrap();
         assert_eq!(message, serde_json::json!({"message": {"typing": true}}));
         assert_eq!(signal, serde_json::json!({"signal": {"typing": true}}));
+        assert_eq!(redact, serde_json::json!({"redact": 12}));
     }
 
-    #[test]
-    fn server_frames_of_presence_and_signals_become_events() {
-        let mut worker = Worker {
+    fn worker() -> Worker {
+        Worker {
             base: "ws://x/".into(),
             last_seq: None,
             reconnect: Reconnect::default(),
             events: mpsc::channel(1).0,
             commands: mpsc::channel(1).1,
-        };
+        }
+    }
+
+    #[test]
+    fn server_frames_of_presence_and_signals_become_events() {
+        let mut worker = worker();
         let join = r#"{"type":"join","room":"lobby","member":{"id":"ep_b","meta":{"name":"Bob"},"connections":1}}"#;
         let Some(Event::Join(joined)) = worker.event(join) else { panic!("a join") };
         assert_eq!((joined.id.as_str(), joined.meta["name"].as_str(), joined.connections), ("ep_b", Some("Bob"), 1));
@@ -602,5 +689,33 @@ mod tests {
         let Some(Event::Signal(signal)) = worker.event(signal) else { panic!("a signal") };
         assert_eq!((signal.sender.id.as_str(), signal.signal), ("ep_b", serde_json::json!([1, {"x": null}])));
         assert_eq!(worker.event(r#"{"type":"signal","room":"lobby"}"#), None, "a malformed frame is skipped");
+    }
+
+    #[test]
+    fn endpoint_changes_and_redactions_become_events() {
+        let mut worker = worker();
+        let endpoint = r#"{"type":"endpoint","endpoint":{"id":"ep_a","permission":"moderate","meta":{"name":"Ann"},"expires_at":"2030-01-01T00:00:00.000Z"}}"#;
+        let Some(Event::Endpoint(endpoint)) = worker.event(endpoint) else { panic!("an endpoint change") };
+        assert_eq!((endpoint.permission, endpoint.meta["name"].as_str()), (Permission::Moderate, Some("Ann")));
+        assert_eq!(endpoint.expires_at.as_deref(), Some("2030-01-01T00:00:00.000Z"));
+        let never = r#"{"type":"endpoint","endpoint":{"id":"ep_a","permission":"read","meta":{},"expires_at":null}}"#;
+        assert!(matches!(worker.event(never), Some(Event::Endpoint(endpoint)) if endpoint.expires_at.is_none()));
+        let redaction = r#"{"type":"redaction","room":"lobby","seq":7,"id":"msg_1"}"#;
+        assert_eq!(worker.event(redaction), Some(Event::Redaction(Redaction { seq: 7, id: "msg_1".into() })));
+        let budget = r#"{"type":"error","code":"budget_exhausted","message":"spent"}"#;
+        assert!(matches!(worker.event(budget), Some(Event::Error(error)) if error.code == ErrorCode::BudgetExhausted));
+    }
+
+    #[test]
+    fn gone_expired_and_refused_endpoints_end_for_good_and_other_closes_retry() {
+        let ending =
+            |code: u16| ending_of(Some(tungstenite::protocol::CloseFrame { code: code.into(), reason: "why".into() }));
+        for code in [1000, 4001, 4002, 4003, 4004, 4029] {
+            assert!(matches!(ending(code), Ending::Final(Closed { code: Some(got), .. }) if got == code), "{code}");
+        }
+        for code in [1001, 1011, 1013, 4008] {
+            assert!(matches!(ending(code), Ending::Dropped(_)), "{code}");
+        }
+        assert!(matches!(ending_of(None), Ending::Dropped(_)));
     }
 }

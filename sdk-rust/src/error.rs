@@ -38,8 +38,9 @@ pub enum Error {
     /// The WebSocket failed.
     #[error("WebSocket: {0}")]
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
-    /// The endpoint's code is unknown or deleted, or its app is not
-    /// approved (the upgrade was refused with 404).
+    /// The endpoint's code is unknown, deleted, expired or already used
+    /// (`single_use`), or its app is not approved (the upgrade was refused
+    /// with 404).
     #[error("the endpoint does not exist or cannot be joined")]
     EndpointGone,
     /// The connection is not open right now (it is reconnecting, or it

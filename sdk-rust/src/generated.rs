@@ -33,6 +33,13 @@ pub struct CreateEndpointRequest {
     pub single_use: Option<bool>,
 }
 
+impl CreateEndpointRequest {
+    /// The request with its required fields; the optional ones are absent.
+    pub fn new(permission: Permission) -> Self {
+        Self { can_delegate: None, expires_at: None, max_connections: None, max_messages: None, meta: None, permission, single_use: None }
+    }
+}
+
 /// `POST /api/v1/rooms`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CreateRoomRequest {
@@ -41,6 +48,13 @@ pub struct CreateRoomRequest {
     /// Track members (join, leave, the welcome's `members`); default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence: Option<bool>,
+}
+
+impl CreateRoomRequest {
+    /// The request with its required fields; the optional ones are absent.
+    pub fn new(name: String) -> Self {
+        Self { name, presence: None }
+    }
 }
 
 /// An endpoint as the API shows it. The `code` is the credential a client
@@ -268,11 +282,25 @@ pub struct PublishMessageRequest {
     pub meta: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+impl PublishMessageRequest {
+    /// The request with its required fields; the optional ones are absent.
+    pub fn new(message: serde_json::Value) -> Self {
+        Self { message, meta: None }
+    }
+}
+
 /// `POST /api/v1/rooms/{room}/messages/redact`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RedactSenderRequest {
     /// The public id of the endpoint whose retained messages are redacted.
     pub sender_id: String,
+}
+
+impl RedactSenderRequest {
+    /// The request with its required fields; the optional ones are absent.
+    pub fn new(sender_id: String) -> Self {
+        Self { sender_id }
+    }
 }
 
 /// The answer to `POST /api/v1/rooms/{room}/messages/redact`.
@@ -320,24 +348,30 @@ pub struct Sender {
 
 /// `PATCH /api/v1/rooms/{room}/endpoints/{code}`: any subset of the
 /// fields. An absent field is left as it is; `null` clears a limit.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateEndpointRequest {
     /// When the code stops working (RFC 3339), or `null` for never.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
+    ///
+    /// `None` leaves it as it is; `Some(None)` sends `null`.
+    #[serde(default, deserialize_with = "crate::client::set_or_clear", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Option<String>>,
     /// Live connections it may have at once, or `null` for only the app's
     /// socket quotas.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_connections: Option<u64>,
+    ///
+    /// `None` leaves it as it is; `Some(None)` sends `null`.
+    #[serde(default, deserialize_with = "crate::client::set_or_clear", skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<Option<u64>>,
     /// Messages it may ever publish, or `null` for unlimited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_messages: Option<u64>,
+    ///
+    /// `None` leaves it as it is; `Some(None)` sends `null`.
+    #[serde(default, deserialize_with = "crate::client::set_or_clear", skip_serializing_if = "Option::is_none")]
+    pub max_messages: Option<Option<u64>>,
     /// The new meta (a JSON object).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Map<String, serde_json::Value>>,
-    /// permission
+    /// The new permission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub permission: Option<serde_json::Value>,
+    pub permission: Option<Permission>,
 }
 
 impl Client {
@@ -502,8 +536,8 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
-    pub async fn redact_message(&self, room: &str, seq: &str) -> Result<(), Error> {
-        self.call_empty(Method::DELETE, format!("/api/v1/rooms/{}/messages/{}", segment(room), segment(seq)), Vec::new(), None::<&()>, 204).await
+    pub async fn redact_message(&self, room: &str, seq: u64) -> Result<(), Error> {
+        self.call_empty(Method::DELETE, format!("/api/v1/rooms/{}/messages/{}", segment(room), seq), Vec::new(), None::<&()>, 204).await
     }
 
     /// Who is in a room: live connections over every node (`online`), and in a

@@ -7,11 +7,10 @@
 //!
 //! # async fn run() -> Result<(), comms_sdk::Error> {
 //! let client = Client::new("http://127.0.0.1:3000", "ck_…")?;
-//! client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await?;
+//! client.create_room(&CreateRoomRequest::new("lobby".into())).await?;
 //! let meta = serde_json::json!({"name": "Ann"}).as_object().cloned();
-//! let endpoint = client
-//!     .create_endpoint("lobby", &CreateEndpointRequest { permission: Permission::ReadAndWrite, meta, max_connections: None, single_use: None })
-//!     .await?;
+//! let request = CreateEndpointRequest { meta, ..CreateEndpointRequest::new(Permission::ReadAndWrite) };
+//! let endpoint = client.create_endpoint("lobby", &request).await?;
 //! let mut chat = EndpointConnection::connect(&endpoint.ws_url).await?;
 //! chat.send(&"hello").await?;
 //! while let Some(event) = chat.next_event().await {
@@ -40,6 +39,8 @@ mod error;
 mod generated;
 
 pub use client::Client;
-pub use connection::{Closed, EndpointConnection, ErrorFrame, Event, Reconnect, Signal, Welcome, WelcomeEndpoint};
+pub use connection::{
+    Closed, EndpointConnection, ErrorFrame, Event, Reconnect, Redaction, Signal, Welcome, WelcomeEndpoint,
+};
 pub use error::Error;
 pub use generated::*;

@@ -2,7 +2,10 @@
 //! port with its own data folder: every REST call, error codes, fan-out,
 //! read-only refusal, reconnects that resume without losing or repeating a
 //! message (after a dropped socket and across a restart), presence (the
-//! member list, joins, leaves, and the list after a reconnect) and signals.
+//! member list, joins, leaves, and the list after a reconnect), signals,
+//! and endpoints as living capabilities: changes reaching open
+//! connections, moderation, delegation, budgets, and the final closes of an
+//! expired endpoint (4004) and of a socket over `max_connections` (4029).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,7 +16,7 @@ use comms_core::hub::CloseReason;
 use comms_core::store::AppStatus;
 use comms_sdk::{
     Client, CreateEndpointRequest, CreateRoomRequest, Endpoint, EndpointConnection, Error, ErrorCode, Event, Member,
-    Permission, PublishMessageRequest, Reconnect, Welcome,
+    Permission, PublishMessageRequest, Reconnect, RedactSenderRequest, Redaction, UpdateEndpointRequest, Welcome,
 };
 use comms_server::startup::Application;
 use comms_server::state::AppState;
@@ -108,12 +111,38 @@ fn meta(value: serde_json::Value) -> Option<serde_json::Map<String, serde_json::
 /// A `read_and_write` endpoint of `room` named `name` in its meta.
 async fn named(client: &Client, room: &str, name: &str) -> Endpoint {
     let request = CreateEndpointRequest {
-        permission: Permission::ReadAndWrite,
         meta: meta(json!({"name": name})),
-        max_connections: None,
-        single_use: None,
+        ..CreateEndpointRequest::new(Permission::ReadAndWrite)
     };
     client.create_endpoint(room, &request).await.unwrap()
+}
+
+/// An `expires_at` `after` from now.
+fn in_future(after: Duration) -> String {
+    let at = chrono::Utc::now() + after;
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Reconnects after 20 ms: a test that expects no reconnect would see one
+/// at once.
+fn fast() -> Reconnect {
+    Reconnect { initial_delay: Duration::from_millis(20), ..Reconnect::default() }
+}
+
+/// Reads until the connection ends for good, failing on a reconnect, and
+/// returns its close code; no event follows.
+async fn closed_without_reconnecting(connection: &mut EndpointConnection) -> Option<u16> {
+    loop {
+        match next(connection).await {
+            Event::Closed(closed) => {
+                assert!(connection.next_event().await.is_none(), "nothing after the end");
+                return closed.code;
+            }
+            Event::Reconnecting { reason, .. } => panic!("reconnected after {reason}"),
+            Event::Welcome(_) => {}
+            other => panic!("expected the end, got {other:?}"),
+        }
+    }
 }
 
 fn ids(members: Option<&[Member]>) -> Vec<&str> {
@@ -191,10 +220,8 @@ async fn every_rest_call_works_and_errors_carry_their_codes() {
     assert_eq!(client.list_rooms().await.unwrap().rooms.len(), 1);
 
     let request = CreateEndpointRequest {
-        permission: Permission::ReadAndWrite,
         meta: meta(json!({"name": "Ann"})),
-        max_connections: None,
-        single_use: None,
+        ..CreateEndpointRequest::new(Permission::ReadAndWrite)
     };
     let endpoint = client.create_endpoint("lobby", &request).await.unwrap();
     assert_eq!(endpoint.permission, Permission::ReadAndWrite);
@@ -206,9 +233,9 @@ async fn every_rest_call_works_and_errors_carry_their_codes() {
         let message = PublishMessageRequest { message: json!({"n": n}), meta: meta(json!({"bot": true})) };
         assert_eq!(client.publish_message("lobby", &message).await.unwrap().seq, n);
     }
-    let page = client.list_messages("lobby", Some(1), Some(1)).await.unwrap().messages;
+    let page = client.list_messages("lobby", Some(1), Some(1), None).await.unwrap().messages;
     assert_eq!((page.len(), page[0].seq, page[0].sender.id.as_str()), (1, 2, "app"));
-    assert_eq!(client.list_messages("lobby", None, None).await.unwrap().messages.len(), 3);
+    assert_eq!(client.list_messages("lobby", None, None, None).await.unwrap().messages.len(), 3);
 
     client.delete_endpoint("lobby", &endpoint.code).await.unwrap();
     assert_eq!(client.delete_endpoint("lobby", &endpoint.code).await.unwrap_err().code(), Some(ErrorCode::NotFound));
@@ -233,17 +260,11 @@ async fn connections_fan_out_and_a_reader_cannot_send() {
     let client = server.client("acme").await;
     client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
     let writer = CreateEndpointRequest {
-        permission: Permission::ReadAndWrite,
         meta: meta(json!({"name": "Ann"})),
-        max_connections: None,
-        single_use: None,
+        ..CreateEndpointRequest::new(Permission::ReadAndWrite)
     };
     let writer = client.create_endpoint("lobby", &writer).await.unwrap();
-    let reader = client.create_endpoint(
-        "lobby",
-        &CreateEndpointRequest { permission: Permission::Read, meta: None, max_connections: None, single_use: None },
-    );
-    let reader = reader.await.unwrap();
+    let reader = client.create_endpoint("lobby", &CreateEndpointRequest::new(Permission::Read)).await.unwrap();
 
     let mut ann = EndpointConnection::connect(&writer.ws_url).await.unwrap();
     let mut watcher = EndpointConnection::connect_code(&server.base(), &reader.code).await.unwrap();
@@ -282,11 +303,7 @@ async fn a_dropped_socket_resumes_without_losing_or_repeating_messages() {
     let (_dir, server) = server().await;
     let client = server.client("acme").await;
     client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
-    let endpoint = client.create_endpoint(
-        "lobby",
-        &CreateEndpointRequest { permission: Permission::Read, meta: None, max_connections: None, single_use: None },
-    );
-    let endpoint = endpoint.await.unwrap();
+    let endpoint = client.create_endpoint("lobby", &CreateEndpointRequest::new(Permission::Read)).await.unwrap();
     let fast = Reconnect { initial_delay: Duration::from_millis(20), ..Reconnect::default() };
     let mut connection = EndpointConnection::connect_with(&endpoint.ws_url, None, fast).await.unwrap();
     assert!(matches!(next(&mut connection).await, Event::Welcome(_)));
@@ -330,11 +347,7 @@ async fn a_server_restart_is_survived_by_resuming_from_history() {
     let server = Server::start(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap()).await;
     let client = server.client("acme").await;
     client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
-    let endpoint = client.create_endpoint(
-        "lobby",
-        &CreateEndpointRequest { permission: Permission::Read, meta: None, max_connections: None, single_use: None },
-    );
-    let endpoint = endpoint.await.unwrap();
+    let endpoint = client.create_endpoint("lobby", &CreateEndpointRequest::new(Permission::Read)).await.unwrap();
     let fast = Reconnect {
         initial_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(200),
@@ -436,11 +449,7 @@ async fn signals_reach_every_other_connection_and_never_come_back() {
     let client = server.client("acme").await;
     client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
     let (ann, bob) = (named(&client, "lobby", "Ann").await, named(&client, "lobby", "Bob").await);
-    let reader = client.create_endpoint(
-        "lobby",
-        &CreateEndpointRequest { permission: Permission::Read, meta: None, max_connections: None, single_use: None },
-    );
-    let reader = reader.await.unwrap();
+    let reader = client.create_endpoint("lobby", &CreateEndpointRequest::new(Permission::Read)).await.unwrap();
     let mut ann_chat = EndpointConnection::connect(&ann.ws_url).await.unwrap();
     let mut bob_chat = EndpointConnection::connect(&bob.ws_url).await.unwrap();
     let mut watcher = EndpointConnection::connect(&reader.ws_url).await.unwrap();
@@ -470,4 +479,185 @@ async fn signals_reach_every_other_connection_and_never_come_back() {
     ann_chat.close().await;
     while !matches!(next(&mut ann_chat).await, Event::Closed(_)) {}
     assert!(matches!(ann_chat.send_signal(&json!({"typing": false})).await, Err(Error::NotConnected)));
+}
+
+#[tokio::test]
+async fn an_endpoint_change_reaches_its_own_connections_and_applies_at_once() {
+    let (_dir, server) = server().await;
+    let client = server.client("acme").await;
+    client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
+    let (ann, bob) = (named(&client, "lobby", "Ann").await, named(&client, "lobby", "Bob").await);
+    let mut ann_chat = EndpointConnection::connect(&ann.ws_url).await.unwrap();
+    let mut bob_chat = EndpointConnection::connect(&bob.ws_url).await.unwrap();
+    assert_eq!(ann_chat.endpoint(), None, "nothing known before the welcome is read");
+    let welcome = next_welcome(&mut ann_chat).await;
+    assert_eq!((welcome.endpoint.permission, welcome.endpoint.expires_at.as_deref()), (Permission::ReadAndWrite, None));
+    assert_eq!(ann_chat.endpoint(), Some(&welcome.endpoint));
+    next_welcome(&mut bob_chat).await;
+
+    let change = UpdateEndpointRequest {
+        permission: Some(Permission::Read),
+        meta: meta(json!({"name": "Ann (muted)"})),
+        expires_at: Some(Some(in_future(Duration::from_secs(3600)))),
+        ..UpdateEndpointRequest::default()
+    };
+    let changed = client.update_endpoint("lobby", &ann.code, &change).await.unwrap();
+    assert_eq!(changed.permission, Permission::Read);
+    let Event::Endpoint(endpoint) = next(&mut ann_chat).await else { panic!("an endpoint change") };
+    assert_eq!((endpoint.id.as_str(), endpoint.permission), (ann.id.as_str(), Permission::Read));
+    assert_eq!((endpoint.meta["name"].as_str(), endpoint.expires_at.is_some()), (Some("Ann (muted)"), true));
+    assert_eq!(ann_chat.endpoint().map(|endpoint| endpoint.permission), Some(Permission::Read));
+    ann_chat.send(&"still here?").await.unwrap();
+    let Event::Error(refused) = next(&mut ann_chat).await else { panic!("an error frame") };
+    assert_eq!(refused.code, ErrorCode::ReadOnly, "the downgrade applies to the open connection");
+
+    // `Some(None)` sends `null`, which clears the expiry.
+    let never = UpdateEndpointRequest { expires_at: Some(None), ..UpdateEndpointRequest::default() };
+    assert_eq!(client.update_endpoint("lobby", &ann.code, &never).await.unwrap().expires_at, None);
+    let Event::Endpoint(endpoint) = next(&mut ann_chat).await else { panic!("an endpoint change") };
+    assert_eq!((endpoint.permission, endpoint.expires_at), (Permission::Read, None));
+
+    // Only Ann's connections heard of it: the first thing Bob reads is his
+    // own message.
+    bob_chat.send(&"hi").await.unwrap();
+    let Event::Message(message) = next(&mut bob_chat).await else { panic!("the message, and nothing before it") };
+    assert_eq!(message.message, json!("hi"));
+}
+
+#[tokio::test]
+async fn a_moderator_redacts_and_every_connection_hears_of_it() {
+    let (_dir, server) = server().await;
+    let client = server.client("acme").await;
+    client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
+    let ann = named(&client, "lobby", "Ann").await;
+    let moderator = client.create_endpoint("lobby", &CreateEndpointRequest::new(Permission::Moderate)).await.unwrap();
+    let mut ann_chat = EndpointConnection::connect(&ann.ws_url).await.unwrap();
+    let mut mod_chat = EndpointConnection::connect(&moderator.ws_url).await.unwrap();
+    assert_eq!(next_welcome(&mut mod_chat).await.endpoint.permission, Permission::Moderate);
+    next_welcome(&mut ann_chat).await;
+
+    ann_chat.send(&"oops").await.unwrap();
+    let sent = next_message(&mut ann_chat).await;
+    assert_eq!(next_message(&mut mod_chat).await.id, sent.id);
+    ann_chat.redact(sent.seq).await.unwrap();
+    let Event::Error(refused) = next(&mut ann_chat).await else { panic!("an error frame") };
+    assert_eq!(refused.code, ErrorCode::Forbidden, "only a moderator redacts");
+
+    mod_chat.redact(sent.seq).await.unwrap();
+    let redaction = Redaction { seq: sent.seq, id: sent.id.clone() };
+    for connection in [&mut ann_chat, &mut mod_chat] {
+        assert_eq!(next(connection).await, Event::Redaction(redaction.clone()));
+    }
+    mod_chat.redact(sent.seq + 100).await.unwrap();
+    let Event::Error(unknown) = next(&mut mod_chat).await else { panic!("an error frame") };
+    assert_eq!(unknown.code, ErrorCode::NotFound);
+
+    let history = client.list_messages("lobby", None, None, None).await.unwrap().messages;
+    assert_eq!((history[0].message.clone(), history[0].redacted_at.is_some()), (json!(null), true));
+    // Resuming serves it redacted too, with its sender.
+    let mut late = EndpointConnection::connect_with(&ann.ws_url, Some(0), Reconnect::default()).await.unwrap();
+    let resumed = next_message(&mut late).await;
+    assert_eq!((resumed.seq, resumed.message, resumed.sender.id), (sent.seq, json!(null), ann.id));
+    assert!(resumed.redacted_at.is_some());
+}
+
+#[tokio::test]
+async fn children_speak_for_their_parent_and_the_app_redacts_by_seq_and_by_sender() {
+    let (_dir, server) = server().await;
+    let client = server.client("acme").await;
+    client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
+    let parent =
+        CreateEndpointRequest { can_delegate: Some(true), ..CreateEndpointRequest::new(Permission::ReadAndWrite) };
+    let parent = client.create_endpoint("lobby", &parent).await.unwrap();
+    assert!(parent.can_delegate);
+    let kid = CreateEndpointRequest {
+        meta: meta(json!({"name": "Kid"})),
+        ..CreateEndpointRequest::new(Permission::ReadAndWrite)
+    };
+    // The parent's holder needs no API key.
+    let holder = Client::new(&server.base(), "").unwrap();
+    let child = holder.create_child(&parent.code, &kid).await.unwrap();
+    assert_eq!((child.parent.as_deref(), child.room.as_str()), (Some(parent.id.as_str()), "lobby"));
+    let reader = client.create_endpoint("lobby", &CreateEndpointRequest::new(Permission::Read)).await.unwrap();
+
+    let mut watcher = EndpointConnection::connect(&reader.ws_url).await.unwrap();
+    let mut kid_chat = EndpointConnection::connect(&child.ws_url).await.unwrap();
+    next_welcome(&mut watcher).await;
+    next_welcome(&mut kid_chat).await;
+    client.publish_message("lobby", &PublishMessageRequest::new(json!("welcome"))).await.unwrap();
+    assert_eq!(next_message(&mut watcher).await.sender.parent, None);
+    for text in ["one", "two"] {
+        kid_chat.send(&text).await.unwrap();
+        let message = next_message(&mut watcher).await;
+        assert_eq!(
+            (message.sender.id.as_str(), message.sender.meta["name"].as_str()),
+            (child.id.as_str(), Some("Kid"))
+        );
+        assert_eq!(message.sender.parent.as_deref(), Some(parent.id.as_str()));
+    }
+    let from_kid = client.list_messages("lobby", None, None, Some(child.id.clone())).await.unwrap().messages;
+    assert_eq!(from_kid.iter().map(|message| message.seq).collect::<Vec<_>>(), [2, 3]);
+    let listed = client.list_endpoints("lobby").await.unwrap().endpoints;
+    let listed_child = listed.iter().find(|endpoint| endpoint.id == child.id).expect("the child is listed");
+    assert_eq!((listed_child.messages_sent, listed_child.online), (2, 1));
+
+    client.redact_message("lobby", 1).await.unwrap();
+    assert!(matches!(next(&mut watcher).await, Event::Redaction(Redaction { seq: 1, .. })));
+    let redacted = client.redact_sender("lobby", &RedactSenderRequest::new(child.id.clone())).await.unwrap();
+    assert_eq!(redacted.redacted, 2);
+    for seq in [2, 3] {
+        assert!(matches!(next(&mut watcher).await, Event::Redaction(redaction) if redaction.seq == seq));
+    }
+    let history = client.list_messages("lobby", None, None, None).await.unwrap().messages;
+    assert!(history.iter().all(|message| message.redacted_at.is_some() && message.message.is_null()));
+}
+
+#[tokio::test]
+async fn a_spent_budget_refuses_sends_and_keeps_the_connection() {
+    let (_dir, server) = server().await;
+    let client = server.client("acme").await;
+    client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
+    let once = CreateEndpointRequest { max_messages: Some(1), ..CreateEndpointRequest::new(Permission::ReadAndWrite) };
+    let once = client.create_endpoint("lobby", &once).await.unwrap();
+    let mut chat = EndpointConnection::connect(&once.ws_url).await.unwrap();
+    next_welcome(&mut chat).await;
+    chat.send(&"one").await.unwrap();
+    assert_eq!(next_message(&mut chat).await.message, json!("one"));
+    chat.send(&"two").await.unwrap();
+    let Event::Error(refused) = next(&mut chat).await else { panic!("an error frame") };
+    assert_eq!(refused.code, ErrorCode::BudgetExhausted);
+    client.publish_message("lobby", &PublishMessageRequest::new(json!("still reading"))).await.unwrap();
+    assert_eq!(next_message(&mut chat).await.message, json!("still reading"));
+}
+
+#[tokio::test]
+async fn an_expired_endpoint_is_closed_with_4004_and_not_reconnected() {
+    let (_dir, server) = server().await;
+    let client = server.client("acme").await;
+    client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
+    // Long enough to connect on a busy machine before it passes.
+    let expires_at = in_future(Duration::from_secs(3));
+    let brief =
+        CreateEndpointRequest { expires_at: Some(expires_at.clone()), ..CreateEndpointRequest::new(Permission::Read) };
+    let brief = client.create_endpoint("lobby", &brief).await.unwrap();
+    let mut chat = EndpointConnection::connect_with(&brief.ws_url, None, fast()).await.unwrap();
+    let welcome = next_welcome(&mut chat).await;
+    assert!(welcome.endpoint.expires_at.is_some());
+    assert_eq!(closed_without_reconnecting(&mut chat).await, Some(4004));
+    assert!(matches!(EndpointConnection::connect(&brief.ws_url).await, Err(Error::EndpointGone)));
+}
+
+#[tokio::test]
+async fn a_socket_over_max_connections_is_closed_with_4029_and_not_reconnected() {
+    let (_dir, server) = server().await;
+    let client = server.client("acme").await;
+    client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
+    let single = CreateEndpointRequest { max_connections: Some(1), ..CreateEndpointRequest::new(Permission::Read) };
+    let single = client.create_endpoint("lobby", &single).await.unwrap();
+    let mut first = EndpointConnection::connect(&single.ws_url).await.unwrap();
+    next_welcome(&mut first).await;
+    let mut second = EndpointConnection::connect_with(&single.ws_url, None, fast()).await.unwrap();
+    assert_eq!(closed_without_reconnecting(&mut second).await, Some(4029));
+    client.publish_message("lobby", &PublishMessageRequest::new(json!("first stays"))).await.unwrap();
+    assert_eq!(next_message(&mut first).await.message, json!("first stays"));
 }

@@ -33,6 +33,23 @@ pub(crate) fn variant_name(value: &str) -> String {
         .collect()
 }
 
+/// The schema a value follows when it is not null, and whether it may be
+/// null: `{"oneOf": [{"type": "null"}, X]}` (how an optional `$ref` is
+/// written) is `(X, true)`; anything else is itself, with `false`.
+pub(crate) fn without_null(schema: &Value) -> (&Value, bool) {
+    match schema["oneOf"].as_array().map(Vec::as_slice) {
+        Some([first, second]) if first["type"] == "null" => (second, true),
+        Some([first, second]) if second["type"] == "null" => (first, true),
+        _ => (schema, false),
+    }
+}
+
+/// A property's description: its own, or that of the schema inside a
+/// `oneOf` with null.
+pub(crate) fn description(property: &Value) -> Option<&str> {
+    property["description"].as_str().or_else(|| without_null(property).0["description"].as_str())
+}
+
 /// A schema's JSON type (`None` for a `$ref` or any JSON) and whether it
 /// may also be null (`"type": ["object", "null"]`).
 pub(crate) fn kind_of(schema: &Value) -> Option<(&str, bool)> {

@@ -294,6 +294,8 @@ export class EndpointConnection {
     }
     if (frame.type === "welcome") {
       const welcome = frame as unknown as Welcome;
+      // The welcome leaves `expires_at` out for an endpoint without one.
+      welcome.endpoint = { ...welcome.endpoint, expires_at: welcome.endpoint.expires_at ?? null };
       this.#members = Array.isArray(welcome.members) ? welcome.members : null;
       this.#endpoint = welcome.endpoint;
       this.#emit({ type: "welcome", welcome });

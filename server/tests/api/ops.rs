@@ -189,7 +189,7 @@ async fn the_demo_is_made_at_start_and_its_bot_posts() {
     let app = app.restart().await;
     let key = app.rotate_key("demo").await;
     let endpoints = body(app.api().get("/api/v1/rooms/lobby/endpoints", &key).await).await;
-    assert_eq!(endpoints["endpoints"].as_array().unwrap().len(), 3);
+    assert_eq!(endpoints["endpoints"].as_array().unwrap().len(), 4);
 }
 
 #[tokio::test]

@@ -141,6 +141,21 @@ impl LiveEndpoint {
 }
 
 #[cfg(test)]
+impl LiveEndpoint {
+    /// A `read_and_write` endpoint with empty meta, for hub tests.
+    pub(crate) fn for_test(room_id: i64, id: i64) -> Self {
+        let state = EndpointState {
+            revision: 0,
+            permission: Permission::ReadAndWrite,
+            meta: RawValue::from_string("{}".into()).expect("JSON"),
+            expires_at: None,
+            budgeted: false,
+        };
+        Self { id, room_id, public_id: format!("ep_{id}"), parent: None, state: RwLock::new(Arc::new(state)) }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::message::RoomEvent;
@@ -155,20 +170,5 @@ mod tests {
             panic!("read back as another event: {text}")
         };
         assert_eq!(state.meta.get(), r#"{"name": "Ann"}"#);
-    }
-}
-
-#[cfg(test)]
-impl LiveEndpoint {
-    /// A `read_and_write` endpoint with empty meta, for hub tests.
-    pub(crate) fn for_test(room_id: i64, id: i64) -> Self {
-        let state = EndpointState {
-            revision: 0,
-            permission: Permission::ReadAndWrite,
-            meta: RawValue::from_string("{}".into()).expect("JSON"),
-            expires_at: None,
-            budgeted: false,
-        };
-        Self { id, room_id, public_id: format!("ep_{id}"), parent: None, state: RwLock::new(Arc::new(state)) }
     }
 }

@@ -165,4 +165,15 @@ mod tests {
             assert!(decode_announcement(1, bad.as_bytes()).is_err(), "{bad:?}");
         }
     }
+
+    #[test]
+    fn an_event_reads_back_with_the_node_that_announced_it() {
+        let event = RoomEvent::Redacted { room_id: 3, room: "lobby".into(), messages: vec![(7, "m7".into())] };
+        let text = encode_event("node1", &event);
+        assert_eq!(text, r#"node1 {"event":"redacted","room_id":3,"room":"lobby","messages":[[7,"m7"]]}"#);
+        let (node, read) = decode_event(text.as_bytes()).unwrap();
+        assert_eq!(node, "node1");
+        assert!(matches!(read, RoomEvent::Redacted { room_id: 3, ref messages, .. } if messages[0].0 == 7));
+        assert!(decode_event(b"no-event-here").is_err());
+    }
 }

@@ -13,11 +13,20 @@
 //! rooms named in the visitor's own cookie ([`VISITOR_COOKIE`]), and no
 //! others. The names are random, so the cookie holds no secret but the
 //! names themselves, and the server keeps nothing per visitor.
+//!
+//! The maker of a throwaway room may invite someone: an invite is a child
+//! of the room's writer endpoint that works for one connection within
+//! [`INVITE_LIFETIME`]. Invites are bounded per room in rate
+//! ([`INVITES_PER_MINUTE`]), and in number by the room's
+//! `endpoints_per_room` quota and its lifetime; the site offers them only
+//! to the visitor whose cookie names the room.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use comms_protocol::Permission;
+use governor::Quota;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -25,10 +34,11 @@ use crate::apps::Apps;
 use crate::config::DemoConfig;
 use crate::error::ServiceError;
 use crate::input::{EndpointSpec, Meta};
-use crate::limits::ConnectionRateLimiter;
+use crate::limits::{ConnectionRateLimiter, KeyedBuckets};
 use crate::names::{AppName, RoomName};
 use crate::service::Service;
-use crate::store::{AppRecord, AppStatus, NewRoom, Store};
+use crate::store::{AppRecord, AppStatus, EndpointLimits, EndpointRecord, NewRoom, Store};
+use crate::time::now_ms;
 
 /// Name of the demo app.
 pub const DEMO_APP: &str = "demo";
@@ -161,9 +171,16 @@ pub fn visitor_cookie(rooms: &[String], lifetime: Duration) -> String {
     )
 }
 
-/// Makes throwaway rooms within the configured bounds.
+/// How long an invite to a throwaway room works.
+pub const INVITE_LIFETIME: Duration = Duration::from_secs(10 * 60);
+/// Invites one throwaway room may mint per minute.
+pub const INVITES_PER_MINUTE: u32 = 10;
+
+/// Makes throwaway rooms, and invites to them, within the configured bounds.
 pub struct Throwaways {
     rate: ConnectionRateLimiter,
+    /// Invites, per room name.
+    invites: KeyedBuckets<String>,
     max_rooms: usize,
     lifetime: Duration,
 }
@@ -175,6 +192,9 @@ impl Throwaways {
         let per_second = config.throwaways_per_minute.div_ceil(60).max(1);
         Self {
             rate: ConnectionRateLimiter::new(per_second, config.throwaways_per_minute),
+            invites: KeyedBuckets::new(Quota::per_minute(
+                NonZeroU32::new(INVITES_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
+            )),
             max_rooms: config.max_throwaway_rooms,
             lifetime: config.throwaway_lifetime,
         }
@@ -212,6 +232,37 @@ impl Throwaways {
         let reader =
             service.create_endpoint(app, &room, EndpointSpec::plain(Permission::Read, named("Reader")), None).await?;
         Ok(Throwaway { room: room.to_string(), writer: writer.code, reader: reader.code })
+    }
+
+    /// Mints an invite to the throwaway room `room`: a `read_and_write`
+    /// child of its writer named `Guest`, single use, working for
+    /// [`INVITE_LIFETIME`]. Whether the visitor asking made the room is
+    /// the caller's to check.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a room that is not a throwaway room of `app` (or has
+    /// no writer); `RateLimited` past [`INVITES_PER_MINUTE`] for the room;
+    /// `QuotaExceeded` when the room has its `endpoints_per_room`; store
+    /// failures.
+    pub async fn invite(
+        &self,
+        service: &Service,
+        app: &AppRecord,
+        room: &RoomName,
+    ) -> Result<EndpointRecord, ServiceError> {
+        let missing = || ServiceError::NotFound(format!("room {room} is not a throwaway room"));
+        if !room.as_str().starts_with(THROWAWAY_PREFIX) {
+            return Err(missing());
+        }
+        self.invites.check(&room.to_string()).map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+        let endpoints = service.list_endpoints(app, room).await?;
+        let writer = endpoints.iter().find(|endpoint| endpoint.can_delegate && endpoint.parent_id.is_none());
+        let writer = writer.ok_or_else(missing)?;
+        let lifetime = i64::try_from(INVITE_LIFETIME.as_millis()).unwrap_or(i64::MAX);
+        let limits = EndpointLimits { single_use: true, expires_at: Some(now_ms() + lifetime), ..Default::default() };
+        let spec = EndpointSpec { limits, ..EndpointSpec::plain(Permission::ReadAndWrite, named("Guest")) };
+        service.create_child(&writer.code, spec).await
     }
 }
 

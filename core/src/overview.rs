@@ -1,9 +1,11 @@
 //! What the portal's page of an app shows of its rooms: each room with its
-//! endpoints, its online count and its newest messages.
+//! endpoints (as the API shows them: live connections, messages sent,
+//! limits), its online count and its newest messages.
 //!
 //! The page lists every room at once, so this reads them in a fixed number
 //! of calls whatever the number of rooms: the rooms, then the endpoints of
-//! all of them, then the online counts of all of them. Only the newest
+//! all of them, then the online counts of all rooms and of all endpoints.
+//! Only the newest
 //! messages are asked per room, because the [`Broker`](crate::broker::Broker)
 //! keeps history per room: the local broker answers from memory (a room's log
 //! is read from the store once, the first time this node touches it), and
@@ -12,13 +14,14 @@
 
 use std::collections::HashMap;
 
-use comms_protocol::Message;
+use comms_protocol::{Endpoint, Message};
 use futures_util::future::try_join_all;
 
 use crate::broker::RoomRef;
+use crate::config::WsBase;
 use crate::error::ServiceError;
 use crate::service::Service;
-use crate::store::{AppRecord, EndpointRecord, RoomRecord};
+use crate::store::{AppRecord, RoomRecord};
 
 /// A room as the portal shows it.
 #[derive(Debug, Clone)]
@@ -27,14 +30,14 @@ pub struct RoomOverview {
     pub room: RoomRecord,
     /// Connections open now, over every node.
     pub online: u64,
-    /// Its endpoints, oldest first.
-    pub endpoints: Vec<EndpointRecord>,
+    /// Its endpoints, oldest first, as the API shows them.
+    pub endpoints: Vec<Endpoint>,
     /// Its newest retained messages, oldest first.
     pub latest: Vec<Message>,
 }
 
-/// The app's rooms, oldest first, each with its endpoints, online count and
-/// newest `latest` messages.
+/// The app's rooms, oldest first, each with its endpoints (their `ws_url`s
+/// starting with `ws_base`), online count and newest `latest` messages.
 ///
 /// # Errors
 ///
@@ -42,12 +45,16 @@ pub struct RoomOverview {
 pub async fn rooms_overview(
     service: &Service,
     app: &AppRecord,
+    ws_base: &WsBase,
     latest: usize,
 ) -> Result<Vec<RoomOverview>, ServiceError> {
     let rooms = service.store.list_rooms(app.id).await?;
-    let mut endpoints: HashMap<i64, Vec<EndpointRecord>> = HashMap::new();
-    for endpoint in service.store.list_app_endpoints(app.id).await? {
-        endpoints.entry(endpoint.room_id).or_default().push(endpoint);
+    let records = service.store.list_app_endpoints(app.id).await?;
+    let room_ids: Vec<i64> = records.iter().map(|record| record.room_id).collect();
+    let views = service.endpoint_views(records, ws_base).await?;
+    let mut endpoints: HashMap<i64, Vec<Endpoint>> = HashMap::new();
+    for (room_id, endpoint) in room_ids.into_iter().zip(views) {
+        endpoints.entry(room_id).or_default().push(endpoint);
     }
     let ids: Vec<i64> = rooms.iter().map(|room| room.id).collect();
     let online = service.broker.online(&ids).await?;

@@ -177,6 +177,58 @@ test("a developer makes a presence room and sees who is in it", async ({ browser
   await expect(page.getByRole("region", { name: "room lobby" }).getByRole("list", { name: "Members" })).toHaveCount(0);
 });
 
+test("a developer watches an endpoint's use, changes it live and redacts a message", async ({ browser }) => {
+  const page = await developersGamePage(browser);
+  await page.getByLabel("New room name").fill("moderated");
+  await page.getByRole("button", { name: "Create room" }).click();
+  const room = page.getByRole("region", { name: "room moderated" });
+  await room.getByLabel("Meta (JSON object)").fill('{"name": "Mia"}');
+  await room.getByRole("button", { name: "Add endpoint" }).click();
+  const mia = room.getByRole("row").filter({ hasText: '"Mia' });
+  await expect(mia).toContainText("0 online");
+  await expect(mia).toContainText("0 messages sent");
+  await room.getByLabel("Permission").selectOption("moderate");
+  await room.getByLabel("Meta (JSON object)").fill('{"name": "Mo"}');
+  await room.getByRole("button", { name: "Add endpoint" }).click();
+  await expect(room.getByRole("row").filter({ hasText: '"Mo"' }).getByRole("cell", { name: "moderate" })).toBeVisible();
+
+  const chat = await page.context().newPage();
+  await chat.goto((await mia.getByRole("link", { name: "Open chat" }).getAttribute("href"))!);
+  await expect(chat.getByRole("status")).toContainText("Connected.");
+  await chat.getByLabel("Message").fill("to be redacted");
+  await chat.getByRole("button", { name: "Send" }).click();
+  await expect(chat.getByRole("listitem").filter({ hasText: "to be redacted" })).toBeVisible();
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await expect(mia).toContainText("1 online");
+  await expect(mia).toContainText("1 message sent");
+
+  await mia.getByRole("button", { name: "Edit" }).click();
+  await mia.getByLabel("Expires at").fill("tomorrow");
+  await mia.getByRole("button", { name: "Save endpoint" }).click();
+  await expect(page.getByRole("alert")).toContainText("expires_at must be an RFC 3339 time");
+
+  await mia.getByLabel("Permission").selectOption("read");
+  await mia.getByLabel("Meta (JSON object)").fill('{"name": "Mia R."}');
+  await mia.getByLabel("Expires at").fill("2099-01-01T00:00:00Z");
+  await mia.getByLabel("Max messages").fill("3");
+  await mia.getByRole("button", { name: "Save endpoint" }).click();
+  await expect(mia.getByRole("cell", { name: "read", exact: true })).toBeVisible();
+  await expect(mia).toContainText('{"name": "Mia R."}');
+  await expect(mia).toContainText("1 of 3 messages sent");
+  await expect(mia).toContainText("expires 2099-01-01T00:00:00.000Z");
+  // The open chat takes the change at once.
+  await expect(chat.getByRole("status")).toContainText("read-only endpoint");
+  await expect(chat.getByText("You are Mia R.")).toContainText("Your code works until 2099-01-01 00:00 UTC.");
+
+  const latest = room.getByRole("listitem").filter({ hasText: "to be redacted" });
+  await latest.getByRole("button", { name: "Redact" }).click();
+  await expect(room.getByRole("listitem").filter({ hasText: "to be redacted" })).toHaveCount(0);
+  await expect(room.locator("ol.latest li")).toContainText(["removed"]);
+  await expect(chat.getByRole("listitem").filter({ hasText: "to be redacted" })).toHaveCount(0);
+  await expect(chat.getByRole("listitem").filter({ hasText: "message removed" })).toContainText("Mia");
+  await page.context().close();
+});
+
 test("a developer who forgot the password chooses a new one through the emailed link", async ({ browser }) => {
   const page = await (await browser.newContext()).newPage();
   await open(page, "/portal");

@@ -1,6 +1,7 @@
 //! `/demo`: the public demo's rooms and endpoints, with the codes a visitor
-//! connects with. The data comes from the server through a server function
-//! calling the same service as the REST API.
+//! connects with, the throwaway rooms the visitor made, and invite links to
+//! those. The data comes from the server through server functions calling
+//! the same services as the REST API.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct DemoEndpoint {
     /// The `name` in the endpoint's meta.
     pub name: String,
-    /// `read` or `read_and_write`.
+    /// `read`, `read_and_write` or `moderate`.
     pub permission: String,
     /// The code to connect with.
     pub code: String,
@@ -26,6 +27,9 @@ pub struct DemoRoom {
     pub online: u64,
     /// Its endpoints, oldest first.
     pub endpoints: Vec<DemoEndpoint>,
+    /// Whether it is a throwaway room this visitor made (who may invite
+    /// others to it).
+    pub mine: bool,
 }
 
 /// What the server provides to the demo's server functions: the service and
@@ -50,6 +54,15 @@ pub struct ThrowawayRoom {
     pub writer: String,
     /// Code of the `read` endpoint.
     pub reader: String,
+}
+
+/// An invite to a throwaway room: a code for one connection, for a while.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    /// The code to connect with.
+    pub code: String,
+    /// When it stops working (RFC 3339).
+    pub expires_at: String,
 }
 
 /// The throwaway rooms this visitor made, from their cookie.
@@ -87,6 +100,37 @@ pub async fn create_throwaway_room() -> Result<ThrowawayRoom, ServerFnError> {
     }
 }
 
+/// Mints an invite to the throwaway room `room`, for the visitor who made
+/// it (their cookie names it): a `Guest` child of the room's writer that
+/// works once, within ten minutes (see [`comms_core::demo::Throwaways::invite`]).
+#[server(prefix = "/demo/fn", endpoint = "create_invite")]
+pub async fn create_invite(
+    /// The throwaway room's name.
+    room: String,
+) -> Result<Invite, ServerFnError> {
+    use comms_core::error::ServiceError;
+    let demo = use_context::<DemoContext>().ok_or_else(|| ServerFnError::new("the demo is off on this server"))?;
+    let not_yours = || ServerFnError::new("only the visitor who made a throwaway room may invite to it");
+    if !visitor_rooms().await.contains(&room) {
+        return Err(not_yours());
+    }
+    let name = comms_core::names::RoomName::parse(&room).map_err(|_| not_yours())?;
+    match demo.throwaways.invite(&demo.service, &demo.app, &name).await {
+        Ok(invite) => Ok(Invite {
+            code: invite.code,
+            expires_at: invite.expires_at.map(comms_core::time::format_ms).unwrap_or_default(),
+        }),
+        Err(ServiceError::RateLimited { .. }) => {
+            Err(ServerFnError::new("many invites were made for this room just now: try again in a minute"))
+        }
+        Err(err @ (ServiceError::NotFound(_) | ServiceError::QuotaExceeded(_))) => Err(ServerFnError::new(err)),
+        Err(err) => {
+            leptos::logging::error!("demo: {err}");
+            Err(ServerFnError::new("the demo is unavailable right now"))
+        }
+    }
+}
+
 /// The demo's rooms and endpoints, with the throwaway rooms this visitor
 /// made (and no one else's).
 #[server(prefix = "/demo/fn", endpoint = "demo_rooms")]
@@ -96,11 +140,11 @@ pub async fn demo_rooms() -> Result<Vec<DemoRoom>, ServerFnError> {
         leptos::logging::error!("demo: {err}");
         ServerFnError::new("the demo is unavailable right now")
     };
-    let mine = visitor_rooms().await;
-    let shown = |name: &str| !name.starts_with(comms_core::demo::THROWAWAY_PREFIX) || mine.iter().any(|m| m == name);
+    let visitors = visitor_rooms().await;
     let mut rooms = Vec::new();
     for room in demo.service.list_rooms(&demo.app).await.map_err(unavailable)? {
-        if !shown(&room.name) {
+        let throwaway = room.name.starts_with(comms_core::demo::THROWAWAY_PREFIX);
+        if throwaway && !visitors.contains(&room.name) {
             continue;
         }
         let name = comms_core::names::RoomName::parse(&room.name).map_err(|err| unavailable(err.into()))?;
@@ -113,7 +157,7 @@ pub async fn demo_rooms() -> Result<Vec<DemoRoom>, ServerFnError> {
                 code: endpoint.code,
             })
             .collect();
-        rooms.push(DemoRoom { name: room.name, online: room.online, endpoints });
+        rooms.push(DemoRoom { name: room.name, online: room.online, endpoints, mine: throwaway });
     }
     Ok(rooms)
 }
@@ -156,10 +200,12 @@ pub fn Demo() -> impl IntoView {
 
 #[component]
 fn RoomCard(room: DemoRoom) -> impl IntoView {
+    let invite = room.mine.then(|| view! { <InviteButton room=room.name.clone() /> });
     view! {
         <section class="demo-room" aria-label=format!("room {}", room.name)>
             <h2>{room.name.clone()}</h2>
             <p>{format!("{} online", room.online)}</p>
+            {invite}
             <table>
                 <thead>
                     <tr>
@@ -224,6 +270,7 @@ fn Throwaway() -> impl IntoView {
                                     </a>
                                     "."
                                 </p>
+                                <InviteButton room=room.room />
                             }
                                 .into_any()
                         }
@@ -232,4 +279,48 @@ fn Throwaway() -> impl IntoView {
             }}
         </section>
     }
+}
+
+/// The button that mints an invite link to a throwaway room the visitor
+/// made, and the link.
+#[component]
+fn InviteButton(room: String) -> impl IntoView {
+    let make = Action::new(move |(): &()| create_invite(room.clone()));
+    view! {
+        <p>
+            <button on:click=move |_| {
+                make.dispatch(());
+            }>"Make an invite link"</button>
+            " for one guest: it works once, for ten minutes."
+        </p>
+        {move || {
+            make.value()
+                .get()
+                .map(|result| match result {
+                    Ok(invite) => {
+                        let link = shareable(format!("/demo/chat/{}", invite.code));
+                        // `2026-12-31T12:00:00.000Z` → `12:00`.
+                        let until = invite.expires_at.get(11..16).unwrap_or_default().to_owned();
+                        view! {
+                            <p role="status" class="invite">
+                                {format!("Send this link to your guest (until {until} UTC): ")}
+                                <a href=link.clone()>{link.clone()}</a>
+                            </p>
+                        }
+                            .into_any()
+                    }
+                    Err(err) => view! { <p role="alert">{err.to_string()}</p> }.into_any(),
+                })
+        }}
+    }
+}
+
+/// `path` as a full URL of this site, to send to someone (the path alone
+/// where there is no browser window).
+fn shareable(path: String) -> String {
+    #[cfg(feature = "hydrate")]
+    if let Ok(origin) = window().location().origin() {
+        return format!("{origin}{path}");
+    }
+    path
 }

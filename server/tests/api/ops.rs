@@ -171,6 +171,7 @@ async fn the_demo_is_made_at_start_and_its_bot_posts() {
     let endpoints = body(app.api().get("/api/v1/rooms/lobby/endpoints", &key).await).await;
     let metas: Vec<_> = endpoints["endpoints"].as_array().unwrap().iter().map(|e| e["meta"]["name"].clone()).collect();
     assert_eq!(metas, [json!("Ann"), json!("Bob"), json!("Watcher"), json!("Moderator")]);
+    assert_eq!(endpoints["endpoints"][3]["permission"], "moderate");
 
     let page = app.api().request(Method::GET, "/demo", None).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -244,6 +245,54 @@ async fn a_visitor_sees_only_the_throwaway_rooms_they_made() {
     let listed = bob.call("/demo/fn/demo_rooms", &[]).await.unwrap().to_string();
     assert!(!listed.contains(made["writer"].as_str().unwrap()), "the write code is not shown to others");
     assert!(listed.contains("lobby"), "the demo's own rooms are shown to all");
+}
+
+#[tokio::test]
+async fn the_maker_of_a_throwaway_room_invites_a_guest_once() {
+    use crate::helpers::Browser;
+    use comms_core::demo::INVITES_PER_MINUTE;
+
+    let app = crate::helpers::spawn_app_with(|config| config.demo.enabled = true).await;
+    let (maker, stranger) = (Browser::open(&app).await, Browser::open(&app).await);
+    let made = maker.call("/demo/fn/create_throwaway_room", &[]).await.unwrap();
+    let room = made["room"].as_str().unwrap();
+
+    let refused = stranger.call("/demo/fn/create_invite", &[("room", room)]).await.unwrap_err();
+    assert!(refused.contains("only the visitor who made"), "{refused}");
+    let refused = maker.call("/demo/fn/create_invite", &[("room", "lobby")]).await.unwrap_err();
+    assert!(refused.contains("only the visitor who made"), "the demo's own rooms take no invites: {refused}");
+
+    let invite = maker.call("/demo/fn/create_invite", &[("room", room)]).await.unwrap();
+    let code = invite["code"].as_str().unwrap();
+    let expires_at = comms_core::input::parse_time("expires_at", invite["expires_at"].as_str().unwrap()).unwrap();
+    let left = Duration::from_millis(u64::try_from(expires_at - comms_core::time::now_ms()).unwrap());
+    assert!(left > Duration::from_secs(9 * 60) && left <= Duration::from_secs(10 * 60), "{left:?}");
+    let mut guest = app.api().connect_ws(code, None).await;
+    let welcome = guest.next_json().await;
+    assert_eq!(welcome["room"], room);
+    let endpoint = &welcome["endpoint"];
+    assert_eq!((&endpoint["permission"], &endpoint["meta"]["name"]), (&json!("read_and_write"), &json!("Guest")));
+    guest.send_message(json!("hi")).await;
+    let message = guest.next_json().await;
+    let demo = app.state().demo.get().expect("the demo runs").app.clone();
+    let room_name = comms_core::names::RoomName::parse(room).unwrap();
+    let endpoints = app.state().service.list_endpoints(&demo, &room_name).await.unwrap();
+    let writer = endpoints.iter().find(|endpoint| endpoint.code == made["writer"].as_str().unwrap()).unwrap();
+    assert_eq!(message["sender"]["parent"], writer.public_id.as_str(), "a child of the writer: {message}");
+    assert_eq!(app.api().connect_ws_from(code, None).await.err(), Some(404), "the invite works once");
+
+    // A minute's worth at once (one more if a slow machine let the bucket
+    // refill meanwhile), then no more.
+    let mut made = 1;
+    let refused = loop {
+        match maker.call("/demo/fn/create_invite", &[("room", room)]).await {
+            Ok(_) => made += 1,
+            Err(refused) => break refused,
+        }
+        assert!(made <= INVITES_PER_MINUTE + 1, "the rate holds");
+    };
+    assert!(made >= INVITES_PER_MINUTE, "{made} invites before the limit");
+    assert!(refused.contains("try again in a minute"), "{refused}");
 }
 
 #[tokio::test]

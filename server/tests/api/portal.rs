@@ -176,7 +176,7 @@ async fn developers_cannot_see_or_change_each_others_apps() {
     let not_found = "you have no app alices-app";
     let overview = bob.call("/portal/fn/app_overview", &[("app", "alices-app")]).await.unwrap_err();
     assert!(overview.contains(not_found), "{overview}");
-    let attempts: [(&str, Vec<(&str, &str)>); 7] = [
+    let attempts: [(&str, Vec<(&str, &str)>); 9] = [
         ("issue_key", vec![]),
         ("revoke_keys", vec![]),
         ("delete_app", vec![]),
@@ -184,6 +184,18 @@ async fn developers_cannot_see_or_change_each_others_apps() {
         ("delete_room", vec![("room", "lobby")]),
         ("create_endpoint", vec![("room", "lobby"), ("permission", "read"), ("meta", "")]),
         ("delete_endpoint", vec![("room", "lobby"), ("code", code)]),
+        (
+            "update_endpoint",
+            vec![
+                ("room", "lobby"),
+                ("change[code]", code),
+                ("change[permission]", "moderate"),
+                ("change[meta]", ""),
+                ("change[expires_at]", ""),
+                ("change[max_messages]", ""),
+            ],
+        ),
+        ("redact_message", vec![("room", "lobby"), ("seq", "1")]),
     ];
     for (function, extra) in attempts {
         let mut form = vec![("app", "alices-app")];
@@ -248,6 +260,76 @@ async fn an_apps_page_shows_every_room_with_its_endpoints_online_counts_and_late
         (Some(r#"{"n":12}"#), Some("app"))
     );
     assert_eq!(overview["app"]["rooms"], 3);
+}
+
+#[tokio::test]
+async fn an_apps_page_changes_endpoints_live_and_redacts_messages() {
+    let app = spawn_app().await;
+    let mut dev = Browser::open(&app).await;
+    dev.sign_up_and_log_in("dev@example.com").await;
+    dev.register("game").await.unwrap();
+    let key = dev.issue_key("game").await.unwrap();
+    app.api().create_room(&key, "lobby").await;
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read_and_write", Some(json!({ "name": "Ann" }))).await;
+    let code = endpoint["code"].as_str().unwrap();
+    let mut socket = app.api().connect_ws(code, None).await;
+    assert_eq!(socket.next_json().await["type"], "welcome");
+    socket.send_message(json!("hello")).await;
+    assert_eq!(socket.next_json().await["message"], "hello");
+
+    let edit = |permission: &'static str, expires_at: &'static str, max_messages: &'static str| {
+        [
+            ("app", "game"),
+            ("room", "lobby"),
+            ("change[code]", code),
+            ("change[permission]", permission),
+            ("change[meta]", r#"{"name": "Mod"}"#),
+            ("change[expires_at]", expires_at),
+            ("change[max_messages]", max_messages),
+        ]
+    };
+    for (form, refusal) in [
+        (edit("admin", "", ""), "permission"),
+        (edit("moderate", "soon", ""), "expires_at must be an RFC 3339 time"),
+        (edit("moderate", "", "-1"), "max_messages must be a whole number"),
+    ] {
+        let refused = dev.act("/portal/fn/update_endpoint", &form).await.unwrap_err();
+        assert!(refused.contains(refusal), "{refused}");
+    }
+    dev.act("/portal/fn/update_endpoint", &edit("moderate", "2099-01-01T00:00:00Z", "5")).await.unwrap();
+    let changed = socket.next_json().await;
+    assert_eq!(changed["type"], "endpoint", "the open connection is told: {changed}");
+    assert_eq!(
+        (&changed["endpoint"]["permission"], &changed["endpoint"]["meta"]["name"]),
+        (&json!("moderate"), &json!("Mod"))
+    );
+
+    let overview = dev.call("/portal/fn/app_overview", &[("app", "game")]).await.unwrap();
+    let shown = &overview["rooms"][0]["endpoints"][0];
+    assert_eq!(
+        [&shown["permission"], &shown["expires_at"], &shown["max_messages"], &shown["messages_sent"], &shown["online"]],
+        [&json!("moderate"), &json!("2099-01-01T00:00:00.000Z"), &json!(5), &json!(1), &json!(1)]
+    );
+    // Empty fields lift the limits again.
+    dev.act("/portal/fn/update_endpoint", &edit("read_and_write", "", "")).await.unwrap();
+    let overview = dev.call("/portal/fn/app_overview", &[("app", "game")]).await.unwrap();
+    let shown = &overview["rooms"][0]["endpoints"][0];
+    assert_eq!([&shown["expires_at"], &shown["max_messages"]], [&Value::Null, &Value::Null]);
+
+    dev.act("/portal/fn/redact_message", &[("app", "game"), ("room", "lobby"), ("seq", "1")]).await.unwrap();
+    loop {
+        let frame = socket.next_json().await;
+        if frame["type"] == "redaction" {
+            assert_eq!(frame["seq"], 1);
+            break;
+        }
+    }
+    let overview = dev.call("/portal/fn/app_overview", &[("app", "game")]).await.unwrap();
+    let latest = &overview["rooms"][0]["latest"][0];
+    assert_eq!(latest["message"], "", "the payload is gone: {latest}");
+    assert!(latest["redacted_at"].is_string(), "{latest}");
+    let missing = dev.act("/portal/fn/redact_message", &[("app", "game"), ("room", "lobby"), ("seq", "99")]).await;
+    assert!(missing.unwrap_err().contains("no message with seq 99"));
 }
 
 #[tokio::test]

@@ -1,9 +1,12 @@
 //! `/demo/chat/{code}`: chat through one endpoint, in the browser. The page
-//! names the room and who you are (from the welcome frame), shows the
-//! room's last messages on arrival, each message with its author (the
-//! sender's meta), time and seq, your own marked; in presence rooms who is
-//! online; and who is typing, from other members' signals. It says why it
-//! cannot send when the endpoint is read-only or the connection ended.
+//! names the room and who you are (from the welcome frame, and again when
+//! the app changes the endpoint), shows the room's last messages on
+//! arrival, each message with its author (the sender's meta), time and
+//! seq, your own marked, redacted ones as removed; in presence rooms who
+//! is online; and who is typing, from other members' signals. It says why
+//! it cannot send when the endpoint is read-only, has sent all the
+//! messages it may, or the connection ended. With a `moderate` endpoint,
+//! every message has a button that redacts it.
 //!
 //! The server renders the empty page; the wasm opens the WebSocket
 //! ([`socket`], `ws` or `wss` from the page's protocol) and fills in the
@@ -30,6 +33,8 @@ mod socket {
         pub(super) fn send(self, _text: String) {}
 
         pub(super) fn typing(self) {}
+
+        pub(super) fn redact(self, _seq: u64) {}
     }
 
     pub(super) fn connect(_code: String, _chat: ChatState) -> Outbox {
@@ -50,8 +55,33 @@ pub struct Line {
     pub own: bool,
     /// `HH:MM:SS` of the server's timestamp (UTC).
     pub time: String,
-    /// The payload: its text if it is a string or has a `text`, else its JSON.
+    /// The payload: its text if it is a string or has a `text`, else its
+    /// JSON; empty once removed.
     pub text: String,
+    /// Whether a moderator or the app redacted the message.
+    pub removed: bool,
+}
+
+/// What this page's endpoint may do, from its permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `read`: receive only.
+    Read,
+    /// `read_and_write`: send too.
+    Write,
+    /// `moderate`: send, and redact any message.
+    Moderate,
+}
+
+impl Access {
+    /// The access a permission as the server names it gives.
+    pub fn of(permission: &str) -> Self {
+        match permission {
+            "moderate" => Self::Moderate,
+            "read_and_write" => Self::Write,
+            _ => Self::Read,
+        }
+    }
 }
 
 /// Where the connection stands.
@@ -59,10 +89,13 @@ pub struct Line {
 pub enum Status {
     /// Opening the WebSocket.
     Connecting,
-    /// Joined; `writable` is false for a `read` endpoint.
+    /// Joined.
     Open {
-        /// Whether this endpoint may send.
-        writable: bool,
+        /// What the endpoint may do.
+        access: Access,
+        /// Whether it sent all the messages its budget (`max_messages`)
+        /// allows: it reads on, but cannot send.
+        spent: bool,
     },
     /// The connection was lost and is being opened again.
     Reconnecting,
@@ -70,13 +103,16 @@ pub enum Status {
     Closed(String),
 }
 
-/// The room and the endpoint this page chats through, from the welcome.
+/// The room and the endpoint this page chats through, from the welcome
+/// (and the endpoint frames that follow when the app changes it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The room's name.
     pub room: String,
     /// The `name` in the endpoint's meta, or its id.
     pub name: String,
+    /// When the endpoint's code stops working (RFC 3339), if it does.
+    pub expires_at: Option<String>,
 }
 
 /// A member of a presence room: an endpoint with a live connection.
@@ -139,6 +175,7 @@ pub fn Chat() -> impl IntoView {
     let code = params.read_untracked().get("code").unwrap_or_default();
     let chat = ChatState::new();
     let outbox = socket::connect(code, chat);
+    let moderating = Signal::derive(move || matches!(chat.status.get(), Status::Open { access: Access::Moderate, .. }));
     let room = move || chat.identity.with(|identity| identity.as_ref().map(|identity| identity.room.clone()));
     view! {
         <Title text=move || match room() {
@@ -150,9 +187,18 @@ pub fn Chat() -> impl IntoView {
         <p role="status" class="chat-status">
             {move || match chat.status.get() {
                 Status::Connecting => "Connecting…".to_owned(),
-                Status::Open { writable: true } => "Connected. Messages you send appear for everyone in the room.".to_owned(),
-                Status::Open { writable: false } => {
+                Status::Open { access: Access::Read, .. } => {
                     "Connected with a read-only endpoint: you see the room live but cannot send.".to_owned()
+                }
+                Status::Open { spent: true, .. } => {
+                    "Connected, but this endpoint has sent all the messages it may: you see the room live but cannot send."
+                        .to_owned()
+                }
+                Status::Open { access: Access::Write, .. } => {
+                    "Connected. Messages you send appear for everyone in the room.".to_owned()
+                }
+                Status::Open { access: Access::Moderate, .. } => {
+                    "Connected. As a moderator you may also redact any message.".to_owned()
                 }
                 Status::Reconnecting => "The connection was lost: reconnecting…".to_owned(),
                 Status::Closed(reason) => format!("The connection ended: {reason}"),
@@ -160,7 +206,7 @@ pub fn Chat() -> impl IntoView {
         </p>
         <div class="chat">
             <div class="chat-main">
-                <Conversation lines=chat.lines />
+                <Conversation lines=chat.lines moderating outbox />
                 <Typing typing=chat.typing />
                 <Composer status=chat.status outbox />
             </div>
@@ -172,29 +218,52 @@ pub fn Chat() -> impl IntoView {
     }
 }
 
-/// Which name your messages carry.
+/// Which name your messages carry, and until when the code works.
 #[component]
 fn Who(chat: ChatState) -> impl IntoView {
     move || {
-        chat.identity.get().map(|Identity { name, .. }| {
+        chat.identity.get().map(|Identity { name, expires_at, .. }| {
+            // `2026-12-31T12:00:00.000Z` → `2026-12-31 12:00`.
+            let until = expires_at
+                .map(|at| format!(" Your code works until {} UTC.", at.get(..16).unwrap_or(&at).replacen('T', " ", 1)));
             view! {
-                <p class="chat-who">"You are " <strong>{name}</strong> "."</p>
+                <p class="chat-who">"You are " <strong>{name}</strong> "." {until}</p>
             }
         })
     }
 }
 
-/// The messages, oldest first; yours marked.
+/// The messages, oldest first; yours marked, redacted ones as removed.
+/// A moderator gets a button on each message that redacts it.
 #[component]
-fn Conversation(lines: RwSignal<Vec<Line>>) -> impl IntoView {
+fn Conversation(lines: RwSignal<Vec<Line>>, moderating: Signal<bool>, outbox: socket::Outbox) -> impl IntoView {
     view! {
         <ol class="chat-lines" aria-label="Conversation" aria-live="polite">
             <For
                 each=move || lines.get()
                 key=|line| line.key
                 children=move |line| {
+                    let redact = line.seq.filter(|_| !line.removed).map(|seq| {
+                        move || {
+                            moderating
+                                .get()
+                                .then(|| {
+                                    view! {
+                                        " "
+                                        <button type="button" class="redact" on:click=move |_| outbox.redact(seq)>
+                                            "Redact"
+                                        </button>
+                                    }
+                                })
+                        }
+                    });
+                    let text = if line.removed {
+                        view! { <em class="text">"message removed"</em> }.into_any()
+                    } else {
+                        view! { <span class="text">{line.text}</span> }.into_any()
+                    };
                     view! {
-                        <li class:own=line.own>
+                        <li class:own=line.own class:removed=line.removed>
                             <span class="seq">{line.seq.map(|seq| format!("#{seq}")).unwrap_or_default()}</span>
                             " "
                             <time>{line.time}</time>
@@ -202,13 +271,16 @@ fn Conversation(lines: RwSignal<Vec<Line>>) -> impl IntoView {
                             <strong class="author">{line.author}</strong>
                             {line.own.then_some(" (you)")}
                             ": "
-                            <span class="text">{line.text}</span>
+                            {text}
+                            {redact}
                         </li>
                     }
+                        .into_any()
                 }
             />
         </ol>
     }
+    .into_any()
 }
 
 /// "Ann is typing…", for the members whose typing signal is recent.
@@ -232,7 +304,8 @@ fn Typing(typing: RwSignal<Vec<Typer>>) -> impl IntoView {
 #[component]
 fn Composer(status: RwSignal<Status>, outbox: socket::Outbox) -> impl IntoView {
     let draft = RwSignal::new(String::new());
-    let writable = move || matches!(status.get(), Status::Open { writable: true });
+    let writable =
+        move || matches!(status.get(), Status::Open { access: Access::Write | Access::Moderate, spent: false });
     let send = move |event: leptos::ev::SubmitEvent| {
         event.prevent_default();
         let text = draft.get_untracked();

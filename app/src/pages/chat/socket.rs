@@ -23,7 +23,14 @@
 //! network failure: every close code but the 4xxx ones that end an
 //! endpoint, room or app), the supervisor reconnects with `after_seq` set
 //! to the last seq it saw, with growing pauses, a few times; the new
-//! welcome replaces the list of who is online wholesale.
+//! welcome replaces the list of who is online wholesale. An expired code
+//! (4004) ends the chat like a deleted one.
+//!
+//! **The endpoint changes.** When the app changes this page's endpoint,
+//! an `endpoint` frame carries its new permission, meta and expiry: the
+//! page shows them from then on (a raised budget shows with the next
+//! send). A `redaction` frame turns the message it names into "message
+//! removed", as history and resumes already deliver it (`"message": null`).
 
 use std::time::Duration;
 
@@ -35,7 +42,7 @@ use gloo_net::websocket::{Message, WebSocketError};
 use leptos::prelude::*;
 use serde_json::{json, Value};
 
-use super::{ChatState, Identity, Line, Member, Status, Typer};
+use super::{Access, ChatState, Identity, Line, Member, Status, Typer};
 
 /// Messages before the welcome's `last_seq` shown on arrival.
 const HISTORY: u64 = 30;
@@ -60,6 +67,8 @@ pub(super) enum Event {
     Send(String),
     /// The user typed in the message field.
     Typing,
+    /// A moderator redacts the message with this seq.
+    Redact(u64),
     /// Time to reconnect.
     Retry,
     /// The page is gone: close everything.
@@ -81,6 +90,12 @@ impl Outbox {
     /// Tells the others the user is typing (at most every two seconds).
     pub(super) fn typing(self) {
         self.post(Event::Typing);
+    }
+
+    /// Redacts the message `seq` (the server refuses unless the endpoint
+    /// may moderate).
+    pub(super) fn redact(self, seq: u64) {
+        self.post(Event::Redact(seq));
     }
 
     fn post(self, event: Event) {
@@ -131,7 +146,11 @@ struct Supervisor {
     next_line: u64,
     /// This page's endpoint id, from the welcome.
     me: String,
-    writable: bool,
+    /// What it may do, from the welcome and later endpoint frames.
+    access: Access,
+    /// Whether the server said its budget is spent, since the last welcome
+    /// or endpoint frame.
+    spent: bool,
     /// The newest seq seen (or known from a welcome): where to resume.
     resume_after: Option<u64>,
     /// Whether the history socket was opened: once per page.
@@ -157,7 +176,8 @@ impl Supervisor {
             next_socket: 0,
             next_line: 0,
             me: String::new(),
-            writable: false,
+            access: Access::Read,
+            spent: false,
             resume_after: None,
             history_asked: false,
             welcomed: false,
@@ -180,6 +200,7 @@ impl Supervisor {
                     self.send(json!({ "message": text }));
                 }
                 Event::Typing => self.send_typing(),
+                Event::Redact(seq) => self.send(json!({ "redact": seq })),
                 Event::Retry => {
                     if self.active.is_none() && self.pending.is_none() {
                         self.active = self.open(self.resume_after);
@@ -240,7 +261,17 @@ impl Supervisor {
                 });
             }
             Some("signal") => self.on_signal(&frame),
+            Some("endpoint") => self.on_endpoint(&frame["endpoint"]),
+            Some("redaction") => {
+                if let Some(seq) = frame["seq"].as_u64() {
+                    self.on_redaction(seq);
+                }
+            }
             Some("error") => {
+                if frame["code"] == "budget_exhausted" {
+                    self.spent = true;
+                    self.show_status();
+                }
                 let text = frame["message"].as_str().unwrap_or_default().to_owned();
                 self.add_line(Line {
                     key: 0,
@@ -249,21 +280,68 @@ impl Supervisor {
                     own: false,
                     time: String::new(),
                     text,
+                    removed: false,
                 });
             }
             _ => {}
         }
     }
 
+    fn show_status(&self) {
+        self.chat.status.set(Status::Open { access: self.access, spent: self.spent });
+    }
+
+    /// Takes on the endpoint as the welcome or an `endpoint` frame shows it.
+    fn take_endpoint(&mut self, endpoint: &Value) {
+        self.access = Access::of(endpoint["permission"].as_str().unwrap_or_default());
+        self.spent = false;
+        let name = name_of(endpoint);
+        let expires_at = endpoint["expires_at"].as_str().map(str::to_owned);
+        self.chat.identity.update(|identity| {
+            if let Some(identity) = identity {
+                identity.name = name;
+                identity.expires_at = expires_at;
+            }
+        });
+        self.show_status();
+    }
+
+    /// The app changed this page's endpoint: show what it is now, here and
+    /// in the list of who is online.
+    fn on_endpoint(&mut self, endpoint: &Value) {
+        self.take_endpoint(endpoint);
+        let name = name_of(endpoint);
+        let me = self.me.clone();
+        self.chat.members.update(|members| {
+            if let Some(members) = members {
+                if let Some(member) = members.iter_mut().find(|member| member.id == me) {
+                    member.name = name;
+                }
+                sort_members(members);
+            }
+        });
+    }
+
+    /// Shows the message `seq` as removed, under a new key so the page
+    /// renders it again.
+    fn on_redaction(&mut self, seq: u64) {
+        let key = self.next_line;
+        self.next_line += 1;
+        self.chat.lines.update(|lines| {
+            if let Some(line) = lines.iter_mut().find(|line| line.seq == Some(seq) && !line.removed) {
+                *line = Line { key, removed: true, text: String::new(), ..line.clone() };
+            }
+        });
+    }
+
     fn on_welcome(&mut self, frame: &Value) {
         let endpoint = &frame["endpoint"];
         self.me = endpoint["id"].as_str().unwrap_or_default().to_owned();
-        self.writable = endpoint["permission"].as_str().is_some_and(|permission| permission != "read");
         self.welcomed = true;
         self.failures = 0;
         let room = frame["room"].as_str().unwrap_or_default().to_owned();
-        self.chat.identity.set(Some(Identity { room, name: name_of(endpoint) }));
-        self.chat.status.set(Status::Open { writable: self.writable });
+        self.chat.identity.set(Some(Identity { room, name: String::new(), expires_at: None }));
+        self.take_endpoint(endpoint);
         let members = frame["members"].as_array().map(|members| {
             let mut members: Vec<Member> = members.iter().map(|member| self.member(member)).collect();
             sort_members(&mut members);
@@ -290,8 +368,13 @@ impl Supervisor {
         let sender_id = sender["id"].as_str().unwrap_or_default();
         // Someone who just sent is done typing that message.
         self.chat.typing.update(|typers| typers.retain(|typer| typer.id != sender_id));
+        let removed = frame.get("redacted_at").is_some_and(|at| !at.is_null());
         let payload = &frame["message"];
-        let text = payload.as_str().or(payload["text"].as_str()).map_or_else(|| payload.to_string(), str::to_owned);
+        let text = if removed {
+            String::new()
+        } else {
+            payload.as_str().or(payload["text"].as_str()).map_or_else(|| payload.to_string(), str::to_owned)
+        };
         self.add_line(Line {
             key: 0,
             seq: Some(seq),
@@ -299,6 +382,7 @@ impl Supervisor {
             own: sender_id == self.me,
             time: frame["timestamp"].as_str().and_then(|t| t.get(11..19)).unwrap_or_default().to_owned(),
             text,
+            removed,
         });
     }
 
@@ -367,7 +451,10 @@ impl Supervisor {
 
     fn send_typing(&mut self) {
         let now = web_sys::js_sys::Date::now();
-        if !self.writable || self.typing_sent_at.is_some_and(|sent| now - sent < TYPING_EVERY_MS) {
+        if self.access == Access::Read
+            || self.spent
+            || self.typing_sent_at.is_some_and(|sent| now - sent < TYPING_EVERY_MS)
+        {
             return;
         }
         self.typing_sent_at = Some(now);

@@ -1,9 +1,11 @@
 //! `/portal/apps/{name}`: one of the developer's apps. Its status, its key
 //! (issued once approved, shown once, rotated or revoked here), the browser
-//! origins it allows, its rooms with their endpoints, online counts,
-//! members (in presence rooms) and latest messages (refreshed after every
-//! action and on request, not pushed: a refresh while typing would wipe the
-//! forms), and deleting it.
+//! origins it allows, its rooms with their endpoints (each with its live
+//! connections, messages sent and limits, and a form to change it),
+//! online counts, members (in presence rooms) and latest messages (each
+//! of which can be redacted); all refreshed after every action and on
+//! request, not pushed: a refresh while typing would wipe the forms. And
+//! deleting the app.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -11,7 +13,7 @@ use leptos_router::hooks::use_params_map;
 
 use super::api::{
     app_overview, portal_session, CreateEndpoint, CreateRoom, DeleteApp, DeleteEndpoint, DeleteRoom, IssueKey,
-    RevokeKeys, SetAllowedOrigins,
+    RedactMessage, RevokeKeys, SetAllowedOrigins, UpdateEndpoint,
 };
 use super::forms::{FormToken, Outcome};
 use super::views::{AppDetails, EndpointRow, MemberRow, MessageRow, RoomPanel};
@@ -26,11 +28,24 @@ struct Actions {
     create_room: ServerAction<CreateRoom>,
     delete_room: ServerAction<DeleteRoom>,
     create_endpoint: ServerAction<CreateEndpoint>,
+    update_endpoint: ServerAction<UpdateEndpoint>,
     delete_endpoint: ServerAction<DeleteEndpoint>,
+    redact_message: ServerAction<RedactMessage>,
+    /// Changes when an endpoint's edit succeeds: after a mistake the page
+    /// is not refreshed, so the form stays open as typed.
+    saved_edits: Memo<usize>,
 }
 
 impl Actions {
     fn new() -> Self {
+        let update_endpoint = ServerAction::<UpdateEndpoint>::new();
+        let saved_edits = Memo::new(move |last: Option<&usize>| {
+            if update_endpoint.value().with(|value| matches!(value, Some(Ok(())))) {
+                update_endpoint.version().get()
+            } else {
+                last.copied().unwrap_or(0)
+            }
+        });
         Self {
             issue_key: ServerAction::new(),
             revoke_keys: ServerAction::new(),
@@ -39,12 +54,16 @@ impl Actions {
             create_room: ServerAction::new(),
             delete_room: ServerAction::new(),
             create_endpoint: ServerAction::new(),
+            update_endpoint,
             delete_endpoint: ServerAction::new(),
+            redact_message: ServerAction::new(),
+            saved_edits,
         }
     }
 
-    /// Changes whenever any action completes.
-    fn versions(self) -> [usize; 8] {
+    /// Changes whenever any action completes (an endpoint's edit: when it
+    /// succeeds).
+    fn versions(self) -> [usize; 10] {
         [
             self.issue_key.version().get(),
             self.revoke_keys.version().get(),
@@ -53,7 +72,9 @@ impl Actions {
             self.create_room.version().get(),
             self.delete_room.version().get(),
             self.create_endpoint.version().get(),
+            self.saved_edits.get(),
             self.delete_endpoint.version().get(),
+            self.redact_message.version().get(),
         ]
     }
 }
@@ -71,7 +92,7 @@ pub fn AppPage() -> impl IntoView {
         <p><a href="/portal">"← Your apps"</a></p>
         <h1>{name}</h1>
         <p>
-            "Online counts, members and messages are as of loading the page. "
+            "Online counts, messages sent, members and messages are as of loading the page. "
             <button type="button" on:click=move |_| overview.refetch()>"Refresh"</button>
         </p>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
@@ -247,7 +268,9 @@ fn RoomsSection(app: String, csrf: String, rooms: Vec<RoomPanel>, actions: Actio
             <Outcome action=actions.create_room />
             <Outcome action=actions.delete_room />
             <Outcome action=actions.create_endpoint />
+            <Outcome action=actions.update_endpoint />
             <Outcome action=actions.delete_endpoint />
+            <Outcome action=actions.redact_message />
             {cards}
         </section>
     }
@@ -262,6 +285,7 @@ fn RoomCard(app: String, csrf: String, room: RoomPanel, actions: Actions) -> imp
         .map(|endpoint| view! { <EndpointLine app=app.clone() room=name.clone() csrf=csrf.clone() endpoint actions /> })
         .collect_view();
     let (add_csrf, add_app, add_room) = (csrf.clone(), app.clone(), name.clone());
+    let (latest_csrf, latest_app, latest_room) = (csrf.clone(), app.clone(), name.clone());
     let heading = name.clone();
     let label = format!("room {name}");
     let delete_label = format!("Delete room {name}");
@@ -274,6 +298,8 @@ fn RoomCard(app: String, csrf: String, room: RoomPanel, actions: Actions) -> imp
                     <tr>
                         <th>"permission"</th>
                         <th>"meta"</th>
+                        <th>"use"</th>
+                        <th>"limits"</th>
                         <th>"WebSocket URL"</th>
                         <th>"actions"</th>
                     </tr>
@@ -287,14 +313,13 @@ fn RoomCard(app: String, csrf: String, room: RoomPanel, actions: Actions) -> imp
                 <label>
                     "Permission "
                     <select name="permission">
-                        <option value="read_and_write">"read_and_write"</option>
-                        <option value="read">"read"</option>
+                        <PermissionOptions selected="read_and_write" />
                     </select>
                 </label>
                 <label>"Meta (JSON object) " <input name="meta" placeholder="{\"name\": \"Ann\"}" /></label>
                 <button type="submit">"Add endpoint"</button>
             </ActionForm>
-            <Latest messages=latest />
+            <Latest app=latest_app room=latest_room csrf=latest_csrf messages=latest actions />
             <ActionForm action=actions.delete_room attr:class="inline">
                 <FormToken csrf />
                 <input type="hidden" name="app" value=app />
@@ -310,12 +335,45 @@ fn RoomCard(app: String, csrf: String, room: RoomPanel, actions: Actions) -> imp
 fn EndpointLine(app: String, room: String, csrf: String, endpoint: EndpointRow, actions: Actions) -> impl IntoView {
     let url = endpoint.ws_url.clone();
     let chat = format!("/demo/chat/{}", endpoint.code);
+    let editing = RwSignal::new(false);
+    let sent = match (endpoint.messages_sent, endpoint.max_messages) {
+        (sent, Some(budget)) => format!("{sent} of {budget} messages sent"),
+        (1, None) => "1 message sent".to_owned(),
+        (sent, None) => format!("{sent} messages sent"),
+    };
+    let mut limits = Vec::new();
+    if let Some(at) = &endpoint.expires_at {
+        limits.push(format!("expires {at}"));
+    }
+    if endpoint.single_use {
+        limits.push("single use".to_owned());
+    }
+    if let Some(parent) = &endpoint.parent {
+        limits.push(format!("minted by {parent}"));
+    }
+    let limits = if limits.is_empty() { "none".to_owned() } else { limits.join("; ") };
+    let (edit_csrf, edit_app, edit_room, edit) = (csrf.clone(), app.clone(), room.clone(), endpoint.clone());
+    let form = move || {
+        editing.get().then(|| {
+            view! {
+                <EditEndpoint
+                    app=edit_app.clone()
+                    room=edit_room.clone()
+                    csrf=edit_csrf.clone()
+                    endpoint=edit.clone()
+                    action=actions.update_endpoint
+                />
+            }
+        })
+    };
     view! {
         <tr>
             <td>{endpoint.permission}</td>
             <td>
                 <code>{endpoint.meta}</code>
             </td>
+            <td>{format!("{} online", endpoint.online)} <br /> {sent}</td>
+            <td>{limits}</td>
             <td>
                 <code class="url">{url}</code>
                 " "
@@ -323,6 +381,9 @@ fn EndpointLine(app: String, room: String, csrf: String, endpoint: EndpointRow, 
             </td>
             <td>
                 <a href=chat>"Open chat"</a>
+                <button type="button" aria-expanded=move || editing.get().to_string() on:click=move |_| editing.update(|open| *open = !*open)>
+                    "Edit"
+                </button>
                 <ActionForm action=actions.delete_endpoint attr:class="inline">
                     <FormToken csrf />
                     <input type="hidden" name="app" value=app />
@@ -330,10 +391,57 @@ fn EndpointLine(app: String, room: String, csrf: String, endpoint: EndpointRow, 
                     <input type="hidden" name="code" value=endpoint.code />
                     <button type="submit">"Delete endpoint"</button>
                 </ActionForm>
+                {form}
             </td>
         </tr>
     }
     .into_any()
+}
+
+/// The form that changes an endpoint, filled in with what it is now.
+#[component]
+fn EditEndpoint(
+    app: String,
+    room: String,
+    csrf: String,
+    endpoint: EndpointRow,
+    action: ServerAction<UpdateEndpoint>,
+) -> impl IntoView {
+    view! {
+        <ActionForm action attr:class="edit-endpoint">
+            <FormToken csrf />
+            <input type="hidden" name="app" value=app />
+            <input type="hidden" name="room" value=room />
+            <input type="hidden" name="change[code]" value=endpoint.code />
+            <label>
+                "Permission " <select name="change[permission]"><PermissionOptions selected=endpoint.permission /></select>
+            </label>
+            <label>"Meta (JSON object) " <input name="change[meta]" value=endpoint.meta /></label>
+            <label>
+                "Expires at (RFC 3339, empty: never) "
+                <input name="change[expires_at]" value=endpoint.expires_at.unwrap_or_default() placeholder="2026-12-31T12:00:00Z" />
+            </label>
+            <label>
+                "Max messages (empty: unlimited) "
+                <input
+                    name="change[max_messages]"
+                    type="number"
+                    min="0"
+                    value=endpoint.max_messages.map(|budget| budget.to_string()).unwrap_or_default()
+                />
+            </label>
+            <button type="submit">"Save endpoint"</button>
+        </ActionForm>
+    }
+}
+
+/// The options of a permission field, `selected` chosen.
+#[component]
+fn PermissionOptions(#[prop(into)] selected: String) -> impl IntoView {
+    ["read", "read_and_write", "moderate"]
+        .into_iter()
+        .map(|permission| view! { <option value=permission selected=permission == selected>{permission}</option> })
+        .collect_view()
 }
 
 /// Who is in a presence room: each member's name (or id) and connections.
@@ -365,8 +473,10 @@ fn Members(members: Vec<MemberRow>) -> impl IntoView {
     .into_any()
 }
 
+/// The newest messages of a room, each with a button that redacts it (a
+/// redacted one shows when it was removed).
 #[component]
-fn Latest(messages: Vec<MessageRow>) -> impl IntoView {
+fn Latest(app: String, room: String, csrf: String, messages: Vec<MessageRow>, actions: Actions) -> impl IntoView {
     if messages.is_empty() {
         return view! { <p>"No messages yet."</p> }.into_any();
     }
@@ -377,10 +487,27 @@ fn Latest(messages: Vec<MessageRow>) -> impl IntoView {
                 .into_iter()
                 .map(|m| {
                     let when = m.timestamp.clone();
+                    let body = match m.redacted_at {
+                        Some(at) => view! { <em class="redacted">{format!("removed {at}")}</em> }.into_any(),
+                        None => {
+                            let (csrf, app, room) = (csrf.clone(), app.clone(), room.clone());
+                            view! {
+                                <code>{m.message}</code>
+                                <ActionForm action=actions.redact_message attr:class="inline">
+                                    <FormToken csrf />
+                                    <input type="hidden" name="app" value=app />
+                                    <input type="hidden" name="room" value=room />
+                                    <input type="hidden" name="seq" value=m.seq.to_string() />
+                                    <button type="submit">"Redact"</button>
+                                </ActionForm>
+                            }
+                                .into_any()
+                        }
+                    };
                     view! {
                         <li value=m.seq.to_string()>
                             <time datetime=when>{m.timestamp}</time>
-                            " " {m.sender} ": " <code>{m.message}</code>
+                            " " {m.sender} ": " {body}
                         </li>
                     }
                 })

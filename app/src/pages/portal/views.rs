@@ -55,12 +55,24 @@ pub struct EndpointRow {
     pub id: String,
     /// The code clients connect with.
     pub code: String,
-    /// `read` or `read_and_write`.
+    /// `read`, `read_and_write` or `moderate`.
     pub permission: String,
     /// The meta object, as JSON text.
     pub meta: String,
     /// The full WebSocket URL.
     pub ws_url: String,
+    /// Its live connections, over every node.
+    pub online: u64,
+    /// Messages published through it so far.
+    pub messages_sent: u64,
+    /// Messages it may ever publish; `None`: unlimited.
+    pub max_messages: Option<u64>,
+    /// When its code stops working (RFC 3339); `None`: never.
+    pub expires_at: Option<String>,
+    /// Whether its code works for one connection only.
+    pub single_use: bool,
+    /// The public id of the endpoint that minted it, if one did.
+    pub parent: Option<String>,
 }
 
 /// A recent message of a room.
@@ -72,8 +84,10 @@ pub struct MessageRow {
     pub timestamp: String,
     /// The sender's public id or `app`.
     pub sender: String,
-    /// The payload as JSON text.
+    /// The payload as JSON text; empty once redacted.
     pub message: String,
+    /// When it was redacted (RFC 3339), if it was.
+    pub redacted_at: Option<String>,
 }
 
 /// A member of a presence room: an endpoint with a live connection (or
@@ -138,11 +152,10 @@ pub struct AdminView {
 
 #[cfg(feature = "ssr")]
 mod from_records {
-    use comms_core::config::WsBase;
     use comms_core::overview::RoomOverview;
-    use comms_core::store::{AppSummary, AuditEntry, EndpointRecord};
+    use comms_core::store::{AppSummary, AuditEntry};
     use comms_core::time::format_ms;
-    use comms_protocol::{Member, Message};
+    use comms_protocol::{Endpoint, Member, Message};
     use serde::Deserialize;
 
     use super::{AppRow, AuditRow, EndpointRow, MemberRow, MessageRow, RoomPanel};
@@ -182,11 +195,13 @@ mod from_records {
 
     impl From<Message> for MessageRow {
         fn from(message: Message) -> Self {
+            let text = if message.redacted_at.is_some() { String::new() } else { message.message.get().to_owned() };
             Self {
                 seq: message.seq,
                 timestamp: message.timestamp,
                 sender: message.sender.id,
-                message: message.message.get().to_owned(),
+                message: text,
+                redacted_at: message.redacted_at,
             }
         }
     }
@@ -202,29 +217,33 @@ mod from_records {
         }
     }
 
-    impl EndpointRow {
-        /// The endpoint as the page lists it, its `ws_url` as this request
-        /// reaches the server.
-        pub fn new(record: EndpointRecord, ws_base: &WsBase) -> Self {
+    impl From<Endpoint> for EndpointRow {
+        fn from(endpoint: Endpoint) -> Self {
             Self {
-                ws_url: ws_base.endpoint_url(&record.code),
-                id: record.public_id,
-                code: record.code,
-                permission: record.permission.as_str().to_owned(),
-                meta: record.meta,
+                id: endpoint.id,
+                code: endpoint.code,
+                permission: endpoint.permission.as_str().to_owned(),
+                meta: endpoint.meta.get().to_owned(),
+                ws_url: endpoint.ws_url,
+                online: endpoint.online,
+                messages_sent: endpoint.messages_sent,
+                max_messages: endpoint.max_messages,
+                expires_at: endpoint.expires_at,
+                single_use: endpoint.single_use,
+                parent: endpoint.parent,
             }
         }
     }
 
     impl RoomPanel {
         /// The room as the page shows it, with its `members` (in a
-        /// presence room), its endpoints' URLs starting with `ws_base`.
-        pub fn new(overview: RoomOverview, members: Option<Vec<Member>>, ws_base: &WsBase) -> Self {
+        /// presence room).
+        pub fn new(overview: RoomOverview, members: Option<Vec<Member>>) -> Self {
             Self {
                 name: overview.room.name,
                 online: overview.online,
                 members: members.map(|members| members.into_iter().map(MemberRow::from).collect()),
-                endpoints: overview.endpoints.into_iter().map(|record| EndpointRow::new(record, ws_base)).collect(),
+                endpoints: overview.endpoints.into_iter().map(EndpointRow::from).collect(),
                 latest: overview.latest.into_iter().map(MessageRow::from).collect(),
             }
         }

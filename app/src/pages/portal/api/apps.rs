@@ -56,13 +56,13 @@ pub async fn app_overview(
     let mut rooms = Vec::new();
     if summary.app.status == comms_core::store::AppStatus::Approved {
         let ws_base = guards::ws_base()?;
-        let overview = comms_core::overview::rooms_overview(&context.service, &summary.app, LATEST_MESSAGES).await?;
+        let overview =
+            comms_core::overview::rooms_overview(&context.service, &summary.app, &ws_base, LATEST_MESSAGES).await?;
         let members = futures_util::future::try_join_all(
             overview.iter().map(|room| members_of(&context.service, &summary.app, &room.room)),
         )
         .await?;
-        rooms =
-            overview.into_iter().zip(members).map(|(room, members)| RoomPanel::new(room, members, &ws_base)).collect();
+        rooms = overview.into_iter().zip(members).map(|(room, members)| RoomPanel::new(room, members)).collect();
     }
     Ok(AppDetails { app: AppRow::from(summary), rooms })
 }

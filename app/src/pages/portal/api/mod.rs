@@ -7,7 +7,8 @@
 //! - [`account`]: the session, sign-up, confirming the address, login,
 //!   logout and password resets.
 //! - [`apps`]: a developer's apps, their keys and allowed origins.
-//! - [`rooms`]: rooms and endpoints of a developer's approved app.
+//! - [`rooms`]: rooms, endpoints (creating, changing, deleting) and
+//!   redacting messages, in a developer's approved app.
 //! - [`admin`]: every app and the audit log, app status and quotas, for admins.
 
 pub mod account;
@@ -23,4 +24,6 @@ pub use admin::{admin_overview, AdminOverview, SetAppQuota, SetAppStatus};
 pub use apps::{
     app_overview, my_apps, AppOverview, DeleteApp, IssueKey, MyApps, RegisterApp, RevokeKeys, SetAllowedOrigins,
 };
-pub use rooms::{CreateEndpoint, CreateRoom, DeleteEndpoint, DeleteRoom};
+pub use rooms::{
+    CreateEndpoint, CreateRoom, DeleteEndpoint, DeleteRoom, EndpointChange, RedactMessage, UpdateEndpoint,
+};

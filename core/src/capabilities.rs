@@ -30,7 +30,6 @@ use crate::quotas::Quota;
 use crate::secrets;
 use crate::service::{room_ref, Service};
 use crate::store::{AppStatus, EndpointLimits, EndpointRecord, EndpointSettings, Lineage};
-use crate::subscription::JoinTicket;
 use crate::time::now_ms;
 
 /// A child may itself delegate only while its parent's chain (the parent
@@ -177,7 +176,8 @@ impl Service {
         self.redact_in(&room_ref(&room), &target).await
     }
 
-    /// Redacts the message `seq` of the room a moderator's connection is in.
+    /// Redacts the message `seq` of `room`, which a moderator's connection
+    /// is in.
     ///
     /// # Errors
     ///
@@ -185,14 +185,14 @@ impl Service {
     /// `NotFound` for a seq that is not retained.
     pub async fn redact_as_endpoint(
         &self,
-        ticket: &JoinTicket,
+        room: &RoomRef,
         endpoint: &LiveEndpoint,
         seq: u64,
     ) -> Result<(), ServiceError> {
         if !endpoint.state().permission.can_moderate() {
             return Err(ServiceError::Denied("redacting needs the moderate permission".into()));
         }
-        self.redact_in(&ticket.room, &RedactTarget::Seq(seq)).await.map(|_| ())
+        self.redact_in(room, &RedactTarget::Seq(seq)).await.map(|_| ())
     }
 
     async fn redact_in(&self, room: &RoomRef, target: &RedactTarget) -> Result<u64, ServiceError> {

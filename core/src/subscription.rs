@@ -31,6 +31,13 @@ pub struct JoinTicket {
     pub endpoint: EndpointRecord,
 }
 
+impl JoinTicket {
+    /// The room, once joined: all a connection keeps of its ticket.
+    pub fn into_room(self) -> RoomRef {
+        self.room
+    }
+}
+
 /// What a new connection through a [`JoinTicket`] counts against: kept
 /// apart from the ticket, which lives as long as the connection, because
 /// it is needed only at the handshake.
@@ -239,7 +246,7 @@ impl Service {
     /// meanwhile.
     pub async fn publish_as_endpoint(
         &self,
-        ticket: &JoinTicket,
+        room: &RoomRef,
         endpoint: &LiveEndpoint,
         payload: Box<RawValue>,
     ) -> Result<(), ServiceError> {
@@ -253,7 +260,7 @@ impl Service {
             return Err(ServiceError::BudgetExhausted(budget.map_or(0, |n| u64::try_from(n).unwrap_or(0))));
         }
         let draft = Draft { sender: endpoint.sender(&state), payload };
-        match self.broker.publish(&ticket.room, draft, Durability::Delivered).await {
+        match self.broker.publish(room, draft, Durability::Delivered).await {
             Ok(_) if !state.budgeted => self.sent.add(endpoint.id),
             Ok(_) => {}
             Err(err) => {
@@ -278,7 +285,7 @@ impl Service {
     /// `limits.max_signal_bytes`, `Invalid` nested over the depth limit.
     pub async fn signal(
         &self,
-        ticket: &JoinTicket,
+        room: &RoomRef,
         endpoint: &LiveEndpoint,
         from_member: u64,
         payload: Box<RawValue>,
@@ -295,10 +302,9 @@ impl Service {
             )));
         }
         check_readable("signal", &payload, &self.limits)?;
-        let frame =
-            ServerFrame::Signal { room: ticket.room.name.clone(), sender: endpoint.sender(&state), signal: payload };
+        let frame = ServerFrame::Signal { room: room.name.clone(), sender: endpoint.sender(&state), signal: payload };
         let outgoing = Arc::new(Outgoing::new(&frame, Order::Ephemeral));
-        self.broker.signal(Signal { room_id: ticket.room.id, from_member: Some(from_member), outgoing }).await?;
+        self.broker.signal(Signal { room_id: room.id, from_member: Some(from_member), outgoing }).await?;
         Ok(())
     }
 }

@@ -19,6 +19,7 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use comms_core::broker::RoomRef;
 use comms_core::error::ServiceError;
 use comms_core::hub::{CloseReason, Membership};
 use comms_core::limits::ConnectionRateLimiter;
@@ -119,26 +120,30 @@ async fn serve(
     after_seq: Option<u64>,
 ) {
     let (sink, mut stream) = socket.split();
+    // Matched by reference: the permit stays where it is, in the one slot
+    // `admission` already takes in this task, until the connection ends.
+    let joined = match admission {
+        // Boxed: the join's state does not stay in this task while the
+        // connection is idle (see docs/performance.md).
+        Ok(ref _permit) => Box::pin(state.service.join(&ticket, after_seq)).await.map_err(join_refusal),
+        Err(refused) => Err(join_refusal(refused)),
+    };
+    // Only the room is kept: the endpoint's state from now on is the
+    // membership's, and an idle connection should not carry its row.
+    let room = ticket.into_room();
     let limits = &state.config.limits;
     let mut connection = Connection {
         state: &state,
-        ticket: &ticket,
+        room,
         sink,
         write_timeout: state.config.websocket.write_timeout,
         limiter: ConnectionRateLimiter::new(limits.ws_messages_per_second, limits.ws_burst),
         signal_limiter: ConnectionRateLimiter::new(limits.ws_signals_per_second, limits.ws_signals_per_second),
         member_id: 0,
     };
-    // Matched by reference: the permit stays where it is, in the one slot
-    // `admission` already takes in this task, until the connection ends.
-    let ending = match admission {
-        Ok(ref _permit) => match Box::pin(state.service.join(&ticket, after_seq)).await {
-            // Boxed: the join's state does not stay in this task while the
-            // connection is idle (see docs/performance.md).
-            Ok(subscription) => connection.pump(subscription, &mut stream).await,
-            Err(refused) => Ok(Some(join_refusal(refused))),
-        },
-        Err(refused) => Ok(Some(join_refusal(refused))),
+    let ending = match joined {
+        Ok(subscription) => connection.pump(subscription, &mut stream).await,
+        Err(refusal) => Ok(Some(refusal)),
     };
     let result = match ending {
         Ok(Some((code, reason))) => connection.close_politely(code, reason, &mut stream).await,
@@ -152,7 +157,8 @@ async fn serve(
 
 struct Connection<'a> {
     state: &'a AppState,
-    ticket: &'a JoinTicket,
+    /// The room the connection joined.
+    room: RoomRef,
     sink: Sink,
     /// Every write gives up after this: a client that stops reading must not
     /// hold its task, and the close it is owed, forever.
@@ -353,20 +359,20 @@ impl Connection<'_> {
                 if !self.limiter.allow() {
                     return self.refuse_rate("sending too fast; message not published").await;
                 }
-                self.state.service.publish_as_endpoint(self.ticket, endpoint, payload).await
+                self.state.service.publish_as_endpoint(&self.room, endpoint, payload).await
             }
             ClientFrame::Signal(payload) => {
                 if !self.signal_limiter.allow() {
                     return self.refuse_rate("signalling too fast; signal not sent").await;
                 }
-                self.state.service.signal(self.ticket, endpoint, self.member_id, payload).await
+                self.state.service.signal(&self.room, endpoint, self.member_id, payload).await
             }
             // Counted with messages: a redaction is a write to the room.
             ClientFrame::Redact(seq) => {
                 if !self.limiter.allow() {
                     return self.refuse_rate("sending too fast; not redacted").await;
                 }
-                self.state.service.redact_as_endpoint(self.ticket, endpoint, seq).await
+                self.state.service.redact_as_endpoint(&self.room, endpoint, seq).await
             }
         };
         match sent {

@@ -75,6 +75,9 @@ async fn connect(
         Err(unknown @ ServiceError::NotFound(_)) => return Err(state.failed_auth.failed(client.ip, unknown).into()),
         other => other?,
     };
+    // Boxed: the connection's task keeps its arguments for as long as it
+    // runs, and the endpoint row is needed only until it has joined.
+    let ticket = Box::new(ticket);
     let query = Query::<ConnectQuery>::try_from_uri(&uri)?.0;
     let upgrade = upgrade.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
     let limit = state.config.limits.max_message_bytes;
@@ -115,7 +118,7 @@ enum Next {
 async fn serve(
     socket: WebSocket,
     state: AppState,
-    ticket: JoinTicket,
+    ticket: Box<JoinTicket>,
     admission: Result<SocketPermit, JoinError>,
     after_seq: Option<u64>,
 ) {
@@ -130,7 +133,7 @@ async fn serve(
     };
     // Only the room is kept: the endpoint's state from now on is the
     // membership's, and an idle connection should not carry its row.
-    let room = ticket.into_room();
+    let room = (*ticket).into_room();
     let limits = &state.config.limits;
     let mut connection = Connection {
         state: &state,

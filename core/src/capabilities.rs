@@ -29,7 +29,7 @@ use crate::presence::MemberCard;
 use crate::quotas::Quota;
 use crate::secrets;
 use crate::service::{room_ref, Service};
-use crate::store::{AppStatus, EndpointLimits, EndpointRecord, EndpointSettings, Lineage};
+use crate::store::{AppStatus, EndpointAccess, EndpointLimits, EndpointRecord, EndpointSettings, Lineage};
 use crate::time::now_ms;
 
 /// A child may itself delegate only while its parent's chain (the parent
@@ -127,22 +127,20 @@ impl Service {
         Ok(())
     }
 
-    /// Mints a child of the endpoint whose code is `parent_code`, in its
-    /// room, without the app's key. Absent limits are the parent's.
+    /// The endpoint whose code is `code`, as a parent that may mint
+    /// children, with its app.
     ///
     /// # Errors
     ///
     /// `NotFound` for an unknown, expired or used-up code, or one whose app
     /// is not approved (the caller counts it as a failed credential);
-    /// `Denied` when the parent may not delegate or the child would be
-    /// wider than it; `QuotaExceeded` when the room has its
-    /// `endpoints_per_room`.
-    pub async fn create_child(&self, parent_code: &str, spec: EndpointSpec) -> Result<EndpointRecord, ServiceError> {
+    /// `Denied` when the endpoint may not delegate.
+    pub async fn delegating_parent(&self, code: &str) -> Result<EndpointAccess, ServiceError> {
         let unknown = || ServiceError::NotFound("unknown endpoint code".into());
-        if !secrets::is_code_shaped(parent_code) {
+        if !secrets::is_code_shaped(code) {
             return Err(unknown());
         }
-        let access = self.store.endpoint_by_code(parent_code).await?.ok_or_else(unknown)?;
+        let access = self.store.endpoint_by_code(code).await?.ok_or_else(unknown)?;
         let parent = &access.endpoint;
         if access.app_status != AppStatus::Approved
             || parent.expired(now_ms())
@@ -153,10 +151,26 @@ impl Service {
         if !parent.can_delegate {
             return Err(ServiceError::Denied("this endpoint may not mint children (can_delegate is false)".into()));
         }
-        let spec = within_parent(parent, spec)?;
-        let lineage = Lineage { parent_id: parent.id, depth: parent.depth + 1 };
-        let at_most = access.app_quotas.limit(Quota::EndpointsPerRoom, &self.quotas);
-        self.insert_endpoint(parent.room_id, spec, parent.key_id, Some(lineage), at_most).await
+        Ok(access)
+    }
+
+    /// Mints a child of `parent` (see [`Service::delegating_parent`]) in
+    /// its room, without the app's key. Absent limits are the parent's.
+    ///
+    /// # Errors
+    ///
+    /// `Denied` when the child would be wider than its parent;
+    /// `QuotaExceeded` when the room has its `endpoints_per_room`.
+    pub async fn create_child(
+        &self,
+        parent: &EndpointAccess,
+        spec: EndpointSpec,
+    ) -> Result<EndpointRecord, ServiceError> {
+        let EndpointAccess { endpoint, app_quotas, .. } = parent;
+        let spec = within_parent(endpoint, spec)?;
+        let lineage = Lineage { parent_id: endpoint.id, depth: endpoint.depth + 1 };
+        let at_most = app_quotas.limit(Quota::EndpointsPerRoom, &self.quotas);
+        self.insert_endpoint(endpoint.room_id, spec, endpoint.key_id, Some(lineage), at_most).await
     }
 
     /// Redacts retained messages of one of the app's rooms; how many it

@@ -255,14 +255,17 @@ impl Throwaways {
         if !room.as_str().starts_with(THROWAWAY_PREFIX) {
             return Err(missing());
         }
-        self.invites.check(&room.to_string()).map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
         let endpoints = service.list_endpoints(app, room).await?;
         let writer = endpoints.iter().find(|endpoint| endpoint.can_delegate && endpoint.parent_id.is_none());
         let writer = writer.ok_or_else(missing)?;
+        // Counted only for rooms that exist, so made-up names cannot crowd
+        // out the real rooms' buckets.
+        self.invites.check(&room.to_string()).map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
         let lifetime = i64::try_from(INVITE_LIFETIME.as_millis()).unwrap_or(i64::MAX);
         let limits = EndpointLimits { single_use: true, expires_at: Some(now_ms() + lifetime), ..Default::default() };
         let spec = EndpointSpec { limits, ..EndpointSpec::plain(Permission::ReadAndWrite, named("Guest")) };
-        service.create_child(&writer.code, spec).await
+        let parent = service.delegating_parent(&writer.code).await?;
+        service.create_child(&parent, spec).await
     }
 }
 

@@ -110,7 +110,7 @@ async fn update_endpoint(
 /// child is never wider than its parent (permission, `expires_at`,
 /// `max_messages`, `max_connections`; absent ones are the parent's), and
 /// goes with it when the parent is deleted. Unknown codes count as failed
-/// credentials.
+/// credentials; minting counts against the app's request rate.
 #[utoipa::path(post, path = "/api/v1/endpoints/{code}/children", tag = "endpoints",
     params(("code" = String, Path, description = "The parent endpoint's code")),
     request_body = CreateEndpointRequest,
@@ -132,10 +132,16 @@ async fn create_child(
 ) -> Result<(StatusCode, Json<Endpoint>), ApiError> {
     state.failed_auth.admit(client.ip)?;
     let spec = EndpointSpec::parse(&body, &state.config.limits)?;
-    let record = match state.service.create_child(&code, spec).await {
+    let parent = match state.service.delegating_parent(&code).await {
         Err(unknown @ ServiceError::NotFound(_)) => return Err(state.failed_auth.failed(client.ip, unknown).into()),
         other => other?,
     };
+    // Minting writes as creating with the key does: the app's rate holds.
+    state
+        .api_limiter
+        .check(parent.app_id)
+        .map_err(|retry_after| ApiError::from(ServiceError::RateLimited { retry_after }))?;
+    let record = state.service.create_child(&parent, spec).await?;
     Ok((StatusCode::CREATED, Json(state.service.endpoint_view(record, &ws_base).await?)))
 }
 

@@ -254,6 +254,30 @@ async fn a_child_is_minted_with_the_code_alone_and_never_wider_than_its_parent()
 }
 
 #[tokio::test]
+async fn minting_counts_against_the_apps_request_rate() {
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.limits.api_requests_per_second = 1;
+        config.limits.api_burst = 5;
+    })
+    .await;
+    let key = app.create_app("acme").await;
+    let api = app.api();
+    api.create_room(&key, "lobby").await;
+    let parent = endpoint_with(api, &key, "lobby", json!({ "permission": "read", "can_delegate": true })).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response = mint(api, code(&parent), json!({ "permission": "read" })).await;
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+            assert_error(response, 429, "rate_limited").await;
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "a code holder cannot mint faster than its app may write: {statuses:?}");
+}
+
+#[tokio::test]
 async fn delegation_stops_at_a_chain_of_three() {
     let (app, key) = lobby().await;
     let api = app.api();

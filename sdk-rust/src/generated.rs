@@ -380,7 +380,7 @@ impl Client {
     /// child is never wider than its parent (permission, `expires_at`,
     /// `max_messages`, `max_connections`; absent ones are the parent's), and
     /// goes with it when the parent is deleted. Unknown codes count as failed
-    /// credentials.
+    /// credentials; minting counts against the app's request rate.
     ///
     /// `POST /api/v1/endpoints/{code}/children`
     ///

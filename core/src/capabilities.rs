@@ -29,7 +29,7 @@ use crate::presence::MemberCard;
 use crate::quotas::Quota;
 use crate::secrets;
 use crate::service::{room_ref, Service};
-use crate::store::{AppStatus, EndpointAccess, EndpointLimits, EndpointRecord, EndpointSettings, Lineage};
+use crate::store::{AppStatus, EndpointAccess, EndpointLimits, EndpointRecord, EndpointSettings};
 use crate::time::now_ms;
 
 /// A child may itself delegate only while its parent's chain (the parent
@@ -168,9 +168,9 @@ impl Service {
     ) -> Result<EndpointRecord, ServiceError> {
         let EndpointAccess { endpoint, app_quotas, .. } = parent;
         let spec = within_parent(endpoint, spec)?;
-        let lineage = Lineage { parent_id: endpoint.id, depth: endpoint.depth + 1 };
+        let room = RoomRef { id: endpoint.room_id, name: endpoint.room_name.clone() };
         let at_most = app_quotas.limit(Quota::EndpointsPerRoom, &self.quotas);
-        self.insert_endpoint(endpoint.room_id, spec, endpoint.key_id, Some(lineage), at_most).await
+        self.insert_endpoint(&room, spec, endpoint.key_id, Some(endpoint), at_most).await
     }
 
     /// Redacts retained messages of one of the app's rooms; how many it

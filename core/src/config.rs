@@ -137,6 +137,56 @@ pub struct Config {
     pub email: EmailConfig,
     /// Who may read `/metrics`.
     pub metrics: MetricsConfig,
+    /// How webhooks are delivered.
+    pub webhooks: WebhooksConfig,
+}
+
+/// Webhook delivery (see [`crate::webhooks`]).
+#[serde_as]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// How long one attempt may take, connecting included.
+    #[serde(rename = "timeout_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub timeout: Duration,
+    /// The pause before the first retry; each later one doubles, up to an
+    /// hour.
+    #[serde(rename = "first_retry_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub first_retry: Duration,
+    /// How long after the event failed attempts are retried; then the
+    /// delivery is failed.
+    #[serde(rename = "retry_for_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub retry_for: Duration,
+    /// Attempts in flight on this node at once.
+    pub concurrency: usize,
+    /// Attempts in flight for one app at once, over every node, so a slow
+    /// receiver never holds back other apps' webhooks.
+    pub concurrency_per_app: usize,
+    /// How long delivered and failed deliveries stay listed before they
+    /// are deleted.
+    #[serde(rename = "keep_finished_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub keep_finished: Duration,
+    /// In the `prod` profile, webhooks may not post to loopback, private or
+    /// link-local addresses, except to these addresses and networks.
+    pub allow_private: Networks,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            first_retry: Duration::from_secs(10),
+            retry_for: Duration::from_secs(24 * 3600),
+            concurrency: 64,
+            concurrency_per_app: 8,
+            keep_finished: Duration::from_secs(7 * 24 * 3600),
+            allow_private: Networks::default(),
+        }
+    }
 }
 
 /// Who may read `/metrics`: it tells how busy the server is and which
@@ -319,6 +369,8 @@ pub struct QuotasConfig {
     /// Live connections from one client address (after trusted proxies),
     /// over every node.
     pub sockets_per_ip: u64,
+    /// Webhooks of one app.
+    pub webhooks_per_app: u64,
 }
 
 impl Default for QuotasConfig {
@@ -330,6 +382,7 @@ impl Default for QuotasConfig {
             sockets_per_app: 10_000,
             sockets_per_endpoint: 1_000,
             sockets_per_ip: 200,
+            webhooks_per_app: 10,
         }
     }
 }
@@ -539,6 +592,7 @@ impl Default for Config {
             portal: PortalConfig::default(),
             email: EmailConfig::default(),
             metrics: MetricsConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -742,6 +796,10 @@ impl Config {
         let rule = |ok: bool, text: &str| if ok { Ok(()) } else { Err(ConfigError::Rule(text.into())) };
         rule(self.limits.max_message_bytes >= 16, "limits.max_message_bytes must be at least 16")?;
         rule(self.limits.connection_queue >= 1, "limits.connection_queue must be at least 1")?;
+        rule(self.webhooks.concurrency >= 1, "webhooks.concurrency must be at least 1")?;
+        rule(self.webhooks.concurrency_per_app >= 1, "webhooks.concurrency_per_app must be at least 1")?;
+        rule(!self.webhooks.timeout.is_zero(), "webhooks.timeout_secs must be at least 1")?;
+        rule(!self.webhooks.first_retry.is_zero(), "webhooks.first_retry_ms must be at least 1")?;
         rule(
             (1..=64).contains(&self.limits.max_json_depth),
             "limits.max_json_depth must be from 1 to 64: common JSON parsers of clients stop near 128",
@@ -857,6 +915,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "portal",
     "email",
     "metrics",
+    "webhooks",
 ];
 
 #[cfg(test)]

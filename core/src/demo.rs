@@ -92,7 +92,7 @@ pub async fn prepare(store: &Arc<dyn Store>, apps: &Apps, service: &Service) -> 
     };
     for (room, endpoints) in ROOMS {
         let room = RoomName::parse(room)?;
-        match service.create_room(&app, &NewRoom { name: room.clone(), presence: true }).await {
+        match service.create_room(&app, &NewRoom::new(room.clone(), true)).await {
             Ok(_) | Err(ServiceError::Conflict(_)) => {}
             Err(err) => return Err(err),
         }
@@ -220,7 +220,7 @@ impl Throwaways {
         // The demo's own rooms and at most `max_rooms` throwaway ones,
         // counted in the transaction that creates the room.
         let at_most = (ROOMS.len() + self.max_rooms) as u64;
-        let new = NewRoom { name: room.clone(), presence: true };
+        let new = NewRoom::new(room.clone(), true);
         match service.create_room_at_most(app, &new, Some(at_most)).await {
             Err(ServiceError::QuotaExceeded(_)) => return Err(busy()),
             other => other?,

@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use comms_protocol::ws::close;
@@ -142,6 +142,18 @@ pub struct Hub {
     /// Endpoints with a connection here and an expiry: row id to room id
     /// and `expires_at`.
     expiring: Mutex<HashMap<i64, (i64, i64)>>,
+    /// Told when a room gets its first connection here or loses its last,
+    /// once set (see [`Hub::report_occupancy`]).
+    occupancy: OnceLock<mpsc::UnboundedSender<Occupancy>>,
+}
+
+/// A room of this node getting its first connection or losing its last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Occupancy {
+    /// The room with this row id got its first connection.
+    Occupied(i64),
+    /// The room with this row id lost its last connection.
+    Vacated(i64),
 }
 
 /// A connection's place in a room. Dropping it leaves the room.
@@ -189,7 +201,22 @@ impl Hub {
             sockets: Arc::default(),
             endpoints: Mutex::default(),
             expiring: Mutex::default(),
+            occupancy: OnceLock::new(),
         })
+    }
+
+    /// Sends every room's occupancy changes on this node to `changes` from
+    /// now on. Only a node that is the whole server (the in-process broker)
+    /// reports them: elsewhere a room's first connection here is not its
+    /// first over every node.
+    pub fn report_occupancy(&self, changes: mpsc::UnboundedSender<Occupancy>) {
+        let _ = self.occupancy.set(changes);
+    }
+
+    fn occupancy_changed(&self, change: Occupancy) {
+        if let Some(changes) = self.occupancy.get() {
+            let _ = changes.send(change);
+        }
     }
 
     /// This node's sockets per app, endpoint and client address.
@@ -218,6 +245,7 @@ impl Hub {
         let endpoint = self.share(endpoint);
         let room = rooms.entry(room_id).or_insert_with(|| {
             self.metrics.live_rooms.inc();
+            self.occupancy_changed(Occupancy::Occupied(room_id));
             Room::default()
         });
         room.lock().insert(member_id, Member { endpoint: Arc::clone(&endpoint), queue: queue_tx, close: close_tx });
@@ -262,6 +290,7 @@ impl Hub {
                 drop(members);
                 rooms.remove(&room_id);
                 self.metrics.live_rooms.dec();
+                self.occupancy_changed(Occupancy::Vacated(room_id));
             }
         }
         // Only the leaving Membership holds it now: the endpoint has no

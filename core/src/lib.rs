@@ -45,6 +45,7 @@
 //!   messages, for the portal's page of the app.
 //! - [`demo`]: the public demo app and its bot.
 //! - [`metrics`]: Prometheus counters and gauges.
+//! - [`webhooks`]: events to apps' backends: the outbox, signing, delivery.
 //! - [`time`]: the API's time format.
 
 #![warn(missing_docs)]
@@ -81,3 +82,4 @@ pub mod service;
 pub mod store;
 pub mod subscription;
 pub mod time;
+pub mod webhooks;

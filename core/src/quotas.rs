@@ -43,6 +43,7 @@ impl QuotasConfig {
             Quota::SocketsPerApp => self.sockets_per_app,
             Quota::SocketsPerEndpoint => self.sockets_per_endpoint,
             Quota::SocketsPerIp => self.sockets_per_ip,
+            Quota::WebhooksPerApp => self.webhooks_per_app,
         }
     }
 }

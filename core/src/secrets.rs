@@ -1,4 +1,5 @@
-//! Unguessable values: API keys, endpoint codes and public ids, form tokens,
+//! Unguessable values: API keys, endpoint codes and public ids, webhook and
+//! event ids, form tokens,
 //! the tokens of mailed links, and the server's generated signing key.
 //!
 //! API keys and the tokens of mailed links are hashed with SHA-256, not
@@ -133,6 +134,16 @@ pub fn form_token() -> String {
 /// A new public endpoint id, distinct from its code: `ep_` and 96 random bits.
 pub fn endpoint_id() -> String {
     format!("ep_{}", random_token(12))
+}
+
+/// A webhook's public id.
+pub fn webhook_id() -> String {
+    format!("wh_{}", random_token(12))
+}
+
+/// A webhook event's id (its `webhook-id` header).
+pub fn event_id() -> String {
+    format!("evt_{}", random_token(16))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use comms_protocol::webhook::EventType;
 use comms_protocol::{Endpoint, Message, Presence, Room, Sender};
 use serde_json::value::RawValue;
 
@@ -30,6 +31,7 @@ use crate::secrets;
 use crate::sent::SentCounts;
 use crate::store::{AppRecord, EndpointRecord, Lineage, NewEndpoint, NewRoom, RoomRecord, Store, StoreError};
 use crate::time::{format_ms, now_ms};
+use crate::webhooks::{event, Webhooks};
 
 /// Sender id of messages published by the app's backend through the API.
 pub const APP_SENDER_ID: &str = "app";
@@ -49,6 +51,8 @@ pub struct Service {
     /// Messages this node published through endpoints, not yet counted in
     /// the store.
     pub(crate) sent: Arc<SentCounts>,
+    /// How events for apps' webhooks are made and handed on.
+    pub(crate) webhooks: Webhooks,
 }
 
 /// How often endpoints' expiries are checked: a connection closes at most
@@ -66,9 +70,10 @@ impl Service {
         limits: LimitsConfig,
         quotas: QuotasConfig,
         presence: &PresenceConfig,
+        webhooks: Webhooks,
     ) -> Self {
         let sockets = Arc::clone(hub.sockets());
-        let presence = Tracker::spawn(Arc::clone(&broker), presence.leave_grace);
+        let presence = Tracker::spawn(Arc::clone(&broker), presence.leave_grace, webhooks.members.clone());
         let sent = Arc::new(SentCounts::default());
         sent.spawn_flusher(Arc::clone(&store));
         let sweeping = Arc::downgrade(&hub);
@@ -80,7 +85,17 @@ impl Service {
                 hub.expire(now_ms());
             }
         });
-        Self { store, broker, hub, limits: Arc::new(limits), quotas: Arc::new(quotas), presence, sockets, sent }
+        Self {
+            store,
+            broker,
+            hub,
+            limits: Arc::new(limits),
+            quotas: Arc::new(quotas),
+            presence,
+            sockets,
+            sent,
+            webhooks,
+        }
     }
 
     /// Writes out what the service counts off the store (endpoints'
@@ -126,12 +141,23 @@ impl Service {
         new: &NewRoom,
         at_most: Option<u64>,
     ) -> Result<Room, ServiceError> {
-        let room = self.store.create_room(app.id, new, at_most).await.map_err(|err| match err {
+        let mut new = new.clone();
+        new.created_at = now_ms();
+        // Nobody can be connected to a room that did not exist a moment ago.
+        let view = Room {
+            name: new.name.as_str().to_owned(),
+            created_at: format_ms(new.created_at),
+            endpoint_count: 0,
+            online: 0,
+            presence: new.presence,
+        };
+        new.events = vec![event::room(EventType::RoomCreated, &view)];
+        self.store.create_room(app.id, &new, at_most).await.map_err(|err| match err {
             StoreError::Conflict => ServiceError::Conflict(format!("room {} already exists", new.name)),
             other => quota_full(other, Quota::RoomsPerApp, at_most),
         })?;
-        // Nobody can be connected to a room that did not exist a moment ago.
-        Ok(room_view(room, 0))
+        self.webhooks.wake.now();
+        Ok(view)
     }
 
     /// One room.
@@ -175,11 +201,12 @@ impl Service {
     ///
     /// `NotFound` if the app has no such room.
     pub async fn delete_room(&self, app: &AppRecord, name: &RoomName) -> Result<(), ServiceError> {
-        let room_id = self
-            .store
-            .delete_room(app.id, name)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("room {name} does not exist")))?;
+        let missing = || ServiceError::NotFound(format!("room {name} does not exist"));
+        let room = self.store.room(app.id, name).await?.ok_or_else(missing)?;
+        let view = self.room_views(vec![room]).await?.remove(0);
+        let events = [event::room(EventType::RoomDeleted, &view)];
+        let room_id = self.store.delete_room(app.id, name, &events).await?.ok_or_else(missing)?;
+        self.webhooks.wake.now();
         self.broker.announce(RoomEvent::RoomDeleted { room_id }).await;
         self.broker.forget_room(room_id).await;
         Ok(())
@@ -201,20 +228,21 @@ impl Service {
     ) -> Result<EndpointRecord, ServiceError> {
         let room = self.find_room(app, room).await?;
         let at_most = self.quota(app, Quota::EndpointsPerRoom);
-        self.insert_endpoint(room.id, spec, created_with, None, at_most).await
+        self.insert_endpoint(&room_ref(&room), spec, created_with, None, at_most).await
     }
 
-    /// Stores a new endpoint of room `room_id` with fresh code and id.
+    /// Stores a new endpoint of `room` with fresh code and id, minted by
+    /// `parent` if given.
     pub(crate) async fn insert_endpoint(
         &self,
-        room_id: i64,
+        room: &RoomRef,
         spec: EndpointSpec,
         key_id: Option<i64>,
-        parent: Option<Lineage>,
+        parent: Option<&EndpointRecord>,
         at_most: Option<u64>,
     ) -> Result<EndpointRecord, ServiceError> {
-        let new = NewEndpoint {
-            room_id,
+        let mut new = NewEndpoint {
+            room_id: room.id,
             public_id: secrets::endpoint_id(),
             code: secrets::endpoint_code(),
             permission: spec.permission,
@@ -222,9 +250,19 @@ impl Service {
             key_id,
             limits: spec.limits,
             can_delegate: spec.can_delegate,
-            parent,
+            parent: parent.map(|parent| Lineage { parent_id: parent.id, depth: parent.depth + 1 }),
+            created_at: now_ms(),
+            events: Vec::new(),
         };
-        self.store.create_endpoint(new, at_most).await.map_err(|err| quota_full(err, Quota::EndpointsPerRoom, at_most))
+        let view = endpoint_view(to_be_stored(&new, room, parent), Usage::NONE, &self.webhooks.ws_base)?;
+        new.events = vec![event::endpoint(EventType::EndpointCreated, &room.name, &view)];
+        let created = self
+            .store
+            .create_endpoint(new, at_most)
+            .await
+            .map_err(|err| quota_full(err, Quota::EndpointsPerRoom, at_most))?;
+        self.webhooks.wake.now();
+        Ok(created)
     }
 
     /// A room's endpoints, oldest first.
@@ -249,10 +287,20 @@ impl Service {
         if !secrets::is_code_shaped(code) {
             return Err(missing());
         }
-        let deleted = self.store.delete_endpoint(room.id, code).await?;
+        let endpoint = self.store.endpoint_in_room(room.id, code).await?.ok_or_else(missing)?;
+        let mut subtree = vec![endpoint.clone()];
+        subtree.extend(self.store.descendants(endpoint.id).await?);
+        let events = self
+            .endpoint_views(subtree, &self.webhooks.ws_base)
+            .await?
+            .iter()
+            .map(|view| event::endpoint(EventType::EndpointDeleted, &room.name, view))
+            .collect::<Vec<_>>();
+        let deleted = self.store.delete_endpoint(room.id, code, app.id, &events).await?;
         if deleted.is_empty() {
             return Err(missing());
         }
+        self.webhooks.wake.now();
         for endpoint_id in deleted {
             self.broker.announce(RoomEvent::EndpointDeleted { room_id: room.id, endpoint_id }).await;
         }
@@ -381,6 +429,39 @@ struct Usage {
     unwritten_sent: u64,
 }
 
+impl Usage {
+    /// A new endpoint's: nothing yet.
+    const NONE: Self = Self { online: 0, unwritten_sent: 0 };
+}
+
+/// The row `new` becomes in `room` once stored (its row id aside), so its
+/// `endpoint.created` event can be written in the same transaction.
+fn to_be_stored(new: &NewEndpoint, room: &RoomRef, parent: Option<&EndpointRecord>) -> EndpointRecord {
+    EndpointRecord {
+        id: 0,
+        public_id: new.public_id.clone(),
+        code: new.code.clone(),
+        room_id: room.id,
+        room_name: room.name.clone(),
+        room_presence: false,
+        permission: new.permission,
+        meta: new.meta.clone(),
+        created_at: new.created_at,
+        max_connections: new.limits.max_connections.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        single_use: new.limits.single_use,
+        used_at: None,
+        expires_at: new.limits.expires_at,
+        max_messages: new.limits.max_messages.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        messages_sent: 0,
+        can_delegate: new.can_delegate,
+        parent_id: parent.map(|parent| parent.id),
+        parent_public_id: parent.map(|parent| parent.public_id.clone()),
+        depth: new.parent.map_or(1, |lineage| lineage.depth),
+        revision: 0,
+        key_id: new.key_id,
+    }
+}
+
 /// An endpoint as the API shows it, its `ws_url` starting with `ws_base`.
 fn endpoint_view(record: EndpointRecord, usage: Usage, ws_base: &WsBase) -> Result<Endpoint, ServiceError> {
     let limits = record.limits();
@@ -404,7 +485,7 @@ fn endpoint_view(record: EndpointRecord, usage: Usage, ws_base: &WsBase) -> Resu
     })
 }
 
-fn room_view(room: RoomRecord, online: u64) -> Room {
+pub(crate) fn room_view(room: RoomRecord, online: u64) -> Room {
     Room {
         online,
         name: room.name,

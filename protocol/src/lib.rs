@@ -11,6 +11,7 @@
 //! - [`error`]: the error body every API error answers with.
 //! - [`quota`]: the names of the count quotas.
 //! - [`legacy`]: the `{"status": …}` envelope of the original `/main/…` API.
+//! - [`webhook`]: webhooks, their event types and deliveries.
 
 #![warn(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod error;
 pub mod legacy;
 pub mod quota;
 pub mod rest;
+pub mod webhook;
 pub mod ws;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

@@ -22,17 +22,20 @@ pub enum Quota {
     SocketsPerEndpoint,
     /// Live connections from one client address, over every node.
     SocketsPerIp,
+    /// Webhooks of one app.
+    WebhooksPerApp,
 }
 
 impl Quota {
     /// Every quota, in the order of the docs.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::RoomsPerApp,
         Self::EndpointsPerRoom,
         Self::AppsPerAccount,
         Self::SocketsPerApp,
         Self::SocketsPerEndpoint,
         Self::SocketsPerIp,
+        Self::WebhooksPerApp,
     ];
 
     /// The config key, e.g. `rooms_per_app`.
@@ -44,6 +47,7 @@ impl Quota {
             Self::SocketsPerApp => "sockets_per_app",
             Self::SocketsPerEndpoint => "sockets_per_endpoint",
             Self::SocketsPerIp => "sockets_per_ip",
+            Self::WebhooksPerApp => "webhooks_per_app",
         }
     }
 
@@ -59,7 +63,9 @@ impl Quota {
             Self::SocketsPerApp => "quota exceeded: sockets_per_app",
             Self::SocketsPerEndpoint => "quota exceeded: sockets_per_endpoint",
             Self::SocketsPerIp => "quota exceeded: sockets_per_ip",
-            Self::RoomsPerApp | Self::EndpointsPerRoom | Self::AppsPerAccount => "quota exceeded",
+            Self::RoomsPerApp | Self::EndpointsPerRoom | Self::AppsPerAccount | Self::WebhooksPerApp => {
+                "quota exceeded"
+            }
         }
     }
 }

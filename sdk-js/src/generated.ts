@@ -54,6 +54,105 @@ export interface CreateRoomRequest {
 }
 
 /**
+ * `POST /api/v1/webhooks`.
+ */
+export interface CreateWebhookRequest {
+  /**
+   * The events to post (at least one); `message.created` only when listed.
+   */
+  events: string[];
+  /**
+   * Where events are posted: an `http://` or `https://` URL.
+   */
+  url: string;
+}
+
+/**
+ * The answer to `POST /api/v1/webhooks`: the webhook and, this once, the
+ * secret its deliveries are signed with.
+ */
+export interface CreatedWebhook {
+  /**
+   * RFC 3339 UTC with milliseconds.
+   */
+  created_at: string;
+  /**
+   * The events it receives.
+   */
+  events: EventType[];
+  /**
+   * Public id, `wh_…`.
+   */
+  id: string;
+  /**
+   * `whsec_<base64>`: the key of the Standard Webhooks signature. Shown
+   * only here.
+   */
+  secret: string;
+  /**
+   * Where events are posted.
+   */
+  url: string;
+}
+
+/**
+ * One event on its way to one webhook, and how its attempts went.
+ */
+export interface Delivery {
+  /**
+   * Attempts made so far.
+   */
+  attempts: number;
+  /**
+   * When the event happened, RFC 3339.
+   */
+  created_at: string;
+  /**
+   * The event's type.
+   */
+  event: EventType;
+  /**
+   * The event's id: the `webhook-id` header, the same on every attempt.
+   */
+  event_id: string;
+  /**
+   * The delivery's id, for sending it again.
+   */
+  id: number;
+  /**
+   * Why the last attempt failed, if it did.
+   */
+  last_error?: string | null;
+  /**
+   * The HTTP status of the last answer, if one came.
+   */
+  last_status?: number | null;
+  /**
+   * When the next attempt is due (pending deliveries), RFC 3339.
+   */
+  next_attempt_at?: string | null;
+  /**
+   * Where it stands.
+   */
+  state: DeliveryState;
+}
+
+/**
+ * `GET /api/v1/webhooks/{id}/deliveries`.
+ */
+export interface DeliveryList {
+  /**
+   * The webhook's most recent deliveries, newest first.
+   */
+  deliveries: Delivery[];
+}
+
+/**
+ * Where a delivery stands.
+ */
+export type DeliveryState = "pending" | "delivered" | "failed";
+
+/**
  * An endpoint as the API shows it. The `code` is the credential a client
  * connects with; `id` is public and is what other clients see as sender.
  */
@@ -165,6 +264,11 @@ export interface ErrorDetail {
    */
   message: string;
 }
+
+/**
+ * What happened, as a webhook's `events` list and an event's `type` name it.
+ */
+export type EventType = "room.created" | "room.deleted" | "room.occupied" | "room.vacated" | "member.joined" | "member.left" | "endpoint.created" | "endpoint.deleted" | "endpoint.expired" | "message.created";
 
 /**
  * An endpoint present in a room: one with a live connection, or whose
@@ -373,6 +477,38 @@ export interface UpdateEndpointRequest {
 }
 
 /**
+ * A webhook as the API lists it (its secret is shown only at creation).
+ */
+export interface Webhook {
+  /**
+   * RFC 3339 UTC with milliseconds.
+   */
+  created_at: string;
+  /**
+   * The events it receives.
+   */
+  events: EventType[];
+  /**
+   * Public id, `wh_…`.
+   */
+  id: string;
+  /**
+   * Where events are posted.
+   */
+  url: string;
+}
+
+/**
+ * `GET /api/v1/webhooks`.
+ */
+export interface WebhookList {
+  /**
+   * The app's webhooks, oldest first.
+   */
+  webhooks: Webhook[];
+}
+
+/**
  * A comms REST client for one app: every call of the REST API, sent with the app's key.
  *
  * ```ts
@@ -566,5 +702,64 @@ export class CommsClient extends ClientBase {
    */
   getPresence(room: string): Promise<Presence> {
     return this.request("GET", `/api/v1/rooms/${segment(room)}/presence`, undefined, undefined, 200);
+  }
+
+  /**
+   * List the app's webhooks, oldest first (without their secrets).
+   *
+   * `GET /api/v1/webhooks`
+   * @throws {CommsError} with the server's error code.
+   */
+  listWebhooks(): Promise<WebhookList> {
+    return this.request("GET", `/api/v1/webhooks`, undefined, undefined, 200);
+  }
+
+  /**
+   * Register a webhook: comms posts the listed events to `url`, signed with
+   * the returned `secret` (Standard Webhooks), which is shown only here.
+   *
+   * `POST /api/v1/webhooks`
+   * @param body The request body.
+   * @throws {CommsError} with the server's error code.
+   */
+  createWebhook(body: CreateWebhookRequest): Promise<CreatedWebhook> {
+    return this.request("POST", `/api/v1/webhooks`, undefined, body, 201);
+  }
+
+  /**
+   * Delete a webhook; its pending deliveries are dropped.
+   *
+   * `DELETE /api/v1/webhooks/{id}`
+   * @param id The webhook's id
+   * @throws {CommsError} with the server's error code.
+   */
+  deleteWebhook(id: string): Promise<void> {
+    return this.request("DELETE", `/api/v1/webhooks/${segment(id)}`, undefined, undefined, 204);
+  }
+
+  /**
+   * The webhook's 50 most recent deliveries, newest first: the event, where
+   * it stands, the attempts made, the last answer or error and, while
+   * pending, when the next attempt is due.
+   *
+   * `GET /api/v1/webhooks/{id}/deliveries`
+   * @param id The webhook's id
+   * @throws {CommsError} with the server's error code.
+   */
+  listDeliveries(id: string): Promise<DeliveryList> {
+    return this.request("GET", `/api/v1/webhooks/${segment(id)}/deliveries`, undefined, undefined, 200);
+  }
+
+  /**
+   * Send a delivery again now, with the same event id, and retry it for a
+   * new retry period if it fails.
+   *
+   * `POST /api/v1/webhooks/{id}/deliveries/{delivery}/retry`
+   * @param id The webhook's id
+   * @param delivery The delivery's id
+   * @throws {CommsError} with the server's error code.
+   */
+  redeliver(id: string, delivery: number): Promise<void> {
+    return this.request("POST", `/api/v1/webhooks/${segment(id)}/deliveries/${delivery}/retry`, undefined, undefined, 202);
   }
 }

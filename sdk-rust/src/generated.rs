@@ -57,6 +57,101 @@ impl CreateRoomRequest {
     }
 }
 
+/// `POST /api/v1/webhooks`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateWebhookRequest {
+    /// The events to post (at least one); `message.created` only when listed.
+    pub events: Vec<String>,
+    /// Where events are posted: an `http://` or `https://` URL.
+    pub url: String,
+}
+
+impl CreateWebhookRequest {
+    /// The request with its required fields; the optional ones are absent.
+    pub fn new(events: Vec<String>, url: String) -> Self {
+        Self { events, url }
+    }
+}
+
+/// The answer to `POST /api/v1/webhooks`: the webhook and, this once, the
+/// secret its deliveries are signed with.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreatedWebhook {
+    /// RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+    /// The events it receives.
+    pub events: Vec<EventType>,
+    /// Public id, `wh_…`.
+    pub id: String,
+    /// `whsec_<base64>`: the key of the Standard Webhooks signature. Shown
+    /// only here.
+    pub secret: String,
+    /// Where events are posted.
+    pub url: String,
+}
+
+/// One event on its way to one webhook, and how its attempts went.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    /// Attempts made so far.
+    pub attempts: u64,
+    /// When the event happened, RFC 3339.
+    pub created_at: String,
+    /// The event's type.
+    pub event: EventType,
+    /// The event's id: the `webhook-id` header, the same on every attempt.
+    pub event_id: String,
+    /// The delivery's id, for sending it again.
+    pub id: u64,
+    /// Why the last attempt failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The HTTP status of the last answer, if one came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u64>,
+    /// When the next attempt is due (pending deliveries), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// Where it stands.
+    pub state: DeliveryState,
+}
+
+/// `GET /api/v1/webhooks/{id}/deliveries`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryList {
+    /// The webhook's most recent deliveries, newest first.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum DeliveryState {
+    /// `pending`
+    #[serde(rename = "pending")]
+    Pending,
+    /// `delivered`
+    #[serde(rename = "delivered")]
+    Delivered,
+    /// `failed`
+    #[serde(rename = "failed")]
+    Failed,
+    /// A value this version of the SDK does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl DeliveryState {
+    /// The wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// An endpoint as the API shows it. The `code` is the credential a client
 /// connects with; `id` is public and is what other clients see as sender.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -186,6 +281,63 @@ pub struct ErrorDetail {
     pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
+}
+
+/// What happened, as a webhook's `events` list and an event's `type` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum EventType {
+    /// `room.created`
+    #[serde(rename = "room.created")]
+    RoomCreated,
+    /// `room.deleted`
+    #[serde(rename = "room.deleted")]
+    RoomDeleted,
+    /// `room.occupied`
+    #[serde(rename = "room.occupied")]
+    RoomOccupied,
+    /// `room.vacated`
+    #[serde(rename = "room.vacated")]
+    RoomVacated,
+    /// `member.joined`
+    #[serde(rename = "member.joined")]
+    MemberJoined,
+    /// `member.left`
+    #[serde(rename = "member.left")]
+    MemberLeft,
+    /// `endpoint.created`
+    #[serde(rename = "endpoint.created")]
+    EndpointCreated,
+    /// `endpoint.deleted`
+    #[serde(rename = "endpoint.deleted")]
+    EndpointDeleted,
+    /// `endpoint.expired`
+    #[serde(rename = "endpoint.expired")]
+    EndpointExpired,
+    /// `message.created`
+    #[serde(rename = "message.created")]
+    MessageCreated,
+    /// A value this version of the SDK does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl EventType {
+    /// The wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RoomCreated => "room.created",
+            Self::RoomDeleted => "room.deleted",
+            Self::RoomOccupied => "room.occupied",
+            Self::RoomVacated => "room.vacated",
+            Self::MemberJoined => "member.joined",
+            Self::MemberLeft => "member.left",
+            Self::EndpointCreated => "endpoint.created",
+            Self::EndpointDeleted => "endpoint.deleted",
+            Self::EndpointExpired => "endpoint.expired",
+            Self::MessageCreated => "message.created",
+            Self::Unknown => "unknown",
+        }
+    }
 }
 
 /// An endpoint present in a room: one with a live connection, or whose
@@ -374,6 +526,26 @@ pub struct UpdateEndpointRequest {
     pub permission: Option<Permission>,
 }
 
+/// A webhook as the API lists it (its secret is shown only at creation).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Webhook {
+    /// RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+    /// The events it receives.
+    pub events: Vec<EventType>,
+    /// Public id, `wh_…`.
+    pub id: String,
+    /// Where events are posted.
+    pub url: String,
+}
+
+/// `GET /api/v1/webhooks`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WebhookList {
+    /// The app's webhooks, oldest first.
+    pub webhooks: Vec<Webhook>,
+}
+
 impl Client {
     /// Mint a child of an endpoint created with `can_delegate`, with its code
     /// as the only credential (no API key). The body is the endpoint body; the
@@ -550,5 +722,64 @@ impl Client {
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn get_presence(&self, room: &str) -> Result<Presence, Error> {
         self.call_json(Method::GET, format!("/api/v1/rooms/{}/presence", segment(room)), Vec::new(), None::<&()>, 200).await
+    }
+
+    /// List the app's webhooks, oldest first (without their secrets).
+    ///
+    /// `GET /api/v1/webhooks`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with the server's error code, or a transport error.
+    pub async fn list_webhooks(&self) -> Result<WebhookList, Error> {
+        self.call_json(Method::GET, "/api/v1/webhooks".to_owned(), Vec::new(), None::<&()>, 200).await
+    }
+
+    /// Register a webhook: comms posts the listed events to `url`, signed with
+    /// the returned `secret` (Standard Webhooks), which is shown only here.
+    ///
+    /// `POST /api/v1/webhooks`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with the server's error code, or a transport error.
+    pub async fn create_webhook(&self, body: &CreateWebhookRequest) -> Result<CreatedWebhook, Error> {
+        self.call_json(Method::POST, "/api/v1/webhooks".to_owned(), Vec::new(), Some(body), 201).await
+    }
+
+    /// Delete a webhook; its pending deliveries are dropped.
+    ///
+    /// `DELETE /api/v1/webhooks/{id}`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with the server's error code, or a transport error.
+    pub async fn delete_webhook(&self, id: &str) -> Result<(), Error> {
+        self.call_empty(Method::DELETE, format!("/api/v1/webhooks/{}", segment(id)), Vec::new(), None::<&()>, 204).await
+    }
+
+    /// The webhook's 50 most recent deliveries, newest first: the event, where
+    /// it stands, the attempts made, the last answer or error and, while
+    /// pending, when the next attempt is due.
+    ///
+    /// `GET /api/v1/webhooks/{id}/deliveries`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with the server's error code, or a transport error.
+    pub async fn list_deliveries(&self, id: &str) -> Result<DeliveryList, Error> {
+        self.call_json(Method::GET, format!("/api/v1/webhooks/{}/deliveries", segment(id)), Vec::new(), None::<&()>, 200).await
+    }
+
+    /// Send a delivery again now, with the same event id, and retry it for a
+    /// new retry period if it fails.
+    ///
+    /// `POST /api/v1/webhooks/{id}/deliveries/{delivery}/retry`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with the server's error code, or a transport error.
+    pub async fn redeliver(&self, id: &str, delivery: u64) -> Result<(), Error> {
+        self.call_empty(Method::POST, format!("/api/v1/webhooks/{}/deliveries/{}/retry", segment(id), delivery), Vec::new(), None::<&()>, 202).await
     }
 }

@@ -29,7 +29,7 @@ use comms_core::broker::redis::{RedisBroker, RedisSettings};
 use comms_core::broker::writer::WriterSettings;
 use comms_core::broker::Broker;
 use comms_core::changes::AppChanges;
-use comms_core::config::{Config, DatabaseKind, ServerConfig};
+use comms_core::config::{Config, DatabaseKind, Profile, ServerConfig};
 use comms_core::demo::{self, Throwaways};
 use comms_core::email::Mailer;
 use comms_core::error::ServiceError;
@@ -37,12 +37,17 @@ use comms_core::hub::{CloseReason, Hub};
 use comms_core::limits::{ApiRateLimiter, FailedAuthLimiter};
 use comms_core::metrics::Metrics;
 use comms_core::portal::Portal;
+use comms_core::presence::MemberChange;
 use comms_core::service::Service;
 use comms_core::store::postgres::{PostgresStore, CONNECT_TIMEOUT};
 use comms_core::store::sqlite::SqliteStore;
 use comms_core::store::{redact_url, Store, StoreError};
+use comms_core::webhooks::delivery::{Dispatcher, Wake};
+use comms_core::webhooks::destination::Destinations;
+use comms_core::webhooks::{activity, expiry, Webhooks};
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -143,6 +148,20 @@ fn site_hash_file(site_root: &Path) -> Option<PathBuf> {
     Some(std::path::absolute(&found).unwrap_or(found))
 }
 
+/// What the service needs for webhooks: endpoints' `ws_url` in events start
+/// from `server.public_url`, else the address bound; `prod` refuses
+/// internal destinations.
+fn webhooks(config: &Config, bound: SocketAddr, members: mpsc::UnboundedSender<MemberChange>) -> Webhooks {
+    let server = ServerConfig { addr: bound, ..config.server.clone() };
+    let refuse_private = config.profile == Profile::Prod;
+    Webhooks {
+        ws_base: server.ws_base(None),
+        destinations: Arc::new(Destinations::new(refuse_private, config.webhooks.allow_private.clone())),
+        wake: Wake::default(),
+        members,
+    }
+}
+
 /// The name cargo-leptos gives the list of hashed file names.
 const HASH_FILE: &str = "hash.txt";
 
@@ -185,6 +204,9 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.limits.connection_queue, Arc::clone(&metrics));
         let broker = open_broker(&config, &store, &hub, &metrics)?;
+        let bound = listener.local_addr().context("reading the bound address")?;
+        let (members, member_changes) = mpsc::unbounded_channel();
+        let webhooks = webhooks(&config, bound, members);
         let service = Service::new(
             Arc::clone(&store),
             Arc::clone(&broker),
@@ -192,7 +214,21 @@ impl Application {
             config.limits.clone(),
             config.quotas.clone(),
             &config.presence,
+            webhooks.clone(),
         );
+        let dispatcher = Dispatcher::new(
+            Arc::clone(&store),
+            config.webhooks.clone(),
+            Arc::clone(&webhooks.destinations),
+            webhooks.wake.clone(),
+        )
+        .context("building the webhooks' HTTP client")?;
+        let (occupancy, occupancy_changes) = mpsc::unbounded_channel();
+        // Only a single node sees a room's first and last connection.
+        if config.broker.redis_url.is_empty() {
+            hub.report_occupancy(occupancy);
+        }
+        let recorder = activity::spawn_recorder(service.clone(), member_changes, occupancy_changes);
         let authenticator = Arc::new(KeyAuthenticator::new(Arc::clone(&store), config.auth.key_cache_ttl));
         let changes = AppChanges::new(Arc::clone(&store), service.clone(), Arc::clone(&authenticator)).await?;
         let hash_file = site_hash_file(&config.site.root);
@@ -234,6 +270,9 @@ impl Application {
             }
         }));
         background.push(changes.spawn(state.config.auth.change_poll));
+        background.push(dispatcher.spawn());
+        background.push(recorder);
+        background.push(expiry::spawn_announcer(state.service.clone()));
         let router = router(state.clone());
         Ok(Self { listener, redirect, router, state, background })
     }

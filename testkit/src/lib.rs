@@ -9,6 +9,8 @@
 //!   [`redis::PrivateRedis`]).
 //! - [`smtp`]: an SMTP receiver on a loopback port that keeps what it gets
 //!   ([`smtp::SmtpSink`]), for tests of the emails comms sends.
+//! - [`webhook`]: an HTTP receiver of webhook deliveries that keeps them
+//!   and fails on request ([`webhook::WebhookReceiver`]).
 //! - this module: [`missing_service`], the one rule for a service that is
 //!   not there: skip outside CI, fail under `CI=true`.
 
@@ -17,6 +19,7 @@ use comms_core::store::redact_url;
 pub mod postgres;
 pub mod redis;
 pub mod smtp;
+pub mod webhook;
 
 /// What a test does when a service it needs is missing: under `CI=true`
 /// it fails, so a run without the service never passes silently; anywhere

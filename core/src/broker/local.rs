@@ -29,7 +29,7 @@ use crate::hub::Hub;
 use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
 use crate::presence::roster::Roster;
-use crate::presence::{MemberCard, Roll, Signal, Transition};
+use crate::presence::{MemberCard, MemberChange, Roll, Signal, Transition};
 use crate::quotas::SocketOwner;
 use crate::store::Store;
 use crate::time::now_ms;
@@ -256,14 +256,12 @@ impl Broker for LocalBroker {
         self.hub.apply(event);
     }
 
-    async fn presence(&self, transition: &Transition) -> Result<(), BrokerError> {
-        self.roster.apply(transition);
-        Ok(())
+    async fn presence(&self, transition: &Transition) -> Result<Option<MemberChange>, BrokerError> {
+        Ok(self.roster.apply(transition))
     }
 
-    async fn expire_leaves(&self, now_ms: i64) -> Result<(), BrokerError> {
-        self.roster.expire(now_ms);
-        Ok(())
+    async fn expire_leaves(&self, now_ms: i64) -> Result<Vec<MemberChange>, BrokerError> {
+        Ok(self.roster.expire(now_ms))
     }
 
     async fn members(&self, room_id: i64) -> Result<Roll, BrokerError> {
@@ -386,10 +384,7 @@ mod tests {
             key: None,
         };
         let app = store.create_app(new, None).await.unwrap();
-        let room = store
-            .create_room(app.id, &NewRoom { name: RoomName::parse("r").unwrap(), presence: false }, None)
-            .await
-            .unwrap();
+        let room = store.create_room(app.id, &NewRoom::new(RoomName::parse("r").unwrap(), false), None).await.unwrap();
         (dir, store, RoomRef { id: room.id, name: room.name })
     }
 

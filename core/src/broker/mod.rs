@@ -27,7 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::message::{Draft, Published, RoomEvent};
-use crate::presence::{MemberCard, Roll, Signal, Transition};
+use crate::presence::{MemberCard, MemberChange, Roll, Signal, Transition};
 use crate::quotas::SocketOwner;
 use crate::store::StoreError;
 
@@ -153,12 +153,13 @@ pub trait Broker: Send + Sync + 'static {
     /// Records a connection arriving in or departing from a presence room,
     /// over every node, and sends the `join` it causes to every node with a
     /// connection in the room. Called in the order transitions happen on
-    /// this node (see [`crate::presence`]).
-    async fn presence(&self, transition: &Transition) -> Result<(), BrokerError>;
+    /// this node (see [`crate::presence`]); the join, if it caused one.
+    async fn presence(&self, transition: &Transition) -> Result<Option<MemberChange>, BrokerError>;
 
     /// Sends the `leave` of every endpoint whose leave time is `now_ms` or
-    /// earlier, once over every node, whichever node asks.
-    async fn expire_leaves(&self, now_ms: i64) -> Result<(), BrokerError>;
+    /// earlier, once over every node, whichever node asks; the leaves this
+    /// call sent.
+    async fn expire_leaves(&self, now_ms: i64) -> Result<Vec<MemberChange>, BrokerError>;
 
     /// A presence room's members over every node, with the change counter
     /// they reflect.

@@ -109,6 +109,20 @@ pub struct Roll {
     pub members: Vec<Member>,
 }
 
+/// A member joining or leaving a presence room, as the broker recorded it
+/// once over every node: what the room's webhooks hear of.
+#[derive(Debug, Clone)]
+pub struct MemberChange {
+    /// Row id of the room.
+    pub room_id: i64,
+    /// The room's name.
+    pub room: String,
+    /// The member, with its connections after the change.
+    pub member: Member,
+    /// Whether it joined (else it left).
+    pub joined: bool,
+}
+
 /// A connection arriving in or departing from a presence room.
 #[derive(Debug)]
 pub enum Transition {
@@ -166,10 +180,11 @@ impl Drop for PresenceGuard {
 
 impl Tracker {
     /// Starts the task that passes transitions to `broker` and sends due
-    /// leaves; an endpoint leaves `grace` after its last connection.
-    pub fn spawn(broker: Arc<dyn Broker>, grace: Duration) -> Self {
+    /// leaves, handing the joins and leaves it records to `changes`; an
+    /// endpoint leaves `grace` after its last connection.
+    pub fn spawn(broker: Arc<dyn Broker>, grace: Duration, changes: mpsc::UnboundedSender<MemberChange>) -> Self {
         let (transitions, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run(broker, queue));
+        tokio::spawn(run(broker, queue, changes));
         Self { transitions, grace }
     }
 
@@ -201,8 +216,12 @@ impl Tracker {
 /// The tracker task: applies transitions one at a time, in order, retrying
 /// one the broker refuses (Redis down) until it goes through, since a lost
 /// transition would leave a member behind forever; between them, sends the
-/// leaves that are due.
-async fn run(broker: Arc<dyn Broker>, mut queue: mpsc::UnboundedReceiver<Queued>) {
+/// leaves that are due. Joins and leaves go on to `changes`.
+async fn run(
+    broker: Arc<dyn Broker>,
+    mut queue: mpsc::UnboundedReceiver<Queued>,
+    changes: mpsc::UnboundedSender<MemberChange>,
+) {
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -210,18 +229,27 @@ async fn run(broker: Arc<dyn Broker>, mut queue: mpsc::UnboundedReceiver<Queued>
             queued = queue.recv() => {
                 let Some((transition, recorded)) = queued else { return };
                 let mut pause = Duration::from_millis(100);
-                while let Err(err) = broker.presence(&transition).await {
-                    tracing::warn!(error = %err, retry_in = ?pause, "could not record a presence change; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                let joined = loop {
+                    match broker.presence(&transition).await {
+                        Ok(joined) => break joined,
+                        Err(err) => {
+                            tracing::warn!(error = %err, retry_in = ?pause, "could not record a presence change; retrying");
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                        }
+                    }
+                };
+                if let Some(joined) = joined {
+                    let _ = changes.send(joined);
                 }
                 if let Some(recorded) = recorded {
                     let _ = recorded.send(());
                 }
             }
             _ = sweep.tick() => {
-                if let Err(err) = broker.expire_leaves(now_ms()).await {
-                    tracing::debug!(error = %err, "could not send due leaves; trying again");
+                match broker.expire_leaves(now_ms()).await {
+                    Ok(left) => left.into_iter().for_each(|change| { let _ = changes.send(change); }),
+                    Err(err) => tracing::debug!(error = %err, "could not send due leaves; trying again"),
                 }
             }
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{MemberCard, Roll, Transition};
+use super::{MemberCard, MemberChange, Roll, Transition};
 use crate::hub::Hub;
 
 /// One endpoint in a room's roster.
@@ -52,8 +52,8 @@ impl Roster {
         Self { hub, state: Mutex::new(State::default()) }
     }
 
-    /// Applies a transition, sending the `join` it causes.
-    pub fn apply(&self, transition: &Transition) {
+    /// Applies a transition, sending the `join` it causes; that join.
+    pub fn apply(&self, transition: &Transition) -> Option<MemberChange> {
         let mut state = self.state.lock();
         let State { rooms, leaving } = &mut *state;
         match transition {
@@ -71,34 +71,36 @@ impl Roster {
                 entry.card = card.clone();
                 entry.connections += 1;
                 if entry.connections > 1 {
-                    return;
+                    return None;
                 }
                 if let Some(at) = entry.leave_at_ms.take() {
                     // Back within the grace period: nobody hears of it.
                     leaving.remove(&(at, room.id, card.endpoint_id));
-                    return;
+                    return None;
                 }
                 roster.next_joined += 1;
                 roster.version += 1;
-                let change = super::join(&roster.name, card.member(1), roster.version);
+                let member = card.member(1);
+                let change = super::join(&roster.name, member.clone(), roster.version);
                 self.hub.deliver_presence(room.id, &change);
+                Some(MemberChange { room_id: room.id, room: roster.name.clone(), member, joined: true })
             }
             Transition::Departed { room_id, endpoint_id, leave_at_ms } => {
-                let Some(entry) = rooms.get_mut(room_id).and_then(|roster| roster.members.get_mut(endpoint_id)) else {
-                    return;
-                };
+                let entry = rooms.get_mut(room_id).and_then(|roster| roster.members.get_mut(endpoint_id))?;
                 entry.connections = entry.connections.saturating_sub(1);
                 if entry.connections == 0 {
                     entry.leave_at_ms = Some(*leave_at_ms);
                     leaving.insert((*leave_at_ms, *room_id, *endpoint_id));
                 }
+                None
             }
         }
     }
 
     /// Sends the `leave` of every endpoint whose leave time is `now_ms` or
-    /// earlier.
-    pub fn expire(&self, now_ms: i64) {
+    /// earlier; those leaves.
+    pub fn expire(&self, now_ms: i64) -> Vec<MemberChange> {
+        let mut left = Vec::new();
         let mut state = self.state.lock();
         let State { rooms, leaving } = &mut *state;
         while let Some(&(at, room_id, endpoint_id)) = leaving.first() {
@@ -109,13 +111,16 @@ impl Roster {
             let Some(roster) = rooms.get_mut(&room_id) else { continue };
             if let Some(entry) = roster.members.remove(&endpoint_id) {
                 roster.version += 1;
-                let change = super::leave(&roster.name, entry.card.member(0), roster.version);
+                let member = entry.card.member(0);
+                let change = super::leave(&roster.name, member.clone(), roster.version);
                 self.hub.deliver_presence(room_id, &change);
+                left.push(MemberChange { room_id, room: roster.name.clone(), member, joined: false });
             }
             if roster.members.is_empty() {
                 rooms.remove(&room_id);
             }
         }
+        left
     }
 
     /// Shows `card` for its endpoint from now on, if it is a member.

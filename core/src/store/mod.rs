@@ -22,6 +22,7 @@ mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
+mod webhook_records;
 
 use async_trait::async_trait;
 use comms_protocol::Permission;
@@ -31,6 +32,10 @@ use crate::origins::AllowedOrigins;
 use crate::quotas::QuotaOverrides;
 use crate::secrets::{ApiKeyHash, MailedTokenHash};
 use sql::Stored;
+pub use webhook_records::{
+    state_as_str, AttemptOutcome, DeliveryRecord, DueDelivery, EventTypes, FailingWebhook, Lease, NewEvent, NewWebhook,
+    WebhookRecord,
+};
 
 /// Lifecycle of an app; only `approved` apps' keys and endpoints work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -249,6 +254,17 @@ pub struct NewRoom {
     pub name: RoomName,
     /// Whether the room tracks its members (set once, at creation).
     pub presence: bool,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    /// The webhook events its creation sends, written with it.
+    pub events: Vec<NewEvent>,
+}
+
+impl NewRoom {
+    /// A room created now, sending no events yet (the service adds them).
+    pub fn new(name: RoomName, presence: bool) -> Self {
+        Self { name, presence, created_at: crate::time::now_ms(), events: Vec::new() }
+    }
 }
 
 /// What a new endpoint is made of; codes and ids are drawn by the caller.
@@ -273,6 +289,10 @@ pub struct NewEndpoint {
     pub can_delegate: bool,
     /// The endpoint that minted it, for a child.
     pub parent: Option<Lineage>,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    /// The webhook events its creation sends, written with it.
+    pub events: Vec<NewEvent>,
 }
 
 /// Where a child endpoint sits in its delegation chain.
@@ -629,11 +649,14 @@ pub trait Store: Send + Sync + 'static {
     async fn create_room(&self, app_id: i64, room: &NewRoom, at_most: Option<u64>) -> Result<RoomRecord, StoreError>;
     /// Finds one of the app's rooms by name.
     async fn room(&self, app_id: i64, name: &RoomName) -> Result<Option<RoomRecord>, StoreError>;
+    /// Finds a room by row id, whichever app owns it.
+    async fn room_by_id(&self, room_id: i64) -> Result<Option<RoomRecord>, StoreError>;
     /// The app's rooms, oldest first.
     async fn list_rooms(&self, app_id: i64) -> Result<Vec<RoomRecord>, StoreError>;
-    /// Deletes a room with its endpoints and history; the id of the deleted
-    /// room, or `None` if the app had no such room.
-    async fn delete_room(&self, app_id: i64, name: &RoomName) -> Result<Option<i64>, StoreError>;
+    /// Deletes a room with its endpoints and history, writing `events` in
+    /// the same transaction; the id of the deleted room, or `None` (and no
+    /// events) if the app had no such room.
+    async fn delete_room(&self, app_id: i64, name: &RoomName, events: &[NewEvent]) -> Result<Option<i64>, StoreError>;
 
     /// Creates an endpoint, only while its room has fewer than `at_most`.
     ///
@@ -660,9 +683,16 @@ pub trait Store: Send + Sync + 'static {
         settings: &EndpointSettings,
     ) -> Result<Option<EndpointRecord>, StoreError>;
     /// Deletes an endpoint of the room by code with every endpoint minted
-    /// from it; their row ids, the endpoint's first, empty if there was
-    /// no such endpoint.
-    async fn delete_endpoint(&self, room_id: i64, code: &str) -> Result<Vec<i64>, StoreError>;
+    /// from it, writing `events` of app `app_id` in the same transaction;
+    /// their row ids, the endpoint's first, empty (and no events) if there
+    /// was no such endpoint.
+    async fn delete_endpoint(
+        &self,
+        room_id: i64,
+        code: &str,
+        app_id: i64,
+        events: &[NewEvent],
+    ) -> Result<Vec<i64>, StoreError>;
     /// An endpoint by row id with its app's status, `None` once the
     /// endpoint is gone: what a joining socket reads again after
     /// registering.
@@ -688,7 +718,8 @@ pub trait Store: Send + Sync + 'static {
     /// Appends published messages in one transaction, moves each room's
     /// `last_seq` forward and drops all but the newest `keep_per_room`
     /// messages of the rooms touched. Messages of rooms deleted meanwhile
-    /// are skipped.
+    /// are skipped. In the same transaction, each message becomes a
+    /// `message.created` event for the webhooks of its app that receive it.
     async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError>;
     /// Loads the newest `limit` messages of a room created at or after
     /// `since_ms`, and its `last_seq`; `None` if the room does not exist.
@@ -702,4 +733,53 @@ pub trait Store: Send + Sync + 'static {
     /// `last_seq` (all history written), so the next load continues without
     /// a gap. Called on clean shutdown and when a room leaves memory.
     async fn release_seq_reservation(&self, room_id: i64, last_seq: u64) -> Result<(), StoreError>;
+
+    /// Writes events of app `app_id` that no other change carries (presence,
+    /// occupancy) into the outbox.
+    async fn record_events(&self, app_id: i64, events: &[NewEvent]) -> Result<(), StoreError>;
+    /// Writes events of the app owning room `room_id` into the outbox.
+    async fn record_room_events(&self, room_id: i64, events: &[NewEvent]) -> Result<(), StoreError>;
+    /// Endpoints whose `expires_at` is `now_ms` or earlier and whose expiry
+    /// was not announced yet, with their app's id, at most `limit`.
+    async fn unannounced_expiries(&self, now_ms: i64, limit: u64) -> Result<Vec<(i64, EndpointRecord)>, StoreError>;
+    /// Marks the expiry at `expires_at` of the endpoint announced and writes
+    /// `events` of app `app_id`, in one transaction: `true` for the one
+    /// caller (of every node) that marks it, `false` once it was marked or
+    /// its expiry changed.
+    async fn announce_expiry(
+        &self,
+        endpoint_id: i64,
+        expires_at: i64,
+        app_id: i64,
+        events: &[NewEvent],
+    ) -> Result<bool, StoreError>;
+
+    /// Creates a webhook, only while the app has fewer than `at_most`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Full`] when it has `at_most` webhooks already.
+    async fn create_webhook(&self, new: NewWebhook, at_most: Option<u64>) -> Result<WebhookRecord, StoreError>;
+    /// The app's webhooks, oldest first.
+    async fn list_webhooks(&self, app_id: i64) -> Result<Vec<WebhookRecord>, StoreError>;
+    /// One of the app's webhooks by public id.
+    async fn webhook(&self, app_id: i64, public_id: &str) -> Result<Option<WebhookRecord>, StoreError>;
+    /// Deletes one of the app's webhooks with its deliveries; whether it
+    /// existed.
+    async fn delete_webhook(&self, app_id: i64, public_id: &str) -> Result<bool, StoreError>;
+    /// The webhook's newest `limit` deliveries, newest first.
+    async fn webhook_deliveries(&self, webhook_id: i64, limit: u64) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// Makes a delivery of the webhook pending again, due at `now_ms`, with
+    /// a new series of retries; whether the webhook has that delivery.
+    async fn redeliver(&self, webhook_id: i64, delivery_id: i64, now_ms: i64) -> Result<bool, StoreError>;
+    /// Leases due deliveries (see [`Lease`]) for one attempt each, oldest
+    /// due first, at most `per_app` of one app at once over every node.
+    async fn lease_deliveries(&self, lease: Lease) -> Result<Vec<DueDelivery>, StoreError>;
+    /// Records what attempts came to and ends their leases.
+    async fn finish_attempts(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError>;
+    /// Deletes deliveries that ended (delivered or failed) before
+    /// `before_ms`; how many went.
+    async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError>;
+    /// Webhooks with failed or retrying deliveries, most failures first.
+    async fn failing_webhooks(&self, limit: u64) -> Result<Vec<FailingWebhook>, StoreError>;
 }

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 use sqlx::{PgPool, Postgres};
 
-use super::sql::{insert_room, Backend};
+use super::sql::{insert_message_events, insert_room, Backend};
 use super::{NewRoom, RoomRecord, StoreError, StoredMessage};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -174,6 +174,7 @@ impl Backend for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
+        insert_message_events::<sqlx::Postgres>(&mut *tx, batch).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -27,10 +27,13 @@ use comms_protocol::Permission;
 use sqlx::database::Database;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
+use comms_protocol::webhook::{DeliveryState, EventType};
+
 use super::{
-    AccountRecord, AccountToken, AppChange, AppFilter, AppRecord, AppStatus, AppSummary, AuditEntry, EndpointAccess,
-    EndpointRecord, EndpointSettings, KeyOwner, NewAccount, NewApp, NewEndpoint, NewRoom, RevokedEndpoint, RoomHistory,
-    RoomRecord, Store, StoreError, StoredMessage, TokenPurpose,
+    state_as_str, AccountRecord, AccountToken, AppChange, AppFilter, AppRecord, AppStatus, AppSummary, AttemptOutcome,
+    AuditEntry, DeliveryRecord, DueDelivery, EndpointAccess, EndpointRecord, EndpointSettings, EventTypes,
+    FailingWebhook, KeyOwner, Lease, NewAccount, NewApp, NewEndpoint, NewEvent, NewRoom, NewWebhook, RevokedEndpoint,
+    RoomHistory, RoomRecord, Store, StoreError, StoredMessage, TokenPurpose, WebhookRecord,
 };
 use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
@@ -67,7 +70,7 @@ pub trait Backend: Send + Sync + 'static {
 /// `#[sqlx(try_from = "Stored")]` so the value is parsed while decoding.
 #[derive(sqlx::Type)]
 #[sqlx(transparent)]
-pub struct Stored(String);
+pub struct Stored(pub String);
 
 // A stored value that does not parse fails decoding with a text saying
 // which (sqlx makes it a column decode error, see `From<sqlx::Error>`).
@@ -146,8 +149,8 @@ fn stored_int(value: usize) -> i64 {
 /// [`RoomRecord`], with no endpoints yet.
 pub const NEW_ROOM_COLUMNS: &str = "id, app_id, name, created_at, CAST(0 AS BIGINT) AS endpoint_count, presence";
 
-/// Inserts one room, only while the app has fewer than `at_most` rooms;
-/// `lock_row` is the backend's [`Backend::LOCK_ROW`].
+/// Inserts one room with its webhook events, only while the app has fewer
+/// than `at_most` rooms; `lock_row` is the backend's [`Backend::LOCK_ROW`].
 ///
 /// # Errors
 ///
@@ -167,19 +170,117 @@ where
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
     for<'r> RoomRecord: FromRow<'r, DB::Row>,
 {
     let sql = format!(
         "INSERT INTO rooms (app_id, name, created_at, presence) VALUES ($1, $2, $3, $4) RETURNING {NEW_ROOM_COLUMNS}"
     );
-    let insert = sqlx::query_as(&sql).bind(app_id).bind(room.name.as_str()).bind(now_ms()).bind(room.presence);
-    let Some(at_most) = at_most else { return insert.fetch_one(pool).await.map_err(refused_or) };
+    let insert = sqlx::query_as(&sql).bind(app_id).bind(room.name.as_str()).bind(room.created_at).bind(room.presence);
     let mut tx = pool.begin().await?;
-    ensure_below(&mut *tx, ROOMS_OF_APP, app_id, at_most, lock_row).await?;
-    let room = insert.fetch_one(&mut *tx).await.map_err(refused_or)?;
+    if let Some(at_most) = at_most {
+        ensure_below(&mut *tx, ROOMS_OF_APP, app_id, at_most, lock_row).await?;
+    }
+    let created = insert.fetch_one(&mut *tx).await.map_err(refused_or)?;
+    insert_events(&mut *tx, Scope::App(app_id), &room.events).await?;
     tx.commit().await?;
-    Ok(room)
+    Ok(created)
+}
+
+/// Whose webhooks an event goes to.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    /// The app with this row id.
+    App(i64),
+    /// The app owning the room with this row id.
+    Room(i64),
+}
+
+/// Writes `events` into the outbox: for each, one delivery row per webhook
+/// of `scope`'s app that receives its type, due at once. Runs inside the
+/// caller's transaction, so an event exists exactly when its change does.
+pub async fn insert_events<DB: Database>(
+    conn: &mut DB::Connection,
+    scope: Scope,
+    events: &[NewEvent],
+) -> Result<(), StoreError>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    let (app, scope_id) = match scope {
+        Scope::App(id) => ("$5", id),
+        Scope::Room(id) => ("(SELECT app_id FROM rooms WHERE id = $5)", id),
+    };
+    let sql = format!(
+        "INSERT INTO webhook_deliveries (webhook_id, app_id, event_id, event_type, body, created_at, \
+           next_attempt_at, series_started_at) \
+         SELECT id, app_id, $1, $2, $3, $4, $4, $4 FROM webhooks WHERE app_id = {app} AND events LIKE $6"
+    );
+    for event in events {
+        sqlx::query(&sql)
+            .bind(event.id.as_str())
+            .bind(event.event_type.as_str())
+            .bind(event.body.as_str())
+            .bind(event.created_at)
+            .bind(scope_id)
+            .bind(EventTypes::pattern(event.event_type))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Writes the `message.created` events of `batch` (being appended in the
+/// caller's transaction) for the webhooks that receive them. Costs one
+/// query per batch while no webhook of any app receives messages.
+pub async fn insert_message_events<DB: Database>(
+    conn: &mut DB::Connection,
+    batch: &[StoredMessage],
+) -> Result<(), StoreError>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let pattern = EventTypes::pattern(EventType::MessageCreated);
+    let wanted: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhooks WHERE events LIKE $1)")
+        .bind(pattern.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+    if !wanted {
+        return Ok(());
+    }
+    let mut room_ids: Vec<i64> = batch.iter().map(|message| message.room_id).collect();
+    room_ids.sort_unstable();
+    room_ids.dedup();
+    for room_id in room_ids {
+        let room: Option<String> = sqlx::query_scalar(
+            "SELECT r.name FROM rooms r WHERE r.id = $1 \
+             AND EXISTS (SELECT 1 FROM webhooks w WHERE w.app_id = r.app_id AND w.events LIKE $2)",
+        )
+        .bind(room_id)
+        .bind(pattern.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(room) = room else { continue };
+        let events: Vec<NewEvent> = batch
+            .iter()
+            .filter(|message| message.room_id == room_id)
+            .map(|message| crate::webhooks::event::message_created(&room, message))
+            .collect::<Result<_, _>>()
+            .map_err(|err| StoreError::Corrupt(format!("message of room {room_id}: {err}")))?;
+        insert_events(&mut *conn, Scope::Room(room_id), &events).await?;
+    }
+    Ok(())
 }
 
 /// Rows a count quota counts, and the row they belong to.
@@ -194,6 +295,8 @@ pub struct Counted {
 pub const ROOMS_OF_APP: Counted = Counted { parent: "apps", rows: "rooms", parent_column: "app_id" };
 /// Endpoints per room (`endpoints_per_room`).
 const ENDPOINTS_OF_ROOM: Counted = Counted { parent: "rooms", rows: "endpoints", parent_column: "room_id" };
+/// Webhooks per app (`webhooks_per_app`).
+const WEBHOOKS_OF_APP: Counted = Counted { parent: "apps", rows: "webhooks", parent_column: "app_id" };
 /// Apps per portal account (`apps_per_account`).
 const APPS_OF_ACCOUNT: Counted = Counted { parent: "accounts", rows: "apps", parent_column: "owner_id" };
 
@@ -246,6 +349,8 @@ const ENDPOINT_COLUMNS: &str =
 /// The endpoint columns and the app's, for [`EndpointAccess`].
 const ACCESS_COLUMNS: &str = "a.status AS app_status, a.allowed_origins, a.id AS app_id, a.quotas AS app_quotas";
 
+const WEBHOOK_COLUMNS: &str = "id, public_id, app_id, url, events, secret, created_at";
+
 const ACCOUNT_COLUMNS: &str = "id, email, password_hash, is_admin, created_at, email_verified, session_epoch";
 
 const INSERT_KEY: &str = "INSERT INTO api_keys (app_id, key_hash, created_at) VALUES ($1, $2, $3)";
@@ -281,6 +386,7 @@ where
     // `FromRow` derives, which ask for just these).
     for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<i64>: Encode<'q, B::Db>,
+    for<'q> Option<String>: Encode<'q, B::Db>,
     for<'q> bool: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db> + ColumnIndex<<B::Db as Database>::Row>,
@@ -570,17 +676,28 @@ where
         Ok(sqlx::query_as(&sql).bind(app_id).bind(name.as_str()).fetch_optional(self.reader()).await?)
     }
 
+    async fn room_by_id(&self, room_id: i64) -> Result<Option<RoomRecord>, StoreError> {
+        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = $1");
+        Ok(sqlx::query_as(&sql).bind(room_id).fetch_optional(self.reader()).await?)
+    }
+
     async fn list_rooms(&self, app_id: i64) -> Result<Vec<RoomRecord>, StoreError> {
         let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.app_id = $1 ORDER BY r.id");
         Ok(sqlx::query_as(&sql).bind(app_id).fetch_all(self.reader()).await?)
     }
 
-    async fn delete_room(&self, app_id: i64, name: &RoomName) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar("DELETE FROM rooms WHERE app_id = $1 AND name = $2 RETURNING id")
+    async fn delete_room(&self, app_id: i64, name: &RoomName, events: &[NewEvent]) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.writer().begin().await?;
+        let deleted: Option<i64> = sqlx::query_scalar("DELETE FROM rooms WHERE app_id = $1 AND name = $2 RETURNING id")
             .bind(app_id)
             .bind(name.as_str())
-            .fetch_optional(self.writer())
-            .await?)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if deleted.is_some() {
+            insert_events(&mut *tx, Scope::App(app_id), events).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn create_endpoint(&self, new: NewEndpoint, at_most: Option<u64>) -> Result<EndpointRecord, StoreError> {
@@ -594,7 +711,7 @@ where
         .bind(new.room_id)
         .bind(new.permission.as_str())
         .bind(new.meta)
-        .bind(now_ms())
+        .bind(new.created_at)
         .bind(new.key_id)
         .bind(new.limits.max_connections.map(stored_count))
         .bind(new.limits.single_use)
@@ -611,6 +728,7 @@ where
         let sql =
             format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN rooms r ON r.id = e.room_id WHERE e.id = $1");
         let endpoint = sqlx::query_as(&sql).bind(id).fetch_one(&mut *tx).await?;
+        insert_events(&mut *tx, Scope::Room(new.room_id), &new.events).await?;
         tx.commit().await?;
         Ok(endpoint)
     }
@@ -656,9 +774,11 @@ where
         settings: &EndpointSettings,
     ) -> Result<Option<EndpointRecord>, StoreError> {
         let mut tx = self.writer().begin().await?;
+        // A new expiry is announced again when it comes.
         sqlx::query(
-            "UPDATE endpoints SET permission = $1, meta = $2, expires_at = $3, max_messages = $4, \
-               max_connections = $5, revision = revision + 1 WHERE id = $6",
+            "UPDATE endpoints SET permission = $1, meta = $2, \
+               expiry_announced = CASE WHEN expires_at = $3 THEN expiry_announced ELSE FALSE END, \
+               expires_at = $3, max_messages = $4, max_connections = $5, revision = revision + 1 WHERE id = $6",
         )
         .bind(settings.permission.as_str())
         .bind(&settings.meta)
@@ -675,7 +795,13 @@ where
         Ok(endpoint)
     }
 
-    async fn delete_endpoint(&self, room_id: i64, code: &str) -> Result<Vec<i64>, StoreError> {
+    async fn delete_endpoint(
+        &self,
+        room_id: i64,
+        code: &str,
+        app_id: i64,
+        events: &[NewEvent],
+    ) -> Result<Vec<i64>, StoreError> {
         // The foreign key would delete the children by itself; listing the
         // subtree first is what lets their sockets be closed too.
         let mut tx = self.writer().begin().await?;
@@ -691,6 +817,7 @@ where
         .await?;
         if let Some(root) = ids.first() {
             sqlx::query("DELETE FROM endpoints WHERE id = $1").bind(root).execute(&mut *tx).await?;
+            insert_events(&mut *tx, Scope::App(app_id), events).await?;
         }
         tx.commit().await?;
         Ok(ids)
@@ -819,4 +946,209 @@ where
             .await?;
         Ok(())
     }
+
+    async fn record_events(&self, app_id: i64, events: &[NewEvent]) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        insert_events(&mut *tx, Scope::App(app_id), events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_room_events(&self, room_id: i64, events: &[NewEvent]) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        insert_events(&mut *tx, Scope::Room(room_id), events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn unannounced_expiries(&self, now_ms: i64, limit: u64) -> Result<Vec<(i64, EndpointRecord)>, StoreError> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS}, r.app_id FROM endpoints e JOIN rooms r ON r.id = e.room_id \
+             WHERE e.expires_at <= $1 AND NOT e.expiry_announced ORDER BY e.expires_at LIMIT $2"
+        );
+        let rows: Vec<ExpiredEndpoint> =
+            sqlx::query_as(&sql).bind(now_ms).bind(stored_count(limit)).fetch_all(self.writer()).await?;
+        Ok(rows.into_iter().map(|row| (row.app_id, row.endpoint)).collect())
+    }
+
+    async fn announce_expiry(
+        &self,
+        endpoint_id: i64,
+        expires_at: i64,
+        app_id: i64,
+        events: &[NewEvent],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer().begin().await?;
+        let done = sqlx::query(
+            "UPDATE endpoints SET expiry_announced = TRUE WHERE id = $1 AND expires_at = $2 AND NOT expiry_announced",
+        )
+        .bind(endpoint_id)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        let marked = B::rows_affected(&done) == 1;
+        if marked {
+            insert_events(&mut *tx, Scope::App(app_id), events).await?;
+        }
+        tx.commit().await?;
+        Ok(marked)
+    }
+
+    async fn create_webhook(&self, new: NewWebhook, at_most: Option<u64>) -> Result<WebhookRecord, StoreError> {
+        let mut tx = self.writer().begin().await?;
+        if let Some(at_most) = at_most {
+            ensure_below(&mut *tx, WEBHOOKS_OF_APP, new.app_id, at_most, B::LOCK_ROW).await?;
+        }
+        let sql = format!(
+            "INSERT INTO webhooks (public_id, app_id, url, events, secret, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {WEBHOOK_COLUMNS}"
+        );
+        let webhook = sqlx::query_as(&sql)
+            .bind(new.public_id)
+            .bind(new.app_id)
+            .bind(new.url)
+            .bind(new.events.to_stored())
+            .bind(new.secret)
+            .bind(new.created_at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(refused_or)?;
+        tx.commit().await?;
+        Ok(webhook)
+    }
+
+    async fn list_webhooks(&self, app_id: i64) -> Result<Vec<WebhookRecord>, StoreError> {
+        let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE app_id = $1 ORDER BY id");
+        Ok(sqlx::query_as(&sql).bind(app_id).fetch_all(self.reader()).await?)
+    }
+
+    async fn webhook(&self, app_id: i64, public_id: &str) -> Result<Option<WebhookRecord>, StoreError> {
+        let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE app_id = $1 AND public_id = $2");
+        Ok(sqlx::query_as(&sql).bind(app_id).bind(public_id).fetch_optional(self.reader()).await?)
+    }
+
+    async fn delete_webhook(&self, app_id: i64, public_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM webhooks WHERE app_id = $1 AND public_id = $2")
+            .bind(app_id)
+            .bind(public_id)
+            .execute(self.writer())
+            .await?;
+        Ok(B::rows_affected(&done) > 0)
+    }
+
+    async fn webhook_deliveries(&self, webhook_id: i64, limit: u64) -> Result<Vec<DeliveryRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, event_id, event_type, state, attempts, next_attempt_at, last_status, last_error, created_at \
+             FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(webhook_id)
+        .bind(stored_count(limit))
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    async fn redeliver(&self, webhook_id: i64, delivery_id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        // A delivery being attempted right now keeps its lease: clearing it
+        // would let another node attempt it at the same time.
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $1, series_started_at = $1, \
+               finished_at = NULL \
+             WHERE id = $2 AND webhook_id = $3 AND (state <> 'pending' OR lease_until <= $1)",
+        )
+        .bind(now_ms)
+        .bind(delivery_id)
+        .bind(webhook_id)
+        .execute(self.writer())
+        .await?;
+        if B::rows_affected(&done) > 0 {
+            return Ok(true);
+        }
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM webhook_deliveries WHERE id = $1 AND webhook_id = $2")
+                .bind(delivery_id)
+                .bind(webhook_id)
+                .fetch_optional(self.reader())
+                .await?;
+        Ok(found.is_some())
+    }
+
+    async fn lease_deliveries(&self, lease: Lease) -> Result<Vec<DueDelivery>, StoreError> {
+        // The outer `lease_until <= $2` is checked again on each row once
+        // its lock is held (PostgreSQL re-reads a row another transaction
+        // updated), so of two nodes leasing at once one gets each row.
+        Ok(sqlx::query_as(
+            "UPDATE webhook_deliveries SET lease_until = $1 \
+             WHERE id IN ( \
+               SELECT id FROM ( \
+                 SELECT d.id, d.next_attempt_at, \
+                   ROW_NUMBER() OVER (PARTITION BY d.app_id ORDER BY d.next_attempt_at, d.id) AS n, \
+                   (SELECT COUNT(*) FROM webhook_deliveries l \
+                    WHERE l.app_id = d.app_id AND l.state = 'pending' AND l.lease_until > $2) AS busy \
+                 FROM webhook_deliveries d \
+                 WHERE d.state = 'pending' AND d.next_attempt_at <= $2 AND d.lease_until <= $2) due \
+               WHERE n + busy <= $3 ORDER BY next_attempt_at LIMIT $4) \
+             AND state = 'pending' AND lease_until <= $2 \
+             RETURNING id, app_id, event_id, body, attempts, series_started_at, \
+               (SELECT w.url FROM webhooks w WHERE w.id = webhook_id) AS url, \
+               (SELECT w.secret FROM webhooks w WHERE w.id = webhook_id) AS secret",
+        )
+        .bind(lease.until)
+        .bind(lease.now)
+        .bind(stored_count(lease.per_app))
+        .bind(stored_count(lease.limit))
+        .fetch_all(self.writer())
+        .await?)
+    }
+
+    async fn finish_attempts(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        for outcome in outcomes {
+            let finished = (outcome.state != DeliveryState::Pending).then_some(outcome.at);
+            sqlx::query(
+                "UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2, \
+                   lease_until = 0, last_status = $3, last_error = $4, finished_at = $5 WHERE id = $6",
+            )
+            .bind(state_as_str(outcome.state))
+            .bind(outcome.next_attempt_at)
+            .bind(outcome.status.map(i64::from))
+            .bind(outcome.error.clone())
+            .bind(finished)
+            .bind(outcome.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM webhook_deliveries WHERE state <> 'pending' AND finished_at < $1")
+            .bind(before_ms)
+            .execute(self.writer())
+            .await?;
+        Ok(B::rows_affected(&done))
+    }
+
+    async fn failing_webhooks(&self, limit: u64) -> Result<Vec<FailingWebhook>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT a.name AS app_name, w.public_id, w.url, \
+               CAST(SUM(CASE WHEN d.state = 'failed' THEN 1 ELSE 0 END) AS BIGINT) AS failed, \
+               CAST(SUM(CASE WHEN d.state = 'pending' THEN 1 ELSE 0 END) AS BIGINT) AS retrying \
+             FROM webhooks w JOIN apps a ON a.id = w.app_id JOIN webhook_deliveries d ON d.webhook_id = w.id \
+             WHERE d.state = 'failed' OR (d.state = 'pending' AND d.attempts > 0) \
+             GROUP BY a.name, w.public_id, w.url ORDER BY failed DESC, retrying DESC, w.public_id LIMIT $1",
+        )
+        .bind(stored_count(limit))
+        .fetch_all(self.reader())
+        .await?)
+    }
+}
+
+/// An endpoint past its expiry, with its app (see
+/// [`Store::unannounced_expiries`]).
+#[derive(sqlx::FromRow)]
+struct ExpiredEndpoint {
+    #[sqlx(flatten)]
+    endpoint: EndpointRecord,
+    app_id: i64,
 }

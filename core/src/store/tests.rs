@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use comms_protocol::webhook::{DeliveryState, EventType};
 use comms_protocol::Permission;
 use tempfile::TempDir;
 
@@ -101,7 +102,172 @@ on_every_backend!(
     listings_filter_by_owner_and_deleting_an_app_takes_its_rooms,
     mailed_tokens_are_single_use_and_a_reset_ends_sessions,
     server_secrets_are_made_once_for_every_node,
+    events_reach_the_webhooks_that_receive_them_with_their_change,
+    two_nodes_never_lease_the_same_delivery_and_apps_are_bounded,
+    attempts_are_recorded_sent_again_and_pruned,
+    an_expiry_is_announced_once_until_it_changes,
 );
+
+fn webhook(app_id: i64, name: &str, events: &[EventType]) -> NewWebhook {
+    NewWebhook {
+        app_id,
+        public_id: format!("wh_{name}"),
+        url: format!("http://127.0.0.1:9/{name}"),
+        events: EventTypes(events.to_vec()),
+        secret: "whsec_c2VjcmV0".into(),
+        created_at: crate::time::now_ms(),
+    }
+}
+
+fn event(event_type: EventType, id: &str) -> NewEvent {
+    NewEvent { id: id.into(), event_type, body: format!("{{\"id\":\"{id}\"}}"), created_at: crate::time::now_ms() }
+}
+
+/// Leases everything due now for a long time.
+fn lease_now(per_app: u64, limit: u64) -> Lease {
+    let now = crate::time::now_ms();
+    Lease { now, until: now + 60_000, per_app, limit }
+}
+
+async fn events_reach_the_webhooks_that_receive_them_with_their_change(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let a = app(store, "a").await;
+    let b = app(store, "b").await;
+    let rooms_hook = store.create_webhook(webhook(a.id, "rooms", &[EventType::RoomCreated]), None).await.unwrap();
+    store.create_webhook(webhook(a.id, "messages", &[EventType::MessageCreated]), None).await.unwrap();
+    store.create_webhook(webhook(b.id, "other", &[EventType::RoomCreated]), None).await.unwrap();
+    assert!(matches!(
+        store.create_webhook(webhook(a.id, "third", &[EventType::RoomDeleted]), Some(2)).await,
+        Err(StoreError::Full)
+    ));
+    assert_eq!(store.list_webhooks(a.id).await.unwrap().len(), 2);
+    assert_eq!(
+        store.webhook(a.id, "wh_rooms").await.unwrap().unwrap().events,
+        EventTypes(vec![EventType::RoomCreated])
+    );
+    assert!(store.webhook(b.id, "wh_rooms").await.unwrap().is_none(), "per app");
+
+    let mut new = NewRoom::new(RoomName::parse("lobby").unwrap(), false);
+    new.events = vec![event(EventType::RoomCreated, "evt_room")];
+    let lobby = store.create_room(a.id, &new, None).await.unwrap();
+    // A refused creation writes no event.
+    assert!(store.create_room(a.id, &new, None).await.is_err());
+    store.append_messages(&[message(lobby.id, 1)], 10).await.unwrap();
+    let due = store.lease_deliveries(lease_now(10, 100)).await.unwrap();
+    let mut got: Vec<(String, String)> = due.iter().map(|d| (d.url.clone(), d.event_id.clone())).collect();
+    got.sort();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1], ("http://127.0.0.1:9/rooms".to_owned(), "evt_room".to_owned()));
+    assert!(got[0].0.ends_with("/messages") && got[0].1.starts_with("evt_"));
+    let created = due.iter().find(|d| d.event_id != "evt_room").unwrap();
+    assert!(created.body.contains(r#""type":"message.created""#), "{}", created.body);
+    assert_eq!(store.webhook_deliveries(rooms_hook.id, 10).await.unwrap().len(), 1);
+
+    assert!(store.delete_webhook(a.id, "wh_rooms").await.unwrap());
+    assert!(!store.delete_webhook(a.id, "wh_rooms").await.unwrap());
+    assert!(store.webhook_deliveries(rooms_hook.id, 10).await.unwrap().is_empty(), "deliveries go with it");
+}
+
+async fn two_nodes_never_lease_the_same_delivery_and_apps_are_bounded(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let other_node = fixture.another_node().await;
+    let a = app(store, "a").await;
+    let b = app(store, "b").await;
+    store.create_webhook(webhook(a.id, "a", &[EventType::RoomCreated]), None).await.unwrap();
+    store.create_webhook(webhook(b.id, "b", &[EventType::RoomCreated]), None).await.unwrap();
+    let many: Vec<NewEvent> = (0..20).map(|n| event(EventType::RoomCreated, &format!("evt_a{n}"))).collect();
+    store.record_events(a.id, &many).await.unwrap();
+    store.record_events(b.id, &[event(EventType::RoomCreated, "evt_b")]).await.unwrap();
+
+    let (first, second) =
+        tokio::join!(store.lease_deliveries(lease_now(8, 100)), other_node.lease_deliveries(lease_now(8, 100)));
+    let (first, second) = (first.unwrap(), second.unwrap());
+    let mut ids: Vec<i64> = first.iter().chain(&second).map(|d| d.id).collect();
+    let leased = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), leased, "no delivery leased twice");
+    let of_a = first.iter().chain(&second).filter(|d| d.app_id == a.id).count();
+    assert!(of_a <= 16, "at most per_app of one app per lease call, got {of_a}");
+    assert!(first.iter().chain(&second).any(|d| d.app_id == b.id), "a busy app does not hold back another");
+    let again = store.lease_deliveries(lease_now(8, 100)).await.unwrap();
+    assert!(again.iter().all(|d| d.app_id == a.id), "leased rows are not due again");
+    if !fixture.postgres {
+        assert!(again.is_empty(), "with 8 of the app leased, none more");
+    }
+}
+
+async fn attempts_are_recorded_sent_again_and_pruned(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let a = app(store, "a").await;
+    let hook = store.create_webhook(webhook(a.id, "a", &[EventType::RoomCreated]), None).await.unwrap();
+    store.record_events(a.id, &[event(EventType::RoomCreated, "evt_1")]).await.unwrap();
+    let due = store.lease_deliveries(lease_now(8, 10)).await.unwrap();
+    let now = crate::time::now_ms();
+    let retry = AttemptOutcome {
+        id: due[0].id,
+        state: DeliveryState::Pending,
+        next_attempt_at: now + 60_000,
+        status: Some(500),
+        error: Some("the receiver answered 500".into()),
+        at: now,
+    };
+    store.finish_attempts(&[retry]).await.unwrap();
+    assert!(store.lease_deliveries(lease_now(8, 10)).await.unwrap().is_empty(), "not due before its retry time");
+    let listed = &store.webhook_deliveries(hook.id, 10).await.unwrap()[0];
+    assert_eq!((listed.state, listed.attempts, listed.last_status), (DeliveryState::Pending, 1, Some(500)));
+    assert!(store.redeliver(hook.id, listed.id, now).await.unwrap());
+    assert!(!store.redeliver(hook.id, listed.id + 1000, now).await.unwrap());
+    let due = store.lease_deliveries(lease_now(8, 10)).await.unwrap();
+    assert_eq!(due.len(), 1, "due again at once");
+    assert_eq!(due[0].series_started_at, now);
+    let delivered =
+        AttemptOutcome { state: DeliveryState::Delivered, status: Some(200), error: None, ..retry_of(&due[0], now) };
+    store.finish_attempts(&[delivered]).await.unwrap();
+    let listed = &store.webhook_deliveries(hook.id, 10).await.unwrap()[0];
+    assert_eq!((listed.state, listed.attempts), (DeliveryState::Delivered, 2));
+    assert_eq!(store.prune_deliveries(now - 1).await.unwrap(), 0, "kept until its time");
+    assert_eq!(store.prune_deliveries(now + 1).await.unwrap(), 1);
+}
+
+fn retry_of(due: &DueDelivery, now: i64) -> AttemptOutcome {
+    AttemptOutcome {
+        id: due.id,
+        state: DeliveryState::Pending,
+        next_attempt_at: now,
+        status: None,
+        error: None,
+        at: now,
+    }
+}
+
+async fn an_expiry_is_announced_once_until_it_changes(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let other_node = fixture.another_node().await;
+    let a = app(store, "a").await;
+    let lobby = room(store, a.id, "lobby").await;
+    let past = crate::time::now_ms() - 1000;
+    let limits = EndpointLimits { expires_at: Some(past), ..EndpointLimits::default() };
+    let endpoint = store.create_endpoint(NewEndpoint { limits, ..endpoint(lobby.id, "c") }, None).await.unwrap();
+    let due = store.unannounced_expiries(crate::time::now_ms(), 10).await.unwrap();
+    assert_eq!(due.iter().map(|(app_id, e)| (*app_id, e.id)).collect::<Vec<_>>(), [(a.id, endpoint.id)]);
+    let (first, second) = tokio::join!(
+        store.announce_expiry(endpoint.id, past, a.id, &[]),
+        other_node.announce_expiry(endpoint.id, past, a.id, &[])
+    );
+    assert_eq!(u8::from(first.unwrap()) + u8::from(second.unwrap()), 1, "one node announces it");
+    assert!(store.unannounced_expiries(crate::time::now_ms(), 10).await.unwrap().is_empty());
+    let later = past + 500;
+    let settings =
+        EndpointSettings { limits: EndpointLimits { expires_at: Some(later), ..limits }, ..endpoint.settings() };
+    store.update_endpoint(endpoint.id, &settings).await.unwrap();
+    assert_eq!(
+        store.unannounced_expiries(crate::time::now_ms(), 10).await.unwrap().len(),
+        1,
+        "a new expiry is announced again"
+    );
+    assert!(!store.announce_expiry(endpoint.id, past, a.id, &[]).await.unwrap(), "not for the old expiry");
+}
 
 fn account(email: &str, is_admin: bool) -> NewAccount<'_> {
     NewAccount { email, password_hash: "hash", is_admin, email_verified: is_admin }
@@ -122,7 +288,7 @@ fn new_app(name: &str, key: Option<ApiKeyHash>) -> NewApp {
 }
 
 fn new_room(name: &RoomName) -> NewRoom {
-    NewRoom { name: name.clone(), presence: false }
+    NewRoom::new(name.clone(), false)
 }
 
 async fn room(store: &dyn Store, app_id: i64, name: &str) -> RoomRecord {
@@ -140,6 +306,8 @@ fn endpoint(room_id: i64, code: &str) -> NewEndpoint {
         limits: EndpointLimits::default(),
         can_delegate: false,
         parent: None,
+        created_at: crate::time::now_ms(),
+        events: Vec::new(),
     }
 }
 
@@ -165,7 +333,7 @@ async fn presence_is_kept_and_shown_with_the_rooms_endpoints(fixture: &Fixture) 
     let store = &*fixture.store;
     let a = app(store, "a").await;
     let name = RoomName::parse("chat").unwrap();
-    let created = store.create_room(a.id, &NewRoom { name: name.clone(), presence: true }, None).await.unwrap();
+    let created = store.create_room(a.id, &NewRoom::new(name.clone(), true), None).await.unwrap();
     let plain = store.create_room(a.id, &new_room(&RoomName::parse("news").unwrap()), None).await.unwrap();
     assert!(created.presence && !plain.presence);
     assert!(store.room(a.id, &name).await.unwrap().unwrap().presence);
@@ -269,8 +437,8 @@ async fn ids_are_never_reused(fixture: &Fixture) {
     let name = RoomName::parse("r").unwrap();
     let first_room = store.create_room(first_app.id, &new_room(&name), None).await.unwrap();
     let first_endpoint = store.create_endpoint(endpoint(first_room.id, "one"), None).await.unwrap();
-    store.delete_endpoint(first_room.id, "one").await.unwrap();
-    store.delete_room(first_app.id, &name).await.unwrap();
+    store.delete_endpoint(first_room.id, "one", 0, &[]).await.unwrap();
+    store.delete_room(first_app.id, &name, &[]).await.unwrap();
     store.delete_app(first_app.id).await.unwrap();
 
     let second_app = app(store, "a").await;
@@ -341,8 +509,8 @@ async fn endpoints_are_found_by_code_and_listed_by_room(fixture: &Fixture) {
     store.set_app_status(app.id, AppStatus::Suspended).await.unwrap();
     assert_eq!(store.endpoint_by_code("c1").await.unwrap().unwrap().app_status, AppStatus::Suspended);
 
-    assert_eq!(store.delete_endpoint(room.id, "c1").await.unwrap(), [created.id]);
-    assert!(store.delete_endpoint(room.id, "c1").await.unwrap().is_empty());
+    assert_eq!(store.delete_endpoint(room.id, "c1", 0, &[]).await.unwrap(), [created.id]);
+    assert!(store.delete_endpoint(room.id, "c1", 0, &[]).await.unwrap().is_empty());
     assert_eq!(store.endpoint_by_code("c1").await.unwrap(), None);
 }
 
@@ -378,7 +546,7 @@ async fn endpoints_change_count_their_messages_and_go_with_their_parent(fixture:
     assert_eq!((updated.messages_sent, updated.revision, updated.max_messages), (6, 1, None));
     assert_eq!((updated.settings(), updated.expires_at), (settings, None));
 
-    let deleted = store.delete_endpoint(room.id, "root").await.unwrap();
+    let deleted = store.delete_endpoint(room.id, "root", 0, &[]).await.unwrap();
     assert_eq!(deleted, [root.id, child.id, grandchild.id], "the subtree, parents first");
     assert!(store.list_endpoints(room.id).await.unwrap().is_empty());
     assert_eq!(store.update_endpoint(root.id, &updated.settings()).await.unwrap(), None);
@@ -462,7 +630,7 @@ async fn messages_of_deleted_rooms_are_skipped(fixture: &Fixture) {
     let name = RoomName::parse("r").unwrap();
     let gone = store.create_room(app.id, &new_room(&name), None).await.unwrap();
     let kept = room(store, app.id, "kept").await;
-    store.delete_room(app.id, &name).await.unwrap();
+    store.delete_room(app.id, &name, &[]).await.unwrap();
     let mut batch = messages(gone.id, [1]);
     batch.extend(messages(kept.id, [1, 2]));
     store.append_messages(&batch, 10).await.unwrap();

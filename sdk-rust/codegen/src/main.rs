@@ -22,10 +22,10 @@ pub(crate) fn ref_name(reference: &str) -> &str {
     reference.rsplit('/').next().unwrap_or(reference)
 }
 
-/// `read_and_write` → `ReadAndWrite`.
+/// `read_and_write` → `ReadAndWrite`, `room.created` → `RoomCreated`.
 pub(crate) fn variant_name(value: &str) -> String {
     value
-        .split('_')
+        .split(['_', '.'])
         .map(|part| {
             let mut chars = part.chars();
             chars.next().map(|first| first.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default()
@@ -97,6 +97,13 @@ fn main() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn snake_and_dotted_wire_values_become_rust_variants() {
+        assert_eq!(super::variant_name("read_and_write"), "ReadAndWrite");
+        assert_eq!(super::variant_name("room.created"), "RoomCreated");
+        assert_eq!(super::camel_case("member.left"), "memberLeft");
+    }
+
     #[test]
     fn the_checked_in_sdks_match_the_openapi_document() {
         let document = super::document();

@@ -120,7 +120,7 @@ async fn create_room(
 ) -> Reply {
     let (AuthApp { app, .. }, ApiPath(room)) = (auth?, path?);
     // The original API has no way to ask for presence.
-    let room = state.service.create_room(&app, &NewRoom { name: room, presence: false }).await?;
+    let room = state.service.create_room(&app, &NewRoom::new(room, false)).await?;
     Ok(Success { status: StatusCode::CREATED, message: "room created", data: BTreeMap::from([("room", raw(&room))]) })
 }
 

@@ -8,6 +8,7 @@ pub mod messages;
 pub mod ops;
 pub mod rooms;
 pub mod site;
+pub mod webhooks;
 
 use axum::body::Bytes;
 use axum::http::{header, StatusCode};
@@ -35,6 +36,7 @@ use crate::state::AppState;
         (name = "rooms", description = "Named channels owned by one app"),
         (name = "endpoints", description = "Codes that let a WebSocket client join a room"),
         (name = "messages", description = "History and server-side publishing"),
+        (name = "webhooks", description = "Signed events posted to the app's backend"),
     )
 )]
 struct ApiDoc;
@@ -59,6 +61,7 @@ fn rest() -> OpenApiRouter<AppState> {
         .merge(rooms::router())
         .merge(endpoints::router())
         .merge(messages::router())
+        .merge(webhooks::router())
 }
 
 /// The OpenAPI 3 document of the REST API.

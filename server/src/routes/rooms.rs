@@ -52,7 +52,7 @@ async fn create_room(
     AuthApp { app, .. }: AuthApp,
     ApiJson(body): ApiJson<CreateRoomRequest>,
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
-    let new = NewRoom { name: RoomName::parse(&body.name)?, presence: body.presence };
+    let new = NewRoom::new(RoomName::parse(&body.name)?, body.presence);
     let room = state.service.create_room(&app, &new).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }

@@ -34,4 +34,5 @@ mod restart;
 mod rooms;
 mod site_headers;
 mod tls;
+mod webhooks;
 mod websocket;

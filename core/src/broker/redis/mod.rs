@@ -60,7 +60,7 @@ use super::{Broker, BrokerError, Durability, History, PublishGate, RoomRef};
 use crate::hub::Hub;
 use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
-use crate::presence::{MemberCard, Roll, Signal, Transition};
+use crate::presence::{MemberCard, MemberChange, Roll, Signal, Transition};
 use crate::quotas::{SocketCounts, SocketOwner};
 use crate::store::Store;
 use crate::time::now_ms;
@@ -368,11 +368,11 @@ impl Broker for RedisBroker {
         });
     }
 
-    async fn presence(&self, transition: &Transition) -> Result<(), BrokerError> {
+    async fn presence(&self, transition: &Transition) -> Result<Option<MemberChange>, BrokerError> {
         self.roster.apply(transition).await
     }
 
-    async fn expire_leaves(&self, now_ms: i64) -> Result<(), BrokerError> {
+    async fn expire_leaves(&self, now_ms: i64) -> Result<Vec<MemberChange>, BrokerError> {
         self.roster.expire(now_ms).await
     }
 

@@ -31,7 +31,7 @@ use redis::{Script, ScriptInvocation, Value};
 use super::keys::Keys;
 use super::scripts;
 use crate::broker::{BrokerError, RoomRef};
-use crate::presence::{MemberCard, Roll, Transition};
+use crate::presence::{MemberCard, MemberChange, Roll, Transition};
 
 /// How often a node refreshes its liveness key.
 pub(super) const ALIVE_EVERY: Duration = Duration::from_secs(1);
@@ -71,11 +71,12 @@ impl RedisRoster {
     /// # Errors
     ///
     /// Redis cannot be reached; nothing was recorded.
-    pub(super) async fn apply(&self, transition: &Transition) -> Result<(), BrokerError> {
+    pub(super) async fn apply(&self, transition: &Transition) -> Result<Option<MemberChange>, BrokerError> {
         match transition {
             Transition::Arrived { room, card } => {
                 let invocation = self.room_script(&scripts::ARRIVE, room, card);
-                let _: i64 = invocation.invoke_async(&mut self.connection.clone()).await.map_err(super::unavailable)?;
+                let version: i64 =
+                    invocation.invoke_async(&mut self.connection.clone()).await.map_err(super::unavailable)?;
                 let mut held = self.held.lock();
                 let entry = held.entry((room.id, card.endpoint_id)).or_insert_with(|| Held {
                     room: room.clone(),
@@ -84,6 +85,10 @@ impl RedisRoster {
                 });
                 entry.card = card.clone();
                 entry.connections += 1;
+                if version > 0 {
+                    let (room_id, room) = (room.id, room.name.clone());
+                    return Ok(Some(MemberChange { room_id, room, member: card.member(1), joined: true }));
+                }
             }
             Transition::Departed { room_id, endpoint_id, leave_at_ms } => {
                 let _: i64 = scripts::DEPART
@@ -105,18 +110,19 @@ impl RedisRoster {
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Refreshes this node's liveness when due (putting its share back if
-    /// Redis lost it), then sends the leaves that are due ([`scripts::EXPIRE`]).
+    /// Redis lost it), then sends the leaves that are due ([`scripts::EXPIRE`]);
+    /// those leaves.
     ///
     /// # Errors
     ///
     /// Redis cannot be reached.
-    pub(super) async fn expire(&self, now_ms: i64) -> Result<(), BrokerError> {
+    pub(super) async fn expire(&self, now_ms: i64) -> Result<Vec<MemberChange>, BrokerError> {
         self.refresh_if_due().await?;
-        let _: i64 = scripts::EXPIRE
+        let sent: Vec<(i64, String, String)> = scripts::EXPIRE
             .key(self.keys.leaving())
             .key(self.keys.presence_nodes())
             .arg(now_ms)
@@ -124,7 +130,13 @@ impl RedisRoster {
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(super::unavailable)?;
-        Ok(())
+        sent.into_iter()
+            .map(|(room_id, name, member)| {
+                let room = serde_json::from_str(&name).map_err(|err| super::malformed(format!("room name: {err}")))?;
+                let member = serde_json::from_str(&member).map_err(|err| super::malformed(format!("member: {err}")))?;
+                Ok(MemberChange { room_id, room, member, joined: false })
+            })
+            .collect()
     }
 
     async fn refresh_if_due(&self) -> Result<(), BrokerError> {

@@ -237,7 +237,8 @@ return n
 ///
 /// KEYS: the leave schedule, the set of nodes with presence. ARGV: now
 /// (ms), the key prefix. For each leave: publishes `P VERSION FRAME` on the
-/// room's channel. Returns the number of leaves sent. Any node may run it:
+/// room's channel. Returns the leaves sent as `{room id, room name as a
+/// JSON string, member JSON}` triples, flattened. Any node may run it:
 /// each scheduled leave is taken out of the schedule by exactly one run.
 pub(super) static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -264,7 +265,7 @@ for _, node in ipairs(redis.call('SMEMBERS', KEYS[2])) do
     redis.call('SET', base .. ':reaped', 1, 'EX', 3600)
   end
 end
-local sent = 0
+local sent = {}
 for _, item in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1000)) do
   redis.call('ZREM', KEYS[1], item)
   local room, ep = string.match(item, '^(%d+):(%d+)$')
@@ -277,9 +278,12 @@ for _, item in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIM
     redis.call('ZREM', base .. ':joined', ep)
     if card and name then
       local v = next_version(base .. ':pversion')
+      local member = '{' .. card .. ',"connections":0}'
       redis.call('PUBLISH', base, string.format('P %d ', v) ..
-        '{"type":"leave","room":' .. name .. ',"member":{' .. card .. ',"connections":0}}')
-      sent = sent + 1
+        '{"type":"leave","room":' .. name .. ',"member":' .. member .. '}')
+      table.insert(sent, tonumber(room))
+      table.insert(sent, name)
+      table.insert(sent, member)
     end
   end
 end

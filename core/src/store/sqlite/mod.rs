@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
-use super::sql::Backend;
+use super::sql::{insert_message_events, Backend};
 use super::{NewRoom, RoomRecord, StoreError, StoredMessage};
 
 mod room_batch;
@@ -145,6 +145,7 @@ impl Backend for SqliteStore {
                     .await?;
             }
         }
+        insert_message_events::<sqlx::Sqlite>(&mut *tx, batch).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -178,8 +179,7 @@ mod tests {
     #[tokio::test]
     async fn grouped_room_creations_go_to_the_first_request_of_each_name() {
         let (_dir, store, app_id) = open_with_app().await;
-        let rooms =
-            ["x", "y", "x", "z", "x", "y"].map(|n| NewRoom { name: RoomName::parse(n).unwrap(), presence: false });
+        let rooms = ["x", "y", "x", "z", "x", "y"].map(|n| NewRoom::new(RoomName::parse(n).unwrap(), false));
         let results =
             futures_util::future::join_all(rooms.iter().map(|room| Store::create_room(&store, app_id, room, None)))
                 .await;

@@ -19,9 +19,8 @@ use std::collections::HashMap;
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::sql::{insert_room, refused_or, NEW_ROOM_COLUMNS};
+use crate::store::sql::{insert_events, insert_room, refused_or, Scope, NEW_ROOM_COLUMNS};
 use crate::store::{NewRoom, RoomRecord, StoreError};
-use crate::time::now_ms;
 
 /// Requests folded into one statement, at most (4 parameters each, far
 /// under SQLite's limit).
@@ -136,8 +135,9 @@ async fn refuse_over_quota(writer: &SqlitePool, batch: &mut Vec<Request>) -> Res
     Ok(())
 }
 
-/// Inserts the batch's rooms in one statement, skipping taken names; fails
-/// as a whole with [`StoreError::ParentMissing`] if one request's app is gone.
+/// Inserts the batch's rooms in one statement, skipping taken names, and
+/// the webhook events of those created, in one transaction; fails as a
+/// whole with [`StoreError::ParentMissing`] if one request's app is gone.
 async fn insert_all(writer: &SqlitePool, batch: &[Request]) -> Result<HashMap<(i64, String), RoomRecord>, StoreError> {
     if batch.is_empty() {
         return Ok(HashMap::new());
@@ -147,13 +147,25 @@ async fn insert_all(writer: &SqlitePool, batch: &[Request]) -> Result<HashMap<(i
         "INSERT INTO rooms (app_id, name, created_at, presence) VALUES {values} \
          ON CONFLICT (app_id, name) DO NOTHING RETURNING {NEW_ROOM_COLUMNS}"
     );
-    let now = now_ms();
     // Not kept prepared: batch sizes vary, and each size would take a slot in
     // the writer connection's statement cache from the hot statements.
     let mut query = sqlx::query_as(&sql).persistent(false);
     for request in batch {
-        query = query.bind(request.app_id).bind(request.room.name.as_str()).bind(now).bind(request.room.presence);
+        let room = &request.room;
+        query = query.bind(request.app_id).bind(room.name.as_str()).bind(room.created_at).bind(room.presence);
     }
-    let rooms: Vec<RoomRecord> = query.fetch_all(writer).await.map_err(refused_or)?;
-    Ok(rooms.into_iter().map(|room| ((room.app_id, room.name.clone()), room)).collect())
+    let mut tx = writer.begin().await?;
+    let rooms: Vec<RoomRecord> = query.fetch_all(&mut *tx).await.map_err(refused_or)?;
+    let created: HashMap<(i64, String), RoomRecord> =
+        rooms.into_iter().map(|room| ((room.app_id, room.name.clone()), room)).collect();
+    let mut announced = std::collections::HashSet::new();
+    for request in batch {
+        // The first request for a created name is the one that made it.
+        let key = (request.app_id, request.room.name.as_str().to_owned());
+        if created.contains_key(&key) && announced.insert(key) {
+            insert_events::<sqlx::Sqlite>(&mut *tx, Scope::App(request.app_id), &request.room.events).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(created)
 }

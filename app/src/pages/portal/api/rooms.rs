@@ -32,7 +32,7 @@ pub async fn create_room(
     presence: Option<String>,
 ) -> Result<(), PortalError> {
     let (context, record) = guards::approved_app(&csrf, &app).await?;
-    let new = NewRoom { name: RoomName::parse(&room)?, presence: presence.is_some_and(|value| value == "true") };
+    let new = NewRoom::new(RoomName::parse(&room)?, presence.is_some_and(|value| value == "true"));
     context.service.create_room(&record, &new).await?;
     Ok(())
 }

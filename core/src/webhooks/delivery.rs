@@ -1,0 +1,290 @@
+//! The delivery worker: leases due rows of the outbox, posts them, records
+//! what came of it.
+//!
+//! One [`Dispatcher`] task runs per node. It wakes when this node writes an
+//! event ([`Wake`]) and at least every [`POLL_EVERY`] (for retries that
+//! came due and events written by other nodes), then leases as many due
+//! deliveries as it has free attempt slots. Leasing is how nodes share the
+//! outbox: a leased row is this node's until its lease runs out, which is
+//! longer than an attempt may take, so one node at a time attempts a
+//! delivery. The lease also bounds each app's attempts in flight
+//! (`webhooks.concurrency_per_app`), so a slow or dead receiver takes at
+//! most that many slots and never delays other apps' webhooks; message
+//! delivery never waits for any of this.
+//!
+//! An attempt is a POST with the Standard Webhooks headers, no redirects
+//! followed, at most `webhooks.timeout` long, of which at most
+//! [`KEPT_RESPONSE_BYTES`] of the answer are read. A 2xx is delivered;
+//! anything else is retried after [`retry_delay`] until the retry period
+//! (`webhooks.retry_for`) after the event is over, then the delivery is
+//! failed. Outcomes are written in batches by the same task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use comms_protocol::webhook::DeliveryState;
+use rand::Rng;
+use tokio::sync::{mpsc, Notify, Semaphore};
+
+use super::destination::{Destinations, GuardedResolver};
+use super::signature::WebhookSecret;
+use crate::config::WebhooksConfig;
+use crate::store::{AttemptOutcome, DueDelivery, Lease, Store};
+use crate::time::now_ms;
+
+/// Longest wait between two looks at the outbox.
+pub const POLL_EVERY: Duration = Duration::from_millis(500);
+/// A lease outlasts the longest attempt by this much, so the outcome is
+/// written before another node may take the row.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// Bytes of a receiver's answer read (for the delivery's `last_error`).
+pub const KEPT_RESPONSE_BYTES: usize = 4096;
+/// Longest pause between two retries.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+/// How often finished deliveries past `webhooks.keep_finished` are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Wakes the dispatcher when this node wrote events. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Wake(Arc<Notify>);
+
+impl Wake {
+    /// Makes the dispatcher look at the outbox now.
+    pub fn now(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// The delivery worker of this node.
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    client: reqwest::Client,
+    settings: WebhooksConfig,
+    wake: Wake,
+    /// Attempts in flight on this node.
+    slots: Arc<Semaphore>,
+}
+
+impl Dispatcher {
+    /// A worker posting through its own HTTP client, which refuses the
+    /// destinations `destinations` refuses.
+    ///
+    /// # Errors
+    ///
+    /// The HTTP client cannot be built (no TLS roots).
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: WebhooksConfig,
+        destinations: Arc<Destinations>,
+        wake: Wake,
+    ) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .dns_resolver(Arc::new(GuardedResolver(destinations)))
+            .user_agent(concat!("comms-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let slots = Arc::new(Semaphore::new(settings.concurrency));
+        Ok(Self { store, client, settings, wake, slots })
+    }
+
+    /// Runs the worker until the process ends.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run())
+    }
+
+    async fn run(self) {
+        let (outcomes, mut finished) = mpsc::unbounded_channel::<AttemptOutcome>();
+        let mut last_prune = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                () = self.wake.0.notified() => {}
+                () = tokio::time::sleep(POLL_EVERY) => {}
+                Some(first) = finished.recv() => {
+                    let mut batch = vec![first];
+                    while let Ok(next) = finished.try_recv() {
+                        batch.push(next);
+                    }
+                    self.record(&batch).await;
+                }
+            }
+            self.lease_and_attempt(&outcomes).await;
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                last_prune = tokio::time::Instant::now();
+                let before = now_ms() - self.settings.keep_finished.as_millis() as i64;
+                if let Err(err) = self.store.prune_deliveries(before).await {
+                    tracing::warn!(error = %err, "could not prune finished webhook deliveries");
+                }
+            }
+        }
+    }
+
+    /// Writes outcomes, retrying until the store takes them: a lost outcome
+    /// would only mean one more attempt once the lease runs out.
+    async fn record(&self, batch: &[AttemptOutcome]) {
+        let mut pause = Duration::from_millis(100);
+        while let Err(err) = self.store.finish_attempts(batch).await {
+            tracing::warn!(error = %err, "could not record webhook attempts; retrying");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Leases what the free slots can attempt and starts the attempts.
+    async fn lease_and_attempt(&self, outcomes: &mpsc::UnboundedSender<AttemptOutcome>) {
+        loop {
+            let free = self.slots.available_permits();
+            if free == 0 {
+                return;
+            }
+            let now = now_ms();
+            let lease = Lease {
+                now,
+                until: now + (self.settings.timeout + LEASE_MARGIN).as_millis() as i64,
+                per_app: self.settings.concurrency_per_app as u64,
+                limit: free as u64,
+            };
+            let due = match self.store.lease_deliveries(lease).await {
+                Ok(due) => due,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not lease webhook deliveries");
+                    return;
+                }
+            };
+            let leased = due.len();
+            for delivery in due {
+                let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else { break };
+                let client = self.client.clone();
+                let settings = self.settings.clone();
+                let outcomes = outcomes.clone();
+                let wake = self.wake.clone();
+                tokio::spawn(async move {
+                    let outcome = attempt(&client, &settings, &delivery).await;
+                    let _ = outcomes.send(outcome);
+                    drop(slot);
+                    wake.now();
+                });
+            }
+            if leased < free {
+                return;
+            }
+        }
+    }
+}
+
+/// Posts `delivery` once and says what comes next.
+async fn attempt(client: &reqwest::Client, settings: &WebhooksConfig, delivery: &DueDelivery) -> AttemptOutcome {
+    let result = post(client, delivery).await;
+    let at = now_ms();
+    let (status, error) = match result {
+        Ok(status) if (200..300).contains(&status) => {
+            return AttemptOutcome {
+                id: delivery.id,
+                state: DeliveryState::Delivered,
+                next_attempt_at: at,
+                status: Some(status),
+                error: None,
+                at,
+            };
+        }
+        Ok(status) => (Some(status), format!("the receiver answered {status}")),
+        Err(failure) => (failure.status, failure.error),
+    };
+    let attempts = u32::try_from(delivery.attempts).unwrap_or(u32::MAX).saturating_add(1);
+    let next = at + jittered(retry_delay(settings.first_retry, attempts)).as_millis() as i64;
+    let retry_until = delivery.series_started_at + settings.retry_for.as_millis() as i64;
+    let state = if next <= retry_until { DeliveryState::Pending } else { DeliveryState::Failed };
+    AttemptOutcome { id: delivery.id, state, next_attempt_at: next, status, error: Some(error), at }
+}
+
+/// An attempt that got no 2xx: the answer's status if one came, and why.
+struct Failure {
+    status: Option<u16>,
+    error: String,
+}
+
+/// The POST itself: the receiver's HTTP status, or why none came.
+async fn post(client: &reqwest::Client, delivery: &DueDelivery) -> Result<u16, Failure> {
+    let failed = |error: String| Failure { status: None, error };
+    let secret = WebhookSecret::parse(&delivery.secret).map_err(|err| failed(err.to_string()))?;
+    let timestamp = now_ms() / 1000;
+    let signature = secret.sign(&delivery.event_id, timestamp, &delivery.body);
+    let mut response = client
+        .post(&delivery.url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &delivery.event_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(delivery.body.clone())
+        .send()
+        .await
+        .map_err(|err| failed(describe(&err)))?;
+    let status = response.status().as_u16();
+    if response.status().is_success() {
+        return Ok(status);
+    }
+    let mut answer = Vec::new();
+    while answer.len() < KEPT_RESPONSE_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    answer.truncate(KEPT_RESPONSE_BYTES);
+    let text = String::from_utf8_lossy(&answer);
+    let text = text.trim();
+    let error = if text.is_empty() {
+        format!("the receiver answered {status}")
+    } else {
+        format!("the receiver answered {status}: {text}")
+    };
+    Err(Failure { status: Some(status), error })
+}
+
+/// A failed request's cause, without the URL (the app knows it).
+fn describe(err: &reqwest::Error) -> String {
+    let mut text = if err.is_timeout() {
+        "no answer within the timeout".to_owned()
+    } else if err.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        "the request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The pause before retry number `attempts` (1 for the first retry):
+/// `first_retry`, doubling each time, at most an hour.
+pub fn retry_delay(first_retry: Duration, attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(20);
+    first_retry.saturating_mul(1 << doublings).min(MAX_RETRY_DELAY)
+}
+
+/// `delay` plus or minus up to a fifth, so receivers that came back are not
+/// hit by every retry at once.
+fn jittered(delay: Duration) -> Duration {
+    delay.mul_f64(rand::rng().random_range(0.8..1.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_from_the_first_and_stop_growing_at_an_hour() {
+        let first = Duration::from_secs(10);
+        assert_eq!(retry_delay(first, 1), Duration::from_secs(10));
+        assert_eq!(retry_delay(first, 2), Duration::from_secs(20));
+        assert_eq!(retry_delay(first, 5), Duration::from_secs(160));
+        assert_eq!(retry_delay(first, 40), MAX_RETRY_DELAY);
+        let jitter = jittered(Duration::from_secs(10));
+        assert!(jitter >= Duration::from_secs(8) && jitter <= Duration::from_secs(12));
+    }
+}

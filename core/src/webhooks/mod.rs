@@ -44,7 +44,7 @@ use crate::error::ServiceError;
 use crate::presence::MemberChange;
 use crate::secrets;
 use crate::service::{quota_full, Service};
-use crate::store::{AppRecord, DeliveryRecord, EventTypes, NewWebhook, WebhookRecord};
+use crate::store::{AppRecord, DeliveryRecord, EventTypes, FailingWebhook, NewWebhook, WebhookRecord};
 use crate::time::{format_ms, now_ms};
 use delivery::Wake;
 use destination::Destinations;
@@ -203,6 +203,18 @@ impl Service {
         }
         self.webhooks.wake.now();
         Ok(())
+    }
+}
+
+impl Service {
+    /// Webhooks of every app with failed or retrying deliveries, most
+    /// failures first, for the admin area.
+    ///
+    /// # Errors
+    ///
+    /// Only store failures.
+    pub async fn failing_webhooks(&self, limit: u64) -> Result<Vec<FailingWebhook>, ServiceError> {
+        Ok(self.store.failing_webhooks(limit).await?)
     }
 }
 

@@ -33,6 +33,7 @@ const PAGES: &[(&str, &str, Source)] = &[
     ("concepts", "Concepts", Source::Doc("concepts.md")),
     ("protocol", "Protocol reference", Source::Doc("protocol.md")),
     ("capabilities", "Capabilities", Source::Doc("capabilities.md")),
+    ("webhooks", "Webhooks", Source::Doc("webhooks.md")),
     ("rest", "REST API reference", Source::OpenApi),
     ("sdks", "SDKs", Source::Readme(&["SDKs"])),
     ("sdk-js", "JavaScript SDK", Source::Repo("sdk-js/README.md")),

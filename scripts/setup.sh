@@ -80,3 +80,16 @@ ensure_sdk_js() {
         (cd sdk-js && npm install --no-audit --no-fund)
     fi
 }
+
+# The Python implementation of Standard Webhooks, which the webhook tests
+# verify real deliveries with: an implementation sharing no code with ours.
+STANDARDWEBHOOKS_VERSION=1.3.0
+ensure_webhook_verifier() {
+    if ! command -v python3 >/dev/null; then
+        apt-get update && apt-get install -y python3 python3-pip
+    fi
+    if ! python3 -c 'import standardwebhooks' 2>/dev/null; then
+        python3 -m pip install --quiet --disable-pip-version-check "standardwebhooks==$STANDARDWEBHOOKS_VERSION" \
+            || python3 -m pip install --quiet --break-system-packages "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
+    fi
+}

@@ -8,7 +8,8 @@
 # harness's smoke run, the Playwright browser tests, and the size budget of
 # the site's release wasm (scripts/check-wasm-size.sh). Installs what it
 # needs when missing (Rust components, the wasm target, cargo-leptos,
-# wasm-bindgen, Node.js, Debian's Chromium, npm packages). Safe to run again.
+# wasm-bindgen, Node.js, Debian's Chromium, npm packages, Python's
+# standardwebhooks). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ source scripts/setup.sh
 ensure_rust
 ensure_site_tools
 ensure_proxy_tests
+ensure_webhook_verifier
 for component in rustfmt clippy; do
     if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
         rustup component add "$component"

@@ -1,6 +1,7 @@
 //! The Rust client of comms, a self-hostable real-time communication
-//! server: the REST API with an app's key ([`Client`]) and chat connections
-//! through endpoints ([`EndpointConnection`]).
+//! server: the REST API with an app's key ([`Client`]), chat connections
+//! through endpoints ([`EndpointConnection`]), and the check of webhook
+//! deliveries ([`verify_webhook`]).
 //!
 //! ```no_run
 //! use comms_sdk::{Client, CreateEndpointRequest, CreateRoomRequest, EndpointConnection, Event, Permission};
@@ -29,6 +30,8 @@
 //! - `client`: [`Client`] itself: address, key, answers and errors.
 //! - `connection`: [`EndpointConnection`], reconnecting and resuming.
 //! - `error`: [`Error`].
+//! - `webhook`: [`verify_webhook`], the signature check and the events of
+//!   webhook deliveries.
 
 #![warn(missing_docs)]
 
@@ -37,6 +40,7 @@ mod connection;
 mod error;
 #[rustfmt::skip]
 mod generated;
+mod webhook;
 
 pub use client::Client;
 pub use connection::{
@@ -44,3 +48,4 @@ pub use connection::{
 };
 pub use error::Error;
 pub use generated::*;
+pub use webhook::{verify_webhook, WebhookData, WebhookError, WebhookEvent, DEFAULT_WEBHOOK_TOLERANCE};

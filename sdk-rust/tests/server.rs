@@ -5,21 +5,26 @@
 //! member list, joins, leaves, and the list after a reconnect), signals,
 //! and endpoints as living capabilities: changes reaching open
 //! connections, moderation, delegation, budgets, and the final closes of an
-//! expired endpoint (4004) and of a socket over `max_connections` (4029).
+//! expired endpoint (4004) and of a socket over `max_connections` (4029);
+//! and webhook deliveries as the server really sends them, verified by
+//! [`comms_sdk::verify_webhook`] at a receiver on a loopback port.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use comms_core::config::Config;
 use comms_core::hub::CloseReason;
 use comms_core::store::AppStatus;
 use comms_sdk::{
-    Client, CreateEndpointRequest, CreateRoomRequest, Endpoint, EndpointConnection, Error, ErrorCode, Event, Member,
-    Permission, PublishMessageRequest, Reconnect, RedactSenderRequest, Redaction, UpdateEndpointRequest, Welcome,
+    verify_webhook, Client, CreateEndpointRequest, CreateRoomRequest, CreateWebhookRequest, Endpoint,
+    EndpointConnection, Error, ErrorCode, Event, EventType, Member, Permission, PublishMessageRequest, Reconnect,
+    RedactSenderRequest, Redaction, UpdateEndpointRequest, WebhookData, WebhookError, WebhookEvent, Welcome,
+    DEFAULT_WEBHOOK_TOLERANCE,
 };
 use comms_server::startup::Application;
 use comms_server::state::AppState;
+use comms_testkit::webhook::{Received, WebhookReceiver};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
@@ -660,4 +665,63 @@ async fn a_socket_over_max_connections_is_closed_with_4029_and_not_reconnected()
     assert_eq!(closed_without_reconnecting(&mut second).await, Some(4029));
     client.publish_message("lobby", &PublishMessageRequest::new(json!("first stays"))).await.unwrap();
     assert_eq!(next_message(&mut first).await.message, json!("first stays"));
+}
+
+/// `delivery` verified with `secret` now, with the SDK's default tolerance.
+fn verify(secret: &str, delivery: &Received) -> Result<WebhookEvent, WebhookError> {
+    let Received { id, timestamp, signature, body, .. } = delivery;
+    verify_webhook(secret, id, timestamp, signature, body.as_bytes(), SystemTime::now(), DEFAULT_WEBHOOK_TOLERANCE)
+}
+
+#[tokio::test]
+async fn real_webhook_deliveries_verify_and_a_changed_body_or_another_secret_is_refused() {
+    let (_dir, server) = server().await;
+    let client = server.client("acme").await;
+    let receiver = WebhookReceiver::start().await;
+    let events = ["room.created", "endpoint.created", "message.created"].map(String::from).to_vec();
+    let hook = client.create_webhook(&CreateWebhookRequest::new(events, receiver.url())).await.unwrap();
+
+    client.create_room(&CreateRoomRequest::new("lobby".into())).await.unwrap();
+    let endpoint = named(&client, "lobby", "Ann").await;
+    let published = client.publish_message("lobby", &PublishMessageRequest::new(json!({"text": "hi"}))).await.unwrap();
+    // `wait_for` fails the test after 20 s.
+    let received = receiver.wait_for("three deliveries", |received| received.len() >= 3).await;
+
+    let mut seen = Vec::new();
+    for delivery in &received {
+        let event = verify(&hook.secret, delivery).unwrap_or_else(|err| panic!("{err}: {delivery:?}"));
+        assert!(event.timestamp.ends_with('Z'), "RFC 3339 UTC: {}", event.timestamp);
+        match (event.event_type, event.data) {
+            (EventType::RoomCreated, WebhookData::Room(room)) => assert_eq!(room.name, "lobby"),
+            (EventType::EndpointCreated, WebhookData::Endpoint { room, endpoint: created }) => {
+                assert_eq!((room.as_str(), created.id.as_str()), ("lobby", endpoint.id.as_str()));
+                assert_eq!(created.meta["name"], "Ann");
+            }
+            (EventType::MessageCreated, WebhookData::Message(message)) => {
+                assert_eq!((message.id.as_str(), message.seq), (published.id.as_str(), published.seq));
+                assert_eq!(message.message, json!({"text": "hi"}));
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+        seen.push(event.event_type);
+    }
+    seen.sort_by_key(|event_type| event_type.as_str());
+    assert_eq!(seen, [EventType::EndpointCreated, EventType::MessageCreated, EventType::RoomCreated], "each once");
+
+    let delivery = &received[0];
+    let tampered = Received { body: delivery.body.replacen("lobby", "lobbx", 1), ..delivery.clone() };
+    assert_ne!(tampered.body, delivery.body);
+    assert!(matches!(verify(&hook.secret, &tampered), Err(WebhookError::InvalidSignature)));
+    let restamped = Received { timestamp: format!("{}1", delivery.timestamp), ..delivery.clone() };
+    assert!(matches!(verify(&hook.secret, &restamped), Err(WebhookError::InvalidSignature)));
+    let another = client.create_webhook(&CreateWebhookRequest::new(vec!["room.deleted".into()], receiver.url())).await;
+    let another = another.unwrap();
+    assert_ne!(another.secret, hook.secret);
+    assert!(matches!(verify(&another.secret, delivery), Err(WebhookError::InvalidSignature)));
+    // The same delivery an hour later: a replay.
+    let Received { id, timestamp, signature, body, .. } = delivery;
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    let replayed =
+        verify_webhook(&hook.secret, id, timestamp, signature, body.as_bytes(), later, DEFAULT_WEBHOOK_TOLERANCE);
+    assert!(matches!(replayed, Err(WebhookError::StaleTimestamp { .. })), "{replayed:?}");
 }

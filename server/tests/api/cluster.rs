@@ -3,7 +3,7 @@
 //! another node, deletions and online counts across nodes, presence and
 //! signals across nodes (a killed node's members leave, a Redis that lost
 //! its data gets them back without a word to clients), and a Redis restart
-//! survived.
+//! survived; webhook events are delivered once by the two nodes together.
 //!
 //! Each node is a real `comms serve` process with a port and a data folder
 //! of its own; the nodes share only the database and Redis, as separate
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use comms_testkit::postgres::TestDatabase;
 use comms_testkit::redis::{PrivateRedis, TestRedis};
+use comms_testkit::webhook::WebhookReceiver;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
@@ -519,4 +520,41 @@ async fn an_expiry_set_on_one_node_closes_sockets_on_the_other_with_4004() {
     assert_eq!(on_b.next_json().await["type"], "endpoint");
     assert_eq!(on_b.closed().await.code, 4004);
     assert_eq!(b.api().ws_refusal(code(&guest)).await, 404);
+}
+
+#[tokio::test]
+async fn two_nodes_deliver_each_webhook_event_once() {
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
+    let receiver = WebhookReceiver::start().await;
+    let events = ["room.created", "endpoint.created", "member.joined", "member.left", "message.created"];
+    let response = a.api().post("/api/v1/webhooks", &key, json!({ "url": receiver.url(), "events": events })).await;
+    assert_eq!(response.status(), 201);
+    for n in 0..6 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        node.api().create_room(&key, &format!("room{n}")).await;
+        publish(node.api(), &key, &format!("room{n}"), json!(n)).await;
+    }
+    b.api().create_presence_room(&key, "lobby").await;
+    let ann = a.api().create_endpoint(&key, "lobby", "read", Some(json!({ "name": "ann" }))).await;
+    let bob = b.api().create_endpoint(&key, "lobby", "read", Some(json!({ "name": "bob" }))).await;
+    let (on_a, _) = join(a.api(), &ann, None).await;
+    let (on_b, _) = join(b.api(), &bob, None).await;
+    drop((on_a, on_b));
+
+    let wanted = 7 + 2 + 2 + 2 + 6;
+    receiver.wait_for("every event", |received| received.len() >= wanted).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let received = receiver.received();
+    let mut ids: Vec<&str> = received.iter().map(|delivery| delivery.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), received.len(), "no event delivered twice");
+    let count = |event: &str| received.iter().filter(|delivery| delivery.event_type() == event).count();
+    assert_eq!(events.map(count), [7, 2, 2, 2, 6], "each room, endpoint, join, leave and message once over both nodes");
+    let left: Vec<Value> = received.iter().filter(|d| d.event_type() == "member.left").map(|d| d.json()).collect();
+    let mut names: Vec<&str> =
+        left.iter().map(|event| event["data"]["member"]["meta"]["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["ann", "bob"]);
+    assert!(left.iter().all(|event| event["data"]["room"] == "lobby" && event["data"]["member"]["connections"] == 0));
 }

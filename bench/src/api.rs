@@ -54,4 +54,13 @@ impl Api {
             self.post(&format!("/api/v1/rooms/{room}/endpoints"), json!({ "permission": permission })).await?;
         endpoint["ws_url"].as_str().map(str::to_owned).context("no ws_url")
     }
+
+    /// Registers a webhook posting `events` to `url`.
+    ///
+    /// # Errors
+    ///
+    /// Any HTTP failure.
+    pub async fn create_webhook(&self, url: &str, events: &[&str]) -> anyhow::Result<()> {
+        self.post("/api/v1/webhooks", json!({ "url": url, "events": events })).await.map(drop)
+    }
 }

@@ -1,7 +1,7 @@
 //! `comms-bench`: starts a release `comms` on one core, drives it from this
 //! process on another, and prints a Markdown table (and writes JSON) of
 //! fan-out throughput, latency, memory per idle socket, handshake rate,
-//! REST rate and resume time. Every run also counts messages lost or
+//! REST rate, resume time and the fan-out beside webhook deliveries. Every run also counts messages lost or
 //! duplicated, which must be zero; `--smoke` is a few-second run for CI that
 //! checks exactly that.
 //!
@@ -106,6 +106,16 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         if wanted(&args, scenario) {
             let (server, ctx, _) = fresh(&binary, core, size).await?;
             let (r, i) = scenarios::fanout::run(&ctx, scenario, size.scale(subscribers), Pace::Flat).await?;
+            rows.extend(r);
+            integrity.push(i);
+            server.stop().await;
+        }
+    }
+    if wanted(&args, "webhook") {
+        for with_webhook in [false, true] {
+            let (server, ctx, _) = fresh(&binary, core, size).await?;
+            let side = Api::new(format!("http://{}", server.addr), server.create_app("side").await?);
+            let (r, i) = scenarios::webhooks::run(&ctx, &side, size.scale(100), with_webhook).await?;
             rows.extend(r);
             integrity.push(i);
             server.stop().await;

@@ -1,8 +1,11 @@
 // comms-sdk: the REST API with an app's key (`CommsClient`, generated from the
-// server's OpenAPI document) and chat through endpoints (`connectEndpoint`).
+// server's OpenAPI document), chat through endpoints (`connectEndpoint`), and
+// the check of webhook deliveries (`verifyWebhook`).
 
 export * from "./generated.js";
 export { CommsError, segment } from "./client.js";
 export type { ClientOptions } from "./client.js";
 export { connectEndpoint, endpointUrl, EndpointConnection, NotConnectedError } from "./connection.js";
 export type { ConnectOptions, ConnectionEvent, ReconnectOptions, Welcome, WelcomeEndpoint } from "./connection.js";
+export { verifyWebhook, WebhookError } from "./webhook.js";
+export type { VerifyWebhookOptions, WebhookErrorCode, WebhookEvent, WebhookHeaders } from "./webhook.js";

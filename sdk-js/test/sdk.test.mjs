@@ -3,12 +3,17 @@
 // restart, presence (the member list, joins, leaves, and the list after a
 // reconnect), signals, and endpoints as living capabilities (changes reaching
 // open connections, moderation, delegation, and the final closes 4004 and
-// 4029). The server is the `comms` binary (COMMS_BIN, or the
+// 4029), and webhook deliveries as the server really sends them, verified by
+// `verifyWebhook` at a receiver on a loopback port (the Standard Webhooks
+// reference example and signatures made here with node:crypto check it
+// without a server). The server is the `comms` binary (COMMS_BIN, or the
 // debug build), started here with its own data folder and a short leave
 // grace period; Node 20 has no global WebSocket, so the tests pass the `ws`
 // package's.
 import { execFileSync, spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -16,7 +21,7 @@ import { after, afterEach, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { WebSocket } from "ws";
 
-import { CommsClient, CommsError, connectEndpoint, NotConnectedError } from "../dist/index.js";
+import { CommsClient, CommsError, connectEndpoint, NotConnectedError, verifyWebhook, WebhookError } from "../dist/index.js";
 
 const binary = resolve(process.env.COMMS_BIN ?? "../target/debug/comms");
 const dataDir = mkdtempSync(join(tmpdir(), "comms-sdk-js-"));
@@ -203,6 +208,48 @@ async function relay() {
   };
   opened.push(line);
   return line;
+}
+
+/**
+ * An HTTP receiver of webhook deliveries on a loopback port, closed after the test: it keeps each
+ * request's headers and body exactly as they came, and answers 204.
+ */
+async function webhookReceiver() {
+  const deliveries = [];
+  const listener = createHttpServer((request, response) => {
+    const chunks = [];
+    request.on("data", (chunk) => chunks.push(chunk));
+    request.on("end", () => {
+      deliveries.push({ headers: request.headers, body: Buffer.concat(chunks).toString("utf8") });
+      response.writeHead(204).end();
+    });
+  });
+  await new Promise((done) => listener.listen(0, "127.0.0.1", done));
+  const receiver = {
+    url: `http://127.0.0.1:${listener.address().port}/hook`,
+    /** Waits until `count` deliveries came, and returns them. */
+    async received(count, ms = 20_000) {
+      const deadline = Date.now() + ms;
+      while (deliveries.length < count) {
+        if (Date.now() > deadline) throw new Error(`only ${deliveries.length} of ${count} deliveries in time`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return deliveries.slice();
+    },
+    close: () => {
+      listener.closeAllConnections();
+      listener.close();
+    },
+  };
+  opened.push(receiver);
+  return receiver;
+}
+
+/** The `WebhookError` code `promise` rejects with. */
+async function refusal(promise) {
+  const err = await promise.then(() => assert.fail("expected a refusal"), (err) => err);
+  assert.ok(err instanceof WebhookError, String(err));
+  return err.code;
 }
 
 before(async () => {
@@ -513,4 +560,101 @@ test("a socket over max_connections is closed with 4029 and not reconnected", as
   const stays = nextEvent(first, (e) => e.type === "message");
   await client.publishMessage("lobby", { message: "first stays" });
   assert.equal((await stays).message.message, "first stays");
+});
+
+// The example of the Standard Webhooks specification.
+const reference = {
+  secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+  id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
+  timestamp: 1614265330,
+  body: '{"test": 2432232314}',
+  signature: "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+};
+
+/** The headers of `body` signed with the reference secret by node:crypto, as comms signs. */
+function signedHeaders(body, timestamp = reference.timestamp) {
+  const key = Buffer.from(reference.secret.slice("whsec_".length), "base64");
+  const signature = createHmac("sha256", key).update(`${reference.id}.${timestamp}.${body}`).digest("base64");
+  return { "webhook-id": reference.id, "webhook-timestamp": String(timestamp), "webhook-signature": `v1,${signature}` };
+}
+
+test("verifyWebhook checks the reference example, every signature entry and the tolerance", async () => {
+  const { secret, id, timestamp, body, signature } = reference;
+  const now = new Date(timestamp * 1000);
+  const at = (offset) => ({ now: new Date((timestamp + offset) * 1000) });
+  const signedBy = (signature) => ({ "webhook-id": id, "webhook-timestamp": String(timestamp), "webhook-signature": signature });
+  /** The code `verifyWebhook` refuses the reference delivery with, given these changes. */
+  const refused = (changes) => {
+    const delivery = { secret, headers: signedBy(signature), body, ...changes };
+    return refusal(verifyWebhook(delivery.secret, delivery.headers, delivery.body, { now }));
+  };
+  // The reference signature is accepted: what is refused is its body, which is no comms event.
+  assert.equal(await refused({}), "malformed");
+  assert.equal(await refused({ body: '{"test": 2432232315}' }), "invalid_signature");
+  assert.equal(await refused({ secret: "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=" }), "invalid_signature");
+  assert.equal(await refused({ headers: signedBy(`v1,bm90IGl0 v1a,c2ln ${signature}`) }), "malformed", "one entry is enough");
+  assert.equal(await refused({ headers: signedBy(`v1,bm90IGl0 v2,${signature.slice(3)}`) }), "invalid_signature");
+  assert.equal(await refused({ secret: secret.slice("whsec_".length) }), "invalid_secret");
+  assert.equal(await refused({ secret: "whsec_not base64!" }), "invalid_secret");
+  assert.equal(await refused({ headers: { "webhook-id": id, "webhook-signature": signature } }), "missing_header");
+
+  const room = { name: "lobby" };
+  const event = JSON.stringify({ type: "room.vacated", timestamp: "2021-02-25T15:02:10.000Z", data: { room } });
+  const headers = signedHeaders(event);
+  for (const offset of [-300, 0, 300]) {
+    const read = await verifyWebhook(secret, headers, event, at(offset));
+    assert.deepEqual([read.type, read.data.room], ["room.vacated", room]);
+  }
+  for (const offset of [-301, 301]) {
+    assert.equal(await refusal(verifyWebhook(secret, headers, event, at(offset))), "stale_timestamp");
+  }
+  const wide = { ...at(3600), toleranceSeconds: 3600 };
+  assert.equal((await verifyWebhook(secret, headers, event, wide)).type, "room.vacated");
+  // Header names in any case, and a `Headers`.
+  const shouting = Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toUpperCase(), value]));
+  assert.equal((await verifyWebhook(secret, shouting, event, { now })).type, "room.vacated");
+  assert.equal((await verifyWebhook(secret, new Headers(headers), event, { now })).type, "room.vacated");
+  assert.equal(await refusal(verifyWebhook(secret, signedHeaders(event, "soon"), event, { now })), "malformed");
+});
+
+test("real webhook deliveries verify, and a changed body or another secret is refused", async () => {
+  const client = newClient("hooks");
+  const receiver = await webhookReceiver();
+  const events = ["room.created", "endpoint.created", "message.created"];
+  const hook = await client.createWebhook({ url: receiver.url, events });
+
+  await client.createRoom({ name: "lobby" });
+  const endpoint = await named(client, "lobby", "Ann");
+  const published = await client.publishMessage("lobby", { message: { text: "hi" } });
+  const deliveries = await receiver.received(3);
+
+  const seen = [];
+  for (const { headers, body } of deliveries) {
+    const event = await verifyWebhook(hook.secret, headers, body);
+    assert.match(event.timestamp, /Z$/);
+    if (event.type === "room.created") assert.equal(event.data.room.name, "lobby");
+    else if (event.type === "endpoint.created") {
+      const { room, endpoint: created } = event.data;
+      assert.deepEqual([room, created.id, created.meta.name], ["lobby", endpoint.id, "Ann"]);
+    } else if (event.type === "message.created") {
+      assert.deepEqual([event.data.message.id, event.data.message.seq], [published.id, published.seq]);
+      assert.deepEqual(event.data.message.message, { text: "hi" });
+    } else assert.fail(`unexpected ${event.type}`);
+    seen.push(event.type);
+  }
+  assert.deepEqual(seen.sort(), [...events].sort(), "each once");
+  assert.equal(new Set(deliveries.map(({ headers }) => headers["webhook-id"])).size, 3, "an id per event");
+
+  const [{ headers, body }] = deliveries;
+  const tampered = body.replace("lobby", "lobbx");
+  assert.notEqual(tampered, body);
+  assert.equal(await refusal(verifyWebhook(hook.secret, headers, tampered)), "invalid_signature");
+  const restamped = { ...headers, "webhook-timestamp": `${headers["webhook-timestamp"]}1` };
+  assert.equal(await refusal(verifyWebhook(hook.secret, restamped, body)), "invalid_signature");
+  const another = await client.createWebhook({ url: receiver.url, events: ["room.deleted"] });
+  assert.notEqual(another.secret, hook.secret);
+  assert.equal(await refusal(verifyWebhook(another.secret, headers, body)), "invalid_signature");
+  // The same delivery an hour later: a replay.
+  const later = new Date(Date.now() + 3_600_000);
+  assert.equal(await refusal(verifyWebhook(hook.secret, headers, body, { now: later })), "stale_timestamp");
 });

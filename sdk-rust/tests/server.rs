@@ -707,6 +707,10 @@ async fn real_webhook_deliveries_verify_and_a_changed_body_or_another_secret_is_
     }
     seen.sort_by_key(|event_type| event_type.as_str());
     assert_eq!(seen, [EventType::EndpointCreated, EventType::MessageCreated, EventType::RoomCreated], "each once");
+    let mut ids: Vec<&str> = received.iter().map(|delivery| delivery.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "an id per event");
 
     let delivery = &received[0];
     let tampered = Received { body: delivery.body.replacen("lobby", "lobbx", 1), ..delivery.clone() };

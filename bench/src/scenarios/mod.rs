@@ -12,6 +12,7 @@ pub mod rest;
 pub mod resume;
 pub mod small_rooms;
 pub mod storm;
+pub mod webhooks;
 
 use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -773,7 +773,7 @@ pub trait Store: Send + Sync + 'static {
     /// a new series of retries; whether the webhook has that delivery.
     async fn redeliver(&self, webhook_id: i64, delivery_id: i64, now_ms: i64) -> Result<bool, StoreError>;
     /// Leases due deliveries (see [`Lease`]) for one attempt each, oldest
-    /// due first, at most `per_app` of one app at once over every node.
+    /// due first; of two nodes leasing at once, each row goes to one.
     async fn lease_deliveries(&self, lease: Lease) -> Result<Vec<DueDelivery>, StoreError>;
     /// Records what attempts came to and ends their leases.
     async fn finish_attempts(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError>;

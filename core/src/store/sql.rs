@@ -1076,28 +1076,25 @@ where
         // The outer `lease_until <= $2` is checked again on each row once
         // its lock is held (PostgreSQL re-reads a row another transaction
         // updated), so of two nodes leasing at once one gets each row.
-        Ok(sqlx::query_as(
+        let skipped: Vec<String> = (0..lease.skip_apps.len()).map(|n| format!("${}", n + 4)).collect();
+        let skip =
+            if skipped.is_empty() { String::new() } else { format!("AND app_id NOT IN ({})", skipped.join(", ")) };
+        let sql = format!(
             "UPDATE webhook_deliveries SET lease_until = $1 \
              WHERE id IN ( \
-               SELECT id FROM ( \
-                 SELECT d.id, d.next_attempt_at, \
-                   ROW_NUMBER() OVER (PARTITION BY d.app_id ORDER BY d.next_attempt_at, d.id) AS n, \
-                   (SELECT COUNT(*) FROM webhook_deliveries l \
-                    WHERE l.app_id = d.app_id AND l.state = 'pending' AND l.lease_until > $2) AS busy \
-                 FROM webhook_deliveries d \
-                 WHERE d.state = 'pending' AND d.next_attempt_at <= $2 AND d.lease_until <= $2) due \
-               WHERE n + busy <= $3 ORDER BY next_attempt_at LIMIT $4) \
+               SELECT id FROM webhook_deliveries \
+               WHERE state = 'pending' AND next_attempt_at <= $2 AND lease_until <= $2 {skip} \
+               ORDER BY next_attempt_at LIMIT $3) \
              AND state = 'pending' AND lease_until <= $2 \
              RETURNING id, app_id, event_id, body, attempts, series_started_at, \
                (SELECT w.url FROM webhooks w WHERE w.id = webhook_id) AS url, \
-               (SELECT w.secret FROM webhooks w WHERE w.id = webhook_id) AS secret",
-        )
-        .bind(lease.until)
-        .bind(lease.now)
-        .bind(stored_count(lease.per_app))
-        .bind(stored_count(lease.limit))
-        .fetch_all(self.writer())
-        .await?)
+               (SELECT w.secret FROM webhooks w WHERE w.id = webhook_id) AS secret"
+        );
+        let mut query = sqlx::query_as(&sql).bind(lease.until).bind(lease.now).bind(stored_count(lease.limit));
+        for app_id in &lease.skip_apps {
+            query = query.bind(*app_id);
+        }
+        Ok(query.fetch_all(self.writer()).await?)
     }
 
     async fn finish_attempts(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {

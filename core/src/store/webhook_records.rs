@@ -187,17 +187,18 @@ pub struct AttemptOutcome {
 }
 
 /// Which deliveries a node may lease now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// Now, in milliseconds since the epoch: due rows are those whose next
     /// attempt is due and whose lease (if any) has run out.
     pub now: i64,
     /// Until when the leased rows are this node's.
     pub until: i64,
-    /// Most rows of one app being attempted at once, over every node.
-    pub per_app: u64,
     /// Most rows leased by this call.
     pub limit: u64,
+    /// Apps whose rows are not leased now (this node has all of theirs it
+    /// may attempt).
+    pub skip_apps: Vec<i64>,
 }
 
 /// A webhook whose deliveries are failing, for the admin area.

@@ -2,15 +2,22 @@
 //! what came of it.
 //!
 //! One [`Dispatcher`] task runs per node. It wakes when this node writes an
-//! event ([`Wake`]) and at least every [`POLL_EVERY`] (for retries that
-//! came due and events written by other nodes), then leases as many due
-//! deliveries as it has free attempt slots. Leasing is how nodes share the
-//! outbox: a leased row is this node's until its lease runs out, which is
-//! longer than an attempt may take, so one node at a time attempts a
-//! delivery. The lease also bounds each app's attempts in flight
-//! (`webhooks.concurrency_per_app`), so a slow or dead receiver takes at
-//! most that many slots and never delays other apps' webhooks; message
-//! delivery never waits for any of this.
+//! event ([`Wake`]), when an attempt ends, and at least every
+//! [`POLL_EVERY`] (for retries that came due and events written by other
+//! nodes). Leasing is how nodes share the outbox: a leased row is this
+//! node's until its lease runs out, so one node at a time attempts a
+//! delivery, and a node that dies leaves its rows to the others when their
+//! leases run out.
+//!
+//! A node leases a few attempts' worth ahead ([`LEASE_AHEAD`]) into a queue
+//! per app, so one statement feeds many attempts, and runs at most
+//! `webhooks.concurrency_per_app` attempts of one app at once (and
+//! `webhooks.concurrency` in all): an app whose receiver is slow or dead
+//! fills its own queue and is skipped by the next leases, so it never holds
+//! back other apps' webhooks, and message delivery never waits for any of
+//! this. A lease lasts as long as the queued rows may wait plus one attempt,
+//! and a row whose lease would run out before its attempt could end is
+//! dropped from the queue rather than attempted (another lease takes it).
 //!
 //! An attempt is a POST with the Standard Webhooks headers, no redirects
 //! followed, at most `webhooks.timeout` long, of which at most
@@ -19,12 +26,13 @@
 //! (`webhooks.retry_for`) after the event is over, then the delivery is
 //! failed. Outcomes are written in batches by the same task.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use comms_protocol::webhook::DeliveryState;
 use rand::Rng;
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify};
 
 use super::destination::{Destinations, GuardedResolver};
 use super::signature::WebhookSecret;
@@ -34,8 +42,11 @@ use crate::time::now_ms;
 
 /// Longest wait between two looks at the outbox.
 pub const POLL_EVERY: Duration = Duration::from_millis(500);
-/// A lease outlasts the longest attempt by this much, so the outcome is
-/// written before another node may take the row.
+/// How many rounds of attempts (of `concurrency_per_app` each) a node
+/// leases of one app ahead of its attempts.
+pub const LEASE_AHEAD: usize = 4;
+/// A lease outlasts its rows' wait and attempt by this much, so the
+/// outcome is written before another node may take the row.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Bytes of a receiver's answer read (for the delivery's `last_error`).
 pub const KEPT_RESPONSE_BYTES: usize = 4096;
@@ -61,8 +72,28 @@ pub struct Dispatcher {
     client: reqwest::Client,
     settings: WebhooksConfig,
     wake: Wake,
-    /// Attempts in flight on this node.
-    slots: Arc<Semaphore>,
+}
+
+/// One app's deliveries on this node: leased and waiting, and attempts in
+/// flight.
+#[derive(Default)]
+struct AppQueue {
+    waiting: VecDeque<(DueDelivery, i64)>,
+    in_flight: usize,
+}
+
+/// What the task keeps between rounds.
+#[derive(Default)]
+struct Queues {
+    apps: HashMap<i64, AppQueue>,
+    in_flight: usize,
+    waiting: usize,
+}
+
+/// An ended attempt, as the attempt's task reports it.
+struct Ended {
+    app_id: i64,
+    outcome: AttemptOutcome,
 }
 
 impl Dispatcher {
@@ -85,8 +116,7 @@ impl Dispatcher {
             .dns_resolver(Arc::new(GuardedResolver(destinations)))
             .user_agent(concat!("comms-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let slots = Arc::new(Semaphore::new(settings.concurrency));
-        Ok(Self { store, client, settings, wake, slots })
+        Ok(Self { store, client, settings, wake })
     }
 
     /// Runs the worker until the process ends.
@@ -95,21 +125,32 @@ impl Dispatcher {
     }
 
     async fn run(self) {
-        let (outcomes, mut finished) = mpsc::unbounded_channel::<AttemptOutcome>();
+        let (ended_tx, mut ended) = mpsc::unbounded_channel::<Ended>();
+        let mut queues = Queues::default();
         let mut last_prune = tokio::time::Instant::now();
         loop {
-            tokio::select! {
-                () = self.wake.0.notified() => {}
-                () = tokio::time::sleep(POLL_EVERY) => {}
-                Some(first) = finished.recv() => {
+            let polled = tokio::select! {
+                () = self.wake.0.notified() => true,
+                () = tokio::time::sleep(POLL_EVERY) => true,
+                Some(first) = ended.recv() => {
                     let mut batch = vec![first];
-                    while let Ok(next) = finished.try_recv() {
+                    while let Ok(next) = ended.try_recv() {
                         batch.push(next);
                     }
-                    self.record(&batch).await;
+                    for done in &batch {
+                        queues.ended(done.app_id);
+                    }
+                    let outcomes: Vec<AttemptOutcome> = batch.into_iter().map(|done| done.outcome).collect();
+                    self.record(&outcomes).await;
+                    false
                 }
+            };
+            // Leasing costs a statement: after an attempt ends, only when
+            // less than a round of attempts is waiting.
+            if polled || queues.waiting < self.settings.concurrency {
+                self.lease(&mut queues).await;
             }
-            self.lease_and_attempt(&outcomes).await;
+            self.start_attempts(&mut queues, &ended_tx);
             if last_prune.elapsed() >= PRUNE_EVERY {
                 last_prune = tokio::time::Instant::now();
                 let before = now_ms() - self.settings.keep_finished.as_millis() as i64;
@@ -131,45 +172,74 @@ impl Dispatcher {
         }
     }
 
-    /// Leases what the free slots can attempt and starts the attempts.
-    async fn lease_and_attempt(&self, outcomes: &mpsc::UnboundedSender<AttemptOutcome>) {
-        loop {
-            let free = self.slots.available_permits();
-            if free == 0 {
-                return;
-            }
-            let now = now_ms();
-            let lease = Lease {
-                now,
-                until: now + (self.settings.timeout + LEASE_MARGIN).as_millis() as i64,
-                per_app: self.settings.concurrency_per_app as u64,
-                limit: free as u64,
-            };
-            let due = match self.store.lease_deliveries(lease).await {
-                Ok(due) => due,
-                Err(err) => {
-                    tracing::warn!(error = %err, "could not lease webhook deliveries");
-                    return;
+    /// Leases due rows into the apps' queues, as many as the queues hold,
+    /// skipping apps whose queue is full.
+    async fn lease(&self, queues: &mut Queues) {
+        let per_app = self.settings.concurrency_per_app * LEASE_AHEAD;
+        let room = (self.settings.concurrency * LEASE_AHEAD).saturating_sub(queues.in_flight + queues.waiting);
+        if room == 0 {
+            return;
+        }
+        let now = now_ms();
+        let wait_and_attempt = self.settings.timeout * (LEASE_AHEAD as u32 + 1) + LEASE_MARGIN;
+        let lease = Lease {
+            now,
+            until: now + wait_and_attempt.as_millis() as i64,
+            limit: room as u64,
+            skip_apps: queues.full(per_app),
+        };
+        let until = lease.until;
+        match self.store.lease_deliveries(lease).await {
+            Ok(due) => {
+                for delivery in due {
+                    queues.waiting += 1;
+                    queues.apps.entry(delivery.app_id).or_default().waiting.push_back((delivery, until));
                 }
-            };
-            let leased = due.len();
-            for delivery in due {
-                let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else { break };
-                let client = self.client.clone();
-                let settings = self.settings.clone();
-                let outcomes = outcomes.clone();
-                let wake = self.wake.clone();
+            }
+            Err(err) => tracing::warn!(error = %err, "could not lease webhook deliveries"),
+        }
+    }
+
+    /// Starts what the slots allow: each app's oldest waiting rows, at most
+    /// `concurrency_per_app` of an app and `concurrency` in all.
+    fn start_attempts(&self, queues: &mut Queues, ended: &mpsc::UnboundedSender<Ended>) {
+        let now = now_ms();
+        let attempt_takes = (self.settings.timeout + LEASE_MARGIN).as_millis() as i64;
+        for (app_id, app) in &mut queues.apps {
+            while app.in_flight < self.settings.concurrency_per_app && queues.in_flight < self.settings.concurrency {
+                let Some((delivery, until)) = app.waiting.pop_front() else { break };
+                queues.waiting -= 1;
+                if now + attempt_takes > until {
+                    // Its lease could run out mid-attempt: leave it to the
+                    // next lease, of this node or another.
+                    continue;
+                }
+                app.in_flight += 1;
+                queues.in_flight += 1;
+                let (client, settings, ended, app_id) =
+                    (self.client.clone(), self.settings.clone(), ended.clone(), *app_id);
                 tokio::spawn(async move {
                     let outcome = attempt(&client, &settings, &delivery).await;
-                    let _ = outcomes.send(outcome);
-                    drop(slot);
-                    wake.now();
+                    let _ = ended.send(Ended { app_id, outcome });
                 });
             }
-            if leased < free {
-                return;
-            }
         }
+        queues.apps.retain(|_, app| app.in_flight > 0 || !app.waiting.is_empty());
+    }
+}
+
+impl Queues {
+    /// An attempt of `app_id` ended.
+    fn ended(&mut self, app_id: i64) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(app) = self.apps.get_mut(&app_id) {
+            app.in_flight = app.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// Apps holding `per_app` rows or more here, waiting or in flight.
+    fn full(&self, per_app: usize) -> Vec<i64> {
+        self.apps.iter().filter(|(_, app)| app.in_flight + app.waiting.len() >= per_app).map(|(id, _)| *id).collect()
     }
 }
 

@@ -299,7 +299,7 @@ fn comms(data_dir: &std::path::Path) -> Command {
         .env("COMMS_DATA_DIR", data_dir)
         .env("COMMS_DEMO__ENABLED", "false")
         .env("COMMS_WEBHOOKS__FIRST_RETRY_MS", "200")
-        .env("COMMS_WEBHOOKS__TIMEOUT_SECS", "2")
+        .env("COMMS_WEBHOOKS__TIMEOUT_SECS", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);

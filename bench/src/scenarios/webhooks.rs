@@ -1,0 +1,121 @@
+//! Webhooks under load: fan-out in one room (as scenario 1, S subscribers)
+//! while another app publishes 10 000 messages a second into a room of its
+//! own, with or without a `message.created` webhook posting each to a
+//! receiver in this process. Run once each way in one bench run, the two
+//! fan-out figures tell what delivering webhooks costs the fan-out; the
+//! receiver's count tells whether the deliveries keep up.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::fanout::{self, Pace};
+use super::{source, welcome, Ctx};
+use crate::api::Api;
+use crate::client::{connect, timed_frame};
+use crate::stats::{Integrity, Row};
+
+/// Messages per second the second app publishes.
+const SIDE_RATE: u32 = 10_000;
+
+/// Runs the fan-out of `subscribers` beside the second app's load
+/// (`side`), whose messages go to a webhook when `with_webhook`.
+///
+/// # Errors
+///
+/// Setup or a connection fails.
+pub async fn run(
+    ctx: &Ctx,
+    side: &Api,
+    subscribers: usize,
+    with_webhook: bool,
+) -> anyhow::Result<(Vec<Row>, Integrity)> {
+    let received = Rc::new(Cell::new(0u64));
+    let receiver = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", receiver.local_addr()?);
+    tokio::task::spawn_local(receive(receiver, Rc::clone(&received)));
+    if with_webhook {
+        side.create_webhook(&url, &["message.created"]).await?;
+    }
+    side.create_room("side").await?;
+    let writer = side.create_endpoint("side", "read_and_write").await?;
+    let mut publisher = connect(&writer, ctx.server, source(0)).await?;
+    welcome(&mut publisher).await?;
+    let (mut sink, mut echoes) = publisher.split();
+    tokio::task::spawn_local(async move { while let Some(Ok(_)) = echoes.next().await {} });
+    let stop = Rc::new(Cell::new(false));
+    let published = Rc::new(Cell::new(0u64));
+    let side_load = {
+        let (stop, published, epoch) = (Rc::clone(&stop), Rc::clone(&published), ctx.epoch);
+        tokio::task::spawn_local(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            while !stop.get() {
+                tick.tick().await;
+                for _ in 0..SIDE_RATE / 100 {
+                    sink.feed(Message::text(timed_frame(epoch))).await?;
+                }
+                sink.flush().await?;
+                published.set(published.get() + u64::from(SIDE_RATE / 100));
+            }
+            anyhow::Ok(())
+        })
+    };
+
+    let name =
+        if with_webhook { "fanout S=100 beside 10k msg/s to a webhook" } else { "fanout S=100 beside 10k msg/s" };
+    let started = Instant::now();
+    let (mut rows, integrity) = fanout::run(ctx, name, subscribers, Pace::Flat).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    stop.set(true);
+    side_load.await??;
+    if with_webhook {
+        rows.push(Row::new(name, "webhook deliveries per second", received.get() as f64 / seconds, "req/s", None));
+        let behind = published.get().saturating_sub(received.get()) as f64;
+        rows.push(Row::new(name, "webhook deliveries behind at the end", behind, "events", None));
+    }
+    Ok((rows, integrity))
+}
+
+/// A minimal HTTP/1.1 receiver: reads each request's head and body and
+/// answers `204`, keeping connections open; counts the requests.
+async fn receive(listener: TcpListener, received: Rc<Cell<u64>>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let received = Rc::clone(&received);
+        tokio::task::spawn_local(async move {
+            let (reader, mut writer) = stream.into_split();
+            let mut reader = BufReader::new(reader);
+            let mut line = String::new();
+            loop {
+                let mut length = 0usize;
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let header = line.trim_end();
+                    if header.is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = header.split_once(':') {
+                        if name.eq_ignore_ascii_case("content-length") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).await.is_err() {
+                    return;
+                }
+                received.set(received.get() + 1);
+                if writer.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n").await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}

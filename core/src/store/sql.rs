@@ -236,8 +236,9 @@ where
 }
 
 /// Writes the `message.created` events of `batch` (being appended in the
-/// caller's transaction) for the webhooks that receive them. Costs one
-/// query per batch while no webhook of any app receives messages.
+/// caller's transaction) for the webhooks that receive them: one query per
+/// batch while no webhook of any app receives messages, else one per room
+/// and one insert per few thousand deliveries.
 pub async fn insert_message_events<DB: Database>(
     conn: &mut DB::Connection,
     batch: &[StoredMessage],
@@ -250,6 +251,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
+    for<'r> (String, i64, i64): FromRow<'r, DB::Row>,
 {
     let pattern = EventTypes::pattern(EventType::MessageCreated);
     let wanted: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhooks WHERE events LIKE $1)")
@@ -263,22 +265,50 @@ where
     room_ids.sort_unstable();
     room_ids.dedup();
     for room_id in room_ids {
-        let room: Option<String> = sqlx::query_scalar(
-            "SELECT r.name FROM rooms r WHERE r.id = $1 \
-             AND EXISTS (SELECT 1 FROM webhooks w WHERE w.app_id = r.app_id AND w.events LIKE $2)",
+        let webhooks: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT r.name, w.id, w.app_id FROM rooms r JOIN webhooks w ON w.app_id = r.app_id \
+             WHERE r.id = $1 AND w.events LIKE $2",
         )
         .bind(room_id)
         .bind(pattern.as_str())
-        .fetch_optional(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
-        let Some(room) = room else { continue };
+        let Some((room, ..)) = webhooks.first() else { continue };
         let events: Vec<NewEvent> = batch
             .iter()
             .filter(|message| message.room_id == room_id)
-            .map(|message| crate::webhooks::event::message_created(&room, message))
+            .map(|message| crate::webhooks::event::message_created(room, message))
             .collect::<Result<_, _>>()
             .map_err(|err| StoreError::Corrupt(format!("message of room {room_id}: {err}")))?;
-        insert_events(&mut *conn, Scope::Room(room_id), &events).await?;
+        let deliveries: Vec<(i64, i64, &NewEvent)> = events
+            .iter()
+            .flat_map(|event| webhooks.iter().map(move |(_, webhook_id, app_id)| (*webhook_id, *app_id, event)))
+            .collect();
+        // 6 parameters a row, far under SQLite's 32 766 per statement.
+        for chunk in deliveries.chunks(1000) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|n| {
+                    let [id, app, event, kind, body, at] = [1, 2, 3, 4, 5, 6].map(|k| n * 6 + k);
+                    format!("(${id}, ${app}, ${event}, ${kind}, ${body}, ${at}, ${at}, ${at})")
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO webhook_deliveries (webhook_id, app_id, event_id, event_type, body, created_at, \
+                   next_attempt_at, series_started_at) VALUES {}",
+                rows.join(", ")
+            );
+            let mut insert = sqlx::query(&sql);
+            for (webhook_id, app_id, event) in chunk {
+                insert = insert
+                    .bind(*webhook_id)
+                    .bind(*app_id)
+                    .bind(event.id.as_str())
+                    .bind(event.event_type.as_str())
+                    .bind(event.body.as_str())
+                    .bind(event.created_at);
+            }
+            insert.execute(&mut *conn).await?;
+        }
     }
     Ok(())
 }

@@ -206,9 +206,7 @@ impl Hub {
     }
 
     /// Sends every room's occupancy changes on this node to `changes` from
-    /// now on. Only a node that is the whole server (the in-process broker)
-    /// reports them: elsewhere a room's first connection here is not its
-    /// first over every node.
+    /// now on (the broker tells whether each holds over every node).
     pub fn report_occupancy(&self, changes: mpsc::UnboundedSender<Occupancy>) {
         let _ = self.occupancy.set(changes);
     }

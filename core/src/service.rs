@@ -73,7 +73,7 @@ impl Service {
         webhooks: Webhooks,
     ) -> Self {
         let sockets = Arc::clone(hub.sockets());
-        let presence = Tracker::spawn(Arc::clone(&broker), presence.leave_grace, webhooks.members.clone());
+        let presence = Tracker::spawn(Arc::clone(&broker), presence.leave_grace, webhooks.observed.clone());
         let sent = Arc::new(SentCounts::default());
         sent.spawn_flusher(Arc::clone(&store));
         let sweeping = Arc::downgrade(&hub);

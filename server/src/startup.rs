@@ -37,7 +37,7 @@ use comms_core::hub::{CloseReason, Hub};
 use comms_core::limits::{ApiRateLimiter, FailedAuthLimiter};
 use comms_core::metrics::Metrics;
 use comms_core::portal::Portal;
-use comms_core::presence::MemberChange;
+use comms_core::presence::Observed;
 use comms_core::service::Service;
 use comms_core::store::postgres::{PostgresStore, CONNECT_TIMEOUT};
 use comms_core::store::sqlite::SqliteStore;
@@ -151,14 +151,14 @@ fn site_hash_file(site_root: &Path) -> Option<PathBuf> {
 /// What the service needs for webhooks: endpoints' `ws_url` in events start
 /// from `server.public_url`, else the address bound; `prod` refuses
 /// internal destinations.
-fn webhooks(config: &Config, bound: SocketAddr, members: mpsc::UnboundedSender<MemberChange>) -> Webhooks {
+fn webhooks(config: &Config, bound: SocketAddr, observed: mpsc::UnboundedSender<Observed>) -> Webhooks {
     let server = ServerConfig { addr: bound, ..config.server.clone() };
     let refuse_private = config.profile == Profile::Prod;
     Webhooks {
         ws_base: server.ws_base(None),
         destinations: Arc::new(Destinations::new(refuse_private, config.webhooks.allow_private.clone())),
         wake: Wake::default(),
-        members,
+        observed,
     }
 }
 
@@ -205,8 +205,8 @@ impl Application {
         let hub = Hub::new(config.limits.connection_queue, Arc::clone(&metrics));
         let broker = open_broker(&config, &store, &hub, &metrics)?;
         let bound = listener.local_addr().context("reading the bound address")?;
-        let (members, member_changes) = mpsc::unbounded_channel();
-        let webhooks = webhooks(&config, bound, members);
+        let (observed, observations) = mpsc::unbounded_channel();
+        let webhooks = webhooks(&config, bound, observed);
         let service = Service::new(
             Arc::clone(&store),
             Arc::clone(&broker),
@@ -224,11 +224,8 @@ impl Application {
         )
         .context("building the webhooks' HTTP client")?;
         let (occupancy, occupancy_changes) = mpsc::unbounded_channel();
-        // Only a single node sees a room's first and last connection.
-        if config.broker.redis_url.is_empty() {
-            hub.report_occupancy(occupancy);
-        }
-        let recorder = activity::spawn_recorder(service.clone(), member_changes, occupancy_changes);
+        hub.report_occupancy(occupancy);
+        let recorder = activity::spawn_recorder(service.clone(), observations, occupancy_changes);
         let authenticator = Arc::new(KeyAuthenticator::new(Arc::clone(&store), config.auth.key_cache_ttl));
         let changes = AppChanges::new(Arc::clone(&store), service.clone(), Arc::clone(&authenticator)).await?;
         let hash_file = site_hash_file(&config.site.root);

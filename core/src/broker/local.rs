@@ -25,11 +25,11 @@ use tokio::task::JoinHandle;
 use super::room_log::RoomLog;
 use super::writer::{HistoryWriter, WriterSettings};
 use super::{Broker, BrokerError, Durability, History, PublishGate, RoomRef};
-use crate::hub::Hub;
+use crate::hub::{Hub, Occupancy};
 use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
 use crate::presence::roster::Roster;
-use crate::presence::{MemberCard, MemberChange, Roll, Signal, Transition};
+use crate::presence::{MemberCard, MemberChange, Roll, Signal, Swept, Transition};
 use crate::quotas::SocketOwner;
 use crate::store::Store;
 use crate::time::now_ms;
@@ -260,8 +260,13 @@ impl Broker for LocalBroker {
         Ok(self.roster.apply(transition))
     }
 
-    async fn expire_leaves(&self, now_ms: i64) -> Result<Vec<MemberChange>, BrokerError> {
-        Ok(self.roster.expire(now_ms))
+    async fn expire_leaves(&self, now_ms: i64) -> Result<Swept, BrokerError> {
+        Ok(Swept { left: self.roster.expire(now_ms), vacated: Vec::new() })
+    }
+
+    async fn occupancy(&self, _change: Occupancy) -> Result<bool, BrokerError> {
+        // This node is the whole server: its hub's rooms are all there is.
+        Ok(true)
     }
 
     async fn members(&self, room_id: i64) -> Result<Roll, BrokerError> {

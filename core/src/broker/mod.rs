@@ -26,8 +26,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::hub::Occupancy;
 use crate::message::{Draft, Published, RoomEvent};
-use crate::presence::{MemberCard, MemberChange, Roll, Signal, Transition};
+use crate::presence::{MemberCard, MemberChange, Roll, Signal, Swept, Transition};
 use crate::quotas::SocketOwner;
 use crate::store::StoreError;
 
@@ -158,8 +159,12 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Sends the `leave` of every endpoint whose leave time is `now_ms` or
     /// earlier, once over every node, whichever node asks; the leaves this
-    /// call sent.
-    async fn expire_leaves(&self, now_ms: i64) -> Result<Vec<MemberChange>, BrokerError>;
+    /// call sent, and the rooms it found vacated.
+    async fn expire_leaves(&self, now_ms: i64) -> Result<Swept, BrokerError>;
+    /// Records a room's first connection on this node or its last one
+    /// leaving; whether the room is now occupied (or vacated) over every
+    /// node, which it tells once.
+    async fn occupancy(&self, change: Occupancy) -> Result<bool, BrokerError>;
 
     /// A presence room's members over every node, with the change counter
     /// they reflect.

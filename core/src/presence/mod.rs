@@ -123,6 +123,25 @@ pub struct MemberChange {
     pub joined: bool,
 }
 
+/// What a sweep of due leaves did, over every node.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// The leaves it sent.
+    pub left: Vec<MemberChange>,
+    /// Rooms whose last connections were on nodes it counted out (killed,
+    /// or cut off from Redis): vacated now.
+    pub vacated: Vec<i64>,
+}
+
+/// What the tracker hears that webhooks report.
+#[derive(Debug)]
+pub enum Observed {
+    /// A member joined or left.
+    Member(MemberChange),
+    /// A room was vacated by counting out the node that held it.
+    Vacated(i64),
+}
+
 /// A connection arriving in or departing from a presence room.
 #[derive(Debug)]
 pub enum Transition {
@@ -180,9 +199,10 @@ impl Drop for PresenceGuard {
 
 impl Tracker {
     /// Starts the task that passes transitions to `broker` and sends due
-    /// leaves, handing the joins and leaves it records to `changes`; an
+    /// leaves, handing what webhooks report (joins, leaves, rooms vacated
+    /// by counting out a node) to `changes`; an
     /// endpoint leaves `grace` after its last connection.
-    pub fn spawn(broker: Arc<dyn Broker>, grace: Duration, changes: mpsc::UnboundedSender<MemberChange>) -> Self {
+    pub fn spawn(broker: Arc<dyn Broker>, grace: Duration, changes: mpsc::UnboundedSender<Observed>) -> Self {
         let (transitions, queue) = mpsc::unbounded_channel();
         tokio::spawn(run(broker, queue, changes));
         Self { transitions, grace }
@@ -220,7 +240,7 @@ impl Tracker {
 async fn run(
     broker: Arc<dyn Broker>,
     mut queue: mpsc::UnboundedReceiver<Queued>,
-    changes: mpsc::UnboundedSender<MemberChange>,
+    changes: mpsc::UnboundedSender<Observed>,
 ) {
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -240,7 +260,7 @@ async fn run(
                     }
                 };
                 if let Some(joined) = joined {
-                    let _ = changes.send(joined);
+                    let _ = changes.send(Observed::Member(joined));
                 }
                 if let Some(recorded) = recorded {
                     let _ = recorded.send(());
@@ -248,7 +268,10 @@ async fn run(
             }
             _ = sweep.tick() => {
                 match broker.expire_leaves(now_ms()).await {
-                    Ok(left) => left.into_iter().for_each(|change| { let _ = changes.send(change); }),
+                    Ok(Swept { left, vacated }) => {
+                        let observed = left.into_iter().map(Observed::Member).chain(vacated.into_iter().map(Observed::Vacated));
+                        observed.for_each(|change| { let _ = changes.send(change); });
+                    }
                     Err(err) => tracing::debug!(error = %err, "could not send due leaves; trying again"),
                 }
             }

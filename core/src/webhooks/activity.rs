@@ -2,11 +2,13 @@
 //! joining and leaving presence rooms, rooms becoming occupied and vacated.
 //!
 //! Joins and leaves come from the presence tracker, which hears of each
-//! once over every node (the broker's roster decides). Occupancy comes from
-//! the hub, which knows a room's first and last connection only when its
-//! node is the whole server (the in-process broker); with the Redis broker
-//! nothing reports occupancy yet. One task per node turns both into events
-//! and writes them to the outbox, retrying while the store is down.
+//! once over every node (the broker's roster decides). Occupancy starts in
+//! the hub, which knows a room's first and last connection on this node;
+//! the broker then tells whether that occupied or vacated the room over
+//! every node (with Redis, a set of nodes per room), and the tracker's
+//! sweep reports rooms vacated by counting a dead node out. One task per
+//! node turns all of it into events and writes them to the outbox,
+//! retrying while the store is down.
 
 use std::time::Duration;
 
@@ -15,30 +17,39 @@ use tokio::sync::mpsc;
 
 use super::event;
 use crate::hub::Occupancy;
-use crate::presence::MemberChange;
+use crate::presence::{MemberChange, Observed};
 use crate::service::Service;
 use crate::store::NewEvent;
 
 /// Longest pause between retries of a write the store refused.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
-/// Starts the task writing the events of `members` and `occupancy` through
-/// `service`'s store; it ends when both senders are gone.
+/// Starts the task writing the events of what the tracker `observed` and
+/// of this node's `occupancy` changes through `service`'s store; it ends
+/// when both senders are gone.
 pub fn spawn_recorder(
     service: Service,
-    mut members: mpsc::UnboundedReceiver<MemberChange>,
+    mut observed: mpsc::UnboundedReceiver<Observed>,
     mut occupancy: mpsc::UnboundedReceiver<Occupancy>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let (room_id, events) = tokio::select! {
-                Some(change) = members.recv() => member_event(change),
-                Some(change) = occupancy.recv() => match occupancy_event(&service, change).await {
-                    Some(found) => found,
-                    None => continue,
+            let found = tokio::select! {
+                Some(seen) = observed.recv() => match seen {
+                    Observed::Member(change) => Some(member_event(change)),
+                    Observed::Vacated(room_id) => occupancy_event(&service, Occupancy::Vacated(room_id)).await,
+                },
+                Some(change) = occupancy.recv() => match service.broker.occupancy(change).await {
+                    Ok(true) => occupancy_event(&service, change).await,
+                    Ok(false) => None,
+                    Err(err) => {
+                        tracing::warn!(error = %err, ?change, "could not record a room's occupancy; no event for it");
+                        None
+                    }
                 },
                 else => return,
             };
+            let Some((room_id, events)) = found else { continue };
             let mut pause = Duration::from_millis(100);
             while let Err(err) = service.store.record_room_events(room_id, &events).await {
                 tracing::warn!(error = %err, retry_in = ?pause, "could not record a webhook event; retrying");

@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 
 use crate::config::WsBase;
 use crate::error::ServiceError;
-use crate::presence::MemberChange;
+use crate::presence::Observed;
 use crate::secrets;
 use crate::service::{quota_full, Service};
 use crate::store::{AppRecord, DeliveryRecord, EventTypes, FailingWebhook, NewWebhook, WebhookRecord};
@@ -65,9 +65,9 @@ pub struct Webhooks {
     pub destinations: Arc<Destinations>,
     /// Tells this node's dispatcher that events were written.
     pub wake: Wake,
-    /// Where the presence tracker hands the joins and leaves it records
-    /// (see [`activity`]).
-    pub members: mpsc::UnboundedSender<MemberChange>,
+    /// Where the presence tracker hands what webhooks report: joins,
+    /// leaves, rooms vacated by counting out a node (see [`activity`]).
+    pub observed: mpsc::UnboundedSender<Observed>,
 }
 
 /// A webhook as the API lists it.

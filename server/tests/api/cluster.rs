@@ -526,7 +526,15 @@ async fn an_expiry_set_on_one_node_closes_sockets_on_the_other_with_4004() {
 async fn two_nodes_deliver_each_webhook_event_once() {
     let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
     let receiver = WebhookReceiver::start().await;
-    let events = ["room.created", "endpoint.created", "member.joined", "member.left", "message.created"];
+    let events = [
+        "room.created",
+        "endpoint.created",
+        "member.joined",
+        "member.left",
+        "message.created",
+        "room.occupied",
+        "room.vacated",
+    ];
     let response = a.api().post("/api/v1/webhooks", &key, json!({ "url": receiver.url(), "events": events })).await;
     assert_eq!(response.status(), 201);
     for n in 0..6 {
@@ -541,7 +549,7 @@ async fn two_nodes_deliver_each_webhook_event_once() {
     let (on_b, _) = join(b.api(), &bob, None).await;
     drop((on_a, on_b));
 
-    let wanted = 7 + 2 + 2 + 2 + 6;
+    let wanted = 7 + 2 + 2 + 2 + 6 + 1 + 1;
     receiver.wait_for("every event", |received| received.len() >= wanted).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let received = receiver.received();
@@ -550,11 +558,34 @@ async fn two_nodes_deliver_each_webhook_event_once() {
     ids.dedup();
     assert_eq!(ids.len(), received.len(), "no event delivered twice");
     let count = |event: &str| received.iter().filter(|delivery| delivery.event_type() == event).count();
-    assert_eq!(events.map(count), [7, 2, 2, 2, 6], "each room, endpoint, join, leave and message once over both nodes");
+    assert_eq!(
+        events.map(count),
+        [7, 2, 2, 2, 6, 1, 1],
+        "each room, endpoint, join, leave and message once over both nodes, and the lobby occupied and vacated once"
+    );
     let left: Vec<Value> = received.iter().filter(|d| d.event_type() == "member.left").map(|d| d.json()).collect();
     let mut names: Vec<&str> =
         left.iter().map(|event| event["data"]["member"]["meta"]["name"].as_str().unwrap()).collect();
     names.sort_unstable();
     assert_eq!(names, ["ann", "bob"]);
     assert!(left.iter().all(|event| event["data"]["room"] == "lobby" && event["data"]["member"]["connections"] == 0));
+}
+
+#[tokio::test]
+async fn a_room_held_only_by_a_killed_node_is_vacated_once() {
+    let Some(Cluster { a, mut b, key, _redis, _database, .. }) = cluster().await else { return };
+    let receiver = WebhookReceiver::start().await;
+    let events = ["room.occupied", "room.vacated"];
+    let response = a.api().post("/api/v1/webhooks", &key, json!({ "url": receiver.url(), "events": events })).await;
+    assert_eq!(response.status(), 201);
+    a.api().create_room(&key, "lobby").await;
+    let reader = a.api().create_endpoint(&key, "lobby", "read", None).await;
+    let (_on_b, _) = join(b.api(), &reader, None).await;
+    receiver.wait_for("room.occupied", |received| received.len() == 1).await;
+    b.process.kill().await.expect("kill node b");
+    let received = receiver.wait_for("room.vacated", |received| received.len() == 2).await;
+    assert_eq!(received[1].event_type(), "room.vacated");
+    assert_eq!(received[1].json()["data"]["room"]["name"], "lobby");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.received().len(), 2, "vacated once");
 }

@@ -93,6 +93,18 @@ impl Keys {
         format!("{}:node:{node}:presence", self.prefix)
     }
 
+    /// The nodes with a live connection in a room (a set of node ids): the
+    /// room is occupied while it is not empty.
+    pub(super) fn room_nodes(&self, room_id: i64) -> String {
+        format!("{}:room:{room_id}:nodes", self.prefix)
+    }
+
+    /// The rooms one node has a live connection in (a set of room ids), so
+    /// a node counted out leaves its rooms too.
+    pub(super) fn node_rooms(&self, node: &str) -> String {
+        format!("{}:node:{node}:rooms", self.prefix)
+    }
+
     /// One node's liveness: a key that expires unless the node refreshes it.
     pub(super) fn node_alive(&self, node: &str) -> String {
         format!("{}:node:{node}:alive", self.prefix)

@@ -57,10 +57,10 @@ use self::roster::RedisRoster;
 use super::local::SEQ_BLOCK;
 use super::writer::{HistoryWriter, WriterSettings};
 use super::{Broker, BrokerError, Durability, History, PublishGate, RoomRef};
-use crate::hub::Hub;
+use crate::hub::{Hub, Occupancy};
 use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
-use crate::presence::{MemberCard, MemberChange, Roll, Signal, Transition};
+use crate::presence::{MemberCard, MemberChange, Roll, Signal, Swept, Transition};
 use crate::quotas::{SocketCounts, SocketOwner};
 use crate::store::Store;
 use crate::time::now_ms;
@@ -372,8 +372,12 @@ impl Broker for RedisBroker {
         self.roster.apply(transition).await
     }
 
-    async fn expire_leaves(&self, now_ms: i64) -> Result<Vec<MemberChange>, BrokerError> {
+    async fn expire_leaves(&self, now_ms: i64) -> Result<Swept, BrokerError> {
         self.roster.expire(now_ms).await
+    }
+
+    async fn occupancy(&self, change: Occupancy) -> Result<bool, BrokerError> {
+        self.roster.occupancy(change).await
     }
 
     async fn members(&self, room_id: i64) -> Result<Roll, BrokerError> {

@@ -15,12 +15,16 @@
 //!   key expires (the node was killed or lost Redis), the next sweep of any
 //!   node counts the node's share out, and its endpoints with no connection
 //!   elsewhere leave at once: within [`ALIVE_TTL`] plus a sweep.
+//! - Every room with a live connection lists the nodes holding one, and
+//!   each node lists its rooms: a room is occupied when its list gets its
+//!   first node and vacated when it loses its last, by the node's own
+//!   change or by counting a dead node out, each told once.
 //! - A node keeps its share in memory too ([`RedisRoster::held`]). When its
 //!   liveness key was gone at a refresh, Redis lost its data (or the node
 //!   was counted out), and the node puts its share back: silently if nobody
 //!   was told its members left, with `join`s if they were.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use comms_protocol::Member;
@@ -31,7 +35,8 @@ use redis::{Script, ScriptInvocation, Value};
 use super::keys::Keys;
 use super::scripts;
 use crate::broker::{BrokerError, RoomRef};
-use crate::presence::{MemberCard, MemberChange, Roll, Transition};
+use crate::hub::Occupancy;
+use crate::presence::{MemberCard, MemberChange, Roll, Swept, Transition};
 
 /// How often a node refreshes its liveness key.
 pub(super) const ALIVE_EVERY: Duration = Duration::from_secs(1);
@@ -57,12 +62,16 @@ pub(super) struct RedisRoster {
     held: Mutex<HashMap<(i64, i64), Held>>,
     /// When the liveness key was last refreshed.
     refreshed: Mutex<Option<Instant>>,
+    /// The rooms this node has a connection in, as last recorded in Redis
+    /// (see [`RedisRoster::occupancy`]). Only the webhook recorder task
+    /// changes it, one change at a time.
+    occupied: Mutex<HashSet<i64>>,
 }
 
 impl RedisRoster {
     /// The roster side of node `node`.
     pub(super) fn new(node: String, keys: Keys, connection: ConnectionManager) -> Self {
-        Self { node, keys, connection, held: Mutex::default(), refreshed: Mutex::default() }
+        Self { node, keys, connection, held: Mutex::default(), refreshed: Mutex::default(), occupied: Mutex::default() }
     }
 
     /// Records a transition of this node (see [`scripts::ARRIVE`] and
@@ -120,9 +129,9 @@ impl RedisRoster {
     /// # Errors
     ///
     /// Redis cannot be reached.
-    pub(super) async fn expire(&self, now_ms: i64) -> Result<Vec<MemberChange>, BrokerError> {
+    pub(super) async fn expire(&self, now_ms: i64) -> Result<Swept, BrokerError> {
         self.refresh_if_due().await?;
-        let sent: Vec<(i64, String, String)> = scripts::EXPIRE
+        let (sent, vacated): (Vec<(i64, String, String)>, Vec<i64>) = scripts::EXPIRE
             .key(self.keys.leaving())
             .key(self.keys.presence_nodes())
             .arg(now_ms)
@@ -130,13 +139,47 @@ impl RedisRoster {
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(super::unavailable)?;
-        sent.into_iter()
+        let left = sent
+            .into_iter()
             .map(|(room_id, name, member)| {
                 let room = serde_json::from_str(&name).map_err(|err| super::malformed(format!("room name: {err}")))?;
                 let member = serde_json::from_str(&member).map_err(|err| super::malformed(format!("member: {err}")))?;
                 Ok(MemberChange { room_id, room, member, joined: false })
             })
-            .collect()
+            .collect::<Result<_, BrokerError>>()?;
+        Ok(Swept { left, vacated })
+    }
+
+    /// Records a room's first connection on this node or its last one
+    /// leaving ([`scripts::OCCUPY`], [`scripts::VACATE`]); whether that
+    /// occupied or vacated the room over every node.
+    ///
+    /// # Errors
+    ///
+    /// Redis cannot be reached; nothing was recorded.
+    pub(super) async fn occupancy(&self, change: Occupancy) -> Result<bool, BrokerError> {
+        let (script, room_id) = match change {
+            Occupancy::Occupied(room_id) => (&*scripts::OCCUPY, room_id),
+            Occupancy::Vacated(room_id) => (&*scripts::VACATE, room_id),
+        };
+        let changed: i64 = self.occupancy_script(script, room_id).await?;
+        let mut occupied = self.occupied.lock();
+        match change {
+            Occupancy::Occupied(_) => occupied.insert(room_id),
+            Occupancy::Vacated(_) => occupied.remove(&room_id),
+        };
+        Ok(changed == 1)
+    }
+
+    async fn occupancy_script(&self, script: &Script, room_id: i64) -> Result<i64, BrokerError> {
+        script
+            .key(self.keys.room_nodes(room_id))
+            .key(self.keys.node_rooms(&self.node))
+            .arg(&self.node)
+            .arg(room_id)
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(super::unavailable)
     }
 
     async fn refresh_if_due(&self) -> Result<(), BrokerError> {
@@ -171,6 +214,12 @@ impl RedisRoster {
             let mut invocation = self.room_script(&scripts::RESTORE, &room, &card);
             invocation.arg(connections).arg(u8::from(announce));
             let _: i64 = invocation.invoke_async(&mut self.connection.clone()).await.map_err(super::unavailable)?;
+        }
+        // The rooms come back silently: a room counted vacated meanwhile
+        // is not announced occupied again.
+        let occupied: Vec<i64> = self.occupied.lock().iter().copied().collect();
+        for room_id in occupied {
+            self.occupancy_script(&scripts::OCCUPY, room_id).await?;
         }
         Ok(())
     }

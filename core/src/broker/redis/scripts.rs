@@ -233,12 +233,14 @@ return n
 
 /// Sends the leaves that are due, after counting out the connections of
 /// nodes that stopped refreshing their liveness key (killed, or cut off from
-/// Redis): their endpoints with no connection elsewhere leave at once.
+/// Redis): their endpoints with no connection elsewhere leave at once, and
+/// the rooms they alone had connections in are vacated.
 ///
 /// KEYS: the leave schedule, the set of nodes with presence. ARGV: now
 /// (ms), the key prefix. For each leave: publishes `P VERSION FRAME` on the
-/// room's channel. Returns the leaves sent as `{room id, room name as a
-/// JSON string, member JSON}` triples, flattened. Any node may run it:
+/// room's channel. Returns `{leaves, vacated}`: the leaves sent as
+/// `{room id, room name as a JSON string, member JSON}` triples, flattened,
+/// and the ids of the rooms vacated. Any node may run it:
 /// each scheduled leave is taken out of the schedule by exactly one run.
 pub(super) static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -246,6 +248,7 @@ pub(super) static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
             NEXT_VERSION,
             r#"
 local prefix = ARGV[2]
+local vacated = {}
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local base = prefix .. ':node:' .. node
   if redis.call('EXISTS', base .. ':alive') == 0 then
@@ -261,6 +264,13 @@ for _, node in ipairs(redis.call('SMEMBERS', KEYS[2])) do
       end
     end
     redis.call('DEL', base .. ':presence')
+    for _, room in ipairs(redis.call('SMEMBERS', base .. ':rooms')) do
+      local nodes = prefix .. ':room:' .. room .. ':nodes'
+      if redis.call('SREM', nodes, node) == 1 and redis.call('SCARD', nodes) == 0 then
+        table.insert(vacated, tonumber(room))
+      end
+    end
+    redis.call('DEL', base .. ':rooms')
     redis.call('SREM', KEYS[2], node)
     redis.call('SET', base .. ':reaped', 1, 'EX', 3600)
   end
@@ -287,7 +297,7 @@ for _, item in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIM
     end
   end
 end
-return sent
+return {sent, vacated}
 "#,
         ]
         .concat(),
@@ -311,6 +321,37 @@ for _, ep in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
   end
 end
 return out
+",
+    )
+});
+
+/// A room got its first connection on this node (see `roster`).
+///
+/// KEYS: the room's node set, this node's room set. ARGV: this node's id,
+/// the room's id. Returns 1 when the room was empty on every node (it is
+/// occupied now), else 0.
+pub(super) static OCCUPY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+if added == 1 and redis.call('SCARD', KEYS[1]) == 1 then return 1 end
+return 0
+",
+    )
+});
+
+/// A room lost its last connection on this node.
+///
+/// KEYS and ARGV: as [`OCCUPY`]. Returns 1 when no node has a connection
+/// in the room any more (it is vacated now), else 0.
+pub(super) static VACATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local removed = redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then return 1 end
+return 0
 ",
     )
 });

@@ -3,6 +3,7 @@
 //! renders them). Plain data, no rules; on the server, each is built from
 //! the `comms_core` record it shows.
 
+use comms_protocol::webhook::{Delivery, Webhook};
 use serde::{Deserialize, Serialize};
 
 /// Who is signed in, and the form token of this session.
@@ -117,6 +118,15 @@ pub struct RoomPanel {
     pub latest: Vec<MessageRow>,
 }
 
+/// A webhook with its recent deliveries, as the REST API lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookPanel {
+    /// The webhook.
+    pub webhook: Webhook,
+    /// Its most recent deliveries, newest first.
+    pub deliveries: Vec<Delivery>,
+}
+
 /// Everything the page of one app shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppDetails {
@@ -124,6 +134,8 @@ pub struct AppDetails {
     pub app: AppRow,
     /// Its rooms (empty unless approved).
     pub rooms: Vec<RoomPanel>,
+    /// Its webhooks, oldest first (empty unless approved).
+    pub webhooks: Vec<WebhookPanel>,
 }
 
 /// One line of the audit log.

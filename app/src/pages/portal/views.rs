@@ -153,6 +153,21 @@ pub struct AuditRow {
     pub detail: String,
 }
 
+/// A webhook whose deliveries are failing, for admins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailingWebhookRow {
+    /// The app's name.
+    pub app: String,
+    /// The webhook's public id.
+    pub id: String,
+    /// Where it posts.
+    pub url: String,
+    /// Deliveries that failed for good.
+    pub failed: u64,
+    /// Deliveries still pending after at least one failed attempt.
+    pub retrying: u64,
+}
+
 /// What the admin area shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminView {
@@ -160,17 +175,19 @@ pub struct AdminView {
     pub apps: Vec<AppRow>,
     /// The newest audit entries, newest first.
     pub audit: Vec<AuditRow>,
+    /// Webhooks with failed or retrying deliveries, most failures first.
+    pub failing_webhooks: Vec<FailingWebhookRow>,
 }
 
 #[cfg(feature = "ssr")]
 mod from_records {
     use comms_core::overview::RoomOverview;
-    use comms_core::store::{AppSummary, AuditEntry};
+    use comms_core::store::{AppSummary, AuditEntry, FailingWebhook};
     use comms_core::time::format_ms;
     use comms_protocol::{Endpoint, Member, Message};
     use serde::Deserialize;
 
-    use super::{AppRow, AuditRow, EndpointRow, MemberRow, MessageRow, RoomPanel};
+    use super::{AppRow, AuditRow, EndpointRow, FailingWebhookRow, MemberRow, MessageRow, RoomPanel};
 
     impl From<AppSummary> for AppRow {
         fn from(summary: AppSummary) -> Self {
@@ -201,6 +218,18 @@ mod from_records {
                 action: entry.action,
                 app: entry.app_name,
                 detail: entry.detail,
+            }
+        }
+    }
+
+    impl From<FailingWebhook> for FailingWebhookRow {
+        fn from(webhook: FailingWebhook) -> Self {
+            Self {
+                app: webhook.app_name,
+                id: webhook.public_id,
+                url: webhook.url,
+                failed: u64::try_from(webhook.failed).unwrap_or(0),
+                retrying: u64::try_from(webhook.retrying).unwrap_or(0),
             }
         }
     }

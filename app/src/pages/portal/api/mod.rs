@@ -11,7 +11,8 @@
 //!   redacting messages, in a developer's approved app.
 //! - [`webhooks`]: webhooks and their deliveries (sending one again), in a
 //!   developer's approved app.
-//! - [`admin`]: every app and the audit log, app status and quotas, for admins.
+//! - [`admin`]: every app, the audit log and failing webhooks, app status
+//!   and quotas, for admins.
 
 pub mod account;
 pub mod admin;

@@ -55,6 +55,9 @@ export default defineConfig({
       COMMS_PORTAL__AUTO_APPROVE: "false",
       COMMS_LOG__FORMAT: "json",
       COMMS_EMAIL__SMTP_URL: "",
+      // No automatic webhook retry within a test's time (the default is
+      // 10 s), so a delivery a test sends again is sent by "Send again".
+      COMMS_WEBHOOKS__FIRST_RETRY_MS: "600000",
     },
   },
 });

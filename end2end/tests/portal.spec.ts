@@ -8,26 +8,13 @@
 // with `portal.auto_approve` off (see playwright.config.ts), as in
 // production.
 import { expect, test, type APIRequestContext, type Browser, type Page } from "@playwright/test";
-import { comms, mailedLinks } from "./support.js";
+import { comms, logIn, mailedLinks, open } from "./support.js";
 
 const base = () => process.env.COMMS_E2E_BASE_URL!;
 
 /** An admin account made with the command line, as an operator would. */
 function createAdmin(email: string): string {
   return comms("admin", "create", email).password;
-}
-
-/** Opens a page and waits until the wasm has hydrated it. */
-async function open(page: Page, path: string) {
-  await page.goto(path);
-  await page.waitForLoadState("networkidle");
-}
-
-async function logIn(page: Page, email: string, password: string) {
-  const form = page.getByRole("region", { name: "Log in" });
-  await form.getByLabel("Email", { exact: true }).fill(email);
-  await form.getByLabel("Password", { exact: true }).fill(password);
-  await form.getByRole("button", { name: "Log in" }).click();
 }
 
 /** The first test's developer, signed in again, on their app's page. */

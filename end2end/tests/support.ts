@@ -1,6 +1,8 @@
 // What several browser tests share: running the `comms` command line on the
 // test server's data folder, the links of the emails the server wrote to its
-// log, and the JS SDK's client for an app's REST calls.
+// log, the JS SDK's client for an app's REST calls, and opening a page and
+// logging in to the portal or the admin area.
+import type { Page } from "@playwright/test";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -37,4 +39,18 @@ export function mailedLinks(to: string, path: string): string[] {
     if (found) links.push(found[0]);
   }
   return links;
+}
+
+/** Opens a page and waits until the wasm has hydrated it. */
+export async function open(page: Page, path: string) {
+  await page.goto(path);
+  await page.waitForLoadState("networkidle");
+}
+
+/** Fills in and sends the "Log in" form of the portal or the admin area. */
+export async function logIn(page: Page, email: string, password: string) {
+  const form = page.getByRole("region", { name: "Log in" });
+  await form.getByLabel("Email", { exact: true }).fill(email);
+  await form.getByLabel("Password", { exact: true }).fill(password);
+  await form.getByRole("button", { name: "Log in" }).click();
 }

@@ -142,6 +142,17 @@ pub enum DeliveryState {
     Failed,
 }
 
+impl DeliveryState {
+    /// The name on the wire, e.g. `pending`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// One event on its way to one webhook, and how its attempts went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -186,5 +197,12 @@ mod tests {
             assert_eq!(EventType::parse(event.as_str()), Some(event));
         }
         assert_eq!(EventType::parse("room.renamed"), None);
+    }
+
+    #[test]
+    fn delivery_states_are_named_as_serde_names_them() {
+        for state in [DeliveryState::Pending, DeliveryState::Delivered, DeliveryState::Failed] {
+            assert_eq!(serde_json::to_string(&state).unwrap(), format!("\"{}\"", state.as_str()));
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `/admin`: admins (accounts made with `comms admin create`) review apps:
 //! approve, reject, suspend and reinstate them, set their count quotas,
-//! and read the audit log of these actions and of key issuance.
+//! see which apps' webhooks are failing, and read the audit log of these
+//! actions and of key issuance.
 
 use comms_protocol::Quota;
 use leptos::prelude::*;
@@ -9,7 +10,7 @@ use leptos_meta::Title;
 use crate::layout::refresh_viewer_after;
 use crate::pages::portal::api::{admin_overview, portal_session, LogIn, SetAppQuota, SetAppStatus};
 use crate::pages::portal::forms::{FormToken, LogInForm, Outcome};
-use crate::pages::portal::views::{AdminView, AppRow, AuditRow};
+use crate::pages::portal::views::{AdminView, AppRow, AuditRow, FailingWebhookRow};
 
 /// The admin area.
 #[component]
@@ -52,9 +53,10 @@ fn Review(csrf: String) -> impl IntoView {
                 overview
                     .get()
                     .map(|result| match result {
-                        Ok(AdminView { apps, audit }) => {
+                        Ok(AdminView { apps, audit, failing_webhooks }) => {
                             view! {
                                 <AppsTable apps csrf set_status set_quota />
+                                <FailingWebhooksTable webhooks=failing_webhooks />
                                 <AuditTable audit />
                             }
                                 .into_any()
@@ -169,6 +171,54 @@ fn quota_form(csrf: &str, app: &str, action: ServerAction<SetAppQuota>) -> impl 
             <input name="value" size="7" placeholder="default" aria-label=value_label />
             <button type="submit" aria-label=submit_label>"Set"</button>
         </ActionForm>
+    }
+    .into_any()
+}
+
+/// Webhooks whose receivers keep failing: each is retried for up to a day
+/// (`webhooks.retry_for_secs`), and its app's developer may not have
+/// noticed.
+#[component]
+fn FailingWebhooksTable(webhooks: Vec<FailingWebhookRow>) -> impl IntoView {
+    let body = if webhooks.is_empty() {
+        view! { <p>"No webhook is failing."</p> }.into_any()
+    } else {
+        view! {
+            <table>
+                <thead>
+                    <tr>
+                        <th>"app"</th>
+                        <th>"webhook"</th>
+                        <th>"URL"</th>
+                        <th>"failed"</th>
+                        <th>"retrying"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {webhooks
+                        .into_iter()
+                        .map(|webhook| {
+                            view! {
+                                <tr>
+                                    <td>{webhook.app}</td>
+                                    <td><code>{webhook.id}</code></td>
+                                    <td>{webhook.url}</td>
+                                    <td>{webhook.failed}</td>
+                                    <td>{webhook.retrying}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        }
+        .into_any()
+    };
+    view! {
+        <section aria-labelledby="failing-webhooks-heading">
+            <h2 id="failing-webhooks-heading">"Failing webhooks"</h2>
+            {body}
+        </section>
     }
     .into_any()
 }

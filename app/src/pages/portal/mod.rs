@@ -1,6 +1,6 @@
 //! `/portal`: developers sign up, log in, register apps (which wait for an
 //! admin unless `portal.auto_approve`) and open each app's page
-//! ([`app_page`]) to get keys and manage rooms and endpoints.
+//! ([`app_page`]) to get keys and manage rooms, endpoints and webhooks.
 //!
 //! # Layout
 //!

@@ -3,6 +3,7 @@
 //! renders them). Plain data, no rules; on the server, each is built from
 //! the `comms_core` record it shows.
 
+use comms_protocol::webhook::{Delivery, Webhook};
 use serde::{Deserialize, Serialize};
 
 /// Who is signed in, and the form token of this session.
@@ -117,6 +118,15 @@ pub struct RoomPanel {
     pub latest: Vec<MessageRow>,
 }
 
+/// A webhook with its recent deliveries, as the REST API lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookPanel {
+    /// The webhook.
+    pub webhook: Webhook,
+    /// Its most recent deliveries, newest first.
+    pub deliveries: Vec<Delivery>,
+}
+
 /// Everything the page of one app shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppDetails {
@@ -124,6 +134,8 @@ pub struct AppDetails {
     pub app: AppRow,
     /// Its rooms (empty unless approved).
     pub rooms: Vec<RoomPanel>,
+    /// Its webhooks, oldest first (empty unless approved).
+    pub webhooks: Vec<WebhookPanel>,
 }
 
 /// One line of the audit log.
@@ -141,6 +153,21 @@ pub struct AuditRow {
     pub detail: String,
 }
 
+/// A webhook whose deliveries are failing, for admins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailingWebhookRow {
+    /// The app's name.
+    pub app: String,
+    /// The webhook's public id.
+    pub id: String,
+    /// Where it posts.
+    pub url: String,
+    /// Deliveries that failed for good.
+    pub failed: u64,
+    /// Deliveries still pending after at least one failed attempt.
+    pub retrying: u64,
+}
+
 /// What the admin area shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminView {
@@ -148,17 +175,19 @@ pub struct AdminView {
     pub apps: Vec<AppRow>,
     /// The newest audit entries, newest first.
     pub audit: Vec<AuditRow>,
+    /// Webhooks with failed or retrying deliveries, most failures first.
+    pub failing_webhooks: Vec<FailingWebhookRow>,
 }
 
 #[cfg(feature = "ssr")]
 mod from_records {
     use comms_core::overview::RoomOverview;
-    use comms_core::store::{AppSummary, AuditEntry};
+    use comms_core::store::{AppSummary, AuditEntry, FailingWebhook};
     use comms_core::time::format_ms;
     use comms_protocol::{Endpoint, Member, Message};
     use serde::Deserialize;
 
-    use super::{AppRow, AuditRow, EndpointRow, MemberRow, MessageRow, RoomPanel};
+    use super::{AppRow, AuditRow, EndpointRow, FailingWebhookRow, MemberRow, MessageRow, RoomPanel};
 
     impl From<AppSummary> for AppRow {
         fn from(summary: AppSummary) -> Self {
@@ -189,6 +218,18 @@ mod from_records {
                 action: entry.action,
                 app: entry.app_name,
                 detail: entry.detail,
+            }
+        }
+    }
+
+    impl From<FailingWebhook> for FailingWebhookRow {
+        fn from(webhook: FailingWebhook) -> Self {
+            Self {
+                app: webhook.app_name,
+                id: webhook.public_id,
+                url: webhook.url,
+                failed: u64::try_from(webhook.failed).unwrap_or(0),
+                retrying: u64::try_from(webhook.retrying).unwrap_or(0),
             }
         }
     }

@@ -1,6 +1,6 @@
-//! The admin area: every app and the audit log, and deciding an app's
-//! status and quotas. Only admins (accounts made with `comms admin create`) pass the
-//! guard.
+//! The admin area: every app, the audit log and the failing webhooks, and
+//! deciding an app's status and quotas. Only admins (accounts made with
+//! `comms admin create`) pass the guard.
 
 use leptos::prelude::*;
 
@@ -13,17 +13,24 @@ use crate::pages::portal::views::AdminView;
 #[cfg(feature = "ssr")]
 const AUDIT_ENTRIES: usize = 200;
 
-/// Every app and the newest audit entries, for admins.
+/// Failing webhooks shown to admins: the worst ones, enough to act on.
+#[cfg(feature = "ssr")]
+const FAILING_WEBHOOKS: u64 = 50;
+
+/// Every app, the newest audit entries and the webhooks whose deliveries
+/// are failing, for admins.
 #[server(prefix = "/admin/fn", endpoint = "overview")]
 pub async fn admin_overview() -> Result<AdminView, PortalError> {
-    use crate::pages::portal::views::{AppRow, AuditRow};
+    use crate::pages::portal::views::{AppRow, AuditRow, FailingWebhookRow};
     guards::admin(None).await?;
-    let apps = &guards::context()?.apps;
-    let all = apps.list(comms_core::store::AppFilter::All).await?;
-    let audit = apps.audit_log(AUDIT_ENTRIES).await?;
+    let context = guards::context()?;
+    let all = context.apps.list(comms_core::store::AppFilter::All).await?;
+    let audit = context.apps.audit_log(AUDIT_ENTRIES).await?;
+    let failing = context.service.failing_webhooks(FAILING_WEBHOOKS).await?;
     Ok(AdminView {
         apps: all.into_iter().map(AppRow::from).collect(),
         audit: audit.into_iter().map(AuditRow::from).collect(),
+        failing_webhooks: failing.into_iter().map(FailingWebhookRow::from).collect(),
     })
 }
 

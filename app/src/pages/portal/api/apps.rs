@@ -42,8 +42,9 @@ pub async fn my_apps() -> Result<Vec<AppRow>, PortalError> {
 
 /// One of the developer's apps with its rooms, endpoints and latest
 /// messages, in a fixed number of store and broker calls whatever the
-/// number of rooms (see [`comms_core::overview`]), and the members of its
-/// presence rooms (asked of all of them at once).
+/// number of rooms (see [`comms_core::overview`]), the members of its
+/// presence rooms (asked of all of them at once), and its webhooks with
+/// their recent deliveries.
 #[server(prefix = "/portal/fn", endpoint = "app_overview")]
 pub async fn app_overview(
     /// The app's name.
@@ -53,7 +54,7 @@ pub async fn app_overview(
     let owner = guards::account(None).await?;
     let context = guards::context()?;
     let summary = context.portal.summary_of(&owner, &app).await?;
-    let mut rooms = Vec::new();
+    let (mut rooms, mut webhooks) = (Vec::new(), Vec::new());
     if summary.app.status == comms_core::store::AppStatus::Approved {
         let ws_base = guards::ws_base()?;
         let overview =
@@ -63,8 +64,9 @@ pub async fn app_overview(
         )
         .await?;
         rooms = overview.into_iter().zip(members).map(|(room, members)| RoomPanel::new(room, members)).collect();
+        webhooks = super::webhooks::webhook_panels(&context.service, &summary.app).await?;
     }
-    Ok(AppDetails { app: AppRow::from(summary), rooms })
+    Ok(AppDetails { app: AppRow::from(summary), rooms, webhooks })
 }
 
 /// The members of `room` if it is a presence room, else `None`.

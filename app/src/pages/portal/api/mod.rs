@@ -9,12 +9,16 @@
 //! - [`apps`]: a developer's apps, their keys and allowed origins.
 //! - [`rooms`]: rooms, endpoints (creating, changing, deleting) and
 //!   redacting messages, in a developer's approved app.
-//! - [`admin`]: every app and the audit log, app status and quotas, for admins.
+//! - [`webhooks`]: webhooks and their deliveries (sending one again), in a
+//!   developer's approved app.
+//! - [`admin`]: every app, the audit log and failing webhooks, app status
+//!   and quotas, for admins.
 
 pub mod account;
 pub mod admin;
 pub mod apps;
 pub mod rooms;
+pub mod webhooks;
 
 pub use account::{
     portal_session, signed_in_admin, ConfirmEmail, LogIn, LogOut, PortalSession, RequestPasswordReset,
@@ -27,3 +31,4 @@ pub use apps::{
 pub use rooms::{
     CreateEndpoint, CreateRoom, DeleteEndpoint, DeleteRoom, EndpointChange, RedactMessage, UpdateEndpoint,
 };
+pub use webhooks::{CreateWebhook, DeleteWebhook, Redeliver};

@@ -3,17 +3,21 @@
 //! origins it allows, its rooms with their endpoints (each with its live
 //! connections, messages sent and limits, and a form to change it),
 //! online counts, members (in presence rooms) and latest messages (each
-//! of which can be redacted); all refreshed after every action and on
-//! request, not pushed: a refresh while typing would wipe the forms. And
-//! deleting the app.
+//! of which can be redacted), its webhooks with their recent deliveries
+//! ([`webhooks`]); all refreshed after every action and on request, not
+//! pushed: a refresh while typing would wipe the forms. And deleting the
+//! app.
+
+mod webhooks;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use self::webhooks::WebhooksSection;
 use super::api::{
-    app_overview, portal_session, CreateEndpoint, CreateRoom, DeleteApp, DeleteEndpoint, DeleteRoom, IssueKey,
-    RedactMessage, RevokeKeys, SetAllowedOrigins, UpdateEndpoint,
+    app_overview, portal_session, CreateEndpoint, CreateRoom, CreateWebhook, DeleteApp, DeleteEndpoint, DeleteRoom,
+    DeleteWebhook, IssueKey, RedactMessage, Redeliver, RevokeKeys, SetAllowedOrigins, UpdateEndpoint,
 };
 use super::forms::{FormToken, Outcome};
 use super::views::{AppDetails, EndpointRow, MemberRow, MessageRow, RoomPanel};
@@ -31,6 +35,9 @@ struct Actions {
     update_endpoint: ServerAction<UpdateEndpoint>,
     delete_endpoint: ServerAction<DeleteEndpoint>,
     redact_message: ServerAction<RedactMessage>,
+    create_webhook: ServerAction<CreateWebhook>,
+    delete_webhook: ServerAction<DeleteWebhook>,
+    redeliver: ServerAction<Redeliver>,
     /// Changes when an endpoint's edit succeeds: after a mistake the page
     /// is not refreshed, so the form stays open as typed.
     saved_edits: Memo<usize>,
@@ -57,13 +64,16 @@ impl Actions {
             update_endpoint,
             delete_endpoint: ServerAction::new(),
             redact_message: ServerAction::new(),
+            create_webhook: ServerAction::new(),
+            delete_webhook: ServerAction::new(),
+            redeliver: ServerAction::new(),
             saved_edits,
         }
     }
 
     /// Changes whenever any action completes (an endpoint's edit: when it
     /// succeeds).
-    fn versions(self) -> [usize; 10] {
+    fn versions(self) -> [usize; 13] {
         [
             self.issue_key.version().get(),
             self.revoke_keys.version().get(),
@@ -75,6 +85,9 @@ impl Actions {
             self.saved_edits.get(),
             self.delete_endpoint.version().get(),
             self.redact_message.version().get(),
+            self.create_webhook.version().get(),
+            self.delete_webhook.version().get(),
+            self.redeliver.version().get(),
         ]
     }
 }
@@ -92,7 +105,7 @@ pub fn AppPage() -> impl IntoView {
         <p><a href="/portal">"← Your apps"</a></p>
         <h1>{name}</h1>
         <p>
-            "Online counts, messages sent, members and messages are as of loading the page. "
+            "Online counts, messages sent, members, messages and webhook deliveries are as of loading the page. "
             <button type="button" on:click=move |_| overview.refetch()>"Refresh"</button>
         </p>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
@@ -115,7 +128,7 @@ pub fn AppPage() -> impl IntoView {
 
 #[component]
 fn Overview(overview: AppDetails, csrf: String, actions: Actions) -> impl IntoView {
-    let AppDetails { app, rooms } = overview;
+    let AppDetails { app, rooms, webhooks } = overview;
     let approved = app.status == "approved";
     let name = app.name.clone();
     view! {
@@ -139,6 +152,7 @@ fn Overview(overview: AppDetails, csrf: String, actions: Actions) -> impl IntoVi
         <KeySection app=name.clone() csrf=csrf.clone() active_keys=app.active_keys approved actions />
         <OriginsSection app=name.clone() csrf=csrf.clone() origins=app.allowed_origins.clone() actions />
         {approved.then(|| view! { <RoomsSection app=name.clone() csrf=csrf.clone() rooms actions /> })}
+        {approved.then(|| view! { <WebhooksSection app=name.clone() csrf=csrf.clone() webhooks actions /> })}
         <section aria-labelledby="delete-heading" class="card danger">
             <h2 id="delete-heading">"Delete the app"</h2>
             <ActionForm action=actions.delete_app>

@@ -33,8 +33,7 @@ use crate::quotas::QuotaOverrides;
 use crate::secrets::{ApiKeyHash, MailedTokenHash};
 use sql::Stored;
 pub use webhook_records::{
-    state_as_str, AttemptOutcome, DeliveryRecord, DueDelivery, EventTypes, FailingWebhook, Lease, NewEvent, NewWebhook,
-    WebhookRecord,
+    AttemptOutcome, DeliveryRecord, DueDelivery, EventTypes, FailingWebhook, Lease, NewEvent, NewWebhook, WebhookRecord,
 };
 
 /// Lifecycle of an app; only `approved` apps' keys and endpoints work.

@@ -30,10 +30,10 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, 
 use comms_protocol::webhook::{DeliveryState, EventType};
 
 use super::{
-    state_as_str, AccountRecord, AccountToken, AppChange, AppFilter, AppRecord, AppStatus, AppSummary, AttemptOutcome,
-    AuditEntry, DeliveryRecord, DueDelivery, EndpointAccess, EndpointRecord, EndpointSettings, EventTypes,
-    FailingWebhook, KeyOwner, Lease, NewAccount, NewApp, NewEndpoint, NewEvent, NewRoom, NewWebhook, RevokedEndpoint,
-    RoomHistory, RoomRecord, Store, StoreError, StoredMessage, TokenPurpose, WebhookRecord,
+    AccountRecord, AccountToken, AppChange, AppFilter, AppRecord, AppStatus, AppSummary, AttemptOutcome, AuditEntry,
+    DeliveryRecord, DueDelivery, EndpointAccess, EndpointRecord, EndpointSettings, EventTypes, FailingWebhook,
+    KeyOwner, Lease, NewAccount, NewApp, NewEndpoint, NewEvent, NewRoom, NewWebhook, RevokedEndpoint, RoomHistory,
+    RoomRecord, Store, StoreError, StoredMessage, TokenPurpose, WebhookRecord,
 };
 use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
@@ -1135,7 +1135,7 @@ where
                 "UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2, \
                    lease_until = 0, last_status = $3, last_error = $4, finished_at = $5 WHERE id = $6",
             )
-            .bind(state_as_str(outcome.state))
+            .bind(outcome.state.as_str())
             .bind(outcome.next_attempt_at)
             .bind(outcome.status.map(i64::from))
             .bind(outcome.error.clone())

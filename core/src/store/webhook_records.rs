@@ -48,15 +48,6 @@ impl TryFrom<Stored> for EventType {
     }
 }
 
-/// The stored form of a delivery's state.
-pub fn state_as_str(state: DeliveryState) -> &'static str {
-    match state {
-        DeliveryState::Pending => "pending",
-        DeliveryState::Delivered => "delivered",
-        DeliveryState::Failed => "failed",
-    }
-}
-
 impl TryFrom<Stored> for DeliveryState {
     type Error = String;
 

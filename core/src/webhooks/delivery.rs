@@ -291,15 +291,17 @@ async fn post(client: &reqwest::Client, delivery: &DueDelivery) -> Result<u16, F
         .await
         .map_err(|err| failed(describe(&err)))?;
     let status = response.status().as_u16();
-    if response.status().is_success() {
-        return Ok(status);
-    }
+    // Read (a bounded part of) the answer either way: a connection whose
+    // answer was read to its end goes back to the pool for the next attempt.
     let mut answer = Vec::new();
     while answer.len() < KEPT_RESPONSE_BYTES {
         match response.chunk().await {
             Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
             _ => break,
         }
+    }
+    if response.status().is_success() {
+        return Ok(status);
     }
     answer.truncate(KEPT_RESPONSE_BYTES);
     let text = String::from_utf8_lossy(&answer);

@@ -71,10 +71,6 @@ pub struct Webhooks {
 }
 
 /// A webhook as the API lists it.
-///
-/// # Errors
-///
-/// None in practice; kept fallible like the other views.
 pub fn webhook_view(record: WebhookRecord) -> Webhook {
     Webhook { id: record.public_id, url: record.url, events: record.events.0, created_at: format_ms(record.created_at) }
 }

@@ -36,7 +36,7 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at);
 CREATE INDEX webhook_deliveries_of_webhook ON webhook_deliveries (webhook_id, id);
-CREATE INDEX webhook_deliveries_of_app ON webhook_deliveries (app_id, state, lease_until);
+CREATE INDEX webhook_deliveries_of_app ON webhook_deliveries (app_id, state, next_attempt_at);
 
 -- `endpoint.expired` is sent once per expiry, by whichever node marks it
 -- announced first; changing `expires_at` clears the mark.

@@ -7,6 +7,8 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -35,10 +37,8 @@ pub async fn run(
     subscribers: usize,
     with_webhook: bool,
 ) -> anyhow::Result<(Vec<Row>, Integrity)> {
-    let received = Rc::new(Cell::new(0u64));
-    let receiver = TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", receiver.local_addr()?);
-    tokio::task::spawn_local(receive(receiver, Rc::clone(&received)));
+    let received = Arc::new(AtomicU64::new(0));
+    let url = spawn_receiver(Arc::clone(&received))?;
     if with_webhook {
         side.create_webhook(&url, &["message.created"]).await?;
     }
@@ -74,19 +74,38 @@ pub async fn run(
     stop.set(true);
     side_load.await??;
     if with_webhook {
-        rows.push(Row::new(name, "webhook deliveries per second", received.get() as f64 / seconds, "req/s", None));
-        let behind = published.get().saturating_sub(received.get()) as f64;
+        let received = received.load(Ordering::Relaxed);
+        rows.push(Row::new(name, "webhook deliveries per second", received as f64 / seconds, "req/s", None));
+        let behind = published.get().saturating_sub(received) as f64;
         rows.push(Row::new(name, "webhook deliveries behind at the end", behind, "events", None));
     }
     Ok((rows, integrity))
 }
 
+/// Starts the receiver on a thread of its own (the load generator's
+/// runtime is kept busy by the fan-out's readers and would starve it); its
+/// URL.
+fn spawn_receiver(received: Arc<AtomicU64>) -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+        runtime.block_on(async move {
+            if let Ok(listener) = TcpListener::from_std(listener) {
+                receive(listener, received).await;
+            }
+        });
+    });
+    Ok(url)
+}
+
 /// A minimal HTTP/1.1 receiver: reads each request's head and body and
 /// answers `204`, keeping connections open; counts the requests.
-async fn receive(listener: TcpListener, received: Rc<Cell<u64>>) {
+async fn receive(listener: TcpListener, received: Arc<AtomicU64>) {
     while let Ok((stream, _)) = listener.accept().await {
-        let received = Rc::clone(&received);
-        tokio::task::spawn_local(async move {
+        let received = Arc::clone(&received);
+        tokio::spawn(async move {
             let (reader, mut writer) = stream.into_split();
             let mut reader = BufReader::new(reader);
             let mut line = String::new();
@@ -111,7 +130,7 @@ async fn receive(listener: TcpListener, received: Rc<Cell<u64>>) {
                 if reader.read_exact(&mut body).await.is_err() {
                     return;
                 }
-                received.set(received.get() + 1);
+                received.fetch_add(1, Ordering::Relaxed);
                 if writer.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n").await.is_err() {
                     return;
                 }

@@ -771,8 +771,10 @@ pub trait Store: Send + Sync + 'static {
     /// Makes a delivery of the webhook pending again, due at `now_ms`, with
     /// a new series of retries; whether the webhook has that delivery.
     async fn redeliver(&self, webhook_id: i64, delivery_id: i64, now_ms: i64) -> Result<bool, StoreError>;
-    /// Leases due deliveries (see [`Lease`]) for one attempt each, oldest
-    /// due first; of two nodes leasing at once, each row goes to one.
+    /// The apps with deliveries due at `now_ms` and not leased.
+    async fn apps_with_due_deliveries(&self, now_ms: i64) -> Result<Vec<i64>, StoreError>;
+    /// Leases an app's due deliveries (see [`Lease`]) for one attempt each,
+    /// oldest due first; of two nodes leasing at once, each row goes to one.
     async fn lease_deliveries(&self, lease: Lease) -> Result<Vec<DueDelivery>, StoreError>;
     /// Records what attempts came to and ends their leases.
     async fn finish_attempts(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError>;

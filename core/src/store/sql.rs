@@ -1102,29 +1102,41 @@ where
         Ok(found.is_some())
     }
 
+    async fn apps_with_due_deliveries(&self, now_ms: i64) -> Result<Vec<i64>, StoreError> {
+        // One index probe per app with webhooks: an app's due rows are
+        // found by (app_id, state, next_attempt_at), skipping only the few
+        // it has leased.
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT w.app_id FROM webhooks w WHERE EXISTS ( \
+               SELECT 1 FROM webhook_deliveries d WHERE d.app_id = w.app_id AND d.state = 'pending' \
+               AND d.next_attempt_at <= $1 AND d.lease_until <= $1)",
+        )
+        .bind(now_ms)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
     async fn lease_deliveries(&self, lease: Lease) -> Result<Vec<DueDelivery>, StoreError> {
         // The outer `lease_until <= $2` is checked again on each row once
         // its lock is held (PostgreSQL re-reads a row another transaction
         // updated), so of two nodes leasing at once one gets each row.
-        let skipped: Vec<String> = (0..lease.skip_apps.len()).map(|n| format!("${}", n + 4)).collect();
-        let skip =
-            if skipped.is_empty() { String::new() } else { format!("AND app_id NOT IN ({})", skipped.join(", ")) };
-        let sql = format!(
+        Ok(sqlx::query_as(
             "UPDATE webhook_deliveries SET lease_until = $1 \
              WHERE id IN ( \
                SELECT id FROM webhook_deliveries \
-               WHERE state = 'pending' AND next_attempt_at <= $2 AND lease_until <= $2 {skip} \
+               WHERE app_id = $4 AND state = 'pending' AND next_attempt_at <= $2 AND lease_until <= $2 \
                ORDER BY next_attempt_at LIMIT $3) \
              AND state = 'pending' AND lease_until <= $2 \
              RETURNING id, app_id, event_id, body, attempts, series_started_at, \
                (SELECT w.url FROM webhooks w WHERE w.id = webhook_id) AS url, \
-               (SELECT w.secret FROM webhooks w WHERE w.id = webhook_id) AS secret"
-        );
-        let mut query = sqlx::query_as(&sql).bind(lease.until).bind(lease.now).bind(stored_count(lease.limit));
-        for app_id in &lease.skip_apps {
-            query = query.bind(*app_id);
-        }
-        Ok(query.fetch_all(self.writer()).await?)
+               (SELECT w.secret FROM webhooks w WHERE w.id = webhook_id) AS secret",
+        )
+        .bind(lease.until)
+        .bind(lease.now)
+        .bind(stored_count(lease.limit))
+        .bind(lease.app_id)
+        .fetch_all(self.writer())
+        .await?)
     }
 
     async fn finish_attempts(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {

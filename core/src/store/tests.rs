@@ -103,7 +103,7 @@ on_every_backend!(
     mailed_tokens_are_single_use_and_a_reset_ends_sessions,
     server_secrets_are_made_once_for_every_node,
     events_reach_the_webhooks_that_receive_them_with_their_change,
-    two_nodes_never_lease_the_same_delivery_and_skipped_apps_wait,
+    two_nodes_never_lease_the_same_delivery_and_apps_lease_apart,
     attempts_are_recorded_sent_again_and_pruned,
     an_expiry_is_announced_once_until_it_changes,
 );
@@ -123,11 +123,10 @@ fn event(event_type: EventType, id: &str) -> NewEvent {
     NewEvent { id: id.into(), event_type, body: format!("{{\"id\":\"{id}\"}}"), created_at: crate::time::now_ms() }
 }
 
-/// Leases up to `limit` rows due now, for a long time, but those of
-/// `skip_apps`.
-fn lease_now(limit: u64, skip_apps: &[i64]) -> Lease {
+/// Leases up to `limit` rows of `app_id` due now, for a long time.
+fn lease_now(app_id: i64, limit: u64) -> Lease {
     let now = crate::time::now_ms();
-    Lease { now, until: now + 60_000, limit, skip_apps: skip_apps.to_vec() }
+    Lease { app_id, now, until: now + 60_000, limit }
 }
 
 async fn events_reach_the_webhooks_that_receive_them_with_their_change(fixture: &Fixture) {
@@ -154,7 +153,7 @@ async fn events_reach_the_webhooks_that_receive_them_with_their_change(fixture: 
     // A refused creation writes no event.
     assert!(store.create_room(a.id, &new, None).await.is_err());
     store.append_messages(&[message(lobby.id, 1)], 10).await.unwrap();
-    let due = store.lease_deliveries(lease_now(100, &[])).await.unwrap();
+    let due = store.lease_deliveries(lease_now(a.id, 100)).await.unwrap();
     let mut got: Vec<(String, String)> = due.iter().map(|d| (d.url.clone(), d.event_id.clone())).collect();
     got.sort();
     assert_eq!(got.len(), 2, "{got:?}");
@@ -169,7 +168,7 @@ async fn events_reach_the_webhooks_that_receive_them_with_their_change(fixture: 
     assert!(store.webhook_deliveries(rooms_hook.id, 10).await.unwrap().is_empty(), "deliveries go with it");
 }
 
-async fn two_nodes_never_lease_the_same_delivery_and_skipped_apps_wait(fixture: &Fixture) {
+async fn two_nodes_never_lease_the_same_delivery_and_apps_lease_apart(fixture: &Fixture) {
     let store = &*fixture.store;
     let other_node = fixture.another_node().await;
     let a = app(store, "a").await;
@@ -180,8 +179,12 @@ async fn two_nodes_never_lease_the_same_delivery_and_skipped_apps_wait(fixture: 
     store.record_events(a.id, &many).await.unwrap();
     store.record_events(b.id, &[event(EventType::RoomCreated, "evt_b")]).await.unwrap();
 
+    let now = crate::time::now_ms();
+    let mut due_apps = store.apps_with_due_deliveries(now).await.unwrap();
+    due_apps.sort_unstable();
+    assert_eq!(due_apps, [a.id, b.id]);
     let (first, second) =
-        tokio::join!(store.lease_deliveries(lease_now(8, &[])), other_node.lease_deliveries(lease_now(8, &[])));
+        tokio::join!(store.lease_deliveries(lease_now(a.id, 8)), other_node.lease_deliveries(lease_now(a.id, 8)));
     let (first, second) = (first.unwrap(), second.unwrap());
     let mut ids: Vec<i64> = first.iter().chain(&second).map(|d| d.id).collect();
     let leased = ids.len();
@@ -189,13 +192,12 @@ async fn two_nodes_never_lease_the_same_delivery_and_skipped_apps_wait(fixture: 
     ids.dedup();
     assert_eq!(ids.len(), leased, "no delivery leased twice");
     assert!(first.len() <= 8 && second.len() <= 8, "at most the limit each");
-    let others = store.lease_deliveries(lease_now(100, &[a.id])).await.unwrap();
-    assert!(others.iter().all(|d| d.app_id == b.id), "a skipped app's rows wait");
-    let b_leased = first.iter().chain(&second).chain(&others).filter(|d| d.event_id == "evt_b").count();
-    assert_eq!(b_leased, 1, "the other app's row is leased once");
-    let rest = store.lease_deliveries(lease_now(100, &[])).await.unwrap();
-    assert_eq!(rest.len() + leased + others.len(), 21, "leased rows are not due again; the others are");
-    assert!(rest.iter().all(|d| d.app_id == a.id));
+    assert!(first.iter().chain(&second).all(|d| d.app_id == a.id), "only the app asked for");
+    let rest = store.lease_deliveries(lease_now(a.id, 100)).await.unwrap();
+    assert_eq!(rest.len() + leased, 20, "leased rows are not due again; the others are");
+    assert_eq!(store.apps_with_due_deliveries(now).await.unwrap(), [b.id], "every row of a is leased");
+    let of_b = store.lease_deliveries(lease_now(b.id, 100)).await.unwrap();
+    assert_eq!(of_b.iter().map(|d| d.event_id.as_str()).collect::<Vec<_>>(), ["evt_b"]);
 }
 
 async fn attempts_are_recorded_sent_again_and_pruned(fixture: &Fixture) {
@@ -203,7 +205,7 @@ async fn attempts_are_recorded_sent_again_and_pruned(fixture: &Fixture) {
     let a = app(store, "a").await;
     let hook = store.create_webhook(webhook(a.id, "a", &[EventType::RoomCreated]), None).await.unwrap();
     store.record_events(a.id, &[event(EventType::RoomCreated, "evt_1")]).await.unwrap();
-    let due = store.lease_deliveries(lease_now(10, &[])).await.unwrap();
+    let due = store.lease_deliveries(lease_now(a.id, 10)).await.unwrap();
     let now = crate::time::now_ms();
     let retry = AttemptOutcome {
         id: due[0].id,
@@ -214,12 +216,12 @@ async fn attempts_are_recorded_sent_again_and_pruned(fixture: &Fixture) {
         at: now,
     };
     store.finish_attempts(&[retry]).await.unwrap();
-    assert!(store.lease_deliveries(lease_now(10, &[])).await.unwrap().is_empty(), "not due before its retry time");
+    assert!(store.lease_deliveries(lease_now(a.id, 10)).await.unwrap().is_empty(), "not due before its retry time");
     let listed = &store.webhook_deliveries(hook.id, 10).await.unwrap()[0];
     assert_eq!((listed.state, listed.attempts, listed.last_status), (DeliveryState::Pending, 1, Some(500)));
     assert!(store.redeliver(hook.id, listed.id, now).await.unwrap());
     assert!(!store.redeliver(hook.id, listed.id + 1000, now).await.unwrap());
-    let due = store.lease_deliveries(lease_now(10, &[])).await.unwrap();
+    let due = store.lease_deliveries(lease_now(a.id, 10)).await.unwrap();
     assert_eq!(due.len(), 1, "due again at once");
     assert_eq!(due[0].series_started_at, now);
     let delivered =

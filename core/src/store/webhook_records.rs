@@ -177,9 +177,11 @@ pub struct AttemptOutcome {
     pub at: i64,
 }
 
-/// Which deliveries a node may lease now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which deliveries of one app a node may lease now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
+    /// The app.
+    pub app_id: i64,
     /// Now, in milliseconds since the epoch: due rows are those whose next
     /// attempt is due and whose lease (if any) has run out.
     pub now: i64,
@@ -187,9 +189,6 @@ pub struct Lease {
     pub until: i64,
     /// Most rows leased by this call.
     pub limit: u64,
-    /// Apps whose rows are not leased now (this node has all of theirs it
-    /// may attempt).
-    pub skip_apps: Vec<i64>,
 }
 
 /// A webhook whose deliveries are failing, for the admin area.

@@ -9,13 +9,14 @@
 //! delivery, and a node that dies leaves its rows to the others when their
 //! leases run out.
 //!
-//! A node leases a few attempts' worth ahead ([`LEASE_AHEAD`]) into a queue
-//! per app, so one statement feeds many attempts, and runs at most
-//! `webhooks.concurrency_per_app` attempts of one app at once (and
-//! `webhooks.concurrency` in all): an app whose receiver is slow or dead
-//! fills its own queue and is skipped by the next leases, so it never holds
-//! back other apps' webhooks, and message delivery never waits for any of
-//! this. A lease lasts as long as the queued rows may wait plus one attempt,
+//! A node looks up which apps have due rows (one index probe per app with
+//! webhooks), then leases each app's oldest due rows, a few attempts' worth
+//! ahead ([`LEASE_AHEAD`]), into a queue per app, so one statement feeds
+//! many attempts. It runs at most `webhooks.concurrency_per_app` attempts
+//! of one app at once (and `webhooks.concurrency` in all): an app whose
+//! receiver is slow or dead fills its own queue and is skipped until it
+//! drains, so it never holds back other apps' webhooks, and message
+//! delivery never waits for any of this. A lease lasts as long as the queued rows may wait plus one attempt,
 //! and a row whose lease would run out before its attempt could end is
 //! dropped from the queue rather than attempted (another lease takes it).
 //!
@@ -172,31 +173,35 @@ impl Dispatcher {
         }
     }
 
-    /// Leases due rows into the apps' queues, as many as the queues hold,
-    /// skipping apps whose queue is full.
+    /// Leases due rows into the apps' queues, app by app, as many as each
+    /// queue and the node's room hold; full apps wait.
     async fn lease(&self, queues: &mut Queues) {
         let per_app = self.settings.concurrency_per_app * LEASE_AHEAD;
-        let room = (self.settings.concurrency * LEASE_AHEAD).saturating_sub(queues.in_flight + queues.waiting);
-        if room == 0 {
-            return;
-        }
         let now = now_ms();
-        let wait_and_attempt = self.settings.timeout * (LEASE_AHEAD as u32 + 1) + LEASE_MARGIN;
-        let lease = Lease {
-            now,
-            until: now + wait_and_attempt.as_millis() as i64,
-            limit: room as u64,
-            skip_apps: queues.full(per_app),
-        };
-        let until = lease.until;
-        match self.store.lease_deliveries(lease).await {
-            Ok(due) => {
-                for delivery in due {
-                    queues.waiting += 1;
-                    queues.apps.entry(delivery.app_id).or_default().waiting.push_back((delivery, until));
-                }
+        let apps = match self.store.apps_with_due_deliveries(now).await {
+            Ok(apps) => apps,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not look for due webhook deliveries");
+                return;
             }
-            Err(err) => tracing::warn!(error = %err, "could not lease webhook deliveries"),
+        };
+        let wait_and_attempt = self.settings.timeout * (LEASE_AHEAD as u32 + 1) + LEASE_MARGIN;
+        let until = now + wait_and_attempt.as_millis() as i64;
+        for app_id in apps {
+            let room = (self.settings.concurrency * LEASE_AHEAD).saturating_sub(queues.in_flight + queues.waiting);
+            let limit = per_app.saturating_sub(queues.held(app_id)).min(room);
+            if limit == 0 {
+                continue;
+            }
+            let lease = Lease { app_id, now, until, limit: limit as u64 };
+            match self.store.lease_deliveries(lease).await {
+                Ok(due) => {
+                    let queue = queues.apps.entry(app_id).or_default();
+                    queues.waiting += due.len();
+                    queue.waiting.extend(due.into_iter().map(|delivery| (delivery, until)));
+                }
+                Err(err) => tracing::warn!(error = %err, app_id, "could not lease webhook deliveries"),
+            }
         }
     }
 
@@ -237,9 +242,9 @@ impl Queues {
         }
     }
 
-    /// Apps holding `per_app` rows or more here, waiting or in flight.
-    fn full(&self, per_app: usize) -> Vec<i64> {
-        self.apps.iter().filter(|(_, app)| app.in_flight + app.waiting.len() >= per_app).map(|(id, _)| *id).collect()
+    /// Rows of `app_id` held here, waiting or in flight.
+    fn held(&self, app_id: i64) -> usize {
+        self.apps.get(&app_id).map_or(0, |app| app.in_flight + app.waiting.len())
     }
 }
 

@@ -119,7 +119,21 @@ impl WebhookReceiver {
     ///
     /// It does not hold within 20 s.
     pub async fn wait_for(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.wait_for_within(what, WAIT, done).await
+    }
+
+    /// [`WebhookReceiver::wait_for`], waiting at most `limit`.
+    ///
+    /// # Panics
+    ///
+    /// `done` does not hold within `limit`.
+    pub async fn wait_for_within(
+        &self,
+        what: &str,
+        limit: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             let arrived = self.shared.arrived.notified();
             let received = self.received();
@@ -127,7 +141,7 @@ impl WebhookReceiver {
                 return received;
             }
             let types: Vec<String> = received.iter().map(Received::event_type).collect();
-            assert!(tokio::time::Instant::now() < deadline, "waited 20 s for {what}; received {types:?}");
+            assert!(tokio::time::Instant::now() < deadline, "waited {limit:?} for {what}; received {types:?}");
             let _ = tokio::time::timeout_at(deadline, arrived).await;
         }
     }

@@ -45,7 +45,7 @@ use crate::time::now_ms;
 pub const POLL_EVERY: Duration = Duration::from_millis(500);
 /// How many rounds of attempts (of `concurrency_per_app` each) a node
 /// leases of one app ahead of its attempts.
-pub const LEASE_AHEAD: usize = 4;
+pub const LEASE_AHEAD: usize = 16;
 /// A lease outlasts its rows' wait and attempt by this much, so the
 /// outcome is written before another node may take the row.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
@@ -97,6 +97,34 @@ struct Ended {
     outcome: AttemptOutcome,
 }
 
+/// Rows a lease took, and until when they are this node's.
+struct Leased {
+    rows: Vec<DueDelivery>,
+    until: i64,
+}
+
+/// Starts the task that writes attempts' outcomes in batches, retrying
+/// until the store takes them (a lost outcome would only mean one more
+/// attempt once the lease runs out); it ends with the sender.
+fn spawn_outcome_writer(store: Arc<dyn Store>) -> mpsc::UnboundedSender<AttemptOutcome> {
+    let (outcomes, mut pending) = mpsc::unbounded_channel::<AttemptOutcome>();
+    tokio::spawn(async move {
+        while let Some(first) = pending.recv().await {
+            let mut batch = vec![first];
+            while let Ok(next) = pending.try_recv() {
+                batch.push(next);
+            }
+            let mut pause = Duration::from_millis(100);
+            while let Err(err) = store.finish_attempts(&batch).await {
+                tracing::warn!(error = %err, "could not record webhook attempts; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    });
+    outcomes
+}
+
 impl Dispatcher {
     /// A worker posting through its own HTTP client, which refuses the
     /// destinations `destinations` refuses.
@@ -125,84 +153,86 @@ impl Dispatcher {
         tokio::spawn(self.run())
     }
 
+    /// The task's loop. It never waits for the database itself: outcomes
+    /// go to a writer task, and a lease runs beside the loop and hands its
+    /// rows back, so attempts start the moment a slot frees.
     async fn run(self) {
         let (ended_tx, mut ended) = mpsc::unbounded_channel::<Ended>();
+        let (leased_tx, mut leased) = mpsc::unbounded_channel::<Leased>();
+        let outcomes = spawn_outcome_writer(Arc::clone(&self.store));
         let mut queues = Queues::default();
+        let mut leasing = false;
         let mut last_prune = tokio::time::Instant::now();
         loop {
             let polled = tokio::select! {
                 () = self.wake.0.notified() => true,
                 () = tokio::time::sleep(POLL_EVERY) => true,
-                Some(first) = ended.recv() => {
-                    let mut batch = vec![first];
-                    while let Ok(next) = ended.try_recv() {
-                        batch.push(next);
-                    }
-                    for done in &batch {
-                        queues.ended(done.app_id);
-                    }
-                    let outcomes: Vec<AttemptOutcome> = batch.into_iter().map(|done| done.outcome).collect();
-                    self.record(&outcomes).await;
+                Some(done) = ended.recv() => {
+                    queues.ended(done.app_id);
+                    let _ = outcomes.send(done.outcome);
+                    false
+                }
+                Some(rows) = leased.recv() => {
+                    leasing = false;
+                    queues.add(rows);
                     false
                 }
             };
-            // Leasing costs a statement: after an attempt ends, only when
-            // less than a round of attempts is waiting.
-            if polled || queues.waiting < self.settings.concurrency {
-                self.lease(&mut queues).await;
-            }
             self.start_attempts(&mut queues, &ended_tx);
+            // A lease costs statements: on a wake or a poll, or when less
+            // than a round of attempts is waiting; one at a time.
+            if !leasing && (polled || queues.waiting < self.settings.concurrency) {
+                leasing = true;
+                self.spawn_lease(&queues, leased_tx.clone());
+            }
             if last_prune.elapsed() >= PRUNE_EVERY {
                 last_prune = tokio::time::Instant::now();
                 let before = now_ms() - self.settings.keep_finished.as_millis() as i64;
-                if let Err(err) = self.store.prune_deliveries(before).await {
-                    tracing::warn!(error = %err, "could not prune finished webhook deliveries");
-                }
+                let store = Arc::clone(&self.store);
+                tokio::spawn(async move {
+                    if let Err(err) = store.prune_deliveries(before).await {
+                        tracing::warn!(error = %err, "could not prune finished webhook deliveries");
+                    }
+                });
             }
         }
     }
 
-    /// Writes outcomes, retrying until the store takes them: a lost outcome
-    /// would only mean one more attempt once the lease runs out.
-    async fn record(&self, batch: &[AttemptOutcome]) {
-        let mut pause = Duration::from_millis(100);
-        while let Err(err) = self.store.finish_attempts(batch).await {
-            tracing::warn!(error = %err, "could not record webhook attempts; retrying");
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(5));
-        }
-    }
-
-    /// Leases due rows into the apps' queues, app by app, as many as each
-    /// queue and the node's room hold; full apps wait.
-    async fn lease(&self, queues: &mut Queues) {
+    /// Leases due rows for the apps' queues, app by app, as many as each
+    /// queue (as `queues` holds them now) and the node's room take, beside
+    /// the loop; the rows come back on `leased` (an empty batch too, so the
+    /// loop knows the lease is over).
+    fn spawn_lease(&self, queues: &Queues, leased: mpsc::UnboundedSender<Leased>) {
         let per_app = self.settings.concurrency_per_app * LEASE_AHEAD;
-        let now = now_ms();
-        let apps = match self.store.apps_with_due_deliveries(now).await {
-            Ok(apps) => apps,
-            Err(err) => {
-                tracing::warn!(error = %err, "could not look for due webhook deliveries");
-                return;
-            }
-        };
+        let mut room = (self.settings.concurrency * LEASE_AHEAD).saturating_sub(queues.in_flight + queues.waiting);
+        let held: HashMap<i64, usize> = queues.apps.keys().map(|app_id| (*app_id, queues.held(*app_id))).collect();
+        let store = Arc::clone(&self.store);
         let wait_and_attempt = self.settings.timeout * (LEASE_AHEAD as u32 + 1) + LEASE_MARGIN;
-        let until = now + wait_and_attempt.as_millis() as i64;
-        for app_id in apps {
-            let room = (self.settings.concurrency * LEASE_AHEAD).saturating_sub(queues.in_flight + queues.waiting);
-            let limit = per_app.saturating_sub(queues.held(app_id)).min(room);
-            if limit == 0 {
-                continue;
-            }
-            let lease = Lease { app_id, now, until, limit: limit as u64 };
-            match self.store.lease_deliveries(lease).await {
-                Ok(due) => {
-                    let queue = queues.apps.entry(app_id).or_default();
-                    queues.waiting += due.len();
-                    queue.waiting.extend(due.into_iter().map(|delivery| (delivery, until)));
+        tokio::spawn(async move {
+            let now = now_ms();
+            let until = now + wait_and_attempt.as_millis() as i64;
+            let mut rows = Vec::new();
+            match store.apps_with_due_deliveries(now).await {
+                Ok(apps) => {
+                    for app_id in apps {
+                        let limit = per_app.saturating_sub(held.get(&app_id).copied().unwrap_or(0)).min(room);
+                        if limit == 0 {
+                            continue;
+                        }
+                        let lease = Lease { app_id, now, until, limit: limit as u64 };
+                        match store.lease_deliveries(lease).await {
+                            Ok(due) => {
+                                room -= due.len().min(room);
+                                rows.extend(due);
+                            }
+                            Err(err) => tracing::warn!(error = %err, app_id, "could not lease webhook deliveries"),
+                        }
+                    }
                 }
-                Err(err) => tracing::warn!(error = %err, app_id, "could not lease webhook deliveries"),
+                Err(err) => tracing::warn!(error = %err, "could not look for due webhook deliveries"),
             }
-        }
+            let _ = leased.send(Leased { rows, until });
+        });
     }
 
     /// Starts what the slots allow: each app's oldest waiting rows, at most
@@ -234,6 +264,14 @@ impl Dispatcher {
 }
 
 impl Queues {
+    /// Queues what a lease took.
+    fn add(&mut self, Leased { rows, until }: Leased) {
+        self.waiting += rows.len();
+        for delivery in rows {
+            self.apps.entry(delivery.app_id).or_default().waiting.push_back((delivery, until));
+        }
+    }
+
     /// An attempt of `app_id` ended.
     fn ended(&mut self, app_id: i64) {
         self.in_flight = self.in_flight.saturating_sub(1);

@@ -331,8 +331,10 @@ async fn deliveries_pending_when_comms_is_killed_are_made_after_it_restarts() {
     receiver.fail_next(0, 503);
     let _restarted = serve();
     wait_ready(&addr.to_string()).await;
+    // A delivery in flight when comms was killed waits for its lease to
+    // run out (with a 1 s timeout: 22 s at most).
     let received = receiver
-        .wait_for("each room's event delivered", |received| {
+        .wait_for_within("each room's event delivered", Duration::from_secs(45), |received| {
             received.iter().filter(|delivery| delivery.answered == 200).count() >= 3
         })
         .await;

@@ -162,6 +162,8 @@ impl Dispatcher {
         let outcomes = spawn_outcome_writer(Arc::clone(&self.store));
         let mut queues = Queues::default();
         let mut leasing = false;
+        // Whether the last lease found rows (so more may be due at once).
+        let mut found = false;
         let mut last_prune = tokio::time::Instant::now();
         loop {
             let polled = tokio::select! {
@@ -174,14 +176,16 @@ impl Dispatcher {
                 }
                 Some(rows) = leased.recv() => {
                     leasing = false;
+                    found = !rows.rows.is_empty();
                     queues.add(rows);
                     false
                 }
             };
             self.start_attempts(&mut queues, &ended_tx);
             // A lease costs statements: on a wake or a poll, or when less
-            // than a round of attempts is waiting; one at a time.
-            if !leasing && (polled || queues.waiting < self.settings.concurrency) {
+            // than a round of attempts is waiting and the last lease found
+            // rows; one at a time.
+            if !leasing && (polled || (found && queues.waiting < self.settings.concurrency)) {
                 leasing = true;
                 self.spawn_lease(&queues, leased_tx.clone());
             }

@@ -117,8 +117,8 @@ pub fn endpoint_code() -> String {
     random_token(24)
 }
 
-/// Whether `code` has the form of an endpoint code this server hands out
-/// (URL-safe base64, at most 64 characters). Lookups skip the database for
+/// Whether `code` has the form of an endpoint code or a public id (`wh_…`)
+/// this server hands out (URL-safe base64, at most 64 characters). Lookups skip the database for
 /// anything else: such a code cannot exist, and some text (a NUL byte)
 /// would make PostgreSQL refuse the query itself.
 pub fn is_code_shaped(code: &str) -> bool {
@@ -153,6 +153,7 @@ mod tests {
     #[test]
     fn codes_handed_out_have_the_code_shape() {
         assert!(is_code_shaped(&endpoint_code()));
+        assert!(is_code_shaped(&webhook_id()));
         for bad in ["", "a\0b", "a b", "%00", &"a".repeat(65), "é"] {
             assert!(!is_code_shaped(bad), "{bad:?}");
         }

@@ -351,14 +351,22 @@ async fn post(client: &reqwest::Client, delivery: &DueDelivery) -> Result<u16, F
         return Ok(status);
     }
     answer.truncate(KEPT_RESPONSE_BYTES);
-    let text = String::from_utf8_lossy(&answer);
-    let text = text.trim();
+    let text = printable(&answer);
     let error = if text.is_empty() {
         format!("the receiver answered {status}")
     } else {
         format!("the receiver answered {status}: {text}")
     };
     Err(Failure { status: Some(status), error })
+}
+
+/// A receiver's answer as text every store keeps and every page shows:
+/// invalid UTF-8 replaced, control characters (a NUL, which PostgreSQL
+/// refuses in text, would fail the outcome's write forever) turned into
+/// spaces, trimmed.
+fn printable(answer: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(answer).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    text.trim().to_owned()
 }
 
 /// A failed request's cause, without the URL (the app knows it).
@@ -395,6 +403,12 @@ fn jittered(delay: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receivers_answer_is_kept_as_printable_text() {
+        assert_eq!(printable(b"  bad\0request\n\xff "), "bad request \u{fffd}");
+        assert_eq!(printable(b"\0\r\n"), "");
+    }
 
     #[test]
     fn retries_double_from_the_first_and_stop_growing_at_an_hour() {

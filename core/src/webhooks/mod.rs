@@ -168,7 +168,7 @@ impl Service {
     ///
     /// `NotFound` if the app has no such webhook.
     pub async fn delete_webhook(&self, app: &AppRecord, id: &str) -> Result<(), ServiceError> {
-        if self.store.delete_webhook(app.id, id).await? {
+        if secrets::is_code_shaped(id) && self.store.delete_webhook(app.id, id).await? {
             Ok(())
         } else {
             Err(no_such_webhook())
@@ -181,7 +181,7 @@ impl Service {
     ///
     /// `NotFound` if the app has no such webhook.
     pub async fn webhook_deliveries(&self, app: &AppRecord, id: &str) -> Result<Vec<Delivery>, ServiceError> {
-        let webhook = self.store.webhook(app.id, id).await?.ok_or_else(no_such_webhook)?;
+        let webhook = self.find_webhook(app, id).await?;
         let deliveries = self.store.webhook_deliveries(webhook.id, LISTED_DELIVERIES).await?;
         Ok(deliveries.into_iter().map(delivery_view).collect())
     }
@@ -192,7 +192,7 @@ impl Service {
     ///
     /// `NotFound` if the app has no such webhook or it no such delivery.
     pub async fn redeliver(&self, app: &AppRecord, id: &str, delivery_id: u64) -> Result<(), ServiceError> {
-        let webhook = self.store.webhook(app.id, id).await?.ok_or_else(no_such_webhook)?;
+        let webhook = self.find_webhook(app, id).await?;
         let delivery_id = i64::try_from(delivery_id).map_err(|_| no_such_delivery())?;
         if !self.store.redeliver(webhook.id, delivery_id, now_ms()).await? {
             return Err(no_such_delivery());
@@ -203,6 +203,16 @@ impl Service {
 }
 
 impl Service {
+    /// One of the app's webhooks by public id. An id that cannot be one
+    /// this server hands out (a NUL byte, which PostgreSQL refuses in text,
+    /// would be a 500) is not looked up.
+    async fn find_webhook(&self, app: &AppRecord, id: &str) -> Result<WebhookRecord, ServiceError> {
+        if !secrets::is_code_shaped(id) {
+            return Err(no_such_webhook());
+        }
+        self.store.webhook(app.id, id).await?.ok_or_else(no_such_webhook)
+    }
+
     /// Webhooks of every app with failed or retrying deliveries, most
     /// failures first, for the admin area.
     ///

@@ -59,6 +59,10 @@ async fn text_postgres_cannot_store_is_refused_before_the_database() {
     assert_error(delete, 404, "not_found").await;
     let legacy = app.api().request(reqwest::Method::GET, "/main/delete_endpoint/lobby/abc%00/", Some(&key));
     assert_eq!(legacy.send().await.unwrap().status(), 404);
+    assert_error(app.api().delete("/api/v1/webhooks/wh_%00", &key).await, 404, "not_found").await;
+    assert_error(app.api().get("/api/v1/webhooks/wh_%00/deliveries", &key).await, 404, "not_found").await;
+    let again = app.api().post("/api/v1/webhooks/wh_%00/deliveries/1/retry", &key, serde_json::json!({})).await;
+    assert_error(again, 404, "not_found").await;
     app.stop().await;
 }
 

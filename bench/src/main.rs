@@ -13,8 +13,11 @@
 //! - `stats`: latency histograms, seq checks, report rows.
 //! - `scenarios`: one module per scenario.
 //! - `report`: Markdown and JSON output.
+//! - `bare_poster`: the webhook scenario's reference, run as a process of
+//!   its own (`--bare-poster`).
 
 mod api;
+mod bare_poster;
 mod client;
 mod report;
 mod scenarios;
@@ -51,13 +54,26 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Run only scenarios whose name contains one of these words
-    /// (fanout, fixed, rooms, idle, storm, presence, rest, resume).
+    /// (fanout, fixed, rooms, idle, storm, presence, rest, resume, webhook).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Instead of benchmarking, be the webhook scenario's bare poster,
+    /// posting to this URL until killed.
+    #[arg(long, hide = true)]
+    bare_poster: Option<String>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(url) = &args.bare_poster {
+        return match bare_poster::run(url) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("bare poster: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     let local = tokio::task::LocalSet::new();
     match local.block_on(&runtime, run(args)) {
@@ -112,14 +128,18 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         }
     }
     if wanted(&args, "webhook") {
-        for with_webhook in [false, true] {
+        let mut runs = Vec::new();
+        for beside in scenarios::webhooks::Beside::ALL {
             let (server, ctx, _) = fresh(&binary, core, size).await?;
             let side = Api::new(format!("http://{}", server.addr), server.create_app("side").await?);
-            let (r, i) = scenarios::webhooks::run(&ctx, &side, size.scale(100), with_webhook).await?;
-            rows.extend(r);
+            let (r, i) = scenarios::webhooks::run(&ctx, &side, size.scale(100), beside, Some(core)).await?;
+            runs.extend(r);
             integrity.push(i);
             server.stop().await;
         }
+        let ratios = scenarios::webhooks::ratios(&runs);
+        rows.extend(runs);
+        rows.extend(ratios);
     }
     if wanted(&args, "fixed load") {
         let (server, ctx, _) = fresh(&binary, core, size).await?;

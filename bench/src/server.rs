@@ -12,7 +12,6 @@ use anyhow::{bail, Context};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-/// A running `comms serve` process.
 /// The count quotas of `[quotas]`. The bench sets each far above what any
 /// scenario reaches (the idle one alone opens 19 500 sockets from one
 /// address), not to 0: the counting still runs, so its cost is measured.
@@ -29,7 +28,13 @@ const BENCH_QUOTA: &str = "100000000";
 /// `presence.leave_grace_ms` of the bench's servers: shorter than the
 /// default, so the presence storm churns faster.
 pub const BENCH_LEAVE_GRACE: Duration = Duration::from_millis(500);
+/// `webhooks.concurrency_per_app` of the bench's servers. The default (8)
+/// caps an app at 8 attempts per round trip, and a round trip on a server
+/// whose core the fan-out saturates takes about 3 ms: 2 700 a second, not
+/// the webhook scenario's 10 000.
+const BENCH_WEBHOOK_CONCURRENCY: usize = 64;
 
+/// A running `comms serve` process.
 pub struct ServerProcess {
     child: Child,
     binary: PathBuf,
@@ -47,6 +52,18 @@ fn has_taskset() -> bool {
     std::process::Command::new("taskset").arg("-V").output().is_ok_and(|out| out.status.success())
 }
 
+/// A command running `program` on `core`, with taskset when there is one.
+pub fn pinned(program: &Path, core: Option<usize>) -> Command {
+    match core.filter(|_| has_taskset()) {
+        Some(core) => {
+            let mut command = Command::new("taskset");
+            command.arg("-c").arg(core.to_string()).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
 impl ServerProcess {
     /// Starts the server and waits until `/healthz` answers.
     ///
@@ -57,14 +74,7 @@ impl ServerProcess {
         let data = tempfile::tempdir()?;
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let log = std::fs::File::create(data.path().join("server.log"))?;
-        let mut command = match core.filter(|_| has_taskset()) {
-            Some(core) => {
-                let mut command = Command::new("taskset");
-                command.arg("-c").arg(core.to_string()).arg(binary);
-                command
-            }
-            None => Command::new(binary),
-        };
+        let mut command = pinned(binary, core);
         command
             .args(["serve", "--addr", &addr.to_string()])
             .env("COMMS_DATA_DIR", data.path())
@@ -72,6 +82,7 @@ impl ServerProcess {
             .env("COMMS_LIMITS__WS_MESSAGES_PER_SECOND", "0")
             .env("COMMS_LIMITS__CONNECTION_QUEUE", queue.to_string())
             .env("COMMS_PRESENCE__LEAVE_GRACE_MS", BENCH_LEAVE_GRACE.as_millis().to_string())
+            .env("COMMS_WEBHOOKS__CONCURRENCY_PER_APP", BENCH_WEBHOOK_CONCURRENCY.to_string())
             .envs(QUOTAS.iter().map(|quota| (format!("COMMS_QUOTAS__{}", quota.to_uppercase()), BENCH_QUOTA)))
             .env("COMMS_LOG__FILTER", "warn")
             .env("COMMS_DEMO__ENABLED", "false")

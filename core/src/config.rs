@@ -162,7 +162,7 @@ pub struct WebhooksConfig {
     pub retry_for: Duration,
     /// Attempts in flight on this node at once.
     pub concurrency: usize,
-    /// Attempts in flight for one app at once, over every node, so a slow
+    /// Attempts in flight for one app at once on this node, so a slow
     /// receiver never holds back other apps' webhooks.
     pub concurrency_per_app: usize,
     /// How long delivered and failed deliveries stay listed before they

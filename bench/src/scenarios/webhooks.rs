@@ -1,9 +1,11 @@
 //! Webhooks under load: fan-out in one room (as scenario 1, S subscribers)
 //! while another app publishes 10 000 messages a second into a room of its
 //! own, with or without a `message.created` webhook posting each to a
-//! receiver in this process. Run once each way in one bench run, the two
-//! fan-out figures tell what delivering webhooks costs the fan-out; the
-//! receiver's count tells whether the deliveries keep up.
+//! receiver in this process. Run each way in one bench run, the fan-out
+//! figures tell what delivering webhooks costs the fan-out; the receiver's
+//! count tells whether the deliveries keep up. A third way runs the bare
+//! poster (`bare_poster`) on the server's core instead of the webhook: what
+//! as many deliveries cost at the least, the reference for the second.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -20,28 +22,62 @@ use super::fanout::{self, Pace};
 use super::{source, welcome, Ctx};
 use crate::api::Api;
 use crate::client::{connect, timed_frame};
-use crate::stats::{Integrity, Row};
+use crate::server::pinned;
+use crate::stats::{Integrity, Row, Target};
 
 /// Messages per second the second app publishes.
 const SIDE_RATE: u32 = 10_000;
 
+/// What runs beside the fan-out and the second app's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beside {
+    /// Nothing more.
+    Nothing,
+    /// A `message.created` webhook of the second app.
+    Webhook,
+    /// No webhook; the bare poster posting as many deliveries from the
+    /// server's core.
+    BarePoster,
+}
+
+impl Beside {
+    /// Every way, in the order a run measures them.
+    pub const ALL: [Self; 3] = [Self::Nothing, Self::Webhook, Self::BarePoster];
+
+    fn scenario(self) -> &'static str {
+        match self {
+            Self::Nothing => "fanout S=100 beside 10k msg/s",
+            Self::Webhook => "fanout S=100 beside 10k msg/s to a webhook",
+            Self::BarePoster => "fanout S=100 beside 10k msg/s and a bare poster of 10k req/s",
+        }
+    }
+}
+
 /// Runs the fan-out of `subscribers` beside the second app's load
-/// (`side`), whose messages go to a webhook when `with_webhook`.
+/// (`side`) and `beside`; the bare poster runs on `core`, the server's.
 ///
 /// # Errors
 ///
-/// Setup or a connection fails.
+/// Setup or a connection fails, or the bare poster cannot be started.
 pub async fn run(
     ctx: &Ctx,
     side: &Api,
     subscribers: usize,
-    with_webhook: bool,
+    beside: Beside,
+    core: Option<usize>,
 ) -> anyhow::Result<(Vec<Row>, Integrity)> {
     let received = Arc::new(AtomicU64::new(0));
     let url = spawn_receiver(Arc::clone(&received))?;
-    if with_webhook {
-        side.create_webhook(&url, &["message.created"]).await?;
-    }
+    let _poster = match beside {
+        Beside::Nothing => None,
+        Beside::Webhook => {
+            side.create_webhook(&url, &["message.created"]).await?;
+            None
+        }
+        Beside::BarePoster => {
+            Some(pinned(&std::env::current_exe()?, core).args(["--bare-poster", &url]).kill_on_drop(true).spawn()?)
+        }
+    };
     side.create_room("side").await?;
     let writer = side.create_endpoint("side", "read_and_write").await?;
     let mut publisher = connect(&writer, ctx.server, source(0)).await?;
@@ -66,18 +102,25 @@ pub async fn run(
         })
     };
 
-    let name =
-        if with_webhook { "fanout S=100 beside 10k msg/s to a webhook" } else { "fanout S=100 beside 10k msg/s" };
+    let name = beside.scenario();
     let started = Instant::now();
+    let received_before = received.load(Ordering::Relaxed);
     let (mut rows, integrity) = fanout::run(ctx, name, subscribers, Pace::Flat).await?;
     let seconds = started.elapsed().as_secs_f64();
     stop.set(true);
     side_load.await??;
-    if with_webhook {
-        let received = received.load(Ordering::Relaxed);
-        rows.push(Row::new(name, "webhook deliveries per second", received as f64 / seconds, "req/s", None));
-        let behind = published.get().saturating_sub(received) as f64;
-        rows.push(Row::new(name, "webhook deliveries behind at the end", behind, "events", None));
+    let received = received.load(Ordering::Relaxed);
+    match beside {
+        Beside::Nothing => {}
+        Beside::Webhook => {
+            rows.push(Row::new(name, "webhook deliveries per second", received as f64 / seconds, "req/s", None));
+            let behind = published.get().saturating_sub(received) as f64;
+            rows.push(Row::new(name, "webhook deliveries behind at the end", behind, "events", None));
+        }
+        Beside::BarePoster => {
+            let rate = (received - received_before) as f64 / seconds;
+            rows.push(Row::new(name, "bare posts per second", rate, "req/s", None));
+        }
     }
     Ok((rows, integrity))
 }
@@ -137,4 +180,30 @@ async fn receive(listener: TcpListener, received: Arc<AtomicU64>) {
             }
         });
     }
+}
+
+/// The fan-out figures of `rows` beside the webhook and beside the bare
+/// poster, each over the figure beside nothing (all of one run; the first
+/// carries the target of 0.9), and the first over the second: what
+/// comms keeps of the least any server could keep. The last is the steady
+/// one on a shared machine, whose noise moves both runs beside something
+/// alike.
+pub fn ratios(rows: &[Row]) -> Vec<Row> {
+    let fanout = |beside: Beside| {
+        rows.iter()
+            .find(|row| row.scenario == beside.scenario() && row.metric == "deliveries per second")
+            .map(|row| row.value)
+            .filter(|value| *value > 0.0)
+    };
+    let (Some(alone), Some(webhook), Some(bare)) =
+        (fanout(Beside::Nothing), fanout(Beside::Webhook), fanout(Beside::BarePoster))
+    else {
+        return Vec::new();
+    };
+    let over_alone = "fan-out over the run beside nothing";
+    vec![
+        Row::new(Beside::Webhook.scenario(), over_alone, webhook / alone, "×", Some(Target::AtLeast(0.9))),
+        Row::new(Beside::BarePoster.scenario(), over_alone, bare / alone, "×", None),
+        Row::new(Beside::Webhook.scenario(), "fan-out over the run beside the bare poster", webhook / bare, "×", None),
+    ]
 }

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 use sqlx::{PgPool, Postgres};
 
-use super::sql::{insert_message_events, insert_room, Backend};
+use super::sql::{insert_message_events, insert_room, Backend, Parameters};
 use super::{NewRoom, RoomRecord, StoreError, StoredMessage};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -95,6 +95,11 @@ impl Backend for PostgresStore {
     }
 
     const LOCK_ROW: &'static str = " FOR NO KEY UPDATE";
+    const MANY_PARAMETERS: Parameters = Parameters::Numbered;
+
+    fn ids_in_json(n: usize) -> String {
+        format!("SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(${n} AS json))")
+    }
 
     async fn create_room(&self, app_id: i64, room: &NewRoom, at_most: Option<u64>) -> Result<RoomRecord, StoreError> {
         insert_room(&self.pool, app_id, room, at_most, Self::LOCK_ROW).await
@@ -174,7 +179,7 @@ impl Backend for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
-        insert_message_events::<sqlx::Postgres>(&mut *tx, batch).await?;
+        insert_message_events::<Self>(&mut *tx, batch).await?;
         tx.commit().await?;
         Ok(())
     }

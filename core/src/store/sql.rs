@@ -2,7 +2,9 @@
 //!
 //! Both backends have the same schema, and `$N` placeholders work on both
 //! engines (SQLite reads `$1` as a named parameter, which sqlx binds by its
-//! number), so almost every statement has a single text. [`Store`] is
+//! number), so almost every statement has a single text (the few that bind
+//! hundreds of values spell them per backend, see [`Parameters`], and a
+//! list of ids goes as one JSON array, see [`Backend::ids_in_json`]). [`Store`] is
 //! therefore implemented once, generically over a [`Backend`]: the backend
 //! says which pool reads and which writes, and does itself the two jobs the
 //! engines really do differently: creating rooms (SQLite groups pending
@@ -21,6 +23,8 @@
 //! Portable SQL on purpose: `CAST(x AS BIGINT)` rather than PostgreSQL's
 //! `x::BIGINT`, and comparisons rather than `MAX`/`GREATEST`, whose spelling
 //! differs between the two engines.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use comms_protocol::Permission;
@@ -60,10 +64,42 @@ pub trait Backend: Send + Sync + 'static {
     /// writer already runs them one after the other.
     const LOCK_ROW: &'static str;
 
+    /// How a statement of many rows writes its parameters (see
+    /// [`Parameters`]).
+    const MANY_PARAMETERS: Parameters;
+
+    /// A subquery yielding the integers of a JSON array bound as text at
+    /// parameter `n`: one statement for a list of ids of any length.
+    fn ids_in_json(n: usize) -> String;
+
     /// [`Store::create_room`].
     async fn create_room(&self, app_id: i64, room: &NewRoom, at_most: Option<u64>) -> Result<RoomRecord, StoreError>;
     /// [`Store::append_messages`].
     async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError>;
+}
+
+/// How a statement of many rows spells its parameters.
+///
+/// SQLite finds a numbered parameter's name by scanning all of the
+/// statement's (a profile of a 300-parameter insert showed a fifth of the
+/// server's time in that scan), so there anonymous `?`, bound in order, are
+/// used; PostgreSQL has only numbered ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parameters {
+    /// `$1, $2, …`.
+    Numbered,
+    /// `?, ?, …`, one per value in the statement's order.
+    Anonymous,
+}
+
+impl Parameters {
+    /// The placeholder of the `n`th value bound (from 1).
+    fn placeholder(self, n: usize) -> String {
+        match self {
+            Self::Numbered => format!("${n}"),
+            Self::Anonymous => "?".to_owned(),
+        }
+    }
 }
 
 /// A text column holding a value in its stored form; records name it in
@@ -235,45 +271,47 @@ where
     Ok(())
 }
 
+/// Outbox rows one insert writes (8 parameters each: well under either
+/// engine's limit). Each statement costs a trip to SQLite's writer thread,
+/// so a batch of messages goes in a few.
+const ROWS_PER_INSERT: usize = 500;
+
 /// Writes the `message.created` events of `batch` (being appended in the
 /// caller's transaction) for the webhooks that receive them: one query per
-/// batch while no webhook of any app receives messages, else one per room
-/// and one insert per few thousand deliveries.
-pub async fn insert_message_events<DB: Database>(
-    conn: &mut DB::Connection,
+/// batch finds the batch's rooms' webhooks (and is all there is while none
+/// receives messages), then one insert per [`ROWS_PER_INSERT`] deliveries,
+/// its parameters spelled as the backend reads them fastest.
+pub async fn insert_message_events<B: Backend>(
+    conn: &mut <B::Db as Database>::Connection,
     batch: &[StoredMessage],
 ) -> Result<(), StoreError>
 where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-    for<'r> (String, i64, i64): FromRow<'r, DB::Row>,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Type<B::Db>,
+    for<'r> (i64, String, i64, i64): FromRow<'r, <B::Db as Database>::Row>,
 {
-    let pattern = EventTypes::pattern(EventType::MessageCreated);
-    let wanted: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhooks WHERE events LIKE $1)")
-        .bind(pattern.as_str())
-        .fetch_one(&mut *conn)
-        .await?;
-    if !wanted {
-        return Ok(());
-    }
     let mut room_ids: Vec<i64> = batch.iter().map(|message| message.room_id).collect();
     room_ids.sort_unstable();
     room_ids.dedup();
-    for room_id in room_ids {
-        let webhooks: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT r.name, w.id, w.app_id FROM rooms r JOIN webhooks w ON w.app_id = r.app_id \
-             WHERE r.id = $1 AND w.events LIKE $2",
-        )
-        .bind(room_id)
-        .bind(pattern.as_str())
+    let room_ids: Vec<String> = room_ids.iter().map(i64::to_string).collect();
+    let sql = format!(
+        "SELECT r.id, r.name, w.id, w.app_id FROM webhooks w JOIN rooms r ON r.app_id = w.app_id \
+         WHERE w.events LIKE $1 AND r.id IN ({})",
+        B::ids_in_json(2)
+    );
+    // (room id, room name, webhook id, app id)
+    let mut webhooks: Vec<(i64, String, i64, i64)> = sqlx::query_as(&sql)
+        .bind(EventTypes::pattern(EventType::MessageCreated))
+        .bind(format!("[{}]", room_ids.join(",")))
         .fetch_all(&mut *conn)
         .await?;
-        let Some((room, ..)) = webhooks.first() else { continue };
+    webhooks.sort_unstable_by_key(|(room_id, ..)| *room_id);
+    let parameters = B::MANY_PARAMETERS;
+    for of_room in webhooks.chunk_by(|one, other| one.0 == other.0) {
+        let (room_id, room) = (of_room[0].0, of_room[0].1.as_str());
         let events: Vec<NewEvent> = batch
             .iter()
             .filter(|message| message.room_id == room_id)
@@ -282,17 +320,20 @@ where
             .map_err(|err| StoreError::Corrupt(format!("message of room {room_id}: {err}")))?;
         let deliveries: Vec<(i64, i64, &NewEvent)> = events
             .iter()
-            .flat_map(|event| webhooks.iter().map(move |(_, webhook_id, app_id)| (*webhook_id, *app_id, event)))
+            .flat_map(|event| of_room.iter().map(move |(_, _, webhook_id, app_id)| (*webhook_id, *app_id, event)))
             .collect();
-        // 6 parameters a row. Few rows a statement: binding `$N` parameters
-        // on SQLite looks each name up among all of the statement's (a
-        // profile showed 1000 rows a statement spending a fifth of the
-        // server's time there).
-        for chunk in deliveries.chunks(50) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|n| {
-                    let [id, app, event, kind, body, at] = [1, 2, 3, 4, 5, 6].map(|k| n * 6 + k);
-                    format!("(${id}, ${app}, ${event}, ${kind}, ${body}, ${at}, ${at}, ${at})")
+        for chunk in deliveries.chunks(ROWS_PER_INSERT) {
+            let mut next = 0;
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|_| {
+                    let values: Vec<String> = (0..8)
+                        .map(|_| {
+                            next += 1;
+                            parameters.placeholder(next)
+                        })
+                        .collect();
+                    format!("({})", values.join(", "))
                 })
                 .collect();
             let sql = format!(
@@ -308,6 +349,8 @@ where
                     .bind(event.id.as_str())
                     .bind(event.event_type.as_str())
                     .bind(event.body.as_str())
+                    .bind(event.created_at)
+                    .bind(event.created_at)
                     .bind(event.created_at);
             }
             insert.execute(&mut *conn).await?;
@@ -1143,8 +1186,18 @@ where
     }
 
     async fn finish_attempts(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+        // Nearly every attempt succeeds: those are finished by one statement
+        // per answered status (each statement is a trip to SQLite's writer
+        // thread), at the batch's latest attempt's time.
+        let mut delivered: BTreeMap<Option<u16>, (Vec<i64>, i64)> = BTreeMap::new();
         let mut tx = self.writer().begin().await?;
         for outcome in outcomes {
+            if outcome.state == DeliveryState::Delivered {
+                let (ids, at) = delivered.entry(outcome.status).or_default();
+                ids.push(outcome.id);
+                *at = (*at).max(outcome.at);
+                continue;
+            }
             let finished = (outcome.state != DeliveryState::Pending).then_some(outcome.at);
             sqlx::query(
                 "UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2, \
@@ -1158,6 +1211,16 @@ where
             .bind(outcome.id)
             .execute(&mut *tx)
             .await?;
+        }
+        for (status, (ids, at)) in delivered {
+            let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+            let sql = format!(
+                "UPDATE webhook_deliveries SET state = 'delivered', attempts = attempts + 1, next_attempt_at = $1, \
+                   lease_until = 0, last_status = $2, last_error = NULL, finished_at = $1 WHERE id IN ({})",
+                B::ids_in_json(3)
+            );
+            let ids = format!("[{}]", ids.join(","));
+            sqlx::query(&sql).bind(at).bind(status.map(i64::from)).bind(ids).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -105,6 +105,8 @@ on_every_backend!(
     events_reach_the_webhooks_that_receive_them_with_their_change,
     two_nodes_never_lease_the_same_delivery_and_apps_lease_apart,
     attempts_are_recorded_sent_again_and_pruned,
+    a_batch_of_outcomes_finishes_each_delivery_as_its_own_says,
+    a_large_history_batch_writes_one_delivery_per_message_and_webhook,
     an_expiry_is_announced_once_until_it_changes,
 );
 
@@ -242,6 +244,83 @@ fn retry_of(due: &DueDelivery, now: i64) -> AttemptOutcome {
         error: None,
         at: now,
     }
+}
+
+async fn a_batch_of_outcomes_finishes_each_delivery_as_its_own_says(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let a = app(store, "a").await;
+    let hook = store.create_webhook(webhook(a.id, "a", &[EventType::RoomCreated]), None).await.unwrap();
+    let events: Vec<NewEvent> = (0..6).map(|n| event(EventType::RoomCreated, &format!("evt_{n}"))).collect();
+    store.record_events(a.id, &events).await.unwrap();
+    let mut due = store.lease_deliveries(lease_now(a.id, 10)).await.unwrap();
+    due.sort_by_key(|delivery| delivery.event_id.clone());
+    let now = crate::time::now_ms();
+    let delivered = |delivery: &DueDelivery, status: u16, at: i64| AttemptOutcome {
+        state: DeliveryState::Delivered,
+        status: Some(status),
+        at,
+        next_attempt_at: at,
+        ..retry_of(delivery, at)
+    };
+    let outcomes = [
+        delivered(&due[0], 200, now),
+        delivered(&due[1], 204, now + 1),
+        delivered(&due[2], 200, now + 2),
+        AttemptOutcome {
+            status: Some(503),
+            error: Some("busy".into()),
+            next_attempt_at: now + 60_000,
+            ..retry_of(&due[3], now)
+        },
+        AttemptOutcome {
+            state: DeliveryState::Failed,
+            error: Some("could not connect".into()),
+            ..retry_of(&due[4], now)
+        },
+    ];
+    store.finish_attempts(&outcomes).await.unwrap();
+    let listed = store.webhook_deliveries(hook.id, 10).await.unwrap();
+    let of = |event_id: &str| listed.iter().find(|delivery| delivery.event_id == event_id).unwrap();
+    let summary = |event_id: &str| {
+        let delivery = of(event_id);
+        (delivery.state, delivery.attempts, delivery.last_status, delivery.last_error.as_deref())
+    };
+    assert_eq!(summary("evt_0"), (DeliveryState::Delivered, 1, Some(200), None));
+    assert_eq!(summary("evt_1"), (DeliveryState::Delivered, 1, Some(204), None));
+    assert_eq!(summary("evt_2"), (DeliveryState::Delivered, 1, Some(200), None));
+    assert_eq!(summary("evt_3"), (DeliveryState::Pending, 1, Some(503), Some("busy")));
+    assert_eq!(summary("evt_4"), (DeliveryState::Failed, 1, None, Some("could not connect")));
+    assert_eq!(summary("evt_5"), (DeliveryState::Pending, 0, None, None), "not in the batch: untouched");
+    assert_eq!(store.prune_deliveries(now + 3).await.unwrap(), 4, "the finished ones, failed included");
+}
+
+async fn a_large_history_batch_writes_one_delivery_per_message_and_webhook(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let a = app(store, "a").await;
+    let b = app(store, "b").await;
+    for name in ["one", "two"] {
+        store.create_webhook(webhook(a.id, name, &[EventType::MessageCreated]), None).await.unwrap();
+    }
+    store.create_webhook(webhook(a.id, "rooms", &[EventType::RoomCreated]), None).await.unwrap();
+    let lobby = room(store, a.id, "lobby").await;
+    let hall = room(store, a.id, "hall").await;
+    let elsewhere = room(store, b.id, "lobby").await;
+    // More deliveries than one insert writes, over two rooms of the app
+    // and a room of an app without webhooks.
+    let mut batch = messages(lobby.id, 1..=300);
+    batch.extend(messages(hall.id, 1..=20));
+    batch.extend(messages(elsewhere.id, 1..=50));
+    store.append_messages(&batch, 1000).await.unwrap();
+    let due = store.lease_deliveries(lease_now(a.id, 10_000)).await.unwrap();
+    assert_eq!(due.len(), 2 * 320, "one per message of the app's rooms and message webhook");
+    let mut pairs: Vec<(String, &str)> = due.iter().map(|d| (d.url.clone(), d.body.as_str())).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    assert_eq!(pairs.len(), 640, "no delivery written twice");
+    let of_hall = due.iter().filter(|d| d.body.contains(r#""room":"hall""#)).count();
+    assert_eq!(of_hall, 2 * 20, "each event carries its own room");
+    assert!(due.iter().all(|d| d.body.contains(r#""type":"message.created""#)));
+    assert!(store.lease_deliveries(lease_now(b.id, 10)).await.unwrap().is_empty());
 }
 
 async fn an_expiry_is_announced_once_until_it_changes(fixture: &Fixture) {

@@ -53,6 +53,11 @@ const LEASE_MARGIN: Duration = Duration::from_secs(5);
 pub const KEPT_RESPONSE_BYTES: usize = 4096;
 /// Longest pause between two retries.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+/// How long the outcome writer gathers attempts' outcomes before writing
+/// them: at most one transaction this often, whatever the attempt rate
+/// (each statement is a trip to SQLite's writer thread; writing as soon as
+/// the writer was free made a transaction of a few outcomes each time).
+const GATHER_OUTCOMES: Duration = Duration::from_millis(50);
 /// How often finished deliveries past `webhooks.keep_finished` are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -103,13 +108,15 @@ struct Leased {
     until: i64,
 }
 
-/// Starts the task that writes attempts' outcomes in batches, retrying
-/// until the store takes them (a lost outcome would only mean one more
-/// attempt once the lease runs out); it ends with the sender.
+/// Starts the task that writes attempts' outcomes in batches (those of
+/// [`GATHER_OUTCOMES`] each), retrying until the store takes them (a lost
+/// outcome would only mean one more attempt once the lease runs out); it
+/// ends with the sender.
 fn spawn_outcome_writer(store: Arc<dyn Store>) -> mpsc::UnboundedSender<AttemptOutcome> {
     let (outcomes, mut pending) = mpsc::unbounded_channel::<AttemptOutcome>();
     tokio::spawn(async move {
         while let Some(first) = pending.recv().await {
+            tokio::time::sleep(GATHER_OUTCOMES).await;
             let mut batch = vec![first];
             while let Ok(next) = pending.try_recv() {
                 batch.push(next);

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
-use super::sql::{insert_message_events, Backend};
+use super::sql::{insert_message_events, Backend, Parameters};
 use super::{NewRoom, RoomRecord, StoreError, StoredMessage};
 
 mod room_batch;
@@ -93,6 +93,11 @@ impl Backend for SqliteStore {
     }
 
     const LOCK_ROW: &'static str = "";
+    const MANY_PARAMETERS: Parameters = Parameters::Anonymous;
+
+    fn ids_in_json(n: usize) -> String {
+        format!("SELECT value FROM json_each(${n})")
+    }
 
     async fn create_room(&self, app_id: i64, room: &NewRoom, at_most: Option<u64>) -> Result<RoomRecord, StoreError> {
         self.rooms.create(app_id, room.clone(), at_most).await
@@ -145,7 +150,7 @@ impl Backend for SqliteStore {
                     .await?;
             }
         }
-        insert_message_events::<sqlx::Sqlite>(&mut *tx, batch).await?;
+        insert_message_events::<Self>(&mut *tx, batch).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -13,12 +13,17 @@
 //! - `stats`: latency histograms, seq checks, report rows.
 //! - `scenarios`: one module per scenario.
 //! - `report`: Markdown and JSON output.
+//! - `cpu`: each side's CPU time while measuring.
+//! - `bare_server`: the fan-out scenarios' reference, run as a process of
+//!   its own (`--bare-server`).
 //! - `bare_poster`: the webhook scenario's reference, run as a process of
 //!   its own (`--bare-poster`).
 
 mod api;
 mod bare_poster;
+mod bare_server;
 mod client;
+mod cpu;
 mod report;
 mod scenarios;
 mod server;
@@ -61,15 +66,24 @@ struct Args {
     /// posting to this URL until killed.
     #[arg(long, hide = true)]
     bare_poster: Option<String>,
+    /// Instead of benchmarking, be the fan-out scenarios' bare server,
+    /// listening on this address until killed.
+    #[arg(long, hide = true)]
+    bare_server: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(url) = &args.bare_poster {
-        return match bare_poster::run(url) {
+    let reference = match (&args.bare_poster, args.bare_server) {
+        (Some(url), _) => Some(bare_poster::run(url)),
+        (None, Some(addr)) => Some(bare_server::run(addr)),
+        (None, None) => None,
+    };
+    if let Some(ended) = reference {
+        return match ended {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
-                eprintln!("bare poster: {err:#}");
+                eprintln!("{err:#}");
                 ExitCode::FAILURE
             }
         };
@@ -98,7 +112,7 @@ async fn fresh(binary: &std::path::Path, core: usize, size: Size) -> anyhow::Res
     let server = ServerProcess::start(binary, Some(core), 4096).await?;
     let key = server.create_app("bench").await?;
     let api = Api::new(format!("http://{}", server.addr), key.clone());
-    let ctx = Ctx { api, server: server.addr, epoch: Instant::now(), size };
+    let ctx = Ctx { api, server: server.addr, epoch: Instant::now(), size, server_pid: server.pid() };
     Ok((server, ctx, key))
 }
 
@@ -121,10 +135,20 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     for (scenario, subscribers) in [("fanout S=100", 100), ("fanout S=1000", 1000)] {
         if wanted(&args, scenario) {
             let (server, ctx, _) = fresh(&binary, core, size).await?;
-            let (r, i) = scenarios::fanout::run(&ctx, scenario, size.scale(subscribers), Pace::Flat).await?;
-            rows.extend(r);
+            let (comms, i) = scenarios::fanout::run(&ctx, scenario, size.scale(subscribers), Pace::Flat).await?;
             integrity.push(i);
             server.stop().await;
+            let bare = ServerProcess::start_bare(Some(core)).await?;
+            let api = Api::new(format!("http://{}", bare.addr), String::new());
+            let ctx = Ctx { api, server: bare.addr, epoch: Instant::now(), size, server_pid: bare.pid() };
+            let name = format!("{scenario}, bare server");
+            let (reference, i) = scenarios::fanout::run(&ctx, &name, size.scale(subscribers), Pace::Flat).await?;
+            integrity.push(i);
+            bare.stop().await;
+            let ratio = scenarios::fanout::over_reference(scenario, &comms, &reference);
+            rows.extend(comms);
+            rows.extend(reference);
+            rows.extend(ratio);
         }
     }
     if wanted(&args, "webhook") {

@@ -97,6 +97,35 @@ impl ServerProcess {
         Ok(server)
     }
 
+    /// Starts the bare reference server (`bare_server`, this binary run
+    /// with `--bare-server`) on `core` and waits until it answers.
+    ///
+    /// # Errors
+    ///
+    /// It cannot be started or does not answer in 30 s.
+    pub async fn start_bare(core: Option<usize>) -> anyhow::Result<Self> {
+        let data = tempfile::tempdir()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let binary = std::env::current_exe()?;
+        let log = std::fs::File::create(data.path().join("server.log"))?;
+        let child = pinned(&binary, core)
+            .args(["--bare-server", &addr.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the bare server")?;
+        let pid = child.id().context("the bare server exited at once")?;
+        let server = Self { child, binary, data, pid, addr };
+        server.wait_healthy().await?;
+        Ok(server)
+    }
+
+    /// The process id, for its CPU time.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     async fn wait_healthy(&self) -> anyhow::Result<()> {
         let client = reqwest::Client::new();
         let started = Instant::now();

@@ -102,7 +102,7 @@ pub async fn run(ctx: &Ctx, name: &str, subscribers: usize, pace: Pace) -> anyho
         })
     };
 
-    ctx.warm_up_then_measure(&latency).await;
+    let cpu = ctx.warm_up_then_measure(&latency).await;
     stop.set(true);
     publishing.await??;
     let final_seq = sent.get();
@@ -119,5 +119,17 @@ pub async fn run(ctx: &Ctx, name: &str, subscribers: usize, pace: Pace) -> anyho
     }
     let p99_target = matches!(pace, Pace::PerSecond(_)).then_some(Target::AtMost(10.0));
     rows.extend(latency.rows(name, p99_target)?);
+    if let Some(cpu) = cpu {
+        rows.push(Row::new(name, "server CPU", cpu.server * 100.0, "%", None));
+        rows.push(Row::new(name, "load generator CPU", cpu.generator * 100.0, "%", None));
+    }
     Ok((rows, integrity(name, &checks, closed.get())))
+}
+
+/// comms' deliveries per second (`comms`, rows of `scenario`) over the
+/// bare server's (`reference`) in the same run, with the target of 0.8.
+pub fn over_reference(scenario: &str, comms: &[Row], reference: &[Row]) -> Option<Row> {
+    let rate = |rows: &[Row]| rows.iter().find(|row| row.metric == "deliveries per second").map(|row| row.value);
+    let (comms, reference) = (rate(comms)?, rate(reference).filter(|rate| *rate > 0.0)?);
+    Some(Row::new(scenario, "deliveries over the bare server's", comms / reference, "×", Some(Target::AtLeast(0.8))))
 }

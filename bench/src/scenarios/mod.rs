@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::api::Api;
 use crate::client::{last_seq_of, sent_micros, seq_of, Ws};
+use crate::cpu::{CpuMeter, CpuShares};
 use crate::stats::{Latency, SeqCheck};
 
 /// How big a run is: the full benchmark, or the smoke run CI does so the
@@ -73,16 +74,21 @@ pub struct Ctx {
     pub epoch: Instant,
     /// Full run or smoke run.
     pub size: Size,
+    /// The server's process id, for its CPU time.
+    pub server_pid: u32,
 }
 
 impl Ctx {
     /// Lets the load run through the warm-up, then counts deliveries and
-    /// latencies for the measuring time.
-    pub async fn warm_up_then_measure(&self, latency: &Latency) {
+    /// latencies for the measuring time; what each side's CPU did meanwhile
+    /// (`None` without Linux's `/proc`).
+    pub async fn warm_up_then_measure(&self, latency: &Latency) -> Option<CpuShares> {
         tokio::time::sleep(self.size.warm_up()).await;
+        let meter = CpuMeter::start(self.server_pid);
         latency.measuring.set(true);
         tokio::time::sleep(self.size.measure()).await;
         latency.measuring.set(false);
+        meter?.shares()
     }
 }
 

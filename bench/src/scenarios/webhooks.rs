@@ -147,6 +147,9 @@ fn spawn_receiver(received: Arc<AtomicU64>) -> anyhow::Result<String> {
 /// answers `204`, keeping connections open; counts the requests.
 async fn receive(listener: TcpListener, received: Arc<AtomicU64>) {
     while let Ok((stream, _)) = listener.accept().await {
+        // Answers are small writes: without this, Nagle's algorithm holds
+        // one back until the previous is acknowledged.
+        let _ = stream.set_nodelay(true);
         let received = Arc::clone(&received);
         tokio::spawn(async move {
             let (reader, mut writer) = stream.into_split();

@@ -9,7 +9,7 @@
 //! says which pool reads and which writes, and does itself the two jobs the
 //! engines really do differently: creating rooms (SQLite groups pending
 //! creations into one commit, `sqlite/room_batch.rs`) and appending messages
-//! (SQLite row by row on its single writer; PostgreSQL with arrays, taking
+//! (SQLite 500 rows a statement on its single writer; PostgreSQL with arrays, taking
 //! row locks in id order). Generic code was chosen over a table of statement
 //! constants wired up once per backend because each statement then sits with
 //! its binds and its row type, and neither is written twice; the price is

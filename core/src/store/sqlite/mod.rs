@@ -76,6 +76,10 @@ impl SqliteStore {
     }
 }
 
+/// Messages one insert writes (9 anonymous parameters each, well under
+/// SQLite's limit of 32 766).
+const MESSAGES_PER_INSERT: usize = 500;
+
 #[async_trait]
 impl Backend for SqliteStore {
     type Db = Sqlite;
@@ -105,30 +109,39 @@ impl Backend for SqliteStore {
 
     async fn append_messages(&self, batch: &[StoredMessage], keep_per_room: usize) -> Result<(), StoreError> {
         let mut newest: BTreeMap<i64, u64> = BTreeMap::new();
-        let mut tx = self.writer.begin().await?;
         for message in batch {
-            // A seq is never handed out twice, so a conflict can only be a
-            // retry of a batch whose commit succeeded but was not confirmed;
-            // skipping it keeps the writer from retrying forever.
-            sqlx::query(
-                "INSERT INTO messages (room_id, seq, id, created_at, sender_id, sender_meta, payload, sender_parent, \
-                   redacted_at) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM rooms WHERE id = $1) \
-                 ON CONFLICT (room_id, seq) DO NOTHING",
-            )
-            .bind(message.room_id)
-            .bind(message.seq as i64)
-            .bind(&message.id)
-            .bind(message.created_at)
-            .bind(&message.sender_id)
-            .bind(&message.sender_meta)
-            .bind(&message.payload)
-            .bind(&message.sender_parent)
-            .bind(message.redacted_at)
-            .execute(&mut *tx)
-            .await?;
             let seq = newest.entry(message.room_id).or_default();
             *seq = (*seq).max(message.seq);
+        }
+        let mut tx = self.writer.begin().await?;
+        // A few statements per batch, not one per message: each statement
+        // is a trip to the writer thread, two context switches on one core.
+        for chunk in batch.chunks(MESSAGES_PER_INSERT) {
+            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            // A seq is never handed out twice, so a conflict can only be a
+            // retry of a batch whose commit succeeded but was not confirmed;
+            // skipping it keeps the writer from retrying forever. A message
+            // of a room deleted meanwhile is skipped.
+            let sql = format!(
+                "INSERT INTO messages (room_id, seq, id, created_at, sender_id, sender_meta, payload, sender_parent, \
+                   redacted_at) \
+                 SELECT * FROM (VALUES {rows}) AS m WHERE EXISTS (SELECT 1 FROM rooms WHERE id = m.column1) \
+                 ON CONFLICT (room_id, seq) DO NOTHING"
+            );
+            let mut insert = sqlx::query(&sql);
+            for message in chunk {
+                insert = insert
+                    .bind(message.room_id)
+                    .bind(message.seq as i64)
+                    .bind(&message.id)
+                    .bind(message.created_at)
+                    .bind(&message.sender_id)
+                    .bind(&message.sender_meta)
+                    .bind(&message.payload)
+                    .bind(&message.sender_parent)
+                    .bind(message.redacted_at);
+            }
+            insert.execute(&mut *tx).await?;
         }
         for (room_id, last_seq) in newest {
             // Trim from the stored last_seq, which a later batch (from

@@ -71,30 +71,21 @@ impl ServerProcess {
     ///
     /// The binary cannot be started or does not become healthy in 30 s.
     pub async fn start(binary: &Path, core: Option<usize>, queue: usize) -> anyhow::Result<Self> {
-        let data = tempfile::tempdir()?;
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-        let log = std::fs::File::create(data.path().join("server.log"))?;
-        let mut command = pinned(binary, core);
-        command
-            .args(["serve", "--addr", &addr.to_string()])
-            .env("COMMS_DATA_DIR", data.path())
-            .env("COMMS_LIMITS__API_REQUESTS_PER_SECOND", "0")
-            .env("COMMS_LIMITS__WS_MESSAGES_PER_SECOND", "0")
-            .env("COMMS_LIMITS__CONNECTION_QUEUE", queue.to_string())
-            .env("COMMS_PRESENCE__LEAVE_GRACE_MS", BENCH_LEAVE_GRACE.as_millis().to_string())
-            .env("COMMS_WEBHOOKS__CONCURRENCY_PER_APP", BENCH_WEBHOOK_CONCURRENCY.to_string())
-            .envs(QUOTAS.iter().map(|quota| (format!("COMMS_QUOTAS__{}", quota.to_uppercase()), BENCH_QUOTA)))
-            .env("COMMS_LOG__FILTER", "warn")
-            .env("COMMS_DEMO__ENABLED", "false")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true);
-        let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
-        let pid = child.id().context("the server exited at once")?;
-        let server = Self { child, binary: binary.to_owned(), data, pid, addr };
-        server.wait_healthy().await?;
-        Ok(server)
+        Self::launch(binary.to_owned(), core, |command, addr, data| {
+            command
+                .args(["serve", "--addr", &addr.to_string()])
+                .env("COMMS_DATA_DIR", data)
+                .env("COMMS_LIMITS__API_REQUESTS_PER_SECOND", "0")
+                .env("COMMS_LIMITS__WS_MESSAGES_PER_SECOND", "0")
+                .env("COMMS_LIMITS__CONNECTION_QUEUE", queue.to_string())
+                .env("COMMS_PRESENCE__LEAVE_GRACE_MS", BENCH_LEAVE_GRACE.as_millis().to_string())
+                .env("COMMS_WEBHOOKS__CONCURRENCY_PER_APP", BENCH_WEBHOOK_CONCURRENCY.to_string())
+                .envs(QUOTAS.iter().map(|quota| (format!("COMMS_QUOTAS__{}", quota.to_uppercase()), BENCH_QUOTA)))
+                .env("COMMS_LOG__FILTER", "warn")
+                .env("COMMS_DEMO__ENABLED", "false")
+                .env_remove("RUST_LOG");
+        })
+        .await
     }
 
     /// Starts the bare reference server (`bare_server`, this binary run
@@ -104,18 +95,28 @@ impl ServerProcess {
     ///
     /// It cannot be started or does not answer in 30 s.
     pub async fn start_bare(core: Option<usize>) -> anyhow::Result<Self> {
+        Self::launch(std::env::current_exe()?, core, |command, addr, _| {
+            command.args(["--bare-server", &addr.to_string()]);
+        })
+        .await
+    }
+
+    /// Runs `binary` on `core` with what `configure` adds (given the
+    /// address to listen on and a fresh data folder), its errors logged in
+    /// that folder, and waits until `/healthz` answers.
+    async fn launch(
+        binary: PathBuf,
+        core: Option<usize>,
+        configure: impl FnOnce(&mut Command, SocketAddr, &Path),
+    ) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-        let binary = std::env::current_exe()?;
         let log = std::fs::File::create(data.path().join("server.log"))?;
-        let child = pinned(&binary, core)
-            .args(["--bare-server", &addr.to_string()])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting the bare server")?;
-        let pid = child.id().context("the bare server exited at once")?;
+        let mut command = pinned(&binary, core);
+        configure(&mut command, addr, data.path());
+        command.stdout(Stdio::null()).stderr(log).kill_on_drop(true);
+        let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
+        let pid = child.id().context("the server exited at once")?;
         let server = Self { child, binary, data, pid, addr };
         server.wait_healthy().await?;
         Ok(server)

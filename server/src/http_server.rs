@@ -253,3 +253,19 @@ pub fn raise_open_file_limit(max_connections: u32) {
         Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_send_small_writes_at_once() {
+        let connections = Connections::new(&ServerConfig::default());
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let client = tokio::spawn(async move { TcpStream::connect(addr).await.unwrap() });
+        let (stream, ..) = tokio::time::timeout(Duration::from_secs(5), connections.accept(&tcp)).await.unwrap();
+        assert!(stream.nodelay().unwrap(), "Nagle's algorithm is off");
+        drop(client.await.unwrap());
+    }
+}

@@ -90,6 +90,7 @@ on_every_backend!(
     an_apps_endpoints_are_listed_over_all_its_rooms,
     history_keeps_the_newest_and_last_seq,
     history_loads_the_newest_within_limit_and_age,
+    a_batch_larger_than_one_insert_is_stored_whole,
     payloads_and_meta_are_kept_byte_for_byte,
     messages_of_deleted_rooms_are_skipped,
     two_nodes_appending_the_same_messages_store_each_once,
@@ -687,6 +688,23 @@ async fn history_loads_the_newest_within_limit_and_age(fixture: &Fixture) {
     assert_eq!(store.prune_history(1004).await.unwrap(), 3, "created before 1004: seqs 1 to 3");
     assert_eq!(stored_seqs(store, room.id).await, (10, (4..=10).collect()));
     assert_eq!(store.load_history(9999, 10, 0).await.unwrap(), None);
+}
+
+async fn a_batch_larger_than_one_insert_is_stored_whole(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let app = app(store, "a").await;
+    let one = room(store, app.id, "one").await;
+    let two = room(store, app.id, "two").await;
+    let mut batch = messages(one.id, 1..=1100);
+    batch.extend(messages(two.id, 1..=7));
+    batch.push(message(9999, 1));
+    store.append_messages(&batch, 5000).await.unwrap();
+    let history = store.load_history(one.id, 2000, 0).await.unwrap().unwrap();
+    assert_eq!((history.last_seq, history.messages), (1100, messages(one.id, 1..=1100)), "every field, in order");
+    assert_eq!(stored_seqs(store, two.id).await, (7, (1..=7).collect()));
+    store.append_messages(&batch, 5000).await.unwrap();
+    let again = store.load_history(one.id, 2000, 0).await.unwrap().unwrap();
+    assert_eq!(again.messages.len(), 1100, "a retried batch stores nothing twice");
 }
 
 async fn payloads_and_meta_are_kept_byte_for_byte(fixture: &Fixture) {

@@ -103,7 +103,7 @@ impl Parameters {
 }
 
 /// `ids` as the JSON array text [`Backend::ids_in_json`] reads.
-fn json_array(ids: &[i64]) -> String {
+pub(in crate::store) fn json_array(ids: &[i64]) -> String {
     let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
     format!("[{}]", ids.join(","))
 }

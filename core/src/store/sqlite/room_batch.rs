@@ -11,15 +11,21 @@
 //! gets its own answer; any other failure is every request's failure.
 //!
 //! `rooms_per_app` is checked here too, before the insert: this task is the
-//! only one creating rooms in this database, so the count it reads plus the
-//! rooms it admits earlier in the batch is exact.
+//! only one creating rooms in this database, so it knows a bound on each
+//! app's rooms (the count it last read plus the rooms it admitted since;
+//! deletions only lower the truth). It counts again only when the bound
+//! says a request would go over the quota: counting reads every room of
+//! the app, which made creating rooms slower the more an app had.
+//!
+//! Each created room's webhook events are a statement of their own, so they
+//! are written only for the apps that have a webhook.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::sql::{insert_events, insert_room, refused_or, Scope, NEW_ROOM_COLUMNS};
+use crate::store::sql::{insert_events, insert_room, json_array, refused_or, Scope, NEW_ROOM_COLUMNS};
 use crate::store::{NewRoom, RoomRecord, StoreError};
 
 /// Requests folded into one statement, at most (4 parameters each, far
@@ -63,8 +69,12 @@ impl RoomBatcher {
     }
 }
 
+/// Per app, at least as many rooms as it has (see the module docs).
+type RoomBounds = HashMap<i64, u64>;
+
 async fn run(writer: SqlitePool, mut requests: mpsc::Receiver<Request>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut bounds = RoomBounds::new();
     while let Some(first) = requests.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -73,7 +83,7 @@ async fn run(writer: SqlitePool, mut requests: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        let admitted = match refuse_over_quota(&writer, &mut batch).await {
+        let admitted = match refuse_over_quota(&writer, &mut batch, &mut bounds).await {
             Ok(()) => insert_all(&writer, &batch).await,
             Err(err) => Err(err),
         };
@@ -108,27 +118,44 @@ async fn run(writer: SqlitePool, mut requests: mpsc::Receiver<Request>) {
 
 /// Answers [`StoreError::Full`] to the requests that would take their app
 /// past `at_most` rooms (counting the rooms already there and those admitted
-/// earlier in the batch), and takes them out of the batch.
-async fn refuse_over_quota(writer: &SqlitePool, batch: &mut Vec<Request>) -> Result<(), StoreError> {
-    let mut counted: Vec<i64> = batch.iter().filter(|request| request.at_most.is_some()).map(|r| r.app_id).collect();
-    counted.sort_unstable();
-    counted.dedup();
-    let mut rooms: HashMap<i64, u64> = HashMap::with_capacity(counted.len());
-    for app_id in counted {
+/// earlier in the batch), and takes them out of the batch. Counts an app's
+/// rooms only when its bound does not show the batch fits.
+async fn refuse_over_quota(
+    writer: &SqlitePool,
+    batch: &mut Vec<Request>,
+    bounds: &mut RoomBounds,
+) -> Result<(), StoreError> {
+    // Per app with a quota: the requests, and the smallest quota they carry.
+    let mut asked: HashMap<i64, (u64, u64)> = HashMap::new();
+    for request in batch.iter() {
+        if let Some(at_most) = request.at_most {
+            let (requests, quota) = asked.entry(request.app_id).or_insert((0, at_most));
+            *requests += 1;
+            *quota = (*quota).min(at_most);
+        }
+    }
+    for (app_id, (requests, quota)) in asked {
+        if bounds.get(&app_id).is_some_and(|rooms| rooms + requests <= quota) {
+            continue;
+        }
         let count: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM rooms WHERE app_id = $1").bind(app_id).fetch_one(writer).await?;
-        rooms.insert(app_id, u64::try_from(count).unwrap_or(0));
+        bounds.insert(app_id, u64::try_from(count).unwrap_or(0));
     }
     for request in std::mem::take(batch) {
         let Some(at_most) = request.at_most else {
+            // No quota now, but one may come: the bound still counts it.
+            if let Some(rooms) = bounds.get_mut(&request.app_id) {
+                *rooms += 1;
+            }
             batch.push(request);
             continue;
         };
-        let count = rooms.entry(request.app_id).or_default();
-        if *count >= at_most {
+        let rooms = bounds.entry(request.app_id).or_default();
+        if *rooms >= at_most {
             let _ = request.reply.send(Err(StoreError::Full));
         } else {
-            *count += 1;
+            *rooms += 1;
             batch.push(request);
         }
     }
@@ -156,13 +183,23 @@ async fn insert_all(writer: &SqlitePool, batch: &[Request]) -> Result<HashMap<(i
     }
     let mut tx = writer.begin().await?;
     let rooms: Vec<RoomRecord> = query.fetch_all(&mut *tx).await.map_err(refused_or)?;
+    let mut apps: Vec<i64> = batch.iter().map(|request| request.app_id).collect();
+    apps.sort_unstable();
+    apps.dedup();
+    let announcing: HashSet<i64> =
+        sqlx::query_scalar("SELECT DISTINCT app_id FROM webhooks WHERE app_id IN (SELECT value FROM json_each(?))")
+            .bind(json_array(&apps))
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
     let created: HashMap<(i64, String), RoomRecord> =
         rooms.into_iter().map(|room| ((room.app_id, room.name.clone()), room)).collect();
     let mut announced = std::collections::HashSet::new();
     for request in batch {
         // The first request for a created name is the one that made it.
         let key = (request.app_id, request.room.name.as_str().to_owned());
-        if created.contains_key(&key) && announced.insert(key) {
+        if announcing.contains(&request.app_id) && created.contains_key(&key) && announced.insert(key) {
             insert_events::<sqlx::Sqlite>(&mut *tx, Scope::App(request.app_id), &request.room.events).await?;
         }
     }

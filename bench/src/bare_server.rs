@@ -28,9 +28,8 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-/// Frames a connection may be behind before it is closed (comms' bench
-/// servers run with `limits.connection_queue` 4096).
-const QUEUE: usize = 4096;
+use crate::server::CONNECTION_QUEUE;
+
 /// Frames written before one flush, at most (as comms).
 const WRITE_BATCH: usize = 64;
 /// comms' socket buffers (`server/src/ws.rs`).
@@ -59,8 +58,11 @@ pub fn run(addr: SocketAddr) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr).await?.tap_io(|stream| {
             let _ = stream.set_nodelay(true);
         });
-        let relay =
-            Relay { frames: broadcast::channel(QUEUE).0, published: Arc::default(), ws_url: format!("ws://{addr}/ws") };
+        let relay = Relay {
+            frames: broadcast::channel(CONNECTION_QUEUE).0,
+            published: Arc::default(),
+            ws_url: format!("ws://{addr}/ws"),
+        };
         let app = Router::new()
             .route("/api/v1/rooms", post(created))
             .route("/api/v1/rooms/{room}/endpoints", post(created))

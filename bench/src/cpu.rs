@@ -16,30 +16,43 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_nanos(nanos))
 }
 
-/// The server's and this process's CPU time from a start.
+/// The CPU time of the server's processes (one per node), of Redis (when
+/// the server uses one here) and of this process, from a start.
 pub struct CpuMeter {
-    server: u32,
+    servers: Vec<u32>,
+    redis: Option<u32>,
     started: Instant,
-    server_then: Duration,
+    servers_then: Duration,
+    redis_then: Option<Duration>,
     generator_then: Duration,
 }
 
 /// Each side's CPU time over the meter's wall time: 1.0 is one core.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuShares {
-    /// The server under test.
+    /// The server under test, every node summed.
     pub server: f64,
     /// This load generator.
     pub generator: f64,
+    /// The Redis the server uses, if any.
+    pub redis: Option<f64>,
+}
+
+/// The CPU time of several processes, summed.
+fn total_cpu_time(pids: &[u32]) -> Option<Duration> {
+    pids.iter().map(|pid| cpu_time(*pid)).sum()
 }
 
 impl CpuMeter {
-    /// Starts measuring the server `server` and this process.
-    pub fn start(server: u32) -> Option<Self> {
+    /// Starts measuring the server's processes `servers`, Redis's `redis`
+    /// and this process.
+    pub fn start(servers: &[u32], redis: Option<u32>) -> Option<Self> {
         Some(Self {
-            server,
+            servers: servers.to_vec(),
+            redis,
             started: Instant::now(),
-            server_then: cpu_time(server)?,
+            servers_then: total_cpu_time(servers)?,
+            redis_then: redis.and_then(cpu_time),
             generator_then: cpu_time(std::process::id())?,
         })
     }
@@ -48,9 +61,14 @@ impl CpuMeter {
     pub fn shares(&self) -> Option<CpuShares> {
         let wall = self.started.elapsed().as_secs_f64();
         let share = |now: Duration, then: Duration| now.saturating_sub(then).as_secs_f64() / wall;
+        let redis = match (self.redis.and_then(cpu_time), self.redis_then) {
+            (Some(now), Some(then)) => Some(share(now, then)),
+            _ => None,
+        };
         Some(CpuShares {
-            server: share(cpu_time(self.server)?, self.server_then),
+            server: share(total_cpu_time(&self.servers)?, self.servers_then),
             generator: share(cpu_time(std::process::id())?, self.generator_then),
+            redis,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! `comms-bench`: starts a release `comms` on one core, drives it from this
 //! process on another, and prints a Markdown table (and writes JSON) of
-//! fan-out throughput, latency, memory per idle socket, handshake rate,
-//! REST rate, resume time and the fan-out beside webhook deliveries. Every run also counts messages lost or
+//! fan-out throughput (on the in-process and the Redis broker), latency,
+//! memory per idle socket, handshake rate, REST rate, resume time and the
+//! fan-out beside webhook deliveries. Every run also counts messages lost or
 //! duplicated, which must be zero; `--smoke` is a few-second run for CI that
 //! checks exactly that.
 //!
@@ -14,6 +15,7 @@
 //! - `scenarios`: one module per scenario.
 //! - `report`: Markdown and JSON output.
 //! - `cpu`: each side's CPU time while measuring.
+//! - `counters`: the nodes' `/metrics` counters while measuring.
 //! - `bare_server`: the fan-out scenarios' reference, run as a process of
 //!   its own (`--bare-server`).
 //! - `bare_poster`: the webhook scenario's reference, run as a process of
@@ -23,6 +25,7 @@ mod api;
 mod bare_poster;
 mod bare_server;
 mod client;
+mod counters;
 mod cpu;
 mod report;
 mod scenarios;
@@ -31,7 +34,6 @@ mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
@@ -59,7 +61,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Run only scenarios whose name contains one of these words
-    /// (fanout, fixed, rooms, idle, storm, presence, rest, resume, webhook).
+    /// (fanout, broker, fixed, rooms, idle, storm, presence, rest, resume, webhook).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Instead of benchmarking, be the webhook scenario's bare poster,
@@ -109,10 +111,9 @@ fn wanted(args: &Args, scenario: &str) -> bool {
 
 /// One fresh server and app for a scenario.
 async fn fresh(binary: &std::path::Path, core: usize, size: Size) -> anyhow::Result<(ServerProcess, Ctx, String)> {
-    let server = ServerProcess::start(binary, Some(core), 4096).await?;
+    let server = ServerProcess::start(binary, Some(core)).await?;
     let key = server.create_app("bench").await?;
-    let api = Api::new(format!("http://{}", server.addr), key.clone());
-    let ctx = Ctx { api, server: server.addr, epoch: Instant::now(), size, server_pid: server.pid() };
+    let ctx = Ctx::new(&[&server], key.clone(), size);
     Ok((server, ctx, key))
 }
 
@@ -139,8 +140,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             integrity.push(i);
             server.stop().await;
             let bare = ServerProcess::start_bare(Some(core)).await?;
-            let api = Api::new(format!("http://{}", bare.addr), String::new());
-            let ctx = Ctx { api, server: bare.addr, epoch: Instant::now(), size, server_pid: bare.pid() };
+            let ctx = Ctx::new(&[&bare], String::new(), size);
             let name = format!("{scenario}, bare server");
             let (reference, i) = scenarios::fanout::run(&ctx, &name, size.scale(subscribers), Pace::Flat).await?;
             integrity.push(i);
@@ -149,6 +149,16 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             rows.extend(comms);
             rows.extend(reference);
             rows.extend(ratio);
+        }
+    }
+    if wanted(&args, "broker") {
+        let setup = scenarios::broker::Setup { binary: &binary, core, size, subscribers: size.scale(1000) };
+        match scenarios::broker::run(&setup).await? {
+            Some((r, i)) => {
+                rows.extend(r);
+                integrity.extend(i);
+            }
+            None => eprintln!("the broker scenario needs PostgreSQL and Redis: not run"),
         }
     }
     if wanted(&args, "webhook") {

@@ -25,6 +25,9 @@ const QUOTAS: [&str; 6] = [
 ];
 /// The value every quota gets.
 const BENCH_QUOTA: &str = "100000000";
+/// `limits.connection_queue` of the bench's servers: frames a connection
+/// may be behind before it is closed (the bare server keeps the same).
+pub const CONNECTION_QUEUE: usize = 4096;
 /// `presence.leave_grace_ms` of the bench's servers: shorter than the
 /// default, so the presence storm churns faster.
 pub const BENCH_LEAVE_GRACE: Duration = Duration::from_millis(500);
@@ -34,11 +37,33 @@ pub const BENCH_LEAVE_GRACE: Duration = Duration::from_millis(500);
 /// the webhook scenario's 10 000.
 const BENCH_WEBHOOK_CONCURRENCY: usize = 64;
 
+/// Where a comms node keeps its data beside its own folder: nothing (the
+/// SQLite file and the in-process broker), or a PostgreSQL database and a
+/// Redis key prefix that several nodes may share.
+#[derive(Debug, Clone, Default)]
+pub struct Backing {
+    /// `DATABASE_URL`, `REDIS_URL` and `COMMS_BROKER__KEY_PREFIX`, when set.
+    env: Vec<(&'static str, String)>,
+}
+
+impl Backing {
+    /// A PostgreSQL database and Redis under `prefix`.
+    pub fn shared(database: &str, redis: &str, prefix: &str) -> Self {
+        let env = vec![
+            ("DATABASE_URL", database.to_owned()),
+            ("REDIS_URL", redis.to_owned()),
+            ("COMMS_BROKER__KEY_PREFIX", prefix.to_owned()),
+        ];
+        Self { env }
+    }
+}
+
 /// A running `comms serve` process.
 pub struct ServerProcess {
     child: Child,
     binary: PathBuf,
     data: TempDir,
+    backing: Backing,
     pid: u32,
     /// `127.0.0.1:port` it listens on.
     pub addr: SocketAddr,
@@ -70,14 +95,25 @@ impl ServerProcess {
     /// # Errors
     ///
     /// The binary cannot be started or does not become healthy in 30 s.
-    pub async fn start(binary: &Path, core: Option<usize>, queue: usize) -> anyhow::Result<Self> {
-        Self::launch(binary.to_owned(), core, |command, addr, data| {
+    pub async fn start(binary: &Path, core: Option<usize>) -> anyhow::Result<Self> {
+        Self::start_on(binary, core, Backing::default()).await
+    }
+
+    /// Starts a node on `backing` and waits until `/healthz` answers.
+    ///
+    /// # Errors
+    ///
+    /// The binary cannot be started or does not become healthy in 30 s.
+    pub async fn start_on(binary: &Path, core: Option<usize>, backing: Backing) -> anyhow::Result<Self> {
+        let env = backing.env.clone();
+        Self::launch(binary.to_owned(), core, backing, |command, addr, data| {
             command
                 .args(["serve", "--addr", &addr.to_string()])
                 .env("COMMS_DATA_DIR", data)
+                .envs(env)
                 .env("COMMS_LIMITS__API_REQUESTS_PER_SECOND", "0")
                 .env("COMMS_LIMITS__WS_MESSAGES_PER_SECOND", "0")
-                .env("COMMS_LIMITS__CONNECTION_QUEUE", queue.to_string())
+                .env("COMMS_LIMITS__CONNECTION_QUEUE", CONNECTION_QUEUE.to_string())
                 .env("COMMS_PRESENCE__LEAVE_GRACE_MS", BENCH_LEAVE_GRACE.as_millis().to_string())
                 .env("COMMS_WEBHOOKS__CONCURRENCY_PER_APP", BENCH_WEBHOOK_CONCURRENCY.to_string())
                 .envs(QUOTAS.iter().map(|quota| (format!("COMMS_QUOTAS__{}", quota.to_uppercase()), BENCH_QUOTA)))
@@ -95,7 +131,7 @@ impl ServerProcess {
     ///
     /// It cannot be started or does not answer in 30 s.
     pub async fn start_bare(core: Option<usize>) -> anyhow::Result<Self> {
-        Self::launch(std::env::current_exe()?, core, |command, addr, _| {
+        Self::launch(std::env::current_exe()?, core, Backing::default(), |command, addr, _| {
             command.args(["--bare-server", &addr.to_string()]);
         })
         .await
@@ -107,6 +143,7 @@ impl ServerProcess {
     async fn launch(
         binary: PathBuf,
         core: Option<usize>,
+        backing: Backing,
         configure: impl FnOnce(&mut Command, SocketAddr, &Path),
     ) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
@@ -117,7 +154,7 @@ impl ServerProcess {
         command.stdout(Stdio::null()).stderr(log).kill_on_drop(true);
         let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
         let pid = child.id().context("the server exited at once")?;
-        let server = Self { child, binary, data, pid, addr };
+        let server = Self { child, binary, data, backing, pid, addr };
         server.wait_healthy().await?;
         Ok(server)
     }
@@ -150,6 +187,7 @@ impl ServerProcess {
         let output = Command::new(&self.binary)
             .args(["app", "create", name])
             .env("COMMS_DATA_DIR", self.data.path())
+            .envs(self.backing.env.iter().cloned())
             .env("COMMS_LOG__FILTER", "warn")
             .output()
             .await?;

@@ -40,6 +40,9 @@ pub struct Metrics {
     /// Signal frames not handed to a connection whose queue was over half
     /// full.
     pub signals_skipped: Counter,
+    /// Requests this node sent to Redis (a pipeline is one): with the Redis
+    /// broker, its cost per published message.
+    pub redis_round_trips: Counter,
     /// HTTP request latency by method, route and status.
     pub http_requests: Family<HttpLabels, Histogram>,
 }
@@ -53,6 +56,7 @@ impl Default for Metrics {
         let messages_out = Counter::default();
         let slow_consumers = Counter::default();
         let signals_skipped = Counter::default();
+        let redis_round_trips = Counter::default();
         let http_requests = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 2.0, 16))
         });
@@ -62,6 +66,7 @@ impl Default for Metrics {
         registry.register("messages_out", "Message frames delivered to connections", messages_out.clone());
         registry.register("slow_consumers", "Connections closed for not keeping up", slow_consumers.clone());
         registry.register("signals_skipped", "Signal frames skipped for a busy connection", signals_skipped.clone());
+        registry.register("redis_round_trips", "Requests sent to Redis by the broker", redis_round_trips.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", http_requests.clone());
         Self {
             registry,
@@ -71,6 +76,7 @@ impl Default for Metrics {
             messages_out,
             slow_consumers,
             signals_skipped,
+            redis_round_trips,
             http_requests,
         }
     }

@@ -272,6 +272,48 @@ impl Service {
         }
         Ok(())
     }
+
+    /// Publishes messages a connection sent together, in order, as
+    /// [`Service::publish_as_endpoint`] one after the other would: one
+    /// result per payload. Without a budget they go to the broker at once
+    /// (one Redis round trip for all); with one, one at a time.
+    pub async fn publish_all_as_endpoint(
+        &self,
+        room: &RoomRef,
+        endpoint: &LiveEndpoint,
+        payloads: Vec<Box<RawValue>>,
+    ) -> Vec<Result<(), ServiceError>> {
+        let state = endpoint.state();
+        if state.budgeted {
+            let mut results = Vec::with_capacity(payloads.len());
+            for payload in payloads {
+                results.push(self.publish_as_endpoint(room, endpoint, payload).await);
+            }
+            return results;
+        }
+        let mut results: Vec<Result<(), ServiceError>> = Vec::with_capacity(payloads.len());
+        let mut drafts = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            let checked =
+                if state.permission.can_write() { self.check_payload(&payload) } else { Err(ServiceError::ReadOnly) };
+            if checked.is_ok() {
+                drafts.push(Draft { sender: endpoint.sender(&state), payload });
+            }
+            results.push(checked);
+        }
+        let mut published = self.broker.publish_all(room, drafts).await.into_iter();
+        for result in results.iter_mut().filter(|result| result.is_ok()) {
+            *result = match published.next() {
+                Some(Ok(_)) => {
+                    self.sent.add(endpoint.id);
+                    Ok(())
+                }
+                Some(Err(err)) => Err(err.into()),
+                None => Err(ServiceError::Internal(anyhow::anyhow!("the broker skipped a message"))),
+            };
+        }
+        results
+    }
 }
 
 impl Service {

@@ -46,7 +46,7 @@ pub async fn run(ctx: &Ctx, name: &str, subscribers: usize, pace: Pace) -> anyho
     let closed = Rc::new(Cell::new(0u64));
     let mut checks = Vec::with_capacity(subscribers);
     for n in 0..subscribers {
-        let mut ws = connect(&reader_url, ctx.server, source(n)).await?;
+        let mut ws = connect(&reader_url, ctx.node(n), source(n)).await?;
         let joined_at = welcome(&mut ws).await?;
         let check = Rc::new(SeqCheck::after(joined_at));
         checks.push(Rc::clone(&check));
@@ -102,7 +102,7 @@ pub async fn run(ctx: &Ctx, name: &str, subscribers: usize, pace: Pace) -> anyho
         })
     };
 
-    let cpu = ctx.warm_up_then_measure(&latency).await;
+    let measured = ctx.warm_up_then_measure(&latency).await?;
     stop.set(true);
     publishing.await??;
     let final_seq = sent.get();
@@ -119,9 +119,15 @@ pub async fn run(ctx: &Ctx, name: &str, subscribers: usize, pace: Pace) -> anyho
     }
     let p99_target = matches!(pace, Pace::PerSecond(_)).then_some(Target::AtMost(10.0));
     rows.extend(latency.rows(name, p99_target)?);
-    if let Some(cpu) = cpu {
+    if let Some(cpu) = measured.cpu {
         rows.push(Row::new(name, "server CPU", cpu.server * 100.0, "%", None));
         rows.push(Row::new(name, "load generator CPU", cpu.generator * 100.0, "%", None));
+        if let Some(redis) = cpu.redis {
+            rows.push(Row::new(name, "Redis CPU", redis * 100.0, "%", None));
+        }
+    }
+    if let Some(round_trips) = measured.redis_round_trips_per_message {
+        rows.push(Row::new(name, "Redis round trips per published message", round_trips, "", None));
     }
     Ok((rows, integrity(name, &checks, closed.get())))
 }

@@ -5,6 +5,7 @@
 //! Everything runs on one thread (a current-thread runtime on its own
 //! core), so shared counters are plain `Cell`s.
 
+pub mod broker;
 pub mod fanout;
 pub mod idle;
 pub mod presence_storm;
@@ -25,7 +26,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::api::Api;
 use crate::client::{last_seq_of, sent_micros, seq_of, Ws};
+use crate::counters::Counters;
 use crate::cpu::{CpuMeter, CpuShares};
+use crate::server::ServerProcess;
 use crate::stats::{Latency, SeqCheck};
 
 /// How big a run is: the full benchmark, or the smoke run CI does so the
@@ -68,27 +71,76 @@ impl Size {
 pub struct Ctx {
     /// REST client with the bench app's key.
     pub api: Api,
-    /// Where the server listens.
+    /// Where the server listens; with several nodes, the first one, which
+    /// setup calls and publishers use.
     pub server: SocketAddr,
+    /// Every node's address, `server` first: the fan-out spreads its
+    /// subscribers over them.
+    pub nodes: Vec<SocketAddr>,
     /// Time zero of the send stamps in payloads.
     pub epoch: Instant,
     /// Full run or smoke run.
     pub size: Size,
-    /// The server's process id, for its CPU time.
-    pub server_pid: u32,
+    /// The server's process ids, one per node, for their CPU time.
+    pub server_pids: Vec<u32>,
+    /// The process id of the Redis the server uses, when it runs here.
+    pub redis_pid: Option<u32>,
+    /// Whether the server is on the Redis broker, whose round trips per
+    /// message the fan-out reports.
+    pub counts_redis: bool,
+}
+
+/// What the server's side did while a scenario measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Measured {
+    /// Each side's CPU (`None` without Linux's `/proc`).
+    pub cpu: Option<CpuShares>,
+    /// Redis round trips per published message, on the Redis broker.
+    pub redis_round_trips_per_message: Option<f64>,
 }
 
 impl Ctx {
+    /// A context for the server made of `nodes` (the first one gets the
+    /// setup calls), with the app of `key`.
+    pub fn new(nodes: &[&ServerProcess], key: String, size: Size) -> Self {
+        let server = nodes[0].addr;
+        Self {
+            api: Api::new(format!("http://{server}"), key),
+            server,
+            nodes: nodes.iter().map(|node| node.addr).collect(),
+            epoch: Instant::now(),
+            size,
+            server_pids: nodes.iter().map(|node| node.pid()).collect(),
+            redis_pid: None,
+            counts_redis: false,
+        }
+    }
+
+    /// The node the `n`th subscriber connects to.
+    pub fn node(&self, n: usize) -> SocketAddr {
+        self.nodes[n % self.nodes.len()]
+    }
+
     /// Lets the load run through the warm-up, then counts deliveries and
-    /// latencies for the measuring time; what each side's CPU did meanwhile
-    /// (`None` without Linux's `/proc`).
-    pub async fn warm_up_then_measure(&self, latency: &Latency) -> Option<CpuShares> {
+    /// latencies for the measuring time; what the server's side did
+    /// meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// On the Redis broker, a node's `/metrics` cannot be read.
+    pub async fn warm_up_then_measure(&self, latency: &Latency) -> anyhow::Result<Measured> {
         tokio::time::sleep(self.size.warm_up()).await;
-        let meter = CpuMeter::start(self.server_pid);
+        let counters = if self.counts_redis { Some(Counters::read(&self.nodes).await?) } else { None };
+        let meter = CpuMeter::start(&self.server_pids, self.redis_pid);
         latency.measuring.set(true);
         tokio::time::sleep(self.size.measure()).await;
         latency.measuring.set(false);
-        meter?.shares()
+        let cpu = meter.and_then(|meter| meter.shares());
+        let redis_round_trips_per_message = match counters {
+            Some(before) => Counters::read(&self.nodes).await?.round_trips_per_message(&before),
+            None => None,
+        };
+        Ok(Measured { cpu, redis_round_trips_per_message })
     }
 }
 

@@ -87,6 +87,20 @@ pub enum BrokerError {
     Unavailable(String),
 }
 
+impl BrokerError {
+    /// The same failure for another message it stopped (the store's and
+    /// JSON errors, which cannot be copied, as their text).
+    pub(crate) fn again(&self) -> Self {
+        match self {
+            Self::ShuttingDown => Self::ShuttingDown,
+            Self::RoomGone => Self::RoomGone,
+            Self::StoreTimeout => Self::StoreTimeout,
+            Self::Unavailable(reason) => Self::Unavailable(reason.clone()),
+            Self::Store(_) | Self::CorruptHistory(_) => Self::Unavailable(self.to_string()),
+        }
+    }
+}
+
 /// Lets publishes in until [`PublishGate::close`], which then waits for
 /// the ones inside to finish, so a broker's final flush of history sees
 /// every message that was handed a seq.
@@ -121,6 +135,18 @@ pub trait Broker: Send + Sync + 'static {
         draft: Draft,
         durability: Durability,
     ) -> Result<Arc<Published>, BrokerError>;
+
+    /// Publishes a connection's messages that arrived together, in order,
+    /// as [`Durability::Delivered`] publishes one after the other would:
+    /// one result per draft, in order. A broker that pays a round trip per
+    /// publish (Redis) sends them in one.
+    async fn publish_all(&self, room: &RoomRef, drafts: Vec<Draft>) -> Vec<Result<Arc<Published>, BrokerError>> {
+        let mut results = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            results.push(self.publish(room, draft, Durability::Delivered).await);
+        }
+        results
+    }
 
     /// Retained messages with `seq > after_seq`, oldest first, at most
     /// `limit` (0 gives just the bounds).

@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 use comms_testkit::postgres::TestDatabase;
 use comms_testkit::redis::{PrivateRedis, TestRedis};
 use comms_testkit::webhook::WebhookReceiver;
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::capabilities::{budget_refusals, endpoint_with, in_ms, patch_endpoint};
 use crate::helpers::{assert_error, body, member_roll, public_id, wait_ready, Remote, WsClient};
@@ -588,4 +590,82 @@ async fn a_room_held_only_by_a_killed_node_is_vacated_once() {
     assert_eq!(received[1].json()["data"]["room"]["name"], "lobby");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(receiver.received().len(), 2, "vacated once");
+}
+
+/// A node's `comms_redis_round_trips_total`.
+async fn redis_round_trips(node: &Remote) -> u64 {
+    let response = node.request(reqwest::Method::GET, "/metrics", None).send().await.unwrap();
+    let text = response.text().await.unwrap();
+    let line = text.lines().find(|line| line.starts_with("comms_redis_round_trips_total ")).expect("the metric");
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn publishing_costs_one_redis_round_trip_per_message() {
+    let Some(Cluster { a, key, _redis, _database, .. }) = cluster().await else { return };
+    a.api().create_room(&key, "lobby").await;
+    // The first publish seeds the room's seq in Redis: not the steady cost.
+    publish(a.api(), &key, "lobby", json!("seed")).await;
+    let before = redis_round_trips(a.api()).await;
+    for i in 0..50 {
+        publish(a.api(), &key, "lobby", json!(i)).await;
+    }
+    let spent = redis_round_trips(a.api()).await - before;
+    // The publish script, once per message; a node also refreshes its
+    // online counts now and then, which may land in between.
+    assert!((50..=53).contains(&spent), "{spent} round trips for 50 messages");
+}
+
+#[tokio::test]
+async fn messages_sent_back_to_back_are_published_in_order_sharing_round_trips() {
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
+    a.api().create_room(&key, "lobby").await;
+    let writer = a.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let reader = b.api().create_endpoint(&key, "lobby", "read", None).await;
+    let (mut on_a, _) = join(a.api(), &writer, None).await;
+    let (mut on_b, _) = join(b.api(), &reader, None).await;
+    // Seeds the room's seq and reserves the first block of seqs.
+    on_a.send_message(json!("first")).await;
+    assert_eq!(on_b.next_message().await["seq"], 1);
+    assert_eq!(on_a.next_message().await["seq"], 1);
+    let before = redis_round_trips(a.api()).await;
+
+    // 1100 messages in bursts written at once, crossing the end of the
+    // first block (seq 1000) inside a burst; one burst holds an invalid
+    // frame, which is answered in its place and publishes nothing.
+    let sent = 1100;
+    let read = tokio::spawn(async move {
+        let mut received = Vec::new();
+        while received.len() < sent {
+            let message = on_b.next_message().await;
+            received.push((message["seq"].as_u64().unwrap(), message["message"].as_u64().unwrap()));
+        }
+        received
+    });
+    for burst in 0..11 {
+        for i in 0..100 {
+            if burst == 5 && i == 50 {
+                on_a.stream.feed(Message::text(r#"{"mesage": 1}"#)).await.unwrap();
+            }
+            let frame = json!({ "message": burst * 100 + i }).to_string();
+            on_a.stream.feed(Message::text(frame)).await.unwrap();
+        }
+        on_a.stream.flush().await.unwrap();
+        // Within the default rate (a burst of 1000, then 1000 a second).
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let received = read.await.unwrap();
+    let expected: Vec<(u64, u64)> = (0..sent as u64).map(|n| (n + 2, n)).collect();
+    assert_eq!(received, expected, "every message once, in the order sent, with consecutive seqs");
+    let mut refused = 0;
+    for _ in 0..=sent {
+        let frame = on_a.next_json().await;
+        if frame["type"] == "error" {
+            assert_eq!(frame["code"], "invalid", "{frame}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 1, "the invalid frame is answered once");
+    let spent = redis_round_trips(a.api()).await - before;
+    assert!(spent <= sent as u64 / 4, "{spent} round trips for {sent} messages sent back to back");
 }

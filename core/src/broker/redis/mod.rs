@@ -4,7 +4,9 @@
 //! - **Seq and order.** One Lua script ([`scripts::PUBLISH`]) assigns the
 //!   room's next seq, appends the message to the room's stream and publishes
 //!   it on the room's channel, atomically; so every node hears a room's
-//!   messages in seq order, whichever node they were sent to.
+//!   messages in seq order, whichever node they were sent to. A socket's
+//!   messages sent back to back go through one run of it, one round trip
+//!   for all of them ([`Broker::publish_all`]).
 //! - **History.** The stream keeps the newest `history.max_messages` (and
 //!   drops older than `history.max_age_secs`), read by `after_seq` resumes and
 //!   the messages API on any node. The publishing node also writes every
@@ -30,9 +32,12 @@
 //! - [`wire`]: a message's form in Redis.
 //! - [`listener`]: the pub/sub task. [`presence`]: online counts.
 //! - [`roster`]: presence rooms' members.
+//! - [`counted`]: the connection every command goes through, counting
+//!   round trips.
 //!
 //! Redis for tests is in the `comms-testkit` crate.
 
+mod counted;
 mod keys;
 mod listener;
 mod presence;
@@ -40,16 +45,17 @@ mod roster;
 mod scripts;
 mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use redis::Value;
 use tokio::task::JoinHandle;
 
+use self::counted::CountedConnection;
 use self::keys::Keys;
 use self::listener::Listener;
 use self::presence::Presence;
@@ -86,7 +92,7 @@ pub struct InvalidRedisUrl(#[from] redis::RedisError);
 
 /// The multi-node broker. See the module docs.
 pub struct RedisBroker {
-    connection: ConnectionManager,
+    connection: CountedConnection,
     keys: Keys,
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
@@ -127,7 +133,8 @@ impl RedisBroker {
             .set_response_timeout(Some(COMMAND_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        let connection = client.get_connection_manager_lazy(config)?;
+        let connection =
+            CountedConnection::new(client.get_connection_manager_lazy(config)?, metrics.redis_round_trips.clone());
         let keys = Keys::new(&settings.key_prefix);
         let ceilings = Arc::new(Mutex::new(HashMap::new()));
         let forget = Arc::clone(&ceilings);
@@ -164,25 +171,66 @@ impl RedisBroker {
         self.max_age.as_millis().max(1) as u64
     }
 
-    /// Runs the publish script once.
-    async fn try_publish(&self, room_id: i64, body: &str) -> Result<Attempt, BrokerError> {
+    /// Runs the publish script once for `bodies`, in order.
+    async fn try_publish(&self, room_id: i64, bodies: &[String]) -> Result<Run, BrokerError> {
         let ceiling = self.ceilings.lock().get(&room_id).copied().unwrap_or(0);
-        let (status, value, ms): (i64, i64, i64) = scripts::PUBLISH
-            .key(self.keys.seq(room_id))
+        let mut invocation = scripts::PUBLISH.key(self.keys.seq(room_id));
+        invocation
             .key(self.keys.log(room_id))
             .key(self.keys.channel(room_id))
             .arg(ceiling)
             .arg(self.max_messages)
-            .arg(self.max_age_ms())
-            .arg(body)
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(match status {
-            0 => Attempt::Published { seq: to_seq(value)?, created_ms: ms },
-            1 => Attempt::Unseeded,
-            _ => Attempt::NeedsSeqs { current: to_seq(value)? },
+            .arg(self.max_age_ms());
+        for body in bodies {
+            invocation.arg(body);
+        }
+        let (created_ms, last, count, stop): (i64, i64, i64, i64) =
+            invocation.invoke_async(&mut self.connection.clone()).await.map_err(unavailable)?;
+        let (last_seq, count) = (to_seq(last)?, to_seq(count)?);
+        Ok(Run {
+            created_ms,
+            first_seq: last_seq + 1 - count,
+            count: count as usize,
+            stop: match stop {
+                0 => Stop::Done,
+                1 => Stop::Unseeded,
+                _ => Stop::NeedsSeqs { current: last_seq },
+            },
         })
+    }
+
+    /// Publishes one message; the caller holds the publish gate.
+    async fn publish_body(
+        &self,
+        room: &RoomRef,
+        body: Unsequenced,
+        durability: Durability,
+    ) -> Result<Arc<Published>, BrokerError> {
+        let text = [wire::encode(&body)];
+        let run = loop {
+            let run = self.try_publish(room.id, &text).await?;
+            match run.stop {
+                Stop::Done => break run,
+                Stop::Unseeded => self.seed(room).await?,
+                Stop::NeedsSeqs { current } => self.reserve(room.id, current).await?,
+            }
+        };
+        self.record(room, body, run.first_seq, run.created_ms, durability).await
+    }
+
+    /// Hands a message the script published to the history writer.
+    async fn record(
+        &self,
+        room: &RoomRef,
+        body: Unsequenced,
+        seq: u64,
+        created_ms: i64,
+        durability: Durability,
+    ) -> Result<Arc<Published>, BrokerError> {
+        let published = Arc::new(body.sequence(room.id, seq, created_ms));
+        self.metrics.messages_in.inc();
+        self.writer.write(published.to_stored(), durability == Durability::Stored).await?;
+        Ok(published)
     }
 
     /// Reserves the next block of seqs in the database, then lets this node
@@ -264,10 +312,22 @@ impl RedisBroker {
     }
 }
 
-/// The outcome of one run of the publish script.
-enum Attempt {
-    Published { seq: u64, created_ms: i64 },
+/// One run of the publish script: the first `count` bodies it was given
+/// were published with consecutive seqs from `first_seq`.
+struct Run {
+    created_ms: i64,
+    first_seq: u64,
+    count: usize,
+    stop: Stop,
+}
+
+/// Why a run of the publish script stopped.
+enum Stop {
+    /// It published every body.
+    Done,
+    /// The room's seq is not in Redis: seed it from the database.
     Unseeded,
+    /// This node has handed out every seq it reserved, up to `current`.
     NeedsSeqs { current: u64 },
 }
 
@@ -286,19 +346,41 @@ impl Broker for RedisBroker {
         durability: Durability,
     ) -> Result<Arc<Published>, BrokerError> {
         let Some(_inside) = self.gate.enter().await else { return Err(BrokerError::ShuttingDown) };
-        let body = Unsequenced::new(&room.name, draft);
-        let text = wire::encode(&body);
-        let (seq, created_ms) = loop {
-            match self.try_publish(room.id, &text).await? {
-                Attempt::Published { seq, created_ms } => break (seq, created_ms),
-                Attempt::Unseeded => self.seed(room).await?,
-                Attempt::NeedsSeqs { current } => self.reserve(room.id, current).await?,
-            }
+        self.publish_body(room, Unsequenced::new(&room.name, draft), durability).await
+    }
+
+    /// One script run publishes every draft, unless the room must be seeded
+    /// or more seqs reserved first (then another run publishes the rest).
+    /// A failure fails every draft left: a run that timed out may still
+    /// have published them, so none is tried again.
+    async fn publish_all(&self, room: &RoomRef, drafts: Vec<Draft>) -> Vec<Result<Arc<Published>, BrokerError>> {
+        let mut results = Vec::with_capacity(drafts.len());
+        let mut bodies: VecDeque<Unsequenced> =
+            drafts.into_iter().map(|draft| Unsequenced::new(&room.name, draft)).collect();
+        let Some(_inside) = self.gate.enter().await else {
+            return bodies.iter().map(|_| Err(BrokerError::ShuttingDown)).collect();
         };
-        let published = Arc::new(body.sequence(room.id, seq, created_ms));
-        self.metrics.messages_in.inc();
-        self.writer.write(published.to_stored(), durability == Durability::Stored).await?;
-        Ok(published)
+        while !bodies.is_empty() {
+            let texts: Vec<String> = bodies.iter().map(wire::encode).collect();
+            let ready = match self.try_publish(room.id, &texts).await {
+                Ok(run) => {
+                    for (seq, body) in (run.first_seq..).zip(bodies.drain(..run.count)) {
+                        results.push(self.record(room, body, seq, run.created_ms, Durability::Delivered).await);
+                    }
+                    match run.stop {
+                        Stop::Done => Ok(()),
+                        Stop::Unseeded => self.seed(room).await,
+                        Stop::NeedsSeqs { current } => self.reserve(room.id, current).await,
+                    }
+                }
+                Err(err) => Err(err),
+            };
+            if let Err(err) = ready {
+                results.extend(bodies.iter().map(|_| Err(err.again())));
+                break;
+            }
+        }
+        results
     }
 
     async fn history(&self, room: &RoomRef, after_seq: u64, limit: usize) -> Result<History, BrokerError> {
@@ -444,7 +526,7 @@ impl RedisBroker {
 
 /// Publishes an encoded [`RoomEvent`] on the control channel every node
 /// hears.
-async fn publish_event(mut connection: ConnectionManager, channel: &str, text: &str) -> redis::RedisResult<()> {
+async fn publish_event(mut connection: CountedConnection, channel: &str, text: &str) -> redis::RedisResult<()> {
     redis::cmd("PUBLISH").arg(channel).arg(text).query_async(&mut connection).await
 }
 

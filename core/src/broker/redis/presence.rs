@@ -14,9 +14,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use tokio::task::JoinHandle;
 
+use super::counted::CountedConnection;
 use super::keys::Keys;
 use super::scripts;
 use crate::broker::BrokerError;
@@ -34,12 +34,12 @@ const EXPIRE_AFTER: Duration = Duration::from_secs(15);
 pub(super) struct Presence {
     node: String,
     keys: Keys,
-    connection: ConnectionManager,
+    connection: CountedConnection,
 }
 
 impl Presence {
     /// The presence of node `node`.
-    pub(super) fn new(node: String, keys: Keys, connection: ConnectionManager) -> Self {
+    pub(super) fn new(node: String, keys: Keys, connection: CountedConnection) -> Self {
         Self { node, keys, connection }
     }
 

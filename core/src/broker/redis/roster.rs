@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 
 use comms_protocol::Member;
 use parking_lot::Mutex;
-use redis::aio::ConnectionManager;
 use redis::{Script, ScriptInvocation, Value};
 
+use super::counted::CountedConnection;
 use super::keys::Keys;
 use super::scripts;
 use crate::broker::{BrokerError, RoomRef};
@@ -56,7 +56,7 @@ struct Held {
 pub(super) struct RedisRoster {
     node: String,
     keys: Keys,
-    connection: ConnectionManager,
+    connection: CountedConnection,
     /// This node's connections per `(room, endpoint)`, as last recorded in
     /// Redis. Only the tracker task changes it, one transition at a time.
     held: Mutex<HashMap<(i64, i64), Held>>,
@@ -70,7 +70,7 @@ pub(super) struct RedisRoster {
 
 impl RedisRoster {
     /// The roster side of node `node`.
-    pub(super) fn new(node: String, keys: Keys, connection: ConnectionManager) -> Self {
+    pub(super) fn new(node: String, keys: Keys, connection: CountedConnection) -> Self {
         Self { node, keys, connection, held: Mutex::default(), refreshed: Mutex::default(), occupied: Mutex::default() }
     }
 

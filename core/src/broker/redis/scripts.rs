@@ -12,28 +12,37 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Publishes one message.
+/// Publishes messages in order, one seq each.
 ///
 /// KEYS: seq, log, channel. ARGV: highest seq this node may hand out (its
-/// reservation in the database), retained count, retained age (ms), body.
-/// Returns `{0, seq, ms}` when published, `{1, 0, 0}` when the room's seq is
-/// not in Redis (it must be seeded from the database), `{2, current, 0}`
-/// when the node must reserve seqs past `current` first.
+/// reservation in the database), retained count, retained age (ms), then
+/// one body per message. Returns the publish time (ms), the seq of the
+/// last message published (the ones before it have the seqs below), how
+/// many were published, and why it stopped short of the end, if it did:
+/// `0` all were published, `1` the room's seq is not in Redis (it must be
+/// seeded from the database), `2` the node must reserve seqs past the last
+/// seq first.
 pub(super) static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local current = redis.call('GET', KEYS[1])
-if not current then return {1, 0, 0} end
+if not current then return {0, 0, 0, 1} end
 current = tonumber(current)
-if current >= tonumber(ARGV[1]) then return {2, current, 0} end
-local seq = current + 1
+local ceiling = tonumber(ARGV[1])
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('SET', KEYS[1], seq)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], string.format('%d-0', seq), 't', ms, 'b', ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PUBLISH', KEYS[3], string.format('%d %d ', seq, ms) .. ARGV[4])
-return {0, seq, ms}
+local published = 0
+for i = 4, #ARGV do
+  if current >= ceiling then break end
+  current = current + 1
+  redis.call('SET', KEYS[1], current)
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], string.format('%d-0', current), 't', ms, 'b', ARGV[i])
+  redis.call('PUBLISH', KEYS[3], string.format('%d %d ', current, ms) .. ARGV[i])
+  published = published + 1
+end
+if published > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+if published < #ARGV - 3 then return {ms, current, published, 2} end
+return {ms, current, published, 0}
 ",
     )
 });

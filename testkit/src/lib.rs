@@ -1,5 +1,7 @@
 //! Test infrastructure shared by the crates' tests: real services, never
-//! mocks. A dev-dependency only; nothing here ships in the binary.
+//! mocks. A dev-dependency of the crates, and used by the benchmark's broker
+//! scenario for its database and Redis prefix; nothing here ships in the
+//! `comms` binary.
 //!
 //! # Layout
 //!

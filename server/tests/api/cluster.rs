@@ -611,9 +611,11 @@ async fn publishing_costs_one_redis_round_trip_per_message() {
         publish(a.api(), &key, "lobby", json!(i)).await;
     }
     let spent = redis_round_trips(a.api()).await - before;
-    // The publish script, once per message; a node also refreshes its
-    // online counts now and then, which may land in between.
-    assert!((50..=53).contains(&spent), "{spent} round trips for 50 messages");
+    // The publish script, once per message. Meanwhile the node refreshes its
+    // liveness key every second and its online counts every five seconds
+    // (a few more round trips in a run that takes seconds), but a second
+    // round trip per message would be 100.
+    assert!((50..75).contains(&spent), "{spent} round trips for 50 messages");
 }
 
 #[tokio::test]

@@ -272,7 +272,8 @@ impl Connection<'_> {
                         return Ok(Some(verdict));
                     }
                     last_heard = Instant::now();
-                    let (frames, after) = received_with(first, stream);
+                    let budget = self.state.config.limits.max_message_bytes;
+                    let (frames, after) = received_with(first, stream, budget);
                     match Box::pin(self.on_frames(frames, &membership.endpoint)).await? {
                         Next::Continue => {}
                         Next::Close(code, text) => return Ok(Some((code, text))),
@@ -490,19 +491,34 @@ enum ReadEnd {
 
 /// `first` and the frames already received after it, without waiting (at
 /// most [`READ_BATCH`] in all): what the client sent back to back. Reading
-/// stops early at the end of the stream or a failed read, returned with
+/// stops once the frames hold `budget` bytes, so a client sending large
+/// frames makes the connection hold little more than one at a time, as
+/// before; and at the end of the stream or a failed read, returned with
 /// them, to be handled after them.
-fn received_with(first: WsMessage, stream: &mut Stream) -> (Vec<WsMessage>, Option<ReadEnd>) {
+fn received_with(first: WsMessage, stream: &mut Stream, budget: usize) -> (Vec<WsMessage>, Option<ReadEnd>) {
+    let mut held = frame_bytes(&first);
     let mut frames = vec![first];
-    while frames.len() < READ_BATCH {
+    while frames.len() < READ_BATCH && held < budget {
         match stream.next().now_or_never() {
-            Some(Some(Ok(frame))) => frames.push(frame),
+            Some(Some(Ok(frame))) => {
+                held += frame_bytes(&frame);
+                frames.push(frame);
+            }
             Some(Some(Err(err))) => return (frames, Some(ReadEnd::Failed(err))),
             Some(None) => return (frames, Some(ReadEnd::Ended)),
             None => break,
         }
     }
     (frames, None)
+}
+
+/// The bytes a received frame holds.
+fn frame_bytes(frame: &WsMessage) -> usize {
+    match frame {
+        WsMessage::Text(text) => text.len(),
+        WsMessage::Binary(bytes) | WsMessage::Ping(bytes) | WsMessage::Pong(bytes) => bytes.len(),
+        WsMessage::Close(_) => 0,
+    }
 }
 
 /// The close code and reason for a connection that could not join.

@@ -11,7 +11,7 @@
 //!   publishes exactly this body.
 //! - [`Published`]: the message with its seq and time, and its WebSocket
 //!   frame serialized once for every recipient ([`Outgoing`], the form every
-//!   frame a connection's queue carries takes). [`Published::to_stored`] and
+//!   frame in a room's log takes). [`Published::to_stored`] and
 //!   [`Published::from_stored`] convert to and from the store's row.
 //!
 //! [`Unsequenced::sequence`] is the one place a [`Message`] is assembled,
@@ -97,9 +97,8 @@ impl Unsequenced {
 }
 
 /// A frame every connection of a room gets (a message, a join or leave, a
-/// signal), serialized once and shared by all of them: what a connection's
-/// queue carries. One pointer per queued frame, whatever its kind, keeps
-/// idle connections' queues small.
+/// signal), serialized once and shared by all of them: what a room's log
+/// (see [`crate::hub`]) carries, and what a connection reads from it.
 #[derive(Debug)]
 pub struct Outgoing {
     /// The frame's JSON text.

@@ -35,10 +35,9 @@ pub struct Metrics {
     pub messages_in: Counter,
     /// Message frames handed to connections (one per recipient).
     pub messages_out: Counter,
-    /// Connections closed with 1013 because their queue was full.
+    /// Connections closed with 1013 because they were a queue behind.
     pub slow_consumers: Counter,
-    /// Signal frames not handed to a connection whose queue was over half
-    /// full.
+    /// Signal frames not handed to a connection half a queue behind.
     pub signals_skipped: Counter,
     /// Requests this node sent to Redis (a pipeline is one): with the Redis
     /// broker, its cost per published message.

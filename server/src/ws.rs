@@ -3,11 +3,11 @@
 //! connections are in a room and the fan-out to them is `comms_core::hub`,
 //! seq and history are the broker's.
 //!
-//! One task per connection owns the socket. It waits on four things at
-//! once: the hub closing it, the room's queue (messages, presence changes,
-//! signals), the client's frames and the ping timer. Queued frames are
-//! written in batches with a single flush, and each frame is the same shared
-//! buffer every other member of the room got.
+//! One task per connection owns the socket. It waits on three things at
+//! once: the room's queue (messages, presence changes, signals, and the
+//! hub closing it), the client's frames and the ping timer. Queued frames
+//! are written in batches with a single flush, and each frame is the same
+//! shared buffer every other member of the room got.
 
 use std::future::Future;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use axum::routing::get;
 use axum::Router;
 use comms_core::broker::RoomRef;
 use comms_core::error::ServiceError;
-use comms_core::hub::{CloseReason, Membership};
+use comms_core::hub::Delivery;
 use comms_core::limits::ConnectionRateLimiter;
 use comms_core::live_endpoint::LiveEndpoint;
 use comms_core::message::Outgoing;
@@ -33,7 +33,6 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::sync::oneshot;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
 use crate::error::ApiError;
@@ -227,21 +226,15 @@ impl Connection<'_> {
         subscription: Subscription,
         stream: &mut Stream,
     ) -> Result<Option<(u16, &'static str)>, axum::Error> {
-        let Subscription {
-            mut membership,
-            presence: _counted_as_member,
-            covered_presence,
-            welcome,
-            backlog,
-            covered_seq,
-        } = subscription;
+        let Subscription { membership, presence: _counted_as_member, covered_presence, welcome, backlog, covered_seq } =
+            subscription;
         self.member_id = membership.member_id();
         // Whether a queued frame is already covered by the welcome (its
         // `last_seq` and backlog, its `members`) and must be skipped.
         let covered = |outgoing: &Outgoing| outgoing.covered(covered_seq, covered_presence);
         let mut frames = Vec::with_capacity(backlog.len() + 1);
         frames.push(text_frame(&welcome));
-        frames.extend(backlog.iter().map(|message| shared_frame(message.frame())));
+        frames.extend(backlog.iter().map(|message| shared_frame(message.frame().clone())));
         drop(backlog);
         // Boxed, like the other rare awaits below: an idle connection's
         // task then holds only its small waiting state, not the largest
@@ -257,19 +250,18 @@ impl Connection<'_> {
         loop {
             // No `biased`: select picks among ready branches at random, so
             // neither a busy room nor a fast-sending client starves the other
-            // direction. So a closed connection may be picked for another
-            // branch first: those branches check `closed` before acting, so
-            // a deleted endpoint can neither publish nor be sent more.
+            // direction. So a closed connection may be picked for reading
+            // first: that branch checks `closed` before acting, so a deleted
+            // endpoint cannot publish.
             tokio::select! {
-                reason = &mut membership.closed => return Ok(Some(close_code(reason))),
                 incoming = stream.next() => {
                     let first = match incoming {
                         Some(Ok(frame)) => frame,
                         Some(Err(err)) => return self.unreadable(&err).await,
                         None => return Ok(None),
                     };
-                    if let Some(verdict) = closed_now(&mut membership) {
-                        return Ok(Some(verdict));
+                    if let Some(reason) = membership.closed() {
+                        return Ok(Some((reason.code(), reason.text())));
                     }
                     last_heard = Instant::now();
                     let budget = self.state.config.limits.max_message_bytes;
@@ -296,25 +288,28 @@ impl Connection<'_> {
                         Box::pin(within(self.write_timeout, self.sink.send(WsMessage::Ping(Default::default())))).await?;
                     }
                 }
-                queued = membership.queue.recv() => {
-                    // The hub dropped the queue: it is closing this connection.
-                    let Some(first) = queued else { return Ok(Some(close_code((&mut membership.closed).await))) };
-                    if let Some(verdict) = closed_now(&mut membership) {
-                        return Ok(Some(verdict));
-                    }
+                delivery = membership.next() => {
+                    let first = match delivery {
+                        Delivery::Frame(first) => first,
+                        Delivery::Closed(reason) => return Ok(Some((reason.code(), reason.text()))),
+                    };
                     // Not boxed, unlike the rarer writes: this is the fan-out
-                    // path, woken for every delivery.
-                    let (sink, queue) = (&mut self.sink, &mut membership.queue);
+                    // path, woken for every delivery. A closing met on the
+                    // way ends the batch, and the next turn reads it again.
+                    let sink = &mut self.sink;
                     within(self.write_timeout, async {
                         let mut next = Some(first);
                         let mut written = 0;
                         while let Some(outgoing) = next.take() {
                             if !covered(&outgoing) {
-                                sink.feed(shared_frame(&outgoing.frame)).await?;
+                                sink.feed(shared_frame(outgoing.frame)).await?;
                             }
                             written += 1;
                             if written < WRITE_BATCH {
-                                next = queue.try_recv().ok();
+                                next = match membership.try_next() {
+                                    Some(Delivery::Frame(outgoing)) => Some(outgoing),
+                                    _ => None,
+                                };
                             }
                         }
                         sink.flush().await
@@ -543,23 +538,6 @@ async fn within(limit: Duration, write: impl Future<Output = Result<(), axum::Er
     tokio::time::timeout(limit, write).await.map_err(|_| axum::Error::new("socket write timed out"))?
 }
 
-/// The hub's verdict if it has closed the connection already.
-fn closed_now(membership: &mut Membership) -> Option<(u16, &'static str)> {
-    match membership.closed.try_recv() {
-        Ok(reason) => Some((reason.code(), reason.text())),
-        Err(oneshot::error::TryRecvError::Closed) => Some((close::GOING_AWAY, "closed")),
-        Err(oneshot::error::TryRecvError::Empty) => None,
-    }
-}
-
-/// The close code and reason for the hub's verdict (or its absence).
-fn close_code(reason: Result<CloseReason, oneshot::error::RecvError>) -> (u16, &'static str) {
-    match reason {
-        Ok(reason) => (reason.code(), reason.text()),
-        Err(_) => (close::GOING_AWAY, "closed"),
-    }
-}
-
 /// Whether a read failed because the frame was over the library's hard
 /// size limit, which is still worth a `too_large` answer.
 fn is_over_capacity(err: &axum::Error) -> bool {
@@ -573,8 +551,8 @@ fn text_frame(frame: &ServerFrame) -> WsMessage {
 }
 
 /// Wraps the shared, already-serialized bytes of a message frame.
-fn shared_frame(frame: &bytes::Bytes) -> WsMessage {
-    WsMessage::Text(Utf8Bytes::try_from(frame.clone()).expect("frames are serialized from JSON text"))
+fn shared_frame(frame: bytes::Bytes) -> WsMessage {
+    WsMessage::Text(Utf8Bytes::try_from(frame).expect("frames are serialized from JSON text"))
 }
 
 async fn close_with(sink: &mut Sink, code: u16, reason: &'static str) -> Result<(), axum::Error> {

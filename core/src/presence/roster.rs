@@ -2,8 +2,8 @@
 //! (one node: its own connections are all there are).
 //!
 //! One lock over every room's roster and the leave schedule. Changes are
-//! handed to the hub while it is held, so every connection's queue gets a
-//! room's changes in version order.
+//! handed to the hub while it is held, so every room's log gets its
+//! changes in version order.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -176,9 +176,9 @@ mod tests {
 
     /// `(type, member id, connections, version)` of each change queued so
     /// far for a connection of the room.
-    fn heard(membership: &mut crate::hub::Membership) -> Vec<(String, String, u64, u64)> {
+    fn heard(membership: &crate::hub::Membership) -> Vec<(String, String, u64, u64)> {
         let mut heard = Vec::new();
-        while let Ok(change) = membership.queue.try_recv() {
+        while let Some(crate::hub::Delivery::Frame(change)) = membership.try_next() {
             let Order::Version(version) = change.order else { panic!("only presence changes were sent") };
             let frame: serde_json::Value = serde_json::from_slice(&change.frame).unwrap();
             let member = &frame["member"];
@@ -199,12 +199,12 @@ mod tests {
     #[test]
     fn first_arrival_joins_last_departure_leaves_after_its_time_and_a_return_in_time_is_silent() {
         let hub = Hub::new(16, Arc::new(Metrics::default()));
-        let mut listener = hub.join(LiveEndpoint::for_test(ROOM, 99)).unwrap();
+        let listener = hub.join(LiveEndpoint::for_test(ROOM, 99)).unwrap();
         let roster = Roster::new(Arc::clone(&hub));
 
         arrive(&roster, 1);
         arrive(&roster, 1);
-        assert_eq!(heard(&mut listener), [entry("join", "ep_1", 1, 1)], "one join for two connections");
+        assert_eq!(heard(&listener), [entry("join", "ep_1", 1, 1)], "one join for two connections");
         depart(&roster, 1, 1_000);
         depart(&roster, 1, 1_000);
         let roll = roster.members(ROOM);
@@ -212,13 +212,13 @@ mod tests {
 
         arrive(&roster, 1);
         roster.expire(5_000);
-        assert!(heard(&mut listener).is_empty(), "back in time: neither leave nor join");
+        assert!(heard(&listener).is_empty(), "back in time: neither leave nor join");
 
         depart(&roster, 1, 6_000);
         roster.expire(5_999);
-        assert!(heard(&mut listener).is_empty(), "not before its leave time");
+        assert!(heard(&listener).is_empty(), "not before its leave time");
         roster.expire(6_000);
-        assert_eq!(heard(&mut listener), [entry("leave", "ep_1", 0, 2)]);
+        assert_eq!(heard(&listener), [entry("leave", "ep_1", 0, 2)]);
         assert!(roster.members(ROOM).members.is_empty());
     }
 

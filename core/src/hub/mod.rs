@@ -1,10 +1,11 @@
 //! This node's live connections, grouped by room, and the fan-out to them.
 //!
-//! The hub knows nothing about sockets or JSON: a member is a bounded queue
-//! of already-serialized frames ([`Outgoing`]: messages, presence changes,
-//! signals) plus a one-shot "you are closed" notice.
-//! The connection task (in the server's `ws` module) owns the receiving ends
-//! through a [`Membership`]; the hub owns the sending ends.
+//! The hub knows nothing about sockets or JSON: a room is one queue of
+//! already-serialized frames ([`Outgoing`]: messages, presence changes,
+//! signals), its [`log`], which every connection reads from its own cursor;
+//! a connection is told there, too, when the hub closes it.
+//! The connection task (in the server's `ws` module) reads through its
+//! [`Membership`].
 //!
 //! Each connection also shares its endpoint's [`LiveEndpoint`] with the
 //! endpoint's other connections on this node, listed here by endpoint, so
@@ -13,22 +14,26 @@
 //! connections when it passes.
 //!
 //! Locking: one `RwLock` over the room map (written only on join and leave)
-//! and one `Mutex` per room, held while a message is pushed to that room's
-//! queues. The endpoint list and the expiry list have a `Mutex` each, taken
-//! inside the room map's lock, never the other way round. Both are synchronous locks never held across an `.await`, and a
-//! push never blocks: a full queue closes its connection with 1013 instead
-//! of slowing the room down or silently skipping the message. Signals are
-//! the exception: they may be skipped, and never take the last half of a
-//! queue, which stays free for messages.
+//! and one `Mutex` per room over its log, held while a frame is appended or
+//! a connection reads one. The endpoint list and the expiry list have a
+//! `Mutex` each, taken inside the room map's lock, never the other way
+//! round. All are synchronous locks never held across an `.await`, and a
+//! push never blocks: a connection a queue behind is closed with 1013
+//! instead of slowing the room down or silently skipping the message.
+//! Signals are the exception: they may be skipped, and never cost a
+//! connection a message (the log's module docs give the rules).
+
+mod log;
 
 use std::collections::HashMap;
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use comms_protocol::ws::close;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use comms_protocol::ws::ServerFrame;
 
@@ -38,6 +43,9 @@ use crate::metrics::Metrics;
 use crate::presence::Signal;
 use crate::quotas::SocketCounts;
 
+pub use log::Delivery;
+use log::{Audience, Pushed, RoomLog};
+
 /// Why the hub closed a connection; maps to a WebSocket close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
@@ -45,7 +53,7 @@ pub enum CloseReason {
     EndpointDeleted,
     /// The connection's room was deleted.
     RoomDeleted,
-    /// The connection's queue filled up.
+    /// The connection fell a queue behind its room.
     SlowConsumer,
     /// The server is shutting down.
     ShuttingDown,
@@ -86,13 +94,7 @@ impl CloseReason {
     }
 }
 
-struct Member {
-    endpoint: Arc<LiveEndpoint>,
-    queue: mpsc::Sender<Arc<Outgoing>>,
-    close: oneshot::Sender<CloseReason>,
-}
-
-type Room = Arc<Mutex<HashMap<u64, Member>>>;
+type Room = Arc<Mutex<RoomLog>>;
 
 /// Endpoints and rooms deleted recently. A WebSocket checks its code before
 /// the upgrade and joins after it; a delete landing in between must still
@@ -129,6 +131,7 @@ pub struct Hub {
     rooms: RwLock<HashMap<i64, Room>>,
     tombstones: Mutex<Tombstones>,
     next_member: AtomicU64,
+    /// Frames a connection may be behind before it is too slow.
     queue_len: usize,
     metrics: Arc<Metrics>,
     /// Sockets per app, endpoint and address, for the socket quotas: held
@@ -158,21 +161,18 @@ pub enum Occupancy {
 
 /// A connection's place in a room. Dropping it leaves the room.
 ///
-/// `queue` yields every message of the room published after the join, in
-/// seq order; `closed` fires when the hub ends the connection (endpoint or
-/// room deleted, too slow, shutdown). The connection should then close the
-/// socket with the reason's code.
+/// It reads every message of the room published after the join, in seq
+/// order, with the room's presence changes, other connections' signals and
+/// its endpoint's changes; then [`Delivery::Closed`] once the hub ends the
+/// connection (endpoint or room deleted, too slow, shutdown). The
+/// connection should then close the socket with the reason's code.
 pub struct Membership {
     hub: Arc<Hub>,
+    room: Room,
     room_id: i64,
     member_id: u64,
     /// The connection's endpoint, as the app last changed it.
     pub endpoint: Arc<LiveEndpoint>,
-    /// Messages of the room, in seq order, from the join on, with the
-    /// room's presence changes and other connections' signals.
-    pub queue: mpsc::Receiver<Arc<Outgoing>>,
-    /// Fires once when the hub closes the connection.
-    pub closed: oneshot::Receiver<CloseReason>,
 }
 
 impl Membership {
@@ -181,16 +181,33 @@ impl Membership {
     pub fn member_id(&self) -> u64 {
         self.member_id
     }
+
+    /// The next frame for the connection, waiting for one if need be; or
+    /// that the hub closed it.
+    pub async fn next(&self) -> Delivery {
+        poll_fn(|cx| self.room.lock().poll_read(self.member_id, cx)).await
+    }
+
+    /// The next frame if one is there already, or that the hub closed the
+    /// connection.
+    pub fn try_next(&self) -> Option<Delivery> {
+        self.room.lock().read(self.member_id)
+    }
+
+    /// Why the hub closed the connection, if it has.
+    pub fn closed(&self) -> Option<CloseReason> {
+        self.room.lock().closed(self.member_id)
+    }
 }
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.hub.leave(self.room_id, self.member_id, &self.endpoint);
+        self.hub.leave(&self.room, self.room_id, self.member_id, &self.endpoint);
     }
 }
 
 impl Hub {
-    /// An empty hub whose members each get a queue of `queue_len` messages.
+    /// An empty hub whose connections may each be `queue_len` frames behind.
     pub fn new(queue_len: usize, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             rooms: RwLock::new(HashMap::new()),
@@ -230,8 +247,6 @@ impl Hub {
     ///
     /// Why the connection may not join: its endpoint or room was deleted.
     pub fn join(self: &Arc<Self>, endpoint: LiveEndpoint) -> Result<Membership, CloseReason> {
-        let (queue_tx, queue) = mpsc::channel(self.queue_len);
-        let (close_tx, closed) = oneshot::channel();
         let member_id = self.next_member.fetch_add(1, Ordering::Relaxed);
         let room_id = endpoint.room_id;
         // Deletes bury under the read lock, so holding the write lock here
@@ -244,11 +259,11 @@ impl Hub {
         let room = rooms.entry(room_id).or_insert_with(|| {
             self.metrics.live_rooms.inc();
             self.occupancy_changed(Occupancy::Occupied(room_id));
-            Room::default()
+            Arc::new(Mutex::new(RoomLog::new(self.queue_len)))
         });
-        room.lock().insert(member_id, Member { endpoint: Arc::clone(&endpoint), queue: queue_tx, close: close_tx });
+        room.lock().join(member_id, Arc::clone(&endpoint));
         self.metrics.connections.inc();
-        Ok(Membership { hub: Arc::clone(self), room_id, member_id, endpoint, queue, closed })
+        Ok(Membership { hub: Arc::clone(self), room: Arc::clone(room), room_id, member_id, endpoint })
     }
 
     /// The endpoint's shared state on this node: the one its other
@@ -277,19 +292,19 @@ impl Hub {
         };
     }
 
-    fn leave(&self, room_id: i64, member_id: u64, endpoint: &Arc<LiveEndpoint>) {
+    fn leave(&self, room: &Room, room_id: i64, member_id: u64, endpoint: &Arc<LiveEndpoint>) {
         let mut rooms = self.rooms.write();
-        if let Some(room) = rooms.get(&room_id) {
-            let mut members = room.lock();
-            if members.remove(&member_id).is_some() {
-                self.metrics.connections.dec();
-            }
-            if members.is_empty() {
-                drop(members);
-                rooms.remove(&room_id);
-                self.metrics.live_rooms.dec();
-                self.occupancy_changed(Occupancy::Vacated(room_id));
-            }
+        let mut log = room.lock();
+        if log.leave(member_id) {
+            self.metrics.connections.dec();
+        }
+        // The room may have been emptied by closing before, and listed
+        // again since, for new connections: only its own entry goes.
+        if log.is_empty() && rooms.get(&room_id).is_some_and(|listed| Arc::ptr_eq(listed, room)) {
+            drop(log);
+            rooms.remove(&room_id);
+            self.metrics.live_rooms.dec();
+            self.occupancy_changed(Occupancy::Vacated(room_id));
         }
         // Only the leaving Membership holds it now: the endpoint has no
         // connection left here. Joins share under the same write lock, so
@@ -318,55 +333,39 @@ impl Hub {
         self.push(room_id, change);
     }
 
-    /// Pushes `frame` onto the queue of every connection of the room;
-    /// returns how many took it.
+    /// Appends `frame` to the room's log for every connection of the room;
+    /// returns how many it is for.
     fn push(&self, room_id: i64, frame: &Arc<Outgoing>) -> u64 {
-        self.push_where(room_id, frame, |_| true)
+        self.push_for(room_id, frame, Audience::All)
     }
 
-    /// Pushes `frame` onto the queue of every connection of the room that
-    /// `to` picks; returns how many took it.
-    fn push_where(&self, room_id: i64, frame: &Arc<Outgoing>, to: impl Fn(&Member) -> bool) -> u64 {
+    /// Appends `frame` to the room's log for `to`; returns how many
+    /// connections it is for.
+    fn push_for(&self, room_id: i64, frame: &Arc<Outgoing>, to: Audience) -> u64 {
         let Some(room) = self.rooms.read().get(&room_id).cloned() else { return 0 };
-        let mut members = room.lock();
-        let mut delivered = 0u64;
-        let mut too_slow = Vec::new();
-        for (id, member) in members.iter().filter(|(_, member)| to(member)) {
-            match member.queue.try_send(Arc::clone(frame)) {
-                Ok(()) => delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*id),
-                // The connection task is gone; its Membership drop removes it.
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
-            }
-        }
-        for id in too_slow {
-            if let Some(member) = members.remove(&id) {
-                self.metrics.slow_consumers.inc();
-                self.metrics.connections.dec();
-                let _ = member.close.send(CloseReason::SlowConsumer);
-            }
-        }
-        delivered
+        let pushed = room.lock().push(frame, to);
+        self.count(&pushed)
     }
 
     /// Hands a signal to every connection of its room on this node except
-    /// the sending one. A connection whose queue is more than half full
-    /// misses it: signals are ephemeral, and the rest of the queue is kept
-    /// for messages, so a flood of signals never costs anyone a message.
+    /// the sending one. A connection half a queue behind misses it:
+    /// signals are ephemeral, and the rest of the queue is kept for
+    /// messages, so a flood of signals never costs anyone a message.
     pub fn deliver_signal(&self, signal: &Signal) {
         let Some(room) = self.rooms.read().get(&signal.room_id).cloned() else { return };
-        let members = room.lock();
-        let keep_free = self.queue_len / 2;
-        let mut skipped = 0u64;
-        for (id, member) in members.iter() {
-            if Some(*id) == signal.from_member {
-                continue;
-            }
-            if member.queue.capacity() <= keep_free || member.queue.try_send(Arc::clone(&signal.outgoing)).is_err() {
-                skipped += 1;
-            }
+        let pushed = room.lock().push_signal(&signal.outgoing, signal.from_member);
+        self.count(&pushed);
+    }
+
+    /// Counts what a push did in the metrics; returns how many connections
+    /// the frame is for.
+    fn count(&self, pushed: &Pushed) -> u64 {
+        if pushed.too_slow > 0 {
+            self.metrics.slow_consumers.inc_by(pushed.too_slow);
+            self.closed(pushed.too_slow);
         }
-        self.metrics.signals_skipped.inc_by(skipped);
+        self.metrics.signals_skipped.inc_by(pushed.skipped);
+        pushed.delivered
     }
 
     /// Applies `event` to this node's connections.
@@ -399,7 +398,7 @@ impl Hub {
         }
         self.schedule_expiry(&live);
         let frame = Arc::new(Outgoing::new(&live.frame(), Order::Ephemeral));
-        self.push_where(room_id, &frame, |member| member.endpoint.id == endpoint_id);
+        self.push_for(room_id, &frame, Audience::Endpoint(endpoint_id));
     }
 
     /// Closes the connections of every endpoint whose expiry is `now_ms` or
@@ -422,14 +421,13 @@ impl Hub {
     /// Closes every connection of an endpoint with `reason`.
     fn close_endpoint(&self, room_id: i64, endpoint_id: i64, reason: CloseReason) {
         let Some(room) = self.rooms.read().get(&room_id).cloned() else { return };
-        let mut members = room.lock();
-        let ids: Vec<u64> = members.iter().filter(|(_, m)| m.endpoint.id == endpoint_id).map(|(id, _)| *id).collect();
-        for id in ids {
-            if let Some(member) = members.remove(&id) {
-                self.metrics.connections.dec();
-                let _ = member.close.send(reason);
-            }
-        }
+        let closed = room.lock().close_where(reason, |reader| reader.endpoint.id == endpoint_id);
+        self.closed(closed);
+    }
+
+    /// Counts `count` connections the hub closed out of the open ones.
+    fn closed(&self, count: u64) {
+        self.metrics.connections.dec_by(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Closes every connection of a deleted room and keeps new ones out.
@@ -457,10 +455,8 @@ impl Hub {
     }
 
     fn close_members(&self, room: &Room, reason: CloseReason) {
-        for (_, member) in room.lock().drain() {
-            self.metrics.connections.dec();
-            let _ = member.close.send(reason);
-        }
+        let closed = room.lock().close_where(reason, |_| true);
+        self.closed(closed);
     }
 
     /// Open connections in a room on this node.
@@ -476,7 +472,7 @@ impl Hub {
     /// The endpoints with a connection in the room on this node.
     pub fn endpoints_in(&self, room_id: i64) -> Vec<i64> {
         let Some(room) = self.rooms.read().get(&room_id).cloned() else { return Vec::new() };
-        let mut endpoints: Vec<i64> = room.lock().values().map(|member| member.endpoint.id).collect();
+        let mut endpoints: Vec<i64> = room.lock().readers().map(|reader| reader.endpoint.id).collect();
         endpoints.sort_unstable();
         endpoints.dedup();
         endpoints

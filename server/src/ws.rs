@@ -3,13 +3,15 @@
 //! connections are in a room and the fan-out to them is `comms_core::hub`,
 //! seq and history are the broker's.
 //!
-//! One task per connection owns the socket. It waits on three things at
-//! once: the room's queue (messages, presence changes, signals, and the
-//! hub closing it), the client's frames and the ping timer. Queued frames
-//! are written in batches with a single flush, and each frame is the same
-//! shared buffer every other member of the room got.
+//! One task per connection owns the socket whole (not split in halves
+//! behind a lock). It waits on three things at once: the room's queue
+//! (messages, presence changes, signals, and the hub closing it), the
+//! client's frames and the ping timer, and acts on one at a time. Queued
+//! frames are written in batches with a single flush, and each frame is the
+//! same shared buffer every other member of the room got.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -21,7 +23,7 @@ use axum::routing::get;
 use axum::Router;
 use comms_core::broker::RoomRef;
 use comms_core::error::ServiceError;
-use comms_core::hub::Delivery;
+use comms_core::hub::{Delivery, Membership};
 use comms_core::limits::ConnectionRateLimiter;
 use comms_core::live_endpoint::LiveEndpoint;
 use comms_core::message::Outgoing;
@@ -29,11 +31,10 @@ use comms_core::quotas::SocketPermit;
 use comms_core::subscription::{JoinError, JoinTicket, Subscription};
 use comms_protocol::ws::{close, ClientFrame, ServerFrame};
 use comms_protocol::ErrorCode;
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::time::{interval, Instant, MissedTickBehavior};
+use tokio::time::{interval, Instant, Interval, MissedTickBehavior};
 
 use crate::error::ApiError;
 use crate::extract::{ApiPath, Client, ForeignOrigin};
@@ -44,7 +45,7 @@ const WRITE_BATCH: usize = 64;
 /// Client frames handled together, at most: those already received when
 /// the first is read (see `Connection::on_frames`). Half of
 /// [`WRITE_BATCH`]: a connection's own messages come back through its
-/// queue, and the loop picks reading and writing at random, so a turn of
+/// queue, and the loop takes turns at reading and writing, so a turn of
 /// reading must add less than a turn of writing takes away, or a client
 /// sending flat out would fill its own queue and be closed as too slow
 /// (with 64 it was, in the benchmark).
@@ -108,9 +109,6 @@ async fn connect(
         .into_response())
 }
 
-type Sink = SplitSink<WebSocket, WsMessage>;
-type Stream = SplitStream<WebSocket>;
-
 /// What to do after handling one client frame.
 enum Next {
     Continue,
@@ -130,7 +128,6 @@ async fn serve(
     admission: Result<SocketPermit, JoinError>,
     after_seq: Option<u64>,
 ) {
-    let (sink, mut stream) = socket.split();
     // Matched by reference: the permit stays where it is, in the one slot
     // `admission` already takes in this task, until the connection ends.
     let joined = match admission {
@@ -146,18 +143,18 @@ async fn serve(
     let mut connection = Connection {
         state: &state,
         room,
-        sink,
+        socket,
         write_timeout: state.config.websocket.write_timeout,
         limiter: ConnectionRateLimiter::new(limits.ws_messages_per_second, limits.ws_burst),
         signal_limiter: ConnectionRateLimiter::new(limits.ws_signals_per_second, limits.ws_signals_per_second),
         member_id: 0,
     };
     let ending = match joined {
-        Ok(subscription) => connection.pump(subscription, &mut stream).await,
+        Ok(subscription) => connection.pump(subscription).await,
         Err(refusal) => Ok(Some(refusal)),
     };
     let result = match ending {
-        Ok(Some((code, reason))) => connection.close_politely(code, reason, &mut stream).await,
+        Ok(Some((code, reason))) => connection.close_politely(code, reason).await,
         Ok(None) => Ok(()),
         Err(err) => Err(err),
     };
@@ -170,7 +167,7 @@ struct Connection<'a> {
     state: &'a AppState,
     /// The room the connection joined.
     room: RoomRef,
-    sink: Sink,
+    socket: WebSocket,
     /// Every write gives up after this: a client that stops reading must not
     /// hold its task, and the close it is owed, forever.
     write_timeout: Duration,
@@ -183,15 +180,11 @@ struct Connection<'a> {
 impl Connection<'_> {
     /// Sends the close frame and waits briefly for the client's, so the
     /// client reads the code before the TCP connection goes away.
-    async fn close_politely(
-        &mut self,
-        code: u16,
-        reason: &'static str,
-        stream: &mut Stream,
-    ) -> Result<(), axum::Error> {
+    async fn close_politely(&mut self, code: u16, reason: &'static str) -> Result<(), axum::Error> {
         self.close(code, reason).await?;
+        let socket = &mut self.socket;
         let _ = tokio::time::timeout(CLOSE_WAIT, async {
-            while let Some(Ok(frame)) = stream.next().await {
+            while let Some(Ok(frame)) = socket.next().await {
                 if matches!(frame, WsMessage::Close(_)) {
                     break;
                 }
@@ -207,12 +200,12 @@ impl Connection<'_> {
         let mut frames = frames.into_iter().peekable();
         while frames.peek().is_some() {
             let chunk: Vec<WsMessage> = frames.by_ref().take(WRITE_BATCH).collect();
-            let sink = &mut self.sink;
+            let socket = &mut self.socket;
             within(self.write_timeout, async move {
                 for frame in chunk {
-                    sink.feed(frame).await?;
+                    socket.feed(frame).await?;
                 }
-                sink.flush().await
+                socket.flush().await
             })
             .await?;
         }
@@ -221,11 +214,7 @@ impl Connection<'_> {
 
     /// Runs the protocol until the connection should end: `Some` with the
     /// close code to send, `None` when the client is already gone.
-    async fn pump(
-        &mut self,
-        subscription: Subscription,
-        stream: &mut Stream,
-    ) -> Result<Option<(u16, &'static str)>, axum::Error> {
+    async fn pump(&mut self, subscription: Subscription) -> Result<Option<(u16, &'static str)>, axum::Error> {
         let Subscription { membership, presence: _counted_as_member, covered_presence, welcome, backlog, covered_seq } =
             subscription;
         self.member_id = membership.member_id();
@@ -247,25 +236,25 @@ impl Connection<'_> {
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
 
+        let mut read_first = true;
         loop {
-            // No `biased`: select picks among ready branches at random, so
-            // neither a busy room nor a fast-sending client starves the other
-            // direction. So a closed connection may be picked for reading
-            // first: that branch checks `closed` before acting, so a deleted
-            // endpoint cannot publish.
-            tokio::select! {
-                incoming = stream.next() => {
+            read_first = !read_first;
+            match next_event(&mut self.socket, &membership, &mut ping, read_first).await {
+                Event::Received(incoming) => {
                     let first = match incoming {
                         Some(Ok(frame)) => frame,
                         Some(Err(err)) => return self.unreadable(&err).await,
                         None => return Ok(None),
                     };
+                    // Turns alternate, so the hub may have closed the
+                    // connection with a read ready: a deleted endpoint must
+                    // not publish.
                     if let Some(reason) = membership.closed() {
                         return Ok(Some((reason.code(), reason.text())));
                     }
                     last_heard = Instant::now();
                     let budget = self.state.config.limits.max_message_bytes;
-                    let (frames, after) = received_with(first, stream, budget);
+                    let (frames, after) = received_with(first, &mut self.socket, budget);
                     match Box::pin(self.on_frames(frames, &membership.endpoint)).await? {
                         Next::Continue => {}
                         Next::Close(code, text) => return Ok(Some((code, text))),
@@ -277,7 +266,7 @@ impl Connection<'_> {
                         None => {}
                     }
                 }
-                _ = ping.tick() => {
+                Event::Tick => {
                     let silent = last_heard.elapsed();
                     if silent >= idle_timeout {
                         return Ok(Some((close::PING_TIMEOUT, "no answer to pings")));
@@ -285,10 +274,11 @@ impl Connection<'_> {
                     // Half an interval, so a tick landing just short of a
                     // full interval of silence still pings.
                     if silent >= ping_every / 2 {
-                        Box::pin(within(self.write_timeout, self.sink.send(WsMessage::Ping(Default::default())))).await?;
+                        let ping = self.socket.send(WsMessage::Ping(Default::default()));
+                        Box::pin(within(self.write_timeout, ping)).await?;
                     }
                 }
-                delivery = membership.next() => {
+                Event::Delivered(delivery) => {
                     let first = match delivery {
                         Delivery::Frame(first) => first,
                         Delivery::Closed(reason) => return Ok(Some((reason.code(), reason.text()))),
@@ -296,13 +286,13 @@ impl Connection<'_> {
                     // Not boxed, unlike the rarer writes: this is the fan-out
                     // path, woken for every delivery. A closing met on the
                     // way ends the batch, and the next turn reads it again.
-                    let sink = &mut self.sink;
+                    let socket = &mut self.socket;
                     within(self.write_timeout, async {
                         let mut next = Some(first);
                         let mut written = 0;
                         while let Some(outgoing) = next.take() {
                             if !covered(&outgoing) {
-                                sink.feed(shared_frame(outgoing.frame)).await?;
+                                socket.feed(shared_frame(outgoing.frame)).await?;
                             }
                             written += 1;
                             if written < WRITE_BATCH {
@@ -312,7 +302,7 @@ impl Connection<'_> {
                                 };
                             }
                         }
-                        sink.flush().await
+                        socket.flush().await
                     })
                     .await?;
                 }
@@ -367,12 +357,12 @@ impl Connection<'_> {
                 Ok(Next::Continue)
             }
             // The library queues the pong; flushing sends it now.
-            WsMessage::Ping(_) => within(self.write_timeout, self.sink.flush()).await.map(|()| Next::Continue),
+            WsMessage::Ping(_) => within(self.write_timeout, self.socket.flush()).await.map(|()| Next::Continue),
             WsMessage::Pong(_) => Ok(Next::Continue),
             // The library answers the client's close; flushing sends it.
             WsMessage::Close(_) => {
                 self.publish(batch, endpoint).await?;
-                let _ = within(self.write_timeout, self.sink.close()).await;
+                let _ = within(self.write_timeout, self.socket.close()).await;
                 Ok(Next::Gone)
             }
         }
@@ -468,12 +458,46 @@ impl Connection<'_> {
 
     async fn send_error(&mut self, code: ErrorCode, message: &str) -> Result<(), axum::Error> {
         let frame = ServerFrame::Error { code, message: message.to_owned() };
-        within(self.write_timeout, self.sink.send(text_frame(&frame))).await
+        within(self.write_timeout, self.socket.send(text_frame(&frame))).await
     }
 
     async fn close(&mut self, code: u16, reason: &'static str) -> Result<(), axum::Error> {
-        within(self.write_timeout, close_with(&mut self.sink, code, reason)).await
+        within(self.write_timeout, close_with(&mut self.socket, code, reason)).await
     }
+}
+
+/// What the connection acts on next.
+enum Event {
+    /// A frame from the client, or the end of its stream.
+    Received(Option<Result<WsMessage, axum::Error>>),
+    /// A frame from the room, or the hub closing the connection.
+    Delivered(Delivery),
+    /// The ping timer.
+    Tick,
+}
+
+/// Waits for the next event: the ping timer first (it is rarely due), then
+/// the client's frames and the room's in the order `read_first` says, which
+/// the caller alternates so that neither a busy room nor a fast-sending
+/// client starves the other direction. Borrows the socket only while
+/// waiting, so acting on the event has it whole.
+async fn next_event(socket: &mut WebSocket, membership: &Membership, ping: &mut Interval, read_first: bool) -> Event {
+    poll_fn(|cx| {
+        if ping.poll_tick(cx).is_ready() {
+            return Poll::Ready(Event::Tick);
+        }
+        for read in [read_first, !read_first] {
+            if read {
+                if let Poll::Ready(incoming) = socket.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::Received(incoming));
+                }
+            } else if let Poll::Ready(delivery) = membership.poll_next(cx) {
+                return Poll::Ready(Event::Delivered(delivery));
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// How reading the client's frames stopped.
@@ -490,11 +514,11 @@ enum ReadEnd {
 /// frames makes the connection hold little more than one at a time, as
 /// before; and at the end of the stream or a failed read, returned with
 /// them, to be handled after them.
-fn received_with(first: WsMessage, stream: &mut Stream, budget: usize) -> (Vec<WsMessage>, Option<ReadEnd>) {
+fn received_with(first: WsMessage, socket: &mut WebSocket, budget: usize) -> (Vec<WsMessage>, Option<ReadEnd>) {
     let mut held = frame_bytes(&first);
     let mut frames = vec![first];
     while frames.len() < READ_BATCH && held < budget {
-        match stream.next().now_or_never() {
+        match socket.next().now_or_never() {
             Some(Some(Ok(frame))) => {
                 held += frame_bytes(&frame);
                 frames.push(frame);
@@ -555,8 +579,8 @@ fn shared_frame(frame: bytes::Bytes) -> WsMessage {
     WsMessage::Text(Utf8Bytes::try_from(frame).expect("frames are serialized from JSON text"))
 }
 
-async fn close_with(sink: &mut Sink, code: u16, reason: &'static str) -> Result<(), axum::Error> {
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) -> Result<(), axum::Error> {
     let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-    sink.send(WsMessage::Close(Some(frame))).await?;
-    sink.close().await
+    socket.send(WsMessage::Close(Some(frame))).await?;
+    socket.close().await
 }

@@ -26,9 +26,9 @@
 mod log;
 
 use std::collections::HashMap;
-use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use comms_protocol::ws::close;
@@ -182,10 +182,10 @@ impl Membership {
         self.member_id
     }
 
-    /// The next frame for the connection, waiting for one if need be; or
-    /// that the hub closed it.
-    pub async fn next(&self) -> Delivery {
-        poll_fn(|cx| self.room.lock().poll_read(self.member_id, cx)).await
+    /// The next frame for the connection, or that the hub closed it; with
+    /// neither, the task is woken when one comes.
+    pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Delivery> {
+        self.room.lock().poll_read(self.member_id, cx)
     }
 
     /// The next frame if one is there already, or that the hub closed the

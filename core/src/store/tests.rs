@@ -668,8 +668,17 @@ async fn history_keeps_the_newest_and_last_seq(fixture: &Fixture) {
     let store = &*fixture.store;
     let app = app(store, "a").await;
     let room = room(store, app.id, "r").await;
-    store.append_messages(&messages(room.id, 1..=10), 4).await.unwrap();
+    let young = self::room(store, app.id, "young").await;
+    let older = self::room(store, app.id, "older").await;
+    store.append_messages(&messages(older.id, 1..=3), 4).await.unwrap();
+    // One batch over three rooms: each is trimmed to its own newest.
+    let mut batch = messages(room.id, 1..=10);
+    batch.extend(messages(young.id, 1..=2));
+    batch.extend(messages(older.id, 4..=6));
+    store.append_messages(&batch, 4).await.unwrap();
     assert_eq!(stored_seqs(store, room.id).await, (10, vec![7, 8, 9, 10]));
+    assert_eq!(stored_seqs(store, young.id).await, (2, vec![1, 2]));
+    assert_eq!(stored_seqs(store, older.id).await, (6, vec![3, 4, 5, 6]));
 
     store.prune_history(i64::MAX).await.unwrap();
     assert_eq!(stored_seqs(store, room.id).await, (10, vec![]), "seq survives pruning");

@@ -311,7 +311,7 @@ mod tests {
     async fn accounts(config: &PortalConfig) -> (tempfile::TempDir, Arc<dyn Store>, Accounts) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        let store: Arc<dyn Store> = Arc::new(crate::store::sqlite::SqliteStore::open(&url, 2).await.unwrap());
+        let store: Arc<dyn Store> = Arc::new(crate::store::sqlite::SqliteStore::open(&url, 2, 0).await.unwrap());
         let mailer = Mailer::spawn(&EmailConfig::default()).unwrap();
         let mail = AccountMail::new(Arc::clone(&store), mailer, "http://127.0.0.1:3000".into());
         let accounts = Accounts::new(Arc::clone(&store), config, mail).await.unwrap();

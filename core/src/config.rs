@@ -294,6 +294,11 @@ pub struct DatabaseConfig {
     /// Size of the connection pool (SQLite's readers, or PostgreSQL's
     /// connections).
     pub max_connections: u32,
+    /// Niceness (0–19) of SQLite's writer thread: higher lets message
+    /// deliveries preempt its commits sooner, at the cost of requests that
+    /// wait for a commit (room creations) on a saturated core. See
+    /// `docs/performance.md`.
+    pub sqlite_writer_nice: u8,
 }
 
 /// How messages travel: in-process (one node) or through Redis (several
@@ -678,7 +683,7 @@ impl Default for ServerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: String::new(), max_connections: 8 }
+        Self { url: String::new(), max_connections: 8, sqlite_writer_nice: 10 }
     }
 }
 
@@ -834,6 +839,7 @@ impl Config {
         rule(!self.server.header_read_timeout.is_zero(), "server.header_read_timeout_secs must be at least 1")?;
         rule(!self.server.keep_alive_idle.is_zero(), "server.keep_alive_idle_secs must be at least 1")?;
         rule(self.server.max_connections >= 1, "server.max_connections must be at least 1")?;
+        rule(self.database.sqlite_writer_nice <= 19, "database.sqlite_writer_nice must be 0 to 19")?;
         rule(self.history.max_messages >= 1, "history.max_messages must be at least 1")?;
         rule(self.history.write_batch >= 1, "history.write_batch must be at least 1")?;
         rule(!self.websocket.ping_interval.is_zero(), "websocket.ping_interval_secs must be at least 1")?;

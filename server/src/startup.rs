@@ -85,7 +85,7 @@ async fn open_database(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Porta
     let max_connections = config.database.max_connections;
     match config.database_kind() {
         Some(DatabaseKind::Sqlite) => {
-            let store = SqliteStore::open(&url, max_connections)
+            let store = SqliteStore::open(&url, max_connections, config.database.sqlite_writer_nice)
                 .await
                 .with_context(|| format!("opening the database at {shown}"))?;
             let sessions = PortalSessionStore::Sqlite(SqliteSessions::new(store.write_pool()));

@@ -380,7 +380,7 @@ mod tests {
     async fn store_with_room() -> (tempfile::TempDir, Arc<dyn Store>, RoomRef) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url, 2).await.unwrap());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url, 2, 0).await.unwrap());
         let new = NewApp {
             name: AppName::parse("a").unwrap(),
             status: AppStatus::Approved,

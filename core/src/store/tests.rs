@@ -30,7 +30,7 @@ impl Fixture {
     async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("nested/comms.db").display());
-        let store = Arc::new(SqliteStore::open(&url, 2).await.unwrap());
+        let store = Arc::new(SqliteStore::open(&url, 2, 0).await.unwrap());
         Self { store, url, postgres: false, _dir: Some(dir), _database: None }
     }
 
@@ -46,7 +46,7 @@ impl Fixture {
         if self.postgres {
             Arc::new(PostgresStore::open(&self.url, 4).await.unwrap())
         } else {
-            Arc::new(SqliteStore::open(&self.url, 2).await.unwrap())
+            Arc::new(SqliteStore::open(&self.url, 2, 0).await.unwrap())
         }
     }
 }

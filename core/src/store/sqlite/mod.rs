@@ -3,8 +3,8 @@
 //! at open.
 //!
 //! Only what is SQLite's own lives here: opening the file with its pools,
-//! grouped room creations (`room_batch`) and appending messages on the
-//! single writer; every other statement is shared with PostgreSQL in
+//! grouped room creations (`room_batch`), appending messages on the single
+//! writer, and that writer's low CPU priority (`writer_priority`); every other statement is shared with PostgreSQL in
 //! `store::sql`.
 
 use std::collections::BTreeMap;
@@ -19,8 +19,10 @@ use super::sql::{insert_message_events, Backend, Parameters};
 use super::{NewRoom, RoomRecord, StoreError, StoredMessage};
 
 mod room_batch;
+mod writer_priority;
 
 use room_batch::RoomBatcher;
+use writer_priority::{lower_writer_priority, READER_THREAD, WRITER_THREAD};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -31,6 +33,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 /// others would wait on the file lock (sleeping and retrying in the busy
 /// handler); funnelled through one connection they wait in an async queue
 /// instead and commit back to back. Readers never wait for it (WAL mode).
+/// The writer's thread may run at a lower priority (`writer_priority`).
 #[derive(Clone)]
 pub struct SqliteStore {
     reader: SqlitePool,
@@ -41,12 +44,14 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` and applies pending
     /// migrations. The folder of a `sqlite://` file path is created too.
+    /// `max_connections` readers; the writer's thread runs at `writer_nice`
+    /// (`writer_priority`).
     ///
     /// # Errors
     ///
     /// The folder cannot be created, the file cannot be opened, or a
     /// migration fails.
-    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, max_connections: u32, writer_nice: u8) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -62,12 +67,25 @@ impl SqliteStore {
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone().pragma("wal_autocheckpoint", CHECKPOINT_PAGES))
+            .after_connect(move |_, _| {
+                Box::pin(async move {
+                    if let Err(err) = lower_writer_priority(writer_nice) {
+                        tracing::warn!(error = %err, "could not lower the SQLite writer's priority");
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", CHECKPOINT_PAGES)
+                    .thread_name(|_| WRITER_THREAD.to_owned()),
+            )
             .await?;
         MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
-            .connect_with(options.pragma("query_only", "ON"))
+            .connect_with(options.pragma("query_only", "ON").thread_name(|_| READER_THREAD.to_owned()))
             .await?;
         Ok(Self { reader, rooms: RoomBatcher::spawn(writer.clone()), writer })
     }
@@ -208,7 +226,8 @@ mod tests {
 
     async fn open_with_app() -> (tempfile::TempDir, SqliteStore, i64) {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("comms.db").display()), 2).await.unwrap();
+        let store =
+            SqliteStore::open(&format!("sqlite://{}", dir.path().join("comms.db").display()), 2, 0).await.unwrap();
         let new = NewApp {
             name: AppName::parse("a").unwrap(),
             status: AppStatus::Approved,

@@ -282,11 +282,38 @@ where
 /// so a batch of messages goes in a few.
 const ROWS_PER_INSERT: usize = 500;
 
+/// A webhook that receives a batch's `message.created` events: (room id,
+/// room name, webhook id, app id), as [`message_webhooks_sql`] finds them.
+pub type MessageWebhook = (i64, String, i64, i64);
+
+/// The query finding the [`MessageWebhook`]s of a batch's rooms, given how
+/// its two parameters are spelled: the events pattern
+/// ([`message_webhooks_pattern`]) and the subquery listing the room ids.
+pub fn message_webhooks_sql(pattern: &str, room_ids: &str) -> String {
+    format!(
+        "SELECT r.id, r.name, w.id, w.app_id FROM webhooks w JOIN rooms r ON r.app_id = w.app_id \
+         WHERE w.events LIKE {pattern} AND r.id IN ({room_ids})"
+    )
+}
+
+/// The events pattern [`message_webhooks_sql`] is bound to.
+pub fn message_webhooks_pattern() -> String {
+    EventTypes::pattern(EventType::MessageCreated)
+}
+
+/// The ids of the rooms of `batch`, as the JSON array
+/// [`message_webhooks_sql`]'s room list reads.
+pub fn batch_room_ids(batch: &[StoredMessage]) -> String {
+    let mut room_ids: Vec<i64> = batch.iter().map(|message| message.room_id).collect();
+    room_ids.sort_unstable();
+    room_ids.dedup();
+    json_array(&room_ids)
+}
+
 /// Writes the `message.created` events of `batch` (being appended in the
 /// caller's transaction) for the webhooks that receive them: one query per
 /// batch finds the batch's rooms' webhooks (and is all there is while none
-/// receives messages), then one insert per [`ROWS_PER_INSERT`] deliveries,
-/// its parameters spelled as the backend reads them fastest.
+/// receives messages), then [`insert_message_events_for`].
 pub async fn insert_message_events<B: Backend>(
     conn: &mut <B::Db as Database>::Connection,
     batch: &[StoredMessage],
@@ -297,22 +324,30 @@ where
     for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> String: Encode<'q, B::Db> + Type<B::Db>,
-    for<'r> (i64, String, i64, i64): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> MessageWebhook: FromRow<'r, <B::Db as Database>::Row>,
 {
-    let mut room_ids: Vec<i64> = batch.iter().map(|message| message.room_id).collect();
-    room_ids.sort_unstable();
-    room_ids.dedup();
-    let sql = format!(
-        "SELECT r.id, r.name, w.id, w.app_id FROM webhooks w JOIN rooms r ON r.app_id = w.app_id \
-         WHERE w.events LIKE $1 AND r.id IN ({})",
-        B::ids_in_json(2)
-    );
-    // (room id, room name, webhook id, app id)
-    let mut webhooks: Vec<(i64, String, i64, i64)> = sqlx::query_as(&sql)
-        .bind(EventTypes::pattern(EventType::MessageCreated))
-        .bind(json_array(&room_ids))
-        .fetch_all(&mut *conn)
-        .await?;
+    let sql = message_webhooks_sql("$1", &B::ids_in_json(2));
+    let webhooks: Vec<MessageWebhook> =
+        sqlx::query_as(&sql).bind(message_webhooks_pattern()).bind(batch_room_ids(batch)).fetch_all(&mut *conn).await?;
+    insert_message_events_for::<B>(conn, batch, webhooks).await
+}
+
+/// Writes the `message.created` events of `batch` for `webhooks`, found by
+/// [`message_webhooks_sql`] in the caller's transaction: one insert per
+/// [`ROWS_PER_INSERT`] deliveries, its parameters spelled as the backend
+/// reads them fastest. Nothing to write (no webhook receives messages) costs
+/// no statement.
+pub async fn insert_message_events_for<B: Backend>(
+    conn: &mut <B::Db as Database>::Connection,
+    batch: &[StoredMessage],
+    mut webhooks: Vec<MessageWebhook>,
+) -> Result<(), StoreError>
+where
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+{
     webhooks.sort_unstable_by_key(|(room_id, ..)| *room_id);
     let parameters = B::MANY_PARAMETERS;
     for of_room in webhooks.chunk_by(|one, other| one.0 == other.0) {

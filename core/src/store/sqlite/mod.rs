@@ -9,13 +9,16 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
-use super::sql::{insert_message_events, Backend, Parameters};
+use super::sql::{
+    insert_message_events_for, message_webhooks_pattern, message_webhooks_sql, Backend, MessageWebhook, Parameters,
+};
 use super::{NewRoom, RoomRecord, StoreError, StoredMessage};
 
 mod room_batch;
@@ -142,9 +145,13 @@ impl Backend for SqliteStore {
             let seq = newest.entry(message.room_id).or_default();
             *seq = (*seq).max(message.seq);
         }
+        // Each query is a trip to the writer thread, two context switches
+        // on the core that delivers; at one message a batch the trips were
+        // most of the writer's time. So a batch is a few queries: the
+        // inserts, then everything else in one query of several statements
+        // whose text never changes (the rooms come as one JSON parameter),
+        // so it is prepared once.
         let mut tx = self.writer.begin().await?;
-        // A few statements per batch, not one per message: each statement
-        // is a trip to the writer thread, two context switches on one core.
         for chunk in batch.chunks(MESSAGES_PER_INSERT) {
             let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             // A seq is never handed out twice, so a conflict can only be a
@@ -172,48 +179,45 @@ impl Backend for SqliteStore {
             }
             insert.execute(&mut *tx).await?;
         }
-        // One statement for every room of the batch, not one per room: a
-        // batch of messages spread over many rooms would otherwise cost a
-        // trip to the writer thread per room, on the core that delivers.
-        // Trimmed from the stored last_seq, which a later batch (from
-        // another process on the same file) may have moved past this one.
-        let rooms = vec!["(?, ?)"; newest.len()].join(", ");
-        let sql = format!(
-            "UPDATE rooms SET last_seq = MAX(last_seq, v.column2) FROM (VALUES {rooms}) AS v \
-             WHERE rooms.id = v.column1 RETURNING rooms.id, rooms.last_seq"
-        );
-        let mut update = sqlx::query_as::<_, (i64, i64)>(&sql);
-        for (room_id, last_seq) in &newest {
-            update = update.bind(room_id).bind(*last_seq as i64);
-        }
-        // Until a room has more messages than it keeps there is nothing to
-        // drop, and most batches touch many young rooms.
-        let keep = keep_per_room as i64;
-        let over: Vec<(i64, i64)> = update
+        let newest: Vec<String> = newest.iter().map(|(room_id, seq)| format!("[{room_id},{seq}]")).collect();
+        let newest = format!("[{}]", newest.join(","));
+        let keep = i64::try_from(keep_per_room).unwrap_or(i64::MAX);
+        let webhooks = sqlx::query_as::<_, MessageWebhook>(&BATCH_ROOMS_SQL)
+            .bind(&newest)
+            .bind(keep)
+            .bind(&newest)
+            .bind(message_webhooks_pattern())
+            .bind(&newest)
             .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .filter(|(_, last_seq)| *last_seq > keep)
-            .map(|(room_id, last_seq)| (room_id, last_seq - keep))
-            .collect();
-        if !over.is_empty() {
-            let rooms = vec!["(?, ?)"; over.len()].join(", ");
-            let sql = format!(
-                "DELETE FROM messages WHERE (room_id, seq) IN \
-                   (SELECT m.room_id, m.seq FROM (VALUES {rooms}) AS v \
-                    JOIN messages AS m ON m.room_id = v.column1 AND m.seq <= v.column2)"
-            );
-            let mut delete = sqlx::query(&sql);
-            for (room_id, through) in over {
-                delete = delete.bind(room_id).bind(through);
-            }
-            delete.execute(&mut *tx).await?;
-        }
-        insert_message_events::<Self>(&mut *tx, batch).await?;
+            .await?;
+        insert_message_events_for::<Self>(&mut *tx, batch, webhooks).await?;
         tx.commit().await?;
         Ok(())
     }
 }
+
+/// What a batch of messages does to its rooms, after the inserts, in one
+/// query: each room's `last_seq` moves up, then the room is trimmed from
+/// the stored `last_seq` (which a later batch, from another process on the
+/// same file, may have moved past this one), reading only the rows it
+/// deletes (the key's range below the cut); then the rooms' webhooks that
+/// receive messages are returned ([`message_webhooks_sql`]). Parameters, in
+/// order: the rooms as a JSON array of `[room id, newest seq]`, the number
+/// kept per room, the rooms again, the events pattern, the rooms again.
+static BATCH_ROOMS_SQL: LazyLock<String> = LazyLock::new(|| {
+    const ROOM_IDS: &str = "SELECT json_extract(value, '$[0]') FROM json_each(?)";
+    format!(
+        "UPDATE rooms SET last_seq = MAX(last_seq, v.newest) \
+         FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS newest FROM json_each(?)) AS v \
+         WHERE rooms.id = v.id; \
+         DELETE FROM messages WHERE (room_id, seq) IN \
+           (SELECT m.room_id, m.seq FROM rooms AS r \
+            JOIN messages AS m ON m.room_id = r.id AND m.seq <= r.last_seq - ? \
+            WHERE r.id IN ({ROOM_IDS})); \
+         {}",
+        message_webhooks_sql("?", ROOM_IDS)
+    )
+});
 
 #[cfg(test)]
 mod tests {

@@ -4,8 +4,8 @@
 //!
 //! Only what is SQLite's own lives here: opening the file with its pools,
 //! grouped room creations (`room_batch`), appending messages on the single
-//! writer, and that writer's low CPU priority (`writer_priority`); every other statement is shared with PostgreSQL in
-//! `store::sql`.
+//! writer, and that writer's lower CPU priority (`writer_priority`); every
+//! other statement is shared with PostgreSQL in `store::sql`.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

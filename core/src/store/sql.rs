@@ -303,7 +303,7 @@ pub fn message_webhooks_pattern() -> String {
 
 /// The ids of the rooms of `batch`, as the JSON array
 /// [`message_webhooks_sql`]'s room list reads.
-pub fn batch_room_ids(batch: &[StoredMessage]) -> String {
+fn batch_room_ids(batch: &[StoredMessage]) -> String {
     let mut room_ids: Vec<i64> = batch.iter().map(|message| message.room_id).collect();
     room_ids.sort_unstable();
     room_ids.dedup();

@@ -34,6 +34,7 @@ const PAGES: &[(&str, &str, Source)] = &[
     ("protocol", "Protocol reference", Source::Doc("protocol.md")),
     ("capabilities", "Capabilities", Source::Doc("capabilities.md")),
     ("webhooks", "Webhooks", Source::Doc("webhooks.md")),
+    ("usage", "Usage and limits", Source::Doc("usage.md")),
     ("rest", "REST API reference", Source::OpenApi),
     ("sdks", "SDKs", Source::Readme(&["SDKs"])),
     ("sdk-js", "JavaScript SDK", Source::Repo("sdk-js/README.md")),

@@ -21,7 +21,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::ServiceError;
 use crate::secrets::ApiKeyHash;
-use crate::store::{AppStatus, KeyOwner, Store};
+use crate::store::{KeyOwner, Store};
 
 /// Entries kept at most; past it the cache starts over (keys are few).
 const MAX_ENTRIES: usize = 10_000;
@@ -42,43 +42,37 @@ impl KeyAuthenticator {
         Self { store, ttl, cache: RwLock::new(HashMap::new()), unknown: Mutex::new(HashMap::new()) }
     }
 
-    /// The approved app owning `presented`, and which of its keys it is.
+    /// The app owning `presented` (whatever its status: only an
+    /// `approved` app's keys work, which the caller checks), and which of
+    /// its keys it is; `None` for an unknown or revoked key.
     ///
     /// # Errors
     ///
-    /// [`ServiceError::Forbidden`] for an unknown or revoked key or an app
-    /// that is not approved; [`ServiceError::Unavailable`] or
-    /// [`ServiceError::Internal`] when the store fails.
-    pub async fn authenticate(&self, presented: &str) -> Result<KeyOwner, ServiceError> {
+    /// [`ServiceError::Unavailable`] or [`ServiceError::Internal`] when the
+    /// store fails.
+    pub async fn owner(&self, presented: &str) -> Result<Option<KeyOwner>, ServiceError> {
         let hash = ApiKeyHash::of(presented);
         let cached = self.cache.read().get(&hash).filter(|(_, at)| at.elapsed() < self.ttl).map(|(app, _)| app.clone());
-        let app = match cached {
-            Some(app) => app,
-            None => {
-                if self.unknown.lock().get(&hash).is_some_and(|at| at.elapsed() < self.ttl) {
-                    return Err(ServiceError::Forbidden);
-                }
-                let Some(app) = self.store.app_by_key(hash).await? else {
-                    let mut unknown = self.unknown.lock();
-                    if unknown.len() >= MAX_ENTRIES {
-                        unknown.clear();
-                    }
-                    unknown.insert(hash, Instant::now());
-                    return Err(ServiceError::Forbidden);
-                };
-                let mut cache = self.cache.write();
-                if cache.len() >= MAX_ENTRIES {
-                    cache.clear();
-                }
-                cache.insert(hash, (app.clone(), Instant::now()));
-                app
-            }
-        };
-        if app.app.status == AppStatus::Approved {
-            Ok(app)
-        } else {
-            Err(ServiceError::Forbidden)
+        if cached.is_some() {
+            return Ok(cached);
         }
+        if self.unknown.lock().get(&hash).is_some_and(|at| at.elapsed() < self.ttl) {
+            return Ok(None);
+        }
+        let Some(app) = self.store.app_by_key(hash).await? else {
+            let mut unknown = self.unknown.lock();
+            if unknown.len() >= MAX_ENTRIES {
+                unknown.clear();
+            }
+            unknown.insert(hash, Instant::now());
+            return Ok(None);
+        };
+        let mut cache = self.cache.write();
+        if cache.len() >= MAX_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(hash, (app.clone(), Instant::now()));
+        Ok(Some(app))
     }
 
     /// Forgets every cached key of an app after its keys or status changed

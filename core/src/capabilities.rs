@@ -166,9 +166,9 @@ impl Service {
         parent: &EndpointAccess,
         spec: EndpointSpec,
     ) -> Result<EndpointRecord, ServiceError> {
-        let EndpointAccess { endpoint, app_quotas, .. } = parent;
+        let EndpointAccess { endpoint, app_quotas, app_id, .. } = parent;
         let spec = within_parent(endpoint, spec)?;
-        let room = RoomRef { id: endpoint.room_id, name: endpoint.room_name.clone() };
+        let room = RoomRef { id: endpoint.room_id, app_id: *app_id, name: endpoint.room_name.clone() };
         let at_most = app_quotas.limit(Quota::EndpointsPerRoom, &self.quotas);
         self.insert_endpoint(&room, spec, endpoint.key_id, Some(endpoint), at_most).await
     }

@@ -139,6 +139,60 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// How webhooks are delivered.
     pub webhooks: WebhooksConfig,
+    /// How usage is counted and kept.
+    pub usage: UsageConfig,
+}
+
+/// Usage accounting (see [`crate::usage`]).
+#[serde_as]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsageConfig {
+    /// How often a node writes what it counted to the database; other
+    /// nodes' answers include it from then on (this node's, at once). A
+    /// write also happens at every minute's turn.
+    #[serde(rename = "flush_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub flush: Duration,
+    /// How long per-minute rows are kept.
+    #[serde(rename = "keep_minutes_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub keep_minutes: Duration,
+    /// How long per-hour rows are kept.
+    #[serde(rename = "keep_hours_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub keep_hours: Duration,
+    /// How long per-day rows are kept.
+    #[serde(rename = "keep_days_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub keep_days: Duration,
+    /// Most periods one `GET /api/v1/usage` may cover.
+    pub max_periods: u32,
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 3600;
+        Self {
+            flush: Duration::from_secs(10),
+            keep_minutes: Duration::from_secs(2 * DAY),
+            keep_hours: Duration::from_secs(35 * DAY),
+            keep_days: Duration::from_secs(400 * DAY),
+            max_periods: 7 * 24 * 60,
+        }
+    }
+}
+
+impl UsageConfig {
+    /// How long rows of `granularity` are kept.
+    pub fn keep(&self, granularity: comms_protocol::usage::Granularity) -> Duration {
+        use comms_protocol::usage::Granularity;
+        match granularity {
+            Granularity::Minute => self.keep_minutes,
+            Granularity::Hour => self.keep_hours,
+            Granularity::Day => self.keep_days,
+        }
+    }
 }
 
 /// Webhook delivery (see [`crate::webhooks`]).
@@ -598,6 +652,7 @@ impl Default for Config {
             email: EmailConfig::default(),
             metrics: MetricsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            usage: UsageConfig::default(),
         }
     }
 }
@@ -841,6 +896,18 @@ impl Config {
         rule(self.server.max_connections >= 1, "server.max_connections must be at least 1")?;
         rule(self.database.sqlite_writer_nice <= 19, "database.sqlite_writer_nice must be 0 to 19")?;
         rule(self.history.max_messages >= 1, "history.max_messages must be at least 1")?;
+        rule(
+            (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&self.usage.flush),
+            "usage.flush_ms must be from 100 to 60000",
+        )?;
+        rule(self.usage.max_periods >= 1, "usage.max_periods must be at least 1")?;
+        rule(
+            self.usage.keep_minutes >= Duration::from_secs(3600)
+                && self.usage.keep_hours >= Duration::from_secs(24 * 3600)
+                && self.usage.keep_days >= Duration::from_secs(24 * 3600),
+            "usage.keep_minutes_secs must be at least 3600, usage.keep_hours_secs and usage.keep_days_secs \
+             at least 86400",
+        )?;
         rule(self.history.write_batch >= 1, "history.write_batch must be at least 1")?;
         rule(!self.websocket.ping_interval.is_zero(), "websocket.ping_interval_secs must be at least 1")?;
         rule(!self.websocket.write_timeout.is_zero(), "websocket.write_timeout_secs must be at least 1")?;
@@ -922,6 +989,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "email",
     "metrics",
     "webhooks",
+    "usage",
 ];
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::names::InvalidName;
 use crate::origins::InvalidOrigin;
 use crate::quotas::QuotaExceeded;
 use crate::store::StoreError;
+use crate::usage::Refusal;
 
 /// Why a service call failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +20,10 @@ pub enum ServiceError {
     /// Bad input; the text says what was wrong.
     #[error("{0}")]
     Invalid(String),
+    /// JSON nested deeper than `limits.max_json_depth`: `invalid` to the
+    /// client, told apart for usage.
+    #[error("{0}")]
+    TooDeep(String),
     /// Missing, unknown or revoked key, or an app that is not approved.
     #[error("a valid API key of an approved app is required")]
     Forbidden,
@@ -65,7 +70,7 @@ impl ServiceError {
     /// The error code for this error (`docs/protocol.md#error-codes`).
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Invalid(_) => ErrorCode::Invalid,
+            Self::Invalid(_) | Self::TooDeep(_) => ErrorCode::Invalid,
             Self::Forbidden | Self::OriginNotAllowed(_) | Self::Denied(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
@@ -76,6 +81,21 @@ impl ServiceError {
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl ServiceError {
+    /// How usage counts the error against the app, if it is a refusal.
+    /// `Forbidden` counts only where the app is known (its key works no
+    /// longer, its code expired).
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Self::QuotaExceeded(_) => Some(Refusal::Quota),
+            Self::RateLimited { .. } => Some(Refusal::Rate),
+            Self::TooDeep(_) => Some(Refusal::Depth),
+            Self::Forbidden => Some(Refusal::Credentials),
+            _ => None,
         }
     }
 }

@@ -212,7 +212,7 @@ fn check_connections(cap: Option<u64>) -> Result<Option<u64>, ServiceError> {
 pub fn check_readable(what: &str, value: &RawValue, limits: &LimitsConfig) -> Result<(), ServiceError> {
     match scan(value.get(), limits.max_json_depth) {
         Ok(()) => Ok(()),
-        Err(Flaw::TooDeep) => Err(ServiceError::Invalid(format!(
+        Err(Flaw::TooDeep) => Err(ServiceError::TooDeep(format!(
             "{what} is nested more than {} levels deep (arrays and objects together)",
             limits.max_json_depth
         ))),

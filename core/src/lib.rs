@@ -46,6 +46,8 @@
 //! - [`demo`]: the public demo app and its bot.
 //! - [`metrics`]: Prometheus counters and gauges.
 //! - [`webhooks`]: events to apps' backends: the outbox, signing, delivery.
+//! - [`usage`]: what each app did per minute, hour and day, counted here
+//!   and written to the store.
 //! - [`time`]: the API's time format.
 
 #![warn(missing_docs)]
@@ -82,4 +84,5 @@ pub mod service;
 pub mod store;
 pub mod subscription;
 pub mod time;
+pub mod usage;
 pub mod webhooks;

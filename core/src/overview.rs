@@ -74,7 +74,7 @@ pub async fn rooms_overview(
 
 /// The newest `count` retained messages of `room`, oldest first.
 async fn newest_messages(service: &Service, room: &RoomRecord, count: usize) -> Result<Vec<Message>, ServiceError> {
-    let room = RoomRef { id: room.id, name: room.name.clone() };
+    let room = RoomRef { id: room.id, app_id: room.app_id, name: room.name.clone() };
     let last_seq = service.broker.history(&room, u64::MAX, 0).await?.last_seq;
     let history = service.broker.history(&room, last_seq.saturating_sub(count as u64), count).await?;
     Ok(history.messages.iter().map(|published| published.message.clone()).collect())

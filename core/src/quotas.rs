@@ -183,13 +183,22 @@ impl SocketLimits {
 /// This node's live WebSocket connections per app, endpoint and client
 /// address. Share it as `Arc<SocketCounts>`.
 ///
-/// One mutex guards the three maps, so checking every quota and counting
-/// the connection is one step: two handshakes racing for the last slot
-/// cannot both get it. It is taken once per handshake and once per close,
-/// never on the message path.
+/// One mutex guards the counts, so checking every quota and counting the
+/// connection is one step: two handshakes racing for the last slot cannot
+/// both get it. It is taken once per handshake and once per close, never
+/// on the message path. The same step keeps each app's peak for usage
+/// (see [`crate::usage`]).
 #[derive(Default)]
 pub struct SocketCounts {
-    counts: Mutex<HashMap<Counted, u64>>,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    live: HashMap<Counted, u64>,
+    /// Per app, the most connections open at once since the peaks were
+    /// last taken.
+    peaks: HashMap<i64, u64>,
 }
 
 /// A connection counted in [`SocketCounts`]; dropping it (when the socket
@@ -203,10 +212,10 @@ impl Drop for SocketPermit {
     fn drop(&mut self) {
         let mut counts = self.counts.counts.lock();
         for counted in self.owner.counted() {
-            if let Some(count) = counts.get_mut(&counted) {
+            if let Some(count) = counts.live.get_mut(&counted) {
                 *count -= 1;
                 if *count == 0 {
-                    counts.remove(&counted);
+                    counts.live.remove(&counted);
                 }
             }
         }
@@ -235,21 +244,50 @@ impl SocketCounts {
         ];
         let mut counts = self.counts.lock();
         for ((key, (quota, limit)), other_nodes) in counted.iter().zip(checks).zip(elsewhere) {
-            let here = counts.get(key).copied().unwrap_or(0);
+            let here = counts.live.get(key).copied().unwrap_or(0);
             if let Some(limit) = limit.filter(|limit| here + other_nodes >= *limit) {
                 return Err(QuotaExceeded { quota, limit });
             }
         }
         for key in counted {
-            *counts.entry(key).or_insert(0) += 1;
+            *counts.live.entry(key).or_insert(0) += 1;
         }
+        let of_app = counts.live[&Counted::App(owner.app_id)];
+        let peak = counts.peaks.entry(owner.app_id).or_insert(0);
+        *peak = (*peak).max(of_app);
         drop(counts);
         Ok(SocketPermit { counts: Arc::clone(self), owner: *owner })
     }
 
     /// This node's live connections of an endpoint.
     pub fn of_endpoint(&self, endpoint_id: i64) -> u64 {
-        self.counts.lock().get(&Counted::Endpoint(endpoint_id)).copied().unwrap_or(0)
+        self.counts.lock().live.get(&Counted::Endpoint(endpoint_id)).copied().unwrap_or(0)
+    }
+
+    /// This node's live connections of an app.
+    pub fn of_app(&self, app_id: i64) -> u64 {
+        self.counts.lock().live.get(&Counted::App(app_id)).copied().unwrap_or(0)
+    }
+
+    /// Per app, the most connections open at once here since the last
+    /// [`Self::take_peaks`]; apps with none open meanwhile are left out.
+    pub fn peaks(&self) -> HashMap<i64, u64> {
+        self.counts.lock().peaks.clone()
+    }
+
+    /// [`Self::peaks`], starting the next period's peaks from the
+    /// connections open now.
+    pub fn take_peaks(&self) -> HashMap<i64, u64> {
+        let mut counts = self.counts.lock();
+        let open: HashMap<i64, u64> = counts
+            .live
+            .iter()
+            .filter_map(|(counted, n)| match counted {
+                Counted::App(app_id) => Some((*app_id, *n)),
+                _ => None,
+            })
+            .collect();
+        std::mem::replace(&mut counts.peaks, open)
     }
 
     /// The name other nodes publish their connections of an endpoint under.
@@ -259,7 +297,7 @@ impl SocketCounts {
 
     /// Every count of this node, by published name, for other nodes.
     pub fn snapshot(&self) -> HashMap<String, u64> {
-        self.counts.lock().iter().map(|(counted, n)| (counted.name(), *n)).collect()
+        self.counts.lock().live.iter().map(|(counted, n)| (counted.name(), *n)).collect()
     }
 }
 
@@ -294,6 +332,21 @@ mod tests {
         assert_eq!(counts.snapshot().get("i:2001:db8::"), Some(&1), "IPv6 counted by its /64");
         drop(permit);
         assert!(counts.snapshot().is_empty());
+    }
+
+    #[test]
+    fn an_app_s_peak_outlives_its_sockets_until_taken() {
+        let counts = Arc::new(SocketCounts::default());
+        let limits = SocketLimits::default();
+        let first = counts.admit(&owner(1, "10.0.0.1"), limits, [0; 3]).unwrap();
+        let second = counts.admit(&owner(2, "10.0.0.2"), limits, [0; 3]).unwrap();
+        drop(second);
+        assert_eq!(counts.of_app(1), 1);
+        assert_eq!(counts.take_peaks(), HashMap::from([(1, 2)]), "two were open at once");
+        assert_eq!(counts.peaks(), HashMap::from([(1, 1)]), "the next period starts from the one still open");
+        drop(first);
+        assert_eq!(counts.take_peaks(), HashMap::from([(1, 1)]));
+        assert!(counts.take_peaks().is_empty(), "nothing open, nothing to report");
     }
 
     #[test]

@@ -141,6 +141,11 @@ pub fn webhook_id() -> String {
     format!("wh_{}", random_token(12))
 }
 
+/// A running node's id, under which it writes its own usage rows.
+pub fn node_id() -> String {
+    format!("node_{}", random_token(12))
+}
+
 /// A webhook event's id (its `webhook-id` header).
 pub fn event_id() -> String {
     format!("evt_{}", random_token(16))

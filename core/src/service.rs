@@ -19,7 +19,7 @@ use comms_protocol::{Endpoint, Message, Presence, Room, Sender};
 use serde_json::value::RawValue;
 
 use crate::broker::{Broker, Durability, RoomRef};
-use crate::config::{LimitsConfig, PresenceConfig, QuotasConfig, WsBase};
+use crate::config::{Config, LimitsConfig, QuotasConfig, WsBase};
 use crate::error::ServiceError;
 use crate::hub::Hub;
 use crate::input::{check_readable, EndpointSpec, Meta};
@@ -31,6 +31,7 @@ use crate::secrets;
 use crate::sent::SentCounts;
 use crate::store::{AppRecord, EndpointRecord, Lineage, NewEndpoint, NewRoom, RoomRecord, Store, StoreError};
 use crate::time::{format_ms, now_ms};
+use crate::usage::Usage;
 use crate::webhooks::{event, Webhooks};
 
 /// Sender id of messages published by the app's backend through the API.
@@ -51,6 +52,8 @@ pub struct Service {
     /// Messages this node published through endpoints, not yet counted in
     /// the store.
     pub(crate) sent: Arc<SentCounts>,
+    /// What each app did on this node, not yet written to the store.
+    pub(crate) usage: Arc<Usage>,
     /// How events for apps' webhooks are made and handed on.
     pub(crate) webhooks: Webhooks,
 }
@@ -60,22 +63,23 @@ pub struct Service {
 const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Service {
-    /// Wires the service to its store, broker and hub, under `limits` and
-    /// the default `quotas`, and starts its tasks: the presence tracker,
-    /// the writer of message counts and the sweep of expired endpoints.
+    /// Wires the service to its store, broker and hub, under `config`'s
+    /// limits, default quotas, presence and usage settings, and starts its
+    /// tasks: the presence tracker, the writers of message counts and of
+    /// usage, and the sweep of expired endpoints.
     pub fn new(
         store: Arc<dyn Store>,
         broker: Arc<dyn Broker>,
         hub: Arc<Hub>,
-        limits: LimitsConfig,
-        quotas: QuotasConfig,
-        presence: &PresenceConfig,
+        config: &Config,
         webhooks: Webhooks,
     ) -> Self {
         let sockets = Arc::clone(hub.sockets());
-        let presence = Tracker::spawn(Arc::clone(&broker), presence.leave_grace, webhooks.observed.clone());
+        let presence = Tracker::spawn(Arc::clone(&broker), config.presence.leave_grace, webhooks.observed.clone());
         let sent = Arc::new(SentCounts::default());
         sent.spawn_flusher(Arc::clone(&store));
+        let usage = Usage::new(Arc::clone(&store), Arc::clone(&sockets), config.usage.clone());
+        usage.spawn_writer();
         let sweeping = Arc::downgrade(&hub);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(EXPIRY_SWEEP);
@@ -89,19 +93,26 @@ impl Service {
             store,
             broker,
             hub,
-            limits: Arc::new(limits),
-            quotas: Arc::new(quotas),
+            limits: Arc::new(config.limits.clone()),
+            quotas: Arc::new(config.quotas.clone()),
             presence,
             sockets,
             sent,
+            usage,
             webhooks,
         }
     }
 
     /// Writes out what the service counts off the store (endpoints'
-    /// `messages_sent`), on shutdown.
+    /// `messages_sent`, usage), on shutdown.
     pub async fn flush(&self) {
         self.sent.flush(&*self.store).await;
+        self.usage.flush().await;
+    }
+
+    /// This node's usage counters.
+    pub fn usage(&self) -> &Arc<Usage> {
+        &self.usage
     }
 
     /// The value of `quota` for `app` (`None`: unlimited).
@@ -254,7 +265,7 @@ impl Service {
             created_at: now_ms(),
             events: Vec::new(),
         };
-        let view = endpoint_view(to_be_stored(&new, room, parent), Usage::NONE, &self.webhooks.ws_base)?;
+        let view = endpoint_view(to_be_stored(&new, room, parent), EndpointCounts::NONE, &self.webhooks.ws_base)?;
         new.events = vec![event::endpoint(EventType::EndpointCreated, &room.name, &view)];
         let created = self
             .store
@@ -326,7 +337,7 @@ impl Service {
             .zip(online)
             .map(|(record, online)| {
                 let sent = self.sent.pending(record.id);
-                endpoint_view(record, Usage { online, unwritten_sent: sent }, ws_base)
+                endpoint_view(record, EndpointCounts { online, unwritten_sent: sent }, ws_base)
             })
             .collect()
     }
@@ -394,6 +405,7 @@ impl Service {
         let room = self.find_room(app, room).await?;
         let sender = Sender { id: APP_SENDER_ID.into(), meta: meta.into_raw(), parent: None };
         let published = self.broker.publish(&room_ref(&room), Draft { sender, payload }, Durability::Stored).await?;
+        self.usage.meter(app.id).published(1);
         Ok(published.message.clone())
     }
 
@@ -422,14 +434,14 @@ pub(crate) fn quota_full(err: StoreError, quota: Quota, at_most: Option<u64>) ->
 
 /// What an endpoint's view counts beside its row.
 #[derive(Debug, Clone, Copy)]
-struct Usage {
+struct EndpointCounts {
     /// Live connections over every node.
     online: u64,
     /// Messages this node counted and has not written to the store yet.
     unwritten_sent: u64,
 }
 
-impl Usage {
+impl EndpointCounts {
     /// A new endpoint's: nothing yet.
     const NONE: Self = Self { online: 0, unwritten_sent: 0 };
 }
@@ -463,7 +475,7 @@ fn to_be_stored(new: &NewEndpoint, room: &RoomRef, parent: Option<&EndpointRecor
 }
 
 /// An endpoint as the API shows it, its `ws_url` starting with `ws_base`.
-fn endpoint_view(record: EndpointRecord, usage: Usage, ws_base: &WsBase) -> Result<Endpoint, ServiceError> {
+fn endpoint_view(record: EndpointRecord, counts: EndpointCounts, ws_base: &WsBase) -> Result<Endpoint, ServiceError> {
     let limits = record.limits();
     let meta = RawValue::from_string(record.meta).map_err(|err| ServiceError::Internal(err.into()))?;
     Ok(Endpoint {
@@ -478,8 +490,8 @@ fn endpoint_view(record: EndpointRecord, usage: Usage, ws_base: &WsBase) -> Resu
         single_use: limits.single_use,
         expires_at: limits.expires_at.map(format_ms),
         max_messages: limits.max_messages,
-        messages_sent: u64::try_from(record.messages_sent).unwrap_or(0) + usage.unwritten_sent,
-        online: usage.online,
+        messages_sent: u64::try_from(record.messages_sent).unwrap_or(0) + counts.unwritten_sent,
+        online: counts.online,
         can_delegate: record.can_delegate,
         parent: record.parent_public_id,
     })
@@ -496,5 +508,5 @@ pub(crate) fn room_view(room: RoomRecord, online: u64) -> Room {
 }
 
 pub(crate) fn room_ref(room: &RoomRecord) -> RoomRef {
-    RoomRef { id: room.id, name: room.name.clone() }
+    RoomRef { id: room.id, app_id: room.app_id, name: room.name.clone() }
 }

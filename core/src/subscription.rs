@@ -21,6 +21,7 @@ use crate::secrets;
 use crate::service::Service;
 use crate::store::{AppStatus, EndpointRecord};
 use crate::time::now_ms;
+use crate::usage::Refusal;
 
 /// An endpoint a WebSocket may join, found by its code.
 #[derive(Debug, Clone)]
@@ -108,15 +109,20 @@ impl Service {
             return Err(unknown());
         }
         let access = self.store.endpoint_by_code(code).await?.ok_or_else(unknown)?;
+        // Codes that exist but no longer work count against their app.
+        let refused = |err: ServiceError| {
+            self.usage.refused(access.app_id, Refusal::Credentials);
+            Err(err)
+        };
         if access.app_status != AppStatus::Approved {
-            return Err(unknown());
+            return refused(unknown());
         }
         let own = access.endpoint.limits();
         if own.single_use && access.endpoint.used_at.is_some() {
-            return Err(ServiceError::NotFound("this single-use code was used already".into()));
+            return refused(ServiceError::NotFound("this single-use code was used already".into()));
         }
         if access.endpoint.expired(now_ms()) {
-            return Err(ServiceError::NotFound("this code has expired".into()));
+            return refused(ServiceError::NotFound("this code has expired".into()));
         }
         if !access.allowed_origins.permits(origin) {
             return Err(ServiceError::OriginNotAllowed(origin.unwrap_or_default().to_owned()));
@@ -131,7 +137,8 @@ impl Service {
             limits,
             endpoint_cap: own.max_connections,
         };
-        let room = RoomRef { id: access.endpoint.room_id, name: access.endpoint.room_name.clone() };
+        let room =
+            RoomRef { id: access.endpoint.room_id, app_id: access.app_id, name: access.endpoint.room_name.clone() };
         Ok((JoinTicket { room, endpoint: access.endpoint }, claim))
     }
 
@@ -180,7 +187,8 @@ impl Service {
     /// [`JoinError::Failed`] when the store or history cannot be read.
     pub async fn join(&self, ticket: &JoinTicket, after_seq: Option<u64>) -> Result<Subscription, JoinError> {
         let endpoint = LiveEndpoint::new(&ticket.endpoint).map_err(|err| ServiceError::Internal(err.into()))?;
-        let membership = self.hub.join(endpoint).map_err(JoinError::Refused)?;
+        let meter = self.usage.meter(ticket.room.app_id);
+        let membership = self.hub.join(endpoint, Arc::clone(&meter)).map_err(JoinError::Refused)?;
         self.broker.listen(ticket.room.id).await.map_err(ServiceError::from)?;
         // Read again now that the hub lists the connection: a suspension, a
         // revocation or a change committed after the ticket was issued is
@@ -214,6 +222,7 @@ impl Service {
             None => self.broker.history(&ticket.room, u64::MAX, 0).await,
         };
         let History { first_seq, last_seq, messages } = history.map_err(ServiceError::from)?;
+        meter.delivered(messages.len() as u64);
         let shown = membership.endpoint.shown(&state);
         Ok(Subscription {
             membership,
@@ -261,8 +270,12 @@ impl Service {
         }
         let draft = Draft { sender: endpoint.sender(&state), payload };
         match self.broker.publish(room, draft, Durability::Delivered).await {
-            Ok(_) if !state.budgeted => self.sent.add(endpoint.id),
-            Ok(_) => {}
+            Ok(_) => {
+                self.usage.meter(room.app_id).published(1);
+                if !state.budgeted {
+                    self.sent.add(endpoint.id);
+                }
+            }
             Err(err) => {
                 if state.budgeted {
                     self.store.refund_budget(endpoint.id).await?;
@@ -302,10 +315,12 @@ impl Service {
             results.push(checked);
         }
         let mut published = self.broker.publish_all(room, drafts).await.into_iter();
+        let meter = self.usage.meter(room.app_id);
         for result in results.iter_mut().filter(|result| result.is_ok()) {
             *result = match published.next() {
                 Some(Ok(_)) => {
                     self.sent.add(endpoint.id);
+                    meter.published(1);
                     Ok(())
                 }
                 Some(Err(err)) => Err(err.into()),
@@ -347,6 +362,7 @@ impl Service {
         let frame = ServerFrame::Signal { room: room.name.clone(), sender: endpoint.sender(&state), signal: payload };
         let outgoing = Arc::new(Outgoing::new(&frame, Order::Ephemeral));
         self.broker.signal(Signal { room_id: room.id, from_member: Some(from_member), outgoing }).await?;
+        self.usage.meter(room.app_id).signalled();
         Ok(())
     }
 }

@@ -12,6 +12,7 @@
 //! - [`quota`]: the names of the count quotas.
 //! - [`legacy`]: the `{"status": …}` envelope of the original `/main/…` API.
 //! - [`webhook`]: webhooks, their event types and deliveries.
+//! - [`usage`]: what an app did per period (`GET /api/v1/usage`).
 
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod error;
 pub mod legacy;
 pub mod quota;
 pub mod rest;
+pub mod usage;
 pub mod webhook;
 pub mod ws;
 

@@ -271,6 +271,12 @@ export interface ErrorDetail {
 export type EventType = "room.created" | "room.deleted" | "room.occupied" | "room.vacated" | "member.joined" | "member.left" | "endpoint.created" | "endpoint.deleted" | "endpoint.expired" | "message.created";
 
 /**
+ * The length of the periods a usage answer is cut into. Periods start on
+ * the minute, the hour or midnight, in UTC.
+ */
+export type Granularity = "minute" | "hour" | "day";
+
+/**
  * An endpoint present in a room: one with a live connection, or whose
  * last connection closed less than the leave grace period ago
  * (`connections` is then 0).
@@ -393,6 +399,30 @@ export interface Redacted {
 }
 
 /**
+ * Requests refused, by why.
+ */
+export interface Refused {
+  /**
+   * A key or code of this app that does not work: the app is not
+   * approved, the code expired or was used already.
+   */
+  credentials: number;
+  /**
+   * JSON nested deeper than the limit.
+   */
+  depth: number;
+  /**
+   * Over a count quota: `403 quota_exceeded`, or a socket closed with
+   * 4029.
+   */
+  quota: number;
+  /**
+   * Over a rate: `429 rate_limited`, or a `rate_limited` error frame.
+   */
+  rate: number;
+}
+
+/**
  * A room as the API shows it.
  */
 export interface Room {
@@ -474,6 +504,58 @@ export interface UpdateEndpointRequest {
    * The new permission.
    */
   permission?: Permission | null;
+}
+
+/**
+ * What one app did in one period, summed over every node.
+ */
+export interface UsagePoint {
+  /**
+   * The period's start, RFC 3339 UTC with milliseconds.
+   */
+  at: string;
+  /**
+   * The most WebSocket connections open at once during the period: each
+   * node's peak, added up.
+   */
+  connections_peak: number;
+  /**
+   * Messages published into the app's rooms (by sockets and by the
+   * REST API).
+   */
+  messages_in: number;
+  /**
+   * Messages delivered to sockets, counted once per receiving socket
+   * (resumed backlogs included).
+   */
+  messages_out: number;
+  /**
+   * Requests and frames refused, by why.
+   */
+  refused: Refused;
+  /**
+   * Signals sent by the app's sockets.
+   */
+  signals: number;
+  /**
+   * Webhook deliveries answered with a 2xx.
+   */
+  webhook_deliveries: number;
+}
+
+/**
+ * `GET /api/v1/usage`: one point per period that had any activity,
+ * oldest first. The current period is included and may still grow.
+ */
+export interface UsageReport {
+  /**
+   * The periods' length.
+   */
+  granularity: Granularity;
+  /**
+   * One point per period with any activity, oldest first.
+   */
+  points: UsagePoint[];
 }
 
 /**
@@ -702,6 +784,21 @@ export class CommsClient extends ClientBase {
    */
   getPresence(room: string): Promise<Presence> {
     return this.request("GET", `/api/v1/rooms/${segment(room)}/presence`, undefined, undefined, 200);
+  }
+
+  /**
+   * The app's usage: one point per period with any activity, oldest first,
+   * summed over every node. The current period is included and may still
+   * grow.
+   *
+   * `GET /api/v1/usage`
+   * @param query.from Start of the time asked for, RFC 3339 (default: 24 hours before `to`); its period is included from its start.
+   * @param query.to End of the time asked for, RFC 3339 (default: now), not included.
+   * @param query.granularity `minute`, `hour` (default) or `day`; at most `usage.max_periods` periods (10080 by default: a week of minutes).
+   * @throws {CommsError} with the server's error code.
+   */
+  getUsage(query: { from?: string; to?: string; granularity?: string } = {}): Promise<UsageReport> {
+    return this.request("GET", `/api/v1/usage`, query, undefined, 200);
   }
 
   /**

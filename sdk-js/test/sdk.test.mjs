@@ -277,6 +277,9 @@ test("every REST call works and errors carry their codes", async () => {
   }
   const page = (await client.listMessages("lobby", { after_seq: 1, limit: 1 })).messages;
   assert.deepEqual([page.length, page[0].seq, page[0].sender.id], [1, 2, "app"]);
+  const usage = await client.getUsage({ granularity: "minute" });
+  assert.equal(usage.granularity, "minute");
+  assert.equal(usage.points.reduce((sum, point) => sum + point.messages_in, 0), 3);
   await client.deleteEndpoint("lobby", endpoint.code);
 
   const failure = (promise) => promise.then(() => assert.fail("expected an error"), (err) => err);

@@ -340,6 +340,36 @@ impl EventType {
     }
 }
 
+/// The length of the periods a usage answer is cut into. Periods start on
+/// the minute, the hour or midnight, in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Granularity {
+    /// `minute`
+    #[serde(rename = "minute")]
+    Minute,
+    /// `hour`
+    #[serde(rename = "hour")]
+    Hour,
+    /// `day`
+    #[serde(rename = "day")]
+    Day,
+    /// A value this version of the SDK does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Granularity {
+    /// The wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minute => "minute",
+            Self::Hour => "hour",
+            Self::Day => "day",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// An endpoint present in a room: one with a live connection, or whose
 /// last connection closed less than the leave grace period ago
 /// (`connections` is then 0).
@@ -462,6 +492,21 @@ pub struct Redacted {
     pub redacted: u64,
 }
 
+/// Requests refused, by why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Refused {
+    /// A key or code of this app that does not work: the app is not
+    /// approved, the code expired or was used already.
+    pub credentials: u64,
+    /// JSON nested deeper than the limit.
+    pub depth: u64,
+    /// Over a count quota: `403 quota_exceeded`, or a socket closed with
+    /// 4029.
+    pub quota: u64,
+    /// Over a rate: `429 rate_limited`, or a `rate_limited` error frame.
+    pub rate: u64,
+}
+
 /// A room as the API shows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Room {
@@ -524,6 +569,38 @@ pub struct UpdateEndpointRequest {
     /// The new permission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permission: Option<Permission>,
+}
+
+/// What one app did in one period, summed over every node.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UsagePoint {
+    /// The period's start, RFC 3339 UTC with milliseconds.
+    pub at: String,
+    /// The most WebSocket connections open at once during the period: each
+    /// node's peak, added up.
+    pub connections_peak: u64,
+    /// Messages published into the app's rooms (by sockets and by the
+    /// REST API).
+    pub messages_in: u64,
+    /// Messages delivered to sockets, counted once per receiving socket
+    /// (resumed backlogs included).
+    pub messages_out: u64,
+    /// Requests and frames refused, by why.
+    pub refused: Refused,
+    /// Signals sent by the app's sockets.
+    pub signals: u64,
+    /// Webhook deliveries answered with a 2xx.
+    pub webhook_deliveries: u64,
+}
+
+/// `GET /api/v1/usage`: one point per period that had any activity,
+/// oldest first. The current period is included and may still grow.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UsageReport {
+    /// The periods' length.
+    pub granularity: Granularity,
+    /// One point per period with any activity, oldest first.
+    pub points: Vec<UsagePoint>,
 }
 
 /// A webhook as the API lists it (its secret is shown only at creation).
@@ -722,6 +799,19 @@ impl Client {
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn get_presence(&self, room: &str) -> Result<Presence, Error> {
         self.call_json(Method::GET, format!("/api/v1/rooms/{}/presence", segment(room)), Vec::new(), None::<&()>, 200).await
+    }
+
+    /// The app's usage: one point per period with any activity, oldest first,
+    /// summed over every node. The current period is included and may still
+    /// grow.
+    ///
+    /// `GET /api/v1/usage`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with the server's error code, or a transport error.
+    pub async fn get_usage(&self, from: Option<String>, to: Option<String>, granularity: Option<String>) -> Result<UsageReport, Error> {
+        self.call_json(Method::GET, "/api/v1/usage".to_owned(), [from.map(|value| ("from", value.to_string())), to.map(|value| ("to", value.to_string())), granularity.map(|value| ("granularity", value.to_string()))].into_iter().flatten().collect(), None::<&()>, 200).await
     }
 
     /// List the app's webhooks, oldest first (without their secrets).

@@ -18,8 +18,8 @@ use comms_core::hub::CloseReason;
 use comms_core::store::AppStatus;
 use comms_sdk::{
     verify_webhook, Client, CreateEndpointRequest, CreateRoomRequest, CreateWebhookRequest, Endpoint,
-    EndpointConnection, Error, ErrorCode, Event, EventType, Member, Permission, PublishMessageRequest, Reconnect,
-    RedactSenderRequest, Redaction, UpdateEndpointRequest, WebhookData, WebhookError, WebhookEvent, Welcome,
+    EndpointConnection, Error, ErrorCode, Event, EventType, Granularity, Member, Permission, PublishMessageRequest,
+    Reconnect, RedactSenderRequest, Redaction, UpdateEndpointRequest, WebhookData, WebhookError, WebhookEvent, Welcome,
     DEFAULT_WEBHOOK_TOLERANCE,
 };
 use comms_server::startup::Application;
@@ -241,6 +241,11 @@ async fn every_rest_call_works_and_errors_carry_their_codes() {
     let page = client.list_messages("lobby", Some(1), Some(1), None).await.unwrap().messages;
     assert_eq!((page.len(), page[0].seq, page[0].sender.id.as_str()), (1, 2, "app"));
     assert_eq!(client.list_messages("lobby", None, None, None).await.unwrap().messages.len(), 3);
+    let usage = client.get_usage(None, None, Some("minute".into())).await.unwrap();
+    assert_eq!(usage.granularity, Granularity::Minute);
+    assert_eq!(usage.points.iter().map(|point| point.messages_in).sum::<u64>(), 3);
+    let bad_granularity = client.get_usage(None, None, Some("week".into())).await.unwrap_err();
+    assert_eq!(bad_granularity.code(), Some(ErrorCode::Invalid));
 
     client.delete_endpoint("lobby", &endpoint.code).await.unwrap();
     assert_eq!(client.delete_endpoint("lobby", &endpoint.code).await.unwrap_err().code(), Some(ErrorCode::NotFound));

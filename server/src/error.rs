@@ -46,8 +46,20 @@ impl ApiError {
         ErrorBody::new(self.0.code(), message)
     }
 
+    /// Adds what the response needs beside its body: `Retry-After` when
+    /// rate limited, and the [`Refusal`](comms_core::usage::Refusal) it is for usage (see
+    /// [`crate::refusals`]).
+    pub fn finish(&self, response: &mut Response) {
+        if let Some(seconds) = self.retry_after() {
+            response.headers_mut().insert(header::RETRY_AFTER, seconds);
+        }
+        if let Some(why) = self.0.refusal() {
+            response.extensions_mut().insert(why);
+        }
+    }
+
     /// Headers the error adds: `Retry-After` when rate limited.
-    pub fn retry_after(&self) -> Option<HeaderValue> {
+    fn retry_after(&self) -> Option<HeaderValue> {
         match &self.0 {
             ServiceError::RateLimited { retry_after } => {
                 let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
@@ -73,9 +85,7 @@ impl From<InvalidName> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let Some(seconds) = self.retry_after() {
-            response.headers_mut().insert(header::RETRY_AFTER, seconds);
-        }
+        self.finish(&mut response);
         response
     }
 }

@@ -12,10 +12,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use comms_core::config::ServerConfig;
 use comms_core::error::ServiceError;
 use comms_core::forwarded::{ClientAddr, ForwardedHeaders};
-use comms_core::store::{AppRecord, KeyOwner};
+use comms_core::store::{AppRecord, AppStatus, KeyOwner};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::refusals::RequestApp;
 use crate::state::AppState;
 
 /// The approved app whose API key the request carries, in `X-API-Key` or
@@ -51,9 +52,12 @@ impl FromRequestParts<AppState> for AuthApp {
         let key = presented_key(&parts.headers).ok_or(ApiError(ServiceError::Forbidden))?;
         let ip = client_addr(parts, &state.config.server).ip;
         state.failed_auth.admit(ip)?;
-        let KeyOwner { app, key_id } = match state.authenticator.authenticate(key).await {
-            Err(ServiceError::Forbidden) => return Err(state.failed_auth.failed(ip, ServiceError::Forbidden).into()),
-            other => other?,
+        let owner = state.authenticator.owner(key).await?;
+        if let (Some(owner), Some(request_app)) = (&owner, parts.extensions.get::<RequestApp>()) {
+            request_app.set(owner.app.id);
+        }
+        let Some(KeyOwner { app, key_id }) = owner.filter(|owner| owner.app.status == AppStatus::Approved) else {
+            return Err(state.failed_auth.failed(ip, ServiceError::Forbidden).into());
         };
         let origin = browser_origin(&parts.headers);
         if !app.allowed_origins.permits(origin) {

@@ -17,8 +17,11 @@
 //!   `docs/protocol.md#errors`.
 //! - [`extract`]: the API-key check, JSON/query extractors with our errors,
 //!   and the public WebSocket base URL.
+//! - [`refusals`]: the API's refusals counted in the usage of the app
+//!   that made the request.
 //! - [`routes`]: one router per resource: `rooms`, `endpoints`, `messages`,
-//!   the original `/main/…` API in `legacy`, and `ops` (health, metrics).
+//!   `webhooks`, `usage`, the original `/main/…` API in `legacy`, and `ops`
+//!   (health, metrics).
 //! - [`security_headers`]: CSP, referrer policy, HSTS… on the site's pages.
 //! - [`ws`]: the WebSocket connection: protocol frames in and out of a
 //!   socket; room membership and fan-out live in `comms_core::hub`.
@@ -37,6 +40,7 @@ pub mod extract;
 pub mod form_cookie;
 pub mod http_server;
 pub mod portal_sessions;
+pub mod refusals;
 pub mod routes;
 pub mod security_headers;
 pub mod startup;

@@ -207,17 +207,11 @@ impl Application {
         let bound = listener.local_addr().context("reading the bound address")?;
         let (observed, observations) = mpsc::unbounded_channel();
         let webhooks = webhooks(&config, bound, observed);
-        let service = Service::new(
-            Arc::clone(&store),
-            Arc::clone(&broker),
-            Arc::clone(&hub),
-            config.limits.clone(),
-            config.quotas.clone(),
-            &config.presence,
-            webhooks.clone(),
-        );
+        let service =
+            Service::new(Arc::clone(&store), Arc::clone(&broker), Arc::clone(&hub), &config, webhooks.clone());
         let dispatcher = Dispatcher::new(
             Arc::clone(&store),
+            Arc::clone(service.usage()),
             config.webhooks.clone(),
             Arc::clone(&webhooks.destinations),
             webhooks.wake.clone(),

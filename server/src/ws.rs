@@ -29,6 +29,7 @@ use comms_core::live_endpoint::LiveEndpoint;
 use comms_core::message::Outgoing;
 use comms_core::quotas::SocketPermit;
 use comms_core::subscription::{JoinError, JoinTicket, Subscription};
+use comms_core::usage::Refusal;
 use comms_protocol::ws::{close, ClientFrame, ServerFrame};
 use comms_protocol::ErrorCode;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -134,7 +135,10 @@ async fn serve(
         // Boxed: the join's state does not stay in this task while the
         // connection is idle (see docs/performance.md).
         Ok(ref _permit) => Box::pin(state.service.join(&ticket, after_seq)).await.map_err(join_refusal),
-        Err(refused) => Err(join_refusal(refused)),
+        Err(refused) => {
+            state.service.usage().refused(ticket.room.app_id, Refusal::Quota);
+            Err(join_refusal(refused))
+        }
     };
     // Only the room is kept: the endpoint's state from now on is the
     // membership's, and an idle connection should not carry its row.
@@ -439,8 +443,12 @@ impl Connection<'_> {
         Ok(())
     }
 
-    /// Answers a write that failed with its error frame.
+    /// Answers a write that failed with its error frame, counting a
+    /// refusal in the app's usage.
     async fn report(&mut self, sent: Result<(), ServiceError>) -> Result<(), axum::Error> {
+        if let Some(why) = sent.as_ref().err().and_then(ServiceError::refusal) {
+            self.state.service.usage().refused(self.room.app_id, why);
+        }
         match sent {
             Ok(()) => Ok(()),
             Err(ServiceError::Internal(err)) => {
@@ -452,6 +460,7 @@ impl Connection<'_> {
     }
 
     async fn refuse_rate(&mut self, message: &str) -> Result<Next, axum::Error> {
+        self.state.service.usage().refused(self.room.app_id, Refusal::Rate);
         self.send_error(ErrorCode::RateLimited, message).await?;
         Ok(Next::Continue)
     }

@@ -390,7 +390,7 @@ mod tests {
         };
         let app = store.create_app(new, None).await.unwrap();
         let room = store.create_room(app.id, &NewRoom::new(RoomName::parse("r").unwrap(), false), None).await.unwrap();
-        (dir, store, RoomRef { id: room.id, name: room.name })
+        (dir, store, RoomRef { id: room.id, app_id: room.app_id, name: room.name })
     }
 
     fn broker(store: &Arc<dyn Store>, idle_room: Duration) -> LocalBroker {

@@ -37,6 +37,8 @@ use crate::store::StoreError;
 pub struct RoomRef {
     /// Row id of the room.
     pub id: i64,
+    /// Row id of the room's app, whose usage its messages count in.
+    pub app_id: i64,
     /// The room's name, copied into every message.
     pub name: String,
 }

@@ -7,6 +7,9 @@
 //! The connection task (in the server's `ws` module) reads through its
 //! [`Membership`].
 //!
+//! Each room also holds its app's usage meter, to which a delivery adds
+//! how many connections it reached: once per message, not per connection.
+//!
 //! Each connection also shares its endpoint's [`LiveEndpoint`] with the
 //! endpoint's other connections on this node, listed here by endpoint, so
 //! an app's change to the endpoint reaches all of them at once; endpoints
@@ -42,6 +45,7 @@ use crate::message::{Order, Outgoing, Published, RoomEvent};
 use crate::metrics::Metrics;
 use crate::presence::Signal;
 use crate::quotas::SocketCounts;
+use crate::usage::AppMeter;
 
 pub use log::Delivery;
 use log::{Audience, Pushed, RoomLog};
@@ -94,7 +98,15 @@ impl CloseReason {
     }
 }
 
-type Room = Arc<Mutex<RoomLog>>;
+/// A room with connections on this node.
+struct HubRoom {
+    log: Mutex<RoomLog>,
+    /// The usage meter of the room's app, which counts the messages the
+    /// room's connections are handed.
+    meter: Arc<AppMeter>,
+}
+
+type Room = Arc<HubRoom>;
 
 /// Endpoints and rooms deleted recently. A WebSocket checks its code before
 /// the upgrade and joins after it; a delete landing in between must still
@@ -185,18 +197,18 @@ impl Membership {
     /// The next frame for the connection, or that the hub closed it; with
     /// neither, the task is woken when one comes.
     pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Delivery> {
-        self.room.lock().poll_read(self.member_id, cx)
+        self.room.log.lock().poll_read(self.member_id, cx)
     }
 
     /// The next frame if one is there already, or that the hub closed the
     /// connection.
     pub fn try_next(&self) -> Option<Delivery> {
-        self.room.lock().read(self.member_id)
+        self.room.log.lock().read(self.member_id)
     }
 
     /// Why the hub closed the connection, if it has.
     pub fn closed(&self) -> Option<CloseReason> {
-        self.room.lock().closed(self.member_id)
+        self.room.log.lock().closed(self.member_id)
     }
 }
 
@@ -241,12 +253,13 @@ impl Hub {
 
     /// Adds a connection of `endpoint` to its room. The connection shares
     /// the endpoint's [`LiveEndpoint`] with its other connections here, and
-    /// `endpoint` is that state's first version if it has none.
+    /// `endpoint` is that state's first version if it has none. `meter` is
+    /// the usage meter of the room's app.
     ///
     /// # Errors
     ///
     /// Why the connection may not join: its endpoint or room was deleted.
-    pub fn join(self: &Arc<Self>, endpoint: LiveEndpoint) -> Result<Membership, CloseReason> {
+    pub fn join(self: &Arc<Self>, endpoint: LiveEndpoint, meter: Arc<AppMeter>) -> Result<Membership, CloseReason> {
         let member_id = self.next_member.fetch_add(1, Ordering::Relaxed);
         let room_id = endpoint.room_id;
         // Deletes bury under the read lock, so holding the write lock here
@@ -259,9 +272,9 @@ impl Hub {
         let room = rooms.entry(room_id).or_insert_with(|| {
             self.metrics.live_rooms.inc();
             self.occupancy_changed(Occupancy::Occupied(room_id));
-            Arc::new(Mutex::new(RoomLog::new(self.queue_len)))
+            Arc::new(HubRoom { log: Mutex::new(RoomLog::new(self.queue_len)), meter })
         });
-        room.lock().join(member_id, Arc::clone(&endpoint));
+        room.log.lock().join(member_id, Arc::clone(&endpoint));
         self.metrics.connections.inc();
         Ok(Membership { hub: Arc::clone(self), room: Arc::clone(room), room_id, member_id, endpoint })
     }
@@ -294,7 +307,7 @@ impl Hub {
 
     fn leave(&self, room: &Room, room_id: i64, member_id: u64, endpoint: &Arc<LiveEndpoint>) {
         let mut rooms = self.rooms.write();
-        let mut log = room.lock();
+        let mut log = room.log.lock();
         if log.leave(member_id) {
             self.metrics.connections.dec();
         }
@@ -321,7 +334,10 @@ impl Hub {
     /// Hands a published message to every connection of its room. Must be
     /// called in seq order per room (the broker guarantees it).
     pub fn deliver(&self, message: &Arc<Published>) {
-        let delivered = self.push(message.room_id, &message.outgoing);
+        let Some(room) = self.rooms.read().get(&message.room_id).cloned() else { return };
+        let pushed = room.log.lock().push(&message.outgoing, Audience::All);
+        let delivered = self.count(&pushed);
+        room.meter.delivered(delivered);
         self.metrics.messages_out.inc_by(delivered);
     }
 
@@ -343,7 +359,7 @@ impl Hub {
     /// connections it is for.
     fn push_for(&self, room_id: i64, frame: &Arc<Outgoing>, to: Audience) -> u64 {
         let Some(room) = self.rooms.read().get(&room_id).cloned() else { return 0 };
-        let pushed = room.lock().push(frame, to);
+        let pushed = room.log.lock().push(frame, to);
         self.count(&pushed)
     }
 
@@ -353,7 +369,7 @@ impl Hub {
     /// messages, so a flood of signals never costs anyone a message.
     pub fn deliver_signal(&self, signal: &Signal) {
         let Some(room) = self.rooms.read().get(&signal.room_id).cloned() else { return };
-        let pushed = room.lock().push_signal(&signal.outgoing, signal.from_member);
+        let pushed = room.log.lock().push_signal(&signal.outgoing, signal.from_member);
         self.count(&pushed);
     }
 
@@ -421,7 +437,7 @@ impl Hub {
     /// Closes every connection of an endpoint with `reason`.
     fn close_endpoint(&self, room_id: i64, endpoint_id: i64, reason: CloseReason) {
         let Some(room) = self.rooms.read().get(&room_id).cloned() else { return };
-        let closed = room.lock().close_where(reason, |reader| reader.endpoint.id == endpoint_id);
+        let closed = room.log.lock().close_where(reason, |reader| reader.endpoint.id == endpoint_id);
         self.closed(closed);
     }
 
@@ -455,24 +471,24 @@ impl Hub {
     }
 
     fn close_members(&self, room: &Room, reason: CloseReason) {
-        let closed = room.lock().close_where(reason, |_| true);
+        let closed = room.log.lock().close_where(reason, |_| true);
         self.closed(closed);
     }
 
     /// Open connections in a room on this node.
     pub fn online(&self, room_id: i64) -> u64 {
-        self.rooms.read().get(&room_id).map_or(0, |room| room.lock().len() as u64)
+        self.rooms.read().get(&room_id).map_or(0, |room| room.log.lock().len() as u64)
     }
 
     /// Open connections of every room this node has any in.
     pub fn online_by_room(&self) -> HashMap<i64, u64> {
-        self.rooms.read().iter().map(|(id, room)| (*id, room.lock().len() as u64)).collect()
+        self.rooms.read().iter().map(|(id, room)| (*id, room.log.lock().len() as u64)).collect()
     }
 
     /// The endpoints with a connection in the room on this node.
     pub fn endpoints_in(&self, room_id: i64) -> Vec<i64> {
         let Some(room) = self.rooms.read().get(&room_id).cloned() else { return Vec::new() };
-        let mut endpoints: Vec<i64> = room.lock().readers().map(|reader| reader.endpoint.id).collect();
+        let mut endpoints: Vec<i64> = room.log.lock().readers().map(|reader| reader.endpoint.id).collect();
         endpoints.sort_unstable();
         endpoints.dedup();
         endpoints

@@ -158,7 +158,7 @@ mod tests {
     const ROOM: i64 = 7;
 
     fn room() -> RoomRef {
-        RoomRef { id: ROOM, name: "chat".into() }
+        RoomRef { id: ROOM, app_id: 1, name: "chat".into() }
     }
 
     fn card(endpoint_id: i64) -> MemberCard {
@@ -199,7 +199,7 @@ mod tests {
     #[test]
     fn first_arrival_joins_last_departure_leaves_after_its_time_and_a_return_in_time_is_silent() {
         let hub = Hub::new(16, Arc::new(Metrics::default()));
-        let listener = hub.join(LiveEndpoint::for_test(ROOM, 99)).unwrap();
+        let listener = hub.join(LiveEndpoint::for_test(ROOM, 99), Arc::default()).unwrap();
         let roster = Roster::new(Arc::clone(&hub));
 
         arrive(&roster, 1);

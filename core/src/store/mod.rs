@@ -22,9 +22,11 @@ mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
+mod usage_records;
 mod webhook_records;
 
 use async_trait::async_trait;
+use comms_protocol::usage::Granularity;
 use comms_protocol::Permission;
 
 use crate::names::{AppName, RoomName};
@@ -32,6 +34,7 @@ use crate::origins::AllowedOrigins;
 use crate::quotas::QuotaOverrides;
 use crate::secrets::{ApiKeyHash, MailedTokenHash};
 use sql::Stored;
+pub use usage_records::{AppUsageTotal, UsageCounts, UsageRow};
 pub use webhook_records::{
     AttemptOutcome, DeliveryRecord, DueDelivery, EventTypes, FailingWebhook, Lease, NewEvent, NewWebhook, WebhookRecord,
 };
@@ -783,4 +786,27 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError>;
     /// Webhooks with failed or retrying deliveries, most failures first.
     async fn failing_webhooks(&self, limit: u64) -> Result<Vec<FailingWebhook>, StoreError>;
+
+    // Usage.
+
+    /// Adds what apps did on node `node` to their rows of the minute
+    /// starting at `minute_start`, and of its hour and day: counts add up,
+    /// `connections_peak` keeps the higher. Apps deleted meanwhile are
+    /// skipped.
+    async fn add_usage(&self, node: &str, minute_start: i64, counts: &[(i64, UsageCounts)]) -> Result<(), StoreError>;
+    /// The app's rows of `granularity` for periods starting in
+    /// `from_ms..to_ms`, every node's, oldest first.
+    async fn usage(
+        &self,
+        app_id: i64,
+        granularity: Granularity,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsageRow>, StoreError>;
+    /// The apps that sent and received the most messages in the hours
+    /// starting from `since_ms`, busiest first.
+    async fn busiest_apps(&self, since_ms: i64, limit: u64) -> Result<Vec<AppUsageTotal>, StoreError>;
+    /// Deletes rows of `granularity` for periods that started before
+    /// `before_ms`; how many went.
+    async fn prune_usage(&self, granularity: Granularity, before_ms: i64) -> Result<u64, StoreError>;
 }

@@ -31,13 +31,14 @@ use comms_protocol::Permission;
 use sqlx::database::Database;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
+use comms_protocol::usage::Granularity;
 use comms_protocol::webhook::{DeliveryState, EventType};
 
 use super::{
-    AccountRecord, AccountToken, AppChange, AppFilter, AppRecord, AppStatus, AppSummary, AttemptOutcome, AuditEntry,
-    DeliveryRecord, DueDelivery, EndpointAccess, EndpointRecord, EndpointSettings, EventTypes, FailingWebhook,
-    KeyOwner, Lease, NewAccount, NewApp, NewEndpoint, NewEvent, NewRoom, NewWebhook, RevokedEndpoint, RoomHistory,
-    RoomRecord, Store, StoreError, StoredMessage, TokenPurpose, WebhookRecord,
+    AccountRecord, AccountToken, AppChange, AppFilter, AppRecord, AppStatus, AppSummary, AppUsageTotal, AttemptOutcome,
+    AuditEntry, DeliveryRecord, DueDelivery, EndpointAccess, EndpointRecord, EndpointSettings, EventTypes,
+    FailingWebhook, KeyOwner, Lease, NewAccount, NewApp, NewEndpoint, NewEvent, NewRoom, NewWebhook, RevokedEndpoint,
+    RoomHistory, RoomRecord, Store, StoreError, StoredMessage, TokenPurpose, UsageCounts, UsageRow, WebhookRecord,
 };
 use crate::names::{AppName, RoomName};
 use crate::origins::AllowedOrigins;
@@ -1285,7 +1286,115 @@ where
         .fetch_all(self.reader())
         .await?)
     }
+
+    async fn add_usage(&self, node: &str, minute_start: i64, counts: &[(i64, UsageCounts)]) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        for (app_id, counts) in counts {
+            for granularity in Granularity::ALL {
+                sqlx::query(ADD_USAGE_SQL)
+                    .bind(app_id)
+                    .bind(granularity.as_str())
+                    .bind(granularity.period_start(minute_start))
+                    .bind(node)
+                    .bind(stored_count(counts.connections_peak))
+                    .bind(stored_count(counts.messages_in))
+                    .bind(stored_count(counts.messages_out))
+                    .bind(stored_count(counts.signals))
+                    .bind(stored_count(counts.webhook_deliveries))
+                    .bind(stored_count(counts.refused_quota))
+                    .bind(stored_count(counts.refused_rate))
+                    .bind(stored_count(counts.refused_depth))
+                    .bind(stored_count(counts.refused_credentials))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        app_id: i64,
+        granularity: Granularity,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let sql = format!(
+            "SELECT period_start, node, {USAGE_COLUMNS} FROM app_usage \
+             WHERE app_id = $1 AND granularity = $2 AND period_start >= $3 AND period_start < $4 \
+             ORDER BY period_start, node"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(app_id)
+            .bind(granularity.as_str())
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(self.reader())
+            .await?)
+    }
+
+    async fn busiest_apps(&self, since_ms: i64, limit: u64) -> Result<Vec<AppUsageTotal>, StoreError> {
+        // Nodes add up within an hour; over the hours, the peak is the
+        // highest and the rest add up.
+        let sql = format!(
+            "SELECT a.name AS app_name, CAST(MAX(h.connections_peak) AS BIGINT) AS connections_peak, \
+               CAST(SUM(h.messages_in) AS BIGINT) AS messages_in, \
+               CAST(SUM(h.messages_out) AS BIGINT) AS messages_out, \
+               CAST(SUM(h.signals) AS BIGINT) AS signals, \
+               CAST(SUM(h.webhook_deliveries) AS BIGINT) AS webhook_deliveries, \
+               CAST(SUM(h.refused_quota) AS BIGINT) AS refused_quota, \
+               CAST(SUM(h.refused_rate) AS BIGINT) AS refused_rate, \
+               CAST(SUM(h.refused_depth) AS BIGINT) AS refused_depth, \
+               CAST(SUM(h.refused_credentials) AS BIGINT) AS refused_credentials \
+             FROM (SELECT app_id, period_start, {USAGE_SUMS} FROM app_usage \
+                   WHERE granularity = 'hour' AND period_start >= $1 GROUP BY app_id, period_start) h \
+             JOIN apps a ON a.id = h.app_id GROUP BY a.id, a.name \
+             ORDER BY SUM(h.messages_in) + SUM(h.messages_out) DESC, a.name LIMIT $2"
+        );
+        Ok(sqlx::query_as(&sql).bind(since_ms).bind(stored_count(limit)).fetch_all(self.reader()).await?)
+    }
+
+    async fn prune_usage(&self, granularity: Granularity, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM app_usage WHERE granularity = $1 AND period_start < $2")
+            .bind(granularity.as_str())
+            .bind(before_ms)
+            .execute(self.writer())
+            .await?;
+        Ok(B::rows_affected(&done))
+    }
 }
+
+/// Adds one node's counts to one row of `app_usage`, unless the app was
+/// deleted meanwhile (SQLite needs the `WHERE` of the `SELECT` to read
+/// `ON CONFLICT` as the upsert's).
+const ADD_USAGE_SQL: &str = "INSERT INTO app_usage (app_id, granularity, period_start, node, connections_peak, \
+       messages_in, messages_out, signals, webhook_deliveries, \
+       refused_quota, refused_rate, refused_depth, refused_credentials) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 WHERE EXISTS (SELECT 1 FROM apps WHERE id = $1) \
+     ON CONFLICT (app_id, granularity, period_start, node) DO UPDATE SET \
+       connections_peak = CASE WHEN excluded.connections_peak > app_usage.connections_peak \
+         THEN excluded.connections_peak ELSE app_usage.connections_peak END, \
+       messages_in = app_usage.messages_in + excluded.messages_in, \
+       messages_out = app_usage.messages_out + excluded.messages_out, \
+       signals = app_usage.signals + excluded.signals, \
+       webhook_deliveries = app_usage.webhook_deliveries + excluded.webhook_deliveries, \
+       refused_quota = app_usage.refused_quota + excluded.refused_quota, \
+       refused_rate = app_usage.refused_rate + excluded.refused_rate, \
+       refused_depth = app_usage.refused_depth + excluded.refused_depth, \
+       refused_credentials = app_usage.refused_credentials + excluded.refused_credentials";
+
+/// The columns of [`UsageCounts`].
+const USAGE_COLUMNS: &str = "connections_peak, messages_in, messages_out, signals, webhook_deliveries, \
+     refused_quota, refused_rate, refused_depth, refused_credentials";
+
+/// The columns of [`UsageCounts`], each summed over the grouped rows.
+const USAGE_SUMS: &str = "CAST(SUM(connections_peak) AS BIGINT) AS connections_peak, \
+     CAST(SUM(messages_in) AS BIGINT) AS messages_in, CAST(SUM(messages_out) AS BIGINT) AS messages_out, \
+     CAST(SUM(signals) AS BIGINT) AS signals, CAST(SUM(webhook_deliveries) AS BIGINT) AS webhook_deliveries, \
+     CAST(SUM(refused_quota) AS BIGINT) AS refused_quota, CAST(SUM(refused_rate) AS BIGINT) AS refused_rate, \
+     CAST(SUM(refused_depth) AS BIGINT) AS refused_depth, \
+     CAST(SUM(refused_credentials) AS BIGINT) AS refused_credentials";
 
 /// An endpoint past its expiry, with its app (see
 /// [`Store::unannounced_expiries`]).

@@ -108,6 +108,7 @@ on_every_backend!(
     attempts_are_recorded_sent_again_and_pruned,
     a_batch_of_outcomes_finishes_each_delivery_as_its_own_says,
     a_large_history_batch_writes_one_delivery_per_message_and_webhook,
+    usage_rows_add_up_per_node_roll_up_and_prune,
     an_expiry_is_announced_once_until_it_changes,
 );
 
@@ -968,6 +969,51 @@ async fn server_secrets_are_made_once_for_every_node(fixture: &Fixture) {
     let other_node = fixture.another_node().await;
     assert_eq!((first.as_str(), other_node.server_secret("signing", "two").await.unwrap().as_str()), ("one", "one"));
     assert_eq!(fixture.store.server_secret("other", "three").await.unwrap(), "three");
+}
+
+async fn usage_rows_add_up_per_node_roll_up_and_prune(fixture: &Fixture) {
+    use comms_protocol::usage::Granularity;
+    let store = &*fixture.store;
+    let acme = app(store, "acme").await;
+    let other = app(store, "other").await;
+    let hour = 1_796_025_600_000; // 2026-11-30T08:00:00Z
+    let counts = |messages_in, peak| UsageCounts {
+        messages_in,
+        connections_peak: peak,
+        refused_depth: 1,
+        ..UsageCounts::default()
+    };
+    store.add_usage("a", hour, &[(acme.id, counts(3, 5)), (other.id, counts(100, 1))]).await.unwrap();
+    store.add_usage("a", hour, &[(acme.id, counts(2, 4))]).await.unwrap();
+    store.add_usage("b", hour + 60_000, &[(acme.id, counts(7, 2)), (9999, counts(1, 1))]).await.unwrap();
+
+    let minutes = store.usage(acme.id, Granularity::Minute, hour, hour + 3_600_000).await.unwrap();
+    let shown: Vec<(i64, &str, u64, u64, u64)> = minutes
+        .iter()
+        .map(|row| {
+            let c = &row.counts;
+            (row.period_start - hour, row.node.as_str(), c.messages_in, c.connections_peak, c.refused_depth)
+        })
+        .collect();
+    assert_eq!(shown, [(0, "a", 5, 5, 2), (60_000, "b", 7, 2, 1)], "counts add up, the peak keeps the higher");
+    let hours = store.usage(acme.id, Granularity::Hour, hour, hour + 1).await.unwrap();
+    let rolled: Vec<(&str, u64, u64)> =
+        hours.iter().map(|row| (row.node.as_str(), row.counts.messages_in, row.counts.connections_peak)).collect();
+    assert_eq!(rolled, [("a", 5, 5), ("b", 7, 2)], "each minute rolls up into its hour as it is written");
+    let day = store.usage(acme.id, Granularity::Day, Granularity::Day.period_start(hour), hour + 1).await.unwrap();
+    assert_eq!(day.iter().map(|row| row.counts.messages_in).sum::<u64>(), 12);
+    assert!(store.usage(acme.id, Granularity::Minute, hour + 120_000, hour + 180_000).await.unwrap().is_empty());
+
+    let busiest = store.busiest_apps(hour, 10).await.unwrap();
+    let ranked: Vec<(&str, u64, u64)> = busiest
+        .iter()
+        .map(|total| (total.app_name.as_str(), total.counts.messages_in, total.counts.connections_peak))
+        .collect();
+    assert_eq!(ranked, [("other", 100, 1), ("acme", 12, 7)], "nodes add up within the hour; no row of a deleted app");
+
+    assert_eq!(store.prune_usage(Granularity::Minute, hour + 60_000).await.unwrap(), 2, "acme's and other's on a");
+    assert_eq!(store.usage(acme.id, Granularity::Minute, hour, hour + 3_600_000).await.unwrap().len(), 1);
+    assert_eq!(store.usage(acme.id, Granularity::Hour, hour, hour + 1).await.unwrap().len(), 2, "hours stay");
 }
 
 #[test]

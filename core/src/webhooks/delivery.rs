@@ -40,6 +40,7 @@ use super::signature::WebhookSecret;
 use crate::config::WebhooksConfig;
 use crate::store::{AttemptOutcome, DueDelivery, Lease, Store};
 use crate::time::now_ms;
+use crate::usage::Usage;
 
 /// Longest wait between two looks at the outbox.
 pub const POLL_EVERY: Duration = Duration::from_millis(500);
@@ -75,6 +76,8 @@ impl Wake {
 /// The delivery worker of this node.
 pub struct Dispatcher {
     store: Arc<dyn Store>,
+    /// Counts each app's deliveries that succeeded.
+    usage: Arc<Usage>,
     client: reqwest::Client,
     settings: WebhooksConfig,
     wake: Wake,
@@ -141,6 +144,7 @@ impl Dispatcher {
     /// The HTTP client cannot be built (no TLS roots).
     pub fn new(
         store: Arc<dyn Store>,
+        usage: Arc<Usage>,
         settings: WebhooksConfig,
         destinations: Arc<Destinations>,
         wake: Wake,
@@ -152,7 +156,7 @@ impl Dispatcher {
             .dns_resolver(Arc::new(GuardedResolver(destinations)))
             .user_agent(concat!("comms-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { store, client, settings, wake })
+        Ok(Self { store, usage, client, settings, wake })
     }
 
     /// Runs the worker until the process ends.
@@ -178,6 +182,9 @@ impl Dispatcher {
                 () = tokio::time::sleep(POLL_EVERY) => true,
                 Some(done) = ended.recv() => {
                     queues.ended(done.app_id);
+                    if done.outcome.state == DeliveryState::Delivered {
+                        self.usage.meter(done.app_id).webhook_delivered();
+                    }
                     let _ = outcomes.send(done.outcome);
                     false
                 }

@@ -98,9 +98,7 @@ impl IntoResponse for Failure {
             data: BTreeMap::<&str, Box<RawValue>>::new(),
         };
         let mut response = (self.0.status(), Json(body)).into_response();
-        if let Some(seconds) = self.0.retry_after() {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds);
-        }
+        self.0.finish(&mut response);
         response
     }
 }

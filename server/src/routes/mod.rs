@@ -8,6 +8,7 @@ pub mod messages;
 pub mod ops;
 pub mod rooms;
 pub mod site;
+pub mod usage;
 pub mod webhooks;
 
 use axum::body::Bytes;
@@ -37,6 +38,7 @@ use crate::state::AppState;
         (name = "endpoints", description = "Codes that let a WebSocket client join a room"),
         (name = "messages", description = "History and server-side publishing"),
         (name = "webhooks", description = "Signed events posted to the app's backend"),
+        (name = "usage", description = "What the app did, per minute, hour or day"),
     )
 )]
 struct ApiDoc;
@@ -62,6 +64,7 @@ fn rest() -> OpenApiRouter<AppState> {
         .merge(endpoints::router())
         .merge(messages::router())
         .merge(webhooks::router())
+        .merge(usage::router())
 }
 
 /// The OpenAPI 3 document of the REST API.
@@ -82,6 +85,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         // Set before the layer, so the layer answers preflights (OPTIONS)
         // first; set later, it would replace the layered fallback.
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::refusals::count))
         .layer(crate::cors::api_layer());
     Router::new()
         .merge(api)

@@ -3,7 +3,8 @@
 //! another node, deletions and online counts across nodes, presence and
 //! signals across nodes (a killed node's members leave, a Redis that lost
 //! its data gets them back without a word to clients), and a Redis restart
-//! survived; webhook events are delivered once by the two nodes together.
+//! survived; webhook events are delivered once by the two nodes together;
+//! usage adds up over the nodes, asked of either.
 //!
 //! Each node is a real `comms serve` process with a port and a data folder
 //! of its own; the nodes share only the database and Redis, as separate
@@ -23,9 +24,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::capabilities::{budget_refusals, endpoint_with, in_ms, patch_endpoint};
 use crate::helpers::{assert_error, body, member_roll, public_id, wait_ready, Remote, WsClient};
+use crate::usage::{totals, usage};
 
 /// The nodes' leave grace period, short so tests wait little.
 const GRACE: Duration = Duration::from_millis(500);
+
+/// How often the nodes write their usage counts, short for the same reason.
+const USAGE_FLUSH: Duration = Duration::from_millis(200);
 
 /// Where the nodes of one test keep their shared state.
 #[derive(Clone)]
@@ -47,6 +52,7 @@ impl Shared {
             .env("COMMS_DATA_DIR", data_dir)
             .env("COMMS_DEMO__ENABLED", "false")
             .env("COMMS_PRESENCE__LEAVE_GRACE_MS", GRACE.as_millis().to_string())
+            .env("COMMS_USAGE__FLUSH_MS", USAGE_FLUSH.as_millis().to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
@@ -670,4 +676,29 @@ async fn messages_sent_back_to_back_are_published_in_order_sharing_round_trips()
     assert_eq!(refused, 1, "the invalid frame is answered once");
     let spent = redis_round_trips(a.api()).await - before;
     assert!(spent <= sent as u64 / 4, "{spent} round trips for {sent} messages sent back to back");
+}
+
+#[tokio::test]
+async fn usage_adds_up_over_nodes_asked_of_either() {
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
+    a.api().create_room(&key, "lobby").await;
+    let endpoint = a.api().create_endpoint(&key, "lobby", "read", None).await;
+    let (mut on_a, _) = join(a.api(), &endpoint, None).await;
+    let (mut on_b, _) = join(b.api(), &endpoint, None).await;
+    for (node, n) in [(&a, 0), (&a, 1), (&a, 2), (&b, 3), (&b, 4)] {
+        publish(node.api(), &key, "lobby", json!(n)).await;
+    }
+    for _ in 0..5 {
+        on_a.next_message().await;
+        on_b.next_message().await;
+    }
+    // A socket on each node: each node's peak of one, added up.
+    let expected = [2, 5, 10, 0, 0, 0, 0, 0, 0];
+    for node in [&a, &b] {
+        let added_up = eventually(Duration::from_secs(5), || async {
+            totals(&usage(node.api(), &key, "?granularity=minute").await) == expected
+        })
+        .await;
+        assert!(added_up, "{}", usage(node.api(), &key, "?granularity=minute").await);
+    }
 }

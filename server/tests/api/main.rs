@@ -34,5 +34,6 @@ mod restart;
 mod rooms;
 mod site_headers;
 mod tls;
+mod usage;
 mod webhooks;
 mod websocket;

@@ -58,6 +58,8 @@ export default defineConfig({
       // No automatic webhook retry within a test's time (the default is
       // 10 s), so a delivery a test sends again is sent by "Send again".
       COMMS_WEBHOOKS__FIRST_RETRY_MS: "600000",
+      // Usage reaches the database (and the admin area) within a second.
+      COMMS_USAGE__FLUSH_MS: "1000",
     },
   },
 });

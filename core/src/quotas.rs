@@ -290,6 +290,23 @@ impl SocketCounts {
         std::mem::replace(&mut counts.peaks, open)
     }
 
+    /// This node's live connections, of every app.
+    pub fn total(&self) -> u64 {
+        let counts = self.counts.lock();
+        counts.live.iter().filter(|(counted, _)| matches!(counted, Counted::App(_))).map(|(_, n)| n).sum()
+    }
+
+    /// The name other nodes publish their connections of an app under.
+    pub fn app_count_name(app_id: i64) -> String {
+        Counted::App(app_id).name()
+    }
+
+    /// Whether a published count name is an app's (each connection is
+    /// counted under exactly one).
+    pub fn is_app_count_name(name: &str) -> bool {
+        name.starts_with("a:")
+    }
+
     /// The name other nodes publish their connections of an endpoint under.
     pub fn endpoint_count_name(endpoint_id: i64) -> String {
         Counted::Endpoint(endpoint_id).name()

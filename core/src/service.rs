@@ -404,8 +404,9 @@ impl Service {
         self.check_payload(&payload)?;
         let room = self.find_room(app, room).await?;
         let sender = Sender { id: APP_SENDER_ID.into(), meta: meta.into_raw(), parent: None };
+        let bytes = payload.get().len();
         let published = self.broker.publish(&room_ref(&room), Draft { sender, payload }, Durability::Stored).await?;
-        self.usage.meter(app.id).published(1);
+        self.usage.meter(app.id).published(bytes);
         Ok(published.message.clone())
     }
 

@@ -222,7 +222,9 @@ impl Service {
             None => self.broker.history(&ticket.room, u64::MAX, 0).await,
         };
         let History { first_seq, last_seq, messages } = history.map_err(ServiceError::from)?;
-        meter.delivered(messages.len() as u64);
+        for message in &messages {
+            meter.delivered(1, message.outgoing.frame.len());
+        }
         let shown = membership.endpoint.shown(&state);
         Ok(Subscription {
             membership,
@@ -268,10 +270,11 @@ impl Service {
             let budget = self.store.endpoint_by_id(endpoint.id).await?.and_then(|found| found.endpoint.max_messages);
             return Err(ServiceError::BudgetExhausted(budget.map_or(0, |n| u64::try_from(n).unwrap_or(0))));
         }
+        let bytes = payload.get().len();
         let draft = Draft { sender: endpoint.sender(&state), payload };
         match self.broker.publish(room, draft, Durability::Delivered).await {
             Ok(_) => {
-                self.usage.meter(room.app_id).published(1);
+                self.usage.meter(room.app_id).published(bytes);
                 if !state.budgeted {
                     self.sent.add(endpoint.id);
                 }
@@ -314,16 +317,17 @@ impl Service {
             }
             results.push(checked);
         }
-        let mut published = self.broker.publish_all(room, drafts).await.into_iter();
+        let sizes: Vec<usize> = drafts.iter().map(|draft| draft.payload.get().len()).collect();
+        let mut published = self.broker.publish_all(room, drafts).await.into_iter().zip(sizes);
         let meter = self.usage.meter(room.app_id);
         for result in results.iter_mut().filter(|result| result.is_ok()) {
             *result = match published.next() {
-                Some(Ok(_)) => {
+                Some((Ok(_), bytes)) => {
                     self.sent.add(endpoint.id);
-                    meter.published(1);
+                    meter.published(bytes);
                     Ok(())
                 }
-                Some(Err(err)) => Err(err.into()),
+                Some((Err(err), _)) => Err(err.into()),
                 None => Err(ServiceError::Internal(anyhow::anyhow!("the broker skipped a message"))),
             };
         }

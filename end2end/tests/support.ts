@@ -1,8 +1,8 @@
 // What several browser tests share: running the `comms` command line on the
 // test server's data folder, the links of the emails the server wrote to its
-// log, the JS SDK's client for an app's REST calls, and opening a page and
-// logging in to the portal or the admin area.
-import type { Page } from "@playwright/test";
+// log, the JS SDK's client for an app's REST calls, opening a page, logging
+// in to the portal or the admin area, and a developer with an approved app.
+import { expect, type Page } from "@playwright/test";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -53,4 +53,31 @@ export async function logIn(page: Page, email: string, password: string) {
   await form.getByLabel("Email", { exact: true }).fill(email);
   await form.getByLabel("Password", { exact: true }).fill(password);
   await form.getByRole("button", { name: "Log in" }).click();
+}
+
+/** A developer with a confirmed address, signed in, on the page of their approved app `app`. */
+export async function developerOnApprovedApp(page: Page, email: string, app: string) {
+  const password = "a developer's password";
+  await open(page, "/portal");
+  const signUp = page.getByRole("region", { name: "Sign up" });
+  await signUp.getByLabel("Your email").fill(email);
+  await signUp.getByLabel("Choose a password").fill(password);
+  await signUp.getByRole("button", { name: "Sign up" }).click();
+  await expect(signUp.getByRole("status")).toContainText("Check your inbox");
+  await expect.poll(() => mailedLinks(email, "/portal/confirm").length).toBe(1);
+  await open(page, mailedLinks(email, "/portal/confirm")[0]);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Confirm and log in" }).click();
+  await expect(page.getByRole("status")).toContainText("Address confirmed");
+
+  await open(page, "/portal");
+  const register = page.getByRole("region", { name: "Register an app" });
+  await register.getByLabel("App name").fill(app);
+  await register.getByLabel("Intended use").fill("trying comms out");
+  await register.getByRole("button", { name: "Request a key" }).click();
+  await expect(page.getByRole("link", { name: app })).toBeVisible();
+  // The approval in the admin area is the portal spec's; here an operator's.
+  comms("app", "approve", app);
+  await open(page, `/portal/apps/${app}`);
+  await expect(page.getByRole("heading", { name: "Status: approved" })).toBeVisible();
 }

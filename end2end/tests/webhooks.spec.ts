@@ -8,7 +8,7 @@
 import { expect, test, type Page } from "@playwright/test";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { client, comms, logIn, mailedLinks, open } from "./support.js";
+import { client, comms, developerOnApprovedApp, logIn, open } from "./support.js";
 
 /** What the receiver got: each POST's `webhook-id` header and event type. */
 type Received = { id: string; type: string };
@@ -38,33 +38,6 @@ async function startReceiver(): Promise<Receiver> {
   await new Promise<void>((listening) => server.listen(0, "127.0.0.1", listening));
   receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
   return receiver;
-}
-
-/** A developer with a confirmed address, signed in, on the page of their approved app `app`. */
-async function developerOnApprovedApp(page: Page, email: string, app: string) {
-  const password = "webhooks all the way";
-  await open(page, "/portal");
-  const signUp = page.getByRole("region", { name: "Sign up" });
-  await signUp.getByLabel("Your email").fill(email);
-  await signUp.getByLabel("Choose a password").fill(password);
-  await signUp.getByRole("button", { name: "Sign up" }).click();
-  await expect(signUp.getByRole("status")).toContainText("Check your inbox");
-  await expect.poll(() => mailedLinks(email, "/portal/confirm").length).toBe(1);
-  await open(page, mailedLinks(email, "/portal/confirm")[0]);
-  await page.getByLabel("Password", { exact: true }).fill(password);
-  await page.getByRole("button", { name: "Confirm and log in" }).click();
-  await expect(page.getByRole("status")).toContainText("Address confirmed");
-
-  await open(page, "/portal");
-  const register = page.getByRole("region", { name: "Register an app" });
-  await register.getByLabel("App name").fill(app);
-  await register.getByLabel("Intended use").fill("events to our backend");
-  await register.getByRole("button", { name: "Request a key" }).click();
-  await expect(page.getByRole("link", { name: app })).toBeVisible();
-  // The approval in the admin area is the portal spec's; here an operator's.
-  comms("app", "approve", app);
-  await open(page, `/portal/apps/${app}`);
-  await expect(page.getByRole("heading", { name: "Status: approved" })).toBeVisible();
 }
 
 /** Presses the page's "Refresh" until `check` passes: deliveries happen after the action that caused them. */

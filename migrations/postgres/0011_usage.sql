@@ -11,6 +11,8 @@ CREATE TABLE app_usage (
     connections_peak BIGINT NOT NULL DEFAULT 0,
     messages_in BIGINT NOT NULL DEFAULT 0,
     messages_out BIGINT NOT NULL DEFAULT 0,
+    bytes_in BIGINT NOT NULL DEFAULT 0,
+    bytes_out BIGINT NOT NULL DEFAULT 0,
     signals BIGINT NOT NULL DEFAULT 0,
     webhook_deliveries BIGINT NOT NULL DEFAULT 0,
     refused_quota BIGINT NOT NULL DEFAULT 0,

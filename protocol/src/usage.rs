@@ -82,6 +82,10 @@ pub struct UsagePoint {
     /// Messages delivered to sockets, counted once per receiving socket
     /// (resumed backlogs included).
     pub messages_out: u64,
+    /// Bytes of the payloads of `messages_in`, as published (JSON text).
+    pub bytes_in: u64,
+    /// Bytes of the message frames of `messages_out`, as sent.
+    pub bytes_out: u64,
     /// Signals sent by the app's sockets.
     pub signals: u64,
     /// Webhook deliveries answered with a 2xx.

@@ -515,6 +515,14 @@ export interface UsagePoint {
    */
   at: string;
   /**
+   * Bytes of the payloads of `messages_in`, as published (JSON text).
+   */
+  bytes_in: number;
+  /**
+   * Bytes of the message frames of `messages_out`, as sent.
+   */
+  bytes_out: number;
+  /**
    * The most WebSocket connections open at once during the period: each
    * node's peak, added up.
    */

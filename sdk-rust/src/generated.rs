@@ -576,6 +576,10 @@ pub struct UpdateEndpointRequest {
 pub struct UsagePoint {
     /// The period's start, RFC 3339 UTC with milliseconds.
     pub at: String,
+    /// Bytes of the payloads of `messages_in`, as published (JSON text).
+    pub bytes_in: u64,
+    /// Bytes of the message frames of `messages_out`, as sent.
+    pub bytes_out: u64,
     /// The most WebSocket connections open at once during the period: each
     /// node's peak, added up.
     pub connections_peak: u64,

@@ -253,6 +253,7 @@ impl Application {
             sockets: TaskTracker::new(),
             leptos,
             demo: OnceLock::new(),
+            stopping: CancellationToken::new(),
         });
         let mut background = if state.config.demo.enabled { start_demo(&state).await } else { Vec::new() };
         background.push(tokio::spawn(async move {
@@ -294,7 +295,7 @@ impl Application {
         let https_port = self.local_addr().port();
         let Self { listener, redirect, router, state, background } = self;
         let connections = Connections::new(&state.config.server);
-        let stopping = CancellationToken::new();
+        let stopping = state.stopping.clone();
         let redirecting = redirect.map(|listener| {
             let redirects = tls::redirect_router(&state.config.server, https_port);
             let (connections, stopped) = (connections.clone(), stopping.clone().cancelled_owned());

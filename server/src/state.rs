@@ -20,6 +20,7 @@ use comms_core::portal::Portal;
 use comms_core::service::Service;
 use comms_core::store::{AppRecord, Store};
 use leptos::config::LeptosOptions;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::form_cookie::FormCookies;
@@ -85,6 +86,9 @@ pub struct Shared {
     pub demo: OnceLock<DemoState>,
     /// The headers the site's pages carry.
     pub security_headers: SecurityHeaders,
+    /// Cancelled when shutdown begins, for answers that would otherwise
+    /// stream until their client leaves.
+    pub stopping: CancellationToken,
 }
 
 /// The running demo.

@@ -1,7 +1,8 @@
 //! `/admin`: admins (accounts made with `comms admin create`) review apps:
 //! approve, reject, suspend and reinstate them, set their count quotas,
-//! see which apps' webhooks are failing, and read the audit log of these
-//! actions and of key issuance.
+//! see the busiest apps with their refused requests by reason, each node's
+//! connections and which apps' webhooks are failing, and read the audit
+//! log of these actions and of key issuance.
 
 use comms_protocol::Quota;
 use leptos::prelude::*;
@@ -10,7 +11,7 @@ use leptos_meta::Title;
 use crate::layout::refresh_viewer_after;
 use crate::pages::portal::api::{admin_overview, portal_session, LogIn, SetAppQuota, SetAppStatus};
 use crate::pages::portal::forms::{FormToken, LogInForm, Outcome};
-use crate::pages::portal::views::{AdminView, AppRow, AuditRow, FailingWebhookRow};
+use crate::pages::portal::views::{AdminView, AppRow, AuditRow, BusyAppRow, FailingWebhookRow, NodeRow};
 
 /// The admin area.
 #[component]
@@ -53,9 +54,11 @@ fn Review(csrf: String) -> impl IntoView {
                 overview
                     .get()
                     .map(|result| match result {
-                        Ok(AdminView { apps, audit, failing_webhooks }) => {
+                        Ok(AdminView { apps, audit, failing_webhooks, busiest, nodes }) => {
                             view! {
                                 <AppsTable apps csrf set_status set_quota />
+                                <BusiestAppsTable busiest />
+                                <NodesTable nodes />
                                 <FailingWebhooksTable webhooks=failing_webhooks />
                                 <AuditTable audit />
                             }
@@ -218,6 +221,86 @@ fn FailingWebhooksTable(webhooks: Vec<FailingWebhookRow>) -> impl IntoView {
         <section aria-labelledby="failing-webhooks-heading">
             <h2 id="failing-webhooks-heading">"Failing webhooks"</h2>
             {body}
+        </section>
+    }
+    .into_any()
+}
+
+/// The apps with the most messages in the last 24 hours, with their peak
+/// connections and refused requests by reason.
+#[component]
+fn BusiestAppsTable(busiest: Vec<BusyAppRow>) -> impl IntoView {
+    let body = if busiest.is_empty() {
+        view! { <p>"No app did anything in the last 24 hours."</p> }.into_any()
+    } else {
+        view! {
+            <div class="table-scroll">
+                <table>
+                    <thead>
+                        <tr>
+                            <th>"app"</th>
+                            <th>"peak connections"</th>
+                            <th>"messages in"</th>
+                            <th>"messages out"</th>
+                            <th>"refused: quota"</th>
+                            <th>"rate"</th>
+                            <th>"depth"</th>
+                            <th>"credentials"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {busiest
+                            .into_iter()
+                            .map(|app| {
+                                view! {
+                                    <tr>
+                                        <td>{app.app}</td>
+                                        <td>{app.connections_peak}</td>
+                                        <td>{app.messages_in}</td>
+                                        <td>{app.messages_out}</td>
+                                        <td>{app.refused.quota}</td>
+                                        <td>{app.refused.rate}</td>
+                                        <td>{app.refused.depth}</td>
+                                        <td>{app.refused.credentials}</td>
+                                    </tr>
+                                }
+                            })
+                            .collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        }
+        .into_any()
+    };
+    view! {
+        <section aria-labelledby="busiest-heading">
+            <h2 id="busiest-heading">"Busiest apps, last 24 hours"</h2>
+            {body}
+        </section>
+    }
+    .into_any()
+}
+
+/// Each node's live connections, as of loading the page.
+#[component]
+fn NodesTable(nodes: Vec<NodeRow>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="nodes-heading">
+            <h2 id="nodes-heading">"Connections per node"</h2>
+            <table>
+                <thead>
+                    <tr>
+                        <th>"node"</th>
+                        <th>"connections"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {nodes
+                        .into_iter()
+                        .map(|node| view! { <tr><td><code>{node.node}</code></td><td>{node.connections}</td></tr> })
+                        .collect_view()}
+                </tbody>
+            </table>
         </section>
     }
     .into_any()

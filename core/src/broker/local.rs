@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use super::room_log::RoomLog;
 use super::writer::{HistoryWriter, WriterSettings};
-use super::{Broker, BrokerError, Durability, History, PublishGate, RoomRef};
+use super::{Broker, BrokerError, Durability, History, NodeConnections, PublishGate, RoomRef};
 use crate::hub::{Hub, Occupancy};
 use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
@@ -250,6 +250,14 @@ impl Broker for LocalBroker {
     async fn sockets_elsewhere(&self, _owner: &SocketOwner) -> Result<[u64; 3], BrokerError> {
         // One node: there is no elsewhere.
         Ok([0; 3])
+    }
+
+    async fn app_connections(&self, app_id: i64) -> Result<u64, BrokerError> {
+        Ok(self.hub.sockets().of_app(app_id))
+    }
+
+    async fn connections_by_node(&self) -> Result<Vec<NodeConnections>, BrokerError> {
+        Ok(vec![NodeConnections { node: "this node".into(), connections: self.hub.sockets().total() }])
     }
 
     async fn announce(&self, event: RoomEvent) {

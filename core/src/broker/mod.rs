@@ -32,6 +32,15 @@ use crate::presence::{MemberCard, MemberChange, Roll, Signal, Swept, Transition}
 use crate::quotas::SocketOwner;
 use crate::store::StoreError;
 
+/// One node's live connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConnections {
+    /// The node's id (`this node` with the in-process broker).
+    pub node: String,
+    /// Its live WebSocket connections.
+    pub connections: u64,
+}
+
 /// The room a broker call is about. The name goes into every message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRef {
@@ -174,6 +183,12 @@ pub trait Broker: Send + Sync + 'static {
     /// The connections of `owner` (its app, endpoint and address, in that
     /// order) on the other nodes, for the socket quotas.
     async fn sockets_elsewhere(&self, owner: &SocketOwner) -> Result<[u64; 3], BrokerError>;
+
+    /// The app's live connections over every node.
+    async fn app_connections(&self, app_id: i64) -> Result<u64, BrokerError>;
+
+    /// Each node's live connections, this node's first, for the admin area.
+    async fn connections_by_node(&self) -> Result<Vec<NodeConnections>, BrokerError>;
 
     /// Closes the connections `event` ends, on this node at once and on
     /// every other node as soon as it hears of it.

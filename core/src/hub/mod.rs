@@ -337,7 +337,7 @@ impl Hub {
         let Some(room) = self.rooms.read().get(&message.room_id).cloned() else { return };
         let pushed = room.log.lock().push(&message.outgoing, Audience::All);
         let delivered = self.count(&pushed);
-        room.meter.delivered(delivered);
+        room.meter.delivered(delivered, message.outgoing.frame.len());
         self.metrics.messages_out.inc_by(delivered);
     }
 

@@ -1299,6 +1299,8 @@ where
                     .bind(stored_count(counts.connections_peak))
                     .bind(stored_count(counts.messages_in))
                     .bind(stored_count(counts.messages_out))
+                    .bind(stored_count(counts.bytes_in))
+                    .bind(stored_count(counts.bytes_out))
                     .bind(stored_count(counts.signals))
                     .bind(stored_count(counts.webhook_deliveries))
                     .bind(stored_count(counts.refused_quota))
@@ -1341,6 +1343,8 @@ where
             "SELECT a.name AS app_name, CAST(MAX(h.connections_peak) AS BIGINT) AS connections_peak, \
                CAST(SUM(h.messages_in) AS BIGINT) AS messages_in, \
                CAST(SUM(h.messages_out) AS BIGINT) AS messages_out, \
+               CAST(SUM(h.bytes_in) AS BIGINT) AS bytes_in, \
+               CAST(SUM(h.bytes_out) AS BIGINT) AS bytes_out, \
                CAST(SUM(h.signals) AS BIGINT) AS signals, \
                CAST(SUM(h.webhook_deliveries) AS BIGINT) AS webhook_deliveries, \
                CAST(SUM(h.refused_quota) AS BIGINT) AS refused_quota, \
@@ -1369,14 +1373,17 @@ where
 /// deleted meanwhile (SQLite needs the `WHERE` of the `SELECT` to read
 /// `ON CONFLICT` as the upsert's).
 const ADD_USAGE_SQL: &str = "INSERT INTO app_usage (app_id, granularity, period_start, node, connections_peak, \
-       messages_in, messages_out, signals, webhook_deliveries, \
+       messages_in, messages_out, bytes_in, bytes_out, signals, webhook_deliveries, \
        refused_quota, refused_rate, refused_depth, refused_credentials) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 WHERE EXISTS (SELECT 1 FROM apps WHERE id = $1) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
+     WHERE EXISTS (SELECT 1 FROM apps WHERE id = $1) \
      ON CONFLICT (app_id, granularity, period_start, node) DO UPDATE SET \
        connections_peak = CASE WHEN excluded.connections_peak > app_usage.connections_peak \
          THEN excluded.connections_peak ELSE app_usage.connections_peak END, \
        messages_in = app_usage.messages_in + excluded.messages_in, \
        messages_out = app_usage.messages_out + excluded.messages_out, \
+       bytes_in = app_usage.bytes_in + excluded.bytes_in, \
+       bytes_out = app_usage.bytes_out + excluded.bytes_out, \
        signals = app_usage.signals + excluded.signals, \
        webhook_deliveries = app_usage.webhook_deliveries + excluded.webhook_deliveries, \
        refused_quota = app_usage.refused_quota + excluded.refused_quota, \
@@ -1385,12 +1392,13 @@ const ADD_USAGE_SQL: &str = "INSERT INTO app_usage (app_id, granularity, period_
        refused_credentials = app_usage.refused_credentials + excluded.refused_credentials";
 
 /// The columns of [`UsageCounts`].
-const USAGE_COLUMNS: &str = "connections_peak, messages_in, messages_out, signals, webhook_deliveries, \
-     refused_quota, refused_rate, refused_depth, refused_credentials";
+const USAGE_COLUMNS: &str = "connections_peak, messages_in, messages_out, bytes_in, bytes_out, signals, \
+     webhook_deliveries, refused_quota, refused_rate, refused_depth, refused_credentials";
 
 /// The columns of [`UsageCounts`], each summed over the grouped rows.
 const USAGE_SUMS: &str = "CAST(SUM(connections_peak) AS BIGINT) AS connections_peak, \
      CAST(SUM(messages_in) AS BIGINT) AS messages_in, CAST(SUM(messages_out) AS BIGINT) AS messages_out, \
+     CAST(SUM(bytes_in) AS BIGINT) AS bytes_in, CAST(SUM(bytes_out) AS BIGINT) AS bytes_out, \
      CAST(SUM(signals) AS BIGINT) AS signals, CAST(SUM(webhook_deliveries) AS BIGINT) AS webhook_deliveries, \
      CAST(SUM(refused_quota) AS BIGINT) AS refused_quota, CAST(SUM(refused_rate) AS BIGINT) AS refused_rate, \
      CAST(SUM(refused_depth) AS BIGINT) AS refused_depth, \

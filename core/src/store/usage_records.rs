@@ -17,6 +17,12 @@ pub struct UsageCounts {
     /// Messages delivered to sockets.
     #[sqlx(try_from = "i64")]
     pub messages_out: u64,
+    /// Payload bytes of the messages published.
+    #[sqlx(try_from = "i64")]
+    pub bytes_in: u64,
+    /// Frame bytes of the messages delivered.
+    #[sqlx(try_from = "i64")]
+    pub bytes_out: u64,
     /// Signals sent.
     #[sqlx(try_from = "i64")]
     pub signals: u64,
@@ -48,6 +54,8 @@ impl UsageCounts {
         self.connections_peak += other.connections_peak;
         self.messages_in += other.messages_in;
         self.messages_out += other.messages_out;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
         self.signals += other.signals;
         self.webhook_deliveries += other.webhook_deliveries;
         self.refused_quota += other.refused_quota;
@@ -63,6 +71,8 @@ impl UsageCounts {
             connections_peak: self.connections_peak,
             messages_in: self.messages_in,
             messages_out: self.messages_out,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
             signals: self.signals,
             webhook_deliveries: self.webhook_deliveries,
             refused: Refused {

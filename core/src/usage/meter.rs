@@ -25,6 +25,8 @@ pub enum Refusal {
 pub struct AppMeter {
     messages_in: AtomicU64,
     messages_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
     signals: AtomicU64,
     webhook_deliveries: AtomicU64,
     refused_quota: AtomicU64,
@@ -36,15 +38,18 @@ pub struct AppMeter {
 // Relaxed throughout: each counter is a sum read on its own, and the
 // flush's lock orders a read against the subtraction that follows it.
 impl AppMeter {
-    /// Counts `n` messages published into one of the app's rooms.
-    pub fn published(&self, n: u64) {
-        self.messages_in.fetch_add(n, Ordering::Relaxed);
+    /// Counts a message of `bytes` payload bytes published into one of the
+    /// app's rooms.
+    pub fn published(&self, bytes: usize) {
+        self.messages_in.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// Counts `n` messages handed to sockets.
-    pub fn delivered(&self, n: u64) {
-        if n > 0 {
-            self.messages_out.fetch_add(n, Ordering::Relaxed);
+    /// Counts a message frame of `bytes` bytes handed to `sockets` sockets.
+    pub fn delivered(&self, sockets: u64, bytes: usize) {
+        if sockets > 0 {
+            self.messages_out.fetch_add(sockets, Ordering::Relaxed);
+            self.bytes_out.fetch_add(sockets * bytes as u64, Ordering::Relaxed);
         }
     }
 
@@ -76,6 +81,8 @@ impl AppMeter {
             connections_peak: 0,
             messages_in: load(&self.messages_in),
             messages_out: load(&self.messages_out),
+            bytes_in: load(&self.bytes_in),
+            bytes_out: load(&self.bytes_out),
             signals: load(&self.signals),
             webhook_deliveries: load(&self.webhook_deliveries),
             refused_quota: load(&self.refused_quota),
@@ -91,6 +98,8 @@ impl AppMeter {
         let sub = |counter: &AtomicU64, n: u64| counter.fetch_sub(n, Ordering::Relaxed);
         sub(&self.messages_in, written.messages_in);
         sub(&self.messages_out, written.messages_out);
+        sub(&self.bytes_in, written.bytes_in);
+        sub(&self.bytes_out, written.bytes_out);
         sub(&self.signals, written.signals);
         sub(&self.webhook_deliveries, written.webhook_deliveries);
         sub(&self.refused_quota, written.refused_quota);
@@ -109,11 +118,13 @@ mod tests {
         let meter = AppMeter::default();
         meter.published(3);
         meter.refused(Refusal::Depth);
+        meter.delivered(2, 10);
         let written = meter.read();
-        meter.published(2);
-        meter.delivered(0);
+        assert_eq!((written.messages_out, written.bytes_out), (2, 20), "a frame's bytes once per socket");
+        meter.published(5);
+        meter.delivered(0, 10);
         meter.subtract(&written);
         let left = meter.read();
-        assert_eq!((left.messages_in, left.refused_depth, left.messages_out), (2, 0, 0));
+        assert_eq!((left.messages_in, left.bytes_in, left.refused_depth, left.messages_out), (1, 5, 0, 0));
     }
 }

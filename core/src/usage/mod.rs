@@ -24,8 +24,11 @@
 //! write take one lock, so no count is seen twice or missed.
 //! `connections_peak` over several nodes is the sum of each node's peak,
 //! an upper bound of the true peak when the nodes' peaks do not coincide.
+//!
+//! [`standing`] tells where an app stands now against its quotas.
 
 mod meter;
+pub mod standing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -99,6 +102,13 @@ impl UsageWindow {
         Ok(Self { granularity, first_ms, to_ms })
     }
 
+    /// The last `periods` periods of `granularity`, the current one
+    /// included, as of `now_ms`.
+    pub fn last(periods: i64, granularity: Granularity, now_ms: i64) -> Self {
+        let current = granularity.period_start(now_ms);
+        Self { granularity, first_ms: current - (periods - 1) * granularity.millis(), to_ms: now_ms + 1 }
+    }
+
     fn holds(&self, period_start: i64) -> bool {
         (self.first_ms..self.to_ms).contains(&period_start)
     }
@@ -160,6 +170,33 @@ impl Usage {
     ///
     /// The store cannot be read.
     pub async fn report(&self, app_id: i64, window: UsageWindow) -> Result<UsageReport, ServiceError> {
+        let periods = self.periods(app_id, window).await?;
+        let points = periods.iter().map(|(start, counts)| counts.point(*start)).collect();
+        Ok(UsageReport { granularity: window.granularity, points })
+    }
+
+    /// Every period of `window` with the app's usage in it, oldest first,
+    /// those without activity included (as zeros): a chart's bars.
+    ///
+    /// # Errors
+    ///
+    /// The store cannot be read.
+    pub async fn every_period(
+        &self,
+        app_id: i64,
+        window: UsageWindow,
+    ) -> Result<Vec<(i64, UsageCounts)>, ServiceError> {
+        let mut periods = self.periods(app_id, window).await?;
+        let step = usize::try_from(window.granularity.millis()).unwrap_or(usize::MAX);
+        Ok((window.first_ms..window.to_ms)
+            .step_by(step)
+            .map(|start| (start, periods.remove(&start).unwrap_or_default()))
+            .collect())
+    }
+
+    /// The app's periods in `window` with any activity, summed over every
+    /// node.
+    async fn periods(&self, app_id: i64, window: UsageWindow) -> Result<BTreeMap<i64, UsageCounts>, ServiceError> {
         let granularity = window.granularity;
         let unwritten = self.unwritten.lock().await;
         let rows = self.store.usage(app_id, granularity, window.first_ms, window.to_ms).await?;
@@ -181,8 +218,7 @@ impl Usage {
         for (start, counts) in own {
             periods.entry(start).or_default().add(&counts);
         }
-        let points = periods.iter().map(|(start, counts)| counts.point(*start)).collect();
-        Ok(UsageReport { granularity, points })
+        Ok(periods)
     }
 
     /// What this node counted for the app and has not written, with the
@@ -300,6 +336,15 @@ mod tests {
         assert_eq!(window.first_ms, NOW - DEFAULT_SPAN_MS);
         assert_eq!(window.to_ms, NOW + 1_234);
         assert!(window.holds(NOW), "the current hour is included");
+    }
+
+    #[test]
+    fn the_last_periods_end_with_the_current_one() {
+        let window = UsageWindow::last(24, Granularity::Hour, NOW + 90_000);
+        assert_eq!((window.first_ms, window.to_ms), (NOW - 23 * 3_600_000, NOW + 90_001));
+        let starts: Vec<i64> =
+            (window.first_ms..window.to_ms).step_by(3_600_000).map(|start| (start - NOW) / 3_600_000).collect();
+        assert_eq!(starts, (-23..=0).collect::<Vec<_>>(), "24 hours, the current one last");
     }
 
     #[test]

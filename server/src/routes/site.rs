@@ -47,6 +47,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         service: state.service.clone(),
         server: Arc::new(state.config.server.clone()),
         limits: Arc::new(state.config.limits.clone()),
+        stopping: state.stopping.clone(),
     };
     // Server functions reach the services through these contexts.
     let contexts = move || {

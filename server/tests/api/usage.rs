@@ -1,19 +1,36 @@
 //! `docs/usage.md`: `GET /api/v1/usage` answers what a scripted workload
 //! did, the moment it is done (this node's unwritten counts included) and
 //! after a restart (written on the way out); each app sees its own; bad
-//! queries are `400 invalid`. Two nodes add up in `cluster`.
+//! queries are `400 invalid`; bytes are the payloads published and the
+//! frames sent. Two nodes add up in `cluster`.
 
 use std::time::Duration;
 
+use comms_core::store::AppStatus;
 use comms_protocol::ws::close;
 use comms_testkit::webhook::WebhookReceiver;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, body, spawn_app_with, Remote, TestApp, WAIT};
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{assert_error, body, spawn_app_with, Remote, TestApp, WsClient, WAIT};
 
 /// A payload nested `levels` arrays deep.
 fn nested(levels: usize) -> Value {
     serde_json::from_str(&format!("{}{}", "[".repeat(levels), "]".repeat(levels))).unwrap()
+}
+
+/// The text of the next frame, which must be a `message`.
+async fn message_frame(ws: &mut WsClient) -> String {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.stream.next()).await.expect("a frame in time").unwrap().unwrap();
+        if let Message::Text(text) = frame {
+            let parsed: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(parsed["type"], "message", "{parsed}");
+            return text.to_string();
+        }
+    }
 }
 
 /// The app's usage points.
@@ -112,9 +129,9 @@ async fn usage_equals_what_a_scripted_workload_did() {
         let published = api.post("/api/v1/rooms/lobby/messages", &key, json!({ "message": n })).await;
         assert_eq!(published.status(), 201);
     }
+    let mut frame_bytes = 0;
     for _ in 0..5 {
-        ann.next_message().await;
-        bob.next_message().await;
+        frame_bytes += message_frame(&mut ann).await.len() + message_frame(&mut bob).await.len();
     }
     ann.send_message(nested(40)).await;
     assert_eq!(ann.next_json().await["code"], "invalid");
@@ -126,15 +143,22 @@ async fn usage_equals_what_a_scripted_workload_did() {
     assert_eq!(ann.next_json().await["code"], "rate_limited");
     bob.send_message(json!("read only")).await;
     assert_eq!(bob.next_json().await["code"], "read_only", "not a refusal usage counts");
+    // The key of a suspended app is a credential of the app that does not work.
+    app.apps().set_status("acme", AppStatus::Suspended, "admin@example.com").await.unwrap();
+    assert_error(api.get("/api/v1/rooms", &key).await, 403, "forbidden").await;
+    app.apps().set_status("acme", AppStatus::Approved, "admin@example.com").await.unwrap();
 
     // Two plus the single-use one, which had closed before.
-    let expected = [2, 5, 10, 1, 2, 3, 1, 2, 1];
+    let expected = [2, 5, 10, 1, 2, 3, 1, 2, 2];
     let by_minute = until_totals(api, &key, "?granularity=minute", expected).await;
     assert_eq!(by_minute["granularity"], "minute");
     until_totals(api, &key, "", expected).await;
     let by_day = until_totals(api, &key, "?granularity=day", expected).await;
-    let at = by_day["points"][0]["at"].as_str().unwrap();
+    let day = &by_day["points"][0];
+    let at = day["at"].as_str().unwrap();
     assert!(at.ends_with("T00:00:00.000Z"), "a day starts at midnight UTC: {at}");
+    // Payloads `0` to `4`, one byte each; every frame as the sockets got it.
+    assert_eq!((day["bytes_in"].as_u64(), day["bytes_out"].as_u64()), (Some(5), Some(frame_bytes as u64)));
 
     let other = app.create_app("other").await;
     assert_eq!(usage(api, &other, "").await["points"], json!([]), "another app's usage is its own");

@@ -62,6 +62,9 @@ pub struct PortalContext {
     pub server: Arc<ServerConfig>,
     /// For checking endpoint meta as the REST API does.
     pub limits: Arc<LimitsConfig>,
+    /// Cancelled when the server starts shutting down, which ends the
+    /// answers that stream (a live count) so they do not hold it up.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// The services, as the server provided them.

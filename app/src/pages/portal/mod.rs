@@ -10,6 +10,7 @@
 //!   address, choose a new password) and asking for a reset link.
 //! - [`forms`]: the hidden form token, outcome lines, login and sign-up forms.
 //! - [`views`]: what the pages show, as the server functions answer it.
+//! - [`charts`]: the usage charts, drawn as SVG.
 //! - [`api`]: the server functions of the portal and the admin area, by
 //!   what they act on.
 //! - [`error`]: [`PortalError`](error::PortalError), what they answer when
@@ -19,6 +20,7 @@
 
 pub mod api;
 pub mod app_page;
+pub mod charts;
 pub mod error;
 pub mod forms;
 #[cfg(feature = "ssr")]

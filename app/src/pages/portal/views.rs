@@ -3,6 +3,7 @@
 //! renders them). Plain data, no rules; on the server, each is built from
 //! the `comms_core` record it shows.
 
+use comms_protocol::usage::Refused;
 use comms_protocol::webhook::{Delivery, Webhook};
 use serde::{Deserialize, Serialize};
 
@@ -177,17 +178,99 @@ pub struct AdminView {
     pub audit: Vec<AuditRow>,
     /// Webhooks with failed or retrying deliveries, most failures first.
     pub failing_webhooks: Vec<FailingWebhookRow>,
+    /// The apps with the most messages in the last 24 hours, busiest
+    /// first.
+    pub busiest: Vec<BusyAppRow>,
+    /// Each node's live connections, the answering node's first.
+    pub nodes: Vec<NodeRow>,
+}
+
+/// One app's usage over the last 24 hours, for the admin area.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusyAppRow {
+    /// The app's name.
+    pub app: String,
+    /// The most connections it held at once in an hour.
+    pub connections_peak: u64,
+    /// Messages published into its rooms.
+    pub messages_in: u64,
+    /// Messages delivered to its sockets.
+    pub messages_out: u64,
+    /// Refusals: over a quota, over a rate, too deep, bad credentials.
+    pub refused: Refused,
+}
+
+/// One node's live connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRow {
+    /// The node's id.
+    pub node: String,
+    /// Its live WebSocket connections.
+    pub connections: u64,
+}
+
+/// One bar of a chart: its period's label and value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bar {
+    /// What the bar is, e.g. `14:00` or `12-05`.
+    pub label: String,
+    /// Its height.
+    pub value: u64,
+}
+
+/// A bar chart of one figure over consecutive periods, oldest first
+/// (periods without activity are bars of 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chart {
+    /// What it shows, e.g. `Messages per hour, last 7 days`.
+    pub title: String,
+    /// One per period, oldest first.
+    pub bars: Vec<Bar>,
+}
+
+/// How much of one quota an app uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaRow {
+    /// The quota's key, e.g. `rooms_per_app`.
+    pub quota: String,
+    /// How much is used.
+    pub used: u64,
+    /// Its value for the app; `None`: unlimited.
+    pub limit: Option<u64>,
+    /// Whether the use is near the limit (or over it).
+    pub nearly_full: bool,
+}
+
+/// An app's usage as its page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageView {
+    /// Live connections now, over every node.
+    pub connections: u64,
+    /// Connections per hour over 24 hours, messages per hour over 7 days,
+    /// messages per day over 30 days.
+    pub charts: Vec<Chart>,
+    /// Refusals in the last 30 days.
+    pub refused: Refused,
+    /// Each quota the app's own use fills.
+    pub quotas: Vec<QuotaRow>,
+    /// The last 7 days by hour as CSV, in a `data:` URL to download.
+    pub csv_href: String,
 }
 
 #[cfg(feature = "ssr")]
 mod from_records {
+    use comms_core::broker::NodeConnections;
     use comms_core::overview::RoomOverview;
-    use comms_core::store::{AppSummary, AuditEntry, FailingWebhook};
+    use comms_core::store::{AppSummary, AppUsageTotal, AuditEntry, FailingWebhook};
     use comms_core::time::format_ms;
+    use comms_core::usage::standing::QuotaUse;
     use comms_protocol::{Endpoint, Member, Message};
     use serde::Deserialize;
 
-    use super::{AppRow, AuditRow, EndpointRow, FailingWebhookRow, MemberRow, MessageRow, RoomPanel};
+    use super::{
+        AppRow, AuditRow, BusyAppRow, EndpointRow, FailingWebhookRow, MemberRow, MessageRow, NodeRow, QuotaRow,
+        RoomPanel,
+    };
 
     impl From<AppSummary> for AppRow {
         fn from(summary: AppSummary) -> Self {
@@ -218,6 +301,36 @@ mod from_records {
                 action: entry.action,
                 app: entry.app_name,
                 detail: entry.detail,
+            }
+        }
+    }
+
+    impl From<AppUsageTotal> for BusyAppRow {
+        fn from(total: AppUsageTotal) -> Self {
+            let point = total.counts.point(0);
+            Self {
+                app: total.app_name,
+                connections_peak: point.connections_peak,
+                messages_in: point.messages_in,
+                messages_out: point.messages_out,
+                refused: point.refused,
+            }
+        }
+    }
+
+    impl From<NodeConnections> for NodeRow {
+        fn from(node: NodeConnections) -> Self {
+            Self { node: node.node, connections: node.connections }
+        }
+    }
+
+    impl From<QuotaUse> for QuotaRow {
+        fn from(quota: QuotaUse) -> Self {
+            Self {
+                quota: quota.quota.key().to_owned(),
+                used: quota.used,
+                limit: quota.limit,
+                nearly_full: quota.nearly_full(),
             }
         }
     }

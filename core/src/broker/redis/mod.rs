@@ -62,7 +62,7 @@ use self::presence::Presence;
 use self::roster::RedisRoster;
 use super::local::SEQ_BLOCK;
 use super::writer::{HistoryWriter, WriterSettings};
-use super::{Broker, BrokerError, Durability, History, PublishGate, RoomRef};
+use super::{Broker, BrokerError, Durability, History, NodeConnections, PublishGate, RoomRef};
 use crate::hub::{Hub, Occupancy};
 use crate::message::{Draft, Published, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
@@ -425,6 +425,17 @@ impl Broker for RedisBroker {
     async fn sockets_elsewhere(&self, owner: &SocketOwner) -> Result<[u64; 3], BrokerError> {
         let counts = self.presence.elsewhere(&owner.count_names()).await?;
         Ok([0, 1, 2].map(|i| counts.get(i).copied().unwrap_or(0)))
+    }
+
+    async fn app_connections(&self, app_id: i64) -> Result<u64, BrokerError> {
+        let elsewhere = self.presence.elsewhere(&[SocketCounts::app_count_name(app_id)]).await?;
+        Ok(self.hub.sockets().of_app(app_id) + elsewhere.first().copied().unwrap_or(0))
+    }
+
+    async fn connections_by_node(&self) -> Result<Vec<NodeConnections>, BrokerError> {
+        let mut nodes = vec![NodeConnections { node: self.node.clone(), connections: self.hub.sockets().total() }];
+        nodes.extend(self.presence.connections_elsewhere().await?);
+        Ok(nodes)
     }
 
     async fn announce(&self, event: RoomEvent) {

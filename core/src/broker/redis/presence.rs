@@ -19,8 +19,10 @@ use tokio::task::JoinHandle;
 use super::counted::CountedConnection;
 use super::keys::Keys;
 use super::scripts;
-use crate::broker::BrokerError;
+use crate::broker::{BrokerError, NodeConnections};
 use crate::hub::Hub;
+use crate::quotas::SocketCounts;
+use redis::AsyncCommands;
 
 /// How often a node compares its hub with what it published.
 pub(super) const PUBLISH_EVERY: Duration = Duration::from_millis(500);
@@ -102,6 +104,36 @@ impl Presence {
             invocation.arg(name);
         }
         invocation.invoke_async(&mut self.connection.clone()).await.map_err(super::unavailable)
+    }
+
+    /// The other nodes' live connections, as they last published them.
+    ///
+    /// # Errors
+    ///
+    /// Redis cannot be reached.
+    pub(super) async fn connections_elsewhere(&self) -> Result<Vec<NodeConnections>, BrokerError> {
+        let mut connection = self.connection.clone();
+        let mut nodes: Vec<String> = connection.smembers(self.keys.nodes()).await.map_err(super::unavailable)?;
+        nodes.retain(|node| *node != self.node);
+        nodes.sort_unstable();
+        let mut pipe = redis::pipe();
+        for node in &nodes {
+            pipe.hgetall(self.keys.node_online(node));
+        }
+        let counts: Vec<HashMap<String, u64>> = pipe.query_async(&mut connection).await.map_err(super::unavailable)?;
+        Ok(nodes
+            .into_iter()
+            .zip(counts)
+            .filter(|(_, counts)| !counts.is_empty())
+            .map(|(node, counts)| NodeConnections {
+                node,
+                connections: counts
+                    .iter()
+                    .filter(|(name, _)| SocketCounts::is_app_count_name(name))
+                    .map(|(_, n)| n)
+                    .sum(),
+            })
+            .collect())
     }
 
     /// Withdraws this node's counts, on shutdown.

@@ -1,5 +1,6 @@
-//! The admin area: every app, the audit log and the failing webhooks, and
-//! deciding an app's status and quotas. Only admins (accounts made with
+//! The admin area: every app, the audit log, the failing webhooks, the
+//! busiest apps and each node's connections, and deciding an app's status
+//! and quotas. Only admins (accounts made with
 //! `comms admin create`) pass the guard.
 
 use leptos::prelude::*;
@@ -17,20 +18,29 @@ const AUDIT_ENTRIES: usize = 200;
 #[cfg(feature = "ssr")]
 const FAILING_WEBHOOKS: u64 = 50;
 
-/// Every app, the newest audit entries and the webhooks whose deliveries
-/// are failing, for admins.
+/// Busiest apps shown to admins.
+#[cfg(feature = "ssr")]
+const BUSIEST_APPS: u64 = 20;
+
+/// Every app, the newest audit entries, the webhooks whose deliveries are
+/// failing, the busiest apps of the last 24 hours and each node's
+/// connections, for admins.
 #[server(prefix = "/admin/fn", endpoint = "overview")]
 pub async fn admin_overview() -> Result<AdminView, PortalError> {
-    use crate::pages::portal::views::{AppRow, AuditRow, FailingWebhookRow};
+    use crate::pages::portal::views::{AppRow, AuditRow, BusyAppRow, FailingWebhookRow, NodeRow};
     guards::admin(None).await?;
     let context = guards::context()?;
     let all = context.apps.list(comms_core::store::AppFilter::All).await?;
     let audit = context.apps.audit_log(AUDIT_ENTRIES).await?;
     let failing = context.service.failing_webhooks(FAILING_WEBHOOKS).await?;
+    let busiest = context.service.busiest_apps(24, BUSIEST_APPS).await?;
+    let nodes = context.service.connections_by_node().await?;
     Ok(AdminView {
         apps: all.into_iter().map(AppRow::from).collect(),
         audit: audit.into_iter().map(AuditRow::from).collect(),
         failing_webhooks: failing.into_iter().map(FailingWebhookRow::from).collect(),
+        busiest: busiest.into_iter().map(BusyAppRow::from).collect(),
+        nodes: nodes.into_iter().map(NodeRow::from).collect(),
     })
 }
 

@@ -11,6 +11,8 @@
 //!   redacting messages, in a developer's approved app.
 //! - [`webhooks`]: webhooks and their deliveries (sending one again), in a
 //!   developer's approved app.
+//! - [`usage`]: an approved app's usage charts, quotas, CSV and live
+//!   connection count.
 //! - [`admin`]: every app, the audit log and failing webhooks, app status
 //!   and quotas, for admins.
 
@@ -18,6 +20,7 @@ pub mod account;
 pub mod admin;
 pub mod apps;
 pub mod rooms;
+pub mod usage;
 pub mod webhooks;
 
 pub use account::{
@@ -31,4 +34,5 @@ pub use apps::{
 pub use rooms::{
     CreateEndpoint, CreateRoom, DeleteEndpoint, DeleteRoom, EndpointChange, RedactMessage, UpdateEndpoint,
 };
+pub use usage::{app_usage, live_connections};
 pub use webhooks::{CreateWebhook, DeleteWebhook, Redeliver};

@@ -6,14 +6,17 @@
 //! of which can be redacted), its webhooks with their recent deliveries
 //! ([`webhooks`]); all refreshed after every action and on request, not
 //! pushed: a refresh while typing would wipe the forms. And deleting the
-//! app.
+//! app. Above them its [`usage`]: charts, quotas, and its connection count,
+//! which is pushed.
 
+mod usage;
 mod webhooks;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use self::usage::UsageSection;
 use self::webhooks::WebhooksSection;
 use super::api::{
     app_overview, portal_session, CreateEndpoint, CreateRoom, CreateWebhook, DeleteApp, DeleteEndpoint, DeleteRoom,
@@ -104,6 +107,7 @@ pub fn AppPage() -> impl IntoView {
         <Title text=move || format!("{} — comms portal", name()) />
         <p><a href="/portal">"← Your apps"</a></p>
         <h1>{name}</h1>
+        {move || view! { <UsageSection app=name() /> }}
         <p>
             "Online counts, messages sent, members, messages and webhook deliveries are as of loading the page. "
             <button type="button" on:click=move |_| overview.refetch()>"Refresh"</button>

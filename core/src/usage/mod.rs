@@ -134,13 +134,38 @@ struct Unwritten {
     minute: i64,
     /// Peaks taken from [`SocketCounts`] whose write failed.
     peaks: HashMap<i64, u64>,
+    /// Peaks written for `minute` already: an app that only holds its
+    /// connections has nothing new to write until the next minute.
+    written_peaks: HashMap<i64, u64>,
+}
+
+impl Unwritten {
+    /// Whether `counts` of the app add anything to what this minute's rows
+    /// hold: a count, or a peak higher than the one written.
+    fn has_news(&self, app_id: i64, counts: &UsageCounts) -> bool {
+        let written_peak = self.written_peaks.get(&app_id).copied().unwrap_or(0);
+        let beside_peak = UsageCounts { connections_peak: 0, ..*counts };
+        !beside_peak.is_empty() || counts.connections_peak > written_peak
+    }
+
+    /// Counts from now on go to `minute`.
+    fn turn_to(&mut self, minute: i64) {
+        if minute != self.minute {
+            self.written_peaks.clear();
+        }
+        self.minute = minute;
+    }
 }
 
 impl Usage {
     /// Counters for this node over `store`, with the connection peaks of
     /// `sockets`.
     pub fn new(store: Arc<dyn Store>, sockets: Arc<SocketCounts>, config: UsageConfig) -> Arc<Self> {
-        let unwritten = Unwritten { minute: Granularity::Minute.period_start(now_ms()), peaks: HashMap::new() };
+        let unwritten = Unwritten {
+            minute: Granularity::Minute.period_start(now_ms()),
+            peaks: HashMap::new(),
+            written_peaks: HashMap::new(),
+        };
         Arc::new(Self {
             node: secrets::node_id(),
             store,
@@ -244,29 +269,32 @@ impl Usage {
         for (app_id, meter) in &meters {
             let mut counts = meter.read();
             counts.connections_peak = unwritten.peaks.get(app_id).copied().unwrap_or(0);
-            if !counts.is_empty() {
+            if unwritten.has_news(*app_id, &counts) {
                 rows.push((*app_id, counts));
             }
         }
         for (app_id, peak) in &unwritten.peaks {
-            if !self.meters.read().contains_key(app_id) {
-                rows.push((*app_id, UsageCounts { connections_peak: *peak, ..UsageCounts::default() }));
+            let counts = UsageCounts { connections_peak: *peak, ..UsageCounts::default() };
+            if !self.meters.read().contains_key(app_id) && unwritten.has_news(*app_id, &counts) {
+                rows.push((*app_id, counts));
             }
         }
         if !rows.is_empty() {
             if let Err(err) = self.store.add_usage(&self.node, unwritten.minute, &rows).await {
                 tracing::warn!(error = %err, "could not write usage counts; keeping them for the next try");
-                unwritten.minute = next_minute;
+                unwritten.turn_to(next_minute);
                 return;
             }
             for (app_id, counts) in &rows {
                 if let Some(meter) = self.meters.read().get(app_id) {
                     meter.subtract(counts);
                 }
+                let written = unwritten.written_peaks.entry(*app_id).or_default();
+                *written = (*written).max(counts.connections_peak);
             }
         }
         unwritten.peaks.clear();
-        unwritten.minute = next_minute;
+        unwritten.turn_to(next_minute);
     }
 
     /// Writes what is counted now: on shutdown, so a clean stop loses
@@ -327,6 +355,19 @@ mod tests {
         assert_eq!(next_write(NOW + 35_000, 20_000), NOW + 40_000);
         assert_eq!(next_write(NOW + 50_000, 40_000), NOW + 60_000, "the minute's turn comes first");
         assert_eq!(next_write(NOW, 10_000), NOW + 10_000, "a write at the turn waits a whole interval");
+    }
+
+    #[test]
+    fn an_app_that_only_holds_its_connections_is_written_once_a_minute() {
+        let peaks = HashMap::from([(1, 3)]);
+        let mut unwritten = Unwritten { minute: NOW, peaks: HashMap::new(), written_peaks: peaks };
+        let peak = |n| UsageCounts { connections_peak: n, ..UsageCounts::default() };
+        assert!(!unwritten.has_news(1, &peak(3)));
+        assert!(unwritten.has_news(1, &peak(4)));
+        assert!(unwritten.has_news(1, &UsageCounts { messages_in: 1, ..peak(3) }));
+        assert!(unwritten.has_news(2, &peak(1)), "another app");
+        unwritten.turn_to(NOW + 60_000);
+        assert!(unwritten.has_news(1, &peak(3)), "a new minute gets its own row");
     }
 
     #[test]

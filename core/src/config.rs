@@ -374,6 +374,7 @@ impl Default for BrokerConfig {
 }
 
 /// Sizes and rates. Every limit a client can hit lives here.
+#[serde_as]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -408,6 +409,11 @@ pub struct LimitsConfig {
     /// endpoint codes) one client address may present per minute before it
     /// gets `429`; 0 disables the limit.
     pub failed_auth_per_minute: u32,
+    /// How long a message's `nonce` is remembered: the same endpoint
+    /// sending it again within this time publishes nothing new.
+    #[serde(rename = "nonce_window_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
+    pub nonce_window: Duration,
 }
 
 /// Count quotas: the defaults every app gets unless an admin set its own
@@ -758,6 +764,7 @@ impl Default for LimitsConfig {
             ws_signals_per_second: 20,
             max_signal_bytes: 1024,
             failed_auth_per_minute: 60,
+            nonce_window: Duration::from_secs(120),
         }
     }
 }
@@ -896,6 +903,11 @@ impl Config {
         rule(self.server.max_connections >= 1, "server.max_connections must be at least 1")?;
         rule(self.database.sqlite_writer_nice <= 19, "database.sqlite_writer_nice must be 0 to 19")?;
         rule(self.history.max_messages >= 1, "history.max_messages must be at least 1")?;
+        rule(!self.limits.nonce_window.is_zero(), "limits.nonce_window_secs must be at least 1")?;
+        rule(
+            self.history.idle_room >= self.limits.nonce_window,
+            "history.idle_room_secs must be at least limits.nonce_window_secs: a room's log keeps its nonces",
+        )?;
         rule(
             (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&self.usage.flush),
             "usage.flush_ms must be from 100 to 60000",

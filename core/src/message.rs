@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use comms_protocol::ws::ServerFrame;
+use comms_protocol::ws::{Nonce, ServerFrame};
 use comms_protocol::{Message, Sender};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -36,6 +36,21 @@ pub struct Draft {
     pub sender: Sender,
     /// The payload exactly as the sender gave it.
     pub payload: Box<RawValue>,
+    /// The sender's nonce for it, if any: published under the same key
+    /// within the window, it is not published again.
+    pub nonce: Option<NonceKey>,
+}
+
+/// A client's nonce with whose it is: the key a repeated message is
+/// recognised by (see `docs/protocol.md#acknowledged-sends`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NonceKey(String);
+
+impl NonceKey {
+    /// An endpoint's nonce: its connections share it.
+    pub fn of_endpoint(endpoint_id: i64, nonce: &Nonce) -> Self {
+        Self(format!("e:{endpoint_id}:{}", nonce.as_str()))
+    }
 }
 
 /// A message with its id and room but no seq or time yet.

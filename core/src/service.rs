@@ -405,7 +405,8 @@ impl Service {
         let room = self.find_room(app, room).await?;
         let sender = Sender { id: APP_SENDER_ID.into(), meta: meta.into_raw(), parent: None };
         let bytes = payload.get().len();
-        let published = self.broker.publish(&room_ref(&room), Draft { sender, payload }, Durability::Stored).await?;
+        let draft = Draft { sender, payload, nonce: None };
+        let published = self.broker.publish(&room_ref(&room), draft, Durability::Stored).await?;
         self.usage.meter(app.id).published(bytes);
         Ok(published.message.clone())
     }

@@ -6,15 +6,15 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use comms_protocol::ws::ServerFrame;
+use comms_protocol::ws::{Nonce, ServerFrame};
 use serde_json::value::RawValue;
 
-use crate::broker::{Durability, History, RoomRef};
+use crate::broker::{BrokerError, Durability, History, RoomRef};
 use crate::error::ServiceError;
 use crate::hub::{CloseReason, Membership};
 use crate::input::check_readable;
 use crate::live_endpoint::{EndpointState, LiveEndpoint};
-use crate::message::{Draft, Order, Outgoing, Published};
+use crate::message::{Draft, NonceKey, Order, Outgoing, Published};
 use crate::presence::{MemberCard, PresenceGuard, Roll, Signal};
 use crate::quotas::{Quota, QuotaExceeded, SocketLimits, SocketOwner, SocketPermit};
 use crate::secrets;
@@ -245,9 +245,11 @@ impl Service {
         })
     }
 
-    /// Publishes a frame's payload through a connection's endpoint, with
+    /// Publishes a message a connection sent through its endpoint, with
     /// the endpoint's current meta as sender meta, spending its budget if
-    /// it has one.
+    /// it has one. A nonce the endpoint published under within the window
+    /// publishes nothing new, spends nothing, and answers the first
+    /// publish's receipt.
     ///
     /// # Errors
     ///
@@ -259,79 +261,116 @@ impl Service {
         &self,
         room: &RoomRef,
         endpoint: &LiveEndpoint,
-        payload: Box<RawValue>,
-    ) -> Result<(), ServiceError> {
+        outbound: Outbound,
+    ) -> Result<Receipt, ServiceError> {
         let state = endpoint.state();
         if !state.permission.can_write() {
             return Err(ServiceError::ReadOnly);
         }
-        self.check_payload(&payload)?;
+        self.check_payload(&outbound.payload)?;
         if state.budgeted && !self.store.spend_budget(endpoint.id).await? {
             let budget = self.store.endpoint_by_id(endpoint.id).await?.and_then(|found| found.endpoint.max_messages);
             return Err(ServiceError::BudgetExhausted(budget.map_or(0, |n| u64::try_from(n).unwrap_or(0))));
         }
-        let bytes = payload.get().len();
-        let draft = Draft { sender: endpoint.sender(&state), payload };
-        match self.broker.publish(room, draft, Durability::Delivered).await {
-            Ok(_) => {
+        let bytes = outbound.payload.get().len();
+        let draft = outbound.draft(endpoint, &state);
+        let published = match self.broker.publish(room, draft, Durability::Delivered).await {
+            Ok(published) => {
                 self.usage.meter(room.app_id).published(bytes);
                 if !state.budgeted {
                     self.sent.add(endpoint.id);
                 }
+                return Ok(Receipt::of(&published));
             }
-            Err(err) => {
-                if state.budgeted {
-                    self.store.refund_budget(endpoint.id).await?;
-                }
-                return Err(err.into());
-            }
+            Err(BrokerError::Repeated(first)) => Ok(Receipt::of(&first)),
+            Err(err) => Err(err.into()),
+        };
+        if state.budgeted {
+            self.store.refund_budget(endpoint.id).await?;
         }
-        Ok(())
+        published
     }
 
     /// Publishes messages a connection sent together, in order, as
     /// [`Service::publish_as_endpoint`] one after the other would: one
-    /// result per payload. Without a budget they go to the broker at once
+    /// result per message. Without a budget they go to the broker at once
     /// (one Redis round trip for all); with one, one at a time.
     pub async fn publish_all_as_endpoint(
         &self,
         room: &RoomRef,
         endpoint: &LiveEndpoint,
-        payloads: Vec<Box<RawValue>>,
-    ) -> Vec<Result<(), ServiceError>> {
+        messages: Vec<Outbound>,
+    ) -> Vec<Result<Receipt, ServiceError>> {
         let state = endpoint.state();
         if state.budgeted {
-            let mut results = Vec::with_capacity(payloads.len());
-            for payload in payloads {
-                results.push(self.publish_as_endpoint(room, endpoint, payload).await);
+            let mut results = Vec::with_capacity(messages.len());
+            for outbound in messages {
+                results.push(self.publish_as_endpoint(room, endpoint, outbound).await);
             }
             return results;
         }
-        let mut results: Vec<Result<(), ServiceError>> = Vec::with_capacity(payloads.len());
-        let mut drafts = Vec::with_capacity(payloads.len());
-        for payload in payloads {
-            let checked =
-                if state.permission.can_write() { self.check_payload(&payload) } else { Err(ServiceError::ReadOnly) };
-            if checked.is_ok() {
-                drafts.push(Draft { sender: endpoint.sender(&state), payload });
+        let mut results: Vec<Result<Receipt, ServiceError>> = Vec::with_capacity(messages.len());
+        let mut drafts = Vec::with_capacity(messages.len());
+        for outbound in messages {
+            let checked = if state.permission.can_write() {
+                self.check_payload(&outbound.payload)
+            } else {
+                Err(ServiceError::ReadOnly)
+            };
+            results.push(checked.map(|()| Receipt::default()));
+            if results.last().is_some_and(Result::is_ok) {
+                drafts.push(outbound.draft(endpoint, &state));
             }
-            results.push(checked);
         }
         let sizes: Vec<usize> = drafts.iter().map(|draft| draft.payload.get().len()).collect();
         let mut published = self.broker.publish_all(room, drafts).await.into_iter().zip(sizes);
         let meter = self.usage.meter(room.app_id);
         for result in results.iter_mut().filter(|result| result.is_ok()) {
             *result = match published.next() {
-                Some((Ok(_), bytes)) => {
+                Some((Ok(published), bytes)) => {
                     self.sent.add(endpoint.id);
                     meter.published(bytes);
-                    Ok(())
+                    Ok(Receipt::of(&published))
                 }
+                Some((Err(BrokerError::Repeated(first)), _)) => Ok(Receipt::of(&first)),
                 Some((Err(err), _)) => Err(err.into()),
                 None => Err(ServiceError::Internal(anyhow::anyhow!("the broker skipped a message"))),
             };
         }
         results
+    }
+}
+
+/// A message a connection sends: its payload and, when the client wants it
+/// acknowledged, its nonce.
+#[derive(Debug)]
+pub struct Outbound {
+    /// The payload exactly as sent.
+    pub payload: Box<RawValue>,
+    /// The client's name for the message.
+    pub nonce: Option<Nonce>,
+}
+
+impl Outbound {
+    /// The draft the endpoint publishes, as of `state`.
+    fn draft(self, endpoint: &LiveEndpoint, state: &EndpointState) -> Draft {
+        let nonce = self.nonce.map(|nonce| NonceKey::of_endpoint(endpoint.id, &nonce));
+        Draft { sender: endpoint.sender(state), payload: self.payload, nonce }
+    }
+}
+
+/// What a published message got: the `ack` frame's `id` and `seq`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// The message's id.
+    pub id: String,
+    /// Its seq in the room.
+    pub seq: u64,
+}
+
+impl Receipt {
+    fn of(published: &Published) -> Self {
+        Self { id: published.message.id.clone(), seq: published.seq() }
     }
 }
 

@@ -102,6 +102,16 @@ pub enum ServerFrame {
         /// The redacted message's id.
         id: String,
     },
+    /// A message the connection sent with a `nonce` was published (or had
+    /// been, under that nonce, within the window): its id and seq.
+    Ack {
+        /// The nonce the message carried.
+        nonce: Nonce,
+        /// The message's id.
+        id: String,
+        /// The message's seq.
+        seq: u64,
+    },
     /// Something the client sent was refused; the connection stays open
     /// unless a close frame follows.
     Error {
@@ -109,7 +119,44 @@ pub enum ServerFrame {
         code: ErrorCode,
         /// Human-readable explanation.
         message: String,
+        /// The nonce of the refused message, when it carried one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nonce: Option<Nonce>,
     },
+}
+
+/// A client's name for one of its messages (`"nonce"`): 1 to 64
+/// characters, none of them a control character. A nonce repeated by the
+/// same endpoint within `limits.nonce_window_secs` publishes nothing new.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Nonce(String);
+
+impl Nonce {
+    /// The most characters a nonce may have.
+    pub const MAX_CHARS: usize = 64;
+
+    /// Checks a nonce.
+    ///
+    /// # Errors
+    ///
+    /// A human-readable reason when it is empty, longer than
+    /// [`Self::MAX_CHARS`] characters or holds a control character.
+    pub fn parse(text: String) -> Result<Self, String> {
+        let chars = text.chars().count();
+        if chars == 0 || chars > Self::MAX_CHARS || text.chars().any(char::is_control) {
+            return Err(format!(
+                "\"nonce\" must be a string of 1 to {} characters, without control characters",
+                Self::MAX_CHARS
+            ));
+        }
+        Ok(Self(text))
+    }
+
+    /// The nonce as the client wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// What a client sends: a JSON object with a `message` key (published,
@@ -117,8 +164,14 @@ pub enum ServerFrame {
 /// (moderators only). Other keys are ignored.
 #[derive(Debug)]
 pub enum ClientFrame {
-    /// `{"message": <payload>}`.
-    Message(Box<RawValue>),
+    /// `{"message": <payload>}`, with `"nonce"` when the client wants it
+    /// acknowledged (and never published twice).
+    Message {
+        /// The payload exactly as sent.
+        payload: Box<RawValue>,
+        /// The client's name for the message.
+        nonce: Option<Nonce>,
+    },
     /// `{"signal": <payload>}`.
     Signal(Box<RawValue>),
     /// `{"redact": <seq>}`.
@@ -134,6 +187,8 @@ struct ClientKeys {
     signal: Option<Box<RawValue>>,
     #[serde(default, deserialize_with = "present")]
     redact: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    nonce: Option<Box<RawValue>>,
 }
 
 /// A key that is there, even with the value `null` (which a plain
@@ -165,7 +220,10 @@ impl ClientFrame {
             }
         })?;
         match (keys.message, keys.signal, keys.redact) {
-            (Some(message), None, None) => Ok(Self::Message(message)),
+            (Some(payload), None, None) => {
+                let nonce = keys.nonce.map(|nonce| read_nonce(&nonce)).transpose()?;
+                Ok(Self::Message { payload, nonce })
+            }
             (None, Some(signal), None) => Ok(Self::Signal(signal)),
             (None, None, Some(seq)) => match seq.get().parse::<u64>() {
                 Ok(seq) if seq > 0 => Ok(Self::Redact(seq)),
@@ -175,6 +233,13 @@ impl ClientFrame {
             _ => Err("a frame carries one of \"message\", \"signal\" and \"redact\", not several".to_string()),
         }
     }
+}
+
+/// The `nonce` of a message frame.
+fn read_nonce(raw: &RawValue) -> Result<Nonce, String> {
+    let text: String = serde_json::from_str(raw.get())
+        .map_err(|_| format!("\"nonce\" must be a string of 1 to {} characters", Nonce::MAX_CHARS))?;
+    Nonce::parse(text)
 }
 
 /// Close codes the server uses, with the reason text it sends.
@@ -211,7 +276,7 @@ mod tests {
 
     fn payload(frame: ClientFrame) -> (&'static str, String) {
         match frame {
-            ClientFrame::Message(payload) => ("message", payload.get().to_owned()),
+            ClientFrame::Message { payload, .. } => ("message", payload.get().to_owned()),
             ClientFrame::Signal(payload) => ("signal", payload.get().to_owned()),
             ClientFrame::Redact(seq) => ("redact", seq.to_string()),
         }
@@ -232,6 +297,32 @@ mod tests {
     }
 
     #[test]
+    fn a_message_may_carry_a_nonce_of_1_to_64_characters() {
+        let ClientFrame::Message { nonce, .. } = ClientFrame::parse(r#"{"message": 1, "nonce": "k3j9"}"#).unwrap()
+        else {
+            panic!("a message")
+        };
+        assert_eq!(nonce.as_ref().map(Nonce::as_str), Some("k3j9"));
+        let longest = format!(r#"{{"message": 1, "nonce": "{}"}}"#, "é".repeat(64));
+        assert!(ClientFrame::parse(&longest).is_ok(), "64 characters, whatever their bytes");
+        let too_long = format!(r#""{}""#, "a".repeat(65));
+        for bad in [r#""""#, too_long.as_str(), "12", "null", r#""a\u0000b""#] {
+            let text = format!(r#"{{"message": 1, "nonce": {bad}}}"#);
+            assert!(ClientFrame::parse(&text).unwrap_err().contains("nonce"), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_ack_and_an_error_name_their_nonce() {
+        let nonce = Nonce::parse("n1".into()).unwrap();
+        let ack = ServerFrame::Ack { nonce: nonce.clone(), id: "m".into(), seq: 7 };
+        let expected = serde_json::json!({"type": "ack", "nonce": "n1", "id": "m", "seq": 7});
+        assert_eq!(serde_json::to_value(&ack).unwrap(), expected);
+        let error = ServerFrame::Error { code: ErrorCode::ReadOnly, message: "no".into(), nonce: Some(nonce) };
+        assert_eq!(serde_json::to_value(&error).unwrap()["nonce"], "n1");
+    }
+
+    #[test]
     fn client_frame_rejects_other_shapes() {
         let both = r#"{"message": 1, "signal": 2}"#;
         let not_a_seq = [r#"{"redact": "3"}"#, r#"{"redact": 0}"#, r#"{"redact": -1}"#, r#"{"redact": 1.5}"#];
@@ -242,9 +333,10 @@ mod tests {
 
     #[test]
     fn error_frame_is_tagged() {
-        let frame = ServerFrame::Error { code: ErrorCode::ReadOnly, message: "no".into() };
+        let frame = ServerFrame::Error { code: ErrorCode::ReadOnly, message: "no".into(), nonce: None };
         let json = serde_json::to_value(&frame).unwrap();
         assert_eq!(json["type"], "error");
         assert_eq!(json["code"], "read_only");
+        assert!(json.get("nonce").is_none(), "no nonce, no key");
     }
 }

@@ -129,7 +129,8 @@ fn open_broker(
     };
     let (store, hub, metrics) = (Arc::clone(store), Arc::clone(hub), Arc::clone(metrics));
     if config.broker.redis_url.is_empty() {
-        let settings = LocalSettings { writer, idle_room: config.history.idle_room };
+        let settings =
+            LocalSettings { writer, idle_room: config.history.idle_room, nonce_window: config.limits.nonce_window };
         return Ok(Arc::new(LocalBroker::new(store, hub, metrics, settings)));
     }
     let settings =

@@ -28,13 +28,12 @@ use comms_core::limits::ConnectionRateLimiter;
 use comms_core::live_endpoint::LiveEndpoint;
 use comms_core::message::Outgoing;
 use comms_core::quotas::SocketPermit;
-use comms_core::subscription::{JoinError, JoinTicket, Subscription};
+use comms_core::subscription::{JoinError, JoinTicket, Outbound, Receipt, Subscription};
 use comms_core::usage::Refusal;
-use comms_protocol::ws::{close, ClientFrame, ServerFrame};
+use comms_protocol::ws::{close, ClientFrame, Nonce, ServerFrame};
 use comms_protocol::ErrorCode;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use tokio::time::{interval, Instant, Interval, MissedTickBehavior};
 
 use crate::error::ApiError;
@@ -321,7 +320,7 @@ impl Connection<'_> {
         if !is_over_capacity(err) {
             return Ok(None);
         }
-        self.send_error(ErrorCode::TooLarge, "frame over the size limit").await?;
+        self.send_error(ErrorCode::TooLarge, "frame over the size limit", None).await?;
         Ok(Some((close::TOO_BIG, "message too large")))
     }
 
@@ -348,7 +347,7 @@ impl Connection<'_> {
         &mut self,
         frame: WsMessage,
         endpoint: &LiveEndpoint,
-        batch: &mut Vec<Box<RawValue>>,
+        batch: &mut Vec<Outbound>,
     ) -> Result<Next, axum::Error> {
         match frame {
             WsMessage::Text(text) => self.on_text(text.as_str(), endpoint, batch).await,
@@ -357,7 +356,7 @@ impl Connection<'_> {
                 if let Some(next) = self.refuse_oversized(bytes.len()).await? {
                     return Ok(next);
                 }
-                self.send_error(ErrorCode::Invalid, "binary frames are not supported; send JSON text").await?;
+                self.send_error(ErrorCode::Invalid, "binary frames are not supported; send JSON text", None).await?;
                 Ok(Next::Continue)
             }
             // The library queues the pong; flushing sends it now.
@@ -379,7 +378,7 @@ impl Connection<'_> {
             return Ok(None);
         }
         let reason = format!("frame is {size} bytes, over the limit of {limit} bytes");
-        self.send_error(ErrorCode::TooLarge, &reason).await?;
+        self.send_error(ErrorCode::TooLarge, &reason, None).await?;
         Ok(Some(Next::Close(close::TOO_BIG, "message too large")))
     }
 
@@ -390,13 +389,13 @@ impl Connection<'_> {
         &mut self,
         text: &str,
         endpoint: &LiveEndpoint,
-        batch: &mut Vec<Box<RawValue>>,
+        batch: &mut Vec<Outbound>,
     ) -> Result<Next, axum::Error> {
         // Not parsed when over the size limit.
         let parsed = (text.len() <= self.state.config.limits.max_message_bytes).then(|| ClientFrame::parse(text));
         let parsed = match parsed {
-            Some(Ok(ClientFrame::Message(payload))) if self.limiter.allow() => {
-                batch.push(payload);
+            Some(Ok(ClientFrame::Message { payload, nonce })) if self.limiter.allow() => {
+                batch.push(Outbound { payload, nonce });
                 return Ok(Next::Continue);
             }
             other => other,
@@ -405,23 +404,25 @@ impl Connection<'_> {
         let frame = match parsed {
             None => return Ok(self.refuse_oversized(text.len()).await?.unwrap_or(Next::Continue)),
             Some(Err(reason)) => {
-                self.send_error(ErrorCode::Invalid, &reason).await?;
+                self.send_error(ErrorCode::Invalid, &reason, None).await?;
                 return Ok(Next::Continue);
             }
             Some(Ok(frame)) => frame,
         };
         let sent = match frame {
-            ClientFrame::Message(_) => return self.refuse_rate("sending too fast; message not published").await,
+            ClientFrame::Message { nonce, .. } => {
+                return self.refuse_rate("sending too fast; message not published", nonce).await;
+            }
             ClientFrame::Signal(payload) => {
                 if !self.signal_limiter.allow() {
-                    return self.refuse_rate("signalling too fast; signal not sent").await;
+                    return self.refuse_rate("signalling too fast; signal not sent", None).await;
                 }
                 self.state.service.signal(&self.room, endpoint, self.member_id, payload).await
             }
             // Counted with messages: a redaction is a write to the room.
             ClientFrame::Redact(seq) => {
                 if !self.limiter.allow() {
-                    return self.refuse_rate("sending too fast; not redacted").await;
+                    return self.refuse_rate("sending too fast; not redacted", None).await;
                 }
                 self.state.service.redact_as_endpoint(&self.room, endpoint, seq).await
             }
@@ -430,15 +431,25 @@ impl Connection<'_> {
         Ok(Next::Continue)
     }
 
-    /// Publishes the messages of `batch`, emptying it, and answers each
-    /// one that failed with its error frame.
-    async fn publish(&mut self, batch: &mut Vec<Box<RawValue>>, endpoint: &LiveEndpoint) -> Result<(), axum::Error> {
+    /// Publishes the messages of `batch`, emptying it, and answers each:
+    /// an `ack` for one that carried a nonce, an error frame (with its
+    /// nonce) for one that failed.
+    async fn publish(&mut self, batch: &mut Vec<Outbound>, endpoint: &LiveEndpoint) -> Result<(), axum::Error> {
         if batch.is_empty() {
             return Ok(());
         }
-        let payloads = std::mem::take(batch);
-        for sent in self.state.service.publish_all_as_endpoint(&self.room, endpoint, payloads).await {
-            self.report(sent).await?;
+        let messages = std::mem::take(batch);
+        let nonces: Vec<Option<Nonce>> = messages.iter().map(|message| message.nonce.clone()).collect();
+        let results = self.state.service.publish_all_as_endpoint(&self.room, endpoint, messages).await;
+        for (sent, nonce) in results.into_iter().zip(nonces) {
+            match (sent, nonce) {
+                (Ok(Receipt { id, seq }), Some(nonce)) => {
+                    within(self.write_timeout, self.socket.send(text_frame(&ServerFrame::Ack { nonce, id, seq })))
+                        .await?;
+                }
+                (Ok(_), None) => {}
+                (Err(err), nonce) => self.refuse(err, nonce).await?,
+            }
         }
         Ok(())
     }
@@ -446,27 +457,35 @@ impl Connection<'_> {
     /// Answers a write that failed with its error frame, counting a
     /// refusal in the app's usage.
     async fn report(&mut self, sent: Result<(), ServiceError>) -> Result<(), axum::Error> {
-        if let Some(why) = sent.as_ref().err().and_then(ServiceError::refusal) {
-            self.state.service.usage().refused(self.room.app_id, why);
-        }
         match sent {
             Ok(()) => Ok(()),
-            Err(ServiceError::Internal(err)) => {
-                tracing::error!(error = ?err, "publishing failed");
-                self.send_error(ErrorCode::Internal, "internal error; not sent").await
-            }
-            Err(err) => self.send_error(err.code(), &err.to_string()).await,
+            Err(err) => self.refuse(err, None).await,
         }
     }
 
-    async fn refuse_rate(&mut self, message: &str) -> Result<Next, axum::Error> {
+    /// Answers a refused write with its error frame (naming the message's
+    /// nonce, if it had one), counting the refusal in the app's usage.
+    async fn refuse(&mut self, err: ServiceError, nonce: Option<Nonce>) -> Result<(), axum::Error> {
+        if let Some(why) = err.refusal() {
+            self.state.service.usage().refused(self.room.app_id, why);
+        }
+        match err {
+            ServiceError::Internal(err) => {
+                tracing::error!(error = ?err, "publishing failed");
+                self.send_error(ErrorCode::Internal, "internal error; not sent", nonce).await
+            }
+            err => self.send_error(err.code(), &err.to_string(), nonce).await,
+        }
+    }
+
+    async fn refuse_rate(&mut self, message: &str, nonce: Option<Nonce>) -> Result<Next, axum::Error> {
         self.state.service.usage().refused(self.room.app_id, Refusal::Rate);
-        self.send_error(ErrorCode::RateLimited, message).await?;
+        self.send_error(ErrorCode::RateLimited, message, nonce).await?;
         Ok(Next::Continue)
     }
 
-    async fn send_error(&mut self, code: ErrorCode, message: &str) -> Result<(), axum::Error> {
-        let frame = ServerFrame::Error { code, message: message.to_owned() };
+    async fn send_error(&mut self, code: ErrorCode, message: &str, nonce: Option<Nonce>) -> Result<(), axum::Error> {
+        let frame = ServerFrame::Error { code, message: message.to_owned(), nonce };
         within(self.write_timeout, self.socket.send(text_frame(&frame))).await
     }
 

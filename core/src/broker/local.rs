@@ -48,6 +48,8 @@ pub struct LocalSettings {
     pub writer: WriterSettings,
     /// A room's log unused this long is dropped from memory.
     pub idle_room: Duration,
+    /// How long a message's nonce is remembered.
+    pub nonce_window: Duration,
 }
 
 /// The single-node broker. See the module docs.
@@ -59,6 +61,7 @@ pub struct LocalBroker {
     logs: Logs,
     max_messages: usize,
     max_age: Duration,
+    nonce_window: Duration,
     sweeper: JoinHandle<()>,
     /// Closed by `shutdown`: no seq is handed out after the final flush.
     gate: PublishGate,
@@ -69,6 +72,8 @@ pub struct LocalBroker {
 /// The outcome of one try at publishing under the room's lock.
 enum Attempt {
     Published(Arc<Published>),
+    /// The draft's nonce was published already: this is the first.
+    Repeated(Arc<Published>),
     /// The reserved block is used up: reserve more, then try again.
     NeedsSeqs,
     /// The log was evicted meanwhile: load the room again.
@@ -90,6 +95,7 @@ impl LocalBroker {
             logs,
             max_messages: settings.writer.keep_per_room,
             max_age: settings.writer.max_age,
+            nonce_window: settings.nonce_window,
             sweeper,
             gate: PublishGate::default(),
             roster: Roster::new(Arc::clone(&hub)),
@@ -145,10 +151,17 @@ impl LocalBroker {
         if state.last_seq >= state.reserved_seq {
             return Attempt::NeedsSeqs;
         }
+        let nonce = draft.as_ref().and_then(|draft| draft.nonce.clone());
+        if let Some(first) = nonce.as_ref().and_then(|key| state.nonces.find(key, self.nonce_window)) {
+            return Attempt::Repeated(first);
+        }
         let Some(draft) = draft.take() else { unreachable!("a draft is published once") };
         state.last_seq += 1;
         state.touched = std::time::Instant::now();
         let published = Arc::new(Unsequenced::new(&room.name, draft).sequence(room.id, state.last_seq, now_ms()));
+        if let Some(key) = nonce {
+            state.nonces.record(key, &published);
+        }
         state.retained.push_back(Arc::clone(&published));
         state.trim(self.max_messages, self.oldest_retained_ms());
         // Still under the room's lock: deliveries happen in seq order.
@@ -185,6 +198,7 @@ impl Broker for LocalBroker {
             loop {
                 match self.try_publish(room, log, &mut draft) {
                     Attempt::Published(published) => break 'load published,
+                    Attempt::Repeated(first) => return Err(BrokerError::Repeated(first)),
                     Attempt::NeedsSeqs => self.reserve(room.id, log).await?,
                     Attempt::Evicted => continue 'load,
                 }
@@ -381,6 +395,7 @@ mod tests {
     use serde_json::value::RawValue;
 
     use super::*;
+    use crate::message::NonceKey;
     use crate::names::{AppName, RoomName};
     use crate::store::sqlite::SqliteStore;
     use crate::store::{AppProfile, AppStatus, NewApp, NewRoom};
@@ -405,13 +420,14 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(8, Arc::clone(&metrics));
         let writer = WriterSettings { keep_per_room: 100, max_age: Duration::from_secs(3600), batch: 16 };
-        LocalBroker::new(Arc::clone(store), hub, metrics, LocalSettings { writer, idle_room })
+        LocalBroker::new(Arc::clone(store), hub, metrics, LocalSettings { writer, idle_room, nonce_window: HOUR })
     }
 
     async fn publish(broker: &LocalBroker, room: &RoomRef, durability: Durability) -> u64 {
         let draft = Draft {
             sender: Sender { id: "app".into(), meta: RawValue::from_string("{}".into()).unwrap(), parent: None },
             payload: RawValue::from_string("1".into()).unwrap(),
+            nonce: None,
         };
         broker.publish(room, draft, durability).await.unwrap().seq()
     }
@@ -438,6 +454,31 @@ mod tests {
         }
         // No shutdown: the reservation stays, as after a crash.
         assert_eq!(publish(&broker(&store, HOUR), &room, Durability::Stored).await, SEQ_BLOCK + 1);
+    }
+
+    #[tokio::test]
+    async fn a_nonce_is_published_once_within_its_window() {
+        let (_dir, store, room) = store_with_room().await;
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(8, Arc::clone(&metrics));
+        let writer = WriterSettings { keep_per_room: 100, max_age: HOUR, batch: 10 };
+        let window = Duration::from_millis(200);
+        let settings = LocalSettings { writer, idle_room: HOUR, nonce_window: window };
+        let broker = LocalBroker::new(Arc::clone(&store), hub, metrics, settings);
+        let nonce = comms_protocol::ws::Nonce::parse("n".into()).unwrap();
+        let draft = || Draft {
+            sender: Sender { id: "ep_1".into(), meta: RawValue::from_string("{}".into()).unwrap(), parent: None },
+            payload: RawValue::from_string("1".into()).unwrap(),
+            nonce: Some(NonceKey::of_endpoint(1, &nonce)),
+        };
+        let first = broker.publish(&room, draft(), Durability::Delivered).await.unwrap();
+        let Err(BrokerError::Repeated(repeated)) = broker.publish(&room, draft(), Durability::Delivered).await else {
+            panic!("published twice within the window")
+        };
+        assert!(Arc::ptr_eq(&first, &repeated), "the first publish answers the repeat");
+        tokio::time::sleep(window + Duration::from_millis(50)).await;
+        let later = broker.publish(&room, draft(), Durability::Delivered).await.unwrap();
+        assert_eq!(later.seq(), first.seq() + 1, "after the window, a new message");
     }
 
     #[tokio::test]

@@ -96,6 +96,10 @@ pub enum BrokerError {
     /// says what failed.
     #[error("the message broker is unavailable: {0}")]
     Unavailable(String),
+    /// The draft's nonce was published already within the window: nothing
+    /// new was published; this is the first publish.
+    #[error("published already under this nonce")]
+    Repeated(Arc<Published>),
 }
 
 impl BrokerError {
@@ -107,6 +111,7 @@ impl BrokerError {
             Self::RoomGone => Self::RoomGone,
             Self::StoreTimeout => Self::StoreTimeout,
             Self::Unavailable(reason) => Self::Unavailable(reason.clone()),
+            Self::Repeated(first) => Self::Repeated(Arc::clone(first)),
             Self::Store(_) | Self::CorruptHistory(_) => Self::Unavailable(self.to_string()),
         }
     }

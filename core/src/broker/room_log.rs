@@ -1,13 +1,13 @@
 //! One room's log as the local broker keeps it in memory: the seq counter,
 //! the reserved seq block, and the retained messages.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::message::Published;
+use crate::message::{NonceKey, Published};
 use crate::store::RoomHistory;
 
 /// A loaded room. Its state sits under a sync lock that is never held across
@@ -30,6 +30,46 @@ pub(super) struct LogState {
     /// Set when the log is dropped from memory: whoever still holds it must
     /// load the room afresh, so two logs never hand out seqs for one room.
     pub(super) evicted: bool,
+    /// Messages published under a nonce within the window.
+    pub(super) nonces: NonceBook,
+}
+
+/// A room's messages published under a nonce, remembered for the nonce
+/// window (a room's log stays in memory at least that long after its last
+/// publish, see `history.idle_room_secs`), and at most [`Self::MOST`] of
+/// them: past that the oldest are forgotten first.
+#[derive(Default)]
+pub(super) struct NonceBook {
+    by_key: HashMap<NonceKey, Arc<Published>>,
+    /// When each was recorded, oldest first.
+    order: VecDeque<(Instant, NonceKey)>,
+}
+
+impl NonceBook {
+    /// Nonces one room remembers at most: a client sending fresh nonces as
+    /// fast as its rate allows cannot grow a room's memory without bound.
+    const MOST: usize = 100_000;
+
+    /// The message published under `key` within `window`, if any.
+    pub(super) fn find(&mut self, key: &NonceKey, window: Duration) -> Option<Arc<Published>> {
+        while self.order.front().is_some_and(|(at, _)| at.elapsed() >= window) {
+            if let Some((_, old)) = self.order.pop_front() {
+                self.by_key.remove(&old);
+            }
+        }
+        self.by_key.get(key).cloned()
+    }
+
+    /// Remembers that `published` went out under `key`.
+    pub(super) fn record(&mut self, key: NonceKey, published: &Arc<Published>) {
+        if self.order.len() >= Self::MOST {
+            if let Some((_, old)) = self.order.pop_front() {
+                self.by_key.remove(&old);
+            }
+        }
+        self.by_key.insert(key.clone(), Arc::clone(published));
+        self.order.push_back((Instant::now(), key));
+    }
 }
 
 impl RoomLog {
@@ -50,6 +90,7 @@ impl RoomLog {
             retained,
             touched: Instant::now(),
             evicted: false,
+            nonces: NonceBook::default(),
         };
         Ok(Self { state: Mutex::new(state), reserving: tokio::sync::Mutex::new(()) })
     }

@@ -379,7 +379,10 @@ mod tests {
 
     /// A frame whose text is `text`, easy to tell apart when read back.
     fn outgoing(text: &str, order: Order) -> Arc<Outgoing> {
-        Arc::new(Outgoing::new(&ServerFrame::Error { code: ErrorCode::Invalid, message: text.to_owned() }, order))
+        Arc::new(Outgoing::new(
+            &ServerFrame::Error { code: ErrorCode::Invalid, message: text.to_owned(), nonce: None },
+            order,
+        ))
     }
 
     fn frame(seq: u64) -> Arc<Outgoing> {

@@ -2,6 +2,7 @@
 //! file (or, in `postgres`, a fresh PostgreSQL database), driven over HTTP
 //! and WebSocket as `docs/protocol.md` describes.
 
+mod acks;
 mod app_changes;
 mod auth;
 mod capabilities;

@@ -129,7 +129,10 @@ mod tests {
     fn body() -> Unsequenced {
         let meta = RawValue::from_string(r#"{"name":"Ann"}"#.into()).unwrap();
         let payload = RawValue::from_string(r#"{"x": 1}"#.into()).unwrap();
-        Unsequenced::new("lobby", Draft { sender: Sender { id: "ep_1".into(), meta, parent: None }, payload })
+        Unsequenced::new(
+            "lobby",
+            Draft { sender: Sender { id: "ep_1".into(), meta, parent: None }, payload, nonce: None },
+        )
     }
 
     #[test]

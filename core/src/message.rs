@@ -41,6 +41,23 @@ pub struct Draft {
     pub nonce: Option<NonceKey>,
 }
 
+/// What a published message got: the `ack` frame's `id` and `seq`, and
+/// what a repeat of its nonce is answered with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// The message's id.
+    pub id: String,
+    /// Its seq in the room.
+    pub seq: u64,
+}
+
+impl Receipt {
+    /// The receipt of a published message.
+    pub fn of(published: &Published) -> Self {
+        Self { id: published.message.id.clone(), seq: published.seq() }
+    }
+}
+
 /// A client's nonce with whose it is: the key a repeated message is
 /// recognised by (see `docs/protocol.md#acknowledged-sends`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,6 +67,11 @@ impl NonceKey {
     /// An endpoint's nonce: its connections share it.
     pub fn of_endpoint(endpoint_id: i64, nonce: &Nonce) -> Self {
         Self(format!("e:{endpoint_id}:{}", nonce.as_str()))
+    }
+
+    /// The key as text (the end of a Redis key).
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -67,6 +89,11 @@ pub struct Unsequenced {
 }
 
 impl Unsequenced {
+    /// Its id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// A fresh message of `room` with a new time-ordered id.
     pub fn new(room: &str, draft: Draft) -> Self {
         Self {

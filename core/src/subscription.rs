@@ -14,7 +14,7 @@ use crate::error::ServiceError;
 use crate::hub::{CloseReason, Membership};
 use crate::input::check_readable;
 use crate::live_endpoint::{EndpointState, LiveEndpoint};
-use crate::message::{Draft, NonceKey, Order, Outgoing, Published};
+use crate::message::{Draft, NonceKey, Order, Outgoing, Published, Receipt};
 use crate::presence::{MemberCard, PresenceGuard, Roll, Signal};
 use crate::quotas::{Quota, QuotaExceeded, SocketLimits, SocketOwner, SocketPermit};
 use crate::secrets;
@@ -282,7 +282,7 @@ impl Service {
                 }
                 return Ok(Receipt::of(&published));
             }
-            Err(BrokerError::Repeated(first)) => Ok(Receipt::of(&first)),
+            Err(BrokerError::Repeated(first)) => Ok(first),
             Err(err) => Err(err.into()),
         };
         if state.budgeted {
@@ -332,7 +332,7 @@ impl Service {
                     meter.published(bytes);
                     Ok(Receipt::of(&published))
                 }
-                Some((Err(BrokerError::Repeated(first)), _)) => Ok(Receipt::of(&first)),
+                Some((Err(BrokerError::Repeated(first)), _)) => Ok(first),
                 Some((Err(err), _)) => Err(err.into()),
                 None => Err(ServiceError::Internal(anyhow::anyhow!("the broker skipped a message"))),
             };
@@ -356,21 +356,6 @@ impl Outbound {
     fn draft(self, endpoint: &LiveEndpoint, state: &EndpointState) -> Draft {
         let nonce = self.nonce.map(|nonce| NonceKey::of_endpoint(endpoint.id, &nonce));
         Draft { sender: endpoint.sender(state), payload: self.payload, nonce }
-    }
-}
-
-/// What a published message got: the `ack` frame's `id` and `seq`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Receipt {
-    /// The message's id.
-    pub id: String,
-    /// Its seq in the room.
-    pub seq: u64,
-}
-
-impl Receipt {
-    fn of(published: &Published) -> Self {
-        Self { id: published.message.id.clone(), seq: published.seq() }
     }
 }
 

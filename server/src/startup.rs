@@ -133,8 +133,12 @@ fn open_broker(
             LocalSettings { writer, idle_room: config.history.idle_room, nonce_window: config.limits.nonce_window };
         return Ok(Arc::new(LocalBroker::new(store, hub, metrics, settings)));
     }
-    let settings =
-        RedisSettings { url: config.broker.redis_url.clone(), key_prefix: config.broker.key_prefix.clone(), writer };
+    let settings = RedisSettings {
+        url: config.broker.redis_url.clone(),
+        key_prefix: config.broker.key_prefix.clone(),
+        writer,
+        nonce_window: config.limits.nonce_window,
+    };
     Ok(Arc::new(RedisBroker::new(store, hub, metrics, settings)?))
 }
 

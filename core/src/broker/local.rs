@@ -26,7 +26,7 @@ use super::room_log::RoomLog;
 use super::writer::{HistoryWriter, WriterSettings};
 use super::{Broker, BrokerError, Durability, History, NodeConnections, PublishGate, RoomRef};
 use crate::hub::{Hub, Occupancy};
-use crate::message::{Draft, Published, RoomEvent, Unsequenced};
+use crate::message::{Draft, Published, Receipt, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
 use crate::presence::roster::Roster;
 use crate::presence::{MemberCard, MemberChange, Roll, Signal, Swept, Transition};
@@ -72,8 +72,8 @@ pub struct LocalBroker {
 /// The outcome of one try at publishing under the room's lock.
 enum Attempt {
     Published(Arc<Published>),
-    /// The draft's nonce was published already: this is the first.
-    Repeated(Arc<Published>),
+    /// The draft's nonce was published already: the first's receipt.
+    Repeated(Receipt),
     /// The reserved block is used up: reserve more, then try again.
     NeedsSeqs,
     /// The log was evicted meanwhile: load the room again.
@@ -160,7 +160,7 @@ impl LocalBroker {
         state.touched = std::time::Instant::now();
         let published = Arc::new(Unsequenced::new(&room.name, draft).sequence(room.id, state.last_seq, now_ms()));
         if let Some(key) = nonce {
-            state.nonces.record(key, &published);
+            state.nonces.record(key, Receipt::of(&published));
         }
         state.retained.push_back(Arc::clone(&published));
         state.trim(self.max_messages, self.oldest_retained_ms());
@@ -475,7 +475,7 @@ mod tests {
         let Err(BrokerError::Repeated(repeated)) = broker.publish(&room, draft(), Durability::Delivered).await else {
             panic!("published twice within the window")
         };
-        assert!(Arc::ptr_eq(&first, &repeated), "the first publish answers the repeat");
+        assert_eq!(repeated, Receipt::of(&first), "the first publish answers the repeat");
         tokio::time::sleep(window + Duration::from_millis(50)).await;
         let later = broker.publish(&room, draft(), Durability::Delivered).await.unwrap();
         assert_eq!(later.seq(), first.seq() + 1, "after the window, a new message");

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::hub::Occupancy;
-use crate::message::{Draft, Published, RoomEvent};
+use crate::message::{Draft, Published, Receipt, RoomEvent};
 use crate::presence::{MemberCard, MemberChange, Roll, Signal, Swept, Transition};
 use crate::quotas::SocketOwner;
 use crate::store::StoreError;
@@ -97,9 +97,9 @@ pub enum BrokerError {
     #[error("the message broker is unavailable: {0}")]
     Unavailable(String),
     /// The draft's nonce was published already within the window: nothing
-    /// new was published; this is the first publish.
+    /// new was published; this is the first publish's receipt.
     #[error("published already under this nonce")]
-    Repeated(Arc<Published>),
+    Repeated(Receipt),
 }
 
 impl BrokerError {
@@ -111,7 +111,7 @@ impl BrokerError {
             Self::RoomGone => Self::RoomGone,
             Self::StoreTimeout => Self::StoreTimeout,
             Self::Unavailable(reason) => Self::Unavailable(reason.clone()),
-            Self::Repeated(first) => Self::Repeated(Arc::clone(first)),
+            Self::Repeated(first) => Self::Repeated(first.clone()),
             Self::Store(_) | Self::CorruptHistory(_) => Self::Unavailable(self.to_string()),
         }
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::message::{NonceKey, Published};
+use crate::message::{NonceKey, Published, Receipt};
 use crate::store::RoomHistory;
 
 /// A loaded room. Its state sits under a sync lock that is never held across
@@ -40,7 +40,7 @@ pub(super) struct LogState {
 /// them: past that the oldest are forgotten first.
 #[derive(Default)]
 pub(super) struct NonceBook {
-    by_key: HashMap<NonceKey, Arc<Published>>,
+    by_key: HashMap<NonceKey, Receipt>,
     /// When each was recorded, oldest first.
     order: VecDeque<(Instant, NonceKey)>,
 }
@@ -50,8 +50,9 @@ impl NonceBook {
     /// fast as its rate allows cannot grow a room's memory without bound.
     const MOST: usize = 100_000;
 
-    /// The message published under `key` within `window`, if any.
-    pub(super) fn find(&mut self, key: &NonceKey, window: Duration) -> Option<Arc<Published>> {
+    /// The receipt of the message published under `key` within `window`,
+    /// if any.
+    pub(super) fn find(&mut self, key: &NonceKey, window: Duration) -> Option<Receipt> {
         while self.order.front().is_some_and(|(at, _)| at.elapsed() >= window) {
             if let Some((_, old)) = self.order.pop_front() {
                 self.by_key.remove(&old);
@@ -60,14 +61,14 @@ impl NonceBook {
         self.by_key.get(key).cloned()
     }
 
-    /// Remembers that `published` went out under `key`.
-    pub(super) fn record(&mut self, key: NonceKey, published: &Arc<Published>) {
+    /// Remembers that the message of `receipt` went out under `key`.
+    pub(super) fn record(&mut self, key: NonceKey, receipt: Receipt) {
         if self.order.len() >= Self::MOST {
             if let Some((_, old)) = self.order.pop_front() {
                 self.by_key.remove(&old);
             }
         }
-        self.by_key.insert(key.clone(), Arc::clone(published));
+        self.by_key.insert(key.clone(), receipt);
         self.order.push_back((Instant::now(), key));
     }
 }

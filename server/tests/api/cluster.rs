@@ -4,7 +4,8 @@
 //! signals across nodes (a killed node's members leave, a Redis that lost
 //! its data gets them back without a word to clients), and a Redis restart
 //! survived; webhook events are delivered once by the two nodes together;
-//! usage adds up over the nodes, asked of either.
+//! usage adds up over the nodes, asked of either; a message's nonce is
+//! recognised on either node.
 //!
 //! Each node is a real `comms serve` process with a port and a data folder
 //! of its own; the nodes share only the database and Redis, as separate
@@ -701,4 +702,29 @@ async fn usage_adds_up_over_nodes_asked_of_either() {
         .await;
         assert!(added_up, "{}", usage(node.api(), &key, "?granularity=minute").await);
     }
+}
+
+#[tokio::test]
+async fn a_nonce_repeated_on_the_other_node_publishes_nothing_new() {
+    let Some(Cluster { a, b, key, _redis, _database, .. }) = cluster().await else { return };
+    a.api().create_room(&key, "lobby").await;
+    let writer = a.api().create_endpoint(&key, "lobby", "read_and_write", None).await;
+    let reader = a.api().create_endpoint(&key, "lobby", "read", None).await;
+    let (mut on_a, _) = join(a.api(), &writer, None).await;
+    let (mut on_b, _) = join(b.api(), &writer, None).await;
+    let (mut listener, _) = join(b.api(), &reader, None).await;
+    let with_nonce = |payload: &str| json!({ "message": payload, "nonce": "n-1" }).to_string();
+    on_a.send_text(&with_nonce("once")).await;
+    let ack = loop {
+        let frame = on_a.next_json().await;
+        if frame["type"] == "ack" {
+            break frame;
+        }
+    };
+    assert_eq!(listener.next_message().await["id"], ack["id"]);
+    on_b.next_message().await;
+    on_b.send_text(&with_nonce("once")).await;
+    assert_eq!(on_b.next_json().await, ack, "the other node answers the first publish's ack");
+    publish(b.api(), &key, "lobby", json!("marker")).await;
+    assert_eq!(listener.next_message().await["message"], "marker", "the repeat was not published");
 }

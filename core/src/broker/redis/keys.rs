@@ -37,6 +37,13 @@ impl Keys {
         format!("{}:room:{room_id}:redacted", self.prefix)
     }
 
+    /// The start of the keys of the room's nonces: each holds the channel
+    /// payload of the message first published under it, and expires after
+    /// the nonce window.
+    pub(super) fn nonces(&self, room_id: i64) -> String {
+        format!("{}:room:{room_id}:nonce:", self.prefix)
+    }
+
     /// The channel the room's messages are published on.
     pub(super) fn channel(&self, room_id: i64) -> String {
         format!("{}:room:{room_id}", self.prefix)

@@ -64,7 +64,7 @@ use super::local::SEQ_BLOCK;
 use super::writer::{HistoryWriter, WriterSettings};
 use super::{Broker, BrokerError, Durability, History, NodeConnections, PublishGate, RoomRef};
 use crate::hub::{Hub, Occupancy};
-use crate::message::{Draft, Published, RoomEvent, Unsequenced};
+use crate::message::{Draft, NonceKey, Published, Receipt, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
 use crate::presence::{MemberCard, MemberChange, Roll, Signal, Swept, Transition};
 use crate::quotas::{SocketCounts, SocketOwner};
@@ -83,6 +83,8 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Retention (shared by the streams and the database) and batching.
     pub writer: WriterSettings,
+    /// How long a message's nonce is remembered.
+    pub nonce_window: Duration,
 }
 
 /// Why the Redis broker could not be built.
@@ -109,6 +111,8 @@ pub struct RedisBroker {
     ceilings: Arc<Mutex<HashMap<i64, u64>>>,
     max_messages: usize,
     max_age: Duration,
+    /// How long a message's nonce is remembered (see `scripts::PUBLISH`).
+    nonce_window: Duration,
     /// Closed by `shutdown`: no message is published after the final flush.
     gate: PublishGate,
 }
@@ -163,6 +167,7 @@ impl RedisBroker {
             ceilings,
             max_messages: settings.writer.keep_per_room,
             max_age: settings.writer.max_age,
+            nonce_window: settings.nonce_window,
             gate: PublishGate::default(),
         })
     }
@@ -171,26 +176,46 @@ impl RedisBroker {
         self.max_age.as_millis().max(1) as u64
     }
 
-    /// Runs the publish script once for `bodies`, in order.
-    async fn try_publish(&self, room_id: i64, bodies: &[String]) -> Result<Run, BrokerError> {
+    /// Runs the publish script once for `bodies` (each with its nonce
+    /// key, if any), in order.
+    async fn try_publish(
+        &self,
+        room: &RoomRef,
+        bodies: &[(Option<NonceKey>, &Unsequenced)],
+    ) -> Result<Run, BrokerError> {
+        let room_id = room.id;
         let ceiling = self.ceilings.lock().get(&room_id).copied().unwrap_or(0);
         let mut invocation = scripts::PUBLISH.key(self.keys.seq(room_id));
         invocation
             .key(self.keys.log(room_id))
             .key(self.keys.channel(room_id))
+            .key(self.keys.nonces(room_id))
             .arg(ceiling)
             .arg(self.max_messages)
-            .arg(self.max_age_ms());
-        for body in bodies {
-            invocation.arg(body);
+            .arg(self.max_age_ms())
+            .arg(self.nonce_window.as_millis().max(1) as u64);
+        for (nonce, body) in bodies {
+            let id = if nonce.is_some() { body.id() } else { "" };
+            invocation.arg(nonce.as_ref().map_or("", NonceKey::as_str)).arg(id).arg(wire::encode(body));
         }
-        let (created_ms, last, count, stop): (i64, i64, i64, i64) =
+        let reply: Vec<redis::Value> =
             invocation.invoke_async(&mut self.connection.clone()).await.map_err(unavailable)?;
-        let (last_seq, count) = (to_seq(last)?, to_seq(count)?);
+        let number = |at: usize| match reply.get(at) {
+            Some(redis::Value::Int(n)) => Ok(*n),
+            other => Err(malformed(format!("publish reply item {at}: {other:?}"))),
+        };
+        let (created_ms, last_seq, stop) = (number(0)?, to_seq(number(1)?)?, number(3)?);
+        let items = reply[4.min(reply.len())..]
+            .iter()
+            .map(|item| match item {
+                redis::Value::Int(seq) => to_seq(*seq).map(Outcome::Published),
+                redis::Value::BulkString(first) => first_publish(first).map(Outcome::Repeated),
+                other => Err(malformed(format!("publish reply item: {other:?}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Run {
             created_ms,
-            first_seq: last_seq + 1 - count,
-            count: count as usize,
+            items,
             stop: match stop {
                 0 => Stop::Done,
                 1 => Stop::Unseeded,
@@ -203,19 +228,27 @@ impl RedisBroker {
     async fn publish_body(
         &self,
         room: &RoomRef,
+        nonce: Option<NonceKey>,
         body: Unsequenced,
         durability: Durability,
     ) -> Result<Arc<Published>, BrokerError> {
-        let text = [wire::encode(&body)];
+        let text = [(nonce, &body)];
         let run = loop {
-            let run = self.try_publish(room.id, &text).await?;
+            let run = self.try_publish(room, &text).await?;
+            if !run.items.is_empty() {
+                break run;
+            }
             match run.stop {
-                Stop::Done => break run,
+                Stop::Done => return Err(malformed("the publish script went through nothing".into())),
                 Stop::Unseeded => self.seed(room).await?,
                 Stop::NeedsSeqs { current } => self.reserve(room.id, current).await?,
             }
         };
-        self.record(room, body, run.first_seq, run.created_ms, durability).await
+        match run.items.into_iter().next() {
+            Some(Outcome::Published(seq)) => self.record(room, body, seq, run.created_ms, durability).await,
+            Some(Outcome::Repeated(first)) => Err(BrokerError::Repeated(first)),
+            None => Err(malformed("the publish script went through nothing".into())),
+        }
     }
 
     /// Hands a message the script published to the history writer.
@@ -316,9 +349,17 @@ impl RedisBroker {
 /// were published with consecutive seqs from `first_seq`.
 struct Run {
     created_ms: i64,
-    first_seq: u64,
-    count: usize,
+    /// What became of each message the run went through, in order.
+    items: Vec<Outcome>,
     stop: Stop,
+}
+
+/// What a run did with one message.
+enum Outcome {
+    /// Published with this seq.
+    Published(u64),
+    /// Its nonce was published under already: the first publish's receipt.
+    Repeated(Receipt),
 }
 
 /// Why a run of the publish script stopped.
@@ -346,7 +387,8 @@ impl Broker for RedisBroker {
         durability: Durability,
     ) -> Result<Arc<Published>, BrokerError> {
         let Some(_inside) = self.gate.enter().await else { return Err(BrokerError::ShuttingDown) };
-        self.publish_body(room, Unsequenced::new(&room.name, draft), durability).await
+        let nonce = draft.nonce.clone();
+        self.publish_body(room, nonce, Unsequenced::new(&room.name, draft), durability).await
     }
 
     /// One script run publishes every draft, unless the room must be seeded
@@ -355,17 +397,24 @@ impl Broker for RedisBroker {
     /// have published them, so none is tried again.
     async fn publish_all(&self, room: &RoomRef, drafts: Vec<Draft>) -> Vec<Result<Arc<Published>, BrokerError>> {
         let mut results = Vec::with_capacity(drafts.len());
-        let mut bodies: VecDeque<Unsequenced> =
-            drafts.into_iter().map(|draft| Unsequenced::new(&room.name, draft)).collect();
+        let mut bodies: VecDeque<(Option<NonceKey>, Unsequenced)> =
+            drafts.into_iter().map(|draft| (draft.nonce.clone(), Unsequenced::new(&room.name, draft))).collect();
         let Some(_inside) = self.gate.enter().await else {
             return bodies.iter().map(|_| Err(BrokerError::ShuttingDown)).collect();
         };
         while !bodies.is_empty() {
-            let texts: Vec<String> = bodies.iter().map(wire::encode).collect();
-            let ready = match self.try_publish(room.id, &texts).await {
+            let texts: Vec<(Option<NonceKey>, &Unsequenced)> =
+                bodies.iter().map(|(nonce, body)| (nonce.clone(), body)).collect();
+            let ready = match self.try_publish(room, &texts).await {
                 Ok(run) => {
-                    for (seq, body) in (run.first_seq..).zip(bodies.drain(..run.count)) {
-                        results.push(self.record(room, body, seq, run.created_ms, Durability::Delivered).await);
+                    let went_through = bodies.drain(..run.items.len().min(bodies.len()));
+                    for (outcome, (_, body)) in run.items.into_iter().zip(went_through) {
+                        results.push(match outcome {
+                            Outcome::Published(seq) => {
+                                self.record(room, body, seq, run.created_ms, Durability::Delivered).await
+                            }
+                            Outcome::Repeated(first) => Err(BrokerError::Repeated(first)),
+                        });
                     }
                     match run.stop {
                         Stop::Done => Ok(()),
@@ -549,6 +598,14 @@ fn unavailable(err: redis::RedisError) -> BrokerError {
 
 fn malformed(what: String) -> BrokerError {
     BrokerError::Unavailable(format!("unexpected reply from Redis: {what}"))
+}
+
+/// The receipt a nonce key holds: `SEQ ID`.
+fn first_publish(value: &[u8]) -> Result<Receipt, BrokerError> {
+    let text = std::str::from_utf8(value).map_err(|_| malformed("a nonce's receipt is not text".into()))?;
+    let (seq, id) = text.split_once(' ').ok_or_else(|| malformed(format!("a nonce's receipt: {text}")))?;
+    let seq = seq.parse().map_err(|_| malformed(format!("a nonce's receipt: {text}")))?;
+    Ok(Receipt { id: id.to_owned(), seq })
 }
 
 fn to_seq(value: i64) -> Result<u64, BrokerError> {

@@ -12,16 +12,23 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Publishes messages in order, one seq each.
+/// Publishes messages in order, one seq each, except a message whose
+/// nonce was published under within the window: that one is not published
+/// again.
 ///
-/// KEYS: seq, log, channel. ARGV: highest seq this node may hand out (its
-/// reservation in the database), retained count, retained age (ms), then
-/// one body per message. Returns the publish time (ms), the seq of the
-/// last message published (the ones before it have the seqs below), how
-/// many were published, and why it stopped short of the end, if it did:
-/// `0` all were published, `1` the room's seq is not in Redis (it must be
-/// seeded from the database), `2` the node must reserve seqs past the last
-/// seq first.
+/// KEYS: seq, log, channel, the room's nonce key prefix. ARGV: highest seq
+/// this node may hand out (its reservation in the database), retained
+/// count, retained age (ms), nonce window (ms), then for each message its
+/// nonce key (empty: none), its id and its body. A nonce key holds
+/// `SEQ ID` of the message first published under it (small: the window's
+/// nonces cost Redis little whatever the messages' size). Returns the
+/// publish time (ms),
+/// the seq of the last message published, how many messages it went
+/// through, why it stopped short of the end, if it did (`0` it went through
+/// all, `1` the room's seq is not in Redis: seed it from the database, `2`
+/// the node must reserve seqs past the last seq first), then one item per
+/// message gone through: its seq if it was published, or the first
+/// publish's `SEQ ID` if its nonce was seen.
 pub(super) static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -31,18 +38,35 @@ current = tonumber(current)
 local ceiling = tonumber(ARGV[1])
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local result = {ms, current, 0, 0}
 local published = 0
-for i = 4, #ARGV do
-  if current >= ceiling then break end
-  current = current + 1
-  redis.call('SET', KEYS[1], current)
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], string.format('%d-0', current), 't', ms, 'b', ARGV[i])
-  redis.call('PUBLISH', KEYS[3], string.format('%d %d ', current, ms) .. ARGV[i])
-  published = published + 1
+local i = 5
+while i + 2 <= #ARGV do
+  local nonce, id, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local first = false
+  if nonce ~= '' then first = redis.call('GET', KEYS[4] .. nonce) end
+  if first then
+    table.insert(result, first)
+  else
+    if current >= ceiling then
+      result[4] = 2
+      break
+    end
+    current = current + 1
+    redis.call('SET', KEYS[1], current)
+    redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], string.format('%d-0', current), 't', ms, 'b', body)
+    local payload = string.format('%d %d ', current, ms) .. body
+    redis.call('PUBLISH', KEYS[3], payload)
+    if nonce ~= '' then redis.call('SET', KEYS[4] .. nonce, string.format('%d ', current) .. id, 'PX', ARGV[4]) end
+    table.insert(result, current)
+    published = published + 1
+  end
+  i = i + 3
 end
 if published > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
-if published < #ARGV - 3 then return {ms, current, published, 2} end
-return {ms, current, published, 0}
+result[2] = current
+result[3] = #result - 4
+return result
 ",
     )
 });

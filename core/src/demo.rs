@@ -120,7 +120,7 @@ pub fn spawn_bot(service: Service, app: AppRecord, interval: Duration) -> JoinHa
         for line in LINES.iter().cycle() {
             tick.tick().await;
             let Ok(payload) = serde_json::value::to_raw_value(&json!({ "text": line })) else { continue };
-            if let Err(err) = service.publish_as_app(&app, &room, payload, named("demo bot")).await {
+            if let Err(err) = service.publish_as_app(&app, &room, payload, named("demo bot"), None).await {
                 tracing::warn!(error = %err, "the demo bot could not post");
             }
         }

@@ -69,6 +69,11 @@ impl NonceKey {
         Self(format!("e:{endpoint_id}:{}", nonce.as_str()))
     }
 
+    /// An app's `Idempotency-Key` on the REST publish.
+    pub fn of_app(app_id: i64, key: &Nonce) -> Self {
+        Self(format!("a:{app_id}:{}", key.as_str()))
+    }
+
     /// The key as text (the end of a Redis key).
     pub fn as_str(&self) -> &str {
         &self.0

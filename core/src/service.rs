@@ -15,15 +15,16 @@
 use std::sync::Arc;
 
 use comms_protocol::webhook::EventType;
+use comms_protocol::ws::Nonce;
 use comms_protocol::{Endpoint, Message, Presence, Room, Sender};
 use serde_json::value::RawValue;
 
-use crate::broker::{Broker, Durability, RoomRef};
+use crate::broker::{Broker, BrokerError, Durability, RoomRef};
 use crate::config::{Config, LimitsConfig, QuotasConfig, WsBase};
 use crate::error::ServiceError;
 use crate::hub::Hub;
 use crate::input::{check_readable, EndpointSpec, Meta};
-use crate::message::{Draft, RoomEvent};
+use crate::message::{Draft, NonceKey, RoomEvent};
 use crate::names::RoomName;
 use crate::presence::Tracker;
 use crate::quotas::{Quota, QuotaExceeded, SocketCounts};
@@ -387,28 +388,46 @@ impl Service {
     }
 
     /// Publishes from the app's backend (sender id `"app"`), returning once
-    /// the message is stored.
+    /// the message is stored. With an `Idempotency-Key` the app used for
+    /// the room within the nonce window, nothing new is published and the
+    /// first message is answered.
     ///
     /// # Errors
     ///
     /// `TooLarge` for a payload over `limits.max_message_bytes`, `Invalid`
     /// for one nested deeper than `limits.max_json_depth`, `NotFound` if the
-    /// app has no such room.
+    /// app has no such room, `Conflict` when the key's first message is no
+    /// longer retained.
     pub async fn publish_as_app(
         &self,
         app: &AppRecord,
         room: &RoomName,
         payload: Box<RawValue>,
         meta: Meta,
+        idempotency_key: Option<&Nonce>,
     ) -> Result<Message, ServiceError> {
         self.check_payload(&payload)?;
-        let room = self.find_room(app, room).await?;
+        let room = room_ref(&self.find_room(app, room).await?);
         let sender = Sender { id: APP_SENDER_ID.into(), meta: meta.into_raw(), parent: None };
         let bytes = payload.get().len();
-        let draft = Draft { sender, payload, nonce: None };
-        let published = self.broker.publish(&room_ref(&room), draft, Durability::Stored).await?;
-        self.usage.meter(app.id).published(bytes);
-        Ok(published.message.clone())
+        let nonce = idempotency_key.map(|key| NonceKey::of_app(app.id, key));
+        let draft = Draft { sender, payload, nonce };
+        match self.broker.publish(&room, draft, Durability::Stored).await {
+            Ok(published) => {
+                self.usage.meter(app.id).published(bytes);
+                Ok(published.message.clone())
+            }
+            Err(BrokerError::Repeated(first)) => {
+                let history = self.broker.history(&room, first.seq.saturating_sub(1), 1).await?;
+                let retained = history.messages.into_iter().find(|published| published.seq() == first.seq);
+                retained.map(|published| published.message.clone()).ok_or_else(|| {
+                    ServiceError::Conflict(
+                        "a message was published under this Idempotency-Key already and is no longer retained".into(),
+                    )
+                })
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Checks a payload against the size limit and that every client can

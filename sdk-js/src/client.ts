@@ -57,12 +57,16 @@ export class ClientBase {
     query: Record<string, number | string | undefined> | undefined,
     body: unknown,
     expected: number,
+    extraHeaders: Record<string, string | undefined> = {},
   ): Promise<T> {
     const url = new URL(this.baseUrl + path);
     for (const [name, value] of Object.entries(query ?? {})) {
       if (value !== undefined) url.searchParams.set(name, String(value));
     }
     const headers: Record<string, string> = { "X-API-Key": this.#apiKey };
+    for (const [name, value] of Object.entries(extraHeaders)) {
+      if (value !== undefined) headers[name] = value;
+    }
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const response = await this.#fetch(url, {
       method,

@@ -744,14 +744,18 @@ export class CommsClient extends ClientBase {
   /**
    * Publish from the app's backend: every connection of the room receives it
    * with sender id `"app"` and the given meta. Answers once it is stored.
+   * With an `Idempotency-Key` the app sent for the room within the nonce
+   * window (120 s), nothing new is published and the first message is
+   * answered, so a request retried after a timeout is published once.
    *
    * `POST /api/v1/rooms/{room}/messages`
    * @param room Room name
    * @param body The request body.
+   * @param options.idempotencyKey The `Idempotency-Key` header: 1 to 64 characters, no control characters: a repeat within the window publishes nothing new
    * @throws {CommsError} with the server's error code.
    */
-  publishMessage(room: string, body: PublishMessageRequest): Promise<Message> {
-    return this.request("POST", `/api/v1/rooms/${segment(room)}/messages`, undefined, body, 201);
+  publishMessage(room: string, body: PublishMessageRequest, options: { idempotencyKey?: string } = {}): Promise<Message> {
+    return this.request("POST", `/api/v1/rooms/${segment(room)}/messages`, undefined, body, 201, { "Idempotency-Key": options.idempotencyKey });
   }
 
   /**

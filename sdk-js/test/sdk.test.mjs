@@ -280,6 +280,9 @@ test("every REST call works and errors carry their codes", async () => {
   const usage = await client.getUsage({ granularity: "minute" });
   assert.equal(usage.granularity, "minute");
   assert.equal(usage.points.reduce((sum, point) => sum + point.messages_in, 0), 3);
+  const first = await client.publishMessage("lobby", { message: "once" }, { idempotencyKey: "retry-1" });
+  const again = await client.publishMessage("lobby", { message: "once" }, { idempotencyKey: "retry-1" });
+  assert.deepEqual([again.id, again.seq], [first.id, first.seq]);
   await client.deleteEndpoint("lobby", endpoint.code);
 
   const failure = (promise) => promise.then(() => assert.fail("expected an error"), (err) => err);

@@ -76,12 +76,16 @@ impl Client {
         method: Method,
         path: String,
         query: Vec<(&'static str, String)>,
+        headers: Vec<(&'static str, String)>,
         body: Option<&impl Serialize>,
         expected: u16,
     ) -> Result<reqwest::Response, Error> {
         let mut request = self.http.request(method, format!("{}{path}", self.base)).header("X-API-Key", &self.api_key);
         if !query.is_empty() {
             request = request.query(&query);
+        }
+        for (name, value) in headers {
+            request = request.header(name, value);
         }
         if let Some(body) = body {
             request = request.json(body);
@@ -98,10 +102,11 @@ impl Client {
         method: Method,
         path: String,
         query: Vec<(&'static str, String)>,
+        headers: Vec<(&'static str, String)>,
         body: Option<&impl Serialize>,
         expected: u16,
     ) -> Result<T, Error> {
-        let response = self.call(method, path, query, body, expected).await?;
+        let response = self.call(method, path, query, headers, body, expected).await?;
         let status = response.status().as_u16();
         let text = response.text().await?;
         serde_json::from_str(&text).map_err(|_| Error::Unexpected { status, body: text })
@@ -112,10 +117,11 @@ impl Client {
         method: Method,
         path: String,
         query: Vec<(&'static str, String)>,
+        headers: Vec<(&'static str, String)>,
         body: Option<&impl Serialize>,
         expected: u16,
     ) -> Result<(), Error> {
-        self.call(method, path, query, body, expected).await.map(drop)
+        self.call(method, path, query, headers, body, expected).await.map(drop)
     }
 }
 

@@ -641,7 +641,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn create_child(&self, code: &str, body: &CreateEndpointRequest) -> Result<Endpoint, Error> {
-        self.call_json(Method::POST, format!("/api/v1/endpoints/{}/children", segment(code)), Vec::new(), Some(body), 201).await
+        self.call_json(Method::POST, format!("/api/v1/endpoints/{}/children", segment(code)), Vec::new(), Vec::new(), Some(body), 201).await
     }
 
     /// List the app's rooms, oldest first.
@@ -652,7 +652,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn list_rooms(&self) -> Result<RoomList, Error> {
-        self.call_json(Method::GET, "/api/v1/rooms".to_owned(), Vec::new(), None::<&()>, 200).await
+        self.call_json(Method::GET, "/api/v1/rooms".to_owned(), Vec::new(), Vec::new(), None::<&()>, 200).await
     }
 
     /// Create a room. Names are 1–64 characters from `A–Z a–z 0–9 - _ .`,
@@ -664,7 +664,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn create_room(&self, body: &CreateRoomRequest) -> Result<Room, Error> {
-        self.call_json(Method::POST, "/api/v1/rooms".to_owned(), Vec::new(), Some(body), 201).await
+        self.call_json(Method::POST, "/api/v1/rooms".to_owned(), Vec::new(), Vec::new(), Some(body), 201).await
     }
 
     /// Delete a room with its endpoints and history; its live connections are
@@ -676,7 +676,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn delete_room(&self, room: &str) -> Result<(), Error> {
-        self.call_empty(Method::DELETE, format!("/api/v1/rooms/{}", segment(room)), Vec::new(), None::<&()>, 204).await
+        self.call_empty(Method::DELETE, format!("/api/v1/rooms/{}", segment(room)), Vec::new(), Vec::new(), None::<&()>, 204).await
     }
 
     /// One room.
@@ -687,7 +687,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn get_room(&self, room: &str) -> Result<Room, Error> {
-        self.call_json(Method::GET, format!("/api/v1/rooms/{}", segment(room)), Vec::new(), None::<&()>, 200).await
+        self.call_json(Method::GET, format!("/api/v1/rooms/{}", segment(room)), Vec::new(), Vec::new(), None::<&()>, 200).await
     }
 
     /// List a room's endpoints, oldest first.
@@ -698,7 +698,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn list_endpoints(&self, room: &str) -> Result<EndpointList, Error> {
-        self.call_json(Method::GET, format!("/api/v1/rooms/{}/endpoints", segment(room)), Vec::new(), None::<&()>, 200).await
+        self.call_json(Method::GET, format!("/api/v1/rooms/{}/endpoints", segment(room)), Vec::new(), Vec::new(), None::<&()>, 200).await
     }
 
     /// Add an endpoint to a room: an unguessable code with a permission and
@@ -715,7 +715,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn create_endpoint(&self, room: &str, body: &CreateEndpointRequest) -> Result<Endpoint, Error> {
-        self.call_json(Method::POST, format!("/api/v1/rooms/{}/endpoints", segment(room)), Vec::new(), Some(body), 201).await
+        self.call_json(Method::POST, format!("/api/v1/rooms/{}/endpoints", segment(room)), Vec::new(), Vec::new(), Some(body), 201).await
     }
 
     /// Delete an endpoint by code; its live connections are closed with code 4001.
@@ -726,7 +726,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn delete_endpoint(&self, room: &str, code: &str) -> Result<(), Error> {
-        self.call_empty(Method::DELETE, format!("/api/v1/rooms/{}/endpoints/{}", segment(room), segment(code)), Vec::new(), None::<&()>, 204).await
+        self.call_empty(Method::DELETE, format!("/api/v1/rooms/{}/endpoints/{}", segment(room), segment(code)), Vec::new(), Vec::new(), None::<&()>, 204).await
     }
 
     /// Change an endpoint: any of `permission`, `meta`, `expires_at`,
@@ -741,7 +741,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn update_endpoint(&self, room: &str, code: &str, body: &UpdateEndpointRequest) -> Result<Endpoint, Error> {
-        self.call_json(Method::PATCH, format!("/api/v1/rooms/{}/endpoints/{}", segment(room), segment(code)), Vec::new(), Some(body), 200).await
+        self.call_json(Method::PATCH, format!("/api/v1/rooms/{}/endpoints/{}", segment(room), segment(code)), Vec::new(), Vec::new(), Some(body), 200).await
     }
 
     /// Retained messages of a room, oldest first.
@@ -752,19 +752,22 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn list_messages(&self, room: &str, after_seq: Option<u64>, limit: Option<u64>, sender_id: Option<String>) -> Result<MessageList, Error> {
-        self.call_json(Method::GET, format!("/api/v1/rooms/{}/messages", segment(room)), [after_seq.map(|value| ("after_seq", value.to_string())), limit.map(|value| ("limit", value.to_string())), sender_id.map(|value| ("sender_id", value.to_string()))].into_iter().flatten().collect(), None::<&()>, 200).await
+        self.call_json(Method::GET, format!("/api/v1/rooms/{}/messages", segment(room)), [after_seq.map(|value| ("after_seq", value.to_string())), limit.map(|value| ("limit", value.to_string())), sender_id.map(|value| ("sender_id", value.to_string()))].into_iter().flatten().collect(), Vec::new(), None::<&()>, 200).await
     }
 
     /// Publish from the app's backend: every connection of the room receives it
     /// with sender id `"app"` and the given meta. Answers once it is stored.
+    /// With an `Idempotency-Key` the app sent for the room within the nonce
+    /// window (120 s), nothing new is published and the first message is
+    /// answered, so a request retried after a timeout is published once.
     ///
     /// `POST /api/v1/rooms/{room}/messages`
     ///
     /// # Errors
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
-    pub async fn publish_message(&self, room: &str, body: &PublishMessageRequest) -> Result<Message, Error> {
-        self.call_json(Method::POST, format!("/api/v1/rooms/{}/messages", segment(room)), Vec::new(), Some(body), 201).await
+    pub async fn publish_message(&self, room: &str, idempotency_key: Option<&str>, body: &PublishMessageRequest) -> Result<Message, Error> {
+        self.call_json(Method::POST, format!("/api/v1/rooms/{}/messages", segment(room)), Vec::new(), [idempotency_key.map(|value| ("Idempotency-Key", value.to_owned()))].into_iter().flatten().collect(), Some(body), 201).await
     }
 
     /// Redact every retained message of one sender (an endpoint's public id),
@@ -776,7 +779,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn redact_sender(&self, room: &str, body: &RedactSenderRequest) -> Result<Redacted, Error> {
-        self.call_json(Method::POST, format!("/api/v1/rooms/{}/messages/redact", segment(room)), Vec::new(), Some(body), 200).await
+        self.call_json(Method::POST, format!("/api/v1/rooms/{}/messages/redact", segment(room)), Vec::new(), Vec::new(), Some(body), 200).await
     }
 
     /// Redact a retained message: it keeps its id, seq, time and sender, its
@@ -790,7 +793,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn redact_message(&self, room: &str, seq: u64) -> Result<(), Error> {
-        self.call_empty(Method::DELETE, format!("/api/v1/rooms/{}/messages/{}", segment(room), seq), Vec::new(), None::<&()>, 204).await
+        self.call_empty(Method::DELETE, format!("/api/v1/rooms/{}/messages/{}", segment(room), seq), Vec::new(), Vec::new(), None::<&()>, 204).await
     }
 
     /// Who is in a room: live connections over every node (`online`), and in a
@@ -802,7 +805,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn get_presence(&self, room: &str) -> Result<Presence, Error> {
-        self.call_json(Method::GET, format!("/api/v1/rooms/{}/presence", segment(room)), Vec::new(), None::<&()>, 200).await
+        self.call_json(Method::GET, format!("/api/v1/rooms/{}/presence", segment(room)), Vec::new(), Vec::new(), None::<&()>, 200).await
     }
 
     /// The app's usage: one point per period with any activity, oldest first,
@@ -815,7 +818,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn get_usage(&self, from: Option<String>, to: Option<String>, granularity: Option<String>) -> Result<UsageReport, Error> {
-        self.call_json(Method::GET, "/api/v1/usage".to_owned(), [from.map(|value| ("from", value.to_string())), to.map(|value| ("to", value.to_string())), granularity.map(|value| ("granularity", value.to_string()))].into_iter().flatten().collect(), None::<&()>, 200).await
+        self.call_json(Method::GET, "/api/v1/usage".to_owned(), [from.map(|value| ("from", value.to_string())), to.map(|value| ("to", value.to_string())), granularity.map(|value| ("granularity", value.to_string()))].into_iter().flatten().collect(), Vec::new(), None::<&()>, 200).await
     }
 
     /// List the app's webhooks, oldest first (without their secrets).
@@ -826,7 +829,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn list_webhooks(&self) -> Result<WebhookList, Error> {
-        self.call_json(Method::GET, "/api/v1/webhooks".to_owned(), Vec::new(), None::<&()>, 200).await
+        self.call_json(Method::GET, "/api/v1/webhooks".to_owned(), Vec::new(), Vec::new(), None::<&()>, 200).await
     }
 
     /// Register a webhook: comms posts the listed events to `url`, signed with
@@ -838,7 +841,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn create_webhook(&self, body: &CreateWebhookRequest) -> Result<CreatedWebhook, Error> {
-        self.call_json(Method::POST, "/api/v1/webhooks".to_owned(), Vec::new(), Some(body), 201).await
+        self.call_json(Method::POST, "/api/v1/webhooks".to_owned(), Vec::new(), Vec::new(), Some(body), 201).await
     }
 
     /// Delete a webhook; its pending deliveries are dropped.
@@ -849,7 +852,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn delete_webhook(&self, id: &str) -> Result<(), Error> {
-        self.call_empty(Method::DELETE, format!("/api/v1/webhooks/{}", segment(id)), Vec::new(), None::<&()>, 204).await
+        self.call_empty(Method::DELETE, format!("/api/v1/webhooks/{}", segment(id)), Vec::new(), Vec::new(), None::<&()>, 204).await
     }
 
     /// The webhook's 50 most recent deliveries, newest first: the event, where
@@ -862,7 +865,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn list_deliveries(&self, id: &str) -> Result<DeliveryList, Error> {
-        self.call_json(Method::GET, format!("/api/v1/webhooks/{}/deliveries", segment(id)), Vec::new(), None::<&()>, 200).await
+        self.call_json(Method::GET, format!("/api/v1/webhooks/{}/deliveries", segment(id)), Vec::new(), Vec::new(), None::<&()>, 200).await
     }
 
     /// Send a delivery again now, with the same event id, and retry it for a
@@ -874,6 +877,6 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn redeliver(&self, id: &str, delivery: u64) -> Result<(), Error> {
-        self.call_empty(Method::POST, format!("/api/v1/webhooks/{}/deliveries/{}/retry", segment(id), delivery), Vec::new(), None::<&()>, 202).await
+        self.call_empty(Method::POST, format!("/api/v1/webhooks/{}/deliveries/{}/retry", segment(id), delivery), Vec::new(), Vec::new(), None::<&()>, 202).await
     }
 }

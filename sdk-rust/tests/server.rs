@@ -236,7 +236,7 @@ async fn every_rest_call_works_and_errors_carry_their_codes() {
 
     for n in 1..=3 {
         let message = PublishMessageRequest { message: json!({"n": n}), meta: meta(json!({"bot": true})) };
-        assert_eq!(client.publish_message("lobby", &message).await.unwrap().seq, n);
+        assert_eq!(client.publish_message("lobby", None, &message).await.unwrap().seq, n);
     }
     let page = client.list_messages("lobby", Some(1), Some(1), None).await.unwrap().messages;
     assert_eq!((page.len(), page[0].seq, page[0].sender.id.as_str()), (1, 2, "app"));
@@ -246,6 +246,10 @@ async fn every_rest_call_works_and_errors_carry_their_codes() {
     assert_eq!(usage.points.iter().map(|point| point.messages_in).sum::<u64>(), 3);
     let bad_granularity = client.get_usage(None, None, Some("week".into())).await.unwrap_err();
     assert_eq!(bad_granularity.code(), Some(ErrorCode::Invalid));
+    let retried = PublishMessageRequest::new(json!("once"));
+    let first = client.publish_message("lobby", Some("retry-1"), &retried).await.unwrap();
+    let again = client.publish_message("lobby", Some("retry-1"), &retried).await.unwrap();
+    assert_eq!((again.id, again.seq), (first.id, first.seq), "a retry with the key publishes nothing new");
 
     client.delete_endpoint("lobby", &endpoint.code).await.unwrap();
     assert_eq!(client.delete_endpoint("lobby", &endpoint.code).await.unwrap_err().code(), Some(ErrorCode::NotFound));
@@ -322,7 +326,7 @@ async fn a_dropped_socket_resumes_without_losing_or_repeating_messages() {
         let client = client.clone();
         async move {
             let message = PublishMessageRequest { message: json!(n), meta: None };
-            client.publish_message("lobby", &message).await.unwrap();
+            client.publish_message("lobby", None, &message).await.unwrap();
         }
     };
     for n in 1..=20 {
@@ -369,7 +373,7 @@ async fn a_server_restart_is_survived_by_resuming_from_history() {
     // so after the handshake, which is all `connect` waits for) is not.
     next_welcome(&mut connection).await;
     for n in 1..=10 {
-        client.publish_message("lobby", &PublishMessageRequest { message: json!(n), meta: None }).await.unwrap();
+        client.publish_message("lobby", None, &PublishMessageRequest { message: json!(n), meta: None }).await.unwrap();
     }
     for seq in 1..=3 {
         assert_eq!(next_message(&mut connection).await.seq, seq);
@@ -379,7 +383,7 @@ async fn a_server_restart_is_survived_by_resuming_from_history() {
     // Same address and data folder: the old client and its key still work.
     let server = Server::start(data_dir, addr).await;
     for n in 11..=15 {
-        client.publish_message("lobby", &PublishMessageRequest { message: json!(n), meta: None }).await.unwrap();
+        client.publish_message("lobby", None, &PublishMessageRequest { message: json!(n), meta: None }).await.unwrap();
     }
     let mut seen = Vec::new();
     while seen.len() < 12 {
@@ -594,7 +598,7 @@ async fn children_speak_for_their_parent_and_the_app_redacts_by_seq_and_by_sende
     let mut kid_chat = EndpointConnection::connect(&child.ws_url).await.unwrap();
     next_welcome(&mut watcher).await;
     next_welcome(&mut kid_chat).await;
-    client.publish_message("lobby", &PublishMessageRequest::new(json!("welcome"))).await.unwrap();
+    client.publish_message("lobby", None, &PublishMessageRequest::new(json!("welcome"))).await.unwrap();
     assert_eq!(next_message(&mut watcher).await.sender.parent, None);
     for text in ["one", "two"] {
         kid_chat.send(&text).await.unwrap();
@@ -636,7 +640,7 @@ async fn a_spent_budget_refuses_sends_and_keeps_the_connection() {
     chat.send(&"two").await.unwrap();
     let Event::Error(refused) = next(&mut chat).await else { panic!("an error frame") };
     assert_eq!(refused.code, ErrorCode::BudgetExhausted);
-    client.publish_message("lobby", &PublishMessageRequest::new(json!("still reading"))).await.unwrap();
+    client.publish_message("lobby", None, &PublishMessageRequest::new(json!("still reading"))).await.unwrap();
     assert_eq!(next_message(&mut chat).await.message, json!("still reading"));
 }
 
@@ -668,7 +672,7 @@ async fn a_socket_over_max_connections_is_closed_with_4029_and_not_reconnected()
     next_welcome(&mut first).await;
     let mut second = EndpointConnection::connect_with(&single.ws_url, None, fast()).await.unwrap();
     assert_eq!(closed_without_reconnecting(&mut second).await, Some(4029));
-    client.publish_message("lobby", &PublishMessageRequest::new(json!("first stays"))).await.unwrap();
+    client.publish_message("lobby", None, &PublishMessageRequest::new(json!("first stays"))).await.unwrap();
     assert_eq!(next_message(&mut first).await.message, json!("first stays"));
 }
 
@@ -688,7 +692,8 @@ async fn real_webhook_deliveries_verify_and_a_changed_body_or_another_secret_is_
 
     client.create_room(&CreateRoomRequest::new("lobby".into())).await.unwrap();
     let endpoint = named(&client, "lobby", "Ann").await;
-    let published = client.publish_message("lobby", &PublishMessageRequest::new(json!({"text": "hi"}))).await.unwrap();
+    let published =
+        client.publish_message("lobby", None, &PublishMessageRequest::new(json!({"text": "hi"}))).await.unwrap();
     // `wait_for` fails the test after 20 s.
     let received = receiver.wait_for("three deliveries", |received| received.len() >= 3).await;
 

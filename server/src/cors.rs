@@ -21,7 +21,12 @@ pub fn api_layer() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([HeaderName::from_static("x-api-key"), header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("idempotency-key"),
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+        ])
         .expose_headers([header::RETRY_AFTER])
         .max_age(PREFLIGHT_MAX_AGE)
 }

@@ -70,6 +70,11 @@ pub(crate) fn camel_case(value: &str) -> String {
     chars.next().map(|first| first.to_lowercase().chain(chars).collect()).unwrap_or_default()
 }
 
+/// `Idempotency-Key` → `idempotency_key`: a header's name as an argument.
+pub(crate) fn header_argument(header: &str) -> String {
+    header.to_lowercase().replace('-', "_")
+}
+
 /// Turns the OpenAPI document into one file's text.
 type Generator = fn(&Value) -> String;
 

@@ -2,12 +2,13 @@
 //! redaction.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use comms_core::capabilities::RedactTarget;
 use comms_core::input::Meta;
 use comms_core::names::RoomName;
 use comms_protocol::rest::{MessageList, PublishMessageRequest, RedactSenderRequest, Redacted};
+use comms_protocol::ws::Nonce;
 use comms_protocol::{ErrorBody, Message};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -109,14 +110,22 @@ async fn redact_sender(
 
 /// Publish from the app's backend: every connection of the room receives it
 /// with sender id `"app"` and the given meta. Answers once it is stored.
+/// With an `Idempotency-Key` the app sent for the room within the nonce
+/// window (120 s), nothing new is published and the first message is
+/// answered, so a request retried after a timeout is published once.
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/messages", tag = "messages",
-    params(("room" = String, Path, description = "Room name")),
+    params(
+        ("room" = String, Path, description = "Room name"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 64 characters, no control characters: a repeat within the window publishes nothing new"),
+    ),
     request_body = PublishMessageRequest,
     responses(
         (status = 201, description = "Published and stored", body = Message),
-        (status = 400, description = "Bad room name, body or meta", body = ErrorBody),
+        (status = 400, description = "Bad room name, body, meta or Idempotency-Key", body = ErrorBody),
         (status = 403, description = "Missing or bad API key", body = ErrorBody),
         (status = 404, description = "No such room in this app", body = ErrorBody),
+        (status = 409, description = "The Idempotency-Key's first message is no longer retained", body = ErrorBody),
         (status = 413, description = "Message or body over the limit", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
     ))]
@@ -125,9 +134,20 @@ async fn publish_message(
     State(state): State<AppState>,
     AuthApp { app, .. }: AuthApp,
     ApiPath(room): ApiPath<RoomName>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<PublishMessageRequest>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
+    let key = idempotency_key(&headers)?;
     let meta = Meta::parse(body.meta.as_deref(), &state.config.limits)?;
-    let message = state.service.publish_as_app(&app, &room, body.message, meta).await?;
+    let message = state.service.publish_as_app(&app, &room, body.message, meta, key.as_ref()).await?;
     Ok((StatusCode::CREATED, Json(message)))
+}
+
+/// The request's `Idempotency-Key`, checked as a message's nonce is.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<Nonce>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let text = value.to_str().map_err(|_| ApiError::invalid("Idempotency-Key must be text"))?;
+    Nonce::parse(text.to_owned())
+        .map(Some)
+        .map_err(|_| ApiError::invalid("Idempotency-Key must be 1 to 64 characters, without control characters"))
 }

@@ -2,12 +2,13 @@
 //! is acknowledged with its id and seq; the same nonce again from the same
 //! endpoint (any of its connections, within the window) publishes nothing
 //! new and gets the first ack, and spends no budget; refusals name the
-//! nonce; frames without one get no ack.
+//! nonce; frames without one get no ack. The REST publish's
+//! `Idempotency-Key` does the same for an app's backend.
 
 use serde_json::{json, Value};
 
 use crate::capabilities::endpoint_with;
-use crate::helpers::{spawn_app, TestApp, WsClient};
+use crate::helpers::{assert_error, body, spawn_app, TestApp, WsClient};
 
 /// Sends `payload` with `nonce`.
 async fn send_with_nonce(ws: &mut WsClient, payload: Value, nonce: &str) {
@@ -116,4 +117,36 @@ async fn repeats_spend_no_budget_and_refusals_name_their_nonce() {
     let refused = reader.next_json().await;
     assert_eq!(refused["code"], "invalid", "a nonce over 64 characters: {refused}");
     assert!(refused.get("nonce").is_none(), "an unreadable nonce is not echoed");
+}
+
+/// `POST /api/v1/rooms/{room}/messages` with an `Idempotency-Key`.
+async fn publish_keyed(
+    app: &TestApp,
+    key: &str,
+    room: &str,
+    idempotency_key: &str,
+    payload: Value,
+) -> reqwest::Response {
+    let path = format!("/api/v1/rooms/{room}/messages");
+    let request = app.api().request(reqwest::Method::POST, &path, Some(key)).header("idempotency-key", idempotency_key);
+    request.json(&json!({ "message": payload })).send().await.expect("POST")
+}
+
+#[tokio::test]
+async fn a_rest_publish_retried_with_its_idempotency_key_publishes_once() {
+    let (app, key, _writer, _sender, mut listener) = lobby().await;
+    let first = publish_keyed(&app, &key, "lobby", "order-17", json!("paid")).await;
+    assert_eq!(first.status(), 201);
+    let first = body(first).await;
+    let retried = publish_keyed(&app, &key, "lobby", "order-17", json!("paid")).await;
+    assert_eq!(retried.status(), 201, "a retry answers as the first did");
+    assert_eq!(body(retried).await, first, "with the first message");
+    assert_eq!(listener.next_message().await["id"], first["id"]);
+    let other = body(publish_keyed(&app, &key, "lobby", "order-18", json!("next")).await).await;
+    assert_eq!(other["seq"], first["seq"].as_u64().unwrap() + 1);
+    assert_eq!(listener.next_message().await["message"], "next", "the retry was never published");
+    for bad in ["", &"k".repeat(65)] {
+        let refused = publish_keyed(&app, &key, "lobby", bad, json!("x")).await;
+        assert_error(refused, 400, "invalid").await;
+    }
 }

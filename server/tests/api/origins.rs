@@ -52,6 +52,7 @@ async fn preflights_from_any_origin_are_answered() {
         assert_eq!(headers["access-control-allow-origin"], "*", "{path}");
         let allowed = headers["access-control-allow-headers"].to_str().unwrap();
         assert!(allowed.contains("x-api-key") && allowed.contains("authorization"), "{path}: {allowed}");
+        assert!(allowed.contains("idempotency-key"), "a browser may retry a publish safely: {allowed}");
         assert!(headers["access-control-allow-methods"].to_str().unwrap().contains("DELETE"), "{path}");
     }
 }

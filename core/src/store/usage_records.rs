@@ -75,12 +75,17 @@ impl UsageCounts {
             bytes_out: self.bytes_out,
             signals: self.signals,
             webhook_deliveries: self.webhook_deliveries,
-            refused: Refused {
-                quota: self.refused_quota,
-                rate: self.refused_rate,
-                depth: self.refused_depth,
-                credentials: self.refused_credentials,
-            },
+            refused: self.refused(),
+        }
+    }
+
+    /// The refusals, by why, as the API shows them.
+    pub fn refused(&self) -> Refused {
+        Refused {
+            quota: self.refused_quota,
+            rate: self.refused_rate,
+            depth: self.refused_depth,
+            credentials: self.refused_credentials,
         }
     }
 }

@@ -307,13 +307,13 @@ mod from_records {
 
     impl From<AppUsageTotal> for BusyAppRow {
         fn from(total: AppUsageTotal) -> Self {
-            let point = total.counts.point(0);
+            let counts = total.counts;
             Self {
                 app: total.app_name,
-                connections_peak: point.connections_peak,
-                messages_in: point.messages_in,
-                messages_out: point.messages_out,
-                refused: point.refused,
+                connections_peak: counts.connections_peak,
+                messages_in: counts.messages_in,
+                messages_out: counts.messages_out,
+                refused: counts.refused(),
             }
         }
     }

@@ -62,7 +62,7 @@ pub async fn app_usage(
     Ok(Some(UsageView {
         connections: standing.connections,
         charts,
-        refused: month.point(0).refused,
+        refused: month.refused(),
         quotas: standing.quotas.into_iter().map(QuotaRow::from).collect(),
         csv_href: csv_href(&week_by_hour),
     }))

@@ -74,9 +74,14 @@ impl NonceKey {
         Self(format!("a:{app_id}:{}", key.as_str()))
     }
 
-    /// The key as text (the end of a Redis key).
+    /// The key as text (the end of a Redis key, a stored message's `nonce`).
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A key as [`NonceKey::as_str`] gave it, read back from the store.
+    pub fn from_stored(text: String) -> Self {
+        Self(text)
     }
 }
 
@@ -258,6 +263,7 @@ impl Published {
             payload: message.message.get().to_owned(),
             sender_parent: message.sender.parent.clone(),
             redacted_at: self.redacted_ms,
+            nonce: None,
         }
     }
 
@@ -329,6 +335,7 @@ mod tests {
             payload: r#"{"x": 1}"#.into(),
             sender_parent: Some("ep_0".into()),
             redacted_at: None,
+            nonce: None,
         }
     }
 

@@ -249,7 +249,9 @@ impl Service {
     /// the endpoint's current meta as sender meta, spending its budget if
     /// it has one. A nonce the endpoint published under within the window
     /// publishes nothing new, spends nothing, and answers the first
-    /// publish's receipt.
+    /// publish's receipt. With a nonce it returns once the message is
+    /// stored too, as its ack promises (see [`Broker::stored`]); delivery
+    /// does not wait for that.
     ///
     /// # Errors
     ///
@@ -269,12 +271,21 @@ impl Service {
         }
         self.check_payload(&outbound.payload)?;
         if state.budgeted && !self.store.spend_budget(endpoint.id).await? {
+            // A resend of the message that spent the last of the budget is
+            // answered with its ack, not refused.
+            if let Some(nonce) = &outbound.nonce {
+                let key = NonceKey::of_endpoint(endpoint.id, nonce);
+                if let Some(first) = self.broker.published_under(room, &key).await? {
+                    return Ok(first);
+                }
+            }
             let budget = self.store.endpoint_by_id(endpoint.id).await?.and_then(|found| found.endpoint.max_messages);
             return Err(ServiceError::BudgetExhausted(budget.map_or(0, |n| u64::try_from(n).unwrap_or(0))));
         }
         let bytes = outbound.payload.get().len();
+        let durability = if outbound.nonce.is_some() { Durability::Stored } else { Durability::Delivered };
         let draft = outbound.draft(endpoint, &state);
-        let published = match self.broker.publish(room, draft, Durability::Delivered).await {
+        let published = match self.broker.publish(room, draft, durability).await {
             Ok(published) => {
                 self.usage.meter(room.app_id).published(bytes);
                 if !state.budgeted {
@@ -309,6 +320,7 @@ impl Service {
             }
             return results;
         }
+        let acknowledged = messages.iter().any(|outbound| outbound.nonce.is_some());
         let mut results: Vec<Result<Receipt, ServiceError>> = Vec::with_capacity(messages.len());
         let mut drafts = Vec::with_capacity(messages.len());
         for outbound in messages {
@@ -336,6 +348,16 @@ impl Service {
                 Some((Err(err), _)) => Err(err.into()),
                 None => Err(ServiceError::Internal(anyhow::anyhow!("the broker skipped a message"))),
             };
+        }
+        // One wait for the whole batch: acks promise their message is
+        // stored. Should it time out, every send fails and the client's
+        // resend with the same nonce is answered with its receipt.
+        if acknowledged {
+            if let Err(err) = self.broker.stored().await {
+                for result in results.iter_mut().filter(|result| result.is_ok()) {
+                    *result = Err(err.again().into());
+                }
+            }
         }
         results
     }

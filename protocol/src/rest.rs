@@ -133,7 +133,9 @@ pub struct Sender {
 pub struct Message {
     /// Unique message id.
     pub id: String,
-    /// Per-room sequence number: 1, 2, 3 … with no gaps.
+    /// Per-room sequence number: strictly increasing and never reused;
+    /// consecutive in normal operation and across clean restarts; after a
+    /// node crashes it may skip ahead.
     pub seq: u64,
     /// Name of the room.
     pub room: String,

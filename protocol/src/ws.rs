@@ -236,6 +236,20 @@ impl ClientFrame {
 }
 
 /// The `nonce` of a message frame.
+impl Nonce {
+    /// The valid nonce of a frame too large to be handled, so its
+    /// `too_large` answer can name the send it refuses. Reads the keys and
+    /// skips the values: a message frame's nonce, if it is one; `None` for
+    /// anything else.
+    pub fn of_oversized_frame(text: &str) -> Option<Self> {
+        let keys: ClientKeys = serde_json::from_str(text).ok()?;
+        match (keys.message, keys.nonce) {
+            (Some(_), Some(nonce)) => read_nonce(&nonce).ok(),
+            _ => None,
+        }
+    }
+}
+
 fn read_nonce(raw: &RawValue) -> Result<Nonce, String> {
     let text: String = serde_json::from_str(raw.get())
         .map_err(|_| format!("\"nonce\" must be a string of 1 to {} characters", Nonce::MAX_CHARS))?;

@@ -1,5 +1,6 @@
-//! Cross-origin access to the REST API, the legacy API and the OpenAPI
-//! document, so an app's web pages can call them with `fetch`.
+//! Cross-origin access to the REST API, the legacy API, the OpenAPI
+//! document and the WebSocket route's plain `GET` answers, so an app's web
+//! pages can call them with `fetch`.
 //!
 //! Preflight requests carry no API key, so they cannot be answered per app:
 //! every origin's preflight is accepted here, and the app's own allow-list

@@ -58,9 +58,17 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Bytes gathered before a socket write; a flush writes whatever is there.
 const WRITE_BUFFER: usize = 16 * 1024;
 
-/// The WebSocket route, with and without the trailing slash.
+/// The WebSocket route, with and without the trailing slash. Open to
+/// other origins like the API, so that a page whose socket failed before
+/// opening (browsers tell it no more than 1006) can ask the same address
+/// with a plain `GET`: `404` means the code is gone and retrying is
+/// pointless, `400` (no upgrade) that it still works. The app's own list of
+/// origins is checked either way.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/ws/endpoint/{code}", get(connect)).route("/ws/endpoint/{code}/", get(connect))
+    Router::new()
+        .route("/ws/endpoint/{code}", get(connect))
+        .route("/ws/endpoint/{code}/", get(connect))
+        .layer(crate::cors::api_layer())
 }
 
 #[derive(Debug, Deserialize)]
@@ -354,7 +362,7 @@ impl Connection<'_> {
             WsMessage::Text(text) => self.on_text(text.as_str(), endpoint, batch).await,
             WsMessage::Binary(bytes) => {
                 self.publish(batch, endpoint).await?;
-                if let Some(next) = self.refuse_oversized(bytes.len()).await? {
+                if let Some(next) = self.refuse_oversized(bytes.len(), None).await? {
                     return Ok(next);
                 }
                 self.send_error(ErrorCode::Invalid, "binary frames are not supported; send JSON text", None).await?;
@@ -372,14 +380,15 @@ impl Connection<'_> {
         }
     }
 
-    /// Answers a frame over the size limit with `too_large` and a 1009 close.
-    async fn refuse_oversized(&mut self, size: usize) -> Result<Option<Next>, axum::Error> {
+    /// Answers a frame over the size limit with `too_large` (naming the
+    /// message's `nonce`, if it had one) and a 1009 close.
+    async fn refuse_oversized(&mut self, size: usize, nonce: Option<Nonce>) -> Result<Option<Next>, axum::Error> {
         let limit = self.state.config.limits.max_message_bytes;
         if size <= limit {
             return Ok(None);
         }
         let reason = format!("frame is {size} bytes, over the limit of {limit} bytes");
-        self.send_error(ErrorCode::TooLarge, &reason, None).await?;
+        self.send_error(ErrorCode::TooLarge, &reason, nonce).await?;
         Ok(Some(Next::Close(close::TOO_BIG, "message too large")))
     }
 
@@ -403,7 +412,10 @@ impl Connection<'_> {
         };
         self.publish(batch, endpoint).await?;
         let frame = match parsed {
-            None => return Ok(self.refuse_oversized(text.len()).await?.unwrap_or(Next::Continue)),
+            None => {
+                let nonce = Nonce::of_oversized_frame(text);
+                return Ok(self.refuse_oversized(text.len(), nonce).await?.unwrap_or(Next::Continue));
+            }
             Some(Err(reason)) => {
                 self.send_error(ErrorCode::Invalid, &reason, None).await?;
                 return Ok(Next::Continue);

@@ -26,12 +26,12 @@ use super::room_log::RoomLog;
 use super::writer::{HistoryWriter, WriterSettings};
 use super::{Broker, BrokerError, Durability, History, NodeConnections, PublishGate, RoomRef};
 use crate::hub::{Hub, Occupancy};
-use crate::message::{Draft, Published, Receipt, RoomEvent, Unsequenced};
+use crate::message::{Draft, NonceKey, Published, Receipt, RoomEvent, Unsequenced};
 use crate::metrics::Metrics;
 use crate::presence::roster::Roster;
 use crate::presence::{MemberCard, MemberChange, Roll, Signal, Swept, Transition};
 use crate::quotas::SocketOwner;
-use crate::store::Store;
+use crate::store::{Store, StoredMessage};
 use crate::time::now_ms;
 
 /// Seqs reserved per store write.
@@ -123,7 +123,7 @@ impl LocalBroker {
             .load_history(room.id, self.max_messages, self.oldest_retained_ms())
             .await?
             .ok_or(BrokerError::RoomGone)?;
-        Ok(RoomLog::restore(room.id, &room.name, history)?)
+        Ok(RoomLog::restore(room.id, &room.name, history, self.nonce_window)?)
     }
 
     /// Makes sure at least one seq is reserved, writing the next block's end
@@ -191,6 +191,7 @@ impl Broker for LocalBroker {
         durability: Durability,
     ) -> Result<Arc<Published>, BrokerError> {
         let Some(_inside) = self.gate.enter().await else { return Err(BrokerError::ShuttingDown) };
+        let nonce = draft.nonce.as_ref().map(|key| key.as_str().to_owned());
         let mut draft = Some(draft);
         let published = 'load: loop {
             let cell = self.log(room).await?;
@@ -205,8 +206,25 @@ impl Broker for LocalBroker {
             }
         };
         self.metrics.messages_in.inc();
-        self.writer.write(published.to_stored(), durability == Durability::Stored).await?;
+        // The nonce goes into history with the message, so a restart after
+        // a crash still knows it (see `RoomLog::restore`).
+        let stored = StoredMessage { nonce, ..published.to_stored() };
+        self.writer.write(stored, durability == Durability::Stored).await?;
         Ok(published)
+    }
+
+    async fn published_under(&self, room: &RoomRef, nonce: &NonceKey) -> Result<Option<Receipt>, BrokerError> {
+        loop {
+            let cell = self.log(room).await?;
+            let mut state = cell.get().expect("log() initializes the cell").lock();
+            if !state.evicted {
+                return Ok(state.nonces.find(nonce, self.nonce_window));
+            }
+        }
+    }
+
+    async fn stored(&self) -> Result<(), BrokerError> {
+        self.writer.flush_in_time().await
     }
 
     async fn history(&self, room: &RoomRef, after_seq: u64, limit: usize) -> Result<History, BrokerError> {
@@ -479,6 +497,27 @@ mod tests {
         tokio::time::sleep(window + Duration::from_millis(50)).await;
         let later = broker.publish(&room, draft(), Durability::Delivered).await.unwrap();
         assert_eq!(later.seq(), first.seq() + 1, "after the window, a new message");
+    }
+
+    #[tokio::test]
+    async fn a_nonce_that_reached_history_is_known_after_a_crash() {
+        let (_dir, store, room) = store_with_room().await;
+        let nonce = comms_protocol::ws::Nonce::parse("n".into()).unwrap();
+        let draft = |endpoint_id| Draft {
+            sender: Sender { id: "ep_1".into(), meta: RawValue::from_string("{}".into()).unwrap(), parent: None },
+            payload: RawValue::from_string("1".into()).unwrap(),
+            nonce: Some(NonceKey::of_endpoint(endpoint_id, &nonce)),
+        };
+        let crashed = broker(&store, HOUR);
+        let first = crashed.publish(&room, draft(1), Durability::Stored).await.unwrap();
+        // No shutdown: the next broker starts from the store alone.
+        let restarted = broker(&store, HOUR);
+        let Err(BrokerError::Repeated(repeated)) = restarted.publish(&room, draft(1), Durability::Stored).await else {
+            panic!("published again after the crash")
+        };
+        assert_eq!(repeated, Receipt::of(&first), "the stored message answers the repeat");
+        let other = restarted.publish(&room, draft(2), Durability::Stored).await.unwrap();
+        assert_eq!(other.seq(), SEQ_BLOCK + 1, "another endpoint's same nonce is its own message");
     }
 
     #[tokio::test]

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::hub::Occupancy;
-use crate::message::{Draft, Published, Receipt, RoomEvent};
+use crate::message::{Draft, NonceKey, Published, Receipt, RoomEvent};
 use crate::presence::{MemberCard, MemberChange, Roll, Signal, Swept, Transition};
 use crate::quotas::SocketOwner;
 use crate::store::StoreError;
@@ -163,6 +163,21 @@ pub trait Broker: Send + Sync + 'static {
         }
         results
     }
+
+    /// The receipt of the message published in `room` under `nonce`
+    /// within the nonce window, if any: how a repeat is answered when it
+    /// never reaches a publish (its endpoint's budget is spent by then).
+    async fn published_under(&self, room: &RoomRef, nonce: &NonceKey) -> Result<Option<Receipt>, BrokerError>;
+
+    /// Returns once every message this node published before the call is
+    /// stored: what an acknowledged send waits for before its ack, so that
+    /// even a crash right after it cannot lose the message or its nonce.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::StoreTimeout`] when the database does not take them
+    /// in time (they stay queued).
+    async fn stored(&self) -> Result<(), BrokerError>;
 
     /// Retained messages with `seq > after_seq`, oldest first, at most
     /// `limit` (0 gives just the bounds).

@@ -9,6 +9,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::message::{NonceKey, Published, Receipt};
 use crate::store::RoomHistory;
+use crate::time::now_ms;
 
 /// A loaded room. Its state sits under a sync lock that is never held across
 /// an await; the async `reserving` lock lets one task at a time reserve the
@@ -61,37 +62,60 @@ impl NonceBook {
         self.by_key.get(key).cloned()
     }
 
-    /// Remembers that the message of `receipt` went out under `key`.
+    /// Remembers that the message of `receipt` went out under `key` now.
     pub(super) fn record(&mut self, key: NonceKey, receipt: Receipt) {
+        self.record_at(Instant::now(), key, receipt);
+    }
+
+    /// Remembers that the message of `receipt` went out under `key` at
+    /// `at`; calls come in the order of `at`.
+    fn record_at(&mut self, at: Instant, key: NonceKey, receipt: Receipt) {
         if self.order.len() >= Self::MOST {
             if let Some((_, old)) = self.order.pop_front() {
                 self.by_key.remove(&old);
             }
         }
         self.by_key.insert(key.clone(), receipt);
-        self.order.push_back((Instant::now(), key));
+        self.order.push_back((at, key));
     }
 }
 
 impl RoomLog {
-    /// A log restored from the store.
+    /// A log restored from the store, with the nonces its retained
+    /// messages were published under within `nonce_window`: a client that
+    /// resends after a restart, even one after a crash, gets the first
+    /// publish's ack for every message that reached history.
     ///
     /// # Errors
     ///
     /// A stored payload or meta that is not valid JSON.
-    pub(super) fn restore(room_id: i64, room_name: &str, history: RoomHistory) -> Result<Self, serde_json::Error> {
+    pub(super) fn restore(
+        room_id: i64,
+        room_name: &str,
+        history: RoomHistory,
+        nonce_window: Duration,
+    ) -> Result<Self, serde_json::Error> {
         let retained = history
             .messages
             .iter()
             .map(|stored| Published::from_stored(room_id, room_name, stored).map(Arc::new))
             .collect::<Result<_, _>>()?;
+        let mut nonces = NonceBook::default();
+        let (now, now_ms) = (Instant::now(), now_ms());
+        for stored in history.messages {
+            let age = Duration::from_millis(u64::try_from(now_ms - stored.created_at).unwrap_or(0));
+            let (Some(key), Some(at)) = (stored.nonce, now.checked_sub(age)) else { continue };
+            if age < nonce_window {
+                nonces.record_at(at, NonceKey::from_stored(key), Receipt { id: stored.id, seq: stored.seq });
+            }
+        }
         let state = LogState {
             last_seq: history.last_seq,
             reserved_seq: history.last_seq,
             retained,
             touched: Instant::now(),
             evicted: false,
-            nonces: NonceBook::default(),
+            nonces,
         };
         Ok(Self { state: Mutex::new(state), reserving: tokio::sync::Mutex::new(()) })
     }

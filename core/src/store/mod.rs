@@ -473,6 +473,8 @@ pub struct StoredMessage {
     pub sender_parent: Option<String>,
     /// When it was redacted, in milliseconds since the epoch.
     pub redacted_at: Option<i64>,
+    /// The nonce key it was published under (see [`NonceKey`](crate::message::NonceKey)).
+    pub nonce: Option<String>,
 }
 
 /// A room's retained history as loaded at start or on first use.

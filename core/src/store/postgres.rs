@@ -136,9 +136,9 @@ impl Backend for PostgresStore {
         // by another node: either way it is already there.
         sqlx::query(
             "INSERT INTO messages (room_id, seq, id, created_at, sender_id, sender_meta, payload, sender_parent, \
-               redacted_at) \
+               redacted_at, nonce) \
              SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], \
-                                  $7::TEXT[], $8::TEXT[], $9::BIGINT[]) \
+                                  $7::TEXT[], $8::TEXT[], $9::BIGINT[], $10::TEXT[]) \
              ON CONFLICT (room_id, seq) DO NOTHING",
         )
         .bind(kept.iter().map(|m| m.room_id).collect::<Vec<_>>())
@@ -150,6 +150,7 @@ impl Backend for PostgresStore {
         .bind(kept.iter().map(|m| m.payload.as_str()).collect::<Vec<_>>())
         .bind(kept.iter().map(|m| m.sender_parent.as_deref()).collect::<Vec<_>>())
         .bind(kept.iter().map(|m| m.redacted_at).collect::<Vec<_>>())
+        .bind(kept.iter().map(|m| m.nonce.as_deref()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
         let seqs: Vec<i64> = live.iter().map(|id| newest[id]).collect();

@@ -1026,7 +1026,7 @@ where
             .await?;
         let Some((last_seq, reserved_seq)) = seqs else { return Ok(None) };
         let mut messages: Vec<StoredMessage> = sqlx::query_as(
-            "SELECT room_id, seq, id, created_at, sender_id, sender_meta, payload, sender_parent, redacted_at \
+            "SELECT room_id, seq, id, created_at, sender_id, sender_meta, payload, sender_parent, redacted_at, nonce \
              FROM messages \
              WHERE room_id = $1 AND created_at >= $2 ORDER BY seq DESC LIMIT $3",
         )

@@ -406,6 +406,7 @@ fn message(room_id: i64, seq: u64) -> StoredMessage {
         payload: seq.to_string(),
         sender_parent: None,
         redacted_at: None,
+        nonce: None,
     }
 }
 
@@ -640,14 +641,15 @@ async fn redacted_messages_keep_their_row_with_a_null_payload(fixture: &Fixture)
     let store = &*fixture.store;
     let app = app(store, "a").await;
     let room = room(store, app.id, "r").await;
-    let from_child = StoredMessage { sender_parent: Some("ep_parent".into()), ..message(room.id, 2) };
+    let from_child =
+        StoredMessage { sender_parent: Some("ep_parent".into()), nonce: Some("e:7:k1".into()), ..message(room.id, 2) };
     store.append_messages(&[message(room.id, 1), from_child.clone()], 100).await.unwrap();
     store.redact_messages(room.id, &[2], 9_000).await.unwrap();
     store.redact_messages(room.id, &[2], 9_999).await.unwrap();
     let history = store.load_history(room.id, 10, 0).await.unwrap().unwrap();
     assert_eq!(history.messages[0], message(room.id, 1), "others untouched");
     let redacted = StoredMessage { payload: "null".into(), redacted_at: Some(9_000), ..from_child };
-    assert_eq!(history.messages[1], redacted, "redacted once, its sender's parent kept");
+    assert_eq!(history.messages[1], redacted, "redacted once, its sender's parent and nonce kept");
 }
 
 async fn an_apps_endpoints_are_listed_over_all_its_rooms(fixture: &Fixture) {

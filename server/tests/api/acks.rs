@@ -1,8 +1,9 @@
 //! `docs/protocol.md#acknowledged-sends`: a message frame with a `nonce`
 //! is acknowledged with its id and seq; the same nonce again from the same
 //! endpoint (any of its connections, within the window) publishes nothing
-//! new and gets the first ack, and spends no budget; refusals name the
-//! nonce; frames without one get no ack. The REST publish's
+//! new and gets the first ack, and spends no budget (nor is refused when
+//! the budget is spent by then); refusals name the nonce, a frame over the
+//! size limit's too; frames without one get no ack. The REST publish's
 //! `Idempotency-Key` does the same for an app's backend.
 
 use serde_json::{json, Value};
@@ -106,6 +107,13 @@ async fn repeats_spend_no_budget_and_refusals_name_their_nonce() {
         (Some("budget_exhausted"), Some("c")),
         "{refused}"
     );
+    send_with_nonce(&mut ws, json!(2), "b").await;
+    assert_eq!(ws.next_json().await, second, "the message that spent the budget, resent, gets its ack");
+
+    // The default limit is 64 KiB.
+    send_with_nonce(&mut ws, json!("x".repeat(70_000)), "big").await;
+    let refused = ws.next_json().await;
+    assert_eq!((refused["code"].as_str(), refused["nonce"].as_str()), (Some("too_large"), Some("big")), "{refused}");
 
     let reader = app.api().create_endpoint(&key, "lobby", "read", None).await;
     let mut reader = app.api().connect_ws(reader["code"].as_str().unwrap(), None).await;

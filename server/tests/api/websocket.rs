@@ -267,6 +267,26 @@ async fn first_seq_tells_a_resumer_what_was_dropped() {
 }
 
 #[tokio::test]
+async fn a_page_tells_a_gone_code_from_a_working_one_with_a_plain_get() {
+    let app = spawn_app().await;
+    let key = lobby(&app).await;
+    let reader = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let http = reqwest::Client::new();
+    for (path, status, error) in [
+        (format!("/ws/endpoint/{}/", code(&reader)), 400, "invalid"),
+        ("/ws/endpoint/no-such-code/".to_owned(), 404, "not_found"),
+    ] {
+        let url = format!("http://{}{path}", app.api().addr);
+        let answer = http.get(url).header("origin", "https://elsewhere.example").send().await.unwrap();
+        assert_eq!(answer.status(), status, "{path}");
+        let allowed = answer.headers().get("access-control-allow-origin").map(|value| value.to_str().unwrap());
+        assert_eq!(allowed, Some("*"), "a page of another origin may read it: {path}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], error, "{path}");
+    }
+}
+
+#[tokio::test]
 async fn bad_after_seq_is_refused() {
     let app = spawn_app().await;
     let key = lobby(&app).await;

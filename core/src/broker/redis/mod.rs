@@ -432,6 +432,17 @@ impl Broker for RedisBroker {
         results
     }
 
+    async fn published_under(&self, room: &RoomRef, nonce: &NonceKey) -> Result<Option<Receipt>, BrokerError> {
+        let key = format!("{}{}", self.keys.nonces(room.id), nonce.as_str());
+        let first: Option<Vec<u8>> =
+            redis::cmd("GET").arg(key).query_async(&mut self.connection.clone()).await.map_err(unavailable)?;
+        first.as_deref().map(first_publish).transpose()
+    }
+
+    async fn stored(&self) -> Result<(), BrokerError> {
+        self.writer.flush_in_time().await
+    }
+
     async fn history(&self, room: &RoomRef, after_seq: u64, limit: usize) -> Result<History, BrokerError> {
         loop {
             if let Some(history) = self.try_history(room, after_seq, limit).await? {

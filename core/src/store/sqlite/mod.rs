@@ -153,14 +153,14 @@ impl Backend for SqliteStore {
         // so it is prepared once.
         let mut tx = self.writer.begin().await?;
         for chunk in batch.chunks(MESSAGES_PER_INSERT) {
-            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             // A seq is never handed out twice, so a conflict can only be a
             // retry of a batch whose commit succeeded but was not confirmed;
             // skipping it keeps the writer from retrying forever. A message
             // of a room deleted meanwhile is skipped.
             let sql = format!(
                 "INSERT INTO messages (room_id, seq, id, created_at, sender_id, sender_meta, payload, sender_parent, \
-                   redacted_at) \
+                   redacted_at, nonce) \
                  SELECT * FROM (VALUES {rows}) AS m WHERE EXISTS (SELECT 1 FROM rooms WHERE id = m.column1) \
                  ON CONFLICT (room_id, seq) DO NOTHING"
             );
@@ -175,7 +175,8 @@ impl Backend for SqliteStore {
                     .bind(&message.sender_meta)
                     .bind(&message.payload)
                     .bind(&message.sender_parent)
-                    .bind(message.redacted_at);
+                    .bind(message.redacted_at)
+                    .bind(&message.nonce);
             }
             insert.execute(&mut *tx).await?;
         }

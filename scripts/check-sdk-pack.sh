@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packs the JS SDK with npm pack and installs the tarball into an empty
-# project, then imports it there: what a user of the SDK does.
+# project, then imports it there, and requires it (Node >= 20.19 loads the
+# ES module with require): what a user of the SDK does.
 set -euo pipefail
 cd "$(dirname "$0")/../sdk-js"
 work=$(mktemp -d)
@@ -14,5 +15,10 @@ import { CommsClient, connectEndpoint, CommsError } from "comms-sdk";
 const client = new CommsClient("http://127.0.0.1:1", "ck_x");
 if (typeof client.listRooms !== "function" || typeof connectEndpoint !== "function" || !CommsError) process.exit(1);
 console.log("comms-sdk installs from its tarball and imports");
+'
+node -e '
+const { CommsClient, connectEndpoint } = require("comms-sdk");
+if (typeof CommsClient !== "function" || typeof connectEndpoint !== "function") process.exit(1);
+console.log("comms-sdk loads with require (Node >= 20.19)");
 '
 test -f node_modules/comms-sdk/dist/index.d.ts

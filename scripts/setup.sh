@@ -76,8 +76,10 @@ ensure_proxy_tests() {
 # has no global WebSocket).
 ensure_sdk_js() {
     ensure_node
-    if [ ! -x sdk-js/node_modules/.bin/tsc ]; then
-        (cd sdk-js && npm install --no-audit --no-fund)
+    # npm records what it installed in node_modules/.package-lock.json: an
+    # older record than the lock file means a dependency was added since.
+    if [ ! -x sdk-js/node_modules/.bin/tsc ] || [ sdk-js/package-lock.json -nt sdk-js/node_modules/.package-lock.json ]; then
+        (cd sdk-js && npm install --no-audit --no-fund && touch node_modules/.package-lock.json)
     fi
 }
 

@@ -3,9 +3,29 @@
 // the check of webhook deliveries (`verifyWebhook`).
 
 export * from "./generated.js";
-export { CommsError, segment } from "./client.js";
+export { CommsError } from "./client.js";
 export type { ClientOptions } from "./client.js";
-export { connectEndpoint, endpointUrl, EndpointConnection, NotConnectedError } from "./connection.js";
-export type { ConnectOptions, ConnectionEvent, ReconnectOptions, Welcome, WelcomeEndpoint } from "./connection.js";
+export {
+  ConnectionClosedError,
+  connectEndpoint,
+  endpointUrl,
+  EndpointConnection,
+  NotConnectedError,
+  QueueFullError,
+  SendError,
+} from "./connection.js";
+export type {
+  ConnectionEvent,
+  ConnectionState,
+  ConnectOptions,
+  ReceivedMessage,
+  ReconnectOptions,
+  RoomMember,
+  SendReceipt,
+  WebSocketConstructor,
+  WebSocketLike,
+  Welcome,
+  WelcomeEndpoint,
+} from "./connection.js";
 export { verifyWebhook, WebhookError } from "./webhook.js";
 export type { VerifyWebhookOptions, WebhookErrorCode, WebhookEvent, WebhookHeaders } from "./webhook.js";

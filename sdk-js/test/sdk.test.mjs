@@ -10,144 +10,27 @@
 // debug build), started here with its own data folder and a short leave
 // grace period; Node 20 has no global WebSocket, so the tests pass the `ws`
 // package's.
-import { execFileSync, spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
-import { connect, createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
 import { after, afterEach, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { WebSocket } from "ws";
 
-import { CommsClient, CommsError, connectEndpoint, NotConnectedError, verifyWebhook, WebhookError } from "../dist/index.js";
+import {
+  CommsClient,
+  CommsError,
+  ConnectionClosedError,
+  connectEndpoint,
+  NotConnectedError,
+  SendError,
+  verifyWebhook,
+  WebhookError,
+} from "../dist/index.js";
+import { closedWithoutReconnecting, closeOpened, collect, CommsServer, nextEvent, open, relay, seqs, track } from "./support.mjs";
 
-const binary = resolve(process.env.COMMS_BIN ?? "../target/debug/comms");
-const dataDir = mkdtempSync(join(tmpdir(), "comms-sdk-js-"));
-// A short grace period, so the tests wait little for leaves.
-const env = {
-  ...process.env,
-  COMMS_DATA_DIR: dataDir,
-  COMMS_DEMO__ENABLED: "false",
-  COMMS_PRESENCE__LEAVE_GRACE_MS: "300",
-};
-let port;
-let server;
+const server = new CommsServer();
 
-async function freePort() {
-  return new Promise((done) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => done(port));
-    });
-  });
-}
-
-async function startServer() {
-  server = spawn(binary, ["serve", "--addr", `127.0.0.1:${port}`], { env, stdio: "ignore" });
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return;
-    } catch {
-      // Not listening yet.
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("the server did not start");
-}
-
-async function stopServer() {
-  const exited = new Promise((done) => server.once("exit", done));
-  server.kill("SIGTERM");
-  await exited;
-}
-
-function newClient(app) {
-  const created = JSON.parse(execFileSync(binary, ["app", "create", app], { env }).toString());
-  return new CommsClient(`http://127.0.0.1:${port}`, created.api_key);
-}
-
-/** Waits for the next event matching `predicate`. */
-function nextEvent(connection, predicate = () => true, ms = 10_000) {
-  return new Promise((done, fail) => {
-    const timer = setTimeout(() => fail(new Error("no event in time")), ms);
-    const stop = connection.on((event) => {
-      if (predicate(event)) {
-        clearTimeout(timer);
-        stop();
-        done(event);
-      }
-    });
-  });
-}
-
-/** Collects the next `count` events matching `predicate`. */
-function collect(connection, count, predicate, ms = 10_000) {
-  return new Promise((done, fail) => {
-    const seen = [];
-    const timer = setTimeout(() => fail(new Error(`only ${seen.length} of ${count} events in time`)), ms);
-    const stop = connection.on((event) => {
-      if (!predicate(event)) return;
-      seen.push(event);
-      if (seen.length === count) {
-        clearTimeout(timer);
-        stop();
-        done(seen);
-      }
-    });
-  });
-}
-
-/** Resolves with the `closed` event; fails if the connection tries to reconnect first. */
-function closedWithoutReconnecting(connection, ms = 15_000) {
-  return new Promise((done, fail) => {
-    const end = (settle, value) => {
-      clearTimeout(timer);
-      stop();
-      settle(value);
-    };
-    const timer = setTimeout(() => end(fail, new Error("not closed in time")), ms);
-    const stop = connection.on((event) => {
-      if (event.type === "reconnecting") end(fail, new Error(`reconnected after ${event.reason}`));
-      if (event.type === "closed") end(done, event);
-    });
-  });
-}
-
-/** Collects the seqs of `count` messages. */
-function seqs(connection, count, ms = 15_000) {
-  return new Promise((done, fail) => {
-    const seen = [];
-    const timer = setTimeout(() => fail(new Error(`only ${seen.join(",")} in time`)), ms);
-    const stop = connection.on((event) => {
-      if (event.type !== "message") return;
-      seen.push(event.message.seq);
-      if (seen.length === count) {
-        clearTimeout(timer);
-        stop();
-        done(seen);
-      }
-    });
-  });
-}
-
-/**
- * What the running test opened (connections, relays), closed after it whether it passed or not:
- * a failed assertion must not leave a socket reconnecting forever, which would keep the run alive.
- */
-const opened = [];
-
-afterEach(() => {
-  for (const thing of opened.splice(0)) thing.close();
-});
-
-/** `connectEndpoint` with the `ws` package's WebSocket, closed after the test. */
-async function open(target, options = {}) {
-  const connection = await connectEndpoint(target, { WebSocket, ...options });
-  opened.push(connection);
-  return connection;
-}
+afterEach(closeOpened);
 
 /** A `read_and_write` endpoint of `room` named `name` in its meta. */
 function named(client, room, name) {
@@ -168,46 +51,6 @@ async function untilMembers(client, room, expected, ms = 10_000) {
     if (Date.now() > deadline) throw new Error(`the presence API still lists ${listed}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/**
- * A TCP relay in front of the server whose line a test can cut: while cut it drops the
- * connections it carries and refuses new ones, so one client loses its socket and cannot come
- * back while the others stay connected.
- */
-async function relay() {
-  const carried = new Set();
-  let up = true;
-  const listener = createServer((inbound) => {
-    if (!up) return inbound.destroy();
-    const outbound = connect(port, "127.0.0.1");
-    for (const [socket, peer] of [[inbound, outbound], [outbound, inbound]]) {
-      carried.add(socket);
-      // An error closes the socket; its close ends the other side too.
-      socket.on("error", () => {});
-      socket.on("close", () => {
-        carried.delete(socket);
-        peer.destroy();
-      });
-    }
-    inbound.pipe(outbound).pipe(inbound);
-  });
-  await new Promise((done) => listener.listen(0, "127.0.0.1", done));
-  const cut = () => {
-    up = false;
-    for (const socket of carried) socket.destroy();
-  };
-  const line = {
-    url: (endpoint) => `ws://127.0.0.1:${listener.address().port}/ws/endpoint/${endpoint.code}/`,
-    cut,
-    restore: () => (up = true),
-    close: () => {
-      cut();
-      listener.close();
-    },
-  };
-  opened.push(line);
-  return line;
 }
 
 /**
@@ -241,8 +84,7 @@ async function webhookReceiver() {
       listener.close();
     },
   };
-  opened.push(receiver);
-  return receiver;
+  return track(receiver);
 }
 
 /** The `WebhookError` code `promise` rejects with. */
@@ -252,18 +94,12 @@ async function refusal(promise) {
   return err.code;
 }
 
-before(async () => {
-  port = await freePort();
-  await startServer();
-});
+before(() => server.start());
 
-after(async () => {
-  await stopServer();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+after(() => server.dispose());
 
 test("every REST call works and errors carry their codes", async () => {
-  const client = newClient("rest");
+  const client = server.newClient("rest");
   const room = await client.createRoom({ name: "lobby" });
   assert.deepEqual([room.name, room.endpoint_count, room.online], ["lobby", 0, 0]);
   assert.equal((await client.getRoom("lobby")).name, "lobby");
@@ -293,41 +129,45 @@ test("every REST call works and errors carry their codes", async () => {
   assert.equal((await failure(client.getRoom("a b/c"))).code, "invalid");
   await client.deleteRoom("lobby");
   assert.equal((await failure(client.getRoom("lobby"))).code, "not_found");
-  const stranger = new CommsClient(`http://127.0.0.1:${port}`, "ck_not_a_key");
+  const stranger = new CommsClient(server.url, "ck_not_a_key");
   assert.deepEqual([(await failure(stranger.listRooms())).status, (await failure(stranger.listRooms())).code], [403, "forbidden"]);
 });
 
 test("connections fan out and a reader cannot send", async () => {
-  const client = newClient("chat");
+  const client = server.newClient("chat");
   await client.createRoom({ name: "lobby" });
   const writer = await client.createEndpoint("lobby", { permission: "read_and_write", meta: { name: "Ann" } });
   const reader = await client.createEndpoint("lobby", { permission: "read" });
   const ann = await open(writer.ws_url);
-  const watcher = await open(reader.code, { baseUrl: `http://127.0.0.1:${port}` });
+  const watcher = await open(reader.code, { baseUrl: server.url });
   const welcomes = await Promise.all([nextEvent(ann), nextEvent(watcher)]);
   assert.deepEqual(welcomes.map((e) => e.type), ["welcome", "welcome"]);
   assert.equal(welcomes[0].welcome.endpoint.permission, "read_and_write");
 
   const seen = Promise.all([ann, watcher].map((c) => nextEvent(c, (e) => e.type === "message")));
-  ann.send({ text: "hi" });
+  const receipt = await ann.send({ text: "hi" });
   for (const { message } of await seen) {
+    assert.deepEqual([message.id, message.seq], [receipt.id, receipt.seq]);
     assert.deepEqual([message.seq, message.message, message.sender.id], [1, { text: "hi" }, writer.id]);
     assert.equal(message.sender.meta.name, "Ann");
   }
   const refused = nextEvent(watcher, (e) => e.type === "error");
-  watcher.send("may I?");
+  const sent = watcher.send("may I?");
+  await assert.rejects(sent, (err) => err instanceof SendError && err.code === "read_only");
   assert.equal((await refused).code, "read_only");
 
   const closed = nextEvent(watcher, (e) => e.type === "closed");
   await client.deleteEndpoint("lobby", reader.code);
   assert.equal((await closed).code, 4001);
-  assert.throws(() => watcher.send("x"), NotConnectedError);
-  await assert.rejects(connectEndpoint(reader.ws_url, { WebSocket }));
+  assert.equal(watcher.state, "closed");
+  await assert.rejects(watcher.send("x"), ConnectionClosedError);
+  assert.throws(() => watcher.sendSignal("x"), NotConnectedError);
+  await assert.rejects(connectEndpoint(reader.ws_url, { WebSocket }), (err) => err instanceof CommsError && err.code === "not_found");
   ann.close();
 });
 
 test("a server restart is survived by resuming from history", async () => {
-  const client = newClient("resume");
+  const client = server.newClient("resume");
   await client.createRoom({ name: "lobby" });
   const endpoint = await client.createEndpoint("lobby", { permission: "read" });
   const connection = await open(endpoint.ws_url, { reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
@@ -341,16 +181,16 @@ test("a server restart is survived by resuming from history", async () => {
 
   const rest = seqs(connection, 8);
   const reconnecting = nextEvent(connection, (e) => e.type === "reconnecting");
-  await stopServer();
+  await server.stop();
   assert.match((await reconnecting).reason, /1001|1006/);
-  await startServer();
+  await server.start();
   for (let n = 11; n <= 18; n++) await client.publishMessage("lobby", { message: n });
   assert.deepEqual(await rest, [11, 12, 13, 14, 15, 16, 17, 18], "every seq once, in order");
   connection.close();
 });
 
 test("a presence room lists its members and tells of joins and leaves", async () => {
-  const client = newClient("presence");
+  const client = server.newClient("presence");
   assert.equal((await client.createRoom({ name: "lobby", presence: true })).presence, true);
   const [ann, bob] = [await named(client, "lobby", "Ann"), await named(client, "lobby", "Bob")];
   const annChat = await open(ann.ws_url);
@@ -377,14 +217,14 @@ test("a presence room lists its members and tells of joins and leaves", async ()
 });
 
 test("members are right again after a reconnect", async () => {
-  const client = newClient("presence-reconnect");
+  const client = server.newClient("presence-reconnect");
   await client.createRoom({ name: "lobby", presence: true });
   const [ann, bob, carol] = [
     await named(client, "lobby", "Ann"),
     await named(client, "lobby", "Bob"),
     await named(client, "lobby", "Carol"),
   ];
-  const line = await relay();
+  const line = await relay(() => server.port);
   const annChat = await open(line.url(ann), { reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
   await nextEvent(annChat, (e) => e.type === "welcome");
   const bobChat = await open(bob.ws_url);
@@ -407,7 +247,7 @@ test("members are right again after a reconnect", async () => {
 });
 
 test("signals reach every other connection and never come back", async () => {
-  const client = newClient("signals");
+  const client = server.newClient("signals");
   await client.createRoom({ name: "lobby" });
   const [ann, bob] = [await named(client, "lobby", "Ann"), await named(client, "lobby", "Bob")];
   const reader = await client.createEndpoint("lobby", { permission: "read" });
@@ -428,7 +268,7 @@ test("signals reach every other connection and never come back", async () => {
   // The message Ann sends next is the first thing she gets back: her signal did not come
   // before it.
   const messages = Promise.all(chats.map((chat) => nextEvent(chat)));
-  annChat.send("done typing");
+  await annChat.send("done typing");
   for (const event of await messages) assert.deepEqual([event.type, event.message?.message], ["message", "done typing"]);
 
   const refused = nextEvent(watcher);
@@ -440,7 +280,7 @@ test("signals reach every other connection and never come back", async () => {
 });
 
 test("an endpoint change reaches its own connections and applies at once", async () => {
-  const client = newClient("living");
+  const client = server.newClient("living");
   await client.createRoom({ name: "lobby" });
   const [ann, bob] = [await named(client, "lobby", "Ann"), await named(client, "lobby", "Bob")];
   const annChat = await open(ann.ws_url);
@@ -461,7 +301,7 @@ test("an endpoint change reaches its own connections and applies at once", async
   assert.equal(Date.parse(endpoint.expires_at), Date.parse(later));
   assert.equal(annChat.endpoint.permission, "read");
   const refused = nextEvent(annChat);
-  annChat.send("still here?");
+  await assert.rejects(annChat.send("still here?"), SendError);
   assert.deepEqual([(await refused).type, (await refused).code], ["error", "read_only"], "the downgrade applies at once");
 
   const cleared = nextEvent(annChat);
@@ -470,12 +310,12 @@ test("an endpoint change reaches its own connections and applies at once", async
 
   // Only Ann's connections heard of it: the first thing Bob gets is his own message.
   const first = nextEvent(bobChat);
-  bobChat.send("hi");
+  await bobChat.send("hi");
   assert.deepEqual([(await first).type, (await first).message?.message], ["message", "hi"]);
 });
 
 test("a moderator redacts and every connection hears of it", async () => {
-  const client = newClient("moderation");
+  const client = server.newClient("moderation");
   await client.createRoom({ name: "lobby" });
   const ann = await named(client, "lobby", "Ann");
   const moderator = await client.createEndpoint("lobby", { permission: "moderate" });
@@ -485,7 +325,7 @@ test("a moderator redacts and every connection hears of it", async () => {
   assert.equal(welcomes[1].welcome.endpoint.permission, "moderate");
 
   const delivered = Promise.all([annChat, modChat].map((chat) => nextEvent(chat, (e) => e.type === "message")));
-  annChat.send("oops");
+  await annChat.send("oops");
   const [{ message }] = await delivered;
   const refused = nextEvent(annChat);
   annChat.redact(message.seq);
@@ -510,11 +350,11 @@ test("a moderator redacts and every connection hears of it", async () => {
 });
 
 test("children speak for their parent and the app redacts by seq and by sender", async () => {
-  const client = newClient("delegation");
+  const client = server.newClient("delegation");
   await client.createRoom({ name: "lobby" });
   const parent = await client.createEndpoint("lobby", { permission: "read_and_write", can_delegate: true });
   // The parent's holder needs no API key.
-  const holder = new CommsClient(`http://127.0.0.1:${port}`, "");
+  const holder = new CommsClient(server.url, "");
   const child = await holder.createChild(parent.code, { permission: "read_and_write", meta: { name: "Kid" } });
   assert.deepEqual([child.parent, child.room], [parent.id, "lobby"]);
   const reader = await client.createEndpoint("lobby", { permission: "read" });
@@ -524,8 +364,7 @@ test("children speak for their parent and the app redacts by seq and by sender",
 
   const heard = collect(watcher, 3, (e) => e.type === "message");
   await client.publishMessage("lobby", { message: "welcome" });
-  kidChat.send("one");
-  kidChat.send("two");
+  await Promise.all([kidChat.send("one"), kidChat.send("two")]);
   const [fromApp, ...fromKid] = (await heard).map((event) => event.message);
   assert.equal(fromApp.sender.parent ?? null, null);
   for (const message of fromKid) {
@@ -543,7 +382,7 @@ test("children speak for their parent and the app redacts by seq and by sender",
 });
 
 test("an expired endpoint is closed with 4004 and not reconnected", async () => {
-  const client = newClient("expiry");
+  const client = server.newClient("expiry");
   await client.createRoom({ name: "lobby" });
   // Long enough to connect on a busy machine before it passes.
   const expiresAt = new Date(Date.now() + 3_000).toISOString();
@@ -551,12 +390,12 @@ test("an expired endpoint is closed with 4004 and not reconnected", async () => 
   const chat = await open(brief.ws_url, { reconnect: { initialDelayMs: 20 } });
   assert.equal(typeof (await nextEvent(chat)).welcome.endpoint.expires_at, "string");
   assert.equal((await closedWithoutReconnecting(chat)).code, 4004);
-  assert.throws(() => chat.send("x"), NotConnectedError);
-  await assert.rejects(connectEndpoint(brief.ws_url, { WebSocket }));
+  await assert.rejects(chat.send("x"), ConnectionClosedError);
+  await assert.rejects(connectEndpoint(brief.ws_url, { WebSocket }), (err) => err instanceof CommsError && err.code === "not_found");
 });
 
 test("a socket over max_connections is closed with 4029 and not reconnected", async () => {
-  const client = newClient("max-connections");
+  const client = server.newClient("max-connections");
   await client.createRoom({ name: "lobby" });
   const single = await client.createEndpoint("lobby", { permission: "read", max_connections: 1 });
   const first = await open(single.ws_url);
@@ -624,7 +463,7 @@ test("verifyWebhook checks the reference example, every signature entry and the 
 });
 
 test("real webhook deliveries verify, and a changed body or another secret is refused", async () => {
-  const client = newClient("hooks");
+  const client = server.newClient("hooks");
   const receiver = await webhookReceiver();
   const events = ["room.created", "endpoint.created", "message.created"];
   const hook = await client.createWebhook({ url: receiver.url, events });

@@ -1,6 +1,8 @@
 //! Chats through an endpoint: prints every event, sends each line typed
-//! (`/redact SEQ` redacts a message instead, with a `moderate` endpoint).
-//! It reconnects by itself and resumes where it stopped.
+//! (`/redact SEQ` redacts a message instead, with a `moderate` endpoint)
+//! and prints its seq once the server acknowledged it. It reconnects by
+//! itself and resumes where it stopped; lines typed meanwhile are sent
+//! after the reconnect, each published once.
 //!
 //! ```sh
 //! cargo run -p comms-sdk --example chat -- ws://127.0.0.1:3000/ws/endpoint/CODE/
@@ -31,13 +33,20 @@ async fn main() -> Result<(), comms_sdk::Error> {
             },
             line = lines.next_line(), if typing => match line {
                 Ok(Some(line)) => {
-                    let sent = match line.strip_prefix("/redact ").and_then(|seq| seq.trim().parse().ok()) {
-                        Some(seq) => chat.redact(seq).await,
-                        None => chat.send(&line).await,
-                    };
-                    if let Err(err) = sent {
-                        println!("not sent: {err}");
-                    }
+                    // Sent from a task of its own: a send waits for its
+                    // ack (through reconnects), and events keep coming
+                    // meanwhile.
+                    let sender = chat.sender();
+                    tokio::spawn(async move {
+                        let sent = match line.strip_prefix("/redact ").and_then(|seq| seq.trim().parse().ok()) {
+                            Some(seq) => sender.redact(seq).await.map(|()| "redaction sent".to_owned()),
+                            None => sender.send(&line).await.map(|receipt| format!("published as #{}", receipt.seq)),
+                        };
+                        match sent {
+                            Ok(done) => println!("{done}"),
+                            Err(err) => println!("not sent: {err}"),
+                        }
+                    });
                 }
                 _ => {
                     typing = false;

@@ -32,6 +32,18 @@ where
     Option::<T>::deserialize(value).map(Some)
 }
 
+/// How often a call carrying an `Idempotency-Key` is tried again after a
+/// network failure or a 502, 503 or 504, and the first wait (doubled after
+/// each try): a repeat with the same key publishes nothing new, so a
+/// retry is always safe.
+const RETRIES: u32 = 3;
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
+
+/// A fresh `Idempotency-Key`: 128 random bits as 32 hex digits.
+pub(crate) fn new_idempotency_key() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 /// A comms REST client for one app. Cheap to clone; share one per app.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -80,21 +92,31 @@ impl Client {
         body: Option<&impl Serialize>,
         expected: u16,
     ) -> Result<reqwest::Response, Error> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).header("X-API-Key", &self.api_key);
-        if !query.is_empty() {
-            request = request.query(&query);
+        let retries = if headers.iter().any(|(name, _)| *name == "Idempotency-Key") { RETRIES } else { 0 };
+        let (mut delay, mut attempt) = (FIRST_RETRY_DELAY, 0);
+        loop {
+            let mut request =
+                self.http.request(method.clone(), format!("{}{path}", self.base)).header("X-API-Key", &self.api_key);
+            if !query.is_empty() {
+                request = request.query(&query);
+            }
+            for (name, value) in &headers {
+                request = request.header(*name, value);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let retry = attempt < retries;
+            match request.send().await {
+                Ok(response) if response.status().as_u16() == expected => return Ok(response),
+                Ok(response) if retry && is_transient(response.status()) => {}
+                Ok(response) => return Err(api_error(response).await),
+                Err(_) if retry => {}
+                Err(err) => return Err(err.into()),
+            }
+            tokio::time::sleep(delay).await;
+            (delay, attempt) = (delay * 2, attempt + 1);
         }
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await?;
-        if response.status().as_u16() == expected {
-            return Ok(response);
-        }
-        Err(api_error(response).await)
     }
 
     pub(crate) async fn call_json<T: DeserializeOwned>(
@@ -123,6 +145,12 @@ impl Client {
     ) -> Result<(), Error> {
         self.call(method, path, query, headers, body, expected).await.map(drop)
     }
+}
+
+/// An answer a proxy or a restarting server gives that may be gone on
+/// the next try.
+fn is_transient(status: StatusCode) -> bool {
+    matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT)
 }
 
 async fn api_error(response: reqwest::Response) -> Error {

@@ -1,19 +1,29 @@
 //! [`EndpointConnection`]: a WebSocket joined through one endpoint, as a
 //! stream of typed [`Event`]s, that reconnects by itself and resumes where
-//! it stopped.
+//! it stopped, and whose sends are acknowledged and never lost or doubled.
 //!
 //! One task owns the socket. It delivers events into a bounded channel (a
 //! consumer that stops reading slows the socket down, the server may then
-//! close it with 1013, and the task resumes), and takes `send` and `close`
-//! commands from another. After a drop it reconnects with exponential
-//! backoff and jitter, asking for `?after_seq=` the last seq it delivered
-//! and skipping anything at or below it, so across reconnects every message
-//! is delivered exactly once, in order. It stops for good when the endpoint,
-//! its room or its app is gone or the endpoint expired (close codes
-//! 4001–4004, or a refused upgrade), when a quota or the endpoint's
+//! close it with 1013, and the task resumes), and takes sends and `close`
+//! from any number of [`EndpointSender`]s. After a drop it reconnects with
+//! exponential backoff and jitter, asking for `?after_seq=` the last seq it
+//! delivered and skipping anything at or below it, so across reconnects
+//! every message is delivered once, in order.
+//!
+//! Each [`EndpointSender::send`] carries a fresh nonce and resolves on the server's
+//! `ack`. Sends not acknowledged when the socket drops, and those made
+//! while it is away, wait in a bounded queue and are written again after
+//! the next welcome with the same nonce: the server answers a repeat with
+//! the first publish's ack and publishes nothing new, so each is published
+//! exactly once (see `docs/protocol.md#acknowledged-sends`).
+//!
+//! It stops for good ([`State::Closed`]) when the endpoint, its room or its
+//! app is gone or the endpoint expired (close codes 4001–4004, or an
+//! upgrade refused with 404), when a quota or the endpoint's
 //! `max_connections` refused the socket (4029: retrying at once would be
-//! refused again), when [`EndpointConnection::close`] is called, or after
-//! [`Reconnect::max_attempts`] failed attempts.
+//! refused again), when the server closes normally (1000), when
+//! [`EndpointSender::close`] is called, or after [`Reconnect::max_attempts`]
+//! failed attempts.
 //!
 //! The member list of a presence room ([`EndpointConnection::members`]) and
 //! the endpoint as it is now ([`EndpointConnection::endpoint`]) are kept on
@@ -23,6 +33,7 @@
 //! new permission shows. Each welcome replaces both whole, which is what
 //! makes them right again after a reconnect.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -32,7 +43,7 @@ use futures_util::{SinkExt, Stream, StreamExt};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::{self, Message as Frame};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -73,6 +84,49 @@ impl Reconnect {
     }
 }
 
+/// How [`EndpointConnection::connect_with`] connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Start after this seq: the retained messages after it come first.
+    pub after_seq: Option<u64>,
+    /// How reconnecting waits.
+    pub reconnect: Reconnect,
+    /// Sends waiting for their ack at most, those queued while the socket
+    /// is away included; past it [`EndpointSender::send`] fails with
+    /// [`Error::QueueFull`] (default 1000).
+    pub max_pending_sends: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self { after_seq: None, reconnect: Reconnect::default(), max_pending_sends: 1000 }
+    }
+}
+
+/// Where a connection stands. It starts [`State::Connecting`], is
+/// [`State::Open`] from each welcome, [`State::Reconnecting`] from a drop
+/// until the next welcome, and ends [`State::Closed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// The first socket is open or opening; no welcome yet.
+    Connecting,
+    /// Joined: sends are written at once.
+    Open,
+    /// The socket dropped; sends wait in the queue for the next welcome.
+    Reconnecting,
+    /// Ended for good; no events follow [`Event::Closed`].
+    Closed,
+}
+
+/// What the server gave a message sent with [`EndpointSender::send`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// The message's id.
+    pub id: String,
+    /// Its seq in the room.
+    pub seq: u64,
+}
+
 /// The first frame of every connection (again after each reconnect).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Welcome {
@@ -82,8 +136,8 @@ pub struct Welcome {
     pub endpoint: WelcomeEndpoint,
     /// The newest seq in the room.
     pub last_seq: u64,
-    /// The oldest seq still retained; resuming from below `first_seq - 1`
-    /// means some messages are no longer available.
+    /// The oldest seq still retained: messages were missed only when it is
+    /// greater than the `after_seq` resumed from plus one.
     pub first_seq: u64,
     /// In a presence room: its members, this endpoint included, in the
     /// order they joined. `None` in a room without presence.
@@ -108,13 +162,18 @@ pub struct WelcomeEndpoint {
     pub expires_at: Option<String>,
 }
 
-/// An error frame: the server refused something this connection sent.
+/// An error frame: the server refused a signal or a redaction this
+/// connection sent. (A refused [`EndpointSender::send`] fails with
+/// [`Error::Refused`] instead.)
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ErrorFrame {
     /// E.g. [`ErrorCode::ReadOnly`] or [`ErrorCode::Invalid`].
     pub code: ErrorCode,
     /// The server's explanation.
     pub message: String,
+    /// The nonce of the refused send, when it carried one.
+    #[serde(default)]
+    pub nonce: Option<String>,
 }
 
 /// An ephemeral signal from another connection of the room ("typing…", a
@@ -143,11 +202,12 @@ pub struct Redaction {
 /// Why a connection ended for good.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closed {
-    /// The server's close code (4001 endpoint deleted, 4002 room deleted,
-    /// 4003 app no longer approved, 4004 endpoint expired, 4029 a socket
-    /// quota or the endpoint's `max_connections` was full), or `None` when
-    /// the client closed or gave up, or a reconnect was refused because
-    /// the code no longer works.
+    /// The server's close code (1000 a normal close, 4001 endpoint
+    /// deleted, 4002 room deleted, 4003 app no longer approved, 4004
+    /// endpoint expired, 4029 a socket quota or the endpoint's
+    /// `max_connections` was full), or `None` when the client closed or
+    /// gave up, or a reconnect was refused with 404 because the code no
+    /// longer works.
     pub code: Option<u16>,
     /// A human explanation.
     pub reason: String,
@@ -173,7 +233,7 @@ pub enum Event {
     Endpoint(WelcomeEndpoint),
     /// A message of the room was redacted; hide it.
     Redaction(Redaction),
-    /// The server refused a frame this connection sent.
+    /// The server refused a signal or a redaction this connection sent.
     Error(ErrorFrame),
     /// The socket dropped; the next attempt follows after `delay`.
     Reconnecting {
@@ -193,6 +253,7 @@ pub enum Event {
 enum ServerFrame {
     Welcome(Welcome),
     Message(Message),
+    Ack { nonce: String, id: String, seq: u64 },
     Join { member: Member },
     Leave { member: Member },
     Signal(Signal),
@@ -201,13 +262,14 @@ enum ServerFrame {
     Error(ErrorFrame),
 }
 
-/// `{"message": payload}`, `{"signal": payload}` or `{"redact": seq}`.
+/// `{"message": payload, "nonce": …}`, `{"signal": payload}` or
+/// `{"redact": seq}`.
 #[derive(Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(untagged)]
 enum ClientFrame<'a, T: Serialize> {
-    Message(&'a T),
-    Signal(&'a T),
-    Redact(u64),
+    Message { message: &'a T, nonce: &'a str },
+    Signal { signal: &'a T },
+    Redact { redact: u64 },
 }
 
 /// The member list of a presence room as the events read so far give it:
@@ -246,16 +308,132 @@ impl Members {
 }
 
 enum Command {
-    Send(String, oneshot::Sender<Result<(), Error>>),
+    /// A message frame (its nonce inside), answered on its ack.
+    Send {
+        nonce: String,
+        frame: String,
+        done: oneshot::Sender<Result<SendReceipt, Error>>,
+    },
+    /// A signal or a redaction: written now or not at all.
+    Write(String, oneshot::Sender<Result<(), Error>>),
     Close,
 }
 
-/// A live connection through one endpoint. Read it as a
-/// [`Stream`] of [`Event`]s (or with [`EndpointConnection::next_event`]);
-/// dropping it closes the socket.
+/// The sending half of a connection: cheap to clone, for as many tasks as
+/// need to send while one reads the events. It stops working when the
+/// [`EndpointConnection`] it came from is dropped.
+#[derive(Clone)]
+pub struct EndpointSender {
+    commands: mpsc::Sender<Command>,
+    state: watch::Receiver<State>,
+}
+
+impl EndpointSender {
+    /// Sends `payload` as a message and resolves once the server published
+    /// it, with its id and seq. It also comes back as an
+    /// [`Event::Message`] with the server's time and this endpoint's meta.
+    ///
+    /// While the connection is away the send waits in a queue, and a send
+    /// whose ack was lost in a drop is written again after the next
+    /// welcome, with the same nonce: the server publishes each once. A
+    /// send still waiting when the server's nonce window (120 s by
+    /// default) has passed may be published twice when written again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Refused`] with the server's code ([`ErrorCode::ReadOnly`],
+    /// [`ErrorCode::BudgetExhausted`], [`ErrorCode::TooLarge`], …);
+    /// [`Error::QueueFull`] when [`ConnectOptions::max_pending_sends`] are
+    /// already waiting (nothing was sent); [`Error::Closed`] when the
+    /// connection ended before the ack (the message may or may not have
+    /// been published); [`Error::Payload`] if `payload` cannot be
+    /// serialized.
+    pub async fn send(&self, payload: &impl Serialize) -> Result<SendReceipt, Error> {
+        let nonce = new_nonce();
+        let frame = serde_json::to_string(&ClientFrame::Message { message: payload, nonce: &nonce })?;
+        let (done, receipt) = oneshot::channel();
+        self.commands.send(Command::Send { nonce, frame, done }).await.map_err(|_| Error::Closed)?;
+        receipt.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Sends `payload` as a signal: every other connection of the room gets
+    /// it as an [`Event::Signal`] (this one does not); it is never stored
+    /// or replayed. Unlike [`EndpointSender::send`] it is sent at most once and not
+    /// acknowledged: while the connection is away it is not sent and not
+    /// kept for later, as a signal only matters now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotConnected`] unless the connection is [`State::Open`]
+    /// (nothing was sent), [`Error::Payload`] if `payload` cannot be
+    /// serialized, [`Error::WebSocket`] if the write failed. The server
+    /// refuses a read-only endpoint's signal, one over 1 KiB or too many
+    /// in a second with an [`Event::Error`].
+    pub async fn send_signal(&self, payload: &impl Serialize) -> Result<(), Error> {
+        self.write(&ClientFrame::Signal { signal: payload }).await
+    }
+
+    /// Redacts the message with seq `seq`, as a moderator: every connection
+    /// of the room gets an [`Event::Redaction`], and history keeps the
+    /// message without its payload. Sent at most once, like
+    /// [`EndpointSender::send_signal`].
+    ///
+    /// # Errors
+    ///
+    /// As [`EndpointSender::send_signal`]. The server refuses it with an
+    /// [`Event::Error`]: [`ErrorCode::Forbidden`] unless this endpoint's
+    /// permission is [`Permission::Moderate`], [`ErrorCode::NotFound`] for a
+    /// seq that is not retained.
+    pub async fn redact(&self, seq: u64) -> Result<(), Error> {
+        let frame: ClientFrame<'_, ()> = ClientFrame::Redact { redact: seq };
+        self.write(&frame).await
+    }
+
+    async fn write<T: Serialize>(&self, frame: &ClientFrame<'_, T>) -> Result<(), Error> {
+        let text = serde_json::to_string(frame)?;
+        let (done, result) = oneshot::channel();
+        self.commands.send(Command::Write(text, done)).await.map_err(|_| Error::NotConnected)?;
+        result.await.map_err(|_| Error::NotConnected)?
+    }
+
+    /// Closes the socket (code 1000) and stops reconnecting; sends still
+    /// waiting fail with [`Error::Closed`]. The events still yield what was
+    /// received before, then [`Event::Closed`].
+    pub async fn close(&self) {
+        let _ = self.commands.send(Command::Close).await;
+    }
+
+    /// The connection's state now.
+    pub fn state(&self) -> State {
+        *self.state.borrow()
+    }
+
+    /// A receiver of the state: `changed().await` wakes on each change.
+    pub fn state_changes(&self) -> watch::Receiver<State> {
+        self.state.clone()
+    }
+
+    /// Resolves once the connection is [`State::Open`] (at once if it is).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if it ends first.
+    pub async fn ready(&self) -> Result<(), Error> {
+        let mut state = self.state.clone();
+        match state.wait_for(|state| matches!(state, State::Open | State::Closed)).await.map(|state| *state) {
+            Ok(State::Open) => Ok(()),
+            _ => Err(Error::Closed),
+        }
+    }
+}
+
+/// A live connection through one endpoint. Read it as a [`Stream`] of
+/// [`Event`]s (or with [`EndpointConnection::next_event`]); send through
+/// it, or through the [`EndpointSender`]s of [`EndpointConnection::sender`] from
+/// other tasks. Dropping it closes the socket.
 pub struct EndpointConnection {
     events: mpsc::Receiver<Event>,
-    commands: mpsc::Sender<Command>,
+    sender: EndpointSender,
     /// Updated by `poll_next` from each event it hands out.
     members: Members,
     /// Set by `poll_next` from each welcome and endpoint event.
@@ -264,7 +442,7 @@ pub struct EndpointConnection {
 
 impl EndpointConnection {
     /// Connects to an endpoint's `ws_url` (`ws://…/ws/endpoint/{code}/`,
-    /// as the REST API returns it) with the default [`Reconnect`].
+    /// as the REST API returns it) with the default [`ConnectOptions`].
     ///
     /// # Errors
     ///
@@ -272,7 +450,7 @@ impl EndpointConnection {
     /// [`Error::InvalidUrl`] for a URL that is not `ws://` or `wss://`,
     /// [`Error::WebSocket`] when the server cannot be reached.
     pub async fn connect(ws_url: &str) -> Result<Self, Error> {
-        Self::connect_with(ws_url, None, Reconnect::default()).await
+        Self::connect_with(ws_url, ConnectOptions::default()).await
     }
 
     /// Connects by endpoint code to the server at `base_url` (`http(s)://…`,
@@ -293,74 +471,86 @@ impl EndpointConnection {
         Self::connect(&format!("{ws_base}/ws/endpoint/{}/", crate::client::segment(code))).await
     }
 
-    /// Connects to `ws_url`, starting after `after_seq` when given (the
-    /// retained messages after it come first), reconnecting as `reconnect`
-    /// says.
+    /// Connects to `ws_url` as `options` say. Resolves once the socket is
+    /// open; the welcome is the first event ([`EndpointSender::ready`] waits for
+    /// it).
     ///
     /// # Errors
     ///
     /// As [`EndpointConnection::connect`].
-    pub async fn connect_with(ws_url: &str, after_seq: Option<u64>, reconnect: Reconnect) -> Result<Self, Error> {
+    pub async fn connect_with(ws_url: &str, options: ConnectOptions) -> Result<Self, Error> {
         let base = ws_url.split('?').next().unwrap_or(ws_url).to_owned();
         if !(base.starts_with("ws://") || base.starts_with("wss://")) {
             return Err(Error::InvalidUrl(format!("{ws_url:?} is not a ws:// or wss:// address")));
         }
-        let socket = open(&base, after_seq).await?;
+        let socket = open(&base, options.after_seq).await?;
         let (events_tx, events) = mpsc::channel(EVENT_BUFFER);
         let (commands, commands_rx) = mpsc::channel(16);
-        let worker = Worker { base, last_seq: after_seq, reconnect, events: events_tx, commands: commands_rx };
+        let (state_tx, state) = watch::channel(State::Connecting);
+        let worker = Worker {
+            base,
+            last_seq: options.after_seq,
+            reconnect: options.reconnect,
+            max_pending: options.max_pending_sends,
+            pending: VecDeque::new(),
+            state: state_tx,
+            events: events_tx,
+            commands: commands_rx,
+        };
         tokio::spawn(worker.run(socket));
-        Ok(Self { events, commands, members: Members::default(), endpoint: None })
+        Ok(Self { events, sender: EndpointSender { commands, state }, members: Members::default(), endpoint: None })
     }
 
-    /// Sends `payload` as a message (the server stamps id, seq, time and
-    /// this endpoint's meta; it comes back as an [`Event::Message`]).
+    /// A sender for other tasks: the same connection, cloneable.
+    pub fn sender(&self) -> EndpointSender {
+        self.sender.clone()
+    }
+
+    /// [`EndpointSender::send`]: resolves with the message's id and seq once the
+    /// server published it.
     ///
     /// # Errors
     ///
-    /// [`Error::NotConnected`] while reconnecting or after the end (nothing
-    /// was sent), [`Error::Payload`] if `payload` cannot be serialized,
-    /// [`Error::WebSocket`] if the write failed. A read-only endpoint's
-    /// send is refused by the server with an [`Event::Error`].
-    pub async fn send(&self, payload: &impl Serialize) -> Result<(), Error> {
-        self.submit(&ClientFrame::Message(payload)).await
+    /// As [`EndpointSender::send`].
+    pub async fn send(&self, payload: &impl Serialize) -> Result<SendReceipt, Error> {
+        self.sender.send(payload).await
     }
 
-    /// Sends `payload` as a signal: every other connection of the room gets
-    /// it as an [`Event::Signal`] (this one does not); it is never stored
-    /// or replayed. Like [`EndpointConnection::send`] it is sent at most
-    /// once: while reconnecting it is not sent and not kept for later, as
-    /// a signal only matters now.
+    /// [`EndpointSender::send_signal`].
     ///
     /// # Errors
     ///
-    /// As [`EndpointConnection::send`]. The server refuses a read-only
-    /// endpoint's signal, one over 1 KiB or too many in a second with an
-    /// [`Event::Error`].
+    /// As [`EndpointSender::send_signal`].
     pub async fn send_signal(&self, payload: &impl Serialize) -> Result<(), Error> {
-        self.submit(&ClientFrame::Signal(payload)).await
+        self.sender.send_signal(payload).await
     }
 
-    /// Redacts the message with seq `seq`, as a moderator: every connection
-    /// of the room gets an [`Event::Redaction`], and history keeps the
-    /// message without its payload. Sent at most once, like
-    /// [`EndpointConnection::send`].
+    /// [`EndpointSender::redact`].
     ///
     /// # Errors
     ///
-    /// As [`EndpointConnection::send`]. The server refuses it with an
-    /// [`Event::Error`]: [`ErrorCode::Forbidden`] unless this endpoint's
-    /// permission is [`Permission::Moderate`], [`ErrorCode::NotFound`] for a
-    /// seq that is not retained.
+    /// As [`EndpointSender::redact`].
     pub async fn redact(&self, seq: u64) -> Result<(), Error> {
-        self.submit(&ClientFrame::<()>::Redact(seq)).await
+        self.sender.redact(seq).await
     }
 
-    async fn submit<T: Serialize>(&self, frame: &ClientFrame<'_, T>) -> Result<(), Error> {
-        let text = serde_json::to_string(frame)?;
-        let (done, result) = oneshot::channel();
-        self.commands.send(Command::Send(text, done)).await.map_err(|_| Error::NotConnected)?;
-        result.await.map_err(|_| Error::NotConnected)?
+    /// [`EndpointSender::close`].
+    pub async fn close(&self) {
+        self.sender.close().await;
+    }
+
+    /// [`EndpointSender::state`].
+    pub fn state(&self) -> State {
+        self.sender.state()
+    }
+
+    /// [`EndpointSender::ready`].
+    ///
+    /// # Errors
+    ///
+    /// As [`EndpointSender::ready`].
+    pub async fn ready(&self) -> Result<(), Error> {
+        self.sender.ready().await
     }
 
     /// The next event; `None` after [`Event::Closed`].
@@ -388,12 +578,6 @@ impl EndpointConnection {
     pub fn endpoint(&self) -> Option<&WelcomeEndpoint> {
         self.endpoint.as_ref()
     }
-
-    /// Closes the socket (code 1000) and stops reconnecting. The stream
-    /// still yields what was received before, then [`Event::Closed`].
-    pub async fn close(&self) {
-        let _ = self.commands.send(Command::Close).await;
-    }
 }
 
 impl Stream for EndpointConnection {
@@ -411,6 +595,11 @@ impl Stream for EndpointConnection {
         }
         polled
     }
+}
+
+/// A fresh nonce: 128 random bits as 32 hex digits.
+fn new_nonce() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 async fn open(base: &str, after_seq: Option<u64>) -> Result<Socket, Error> {
@@ -437,12 +626,23 @@ enum Ending {
     Abandoned,
 }
 
+/// A send waiting for its ack, written or not yet.
+struct Pending {
+    nonce: String,
+    frame: String,
+    done: oneshot::Sender<Result<SendReceipt, Error>>,
+}
+
 /// The task owning the socket.
 struct Worker {
     base: String,
     /// The last seq delivered, where a reconnect resumes.
     last_seq: Option<u64>,
     reconnect: Reconnect,
+    max_pending: usize,
+    /// Sends not acknowledged yet, in the order they were made.
+    pending: VecDeque<Pending>,
+    state: watch::Sender<State>,
     events: mpsc::Sender<Event>,
     commands: mpsc::Receiver<Command>,
 }
@@ -451,7 +651,7 @@ impl Worker {
     async fn run(mut self, first: Socket) {
         let mut socket = Some(first);
         let mut attempt = 0;
-        loop {
+        let closed = loop {
             let ending = match socket.take() {
                 Some(socket) => self.serve(socket).await,
                 None => match open(&self.base, self.last_seq).await {
@@ -468,34 +668,61 @@ impl Worker {
                 },
             };
             let reason = match ending {
-                Ending::Final(closed) => {
-                    let _ = self.events.send(Event::Closed(closed)).await;
-                    return;
-                }
-                Ending::Abandoned => return,
+                Ending::Final(closed) => break Some(closed),
+                Ending::Abandoned => break None,
                 Ending::Dropped(reason) => reason,
             };
+            self.state.send_replace(State::Reconnecting);
             attempt += 1;
             if self.reconnect.max_attempts.is_some_and(|max| attempt > max) {
                 let reason = format!("gave up after {} attempts: {reason}", attempt - 1);
-                let _ = self.events.send(Event::Closed(Closed { code: None, reason })).await;
-                return;
+                break Some(Closed { code: None, reason });
             }
             let delay = self.reconnect.delay(attempt);
             if self.events.send(Event::Reconnecting { attempt, delay, reason }).await.is_err() {
-                return;
+                break None;
             }
             if let Some(ending) = self.wait(delay).await {
-                if let Ending::Final(closed) = ending {
-                    let _ = self.events.send(Event::Closed(closed)).await;
+                match ending {
+                    Ending::Final(closed) => break Some(closed),
+                    Ending::Abandoned | Ending::Dropped(_) => break None,
                 }
-                return;
             }
+        };
+        self.state.send_replace(State::Closed);
+        for pending in self.pending.drain(..) {
+            let _ = pending.done.send(Err(Error::Closed));
+        }
+        if let Some(closed) = closed {
+            let _ = self.events.send(Event::Closed(closed)).await;
         }
     }
 
-    /// Waits before reconnecting, answering commands meanwhile; `Some`
-    /// when told to stop.
+    /// Takes a send: queued, and written at once when the socket is open
+    /// and joined.
+    async fn take(
+        &mut self,
+        nonce: String,
+        frame: String,
+        done: oneshot::Sender<Result<SendReceipt, Error>>,
+        socket: Option<&mut Socket>,
+    ) -> Result<(), Ending> {
+        if self.pending.len() >= self.max_pending {
+            let _ = done.send(Err(Error::QueueFull));
+            return Ok(());
+        }
+        let written = match socket {
+            Some(socket) => {
+                socket.send(Frame::text(frame.clone())).await.map_err(|_| Ending::Dropped("a write failed".into()))
+            }
+            None => Ok(()),
+        };
+        self.pending.push_back(Pending { nonce, frame, done });
+        written
+    }
+
+    /// Waits before reconnecting, queueing sends meanwhile; `Some` when
+    /// told to stop.
     async fn wait(&mut self, delay: Duration) -> Option<Ending> {
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
@@ -503,7 +730,10 @@ impl Worker {
             tokio::select! {
                 () = &mut sleep => return None,
                 command = self.commands.recv() => match command {
-                    Some(Command::Send(_, done)) => {
+                    Some(Command::Send { nonce, frame, done }) => {
+                        let _ = self.take(nonce, frame, done, None).await;
+                    }
+                    Some(Command::Write(_, done)) => {
                         let _ = done.send(Err(Error::NotConnected));
                     }
                     Some(Command::Close) => return Some(Ending::Final(closed_by_client())),
@@ -516,6 +746,7 @@ impl Worker {
     /// Reads frames and runs commands until the socket ends.
     async fn serve(&mut self, mut socket: Socket) -> Ending {
         loop {
+            let joined = *self.state.borrow() == State::Open;
             tokio::select! {
                 frame = socket.next() => {
                     let event = match frame {
@@ -525,6 +756,11 @@ impl Worker {
                         Some(Err(err)) => return Ending::Dropped(err.to_string()),
                         None => return Ending::Dropped("the connection ended".into()),
                     };
+                    if matches!(event, Some(Event::Welcome(_))) {
+                        if let Err(ending) = self.joined(&mut socket).await {
+                            return ending;
+                        }
+                    }
                     if let Some(event) = event {
                         if self.events.send(event).await.is_err() {
                             let _ = socket.close(None).await;
@@ -533,7 +769,16 @@ impl Worker {
                     }
                 }
                 command = self.commands.recv() => match command {
-                    Some(Command::Send(text, done)) => {
+                    Some(Command::Send { nonce, frame, done }) => {
+                        if let Err(ending) = self.take(nonce, frame, done, joined.then_some(&mut socket)).await {
+                            return ending;
+                        }
+                    }
+                    Some(Command::Write(text, done)) => {
+                        if !joined {
+                            let _ = done.send(Err(Error::NotConnected));
+                            continue;
+                        }
                         let sent = socket.send(Frame::text(text)).await.map_err(Error::from);
                         let failed = sent.is_err();
                         let _ = done.send(sent);
@@ -554,8 +799,40 @@ impl Worker {
         }
     }
 
+    /// After a welcome: open, and every send still waiting for its ack is
+    /// written again, in order, with its nonce.
+    async fn joined(&mut self, socket: &mut Socket) -> Result<(), Ending> {
+        self.state.send_replace(State::Open);
+        for pending in &self.pending {
+            socket
+                .feed(Frame::text(pending.frame.clone()))
+                .await
+                .map_err(|_| Ending::Dropped("a write failed".into()))?;
+        }
+        socket.flush().await.map_err(|_| Ending::Dropped("a write failed".into()))
+    }
+
+    /// The send waiting under `nonce`, taken out of the queue.
+    fn settle(&mut self, nonce: &str) -> Option<Pending> {
+        let at = self.pending.iter().position(|pending| pending.nonce == nonce)?;
+        self.pending.remove(at)
+    }
+
+    /// The send an error frame refuses: the one its nonce names. A frame
+    /// past the server's hard size cap is refused unread, without a nonce:
+    /// that is the oldest waiting send, as the server answers every frame
+    /// before it first and closes the socket after it.
+    fn refused(&mut self, error: &ErrorFrame) -> Option<Pending> {
+        match error.nonce.as_deref() {
+            Some(nonce) => self.settle(nonce),
+            None if error.code == ErrorCode::TooLarge => self.pending.pop_front(),
+            None => None,
+        }
+    }
+
     /// The event of a text frame; `None` for a message already delivered
-    /// (a resume overlaps what was seen) or a frame this SDK cannot read.
+    /// (a resume overlaps what was seen), an ack or refusal of a send
+    /// (answered to the send itself), or a frame this SDK cannot read.
     fn event(&mut self, text: &str) -> Option<Event> {
         match serde_json::from_str::<ServerFrame>(text).ok()? {
             ServerFrame::Welcome(welcome) => Some(Event::Welcome(welcome)),
@@ -566,12 +843,22 @@ impl Worker {
                 self.last_seq = Some(message.seq);
                 Some(Event::Message(message))
             }
+            ServerFrame::Ack { nonce, id, seq } => {
+                let _ = self.settle(&nonce)?.done.send(Ok(SendReceipt { id, seq }));
+                None
+            }
             ServerFrame::Join { member } => Some(Event::Join(member)),
             ServerFrame::Leave { member } => Some(Event::Leave(member)),
             ServerFrame::Signal(signal) => Some(Event::Signal(signal)),
             ServerFrame::Endpoint { endpoint } => Some(Event::Endpoint(endpoint)),
             ServerFrame::Redaction(redaction) => Some(Event::Redaction(redaction)),
-            ServerFrame::Error(error) => Some(Event::Error(error)),
+            ServerFrame::Error(error) => match self.refused(&error) {
+                Some(pending) => {
+                    let _ = pending.done.send(Err(Error::Refused { code: error.code, message: error.message }));
+                    None
+                }
+                None => Some(Event::Error(error)),
+            },
         }
     }
 }
@@ -657,12 +944,13 @@ mod tests {
     }
 
     #[test]
-    fn client_frames_carry_a_message_a_signal_or_a_redaction() {
+    fn client_frames_carry_a_message_with_its_nonce_a_signal_or_a_redaction() {
         let payload = serde_json::json!({"typing": true});
-        let message = serde_json::to_value(ClientFrame::Message(&payload)).unwrap();
-        let signal = serde_json::to_value(ClientFrame::Signal(&payload)).unwrap();
-        let redact = serde_json::to_value(ClientFrame::<()>::Redact(12)).unwrap();
-        assert_eq!(message, serde_json::json!({"message": {"typing": true}}));
+        let message = serde_json::to_value(ClientFrame::Message { message: &payload, nonce: "n1" }).unwrap();
+        let signal = serde_json::to_value(ClientFrame::Signal { signal: &payload }).unwrap();
+        let redact: ClientFrame<'_, ()> = ClientFrame::Redact { redact: 12 };
+        let redact = serde_json::to_value(redact).unwrap();
+        assert_eq!(message, serde_json::json!({"message": {"typing": true}, "nonce": "n1"}));
         assert_eq!(signal, serde_json::json!({"signal": {"typing": true}}));
         assert_eq!(redact, serde_json::json!({"redact": 12}));
     }
@@ -672,9 +960,38 @@ mod tests {
             base: "ws://x/".into(),
             last_seq: None,
             reconnect: Reconnect::default(),
+            max_pending: 10,
+            pending: VecDeque::new(),
+            state: watch::channel(State::Connecting).0,
             events: mpsc::channel(1).0,
             commands: mpsc::channel(1).1,
         }
+    }
+
+    #[test]
+    fn acks_and_refusals_answer_their_own_send_and_others_stay_events() {
+        let mut worker = worker();
+        let (first, mut first_done) = oneshot::channel();
+        let (second, mut second_done) = oneshot::channel();
+        for (nonce, done) in [("n1", first), ("n2", second)] {
+            worker.pending.push_back(Pending { nonce: nonce.into(), frame: String::new(), done });
+        }
+        let ack = r#"{"type":"ack","nonce":"n2","id":"msg_9","seq":9}"#;
+        assert_eq!(worker.event(ack), None, "an ack is no event");
+        assert_eq!(second_done.try_recv().unwrap().unwrap(), SendReceipt { id: "msg_9".into(), seq: 9 });
+        assert_eq!(worker.event(ack), None, "a repeated ack finds nothing to answer");
+        let refused = r#"{"type":"error","code":"read_only","message":"no","nonce":"n1"}"#;
+        assert_eq!(worker.event(refused), None);
+        assert!(matches!(first_done.try_recv().unwrap(), Err(Error::Refused { code: ErrorCode::ReadOnly, .. })));
+        assert!(worker.pending.is_empty());
+        let (huge, mut huge_done) = oneshot::channel();
+        worker.pending.push_back(Pending { nonce: "n3".into(), frame: String::new(), done: huge });
+        assert_eq!(worker.event(r#"{"type":"error","code":"too_large","message":"cut off"}"#), None);
+        assert!(matches!(huge_done.try_recv().unwrap(), Err(Error::Refused { code: ErrorCode::TooLarge, .. })));
+        let signal_refused = r#"{"type":"error","code":"rate_limited","message":"slow down"}"#;
+        assert!(
+            matches!(worker.event(signal_refused), Some(Event::Error(error)) if error.code == ErrorCode::RateLimited)
+        );
     }
 
     #[test]

@@ -44,19 +44,37 @@ pub enum Error {
     #[error("the endpoint does not exist or cannot be joined")]
     EndpointGone,
     /// The connection is not open right now (it is reconnecting, or it
-    /// ended); nothing was sent.
+    /// ended); the signal or redaction was not sent.
     #[error("not connected")]
     NotConnected,
+    /// The server refused a message sent through a connection (its error
+    /// frame for that send): nothing was published.
+    #[error("refused {code:?}: {message}")]
+    Refused {
+        /// E.g. [`ErrorCode::ReadOnly`] or [`ErrorCode::BudgetExhausted`].
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// As many sends as the connection's `max_pending_sends` are waiting
+    /// for their ack already; this one was not sent.
+    #[error("too many sends waiting for their ack")]
+    QueueFull,
+    /// The connection ended for good before the server acknowledged the
+    /// send: it may or may not have been published.
+    #[error("the connection is closed")]
+    Closed,
     /// A payload could not be serialized.
     #[error("payload: {0}")]
     Payload(#[from] serde_json::Error),
 }
 
 impl Error {
-    /// The API error code, when the server answered with one.
+    /// The API error code, when the server answered with one (an API call's
+    /// error or a refused send).
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Self::Api { code, .. } => Some(*code),
+            Self::Api { code, .. } | Self::Refused { code, .. } => Some(*code),
             _ => None,
         }
     }

@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 
-use crate::client::{segment, Client};
+use crate::client::{new_idempotency_key, segment, Client};
 use crate::error::Error;
 
 /// `POST /api/v1/rooms/{room}/endpoints`.
@@ -399,7 +399,9 @@ pub struct Message {
     pub room: String,
     /// Who sent the message, stamped by the server.
     pub sender: Sender,
-    /// Per-room sequence number: 1, 2, 3 … with no gaps.
+    /// Per-room sequence number: strictly increasing and never reused;
+    /// consecutive in normal operation and across clean restarts; after a
+    /// node crashes it may skip ahead.
     pub seq: u64,
     /// RFC 3339 UTC with milliseconds, set by the server.
     pub timestamp: String,
@@ -767,7 +769,7 @@ impl Client {
     ///
     /// [`Error::Api`] with the server's error code, or a transport error.
     pub async fn publish_message(&self, room: &str, idempotency_key: Option<&str>, body: &PublishMessageRequest) -> Result<Message, Error> {
-        self.call_json(Method::POST, format!("/api/v1/rooms/{}/messages", segment(room)), Vec::new(), [idempotency_key.map(|value| ("Idempotency-Key", value.to_owned()))].into_iter().flatten().collect(), Some(body), 201).await
+        self.call_json(Method::POST, format!("/api/v1/rooms/{}/messages", segment(room)), Vec::new(), [Some(("Idempotency-Key", idempotency_key.map_or_else(new_idempotency_key, str::to_owned)))].into_iter().flatten().collect(), Some(body), 201).await
     }
 
     /// Redact every retained message of one sender (an endpoint's public id),

@@ -44,7 +44,8 @@ mod webhook;
 
 pub use client::Client;
 pub use connection::{
-    Closed, EndpointConnection, ErrorFrame, Event, Reconnect, Redaction, Signal, Welcome, WelcomeEndpoint,
+    Closed, ConnectOptions, EndpointConnection, EndpointSender, ErrorFrame, Event, Reconnect, Redaction, SendReceipt,
+    Signal, State, Welcome, WelcomeEndpoint,
 };
 pub use error::Error;
 pub use generated::*;

@@ -17,7 +17,7 @@ use comms_core::config::Config;
 use comms_core::hub::CloseReason;
 use comms_core::store::AppStatus;
 use comms_sdk::{
-    verify_webhook, Client, CreateEndpointRequest, CreateRoomRequest, CreateWebhookRequest, Endpoint,
+    verify_webhook, Client, ConnectOptions, CreateEndpointRequest, CreateRoomRequest, CreateWebhookRequest, Endpoint,
     EndpointConnection, Error, ErrorCode, Event, EventType, Granularity, Member, Permission, PublishMessageRequest,
     Reconnect, RedactSenderRequest, Redaction, UpdateEndpointRequest, WebhookData, WebhookError, WebhookEvent, Welcome,
     DEFAULT_WEBHOOK_TOLERANCE,
@@ -132,6 +132,11 @@ fn in_future(after: Duration) -> String {
 /// at once.
 fn fast() -> Reconnect {
     Reconnect { initial_delay: Duration::from_millis(20), ..Reconnect::default() }
+}
+
+/// The default options with `reconnect`.
+fn reconnecting(reconnect: Reconnect) -> ConnectOptions {
+    ConnectOptions { reconnect, ..ConnectOptions::default() }
 }
 
 /// Reads until the connection ends for good, failing on a reconnect, and
@@ -293,9 +298,8 @@ async fn connections_fan_out_and_a_reader_cannot_send() {
         assert_eq!(message.sender.id, writer.id);
         assert_eq!(message.sender.meta["name"], "Ann");
     }
-    watcher.send(&"may I?").await.unwrap();
-    let Event::Error(refused) = next(&mut watcher).await else { panic!("an error frame") };
-    assert_eq!(refused.code, ErrorCode::ReadOnly);
+    let refused = watcher.send(&"may I?").await;
+    assert!(matches!(refused, Err(Error::Refused { code: ErrorCode::ReadOnly, .. })), "{refused:?}");
 
     client.delete_endpoint("lobby", &reader.code).await.unwrap();
     let Event::Closed(closed) = next(&mut watcher).await else { panic!("closed for good") };
@@ -319,7 +323,7 @@ async fn a_dropped_socket_resumes_without_losing_or_repeating_messages() {
     client.create_room(&CreateRoomRequest { name: "lobby".into(), presence: None }).await.unwrap();
     let endpoint = client.create_endpoint("lobby", &CreateEndpointRequest::new(Permission::Read)).await.unwrap();
     let fast = Reconnect { initial_delay: Duration::from_millis(20), ..Reconnect::default() };
-    let mut connection = EndpointConnection::connect_with(&endpoint.ws_url, None, fast).await.unwrap();
+    let mut connection = EndpointConnection::connect_with(&endpoint.ws_url, reconnecting(fast)).await.unwrap();
     assert!(matches!(next(&mut connection).await, Event::Welcome(_)));
 
     let publish = |n: u64| {
@@ -367,7 +371,7 @@ async fn a_server_restart_is_survived_by_resuming_from_history() {
         max_delay: Duration::from_millis(200),
         ..Reconnect::default()
     };
-    let mut connection = EndpointConnection::connect_with(&endpoint.ws_url, None, fast).await.unwrap();
+    let mut connection = EndpointConnection::connect_with(&endpoint.ws_url, reconnecting(fast)).await.unwrap();
     // Without `after_seq`, what follows the welcome is delivered: a message
     // published before the server has joined the socket to the room (it does
     // so after the handshake, which is all `connect` waits for) is not.
@@ -436,7 +440,7 @@ async fn members_are_right_again_after_a_reconnect() {
         max_delay: Duration::from_millis(100),
         ..Reconnect::default()
     };
-    let mut ann_chat = EndpointConnection::connect_with(&relay.ws_url(&ann), None, fast).await.unwrap();
+    let mut ann_chat = EndpointConnection::connect_with(&relay.ws_url(&ann), reconnecting(fast)).await.unwrap();
     next_welcome(&mut ann_chat).await;
     let bob_chat = EndpointConnection::connect(&bob.ws_url).await.unwrap();
     assert!(matches!(next(&mut ann_chat).await, Event::Join(member) if member.id == bob.id));
@@ -521,9 +525,11 @@ async fn an_endpoint_change_reaches_its_own_connections_and_applies_at_once() {
     assert_eq!((endpoint.id.as_str(), endpoint.permission), (ann.id.as_str(), Permission::Read));
     assert_eq!((endpoint.meta["name"].as_str(), endpoint.expires_at.is_some()), (Some("Ann (muted)"), true));
     assert_eq!(ann_chat.endpoint().map(|endpoint| endpoint.permission), Some(Permission::Read));
-    ann_chat.send(&"still here?").await.unwrap();
-    let Event::Error(refused) = next(&mut ann_chat).await else { panic!("an error frame") };
-    assert_eq!(refused.code, ErrorCode::ReadOnly, "the downgrade applies to the open connection");
+    let refused = ann_chat.send(&"still here?").await;
+    assert!(
+        matches!(refused, Err(Error::Refused { code: ErrorCode::ReadOnly, .. })),
+        "the downgrade applies to the open connection: {refused:?}"
+    );
 
     // `Some(None)` sends `null`, which clears the expiry.
     let never = UpdateEndpointRequest { expires_at: Some(None), ..UpdateEndpointRequest::default() };
@@ -569,7 +575,12 @@ async fn a_moderator_redacts_and_every_connection_hears_of_it() {
     let history = client.list_messages("lobby", None, None, None).await.unwrap().messages;
     assert_eq!((history[0].message.clone(), history[0].redacted_at.is_some()), (json!(null), true));
     // Resuming serves it redacted too, with its sender.
-    let mut late = EndpointConnection::connect_with(&ann.ws_url, Some(0), Reconnect::default()).await.unwrap();
+    let mut late = EndpointConnection::connect_with(
+        &ann.ws_url,
+        ConnectOptions { after_seq: Some(0), ..ConnectOptions::default() },
+    )
+    .await
+    .unwrap();
     let resumed = next_message(&mut late).await;
     assert_eq!((resumed.seq, resumed.message, resumed.sender.id), (sent.seq, json!(null), ann.id));
     assert!(resumed.redacted_at.is_some());
@@ -637,9 +648,8 @@ async fn a_spent_budget_refuses_sends_and_keeps_the_connection() {
     next_welcome(&mut chat).await;
     chat.send(&"one").await.unwrap();
     assert_eq!(next_message(&mut chat).await.message, json!("one"));
-    chat.send(&"two").await.unwrap();
-    let Event::Error(refused) = next(&mut chat).await else { panic!("an error frame") };
-    assert_eq!(refused.code, ErrorCode::BudgetExhausted);
+    let refused = chat.send(&"two").await;
+    assert!(matches!(refused, Err(Error::Refused { code: ErrorCode::BudgetExhausted, .. })), "{refused:?}");
     client.publish_message("lobby", None, &PublishMessageRequest::new(json!("still reading"))).await.unwrap();
     assert_eq!(next_message(&mut chat).await.message, json!("still reading"));
 }
@@ -654,7 +664,7 @@ async fn an_expired_endpoint_is_closed_with_4004_and_not_reconnected() {
     let brief =
         CreateEndpointRequest { expires_at: Some(expires_at.clone()), ..CreateEndpointRequest::new(Permission::Read) };
     let brief = client.create_endpoint("lobby", &brief).await.unwrap();
-    let mut chat = EndpointConnection::connect_with(&brief.ws_url, None, fast()).await.unwrap();
+    let mut chat = EndpointConnection::connect_with(&brief.ws_url, reconnecting(fast())).await.unwrap();
     let welcome = next_welcome(&mut chat).await;
     assert!(welcome.endpoint.expires_at.is_some());
     assert_eq!(closed_without_reconnecting(&mut chat).await, Some(4004));
@@ -670,7 +680,7 @@ async fn a_socket_over_max_connections_is_closed_with_4029_and_not_reconnected()
     let single = client.create_endpoint("lobby", &single).await.unwrap();
     let mut first = EndpointConnection::connect(&single.ws_url).await.unwrap();
     next_welcome(&mut first).await;
-    let mut second = EndpointConnection::connect_with(&single.ws_url, None, fast()).await.unwrap();
+    let mut second = EndpointConnection::connect_with(&single.ws_url, reconnecting(fast())).await.unwrap();
     assert_eq!(closed_without_reconnecting(&mut second).await, Some(4029));
     client.publish_message("lobby", None, &PublishMessageRequest::new(json!("first stays"))).await.unwrap();
     assert_eq!(next_message(&mut first).await.message, json!("first stays"));

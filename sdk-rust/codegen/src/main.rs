@@ -75,6 +75,14 @@ pub(crate) fn header_argument(header: &str) -> String {
     header.to_lowercase().replace('-', "_")
 }
 
+/// Whether a header is the key that makes a call safe to retry. The SDKs
+/// always send one, a fresh random key unless the caller gives theirs, and
+/// retry such a call after a network failure or a 502, 503 or 504: the
+/// server answers a repeat with the first result.
+pub(crate) fn is_idempotency_key(header: &str) -> bool {
+    header.eq_ignore_ascii_case("Idempotency-Key")
+}
+
 /// Turns the OpenAPI document into one file's text.
 type Generator = fn(&Value) -> String;
 

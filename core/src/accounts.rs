@@ -79,7 +79,27 @@ pub fn normalize_email(email: &str) -> Result<String, ServiceError> {
     }
 }
 
+/// Session key of the signed-in account's id, for every part of the site
+/// that reads the portal's session (its pages, its live count).
+pub const SESSION_ACCOUNT_KEY: &str = "account_id";
+/// Session key of the account's `session_epoch` at login: a password reset
+/// raises the account's, which ends the session.
+pub const SESSION_EPOCH_KEY: &str = "session_epoch";
+
 impl Accounts {
+    /// The account a session signed in (its [`SESSION_ACCOUNT_KEY`] and
+    /// [`SESSION_EPOCH_KEY`]), if it still exists and no password reset
+    /// ended the session since. Sessions from before resets existed have no
+    /// epoch: the first one.
+    ///
+    /// # Errors
+    ///
+    /// The store's failure.
+    pub async fn signed_in(&self, account_id: i64, epoch: Option<i64>) -> Result<Option<AccountRecord>, ServiceError> {
+        let account = self.store.account_by_id(account_id).await?;
+        Ok(account.filter(|account| account.session_epoch == epoch.unwrap_or(0)))
+    }
+
     /// Accounts over `store`, mailing links through `mail`, allowing
     /// `portal.logins_per_minute` login attempts per email and five times
     /// that per client address, and `portal.max_concurrent_hashes` hashes

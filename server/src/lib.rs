@@ -23,6 +23,8 @@
 //!   `webhooks`, `usage`, the original `/main/…` API in `legacy`, and `ops`
 //!   (health, metrics).
 //! - [`security_headers`]: CSP, referrer policy, HSTS… on the site's pages.
+//! - [`live_count`]: the portal's live connection count of an app, a
+//!   WebSocket opened only by its signed-in developer.
 //! - [`ws`]: the WebSocket connection: protocol frames in and out of a
 //!   socket; room membership and fan-out live in `comms_core::hub`.
 //! - [`http_server`]: the listeners' accept loop: the bound on open
@@ -39,6 +41,7 @@ pub mod error;
 pub mod extract;
 pub mod form_cookie;
 pub mod http_server;
+pub mod live_count;
 pub mod portal_sessions;
 pub mod refusals;
 pub mod routes;

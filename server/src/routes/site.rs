@@ -47,7 +47,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         service: state.service.clone(),
         server: Arc::new(state.config.server.clone()),
         limits: Arc::new(state.config.limits.clone()),
-        stopping: state.stopping.clone(),
     };
     // Server functions reach the services through these contexts.
     let contexts = move || {
@@ -69,6 +68,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .with_expiry(Expiry::OnInactivity(Duration::try_from(config.session_lifetime).unwrap_or(Duration::DAY)));
     Router::new()
         .leptos_routes_with_context(state, generate_route_list(App), contexts, move || shell(options.clone()))
+        .route("/portal/live/{app}", get(crate::live_count::connect))
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(state.clone(), form_cookie::attach))
         .layer(axum::middleware::from_fn(secure_cookies_over_https))

@@ -1,11 +1,16 @@
 //! The developer portal and the admin area through their server functions,
 //! called over HTTP as the browser calls them (form-encoded POSTs with the
 //! session cookie): sessions and form tokens, who may see and change what,
-//! and an admin's decisions taking effect at once.
+//! and an admin's decisions taking effect at once; and the live connection
+//! count's WebSocket, opened with the session cookie.
 
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{spawn_app, spawn_app_with, Browser, TestApp, PASSWORD};
+use crate::helpers::{spawn_app, spawn_app_with, Browser, TestApp, PASSWORD, WAIT};
 
 async fn admin(app: &TestApp) -> Browser {
     let (account, password) = app.state().accounts.create_admin("admin@example.com").await.unwrap();
@@ -430,4 +435,61 @@ async fn developers_rotate_revoke_and_delete_their_apps() {
     assert_eq!(socket.closed().await.code, 4002, "its rooms' sockets close");
     assert_eq!(app.api().get("/api/v1/rooms", &key).await.status(), 403);
     assert_eq!(dev.call("/portal/fn/my_apps", &[]).await.unwrap(), json!([]));
+}
+
+/// Opens `/portal/live/{app}` with `cookie`; the socket, or the status of
+/// the refused upgrade.
+async fn live_count(
+    app: &TestApp,
+    name: &str,
+    cookie: Option<String>,
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, u16> {
+    let mut request = format!("ws://{}/portal/live/{name}", app.api().addr).into_client_request().unwrap();
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(err) => panic!("{err}"),
+    }
+}
+
+/// The next count the live socket sends.
+async fn next_count(socket: &mut WebSocketStream<MaybeTlsStream<TcpStream>>) -> u64 {
+    let frame = tokio::time::timeout(WAIT, socket.next()).await.expect("a count in time").unwrap().unwrap();
+    frame.to_text().unwrap().parse().expect("a number")
+}
+
+#[tokio::test]
+async fn the_live_count_is_for_the_apps_developer_only_and_reads_no_large_frames() {
+    let app = spawn_app().await;
+    let mut alice = Browser::open(&app).await;
+    alice.sign_up_and_log_in("alice@example.com").await;
+    alice.register("alices-app").await.unwrap();
+    let key = alice.issue_key("alices-app").await.unwrap();
+    alice.act("/portal/fn/create_room", &[("app", "alices-app"), ("room", "lobby")]).await.unwrap();
+    let mut bob = Browser::open(&app).await;
+    bob.sign_up_and_log_in("bob@example.com").await;
+
+    assert_eq!(live_count(&app, "alices-app", None).await.err(), Some(403), "no session");
+    assert_eq!(live_count(&app, "alices-app", bob.session_cookie()).await.err(), Some(404), "not bob's app");
+    let mut live = live_count(&app, "alices-app", alice.session_cookie()).await.expect("alice's own app");
+    assert_eq!(next_count(&mut live).await, 0);
+    let endpoint = app.api().create_endpoint(&key, "lobby", "read", None).await;
+    let _reader = app.api().connect_ws(endpoint["code"].as_str().unwrap(), None).await;
+    assert_eq!(next_count(&mut live).await, 1, "sent again when it changes");
+
+    live.send(tungstenite::Message::text("x".repeat(2048))).await.unwrap();
+    let ended = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(frame)) = live.next().await {
+            if let tungstenite::Message::Close(close) = frame {
+                return close.map(|close| u16::from(close.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("ended in time");
+    assert!(matches!(ended, Some(1009) | None), "a frame over 1 KiB ends it: {ended:?}");
 }

@@ -18,7 +18,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use comms_core::accounts::Accounts;
+use comms_core::accounts::{Accounts, SESSION_ACCOUNT_KEY, SESSION_EPOCH_KEY};
 use comms_core::apps::Apps;
 use comms_core::config::{LimitsConfig, ServerConfig, WsBase};
 use comms_core::error::ServiceError;
@@ -32,11 +32,6 @@ use tower_sessions::Session;
 
 use super::error::PortalError;
 
-/// Session key of the signed-in account's id.
-const ACCOUNT_KEY: &str = "account_id";
-/// Session key of the account's `session_epoch` at login: a password reset
-/// raises the account's, which ends the session.
-const EPOCH_KEY: &str = "session_epoch";
 /// Session key of the form token.
 const CSRF_KEY: &str = "csrf";
 
@@ -62,9 +57,6 @@ pub struct PortalContext {
     pub server: Arc<ServerConfig>,
     /// For checking endpoint meta as the REST API does.
     pub limits: Arc<LimitsConfig>,
-    /// Cancelled when the server starts shutting down, which ends the
-    /// answers that stream (a live count) so they do not hold it up.
-    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// The services, as the server provided them.
@@ -114,16 +106,13 @@ pub(super) async fn checked_session(csrf: &str) -> Result<Session, PortalError> 
 /// The signed-in account, if any (and if it still exists, and no password
 /// reset ended the session since).
 pub(super) async fn signed_in(session: &Session) -> Result<Option<AccountRecord>, PortalError> {
-    let Some(id) = session.get::<i64>(ACCOUNT_KEY).await? else { return Ok(None) };
-    // Sessions from before resets existed have no epoch: the first one.
-    let epoch = session.get::<i64>(EPOCH_KEY).await?.unwrap_or(0);
-    match context()?.accounts.account(id).await? {
-        Some(account) if account.session_epoch == epoch => Ok(Some(account)),
-        _ => {
-            session.flush().await?;
-            Ok(None)
-        }
+    let Some(id) = session.get::<i64>(SESSION_ACCOUNT_KEY).await? else { return Ok(None) };
+    let epoch = session.get::<i64>(SESSION_EPOCH_KEY).await?;
+    let account = context()?.accounts.signed_in(id, epoch).await?;
+    if account.is_none() {
+        session.flush().await?;
     }
+    Ok(account)
 }
 
 /// The signed-in account; when `csrf` is given (state-changing calls), after
@@ -170,8 +159,8 @@ pub(super) async fn approved_app(csrf: &str, app: &str) -> Result<(PortalContext
 /// worthless) and a new form token.
 pub(super) async fn sign_in(session: &Session, account: &AccountRecord) -> Result<(), PortalError> {
     session.cycle_id().await?;
-    session.insert(ACCOUNT_KEY, account.id).await?;
-    session.insert(EPOCH_KEY, account.session_epoch).await?;
+    session.insert(SESSION_ACCOUNT_KEY, account.id).await?;
+    session.insert(SESSION_EPOCH_KEY, account.session_epoch).await?;
     session.insert(CSRF_KEY, comms_core::secrets::form_token()).await?;
     Ok(())
 }

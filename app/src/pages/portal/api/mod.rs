@@ -11,8 +11,7 @@
 //!   redacting messages, in a developer's approved app.
 //! - [`webhooks`]: webhooks and their deliveries (sending one again), in a
 //!   developer's approved app.
-//! - [`usage`]: an approved app's usage charts, quotas, CSV and live
-//!   connection count.
+//! - [`usage`]: an approved app's usage charts, quotas and CSV.
 //! - [`admin`]: every app, the audit log and failing webhooks, app status
 //!   and quotas, for admins.
 
@@ -34,5 +33,5 @@ pub use apps::{
 pub use rooms::{
     CreateEndpoint, CreateRoom, DeleteEndpoint, DeleteRoom, EndpointChange, RedactMessage, UpdateEndpoint,
 };
-pub use usage::{app_usage, live_connections};
+pub use usage::app_usage;
 pub use webhooks::{CreateWebhook, DeleteWebhook, Redeliver};

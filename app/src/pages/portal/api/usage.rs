@@ -1,20 +1,14 @@
 //! A developer's app's usage: its charts, where it stands against its
-//! quotas, a CSV of its last week, and its live connection count streamed
-//! to the page as it changes. The figures are those of `GET /api/v1/usage`
-//! ([`comms_core::usage`]).
+//! quotas and a CSV of its last week. The figures are those of
+//! `GET /api/v1/usage` ([`comms_core::usage`]); the live connection count
+//! comes on a WebSocket of the server's own (`/portal/live/{app}`).
 
 use leptos::prelude::*;
-use leptos::server_fn::codec::JsonEncoding;
-use leptos::server_fn::{BoxedStream, Websocket};
 
 use crate::pages::portal::error::PortalError;
 #[cfg(feature = "ssr")]
 use crate::pages::portal::guards;
 use crate::pages::portal::views::UsageView;
-
-/// How often the live count is compared with the last one sent.
-#[cfg(feature = "ssr")]
-const LIVE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// One of the developer's apps' usage: connections now, the charts of its
 /// page, its refusals over 30 days, its quotas, and the CSV; `None` while
@@ -107,71 +101,4 @@ fn csv_href(periods: &[(i64, comms_core::store::UsageCounts)]) -> String {
     }
     let encoded = percent_encoding::utf8_percent_encode(&csv, percent_encoding::NON_ALPHANUMERIC);
     format!("data:text/csv;charset=utf-8,{encoded}")
-}
-
-/// The app's live connections over every node, on the site's own
-/// WebSocket: the client sends the app's name, then gets the count, and
-/// again each time it changes, until the page goes away or the server
-/// shuts down. A WebSocket rather than a streamed answer, so the page never
-/// seems to be loading (and no proxy buffers the counts).
-#[server(
-    prefix = "/portal/fn",
-    endpoint = "live_connections",
-    protocol = Websocket<JsonEncoding, JsonEncoding>
-)]
-pub async fn live_connections(
-    /// The app's name, as the first item; the stream stays open while the
-    /// page wants counts.
-    input: BoxedStream<String, PortalError>,
-) -> Result<BoxedStream<u64, PortalError>, PortalError> {
-    use futures_util::StreamExt;
-
-    let owner = guards::account(None).await?;
-    let context = guards::context()?;
-    let mut input = input;
-    let counts = counts_for(context, owner, async move {
-        match input.next().await {
-            Some(Ok(app)) => Some(app),
-            _ => None,
-        }
-    });
-    Ok(counts.into())
-}
-
-/// The counts [`live_connections`] sends: the first once the page named an
-/// app of the developer's, then each change.
-#[cfg(feature = "ssr")]
-fn counts_for(
-    context: guards::PortalContext,
-    owner: comms_core::store::AccountRecord,
-    app_name: impl std::future::Future<Output = Option<String>> + Send + 'static,
-) -> impl futures_util::Stream<Item = Result<u64, PortalError>> + Send + 'static {
-    let app = async move {
-        let name = app_name.await?;
-        context.portal.approved_app_of(&owner, &name).await.ok().map(|app| (context, app))
-    };
-    use futures_util::StreamExt;
-    futures_util::stream::once(app).filter_map(std::future::ready).flat_map(|(context, app)| {
-        // State: the count sent last (none yet at first).
-        futures_util::stream::unfold(None::<u64>, move |last| {
-            let (context, app) = (context.clone(), app.clone());
-            async move {
-                let mut first = last.is_none();
-                loop {
-                    if !first {
-                        tokio::select! {
-                            () = tokio::time::sleep(LIVE_EVERY) => {}
-                            () = context.stopping.cancelled() => return None,
-                        }
-                    }
-                    first = false;
-                    if let Ok(now) = context.service.connections_of(&app).await {
-                        if Some(now) != last {
-                            return Some((Ok(now), Some(now)));
-                        }
-                    }
-                }
-            }
-        })
-    })
 }

@@ -1,17 +1,27 @@
 //! The usage section of an app's page: its live connection count (pushed
-//! by the server as it changes, see
-//! [`live_connections`](crate::pages::portal::api::live_connections)),
-//! its charts, refusals, quotas with a warning near each limit, and the
-//! CSV download. It loads on its own, so refreshing the rest of the page
-//! neither reloads the charts nor opens another socket.
+//! by the server as it changes, see [`live_count`]), its charts, refusals,
+//! quotas with a warning near each limit, and the CSV download. It loads
+//! on its own, so refreshing the rest of the page neither reloads the
+//! charts nor opens another socket.
 
 use comms_protocol::ErrorCode;
-use futures_util::StreamExt;
 use leptos::prelude::*;
 
-use crate::pages::portal::api::{app_usage, live_connections};
+use crate::pages::portal::api::app_usage;
 use crate::pages::portal::charts::BarChart;
 use crate::pages::portal::views::{QuotaRow, UsageView};
+
+#[cfg(feature = "hydrate")]
+mod live_count;
+
+/// On the server there is no count to follow: the page shows the one
+/// [`app_usage`] gave until the browser opens the socket.
+#[cfg(not(feature = "hydrate"))]
+mod live_count {
+    use leptos::prelude::RwSignal;
+
+    pub(super) fn follow(_app: String, _live: RwSignal<Option<u64>>) {}
+}
 
 /// The section, for the app named `app`.
 #[component]
@@ -26,19 +36,7 @@ pub(super) fn UsageSection(app: String) -> impl IntoView {
     );
     // In the browser only: the socket closes with the page, or at the
     // first count after this section is gone.
-    Effect::new(move |_| {
-        let app = app.clone();
-        leptos::task::spawn_local(async move {
-            // The name, then nothing more: the socket stays open.
-            let asked = futures_util::stream::once(async move { Ok(app) }).chain(futures_util::stream::pending());
-            let Ok(mut counts) = live_connections(asked.into()).await else { return };
-            while let Some(Ok(count)) = counts.next().await {
-                if live.try_set(Some(count)).is_some() {
-                    return;
-                }
-            }
-        });
-    });
+    Effect::new(move |_| live_count::follow(app.clone(), live));
     view! {
         <Suspense fallback=|| view! { <p>"Loading usage…"</p> }>
             {move || {

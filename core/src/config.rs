@@ -592,6 +592,9 @@ pub struct PortalConfig {
     /// argon2 hashes (sign-ups, logins) running at once; past it an attempt
     /// gets `429`. Each takes 19 MiB while it runs.
     pub max_concurrent_hashes: usize,
+    /// Live connection counts (`/portal/live/{app}`) one account may hold
+    /// open at once on a node: each looks the count up twice a second.
+    pub live_counts_per_account: usize,
 }
 
 impl Default for PortalConfig {
@@ -602,6 +605,7 @@ impl Default for PortalConfig {
             session_lifetime: Duration::from_secs(24 * 3600),
             logins_per_minute: 5,
             max_concurrent_hashes: 4,
+            live_counts_per_account: 8,
         }
     }
 }
@@ -904,6 +908,7 @@ impl Config {
         rule(self.database.sqlite_writer_nice <= 19, "database.sqlite_writer_nice must be 0 to 19")?;
         rule(self.history.max_messages >= 1, "history.max_messages must be at least 1")?;
         rule(!self.limits.nonce_window.is_zero(), "limits.nonce_window_secs must be at least 1")?;
+        rule(self.portal.live_counts_per_account >= 1, "portal.live_counts_per_account must be at least 1")?;
         rule(
             self.history.idle_room >= self.limits.nonce_window,
             "history.idle_room_secs must be at least limits.nonce_window_secs: a room's log keeps its nonces",

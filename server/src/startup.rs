@@ -259,6 +259,7 @@ impl Application {
             leptos,
             demo: OnceLock::new(),
             stopping: CancellationToken::new(),
+            live_counts: Arc::default(),
         });
         let mut background = if state.config.demo.enabled { start_demo(&state).await } else { Vec::new() };
         background.push(tokio::spawn(async move {

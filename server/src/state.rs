@@ -89,6 +89,8 @@ pub struct Shared {
     /// Cancelled when shutdown begins, for answers that would otherwise
     /// stream until their client leaves.
     pub stopping: CancellationToken,
+    /// The portal's live-count sockets per account, on this node.
+    pub live_counts: Arc<crate::live_count::LiveCounts>,
 }
 
 /// The running demo.

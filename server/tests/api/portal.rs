@@ -462,8 +462,8 @@ async fn next_count(socket: &mut WebSocketStream<MaybeTlsStream<TcpStream>>) -> 
 }
 
 #[tokio::test]
-async fn the_live_count_is_for_the_apps_developer_only_and_reads_no_large_frames() {
-    let app = spawn_app().await;
+async fn the_live_count_is_for_the_apps_developer_only_capped_and_reads_no_large_frames() {
+    let app = spawn_app_with(|config| config.portal.live_counts_per_account = 2).await;
     let mut alice = Browser::open(&app).await;
     alice.sign_up_and_log_in("alice@example.com").await;
     alice.register("alices-app").await.unwrap();
@@ -476,6 +476,21 @@ async fn the_live_count_is_for_the_apps_developer_only_and_reads_no_large_frames
     assert_eq!(live_count(&app, "alices-app", bob.session_cookie()).await.err(), Some(404), "not bob's app");
     let mut live = live_count(&app, "alices-app", alice.session_cookie()).await.expect("alice's own app");
     assert_eq!(next_count(&mut live).await, 0);
+    let mut tabs = Vec::new();
+    for _ in 1..2 {
+        tabs.push(live_count(&app, "alices-app", alice.session_cookie()).await.expect("another tab"));
+    }
+    assert_eq!(live_count(&app, "alices-app", alice.session_cookie()).await.err(), Some(403), "over the cap");
+    drop(tabs);
+    let deadline = std::time::Instant::now() + WAIT;
+    let reopened = loop {
+        match live_count(&app, "alices-app", alice.session_cookie()).await {
+            Ok(socket) => break socket,
+            Err(status) => assert!(std::time::Instant::now() < deadline, "never given back: {status}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    drop(reopened);
     let endpoint = app.api().create_endpoint(&key, "lobby", "read", None).await;
     let _reader = app.api().connect_ws(endpoint["code"].as_str().unwrap(), None).await;
     assert_eq!(next_count(&mut live).await, 1, "sent again when it changes");

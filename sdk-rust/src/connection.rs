@@ -729,6 +729,7 @@ impl Worker {
         loop {
             tokio::select! {
                 () = &mut sleep => return None,
+                () = self.events.closed() => return Some(Ending::Abandoned),
                 command = self.commands.recv() => match command {
                     Some(Command::Send { nonce, frame, done }) => {
                         let _ = self.take(nonce, frame, done, None).await;
@@ -748,6 +749,11 @@ impl Worker {
         loop {
             let joined = *self.state.borrow() == State::Open;
             tokio::select! {
+                // The connection was dropped: its senders stop too.
+                () = self.events.closed() => {
+                    let _ = socket.close(None).await;
+                    return Ending::Abandoned;
+                }
                 frame = socket.next() => {
                     let event = match frame {
                         Some(Ok(Frame::Text(text))) => self.event(&text),

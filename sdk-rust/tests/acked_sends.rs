@@ -8,7 +8,8 @@
 //!   endpoint is deleted ends within two seconds, without joining;
 //! - the state goes connecting, open, reconnecting, closed; over the
 //!   queue's bound a send fails at once; waiting sends fail when the
-//!   connection is closed;
+//!   connection is closed; a dropped connection closes its socket and its
+//!   senders fail;
 //! - the REST publish retries a restarting server with its key and
 //!   publishes once;
 //! - on two nodes sharing PostgreSQL and Redis (on 127.0.0.1; under
@@ -289,6 +290,26 @@ async fn states_follow_the_socket_and_the_queue_is_bounded() {
     node.restart().await;
     let stored = history(&client).await;
     assert_eq!(stored.len(), 1, "only the acknowledged send was published: {stored:?}");
+}
+
+#[tokio::test]
+async fn a_sender_stops_when_its_connection_is_dropped() {
+    let node = Node::start(Vec::new()).await;
+    let client = node.client("acme").await;
+    let (ws_url, _) = lobby(&client).await;
+    let chat = EndpointConnection::connect_with(&ws_url, quickly()).await.unwrap();
+    chat.ready().await.unwrap();
+    let sender = chat.sender();
+    let mut states = sender.state_changes();
+    drop(chat);
+    tokio::time::timeout(WAIT, states.wait_for(|state| *state == State::Closed)).await.unwrap().unwrap();
+    assert!(matches!(sender.send(&"after").await, Err(Error::Closed)));
+    let deadline = Instant::now() + WAIT;
+    while client.get_room("lobby").await.unwrap().online > 0 {
+        assert!(Instant::now() < deadline, "the socket stayed open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(history(&client).await.is_empty());
 }
 
 #[tokio::test]

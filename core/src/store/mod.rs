@@ -783,9 +783,12 @@ pub trait Store: Send + Sync + 'static {
     async fn lease_deliveries(&self, lease: Lease) -> Result<Vec<DueDelivery>, StoreError>;
     /// Records what attempts came to and ends their leases.
     async fn finish_attempts(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError>;
-    /// Deletes deliveries that ended (delivered or failed) before
-    /// `before_ms`; how many went.
-    async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError>;
+    /// Deletes at most `limit` of the deliveries that ended (delivered or
+    /// failed) before `before_ms`, those that ended first; how many went.
+    /// Callers prune in such slices, each its own short statement, so that
+    /// a large outbox never holds the writer (and the history behind it)
+    /// for long.
+    async fn prune_deliveries(&self, before_ms: i64, limit: u64) -> Result<u64, StoreError>;
     /// Webhooks with failed or retrying deliveries, most failures first.
     async fn failing_webhooks(&self, limit: u64) -> Result<Vec<FailingWebhook>, StoreError>;
 

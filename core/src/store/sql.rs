@@ -400,6 +400,15 @@ where
     Ok(())
 }
 
+/// Deletes a slice of finished deliveries (`$1`: ended before, `$2`: at
+/// most this many). The inner query reads only the partial index
+/// `webhook_deliveries_finished` (migration 0013), whose condition it
+/// repeats word for word so that SQLite uses it: without it every prune read
+/// the whole outbox, bodies included, while holding the writer.
+pub const PRUNE_DELIVERIES_SQL: &str = "DELETE FROM webhook_deliveries WHERE id IN ( \
+       SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND finished_at < $1 \
+       ORDER BY finished_at LIMIT $2)";
+
 /// Rows a count quota counts, and the row they belong to.
 #[derive(Debug, Clone, Copy)]
 pub struct Counted {
@@ -1265,9 +1274,10 @@ where
         Ok(())
     }
 
-    async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM webhook_deliveries WHERE state <> 'pending' AND finished_at < $1")
+    async fn prune_deliveries(&self, before_ms: i64, limit: u64) -> Result<u64, StoreError> {
+        let done = sqlx::query(PRUNE_DELIVERIES_SQL)
             .bind(before_ms)
+            .bind(stored_count(limit))
             .execute(self.writer())
             .await?;
         Ok(B::rows_affected(&done))

@@ -108,6 +108,7 @@ on_every_backend!(
     attempts_are_recorded_sent_again_and_pruned,
     a_batch_of_outcomes_finishes_each_delivery_as_its_own_says,
     a_large_history_batch_writes_one_delivery_per_message_and_webhook,
+    finished_deliveries_are_pruned_in_slices_those_ended_first,
     usage_rows_add_up_per_node_roll_up_and_prune,
     an_expiry_is_announced_once_until_it_changes,
 );
@@ -233,8 +234,8 @@ async fn attempts_are_recorded_sent_again_and_pruned(fixture: &Fixture) {
     store.finish_attempts(&[delivered]).await.unwrap();
     let listed = &store.webhook_deliveries(hook.id, 10).await.unwrap()[0];
     assert_eq!((listed.state, listed.attempts), (DeliveryState::Delivered, 2));
-    assert_eq!(store.prune_deliveries(now - 1).await.unwrap(), 0, "kept until its time");
-    assert_eq!(store.prune_deliveries(now + 1).await.unwrap(), 1);
+    assert_eq!(store.prune_deliveries(now - 1, 10).await.unwrap(), 0, "kept until its time");
+    assert_eq!(store.prune_deliveries(now + 1, 10).await.unwrap(), 1);
 }
 
 fn retry_of(due: &DueDelivery, now: i64) -> AttemptOutcome {
@@ -293,7 +294,47 @@ async fn a_batch_of_outcomes_finishes_each_delivery_as_its_own_says(fixture: &Fi
     assert_eq!(summary("evt_3"), (DeliveryState::Pending, 1, Some(503), Some("busy")));
     assert_eq!(summary("evt_4"), (DeliveryState::Failed, 1, None, Some("could not connect")));
     assert_eq!(summary("evt_5"), (DeliveryState::Pending, 0, None, None), "not in the batch: untouched");
-    assert_eq!(store.prune_deliveries(now + 3).await.unwrap(), 4, "the finished ones, failed included");
+    assert_eq!(store.prune_deliveries(now + 3, 10).await.unwrap(), 4, "the finished ones, failed included");
+}
+
+async fn finished_deliveries_are_pruned_in_slices_those_ended_first(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let a = app(store, "a").await;
+    let hook = store.create_webhook(webhook(a.id, "a", &[EventType::RoomCreated]), None).await.unwrap();
+    let events: Vec<NewEvent> = (0..6).map(|n| event(EventType::RoomCreated, &format!("evt_{n}"))).collect();
+    store.record_events(a.id, &events).await.unwrap();
+    let mut due = store.lease_deliveries(lease_now(a.id, 10)).await.unwrap();
+    due.sort_by_key(|delivery| delivery.event_id.clone());
+    // evt_0 to evt_4 end in reverse order, a millisecond apart; evt_5 stays
+    // pending.
+    let start = crate::time::now_ms();
+    let ended_at = |n: i64| start + 10 - n;
+    let outcomes: Vec<AttemptOutcome> = due[..5]
+        .iter()
+        .zip(0..)
+        .map(|(delivery, n)| AttemptOutcome {
+            state: if n == 2 { DeliveryState::Failed } else { DeliveryState::Delivered },
+            status: Some(200),
+            ..retry_of(delivery, ended_at(n))
+        })
+        .collect();
+    for outcome in &outcomes {
+        store.finish_attempts(std::slice::from_ref(outcome)).await.unwrap();
+    }
+    let left = || async {
+        let mut ids: Vec<String> =
+            store.webhook_deliveries(hook.id, 10).await.unwrap().into_iter().map(|d| d.event_id).collect();
+        ids.sort();
+        ids
+    };
+    let everything_ended = start + 100;
+    assert_eq!(store.prune_deliveries(everything_ended, 2).await.unwrap(), 2);
+    assert_eq!(left().await, ["evt_0", "evt_1", "evt_2", "evt_5"], "the two that ended first");
+    assert_eq!(store.prune_deliveries(ended_at(1), 2).await.unwrap(), 1, "only evt_2 ended before evt_1 did");
+    assert_eq!(left().await, ["evt_0", "evt_1", "evt_5"]);
+    assert_eq!(store.prune_deliveries(everything_ended, 2).await.unwrap(), 2);
+    assert_eq!(store.prune_deliveries(everything_ended, 2).await.unwrap(), 0);
+    assert_eq!(left().await, ["evt_5"], "a pending delivery is never pruned");
 }
 
 async fn a_large_history_batch_writes_one_delivery_per_message_and_webhook(fixture: &Fixture) {

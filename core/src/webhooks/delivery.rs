@@ -61,6 +61,9 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 const GATHER_OUTCOMES: Duration = Duration::from_millis(50);
 /// How often finished deliveries past `webhooks.keep_finished` are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Finished deliveries deleted by one statement: a few milliseconds of the
+/// writer's time.
+const PRUNE_SLICE: u64 = 1000;
 
 /// Wakes the dispatcher when this node wrote events. Cheap to clone.
 #[derive(Clone, Default)]
@@ -206,12 +209,7 @@ impl Dispatcher {
             if last_prune.elapsed() >= PRUNE_EVERY {
                 last_prune = tokio::time::Instant::now();
                 let before = now_ms() - self.settings.keep_finished.as_millis() as i64;
-                let store = Arc::clone(&self.store);
-                tokio::spawn(async move {
-                    if let Err(err) = store.prune_deliveries(before).await {
-                        tracing::warn!(error = %err, "could not prune finished webhook deliveries");
-                    }
-                });
+                tokio::spawn(prune(Arc::clone(&self.store), before));
             }
         }
     }
@@ -301,6 +299,22 @@ impl Queues {
     /// Rows of `app_id` held here, waiting or in flight.
     fn held(&self, app_id: i64) -> usize {
         self.apps.get(&app_id).map_or(0, |app| app.in_flight + app.waiting.len())
+    }
+}
+
+/// Deletes the deliveries that ended before `before`, a slice of
+/// [`PRUNE_SLICE`] at a time, so the history's writes get the writer
+/// between two slices.
+async fn prune(store: Arc<dyn Store>, before: i64) {
+    loop {
+        match store.prune_deliveries(before, PRUNE_SLICE).await {
+            Ok(pruned) if pruned == PRUNE_SLICE => continue,
+            Ok(_) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not prune finished webhook deliveries");
+                return;
+            }
+        }
     }
 }
 

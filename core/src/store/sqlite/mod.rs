@@ -270,4 +270,22 @@ mod tests {
         let read = store.app_by_name(&AppName::parse("a").unwrap()).await;
         assert!(matches!(read, Err(StoreError::Corrupt(_))), "{read:?}");
     }
+
+    /// The prune reads finished deliveries through their index: a scan of
+    /// the outbox would hold the writer for as long as the outbox is large.
+    #[tokio::test]
+    async fn pruning_the_outbox_reads_no_table_whole() {
+        let (_dir, store, _) = open_with_app().await;
+        // Each step is (id, parent, unused, detail).
+        let steps: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", crate::store::sql::PRUNE_DELIVERIES_SQL))
+                .bind(0_i64)
+                .bind(10_i64)
+                .fetch_all(&store.writer)
+                .await
+                .unwrap();
+        let plan: Vec<String> = steps.into_iter().map(|(.., detail)| detail).collect();
+        assert!(plan.iter().any(|step| step.contains("USING INDEX webhook_deliveries_finished")), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.starts_with("SCAN")), "{plan:?}");
+    }
 }

@@ -400,11 +400,44 @@ where
     Ok(())
 }
 
+// The outbox's queries. Each reads one of the partial indexes of migration
+// 0013 and repeats its condition word for word, which is how SQLite knows
+// it may use it; none reads the outbox whole (a test asks SQLite's plans).
+
+/// The apps with deliveries due at `$1` and not leased: one probe of
+/// `webhook_deliveries_pending` per app with webhooks.
+pub const APPS_WITH_DUE_DELIVERIES_SQL: &str = "SELECT DISTINCT w.app_id FROM webhooks w WHERE EXISTS ( \
+       SELECT 1 FROM webhook_deliveries d WHERE d.app_id = w.app_id AND d.state = 'pending' \
+       AND d.next_attempt_at <= $1 AND d.lease_until <= $1)";
+
+/// Leases until `$1` at most `$3` of app `$4`'s deliveries due at `$2`,
+/// oldest due first (`webhook_deliveries_pending`). The outer
+/// `lease_until <= $2` is checked again on each row once its lock is held
+/// (PostgreSQL re-reads a row another transaction updated), so of two nodes
+/// leasing at once one gets each row.
+pub const LEASE_DELIVERIES_SQL: &str = "UPDATE webhook_deliveries SET lease_until = $1 \
+     WHERE id IN ( \
+       SELECT id FROM webhook_deliveries \
+       WHERE app_id = $4 AND state = 'pending' AND next_attempt_at <= $2 AND lease_until <= $2 \
+       ORDER BY next_attempt_at LIMIT $3) \
+     AND state = 'pending' AND lease_until <= $2 \
+     RETURNING id, app_id, event_id, body, attempts, series_started_at, \
+       (SELECT w.url FROM webhooks w WHERE w.id = webhook_id) AS url, \
+       (SELECT w.secret FROM webhooks w WHERE w.id = webhook_id) AS secret";
+
+/// At most `$1` webhooks with failed or retrying deliveries, most failures
+/// first: reads only those deliveries (`webhook_deliveries_failing`).
+pub const FAILING_WEBHOOKS_SQL: &str = "SELECT a.name AS app_name, w.public_id, w.url, \
+       CAST(SUM(CASE WHEN d.state = 'failed' THEN 1 ELSE 0 END) AS BIGINT) AS failed, \
+       CAST(SUM(CASE WHEN d.state = 'pending' THEN 1 ELSE 0 END) AS BIGINT) AS retrying \
+     FROM webhooks w JOIN apps a ON a.id = w.app_id JOIN webhook_deliveries d ON d.webhook_id = w.id \
+     WHERE d.state = 'failed' OR (d.state = 'pending' AND d.attempts > 0) \
+     GROUP BY a.name, w.public_id, w.url ORDER BY failed DESC, retrying DESC, w.public_id LIMIT $1";
+
 /// Deletes a slice of finished deliveries (`$1`: ended before, `$2`: at
-/// most this many). The inner query reads only the partial index
-/// `webhook_deliveries_finished` (migration 0013), whose condition it
-/// repeats word for word so that SQLite uses it: without it every prune read
-/// the whole outbox, bodies included, while holding the writer.
+/// most this many), those that ended first (`webhook_deliveries_finished`):
+/// without that index every prune read the whole outbox, bodies included,
+/// while holding the writer.
 pub const PRUNE_DELIVERIES_SQL: &str = "DELETE FROM webhook_deliveries WHERE id IN ( \
        SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND finished_at < $1 \
        ORDER BY finished_at LIMIT $2)";
@@ -1199,40 +1232,17 @@ where
     }
 
     async fn apps_with_due_deliveries(&self, now_ms: i64) -> Result<Vec<i64>, StoreError> {
-        // One index probe per app with webhooks: an app's due rows are
-        // found by (app_id, state, next_attempt_at), skipping only the few
-        // it has leased.
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT w.app_id FROM webhooks w WHERE EXISTS ( \
-               SELECT 1 FROM webhook_deliveries d WHERE d.app_id = w.app_id AND d.state = 'pending' \
-               AND d.next_attempt_at <= $1 AND d.lease_until <= $1)",
-        )
-        .bind(now_ms)
-        .fetch_all(self.reader())
-        .await?)
+        Ok(sqlx::query_scalar(APPS_WITH_DUE_DELIVERIES_SQL).bind(now_ms).fetch_all(self.reader()).await?)
     }
 
     async fn lease_deliveries(&self, lease: Lease) -> Result<Vec<DueDelivery>, StoreError> {
-        // The outer `lease_until <= $2` is checked again on each row once
-        // its lock is held (PostgreSQL re-reads a row another transaction
-        // updated), so of two nodes leasing at once one gets each row.
-        Ok(sqlx::query_as(
-            "UPDATE webhook_deliveries SET lease_until = $1 \
-             WHERE id IN ( \
-               SELECT id FROM webhook_deliveries \
-               WHERE app_id = $4 AND state = 'pending' AND next_attempt_at <= $2 AND lease_until <= $2 \
-               ORDER BY next_attempt_at LIMIT $3) \
-             AND state = 'pending' AND lease_until <= $2 \
-             RETURNING id, app_id, event_id, body, attempts, series_started_at, \
-               (SELECT w.url FROM webhooks w WHERE w.id = webhook_id) AS url, \
-               (SELECT w.secret FROM webhooks w WHERE w.id = webhook_id) AS secret",
-        )
-        .bind(lease.until)
-        .bind(lease.now)
-        .bind(stored_count(lease.limit))
-        .bind(lease.app_id)
-        .fetch_all(self.writer())
-        .await?)
+        Ok(sqlx::query_as(LEASE_DELIVERIES_SQL)
+            .bind(lease.until)
+            .bind(lease.now)
+            .bind(stored_count(lease.limit))
+            .bind(lease.app_id)
+            .fetch_all(self.writer())
+            .await?)
     }
 
     async fn finish_attempts(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
@@ -1275,26 +1285,13 @@ where
     }
 
     async fn prune_deliveries(&self, before_ms: i64, limit: u64) -> Result<u64, StoreError> {
-        let done = sqlx::query(PRUNE_DELIVERIES_SQL)
-            .bind(before_ms)
-            .bind(stored_count(limit))
-            .execute(self.writer())
-            .await?;
+        let done =
+            sqlx::query(PRUNE_DELIVERIES_SQL).bind(before_ms).bind(stored_count(limit)).execute(self.writer()).await?;
         Ok(B::rows_affected(&done))
     }
 
     async fn failing_webhooks(&self, limit: u64) -> Result<Vec<FailingWebhook>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT a.name AS app_name, w.public_id, w.url, \
-               CAST(SUM(CASE WHEN d.state = 'failed' THEN 1 ELSE 0 END) AS BIGINT) AS failed, \
-               CAST(SUM(CASE WHEN d.state = 'pending' THEN 1 ELSE 0 END) AS BIGINT) AS retrying \
-             FROM webhooks w JOIN apps a ON a.id = w.app_id JOIN webhook_deliveries d ON d.webhook_id = w.id \
-             WHERE d.state = 'failed' OR (d.state = 'pending' AND d.attempts > 0) \
-             GROUP BY a.name, w.public_id, w.url ORDER BY failed DESC, retrying DESC, w.public_id LIMIT $1",
-        )
-        .bind(stored_count(limit))
-        .fetch_all(self.reader())
-        .await?)
+        Ok(sqlx::query_as(FAILING_WEBHOOKS_SQL).bind(stored_count(limit)).fetch_all(self.reader()).await?)
     }
 
     async fn add_usage(&self, node: &str, minute_start: i64, counts: &[(i64, UsageCounts)]) -> Result<(), StoreError> {

@@ -271,21 +271,34 @@ mod tests {
         assert!(matches!(read, Err(StoreError::Corrupt(_))), "{read:?}");
     }
 
-    /// The prune reads finished deliveries through their index: a scan of
-    /// the outbox would hold the writer for as long as the outbox is large.
+    /// The outbox's queries read it through their partial indexes: a
+    /// query that scanned the outbox would read every delivery kept (a
+    /// week's, bodies included), and the prune would hold the writer as
+    /// long.
     #[tokio::test]
-    async fn pruning_the_outbox_reads_no_table_whole() {
+    async fn the_outbox_queries_read_no_table_whole() {
+        use crate::store::sql::{
+            APPS_WITH_DUE_DELIVERIES_SQL, FAILING_WEBHOOKS_SQL, LEASE_DELIVERIES_SQL, PRUNE_DELIVERIES_SQL,
+        };
         let (_dir, store, _) = open_with_app().await;
-        // Each step is (id, parent, unused, detail).
-        let steps: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", crate::store::sql::PRUNE_DELIVERIES_SQL))
-                .bind(0_i64)
-                .bind(10_i64)
-                .fetch_all(&store.writer)
-                .await
-                .unwrap();
-        let plan: Vec<String> = steps.into_iter().map(|(.., detail)| detail).collect();
-        assert!(plan.iter().any(|step| step.contains("USING INDEX webhook_deliveries_finished")), "{plan:?}");
-        assert!(!plan.iter().any(|step| step.starts_with("SCAN")), "{plan:?}");
+        let queries = [
+            (APPS_WITH_DUE_DELIVERIES_SQL, 1, "webhook_deliveries_pending"),
+            (LEASE_DELIVERIES_SQL, 4, "webhook_deliveries_pending"),
+            (FAILING_WEBHOOKS_SQL, 1, "webhook_deliveries_failing"),
+            (PRUNE_DELIVERIES_SQL, 2, "webhook_deliveries_finished"),
+        ];
+        for (sql, parameters, index) in queries {
+            let text = format!("EXPLAIN QUERY PLAN {sql}");
+            let mut explain = sqlx::query_as(&text);
+            for _ in 0..parameters {
+                explain = explain.bind(0_i64);
+            }
+            // Each step is (id, parent, unused, detail).
+            let steps: Vec<(i64, i64, i64, String)> = explain.fetch_all(&store.writer).await.unwrap();
+            let plan: Vec<String> = steps.into_iter().map(|(.., detail)| detail).collect();
+            assert!(plan.iter().any(|step| step.contains(&format!("INDEX {index}"))), "{sql}: {plan:?}");
+            let whole = plan.iter().find(|step| step.starts_with("SCAN") && !step.contains(" USING "));
+            assert!(whole.is_none(), "{sql}: {plan:?}");
+        }
     }
 }

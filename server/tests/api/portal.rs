@@ -337,6 +337,29 @@ async fn an_apps_page_changes_endpoints_live_and_redacts_messages() {
     assert!(missing.unwrap_err().contains("no message with seq 99"));
 }
 
+/// The webhook form as a browser without JavaScript posts it: one
+/// `events[]` field per checked box.
+#[tokio::test]
+async fn the_webhook_form_works_without_javascript() {
+    let app = spawn_app().await;
+    let mut dev = Browser::open(&app).await;
+    dev.sign_up_and_log_in("dev@example.com").await;
+    dev.register("game").await.unwrap();
+    let key = dev.issue_key("game").await.unwrap();
+    let url = "http://127.0.0.1:9/hook";
+    let form = [("app", "game"), ("url", url), ("events[]", "room.created"), ("events[]", "message.created")];
+    let created = dev.act("/portal/fn/create_webhook", &form).await.unwrap();
+    assert!(created["secret"].as_str().is_some_and(|secret| secret.starts_with("whsec_")), "{created}");
+    let listed: Value = app.api().get("/api/v1/webhooks", &key).await.json().await.unwrap();
+    let webhook = &listed["webhooks"][0];
+    assert_eq!((&webhook["url"], &webhook["events"]), (&json!(url), &json!(["room.created", "message.created"])));
+
+    let unchecked = dev.act("/portal/fn/create_webhook", &[("app", "game"), ("url", url)]).await.unwrap_err();
+    assert!(unchecked.contains("events"), "no box checked is refused with the API's message: {unchecked}");
+    let listed: Value = app.api().get("/api/v1/webhooks", &key).await.json().await.unwrap();
+    assert_eq!(listed["webhooks"].as_array().map(Vec::len), Some(1));
+}
+
 #[tokio::test]
 async fn non_admins_cannot_reach_admin_actions() {
     let app = spawn_app().await;

@@ -36,6 +36,22 @@ async function lobby(app) {
   return { client, endpoint };
 }
 
+/**
+ * A connection of a fresh app's lobby through a relay, opened with
+ * `options` and then cut off: it is `reconnecting` when this returns, and
+ * `line.restore()` lets it back.
+ */
+async function awayThroughRelay(app, options = {}) {
+  const { client, endpoint } = await lobby(app);
+  const line = await relay(() => server.port);
+  const chat = await open(line.url(endpoint), { reconnect: quick, ...options });
+  await chat.ready();
+  const away = nextEvent(chat, (e) => e.type === "reconnecting");
+  line.cut();
+  await away;
+  return { client, endpoint, line, chat };
+}
+
 test("states go connecting, open, reconnecting, open, closed, and ready() follows them", async () => {
   const { endpoint } = await lobby("states");
   const chat = await open(endpoint.ws_url, { reconnect: quick });
@@ -65,13 +81,7 @@ test("states go connecting, open, reconnecting, open, closed, and ready() follow
 });
 
 test("ready() rejects when the connection closes before it opened", async () => {
-  const { client, endpoint } = await lobby("never-open");
-  const line = await relay(() => server.port);
-  const chat = await open(line.url(endpoint), { reconnect: quick });
-  await chat.ready();
-  const away = nextEvent(chat, (e) => e.type === "reconnecting");
-  line.cut();
-  await away;
+  const { client, endpoint, line, chat } = await awayThroughRelay("never-open");
   const waiting = chat.ready();
   await client.deleteEndpoint("lobby", endpoint.code);
   line.restore();
@@ -98,13 +108,7 @@ test("an endpoint deleted while the server restarts ends the connection within 2
 });
 
 test("a refused upgrade on a reconnect closes for good, with no code, and rejects pending sends", async () => {
-  const { client, endpoint } = await lobby("refused-reconnect");
-  const line = await relay(() => server.port);
-  const chat = await open(line.url(endpoint), { reconnect: quick });
-  await chat.ready();
-  const away = nextEvent(chat, (e) => e.type === "reconnecting");
-  line.cut();
-  await away;
+  const { client, endpoint, line, chat } = await awayThroughRelay("refused-reconnect");
   const pending = chat.send("waits");
   await client.deleteEndpoint("lobby", endpoint.code);
   const closed = nextEvent(chat, (e) => e.type === "closed", 2000);
@@ -173,13 +177,7 @@ test("100 sends across a graceful restart are each published once", bounded, () 
 test("100 sends across a crash are each published once", bounded, () => hundredSendsAcross("SIGKILL"));
 
 test("the queue is bounded: over maxPendingSends a send is refused at once", async () => {
-  const { client, endpoint } = await lobby("bounded");
-  const line = await relay(() => server.port);
-  const chat = await open(line.url(endpoint), { reconnect: quick, maxPendingSends: 3 });
-  await chat.ready();
-  const away = nextEvent(chat, (e) => e.type === "reconnecting");
-  line.cut();
-  await away;
+  const { client, line, chat } = await awayThroughRelay("bounded", { maxPendingSends: 3 });
   const queued = [chat.send("one"), chat.send("two"), chat.send("three")];
   await assert.rejects(chat.send("four"), QueueFullError);
   line.restore();

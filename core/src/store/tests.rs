@@ -249,14 +249,21 @@ fn retry_of(due: &DueDelivery, now: i64) -> AttemptOutcome {
     }
 }
 
-async fn a_batch_of_outcomes_finishes_each_delivery_as_its_own_says(fixture: &Fixture) {
-    let store = &*fixture.store;
+/// A webhook of a new app "a" and its six deliveries, `evt_0` to `evt_5`
+/// in that order, leased for one attempt each.
+async fn six_leased_deliveries(store: &dyn Store) -> (WebhookRecord, Vec<DueDelivery>) {
     let a = app(store, "a").await;
     let hook = store.create_webhook(webhook(a.id, "a", &[EventType::RoomCreated]), None).await.unwrap();
     let events: Vec<NewEvent> = (0..6).map(|n| event(EventType::RoomCreated, &format!("evt_{n}"))).collect();
     store.record_events(a.id, &events).await.unwrap();
     let mut due = store.lease_deliveries(lease_now(a.id, 10)).await.unwrap();
     due.sort_by_key(|delivery| delivery.event_id.clone());
+    (hook, due)
+}
+
+async fn a_batch_of_outcomes_finishes_each_delivery_as_its_own_says(fixture: &Fixture) {
+    let store = &*fixture.store;
+    let (hook, due) = six_leased_deliveries(store).await;
     let now = crate::time::now_ms();
     let delivered = |delivery: &DueDelivery, status: u16, at: i64| AttemptOutcome {
         state: DeliveryState::Delivered,
@@ -299,12 +306,7 @@ async fn a_batch_of_outcomes_finishes_each_delivery_as_its_own_says(fixture: &Fi
 
 async fn finished_deliveries_are_pruned_in_slices_those_ended_first(fixture: &Fixture) {
     let store = &*fixture.store;
-    let a = app(store, "a").await;
-    let hook = store.create_webhook(webhook(a.id, "a", &[EventType::RoomCreated]), None).await.unwrap();
-    let events: Vec<NewEvent> = (0..6).map(|n| event(EventType::RoomCreated, &format!("evt_{n}"))).collect();
-    store.record_events(a.id, &events).await.unwrap();
-    let mut due = store.lease_deliveries(lease_now(a.id, 10)).await.unwrap();
-    due.sort_by_key(|delivery| delivery.event_id.clone());
+    let (hook, due) = six_leased_deliveries(store).await;
     // evt_0 to evt_4 end in reverse order, a millisecond apart; evt_5 stays
     // pending.
     let start = crate::time::now_ms();
